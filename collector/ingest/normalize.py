@@ -1,0 +1,426 @@
+"""Whole OTLP export requests to Arrow tables shaped like the store's tables.
+
+One request becomes one `Batch`: a few Arrow tables (spans, span events, span links, resources, logs, metric points)
+built column by column, so the writer inserts each with one statement. Items that cannot be stored (ids of the wrong
+length, values nested too deep) are rejected one by one and counted, for OTLP partial success; the rest are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import orjson
+import pyarrow as pa
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tracekit import semconv
+from tracekit.collector.ingest.anyvalue import InvalidValue, any_value, key_values
+
+SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+STATUS_CODES = ("UNSET", "OK", "ERROR")
+TEMPORALITIES = (None, "DELTA", "CUMULATIVE")
+
+_dumps = orjson.dumps
+_ts_ns = pa.timestamp("ns")
+
+
+def _json(value: Any) -> str:
+    return _dumps(value).decode()
+
+
+@dataclass
+class Batch:
+    """What one export request adds to the store, ready for the writer."""
+
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def reject(self, count: int, reason: str) -> None:
+        self.rejected += count
+        if len(self.errors) < 5 and reason not in self.errors:
+            self.errors.append(reason)
+
+    @property
+    def error_message(self) -> str:
+        return "; ".join(self.errors)
+
+
+class _Resources:
+    """Collects the distinct resources of a request; each gets a stable 63-bit id from its content."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[Any, ...]] = {}
+
+    def add(self, resource: Any, schema_url: str) -> tuple[int, str | None]:
+        digest = hashlib.blake2b(resource.SerializeToString(deterministic=True) + schema_url.encode(), digest_size=8)
+        resource_id = int.from_bytes(digest.digest(), "big") >> 1
+        row = self.rows.get(resource_id)
+        if row is None:
+            attributes = key_values(resource.attributes)
+            row = (
+                resource_id,
+                _str_or_none(attributes.get(semconv.SERVICE_NAME)),
+                _str_or_none(attributes.get(semconv.SERVICE_NAMESPACE)),
+                _str_or_none(attributes.get(semconv.SERVICE_INSTANCE_ID)),
+                _str_or_none(attributes.get(semconv.SERVICE_VERSION)),
+                schema_url or None,
+                _json(attributes),
+            )
+            self.rows[resource_id] = row
+        return resource_id, row[1]
+
+    def table(self) -> pa.Table:
+        names = ["resource_id", "service_name", "service_namespace", "service_instance_id", "service_version",
+                 "schema_url", "attributes"]
+        columns = list(zip(*self.rows.values())) if self.rows else [[] for _ in names]
+        table = pa.table({name: list(column) for name, column in zip(names, columns)})
+        now = pa.array([time.time_ns()] * len(self.rows), pa.int64()).cast(_ts_ns)
+        return table.append_column("first_seen", now)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+_TYPED_STR = list(semconv.TYPED_ATTRIBUTE_COLUMNS.items())
+_TYPED_INT = list(semconv.TYPED_INTEGER_COLUMNS.items())
+
+
+def _first(attributes: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def decode_traces(request: ExportTraceServiceRequest) -> Batch:
+    """An ExportTraceServiceRequest to the spans, span_events, span_links and resources tables."""
+    batch = Batch()
+    resources = _Resources()
+    cols: dict[str, list[Any]] = {name: [] for name in (
+        "trace_id", "span_id", "parent_span_id", "trace_state", "flags", "name", "kind", "start_time_ns",
+        "end_time_ns", "duration_ns", "status_code", "status_message", "resource_id", "service_name", "scope_name",
+        "scope_version", "attributes", "event_count", "link_count", "dropped_attributes_count",
+        "dropped_events_count", "dropped_links_count",
+        *semconv.TYPED_ATTRIBUTE_COLUMNS, *semconv.TYPED_INTEGER_COLUMNS,
+    )}
+    ev: dict[str, list[Any]] = {n: [] for n in (
+        "trace_id", "span_id", "event_index", "time_ns", "name", "attributes", "dropped_attributes_count")}
+    ln: dict[str, list[Any]] = {n: [] for n in (
+        "trace_id", "span_id", "link_index", "linked_trace_id", "linked_span_id", "trace_state", "flags",
+        "attributes", "dropped_attributes_count")}
+    typed_str_cols = [(cols[name], keys) for name, keys in _TYPED_STR]
+    typed_int_cols = [(cols[name], keys) for name, keys in _TYPED_INT]
+    append = {name: column.append for name, column in cols.items()}
+
+    for resource_spans in request.resource_spans:
+        resource_id, service_name = resources.add(resource_spans.resource, resource_spans.schema_url)
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope
+            scope_name = scope.name or None
+            scope_version = scope.version or None
+            for span in scope_spans.spans:
+                trace_id = span.trace_id
+                span_id = span.span_id
+                parent = span.parent_span_id
+                if len(trace_id) != 16 or trace_id == b"\0" * 16:
+                    batch.reject(1, "span with an invalid trace_id (must be 16 bytes, not all zero)")
+                    continue
+                if len(span_id) != 8 or span_id == b"\0" * 8:
+                    batch.reject(1, "span with an invalid span_id (must be 8 bytes, not all zero)")
+                    continue
+                if parent and len(parent) != 8:
+                    batch.reject(1, "span with an invalid parent_span_id (must be empty or 8 bytes)")
+                    continue
+                try:
+                    attributes = key_values(span.attributes)
+                    events = span.events
+                    links = span.links
+                    trace_hex = trace_id.hex()
+                    span_hex = span_id.hex()
+                    for index, event in enumerate(events):
+                        ev["attributes"].append(_json(key_values(event.attributes)))
+                        ev["trace_id"].append(trace_hex)
+                        ev["span_id"].append(span_hex)
+                        ev["event_index"].append(index)
+                        ev["time_ns"].append(event.time_unix_nano)
+                        ev["name"].append(event.name)
+                        ev["dropped_attributes_count"].append(event.dropped_attributes_count)
+                    for index, link in enumerate(links):
+                        if len(link.trace_id) != 16 or len(link.span_id) != 8:
+                            continue  # a link we cannot resolve carries no information
+                        ln["attributes"].append(_json(key_values(link.attributes)))
+                        ln["trace_id"].append(trace_hex)
+                        ln["span_id"].append(span_hex)
+                        ln["link_index"].append(index)
+                        ln["linked_trace_id"].append(link.trace_id.hex())
+                        ln["linked_span_id"].append(link.span_id.hex())
+                        ln["trace_state"].append(link.trace_state or None)
+                        ln["flags"].append(link.flags)
+                        ln["dropped_attributes_count"].append(link.dropped_attributes_count)
+                except InvalidValue as error:
+                    _rollback_children(ev, ln, len(cols["trace_id"]), trace_id.hex(), span_id.hex())
+                    batch.reject(1, str(error))
+                    continue
+                start = span.start_time_unix_nano
+                end = span.end_time_unix_nano
+                status = span.status
+                append["trace_id"](trace_hex)
+                append["span_id"](span_hex)
+                append["parent_span_id"](parent.hex() if parent else None)
+                append["trace_state"](span.trace_state or None)
+                append["flags"](span.flags)
+                append["name"](span.name)
+                append["kind"](SPAN_KINDS[span.kind] if 0 <= span.kind < 6 else "UNSPECIFIED")
+                append["start_time_ns"](start)
+                append["end_time_ns"](end)
+                append["duration_ns"](end - start if end >= start else 0)
+                append["status_code"](STATUS_CODES[status.code] if 0 <= status.code < 3 else "UNSET")
+                append["status_message"](status.message or None)
+                append["resource_id"](resource_id)
+                append["service_name"](service_name)
+                append["scope_name"](scope_name)
+                append["scope_version"](scope_version)
+                append["attributes"](_json(attributes))
+                append["event_count"](len(events))
+                append["link_count"](len(links))
+                append["dropped_attributes_count"](span.dropped_attributes_count)
+                append["dropped_events_count"](span.dropped_events_count)
+                append["dropped_links_count"](span.dropped_links_count)
+                for column, keys in typed_str_cols:
+                    value = _first(attributes, keys)
+                    column.append(None if value is None else str(value))
+                for column, keys in typed_int_cols:
+                    column.append(_int_or_none(_first(attributes, keys)))
+    batch.accepted = len(cols["trace_id"])
+    if batch.accepted:
+        batch.tables["spans"] = _with_timestamps(
+            pa.table(cols, schema=_SPANS_SCHEMA), {"start_time": "start_time_ns", "end_time": "end_time_ns"})
+        batch.tables["resources"] = resources.table()
+    if ev["trace_id"]:
+        batch.tables["span_events"] = _with_timestamps(pa.table(ev, schema=_EVENTS_SCHEMA), {"time": "time_ns"})
+    if ln["trace_id"]:
+        batch.tables["span_links"] = pa.table(ln, schema=_LINKS_SCHEMA)
+    return batch
+
+
+def _rollback_children(ev: dict[str, list[Any]], ln: dict[str, list[Any]], _: int, trace_hex: str,
+                       span_hex: str) -> None:
+    """Drop the events and links already appended for a span that turned out to be invalid."""
+    for columns in (ev, ln):
+        while columns["span_id"] and columns["span_id"][-1] == span_hex and columns["trace_id"][-1] == trace_hex:
+            for column in columns.values():
+                column.pop()
+
+
+def _with_timestamps(table: pa.Table, derived: dict[str, str]) -> pa.Table:
+    """Add TIMESTAMP columns computed from the ns columns (DuckDB stores them at microsecond precision)."""
+    for name, source in derived.items():
+        table = table.append_column(name, table.column(source).cast(_ts_ns))
+    return table
+
+
+_STR = pa.string()
+_I64 = pa.int64()
+_U32 = pa.uint32()
+
+_SPANS_SCHEMA = pa.schema(
+    [("trace_id", _STR), ("span_id", _STR), ("parent_span_id", _STR), ("trace_state", _STR), ("flags", _U32),
+     ("name", _STR), ("kind", _STR), ("start_time_ns", _I64), ("end_time_ns", _I64), ("duration_ns", _I64),
+     ("status_code", _STR), ("status_message", _STR), ("resource_id", _I64), ("service_name", _STR),
+     ("scope_name", _STR), ("scope_version", _STR), ("attributes", _STR), ("event_count", _U32),
+     ("link_count", _U32), ("dropped_attributes_count", _U32), ("dropped_events_count", _U32),
+     ("dropped_links_count", _U32)]
+    + [(name, _STR) for name in semconv.TYPED_ATTRIBUTE_COLUMNS]
+    + [(name, _I64) for name in semconv.TYPED_INTEGER_COLUMNS]
+)
+_EVENTS_SCHEMA = pa.schema(
+    [("trace_id", _STR), ("span_id", _STR), ("event_index", _U32), ("time_ns", _I64), ("name", _STR),
+     ("attributes", _STR), ("dropped_attributes_count", _U32)]
+)
+_LINKS_SCHEMA = pa.schema(
+    [("trace_id", _STR), ("span_id", _STR), ("link_index", _U32), ("linked_trace_id", _STR),
+     ("linked_span_id", _STR), ("trace_state", _STR), ("flags", _U32), ("attributes", _STR),
+     ("dropped_attributes_count", _U32)]
+)
+_LOGS_SCHEMA = pa.schema(
+    [("time_ns", _I64), ("observed_time_ns", _I64), ("severity_number", pa.int32()), ("severity_text", _STR),
+     ("body", _STR), ("event_name", _STR), ("trace_id", _STR), ("span_id", _STR), ("flags", _U32),
+     ("resource_id", _I64), ("service_name", _STR), ("scope_name", _STR), ("scope_version", _STR),
+     ("attributes", _STR), ("dropped_attributes_count", _U32)]
+)
+
+
+def decode_logs(request: ExportLogsServiceRequest) -> Batch:
+    """An ExportLogsServiceRequest to the logs and resources tables."""
+    batch = Batch()
+    resources = _Resources()
+    cols: dict[str, list[Any]] = {name: [] for name in _LOGS_SCHEMA.names}
+    for resource_logs in request.resource_logs:
+        resource_id, service_name = resources.add(resource_logs.resource, resource_logs.schema_url)
+        for scope_logs in resource_logs.scope_logs:
+            scope = scope_logs.scope
+            for record in scope_logs.log_records:
+                trace_id, span_id = record.trace_id, record.span_id
+                if trace_id and len(trace_id) != 16 or span_id and len(span_id) != 8:
+                    batch.reject(1, "log record with an invalid trace_id or span_id")
+                    continue
+                try:
+                    attributes = key_values(record.attributes)
+                    body = any_value(record.body) if record.HasField("body") else None
+                except InvalidValue as error:
+                    batch.reject(1, str(error))
+                    continue
+                event_name = record.event_name or attributes.get("event.name") or attributes.get(
+                    semconv.MICROSOFT_CUSTOM_EVENT_NAME)
+                observed = record.observed_time_unix_nano or None
+                cols["time_ns"].append(record.time_unix_nano or observed or time.time_ns())
+                cols["observed_time_ns"].append(observed)
+                cols["severity_number"].append(record.severity_number or None)
+                cols["severity_text"].append(record.severity_text or None)
+                cols["body"].append(None if body is None else _json(body))
+                cols["event_name"].append(_str_or_none(event_name))
+                cols["trace_id"].append(trace_id.hex() if trace_id else None)
+                cols["span_id"].append(span_id.hex() if span_id else None)
+                cols["flags"].append(record.flags)
+                cols["resource_id"].append(resource_id)
+                cols["service_name"].append(service_name)
+                cols["scope_name"].append(scope.name or None)
+                cols["scope_version"].append(scope.version or None)
+                cols["attributes"].append(_json(attributes))
+                cols["dropped_attributes_count"].append(record.dropped_attributes_count)
+    batch.accepted = len(cols["time_ns"])
+    if batch.accepted:
+        batch.tables["logs"] = _with_timestamps(pa.table(cols, schema=_LOGS_SCHEMA), {"time": "time_ns"})
+        batch.tables["resources"] = resources.table()
+    return batch
+
+
+_METRICS_SCHEMA = pa.schema(
+    [("time_ns", _I64), ("start_time_ns", _I64), ("metric_name", _STR), ("description", _STR), ("unit", _STR),
+     ("metric_type", _STR), ("temporality", _STR), ("is_monotonic", pa.bool_()), ("value", pa.float64()),
+     ("count", pa.uint64()), ("sum", pa.float64()), ("min", pa.float64()), ("max", pa.float64()),
+     ("bucket_counts", pa.list_(pa.uint64())), ("explicit_bounds", pa.list_(pa.float64())), ("details", _STR),
+     ("flags", _U32), ("resource_id", _I64), ("service_name", _STR), ("scope_name", _STR), ("scope_version", _STR),
+     ("attributes", _STR)]
+)
+
+
+def _exemplars(point: Any) -> list[dict[str, Any]]:
+    result = []
+    for exemplar in point.exemplars:
+        which = exemplar.WhichOneof("value")
+        result.append({
+            "time_unix_nano": exemplar.time_unix_nano,
+            "value": getattr(exemplar, which) if which else None,
+            "trace_id": exemplar.trace_id.hex() or None,
+            "span_id": exemplar.span_id.hex() or None,
+            "attributes": key_values(exemplar.filtered_attributes),
+        })
+    return result
+
+
+def decode_metrics(request: ExportMetricsServiceRequest) -> Batch:
+    """An ExportMetricsServiceRequest to the metric_points and resources tables, one row per data point."""
+    batch = Batch()
+    resources = _Resources()
+    cols: dict[str, list[Any]] = {name: [] for name in _METRICS_SCHEMA.names}
+
+    def add(point: Any, common: tuple[Any, ...], metric_type: str, temporality: str | None, monotonic: bool | None,
+            value: float | None = None, count: int | None = None, total: float | None = None,
+            minimum: float | None = None, maximum: float | None = None, buckets: list[int] | None = None,
+            bounds: list[float] | None = None, details: dict[str, Any] | None = None) -> None:
+        attributes = key_values(point.attributes)
+        exemplars = _exemplars(point) if hasattr(point, "exemplars") else []
+        if exemplars:
+            details = {**(details or {}), "exemplars": exemplars}
+        name, description, unit, resource_id, service_name, scope_name, scope_version = common
+        for column, item in (
+            ("time_ns", point.time_unix_nano), ("start_time_ns", point.start_time_unix_nano or None),
+            ("metric_name", name), ("description", description), ("unit", unit), ("metric_type", metric_type),
+            ("temporality", temporality), ("is_monotonic", monotonic), ("value", value), ("count", count),
+            ("sum", total), ("min", minimum), ("max", maximum), ("bucket_counts", buckets),
+            ("explicit_bounds", bounds), ("details", _json(details) if details else None),
+            ("flags", point.flags), ("resource_id", resource_id), ("service_name", service_name),
+            ("scope_name", scope_name), ("scope_version", scope_version), ("attributes", _json(attributes)),
+        ):
+            cols[column].append(item)
+
+    for resource_metrics in request.resource_metrics:
+        resource_id, service_name = resources.add(resource_metrics.resource, resource_metrics.schema_url)
+        for scope_metrics in resource_metrics.scope_metrics:
+            scope = scope_metrics.scope
+            for metric in scope_metrics.metrics:
+                common = (metric.name, metric.description or None, metric.unit or None, resource_id, service_name,
+                          scope.name or None, scope.version or None)
+                which = metric.WhichOneof("data")
+                try:
+                    _add_metric_points(add, metric, which, common)
+                except InvalidValue as error:
+                    batch.reject(1, str(error))
+    batch.accepted = len(cols["time_ns"])
+    if batch.accepted:
+        batch.tables["metric_points"] = _with_timestamps(pa.table(cols, schema=_METRICS_SCHEMA), {"time": "time_ns"})
+        batch.tables["resources"] = resources.table()
+    return batch
+
+
+def _number(point: Any) -> float | None:
+    which = point.WhichOneof("value")
+    return float(getattr(point, which)) if which else None
+
+
+def _add_metric_points(add: Callable[..., None], metric: Any, which: str | None, common: tuple[Any, ...]) -> None:
+    if which == "gauge":
+        for point in metric.gauge.data_points:
+            add(point, common, "gauge", None, None, value=_number(point))
+    elif which == "sum":
+        data = metric.sum
+        for point in data.data_points:
+            add(point, common, "sum", TEMPORALITIES[data.aggregation_temporality] if data.aggregation_temporality < 3
+                else None, data.is_monotonic, value=_number(point))
+    elif which == "histogram":
+        data = metric.histogram
+        temporality = TEMPORALITIES[data.aggregation_temporality] if data.aggregation_temporality < 3 else None
+        for point in data.data_points:
+            add(point, common, "histogram", temporality, None, count=point.count,
+                total=point.sum if point.HasField("sum") else None,
+                minimum=point.min if point.HasField("min") else None,
+                maximum=point.max if point.HasField("max") else None,
+                buckets=list(point.bucket_counts), bounds=list(point.explicit_bounds))
+    elif which == "exponential_histogram":
+        data = metric.exponential_histogram
+        temporality = TEMPORALITIES[data.aggregation_temporality] if data.aggregation_temporality < 3 else None
+        for point in data.data_points:
+            details = {
+                "scale": point.scale, "zero_count": point.zero_count, "zero_threshold": point.zero_threshold,
+                "positive": {"offset": point.positive.offset, "bucket_counts": list(point.positive.bucket_counts)},
+                "negative": {"offset": point.negative.offset, "bucket_counts": list(point.negative.bucket_counts)},
+            }
+            add(point, common, "exponential_histogram", temporality, None, count=point.count,
+                total=point.sum if point.HasField("sum") else None,
+                minimum=point.min if point.HasField("min") else None,
+                maximum=point.max if point.HasField("max") else None, details=details)
+    elif which == "summary":
+        for point in metric.summary.data_points:
+            quantiles = [{"quantile": q.quantile, "value": q.value} for q in point.quantile_values]
+            add(point, common, "summary", None, None, count=point.count, total=point.sum,
+                details={"quantiles": quantiles})

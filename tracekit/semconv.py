@@ -1,0 +1,155 @@
+"""Every span name, operation name and attribute key tracekit emits or reads, in one place.
+
+Sources: OpenTelemetry GenAI semantic conventions v1.37-v1.40 (the shape Microsoft Foundry and Application Insights read
+today), the Microsoft/Cisco multi-agent extensions, and the keys other instrumentations emit that the read side
+understands (OpenInference, legacy indexed prompts). See ../shared/reference/semconv.md for the facts behind them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- gen_ai.operation.name values -------------------------------------------------------------------------------------
+OP_CHAT: Final = "chat"
+OP_TEXT_COMPLETION: Final = "text_completion"
+OP_GENERATE_CONTENT: Final = "generate_content"
+OP_EMBEDDINGS: Final = "embeddings"
+OP_RETRIEVAL: Final = "retrieval"
+OP_CREATE_AGENT: Final = "create_agent"
+OP_INVOKE_AGENT: Final = "invoke_agent"
+OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
+OP_EXECUTE_TOOL: Final = "execute_tool"
+OP_PLAN: Final = "plan"
+# Microsoft Foundry multi-agent operations (not OTel operations; documented by Foundry, emitted by Agent Framework).
+OP_EXECUTE_TASK: Final = "execute_task"
+OP_AGENT_TO_AGENT: Final = "agent_to_agent_interaction"
+OP_AGENT_STATE: Final = "agent.state.management"
+OP_AGENT_PLANNING: Final = "agent_planning"
+OP_AGENT_ORCHESTRATION: Final = "agent_orchestration"
+
+INFERENCE_OPERATIONS: Final = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_GENERATE_CONTENT})
+AGENT_OPERATIONS: Final = frozenset({OP_INVOKE_AGENT, OP_CREATE_AGENT})
+MULTI_AGENT_OPERATIONS: Final = frozenset(
+    {OP_EXECUTE_TASK, OP_AGENT_TO_AGENT, OP_AGENT_STATE, OP_AGENT_PLANNING, OP_AGENT_ORCHESTRATION, OP_PLAN,
+     OP_INVOKE_WORKFLOW}
+)
+
+# --- identity / request / response -------------------------------------------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_SYSTEM: Final = "gen_ai.system"  # deprecated, but Azure's exporter and the Foundry workbooks key on it
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_TOP_K: Final = "gen_ai.request.top_k"
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+GEN_AI_REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+GEN_AI_REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+GEN_AI_REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_REQUEST_REASONING_LEVEL: Final = "gen_ai.request.reasoning.level"
+GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID: Final = "gen_ai.request.previous_response.id"
+GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_AGENT_DESCRIPTION: Final = "gen_ai.agent.description"
+GEN_AI_AGENT_VERSION: Final = "gen_ai.agent.version"
+GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
+GEN_AI_DATA_SOURCE_ID: Final = "gen_ai.data_source.id"
+ERROR_TYPE: Final = "error.type"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+
+# --- tools ---------------------------------------------------------------------------------------------------------------
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+GEN_AI_TRANSFER_MODE: Final = "gen_ai.transfer.mode"
+GEN_AI_TRANSFER_TARGET_NAME: Final = "gen_ai.transfer.target.name"
+
+# --- content (opt-in) ----------------------------------------------------------------------------------------------------
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+GEN_AI_TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+CONTENT_ATTRIBUTES: Final = frozenset(
+    {GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_SYSTEM_INSTRUCTIONS, GEN_AI_TOOL_DEFINITIONS,
+     GEN_AI_TOOL_CALL_ARGUMENTS, GEN_AI_TOOL_CALL_RESULT, "gen_ai.evaluation.explanation"}
+)
+
+# --- token usage ---------------------------------------------------------------------------------------------------------
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+# Deprecated names still seen on the read side.
+GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
+GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+
+# --- evaluation -----------------------------------------------------------------------------------------------------------
+EVENT_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"
+GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+MICROSOFT_CUSTOM_EVENT_NAME: Final = "microsoft.custom_event.name"
+
+# --- metrics ---------------------------------------------------------------------------------------------------------------
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+# Bucket boundaries the spec gives for the two client metrics.
+TOKEN_USAGE_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216,
+                              67108864)
+OPERATION_DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96,
+                                     81.92)
+
+# --- resource ----------------------------------------------------------------------------------------------------------------
+SERVICE_NAME: Final = "service.name"
+SERVICE_NAMESPACE: Final = "service.namespace"
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
+SERVICE_VERSION: Final = "service.version"
+
+# --- legacy event-based content (<= v1.36) and other conventions the read side understands ----------------------------------
+EVENT_SYSTEM_MESSAGE: Final = "gen_ai.system.message"
+EVENT_USER_MESSAGE: Final = "gen_ai.user.message"
+EVENT_ASSISTANT_MESSAGE: Final = "gen_ai.assistant.message"
+EVENT_TOOL_MESSAGE: Final = "gen_ai.tool.message"
+EVENT_CHOICE: Final = "gen_ai.choice"
+EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
+LEGACY_PROMPT_PREFIX: Final = "gen_ai.prompt."
+LEGACY_COMPLETION_PREFIX: Final = "gen_ai.completion."
+OPENINFERENCE_INPUT_MESSAGES_PREFIX: Final = "llm.input_messages."
+OPENINFERENCE_OUTPUT_MESSAGES_PREFIX: Final = "llm.output_messages."
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+
+# Attributes lifted into typed store columns, so queries filter and group on them without parsing JSON.
+# column name -> the attribute keys that feed it, first present wins.
+TYPED_ATTRIBUTE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "operation_name": (GEN_AI_OPERATION_NAME,),
+    "provider_name": (GEN_AI_PROVIDER_NAME, GEN_AI_SYSTEM),
+    "request_model": (GEN_AI_REQUEST_MODEL,),
+    "response_model": (GEN_AI_RESPONSE_MODEL,),
+    "response_id": (GEN_AI_RESPONSE_ID,),
+    "agent_name": (GEN_AI_AGENT_NAME,),
+    "agent_id": (GEN_AI_AGENT_ID,),
+    "conversation_id": (GEN_AI_CONVERSATION_ID, "session.id", "thread_id"),
+    "tool_name": (GEN_AI_TOOL_NAME,),
+    "tool_call_id": (GEN_AI_TOOL_CALL_ID,),
+    "error_type": (ERROR_TYPE,),
+}
+TYPED_INTEGER_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "input_tokens": (GEN_AI_USAGE_INPUT_TOKENS, GEN_AI_USAGE_PROMPT_TOKENS),
+    "output_tokens": (GEN_AI_USAGE_OUTPUT_TOKENS, GEN_AI_USAGE_COMPLETION_TOKENS),
+}

@@ -1,0 +1,60 @@
+"""Opening the DuckDB file: read-write for the collector that owns it, read-only for everyone else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from tracekit.errors import StoreError
+from tracekit.store import schema
+
+DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's own default is 80 % of RAM; a local tool should not take that much
+
+
+def _describe_lock_error(path: Path, error: duckdb.Error) -> StoreError:
+    if "lock" in str(error).lower():
+        return StoreError(
+            f"{path} is in use by another process (DuckDB allows one writer per file). "
+            "If a tracekit collector owns it, commands reach it through its read API; otherwise stop the other process."
+        )
+    return StoreError(f"cannot open {path}: {error}")
+
+
+def open_store(
+    path: Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the store read-write and migrate it to the current schema.
+
+    Only the collector should call this: DuckDB lets one process hold a file read-write.
+    External file access is switched off for the whole database so that queries served from it cannot read or write
+    files beside it (the query surface is read-only by construction, not by filtering alone).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config: dict[str, str | int | bool] = {"memory_limit": memory_limit}
+    if threads:
+        config["threads"] = threads
+    try:
+        con = duckdb.connect(str(path), config=config)
+    except duckdb.Error as error:
+        raise _describe_lock_error(path, error) from error
+    schema.migrate(con)
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def open_store_readonly(path: Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+    """Open an existing store read-only, for commands that run while no collector owns the file."""
+    if not path.exists():
+        raise StoreError(f"no store at {path}: run `tracekit collect --db {path}` first, or pass --db")
+    try:
+        con = duckdb.connect(
+            str(path),
+            read_only=True,
+            config={"memory_limit": memory_limit, "enable_external_access": False},
+        )
+    except duckdb.Error as error:
+        raise _describe_lock_error(path, error) from error
+    schema.check_readable(con)
+    return con

@@ -1,0 +1,156 @@
+"""Read access to a store, the same API whether a collector owns the file or not.
+
+DuckDB lets one process open a file read-write. While a collector runs it owns the store, and readers (`tracekit
+query`, the TUI, exports) go through its local read API, found in the state file beside the database. With no
+collector running they open the file read-only themselves. `open_reader()` picks the right one.
+
+Every path is read-only: SQL is checked to be a single SELECT before it runs, and the database has external file
+access switched off, so a query can neither write nor reach files outside the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import duckdb
+import pyarrow as pa
+import pyarrow.ipc
+
+from tracekit.errors import CollectorUnavailable, QueryError, StoreError
+from tracekit.store.database import open_store_readonly
+from tracekit.store.paths import resolve_db_path, state_file_for
+
+Params = Sequence[Any] | dict[str, Any] | None
+
+_ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+def ensure_read_only(sql: str) -> None:
+    """Raise QueryError unless `sql` is exactly one SELECT (or EXPLAIN) statement."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.ParserException as error:
+        raise QueryError(f"SQL syntax error: {error}") from None
+    if len(statements) != 1:
+        raise QueryError(f"expected exactly one SQL statement, got {len(statements)}")
+    kind = statements[0].type
+    if kind not in _ALLOWED_STATEMENTS:
+        raise QueryError(f"only read-only queries are allowed here (got a {kind.name} statement)")
+
+
+class StoreReader(Protocol):
+    """What readers of the store need: run a read-only SQL query and get an Arrow table back."""
+
+    location: str
+
+    def sql(self, query: str, params: Params = None) -> pa.Table:
+        """Run one read-only SELECT; `params` bind `?` (a sequence) or `$name` (a dict) placeholders."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+class LocalReader:
+    """Reads through a DuckDB connection in this process (the collector's own database, or a read-only open)."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, location: str) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()  # a DuckDB connection object is not safe to share between threads
+        self.location = location
+
+    @classmethod
+    def open_file(cls, db_path: Path) -> "LocalReader":
+        """Open a store file read-only (fails with StoreError if a collector holds it)."""
+        return cls(open_store_readonly(db_path), str(db_path))
+
+    def sql(self, query: str, params: Params = None) -> pa.Table:
+        ensure_read_only(query)
+        with self._lock:
+            try:
+                return self._connection.execute(query, params).fetch_arrow_table()
+            except duckdb.Error as error:
+                raise QueryError(_clean_duckdb_message(error)) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+class RemoteReader:
+    """Reads through a running collector's read API (HTTP on 127.0.0.1, bearer token from the state file)."""
+
+    def __init__(self, url: str, token: str, location: str, timeout: float = 60.0) -> None:
+        self._url = url.rstrip("/")
+        self._token = token
+        self._timeout = timeout
+        self.location = location
+
+    def sql(self, query: str, params: Params = None) -> pa.Table:
+        body = json.dumps({"sql": query, "params": params}).encode()
+        request = urllib.request.Request(
+            self._url + "/v1/sql",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                return pyarrow.ipc.open_stream(response.read()).read_all()
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")
+            try:
+                message = json.loads(detail).get("error", detail)
+            except ValueError:
+                message = detail
+            if error.code == 400:
+                raise QueryError(message) from None
+            raise StoreError(f"the collector's read API answered {error.code}: {message}") from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            raise CollectorUnavailable(f"the collector at {self._url} did not answer: {error}") from None
+
+    def close(self) -> None:
+        pass
+
+
+def _clean_duckdb_message(error: duckdb.Error) -> str:
+    return str(error).strip()
+
+
+def read_state(db_path: Path) -> dict[str, Any] | None:
+    """The running collector's state for this store, or None when no live collector owns it."""
+    state_path = state_file_for(db_path)
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = state.get("pid")
+    if not isinstance(pid, int) or not _process_alive(pid):
+        return None
+    return state
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def open_reader(db: str | os.PathLike[str] | None = None) -> StoreReader:
+    """A reader for the store at `db` (or the default store): the running collector's API, else the file."""
+    db_path = resolve_db_path(db)
+    state = read_state(db_path)
+    if state and state.get("read_api"):
+        return RemoteReader(state["read_api"], state["token"], str(db_path))
+    return LocalReader.open_file(db_path)

@@ -1,0 +1,212 @@
+"""The DuckDB store's tables, its schema version stamp and the migrations between versions.
+
+One file holds everything the collector receives. Spans carry typed columns for what queries filter and group on
+(ids as lowercase hex, name, kind, times in ns and as timestamps, status, service, the main `gen_ai.*` keys) and the
+full attribute map as JSON. Resources are stored once per distinct attribute set and referenced by id.
+
+Add a migration by appending to MIGRATIONS; never edit a step that has shipped. A store stamped with a newer version
+than this code knows is refused with a clear message instead of being silently misread.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from tracekit.errors import StoreError
+
+SPAN_COLUMNS_DDL = """
+    ingest_seq BIGINT NOT NULL,          -- commit group sequence: the live tail polls `ingest_seq > last`
+    trace_id VARCHAR NOT NULL,           -- 32 lowercase hex
+    span_id VARCHAR NOT NULL,            -- 16 lowercase hex
+    parent_span_id VARCHAR,              -- NULL for a root span
+    trace_state VARCHAR,
+    flags UINTEGER,
+    name VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,               -- UNSPECIFIED, INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER
+    start_time_ns BIGINT NOT NULL,       -- Unix epoch, ns
+    end_time_ns BIGINT NOT NULL,
+    duration_ns BIGINT NOT NULL,
+    start_time TIMESTAMP NOT NULL,       -- UTC, microseconds; what time-range predicates use (zone maps prune on it)
+    end_time TIMESTAMP NOT NULL,
+    status_code VARCHAR NOT NULL,        -- UNSET, OK, ERROR
+    status_message VARCHAR,
+    resource_id BIGINT NOT NULL,
+    service_name VARCHAR,
+    scope_name VARCHAR,
+    scope_version VARCHAR,
+    operation_name VARCHAR,              -- gen_ai.operation.name
+    provider_name VARCHAR,               -- gen_ai.provider.name, else gen_ai.system
+    request_model VARCHAR,
+    response_model VARCHAR,
+    response_id VARCHAR,
+    agent_name VARCHAR,
+    agent_id VARCHAR,
+    conversation_id VARCHAR,             -- gen_ai.conversation.id, else session.id / thread_id
+    tool_name VARCHAR,
+    tool_call_id VARCHAR,
+    error_type VARCHAR,
+    input_tokens BIGINT,
+    output_tokens BIGINT,
+    attributes JSON NOT NULL,            -- every attribute, OTLP AnyValue mapped to JSON
+    event_count UINTEGER NOT NULL,
+    link_count UINTEGER NOT NULL,
+    dropped_attributes_count UINTEGER,
+    dropped_events_count UINTEGER,
+    dropped_links_count UINTEGER
+"""
+
+_V1 = [
+    """
+    CREATE TABLE tracekit_meta (
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE resources (
+        resource_id BIGINT NOT NULL,     -- stable hash of the resource's attributes and schema url
+        service_name VARCHAR,
+        service_namespace VARCHAR,
+        service_instance_id VARCHAR,
+        service_version VARCHAR,
+        schema_url VARCHAR,
+        attributes JSON NOT NULL,
+        first_seen TIMESTAMP NOT NULL
+    )
+    """,
+    f"CREATE TABLE spans ({SPAN_COLUMNS_DDL})",
+    """
+    CREATE TABLE span_events (
+        ingest_seq BIGINT NOT NULL,
+        trace_id VARCHAR NOT NULL,
+        span_id VARCHAR NOT NULL,
+        event_index UINTEGER NOT NULL,   -- position within the span, keeps the sender's order
+        time_ns BIGINT NOT NULL,
+        time TIMESTAMP NOT NULL,
+        name VARCHAR NOT NULL,
+        attributes JSON NOT NULL,
+        dropped_attributes_count UINTEGER
+    )
+    """,
+    """
+    CREATE TABLE span_links (
+        ingest_seq BIGINT NOT NULL,
+        trace_id VARCHAR NOT NULL,
+        span_id VARCHAR NOT NULL,
+        link_index UINTEGER NOT NULL,
+        linked_trace_id VARCHAR NOT NULL,
+        linked_span_id VARCHAR NOT NULL,
+        trace_state VARCHAR,
+        flags UINTEGER,
+        attributes JSON NOT NULL,
+        dropped_attributes_count UINTEGER
+    )
+    """,
+    """
+    CREATE TABLE logs (
+        ingest_seq BIGINT NOT NULL,
+        time_ns BIGINT NOT NULL,         -- the record's time, else its observed time
+        observed_time_ns BIGINT,
+        time TIMESTAMP NOT NULL,
+        severity_number INTEGER,
+        severity_text VARCHAR,
+        body JSON,                       -- OTLP AnyValue mapped to JSON
+        event_name VARCHAR,              -- OTLP event_name, else the event.name / microsoft.custom_event.name attribute
+        trace_id VARCHAR,                -- correlation with the span that was current when the record was emitted
+        span_id VARCHAR,
+        flags UINTEGER,
+        resource_id BIGINT NOT NULL,
+        service_name VARCHAR,
+        scope_name VARCHAR,
+        scope_version VARCHAR,
+        attributes JSON NOT NULL,
+        dropped_attributes_count UINTEGER
+    )
+    """,
+    """
+    CREATE TABLE metric_points (
+        ingest_seq BIGINT NOT NULL,
+        time_ns BIGINT NOT NULL,
+        start_time_ns BIGINT,
+        time TIMESTAMP NOT NULL,
+        metric_name VARCHAR NOT NULL,
+        description VARCHAR,
+        unit VARCHAR,
+        metric_type VARCHAR NOT NULL,    -- gauge, sum, histogram, exponential_histogram, summary
+        temporality VARCHAR,             -- DELTA, CUMULATIVE
+        is_monotonic BOOLEAN,
+        value DOUBLE,                    -- gauge and sum points
+        count UBIGINT,                   -- histogram and summary points
+        sum DOUBLE,
+        min DOUBLE,
+        max DOUBLE,
+        bucket_counts UBIGINT[],         -- explicit-bucket histograms
+        explicit_bounds DOUBLE[],
+        details JSON,                    -- exponential buckets, summary quantiles, exemplars
+        flags UINTEGER,
+        resource_id BIGINT NOT NULL,
+        service_name VARCHAR,
+        scope_name VARCHAR,
+        scope_version VARCHAR,
+        attributes JSON NOT NULL
+    )
+    """,
+]
+
+# (version, statements) in order. The store's version is the last step applied.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, _V1),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def stored_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version stamped in the store, or 0 for an empty database."""
+    has_meta = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'tracekit_meta'"
+    ).fetchone()
+    if not has_meta or not has_meta[0]:
+        if con.execute("SELECT count(*) FROM information_schema.tables").fetchone()[0]:
+            raise StoreError("this DuckDB file has tables but is not a tracekit store (no tracekit_meta table)")
+        return 0
+    row = con.execute("SELECT value FROM tracekit_meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the store up to SCHEMA_VERSION, each step in its own transaction; return the version now stamped."""
+    current = stored_version(con)
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store has schema version {current}, newer than this tracekit understands ({SCHEMA_VERSION}); "
+            "upgrade tracekit to open it"
+        )
+    for version, statements in MIGRATIONS:
+        if version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in statements:
+                con.execute(statement)
+            con.execute(
+                "INSERT OR REPLACE INTO tracekit_meta VALUES ('schema_version', ?)", [str(version)]
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        current = version
+    return current
+
+
+def check_readable(con: duckdb.DuckDBPyConnection) -> int:
+    """For read-only opens: the store's version, or a clear error when it cannot be read by this code."""
+    version = stored_version(con)
+    if version == 0:
+        raise StoreError("the store is empty: start the collector (`tracekit collect`) to create it")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store has schema version {version}, newer than this tracekit understands ({SCHEMA_VERSION})"
+        )
+    return version
