@@ -10,6 +10,7 @@ access switched off, so a query can neither write nor reach files outside the st
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import threading
@@ -65,6 +66,7 @@ class LocalReader:
         self._connection = connection
         self._lock = threading.Lock()  # a DuckDB connection object is not safe to share between threads
         self.location = location
+        prepare_connection(connection)
 
     @classmethod
     def open_file(cls, db_path: Path) -> "LocalReader":
@@ -118,6 +120,15 @@ class RemoteReader:
 
     def close(self) -> None:
         pass
+
+
+def prepare_connection(connection: duckdb.DuckDBPyConnection) -> None:
+    """Install the query-side views and macros (App Insights-shaped tables, agent helpers) on a reader connection."""
+    if importlib.util.find_spec("tracekit.query.views") is None:
+        return
+    from tracekit.query.views import install
+
+    install(connection)
 
 
 def _clean_duckdb_message(error: duckdb.Error) -> str:

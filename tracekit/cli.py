@@ -1,0 +1,93 @@
+"""The `tracekit` command.
+
+With no subcommand it runs the collector and the terminal UI in one process. Each subcommand lives in its own module
+under tracekit/commands/ and registers itself through `register(subparsers)`; this module only discovers and
+dispatches, and turns tracekit's own errors into one clear line and a non-zero exit instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Callable, Sequence
+
+import tracekit.commands
+from tracekit.errors import TracekitError
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+DESCRIPTION = """\
+Observability for AI agents.
+
+Run with no command to start the local collector (OTLP gRPC on 127.0.0.1:4317, HTTP on 127.0.0.1:4318) and the
+terminal UI on one DuckDB store. Point any OpenTelemetry SDK at it with
+OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 and spans appear as they arrive.
+"""
+
+EPILOG = """\
+environment:
+  TRACEKIT_DB                 the store file used when --db is not given
+  OTEL_EXPORTER_OTLP_ENDPOINT where `tracekit demo` and tracekit.configure() send, when set
+
+Run `tracekit COMMAND --help` for the options of a command.
+"""
+
+
+def add_db_argument(parser: argparse.ArgumentParser) -> None:
+    """The `--db` option every command takes."""
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        default=None,
+        help="the DuckDB store (default: $TRACEKIT_DB, else traces.duckdb in the user's data directory)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every command module found under tracekit/commands/."""
+    parser = argparse.ArgumentParser(
+        prog="tracekit",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_info in sorted(pkgutil.iter_modules(tracekit.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"tracekit.commands.{module_info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(subparsers)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tracekit-agents")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tracekit` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        # No subcommand: collector + TUI in one process (the `run` command's defaults).
+        args = parser.parse_args(["run", *(argv if argv is not None else sys.argv[1:])])
+    handler: Handler = args.handler
+    try:
+        return int(handler(args) or 0)
+    except TracekitError as error:
+        print(f"tracekit: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

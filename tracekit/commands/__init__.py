@@ -1,0 +1,1 @@
+"""One module per `tracekit` subcommand. Each defines `register(subparsers)`; tracekit.cli discovers them."""
