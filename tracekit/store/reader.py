@@ -77,7 +77,7 @@ class LocalReader:
         ensure_read_only(query)
         with self._lock:
             try:
-                return self._connection.execute(query, params).fetch_arrow_table()
+                return self._connection.sql(query, params=params).to_arrow_table()
             except duckdb.Error as error:
                 raise QueryError(_clean_duckdb_message(error)) from None
 
@@ -124,7 +124,10 @@ class RemoteReader:
 
 def prepare_connection(connection: duckdb.DuckDBPyConnection) -> None:
     """Install the query-side views and macros (App Insights-shaped tables, agent helpers) on a reader connection."""
-    if importlib.util.find_spec("tracekit.query.views") is None:
+    try:
+        if importlib.util.find_spec("tracekit.query.views") is None:
+            return
+    except ModuleNotFoundError:
         return
     from tracekit.query.views import install
 

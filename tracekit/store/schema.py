@@ -165,13 +165,13 @@ def stored_version(con: duckdb.DuckDBPyConnection) -> int:
     """The schema version stamped in the store, or 0 for an empty database."""
     has_meta = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'tracekit_meta'"
-    ).fetchone()
+    ).fetchall()[0]
     if not has_meta or not has_meta[0]:
-        if con.execute("SELECT count(*) FROM information_schema.tables").fetchone()[0]:
+        if con.execute("SELECT count(*) FROM information_schema.tables").fetchall()[0][0]:
             raise StoreError("this DuckDB file has tables but is not a tracekit store (no tracekit_meta table)")
         return 0
-    row = con.execute("SELECT value FROM tracekit_meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    rows = con.execute("SELECT value FROM tracekit_meta WHERE key = 'schema_version'").fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:

@@ -1,0 +1,85 @@
+"""The collector's local read API: how other processes query a store the collector owns.
+
+DuckDB lets one process hold the file read-write, so `tracekit query`, the TUI and exports started while a
+collector runs send their read-only SQL here. It listens on 127.0.0.1 only, requires the random bearer token the
+collector writes into the state file (readable by the file's owner only), and answers with an Arrow IPC stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import io
+import queue
+from typing import Any, Callable
+
+import orjson
+import pyarrow as pa
+import pyarrow.ipc
+from aiohttp import web
+
+from tracekit.errors import QueryError
+from tracekit.store.reader import LocalReader
+
+
+class ReaderPool:
+    """A few reader connections on the collector's database, handed out one query at a time."""
+
+    def __init__(self, factory: Callable[[], LocalReader], size: int = 2) -> None:
+        self._readers: queue.Queue[LocalReader] = queue.Queue()
+        for _ in range(size):
+            self._readers.put(factory())
+
+    def run(self, sql: str, params: Any) -> pa.Table:
+        reader = self._readers.get()
+        try:
+            return reader.sql(sql, params)
+        finally:
+            self._readers.put(reader)
+
+    def close(self) -> None:
+        while not self._readers.empty():
+            self._readers.get_nowait().close()
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pyarrow.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def build_read_app(pool: ReaderPool, token: str, status: Callable[[], dict[str, Any]]) -> web.Application:
+    """POST /v1/sql {"sql": ..., "params": [...] | {...}} -> Arrow IPC; GET /v1/status -> JSON counters."""
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+
+    def authorized(request: web.Request) -> bool:
+        supplied = request.headers.get("Authorization", "")
+        return hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode())
+
+    async def sql(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        try:
+            body = orjson.loads(await request.read())
+            query, params = body["sql"], body.get("params")
+            if not isinstance(query, str):
+                raise TypeError("sql must be a string")
+        except (ValueError, KeyError, TypeError) as error:
+            return web.json_response({"error": f"bad request: {error}"}, status=400)
+        loop = asyncio.get_running_loop()
+        try:
+            table = await loop.run_in_executor(None, pool.run, query, params)
+        except QueryError as error:
+            return web.json_response({"error": str(error)}, status=400)
+        payload = await loop.run_in_executor(None, _ipc_bytes, table)
+        return web.Response(body=payload, content_type="application/vnd.apache.arrow.stream")
+
+    async def get_status(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        return web.json_response(status())
+
+    app.router.add_post("/v1/sql", sql)
+    app.router.add_get("/v1/status", get_status)
+    return app

@@ -1,0 +1,237 @@
+"""The collector service: owns the store, runs the receivers, the read API and background retention.
+
+    with Collector(CollectorSettings(db_path=path, grpc="127.0.0.1:0", http="127.0.0.1:0")).running() as collector:
+        ...  # send OTLP to collector.grpc_endpoint / collector.http_endpoint, read with collector.reader()
+
+`run_forever()` is the headless `tracekit collect`: SIGINT/SIGTERM stop the receivers, drain what was accepted into
+the store, remove the state file, and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from aiohttp import web
+
+from tracekit.collector import retention
+from tracekit.collector.admission import Admission
+from tracekit.collector.ingest.pipeline import IngestPipeline
+from tracekit.collector.read_api import ReaderPool, build_read_app
+from tracekit.collector.receivers.grpc import start_grpc_server
+from tracekit.collector.receivers.http import build_http_app
+from tracekit.collector.settings import CollectorSettings, parse_address
+from tracekit.collector.writer import StoreWriter
+from tracekit.errors import StoreError
+from tracekit.store.database import open_store
+from tracekit.store.paths import state_file_for
+from tracekit.store.reader import LocalReader, read_state
+
+log = logging.getLogger("tracekit.collector")
+
+
+class Collector:
+    """One collector for one store file."""
+
+    def __init__(self, settings: CollectorSettings) -> None:
+        self.settings = settings
+        self.db_path = Path(settings.db_path).resolve()
+        self.grpc_endpoint: str | None = None   # "127.0.0.1:PORT"
+        self.http_endpoint: str | None = None   # "http://127.0.0.1:PORT"
+        self.read_api_url: str | None = None
+        self._token = secrets.token_urlsafe(24)
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._connection = None
+        self.writer: StoreWriter | None = None
+        self.pipeline: IngestPipeline | None = None
+        self.started_at = time.time()
+        self._background: list[Any] = []  # things with stop() started beside the receivers (forwarders)
+
+    # --- public API ---------------------------------------------------------------------------------------------
+    def reader(self) -> LocalReader:
+        """A read-only reader on this collector's database (for in-process use: tests, the TUI)."""
+        if self._connection is None:
+            raise StoreError("the collector is not running")
+        return LocalReader(self._connection.cursor(), str(self.db_path))
+
+    def status(self) -> dict[str, Any]:
+        """Counters for the read API's /v1/status and for `tracekit collect` logs."""
+        pipeline, writer = self.pipeline, self.writer
+        return {
+            "db": str(self.db_path),
+            "grpc": self.grpc_endpoint,
+            "http": self.http_endpoint,
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "received": dict(pipeline.received) if pipeline else {},
+            "rejected": dict(pipeline.rejected) if pipeline else {},
+            "refused_overloaded": pipeline.admission.refused if pipeline else 0,
+            "queued_bytes": pipeline.admission.used if pipeline else 0,
+            "commits": writer.stats.commits if writer else 0,
+            "last_ingest_seq": writer.last_sequence if writer else 0,
+        }
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator["Collector"]:
+        """Run in a background thread for the duration of the block; stop and drain on exit."""
+        self._thread = threading.Thread(target=self._thread_main, name="tracekit-collector", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            self._thread.join()
+            raise self._startup_error
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Ask a running collector to stop, and wait until it drained."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def run_forever(self, on_ready: Any = None) -> None:
+        """Run in this thread until SIGINT/SIGTERM (the `tracekit collect` command)."""
+        asyncio.run(self._serve(on_ready=on_ready, install_signals=True))
+
+    # --- internals ----------------------------------------------------------------------------------------------
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:  # surfaced to running() when startup failed
+            if not self._ready.is_set():
+                self._startup_error = error
+                self._ready.set()
+            else:
+                log.exception("collector stopped with an error")
+
+    async def _serve(self, on_ready: Any = None, install_signals: bool = False) -> None:
+        settings = self.settings
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        existing = read_state(self.db_path)
+        if existing and existing.get("pid") != os.getpid():
+            raise StoreError(f"a collector (pid {existing.get('pid')}) already runs for {self.db_path}")
+        self._connection = open_store(self.db_path, memory_limit=settings.memory_limit)
+        self.writer = StoreWriter(self._connection)
+        self.writer.start()
+        self.pipeline = IngestPipeline(self.writer, Admission(settings.queue_bytes),
+                                       max_request_bytes=settings.max_request_bytes,
+                                       decode_workers=settings.decode_workers)
+        runners: list[web.AppRunner] = []
+        grpc_server = None
+        pool: ReaderPool | None = None
+        try:
+            pool = ReaderPool(self.reader)
+            if settings.grpc:
+                host, port = parse_address(settings.grpc, 4317)
+                grpc_server, bound = await start_grpc_server(
+                    host, port, self.pipeline, token=settings.auth_token,
+                    max_message_bytes=2 * settings.max_request_bytes)
+                self.grpc_endpoint = f"{host}:{bound}"
+            if settings.http:
+                host, port = parse_address(settings.http, 4318)
+                runner, bound = await _start_site(build_http_app(self.pipeline, token=settings.auth_token), host, port)
+                runners.append(runner)
+                self.http_endpoint = f"http://{host}:{bound}"
+            host, port = parse_address(settings.read_api, 0)
+            runner, bound = await _start_site(build_read_app(pool, self._token, self.status), host, port)
+            runners.append(runner)
+            self.read_api_url = f"http://{host}:{bound}"
+            if settings.write_state_file:
+                self._write_state()
+            self._start_forwarders()
+            retention_task = asyncio.create_task(self._retention_loop())
+            if install_signals:
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    self._loop.add_signal_handler(signum, self._stop.set)
+            self._ready.set()
+            if on_ready is not None:
+                on_ready(self)
+            await self._stop.wait()
+            retention_task.cancel()
+        finally:
+            self._ready.set()
+            # Stop taking new requests, let in-flight ones finish (they wait for their commit), then drain.
+            if grpc_server is not None:
+                await grpc_server.stop(grace=5.0)
+            for runner in runners:
+                await runner.cleanup()
+            for component in self._background:
+                with contextlib.suppress(Exception):
+                    component.stop()
+            self.pipeline.close()
+            self.writer.stop()
+            if pool is not None:
+                pool.close()
+            if settings.write_state_file:
+                with contextlib.suppress(OSError):
+                    state_file_for(self.db_path).unlink()
+            self._connection.close()
+            self._connection = None
+
+    def _start_forwarders(self) -> None:
+        settings = self.settings
+        if not (settings.forward_otlp or settings.forward_azure_monitor):
+            return
+        from tracekit.collector.forward import start_forwarders  # only loaded when forwarding is configured
+
+        self._background.extend(start_forwarders(self, settings))
+
+    def _write_state(self) -> None:
+        state = {
+            "pid": os.getpid(),
+            "db": str(self.db_path),
+            "grpc": self.grpc_endpoint,
+            "http": self.http_endpoint,
+            "read_api": self.read_api_url,
+            "token": self._token,
+            "started_at": self.started_at,
+        }
+        path = state_file_for(self.db_path)
+        temporary = path.with_name(path.name + ".tmp")
+        # 0600: the token lets its holder read every span in the store
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state, handle)
+        os.replace(temporary, path)
+
+    async def _retention_loop(self) -> None:
+        settings = self.settings
+        if settings.retention_days is None and settings.max_db_bytes is None:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.writer.run_exclusive, lambda con: retention.enforce(
+                    con, retention_days=settings.retention_days, max_bytes=settings.max_db_bytes))
+            except Exception:
+                log.exception("retention pass failed")
+            await asyncio.sleep(settings.retention_interval_seconds)
+
+
+async def _start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    return runner, sockets[0].getsockname()[1] if sockets else port

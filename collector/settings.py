@@ -1,0 +1,85 @@
+"""The collector's settings: every one has a flag and an environment variable (flags win)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": MIB, "g": 1024 * MIB, "t": 1024 * 1024 * MIB}
+
+
+def parse_size(text: str) -> int:
+    """'16MiB', '2GB', '512k', '1048576' -> bytes (binary units; 'GB' is read as GiB)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"not a size: {text!r} (examples: 16MiB, 2GB, 1048576)")
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[(unit or "").lower()[:1]])
+
+
+def parse_address(text: str, default_port: int) -> tuple[str, int]:
+    """'HOST:PORT', ':PORT', 'PORT' or 'HOST' -> (host, port); the host defaults to 127.0.0.1."""
+    text = text.strip()
+    if text.startswith("["):  # [::1]:4317
+        host, _, port = text[1:].partition("]")
+        return host, int(port.lstrip(":") or default_port)
+    if text.isdigit():
+        return "127.0.0.1", int(text)
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text or "127.0.0.1", default_port
+    return host or "127.0.0.1", int(port)
+
+
+@dataclass
+class CollectorSettings:
+    """How a collector listens, stores, and protects itself. Defaults are safe for a laptop."""
+
+    db_path: Path
+    grpc: str | None = "127.0.0.1:4317"          # None: no gRPC receiver
+    http: str | None = "127.0.0.1:4318"          # None: no HTTP receiver
+    read_api: str = "127.0.0.1:0"                # where `tracekit query` and the TUI reach the store
+    max_request_bytes: int = 32 * MIB            # one OTLP request, after decompression
+    queue_bytes: int = 256 * MIB                 # request bytes accepted but not yet committed
+    memory_limit: str = "2GB"                    # DuckDB's memory_limit
+    decode_workers: int = 0                      # >0: decode in that many worker processes
+    retention_days: float | None = None
+    max_db_bytes: int | None = None
+    retention_interval_seconds: float = 60.0
+    auth_token: str | None = None                # bearer token the receivers require, when set
+    write_state_file: bool = True
+    forward_azure_monitor: str | None = None     # a connection string
+    forward_otlp: str | None = None              # an OTLP endpoint URL
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, db_path: Path) -> "CollectorSettings":
+        """Defaults overridden by TRACEKIT_* environment variables."""
+        env = os.environ
+        settings = cls(db_path=db_path)
+        if "TRACEKIT_GRPC" in env:
+            settings.grpc = env["TRACEKIT_GRPC"] or None
+        if "TRACEKIT_HTTP" in env:
+            settings.http = env["TRACEKIT_HTTP"] or None
+        if "TRACEKIT_MAX_REQUEST_SIZE" in env:
+            settings.max_request_bytes = parse_size(env["TRACEKIT_MAX_REQUEST_SIZE"])
+        if "TRACEKIT_QUEUE_SIZE" in env:
+            settings.queue_bytes = parse_size(env["TRACEKIT_QUEUE_SIZE"])
+        if "TRACEKIT_MEMORY_LIMIT" in env:
+            settings.memory_limit = env["TRACEKIT_MEMORY_LIMIT"]
+        if "TRACEKIT_DECODE_WORKERS" in env:
+            settings.decode_workers = int(env["TRACEKIT_DECODE_WORKERS"])
+        if "TRACEKIT_RETENTION_DAYS" in env:
+            settings.retention_days = float(env["TRACEKIT_RETENTION_DAYS"])
+        if "TRACEKIT_MAX_DB_SIZE" in env:
+            settings.max_db_bytes = parse_size(env["TRACEKIT_MAX_DB_SIZE"])
+        if "TRACEKIT_AUTH_TOKEN" in env:
+            settings.auth_token = env["TRACEKIT_AUTH_TOKEN"] or None
+        if "APPLICATIONINSIGHTS_CONNECTION_STRING" in env and "TRACEKIT_FORWARD_AZURE_MONITOR" in env:
+            settings.forward_azure_monitor = env["APPLICATIONINSIGHTS_CONNECTION_STRING"]
+        return settings

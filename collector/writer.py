@@ -1,0 +1,213 @@
+"""The store writer: one thread that owns the read-write connection and commits in groups.
+
+Requests wait in a queue; the writer takes everything that queued up while its previous commit ran, inserts each
+table with one statement per group (Arrow in, no row-at-a-time SQL), commits once, and only then tells each request
+it is durable. Many in-flight requests so share one commit (group commit), and a request is never acknowledged
+before its rows are committed: a crash loses nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tracekit.collector.ingest.normalize import Batch
+
+log = logging.getLogger("tracekit.collector.writer")
+
+# Tables whose rows carry the commit group's ingest_seq.
+SEQUENCED_TABLES = ("spans", "span_events", "span_links", "logs", "metric_points")
+
+Done = Callable[[BaseException | None], None]
+
+
+@dataclass
+class WriterStats:
+    """Counters the service reports (and the benchmark reads)."""
+
+    commits: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    last_commit_seconds: float = 0.0
+    failed_commits: int = 0
+
+
+def _next_sequence(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute(
+        "SELECT max(s) FROM (SELECT max(ingest_seq) AS s FROM spans UNION ALL SELECT max(ingest_seq) FROM logs "
+        "UNION ALL SELECT max(ingest_seq) FROM metric_points)"
+    ).fetchall()[0]
+    return int(row[0] or 0) + 1
+
+
+def write_batches(
+    con: duckdb.DuckDBPyConnection,
+    batches: Iterable[Batch],
+    sequence: int,
+    known_resources: set[int],
+    stats: WriterStats | None = None,
+) -> set[int]:
+    """Insert every table of `batches` inside the caller's transaction; return the resource ids newly inserted.
+
+    Usable without a running collector (import into a store nobody owns): open the store, BEGIN, call this, COMMIT.
+    """
+    by_table: dict[str, list[pa.Table]] = {}
+    for batch in batches:
+        for name, table in batch.tables.items():
+            by_table.setdefault(name, []).append(table)
+    new_resources: set[int] = set()
+    for name, tables in by_table.items():
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        if name == "resources":
+            table = _unseen_resources(table, known_resources)
+            if table.num_rows == 0:
+                continue
+            new_resources.update(table.column("resource_id").to_pylist())
+        view = f"_tk_{name}"
+        con.register(view, table)
+        try:
+            if name in SEQUENCED_TABLES:
+                con.execute(f"INSERT INTO {name} BY NAME SELECT {int(sequence)} AS ingest_seq, * FROM {view}")
+            else:
+                con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {view}")
+        finally:
+            con.unregister(view)
+        if stats is not None:
+            stats.rows[name] = stats.rows.get(name, 0) + table.num_rows
+    return new_resources
+
+
+def _unseen_resources(table: pa.Table, known: set[int]) -> pa.Table:
+    """Drop resources already in the store and duplicates within this group."""
+    ids = table.column("resource_id")
+    if known:
+        table = table.filter(pc.invert(pc.is_in(ids, value_set=pa.array(list(known), pa.int64()))))
+    if table.num_rows > 1:
+        seen: set[int] = set()
+        keep = []
+        for resource_id in table.column("resource_id").to_pylist():
+            keep.append(resource_id not in seen)
+            seen.add(resource_id)
+        table = table.filter(pa.array(keep))
+    return table
+
+
+class StoreWriter:
+    """Owns the read-write connection; `submit()` from any thread, `done` is called after the commit."""
+
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        *,
+        max_group_rows: int = 65_536,
+        checkpoint_idle_seconds: float = 5.0,
+    ) -> None:
+        self._con = connection
+        self._queue: queue.Queue[tuple[Batch, Done] | None] = queue.Queue()
+        self._max_group_rows = max_group_rows
+        self._checkpoint_idle = checkpoint_idle_seconds
+        self._thread = threading.Thread(target=self._run, name="tracekit-store-writer", daemon=True)
+        self._sequence = _next_sequence(connection)
+        self._known_resources = {
+            row[0] for row in connection.execute("SELECT resource_id FROM resources").fetchall()
+        }
+        self._dirty_since_checkpoint = False
+        self.stats = WriterStats()
+        self._lock = threading.Lock()  # serializes maintenance work (retention) with commits
+
+    @property
+    def last_sequence(self) -> int:
+        """The ingest_seq of the newest committed group."""
+        return self._sequence - 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, batch: Batch, done: Done) -> None:
+        """Queue a decoded batch; `done(None)` runs once it is committed, `done(error)` if the commit failed."""
+        self._queue.put((batch, done))
+
+    def run_exclusive(self, work: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        """Run maintenance (retention deletes, checkpoints) on the writer's connection between commits."""
+        with self._lock:
+            work(self._con)
+
+    def stop(self) -> None:
+        """Commit everything already queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _take_group(self, first: tuple[Batch, Done]) -> tuple[list[tuple[Batch, Done]], bool]:
+        group = [first]
+        rows = first[0].accepted
+        stopping = False
+        while rows < self._max_group_rows:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                stopping = True
+                break
+            group.append(item)
+            rows += item[0].accepted
+        return group, stopping
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self._checkpoint_idle)
+            except queue.Empty:
+                self._checkpoint_when_idle()
+                continue
+            if item is None:
+                break
+            group, stopping = self._take_group(item)
+            self._commit(group)
+            if stopping:
+                break
+        self._checkpoint_when_idle()
+
+    def _commit(self, group: list[tuple[Batch, Done]]) -> None:
+        started = time.perf_counter()
+        error: BaseException | None = None
+        with self._lock:
+            try:
+                self._con.execute("BEGIN TRANSACTION")
+                new_resources = write_batches(
+                    self._con, (batch for batch, _ in group), self._sequence, self._known_resources, self.stats
+                )
+                self._con.execute("COMMIT")
+                self._known_resources |= new_resources
+                self._sequence += 1
+                self._dirty_since_checkpoint = True
+                self.stats.commits += 1
+            except BaseException as failure:  # the requests must hear about it, whatever it was
+                error = failure
+                self.stats.failed_commits += 1
+                log.exception("commit of %d requests failed", len(group))
+                try:
+                    self._con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+        self.stats.last_commit_seconds = time.perf_counter() - started
+        for _, done in group:
+            done(error)
+
+    def _checkpoint_when_idle(self) -> None:
+        """Fold the WAL into the database file while nothing is waiting, so checkpoints do not stall ingest."""
+        if not self._dirty_since_checkpoint or not self._queue.empty():
+            return
+        with self._lock:
+            try:
+                self._con.execute("CHECKPOINT")
+                self._dirty_since_checkpoint = False
+            except duckdb.Error as error:
+                log.warning("checkpoint skipped: %s", error)
