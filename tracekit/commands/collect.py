@@ -1,0 +1,116 @@
+"""`tracekit collect`: the headless collector."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from tracekit.cli import add_db_argument
+from tracekit.store.paths import resolve_db_path
+
+HELP = "run the OTLP collector (gRPC and HTTP) that stores traces, logs and metrics in the DuckDB store"
+
+DESCRIPTION = """\
+Run the OTLP collector headless. It listens on 127.0.0.1 only unless told otherwise, stores everything it receives in
+one DuckDB file, and acknowledges a request only after its data is committed. While it runs, `tracekit query`, `tui`,
+`replay` and `export` on the same --db reach the store through its local read API.
+
+Every option also has an environment variable (the option wins). Port 0 picks a free port; the chosen addresses are
+printed and written to the state file beside the database (<db>.collector.json).
+"""
+
+
+def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `collect` and the default collector+TUI command."""
+    from tracekit.collector.settings import MIB
+
+    group = parser.add_argument_group("collector")
+    group.add_argument("--grpc", metavar="HOST:PORT", default=None,
+                       help="OTLP/gRPC listen address, 'off' to disable ($TRACEKIT_GRPC; default 127.0.0.1:4317)")
+    group.add_argument("--http", metavar="HOST:PORT", default=None,
+                       help="OTLP/HTTP listen address, 'off' to disable ($TRACEKIT_HTTP; default 127.0.0.1:4318)")
+    group.add_argument("--max-request-size", metavar="SIZE", default=None,
+                       help=f"largest OTLP request accepted, e.g. 32MiB ($TRACEKIT_MAX_REQUEST_SIZE; default "
+                            f"{32 * MIB // MIB}MiB)")
+    group.add_argument("--queue-size", metavar="SIZE", default=None,
+                       help="request bytes accepted but not yet committed before senders are told to retry later "
+                            "($TRACEKIT_QUEUE_SIZE; default 256MiB)")
+    group.add_argument("--memory-limit", metavar="SIZE", default=None,
+                       help="DuckDB memory_limit ($TRACEKIT_MEMORY_LIMIT; default 2GB)")
+    group.add_argument("--decode-workers", metavar="N", type=int, default=None,
+                       help="decode requests in N worker processes; 0 decodes in a thread "
+                            "($TRACEKIT_DECODE_WORKERS; default 0)")
+    group.add_argument("--retention-days", metavar="DAYS", type=float, default=None,
+                       help="delete telemetry older than this, in the background ($TRACEKIT_RETENTION_DAYS)")
+    group.add_argument("--max-db-size", metavar="SIZE", default=None,
+                       help="delete the oldest telemetry while the store is larger, e.g. 2GB ($TRACEKIT_MAX_DB_SIZE)")
+    group.add_argument("--auth-token", metavar="TOKEN", default=None,
+                       help="require 'Authorization: Bearer TOKEN' from senders ($TRACEKIT_AUTH_TOKEN)")
+    group.add_argument("--forward-otlp", metavar="URL", default=None,
+                       help="also forward what is stored to this OTLP endpoint (from a durable queue in the store)")
+    group.add_argument("--forward-azure-monitor", metavar="CONNECTION_STRING", default=None,
+                       help="also forward what is stored to Application Insights (use "
+                            "$APPLICATIONINSIGHTS_CONNECTION_STRING)")
+
+
+def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
+    """CollectorSettings from defaults, then TRACEKIT_* variables, then flags."""
+    from tracekit.collector.settings import CollectorSettings, parse_size
+
+    settings = CollectorSettings.from_env(resolve_db_path(args.db))
+    if args.grpc is not None:
+        settings.grpc = None if args.grpc == "off" else args.grpc
+    if args.http is not None:
+        settings.http = None if args.http == "off" else args.http
+    if args.max_request_size is not None:
+        settings.max_request_bytes = parse_size(args.max_request_size)
+    if args.queue_size is not None:
+        settings.queue_bytes = parse_size(args.queue_size)
+    if args.memory_limit is not None:
+        settings.memory_limit = args.memory_limit
+    if args.decode_workers is not None:
+        settings.decode_workers = args.decode_workers
+    if args.retention_days is not None:
+        settings.retention_days = args.retention_days
+    if args.max_db_size is not None:
+        settings.max_db_bytes = parse_size(args.max_db_size)
+    if args.auth_token is not None:
+        settings.auth_token = args.auth_token
+    if args.forward_otlp is not None:
+        settings.forward_otlp = args.forward_otlp
+    if args.forward_azure_monitor is not None:
+        settings.forward_azure_monitor = args.forward_azure_monitor
+    return settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("collect", help=HELP, description=DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_db_argument(parser)
+    add_collector_arguments(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every refused request and commit")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tracekit.collector.service import Collector
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = settings_from_args(args)
+    except ValueError as error:
+        print(f"tracekit collect: error: {error}", file=sys.stderr)
+        return 2
+
+    def announce(collector: Collector) -> None:
+        print(f"tracekit collector: store {collector.db_path}", flush=True)
+        if collector.grpc_endpoint:
+            print(f"  OTLP/gRPC  {collector.grpc_endpoint}", flush=True)
+        if collector.http_endpoint:
+            print(f"  OTLP/HTTP  {collector.http_endpoint}", flush=True)
+        print("  Ctrl-C stops (what was accepted is committed first)", flush=True)
+
+    Collector(settings).run_forever(on_ready=announce)
+    return 0
