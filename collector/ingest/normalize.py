@@ -207,7 +207,7 @@ def decode_traces(request: ExportTraceServiceRequest) -> Batch:
                 append["dropped_links_count"](span.dropped_links_count)
                 for column, keys in typed_str_cols:
                     value = _first(attributes, keys)
-                    column.append(None if value is None else str(value))
+                    column.append(value if value is None or isinstance(value, str) else _json(value))
                 for column, keys in typed_int_cols:
                     column.append(_int_or_none(_first(attributes, keys)))
     batch.accepted = len(cols["trace_id"])

@@ -1,0 +1,245 @@
+"""Ingest benchmark: sustained durable spans/s through the real collector over OTLP/gRPC.
+
+    python bench/ingest.py [--seconds 20] [--in-flight 8] [--decode-workers 0] [--requests 16]
+
+1. Starts `tracekit collect` in its own process on a fresh store (ephemeral port).
+2. Builds distinct 512-span ExportTraceServiceRequests with GenAI-like attributes (~800 bytes/span) and serializes
+   them up front, so the load process spends its CPU on sending, not on encoding.
+3. A separate load process sends them over gRPC with several requests in flight for a fixed time, counting spans
+   the collector acknowledged.
+4. Counts the rows in the store (through the collector's read API): durable spans/s = stored spans / load time.
+5. Samples the collector's RSS throughout, and measures in this process the decode-only ceiling (protobuf parse of the
+   same bytes) and the normalize ceiling (parse + Arrow columns), printed as ratios to the durable rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+SPANS_PER_REQUEST = 512
+SERVICE = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def build_request(seed: int) -> bytes:
+    """One ExportTraceServiceRequest of agent-like traffic: invoke_agent > chat / execute_tool spans."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+    rng = random.Random(seed)
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    for key, value in (("service.name", "bench-agents"), ("service.version", "1.4.2"),
+                       ("telemetry.sdk.language", "python"), ("telemetry.sdk.name", "opentelemetry")):
+        resource_spans.resource.attributes.append(KeyValue(key=key, value=AnyValue(string_value=value)))
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name = "tracekit.instrumentors.langchain"
+    scope_spans.scope.version = "0.1.0"
+    now = time.time_ns()
+    agents = ["planner", "flight-agent", "hotel-agent", "weather-agent"]
+    models = ["gpt-4o", "gpt-4o-mini", "o4-mini"]
+    tools = ["search_flights", "get_weather", "book_hotel", "currency_convert"]
+    trace_id = rng.randbytes(16)
+    root_id = rng.randbytes(8)
+    for index in range(SPANS_PER_REQUEST):
+        if index % 32 == 0:
+            trace_id, root_id = rng.randbytes(16), rng.randbytes(8)
+        span = scope_spans.spans.add()
+        span.trace_id = trace_id
+        span.span_id = root_id if index % 32 == 0 else rng.randbytes(8)
+        if index % 32:
+            span.parent_span_id = root_id
+        start = now - rng.randrange(10**9, 10**12)
+        span.start_time_unix_nano = start
+        span.end_time_unix_nano = start + rng.randrange(10**6, 5 * 10**9)
+        agent = rng.choice(agents)
+        attributes: list[tuple[str, object]]
+        kind = index % 3
+        if index % 32 == 0:
+            span.name, span.kind = f"invoke_agent {agent}", Span.SPAN_KIND_INTERNAL
+            attributes = [("gen_ai.operation.name", "invoke_agent"), ("gen_ai.agent.name", agent),
+                          ("gen_ai.agent.id", f"asst_{rng.getrandbits(64):016x}"),
+                          ("gen_ai.conversation.id", f"conv_{rng.getrandbits(48):012x}"),
+                          ("gen_ai.provider.name", "openai"), ("gen_ai.system", "openai")]
+        elif kind == 1:
+            model = rng.choice(models)
+            span.name, span.kind = f"chat {model}", Span.SPAN_KIND_CLIENT
+            attributes = [("gen_ai.operation.name", "chat"), ("gen_ai.provider.name", "openai"),
+                          ("gen_ai.system", "openai"), ("gen_ai.request.model", model),
+                          ("gen_ai.response.model", model + "-2024-08-06"),
+                          ("gen_ai.response.id", f"chatcmpl-{rng.getrandbits(96):024x}"),
+                          ("gen_ai.usage.input_tokens", rng.randrange(50, 4000)),
+                          ("gen_ai.usage.output_tokens", rng.randrange(5, 800)),
+                          ("gen_ai.request.temperature", 0.2), ("server.address", "api.openai.com"),
+                          ("server.port", 443), ("gen_ai.response.finish_reasons", "stop")]
+        else:
+            tool = rng.choice(tools)
+            span.name, span.kind = f"execute_tool {tool}", Span.SPAN_KIND_INTERNAL
+            attributes = [("gen_ai.operation.name", "execute_tool"), ("gen_ai.tool.name", tool),
+                          ("gen_ai.tool.type", "function"), ("gen_ai.tool.call.id", f"call_{rng.getrandbits(80):020x}"),
+                          ("gen_ai.agent.name", agent),
+                          ("gen_ai.tool.call.arguments", json.dumps({"city": "Paris", "date": "2026-11-22",
+                                                                     "passengers": rng.randrange(1, 5)})),
+                          ("gen_ai.tool.call.result", json.dumps({"ok": True, "items": rng.randrange(0, 9)}))]
+            if rng.random() < 0.05:
+                span.status.code = Status.STATUS_CODE_ERROR
+                span.status.message = "tool failed"
+                attributes.append(("error.type", "TimeoutError"))
+        attributes.append(("code.function", "run_step"))
+        attributes.append(("thread.id", rng.randrange(1, 64)))
+        for key, value in attributes:
+            if isinstance(value, bool):
+                any_value = AnyValue(bool_value=value)
+            elif isinstance(value, int):
+                any_value = AnyValue(int_value=value)
+            elif isinstance(value, float):
+                any_value = AnyValue(double_value=value)
+            else:
+                any_value = AnyValue(string_value=str(value))
+            span.attributes.append(KeyValue(key=key, value=any_value))
+    return request.SerializeToString()
+
+
+def load_process(target: str, payloads: list[bytes], seconds: float, in_flight: int, result_queue) -> None:
+    """Send payloads round-robin with `in_flight` concurrent requests for `seconds`; report acknowledged spans."""
+    import grpc
+
+    async def main() -> tuple[int, int, float]:
+        acknowledged = refused = 0
+        deadline = time.perf_counter() + seconds
+        async with grpc.aio.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+            export = channel.unary_unary(SERVICE)
+
+            async def worker(offset: int) -> None:
+                nonlocal acknowledged, refused
+                index = offset
+                while time.perf_counter() < deadline:
+                    try:
+                        await export(payloads[index % len(payloads)], timeout=30)
+                        acknowledged += SPANS_PER_REQUEST
+                    except grpc.aio.AioRpcError as error:
+                        if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                            raise
+                        refused += 1
+                        await asyncio.sleep(0.05)
+                    index += in_flight
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(i) for i in range(in_flight)))
+            return acknowledged, refused, time.perf_counter() - started
+
+    result_queue.put(asyncio.run(main()))
+
+
+def start_collector(db: Path, decode_workers: int) -> tuple[subprocess.Popen, dict]:
+    state_path = db.with_name(db.name + ".collector.json")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracekit.cli", "collect", "--db", str(db), "--grpc", "127.0.0.1:0", "--http", "off",
+         "--decode-workers", str(decode_workers)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(300):
+        if state_path.exists():
+            return process, json.loads(state_path.read_text())
+        if process.poll() is not None:
+            raise SystemExit(f"collector failed: {process.stderr.read().decode()}")
+        time.sleep(0.05)
+    raise SystemExit("collector did not start")
+
+
+def count_spans(state: dict) -> int:
+    from tracekit.store.reader import RemoteReader
+
+    reader = RemoteReader(state["read_api"], state["token"], "bench")
+    return int(reader.sql("SELECT count(*) AS n FROM spans").column("n")[0].as_py())
+
+
+def ceilings(payloads: list[bytes]) -> tuple[float, float]:
+    """Spans/s for protobuf parse alone and for parse + normalize to Arrow, in this process."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from tracekit.collector.ingest.normalize import decode_traces
+
+    def rate(work) -> float:
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            for payload in payloads:
+                work(payload)
+            runs.append(len(payloads) * SPANS_PER_REQUEST / (time.perf_counter() - started))
+        return statistics.median(runs)
+
+    parse = rate(lambda p: ExportTraceServiceRequest.FromString(p))
+    normalize = rate(lambda p: decode_traces(ExportTraceServiceRequest.FromString(p)))
+    return parse, normalize
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--in-flight", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=16, help="distinct pre-serialized requests")
+    parser.add_argument("--decode-workers", type=int, default=0)
+    args = parser.parse_args()
+
+    payloads = [build_request(seed) for seed in range(args.requests)]
+    size = sum(map(len, payloads)) / len(payloads) / SPANS_PER_REQUEST
+    print(f"payload: {len(payloads)} requests x {SPANS_PER_REQUEST} spans, {size:.0f} bytes/span")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.duckdb"
+        collector, state = start_collector(db, args.decode_workers)
+        peak_rss = 0
+        stop = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak_rss
+            proc = psutil.Process(collector.pid)
+            while not stop.is_set():
+                try:
+                    rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+                except psutil.Error:
+                    break
+                peak_rss = max(peak_rss, rss)
+                time.sleep(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        results: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
+        load = multiprocessing.get_context("spawn").Process(
+            target=load_process, args=(state["grpc"], payloads, args.seconds, args.in_flight, results))
+        load.start()
+        acknowledged, refused, elapsed = results.get()
+        load.join()
+        stored = count_spans(state)
+        stop.set()
+        collector.terminate()
+        collector.wait(timeout=60)
+
+    durable_rate = stored / elapsed
+    parse_rate, normalize_rate = ceilings(payloads)
+    print(f"load: {elapsed:.1f}s, {args.in_flight} requests in flight, decode workers {args.decode_workers}")
+    print(f"acknowledged spans      {acknowledged:>12,}   (refused requests, retried: {refused})")
+    print(f"stored spans            {stored:>12,}   (must be >= acknowledged: {stored >= acknowledged})")
+    print(f"durable spans/s         {durable_rate:>12,.0f}")
+    print(f"peak collector RSS      {peak_rss / 2**20:>12,.0f} MiB")
+    print(f"decode-only ceiling     {parse_rate:>12,.0f} spans/s   durable/decode = {durable_rate / parse_rate:.3f}")
+    print(f"normalize ceiling       {normalize_rate:>12,.0f} spans/s   durable/normalize = "
+          f"{durable_rate / normalize_rate:.3f}")
+
+
+if __name__ == "__main__":
+    main()
