@@ -1,0 +1,282 @@
+"""`tracekit.configure()` and `tracekit.instrument()`: one call each to get GenAI telemetry flowing.
+
+configure() builds the tracer, logger and meter providers with OTLP exporters (to the local tracekit collector by
+default) or Azure Monitor exporters, with the redaction processors FIRST in each pipeline so no exporter ever sees
+an unredacted value. If the application already installed an SDK TracerProvider, configure() does not replace it
+(that would orphan the application's own exporters): it puts the redaction processor in front of the existing
+processors and adds an exporter only when one was asked for explicitly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+from urllib.parse import urlparse
+
+from tracekit import semconv
+from tracekit.content import ContentMode, get_content_settings, set_content_recording
+from tracekit.redaction import RedactionPolicy
+
+__all__ = ["configure", "ConfigureResult", "instrument", "uninstrument", "INSTRUMENTORS"]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_OTLP_GRPC_ENDPOINT = "http://127.0.0.1:4317"
+
+# name -> (module, class, the import that must succeed for the framework to be "installed")
+INSTRUMENTORS: dict[str, tuple[str, str, str]] = {
+    "langchain": ("tracekit.instrumentors.langchain", "LangChainInstrumentor", "langchain_core"),
+    "openai": ("tracekit.instrumentors.openai", "OpenAIInstrumentor", "openai"),
+    "openai_agents": ("tracekit.instrumentors.openai_agents", "OpenAIAgentsInstrumentor", "agents"),
+}
+
+
+@dataclass
+class ConfigureResult:
+    """What configure() set up, so callers (and tests) can flush or shut it down."""
+
+    tracer_provider: Any
+    logger_provider: Any = None
+    meter_provider: Any = None
+    destination: str = "otlp"  # "otlp", "azure-monitor" or "existing"
+    endpoint: str | None = None
+    instrumented: list[str] = field(default_factory=list)
+
+    def force_flush(self, timeout_millis: int = 10_000) -> None:
+        """Export everything buffered now."""
+        for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
+            if provider is not None and hasattr(provider, "force_flush"):
+                provider.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Flush and stop every provider configure() created."""
+        for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
+            if provider is not None and hasattr(provider, "shutdown"):
+                provider.shutdown()
+
+
+def _otlp_settings(endpoint: str | None, protocol: str | None) -> tuple[str, str]:
+    endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_OTLP_GRPC_ENDPOINT
+    protocol = (protocol or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "").lower()
+    if not protocol:
+        protocol = "http/protobuf" if urlparse(endpoint if "://" in endpoint else f"http://{endpoint}").port == 4318 else "grpc"
+    if protocol in ("http", "http/protobuf"):
+        protocol = "http/protobuf"
+    elif protocol != "grpc":
+        raise ValueError(f"OTLP protocol {protocol!r}: use 'grpc' or 'http/protobuf'")
+    return endpoint, protocol
+
+
+def _otlp_exporters(endpoint: str, protocol: str, headers: Mapping[str, str] | None) -> tuple[Any, Any, Any]:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        parsed = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
+        insecure = parsed.scheme != "https"
+        target = parsed.netloc
+        kwargs: dict[str, Any] = {"endpoint": target, "insecure": insecure}
+        if headers:
+            kwargs["headers"] = dict(headers)
+        return OTLPSpanExporter(**kwargs), OTLPLogExporter(**kwargs), OTLPMetricExporter(**kwargs)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+
+    base = endpoint.rstrip("/")
+    extra = {"headers": dict(headers)} if headers else {}
+    return (
+        HttpSpanExporter(endpoint=f"{base}/v1/traces", **extra),
+        HttpLogExporter(endpoint=f"{base}/v1/logs", **extra),
+        HttpMetricExporter(endpoint=f"{base}/v1/metrics", **extra),
+    )
+
+
+def _azure_exporters(connection_string: str) -> tuple[Any, Any, Any]:
+    from azure.monitor.opentelemetry.exporter import (AzureMonitorLogExporter, AzureMonitorMetricExporter,
+                                                      AzureMonitorTraceExporter)
+
+    return (
+        AzureMonitorTraceExporter(connection_string=connection_string),
+        AzureMonitorLogExporter(connection_string=connection_string),
+        AzureMonitorMetricExporter(connection_string=connection_string),
+    )
+
+
+def genai_metric_views() -> list[Any]:
+    """Views giving the two GenAI client histograms the bucket boundaries the spec prescribes."""
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
+    return [
+        View(instrument_name=semconv.METRIC_TOKEN_USAGE,
+             aggregation=ExplicitBucketHistogramAggregation(semconv.TOKEN_USAGE_BUCKETS)),
+        View(instrument_name=semconv.METRIC_OPERATION_DURATION,
+             aggregation=ExplicitBucketHistogramAggregation(semconv.OPERATION_DURATION_BUCKETS)),
+    ]
+
+
+def _prepend_span_processor(provider: Any, processor: Any) -> bool:
+    """Put `processor` before the provider's existing processors (the SDK only offers append)."""
+    multi = getattr(provider, "_active_span_processor", None)
+    processors = getattr(multi, "_span_processors", None)
+    if multi is None or processors is None:
+        return False
+    from tracekit.redaction_pipeline import RedactingSpanProcessor
+
+    if any(isinstance(existing, RedactingSpanProcessor) for existing in processors):
+        return True
+    with multi._lock:
+        multi._span_processors = (processor, *processors)
+    return True
+
+
+def configure(
+    service_name: str | None = None,
+    *,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    connection_string: str | None = None,
+    content: bool | str | ContentMode | None = None,
+    redaction: RedactionPolicy | None = None,
+    resource_attributes: Mapping[str, Any] | None = None,
+    logs: bool = True,
+    metrics: bool = True,
+    instrument: bool | Sequence[str] = False,
+    set_global: bool = True,
+) -> ConfigureResult:
+    """Set up OpenTelemetry for GenAI telemetry and return what was built.
+
+    * Default destination: OTLP to `endpoint`, else `OTEL_EXPORTER_OTLP_ENDPOINT`, else the local tracekit collector
+      (gRPC on 127.0.0.1:4317). `protocol` is `grpc` or `http/protobuf` (default `OTEL_EXPORTER_OTLP_PROTOCOL`,
+      else guessed from the port).
+    * `connection_string` (e.g. `os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"]`): Azure Monitor instead.
+    * `content`: turn message-content recording on/off (default: the environment, i.e. off).
+    * `redaction`: the policy applied in-process to every span and log record before export (default: built-in
+      rules, or `TRACEKIT_REDACTION_FILE`).
+    * `instrument=True` also calls `tracekit.instrument()` (or pass framework names).
+    * `service_name` falls back to `OTEL_SERVICE_NAME`.
+    """
+    from opentelemetry import _logs, metrics as otel_metrics, trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from tracekit.redaction_pipeline import RedactingLogRecordProcessor, RedactingSpanProcessor
+
+    if content is not None:
+        set_content_recording(content, redaction=redaction)
+    elif redaction is not None:
+        set_content_recording(get_content_settings().mode, redaction=redaction)
+    policy = redaction or get_content_settings().redaction or RedactionPolicy.default()
+
+    existing = trace.get_tracer_provider()
+    if set_global and isinstance(existing, TracerProvider):
+        # The application configured OpenTelemetry itself: keep its pipeline, make it safe, add only what was asked.
+        _prepend_span_processor(existing, RedactingSpanProcessor(policy))
+        result = ConfigureResult(existing, _logs.get_logger_provider(), otel_metrics.get_meter_provider(), "existing")
+        if endpoint or connection_string:
+            span_exporter = (_azure_exporters(connection_string)[0] if connection_string
+                             else _otlp_exporters(*_otlp_settings(endpoint, protocol), headers)[0])
+            existing.add_span_processor(BatchSpanProcessor(span_exporter))
+            result.endpoint = endpoint
+        _log.info("tracekit.configure: an SDK TracerProvider is already set; reusing it with redaction in front")
+        result.instrumented = _maybe_instrument(instrument)
+        return result
+
+    attributes: dict[str, Any] = dict(resource_attributes or {})
+    if service_name:
+        attributes[semconv.SERVICE_NAME] = service_name
+    resource = Resource.create(attributes)
+
+    if connection_string:
+        span_exporter, log_exporter, metric_exporter = _azure_exporters(connection_string)
+        destination, where = "azure-monitor", None
+    else:
+        where, otlp_protocol = _otlp_settings(endpoint, protocol)
+        span_exporter, log_exporter, metric_exporter = _otlp_exporters(where, otlp_protocol, headers)
+        destination = "otlp"
+
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(RedactingSpanProcessor(policy))
+    tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    result = ConfigureResult(tracer_provider, destination=destination, endpoint=where)
+
+    if logs:
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+        logger_provider = LoggerProvider(resource=resource)
+        logger_provider.add_log_record_processor(RedactingLogRecordProcessor(policy))
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+        result.logger_provider = logger_provider
+    if metrics:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        reader = PeriodicExportingMetricReader(metric_exporter)
+        result.meter_provider = MeterProvider(resource=resource, metric_readers=[reader], views=genai_metric_views())
+
+    if set_global:
+        trace.set_tracer_provider(tracer_provider)
+        if result.logger_provider is not None:
+            _logs.set_logger_provider(result.logger_provider)
+        if result.meter_provider is not None:
+            otel_metrics.set_meter_provider(result.meter_provider)
+    result.instrumented = _maybe_instrument(instrument)
+    return result
+
+
+def _maybe_instrument(instrument_arg: bool | Sequence[str]) -> list[str]:
+    if instrument_arg is True:
+        return instrument()
+    if instrument_arg:
+        return instrument(*instrument_arg)
+    return []
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def instrument(*frameworks: str, **kwargs: Any) -> list[str]:
+    """Instrument the installed frameworks (all of `langchain`, `openai`, `openai_agents` by default).
+
+    Returns the names instrumented. Naming a framework that is not installed raises ValueError; frameworks that are
+    simply absent are skipped when none are named. Keyword arguments go to each `BaseInstrumentor.instrument()`
+    (e.g. `tracer_provider=`, `meter_provider=`).
+    """
+    unknown = [name for name in frameworks if name not in INSTRUMENTORS]
+    if unknown:
+        raise ValueError(f"unknown framework(s) {unknown}; tracekit instruments {', '.join(INSTRUMENTORS)}")
+    done = []
+    for name in frameworks or tuple(INSTRUMENTORS):
+        module_name, class_name, requirement = INSTRUMENTORS[name]
+        if not _installed(requirement):
+            if frameworks:
+                raise ValueError(f"cannot instrument {name}: the package providing `{requirement}` is not installed")
+            continue
+        instrumentor = getattr(importlib.import_module(module_name), class_name)()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(**kwargs)
+        done.append(name)
+    return done
+
+
+def uninstrument(*frameworks: str) -> None:
+    """Undo `instrument()` for the named frameworks (all by default)."""
+    for name in frameworks or tuple(INSTRUMENTORS):
+        module_name, class_name, requirement = INSTRUMENTORS[name]
+        if not _installed(requirement):
+            continue
+        instrumentor = getattr(importlib.import_module(module_name), class_name)()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
