@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from tracekit.collector.writer import duckdb_size_bytes
+
 log = logging.getLogger("tracekit.collector.retention")
 
 # table -> its time column in ns
@@ -29,18 +31,7 @@ class RetentionResult:
 def used_bytes(con: duckdb.DuckDBPyConnection) -> int:
     """Bytes of the database blocks in use, plus the WAL not yet checkpointed."""
     row = con.execute("SELECT used_blocks * block_size, wal_size FROM pragma_database_size()").fetchall()[0]
-    wal = _parse_size(row[1]) if row and isinstance(row[1], str) else int(row[1] or 0)
-    return int(row[0] or 0) + wal
-
-
-def _parse_size(text: str) -> int:
-    number, _, unit = text.strip().partition(" ")
-    factor = {"bytes": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4,
-              "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}.get(unit, 1)
-    try:
-        return int(float(number) * factor)
-    except ValueError:
-        return 0
+    return int(row[0] or 0) + duckdb_size_bytes(row[1])
 
 
 def delete_before(con: duckdb.DuckDBPyConnection, cutoff_ns: int) -> int:

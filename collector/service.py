@@ -32,7 +32,7 @@ from tracekit.collector.receivers.http import build_http_app
 from tracekit.collector.settings import CollectorSettings, parse_address
 from tracekit.collector.writer import StoreWriter
 from tracekit.errors import StoreError
-from tracekit.store.database import open_store
+from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store
 from tracekit.store.paths import state_file_for
 from tracekit.store.reader import LocalReader, read_state
 
@@ -126,7 +126,8 @@ class Collector:
         existing = read_state(self.db_path)
         if existing and existing.get("pid") != os.getpid():
             raise StoreError(f"a collector (pid {existing.get('pid')}) already runs for {self.db_path}")
-        self._connection = open_store(self.db_path, memory_limit=settings.memory_limit)
+        self._connection = open_store(self.db_path, memory_limit=settings.memory_limit,
+                                      checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
         self.writer = StoreWriter(self._connection)
         self.writer.start()
         self.pipeline = IngestPipeline(self.writer, Admission(settings.queue_bytes),

@@ -10,6 +10,10 @@ from tracekit.errors import StoreError
 from tracekit.store import schema
 
 DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's own default is 80 % of RAM; a local tool should not take that much
+# DuckDB checkpoints inside the committing transaction once the WAL passes checkpoint_threshold (16 MB by default),
+# stalling that commit for seconds on a large table. The collector raises the threshold and checkpoints from a
+# background thread instead (collector/writer.py, Checkpointer); the threshold stays as a backstop.
+COLLECTOR_CHECKPOINT_THRESHOLD = "1GB"
 
 
 def _describe_lock_error(path: Path, error: duckdb.Error) -> StoreError:
@@ -22,7 +26,11 @@ def _describe_lock_error(path: Path, error: duckdb.Error) -> StoreError:
 
 
 def open_store(
-    path: Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT, threads: int | None = None
+    path: Path,
+    *,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads: int | None = None,
+    checkpoint_threshold: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the store read-write and migrate it to the current schema.
 
@@ -34,6 +42,8 @@ def open_store(
     config: dict[str, str | int | bool] = {"memory_limit": memory_limit}
     if threads:
         config["threads"] = threads
+    if checkpoint_threshold:
+        config["checkpoint_threshold"] = checkpoint_threshold
     try:
         con = duckdb.connect(str(path), config=config)
     except duckdb.Error as error:
