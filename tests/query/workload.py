@@ -1,0 +1,135 @@
+"""A small, realistic multi-agent workload made with the real OpenTelemetry SDK.
+
+Deterministic (seeded) so tests can compute expected answers from the spans themselves, independently of the
+query layer: every test reads the ReadableSpan objects this returns, never the views it is checking.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from tracekit import semconv
+
+BASE_NS = 1_763_000_000_000_000_000  # a fixed instant; tests pass explicit times so results are reproducible
+AGENTS = ("planner", "researcher", "writer")
+MODELS = ("gpt-4o", "gpt-4o-mini")
+TOOLS = ("search", "calculator", "fetch_page")
+RESOURCE = Resource({"service.name": "agent-app", "service.namespace": "demo", "service.instance.id": "inst-1",
+                     "service.version": "1.2.3"})
+
+
+@dataclass
+class Workload:
+    spans: list[ReadableSpan] = field(default_factory=list)
+    logs: list = field(default_factory=list)
+
+
+def make_workload(runs: int = 12, seed: int = 7, *, base_ns: int = BASE_NS) -> Workload:
+    """`runs` agent runs: invoke_agent -> chat calls and execute_tool calls, some failing, plus evaluations."""
+    rng = random.Random(seed)
+    span_exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    tracer = provider.get_tracer("tracekit.tests")
+    log_exporter = InMemoryLogExporter()
+    logger_provider = LoggerProvider(resource=RESOURCE)
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+    logger = logger_provider.get_logger("tracekit.evaluation")
+
+    clock = base_ns
+    for run in range(runs):
+        agent = AGENTS[run % len(AGENTS)]
+        start = clock
+        root = tracer.start_span(
+            f"invoke_agent {agent}", kind=SpanKind.INTERNAL, start_time=start,
+            attributes={semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: agent,
+                        semconv.GEN_AI_AGENT_ID: f"asst_{agent}", semconv.GEN_AI_SYSTEM: "openai",
+                        semconv.GEN_AI_PROVIDER_NAME: "openai",
+                        semconv.GEN_AI_CONVERSATION_ID: f"conv-{run // 2}", "session.id": f"sess-{run // 2}"})
+        ctx = trace.set_span_in_context(root)
+        t = start + 1_000_000
+        failed = False
+        for step in range(rng.randint(1, 3)):
+            model = MODELS[rng.randrange(2)]
+            duration = rng.randint(50, 900) * 1_000_000 + rng.randint(0, 999_999)
+            chat = tracer.start_span(
+                f"chat {model}", context=ctx, kind=SpanKind.CLIENT, start_time=t,
+                attributes={semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_SYSTEM: "openai",
+                            semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.GEN_AI_REQUEST_MODEL: model,
+                            semconv.GEN_AI_RESPONSE_MODEL: model + "-2024", semconv.GEN_AI_RESPONSE_ID: f"resp-{run}-{step}",
+                            semconv.GEN_AI_USAGE_INPUT_TOKENS: rng.randint(10, 2000),
+                            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: rng.randint(1, 500),
+                            semconv.GEN_AI_RESPONSE_FINISH_REASONS: ["stop"],
+                            semconv.GEN_AI_REQUEST_TEMPERATURE: 0.7, semconv.GEN_AI_REQUEST_STREAM: False,
+                            "server.address": "api.openai.com", "server.port": 443})
+            chat.add_event("gen_ai.content.prompt", {"gen_ai.prompt": "hi"}, timestamp=t + 1000)
+            t += duration
+            chat.end(end_time=t)
+            tool = TOOLS[rng.randrange(3)]
+            tduration = rng.randint(1, 300) * 1_000_000 + rng.randint(0, 999_999)
+            tspan = tracer.start_span(
+                f"execute_tool {tool}", context=ctx, kind=SpanKind.INTERNAL, start_time=t,
+                attributes={semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: tool,
+                            semconv.GEN_AI_TOOL_CALL_ID: f"call-{run}-{step}", semconv.GEN_AI_TOOL_TYPE: "function"})
+            if rng.random() < 0.3:
+                failed = True
+                tspan.record_exception(TimeoutError(f"{tool} timed out"), timestamp=t + 500,
+                                       attributes={"exception.stacktrace": "Traceback: ..."})
+                tspan.set_attribute(semconv.ERROR_TYPE, "TimeoutError")
+                tspan.set_status(Status(StatusCode.ERROR, "timed out"))
+            t += tduration
+            tspan.end(end_time=t)
+            t += 1_000_000
+        if failed and rng.random() < 0.5:
+            root.set_status(Status(StatusCode.ERROR))
+            root.set_attribute(semconv.ERROR_TYPE, "ToolError")
+        root.end(end_time=t)
+        trace_id = root.get_span_context().trace_id
+        span_id = root.get_span_context().span_id
+        for evaluator in ("relevance", "coherence"):
+            eval_ctx = trace.set_span_in_context(NonRecordingSpan(SpanContext(trace_id, span_id, False,
+                                                                              TraceFlags(1))))
+            logger.emit(
+                timestamp=t + 1000, context=eval_ctx, body=None,
+                attributes={semconv.MICROSOFT_CUSTOM_EVENT_NAME: semconv.EVENT_EVALUATION_RESULT,
+                            semconv.GEN_AI_EVALUATION_NAME: evaluator,
+                            semconv.GEN_AI_EVALUATION_SCORE_VALUE: round(rng.uniform(1, 5), 2),
+                            semconv.GEN_AI_EVALUATION_SCORE_LABEL: "pass",
+                            semconv.GEN_AI_RESPONSE_ID: f"resp-{run}-0"})
+        clock = t + 60_000_000_000
+    provider.shutdown()
+    logger_provider.shutdown()
+    return Workload(spans=list(span_exporter.get_finished_spans()),
+                    logs=list(log_exporter.get_finished_logs()))
+
+
+def server_span_workload() -> list[ReadableSpan]:
+    """A SERVER span (an HTTP request into the agent app) with a CLIENT HTTP child: the non-GenAI mappings."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("tracekit.tests")
+    server = tracer.start_span("POST /chat", kind=SpanKind.SERVER, start_time=BASE_NS,
+                               attributes={"http.request.method": "POST", "http.route": "/chat",
+                                           "url.full": "http://localhost:8000/chat?x=1",
+                                           "http.response.status_code": 404, "app.tenant": "t1"})
+    ctx = trace.set_span_in_context(server)
+    client = tracer.start_span("GET", context=ctx, kind=SpanKind.CLIENT, start_time=BASE_NS + 1_000_000,
+                               attributes={"http.request.method": "GET", "url.full": "https://example.com:8443/a/b?q=1",
+                                           "server.address": "example.com", "server.port": 8443,
+                                           "http.response.status_code": 200, "tags": ["a", "it's"]})
+    client.end(end_time=BASE_NS + 5_500_000)
+    server.end(end_time=BASE_NS + 9_499_999)
+    provider.shutdown()
+    return list(exporter.get_finished_spans())

@@ -1,0 +1,348 @@
+"""KQL over the store: duckdb-kql translates, this module adapts the result to tracekit's readers.
+
+    >>> from tracekit.store.reader import open_reader
+    >>> run_kql(open_reader(), 'dependencies | summarize count() by type')   # doctest: +SKIP
+
+What it adds to duckdb-kql (each documented in docs/kql.md):
+
+* errors: every duckdb-kql error becomes a tracekit.errors.QueryError carrying the 1-based line and column;
+* `percentiles(x, p1, p2, ...)`: rewritten before translation into one `percentile()` per rank, named the way
+  Kusto names them (`percentile_x_p1`, ...) or by a `(a, b) = percentiles(...)` tuple;
+* `since`: a time range applied to every App Insights view and store table the query reads (what Azure Monitor does
+  with a workbook's time picker), as a predicate on the timestamp column so DuckDB prunes by zone maps;
+* typed-column shortcuts: `customDimensions["gen_ai.operation.name"]` and friends on requests/dependencies read
+  the store's typed columns (and other keys one attribute each) instead of building the whole customDimensions
+  object for every row. The answer is the same; when the shortcut cannot apply the query runs unshortened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb_kql
+import pyarrow as pa
+from antlr4 import InputStream
+from duckdb_kql._antlr.KqlLexer import KqlLexer
+from duckdb_kql.errors import KqlError, KqlSchemaError, KqlSyntaxError, KqlUnsupportedError
+
+from tracekit.errors import QueryError
+from tracekit.query import views
+from tracekit.store.reader import StoreReader
+
+# Time column of every table a time range applies to.
+TIME_COLUMNS: dict[str, str] = {
+    **{table: "timestamp" for table in views.CLASSIC_TABLES},
+    **{table: "TimeGenerated" for table in views.WORKSPACE_TABLES},
+    "spans": "start_time", "span_events": "time", "logs": "time", "metric_points": "time",
+}
+# Views whose customDimensions / Properties accessors can use the typed-column shortcut, and the attribute rules
+# that built them ("span": EXP trace exporter filters).
+_SHORTCUT_TABLES = {"requests": "customDimensions", "dependencies": "customDimensions",
+                    "AppRequests": "Properties", "AppDependencies": "Properties"}
+_SINCE_SLOT = "tk_since"
+
+
+@dataclass
+class Compiled:
+    """A KQL query turned into SQL for the store: the text, its parameter values, and a plain fallback."""
+
+    sql: str
+    params: dict[str, Any] = field(default_factory=dict)
+    fallback_sql: str | None = None  # the same query without the typed-column shortcut
+
+
+def translate(text: str, params: dict[str, Any] | None = None) -> str:
+    """The DuckDB SQL that duckdb-kql makes of `text` (after tracekit's extensions), for reading or `EXPLAIN`.
+
+    Raises QueryError with the line and column of the problem when the KQL does not parse or translate.
+    """
+    return _translate(text, params, None).sql_text
+
+
+def run_kql(reader: StoreReader, text: str, params: dict[str, Any] | None = None, *,
+            since: dt.timedelta | None = None, now: dt.datetime | None = None) -> pa.Table:
+    """Run KQL against the store behind `reader` (a file or a running collector) and return an Arrow table.
+
+    `params` gives values for the query's `declare query_parameters(...)`; they are bound, never spliced into SQL.
+    `since` limits every table the query reads to rows from the last `since` (relative to `now`, default the
+    current UTC time). Raises QueryError (line, column, reason) for bad KQL and for queries the store refuses.
+    """
+    compiled = compile_kql(reader, text, params, since=since, now=now)
+    try:
+        return reader.sql(compiled.sql, compiled.params or None)
+    except QueryError:
+        if compiled.fallback_sql is None:
+            raise
+        return reader.sql(compiled.fallback_sql, compiled.params or None)
+
+
+def compile_kql(reader: StoreReader | None, text: str, params: dict[str, Any] | None = None, *,
+                since: dt.timedelta | None = None, now: dt.datetime | None = None) -> Compiled:
+    """Translate `text` for the store behind `reader` (its schema drives join/union column lists)."""
+    schema = store_schema(reader) if reader is not None else None
+    translation = _translate(text, params, schema)
+    sql_params = dict(translation.params)
+    sources = _referenced_sources(translation.sql_text)
+    if schema is not None:
+        _check_tables(text, sources, schema)
+    time_filtered = since is not None and any(table in TIME_COLUMNS for table in sources)
+    if time_filtered:
+        moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+        sql_params[_SINCE_SLOT] = moment - since
+    plain = _rewrite_sources(translation.sql_text, sources, time_filtered, wide=False)
+    shortcut = _shortcut_sql(text, translation.sql_text, sources, time_filtered)
+    if shortcut is None:
+        return Compiled(plain, sql_params)
+    return Compiled(shortcut, sql_params, fallback_sql=plain)
+
+
+# --- translation and errors --------------------------------------------------------------------------------------------
+@dataclass
+class _Translation:
+    sql_text: str
+    params: dict[str, Any]
+
+
+def _translate(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None) -> _Translation:
+    if not text or not text.strip():
+        raise QueryError("empty query: give a KQL query such as `dependencies | take 10`")
+    rewritten = expand_percentiles(text)
+    try:
+        result = duckdb_kql.to_sql(rewritten, schema=schema, parameters=params or None, allow_write=False)
+    except KqlError as error:
+        raise _query_error(error) from None
+    if result.unbound:
+        names = ", ".join(result.unbound)
+        raise QueryError(f"no value for query parameter {names}: pass --param {result.unbound[0]}=VALUE "
+                         "(or give the declaration a default)")
+    return _Translation(str(result), dict(result.parameters))
+
+
+def _check_tables(text: str, sources: set[str], schema: dict[str, list[str]]) -> None:
+    """A clear error, with its position, for a table the store does not have (instead of DuckDB's catalog error)."""
+    for table in sorted(sources):
+        if table.startswith("_") or table in schema:
+            continue
+        line = column = None
+        for token in _tokens(text):
+            if token.text == table:
+                line, column = token.line, token.column + 1
+                break
+        known = ", ".join(name for name in views.view_names() if name in schema)
+        raise QueryError(f"unknown table '{table}'; tables here: {known}", line=line, column=column)
+
+
+def _shorten(message: str) -> str:
+    """ANTLR lists every token it could accept; past a handful that list is noise."""
+    match = re.search(r" expecting \{([^}]*)\}", message)
+    if match and match.group(1).count(",") > 8:
+        return message[:match.start()] + " (the query is incomplete or has a typo here)"
+    return message
+
+
+def _query_error(error: KqlError) -> QueryError:
+    """duckdb-kql's error as a QueryError with a 1-based line and column where one is known."""
+    if isinstance(error, KqlSyntaxError) and error.diagnostics:
+        first = error.diagnostics[0]
+        return QueryError(f"KQL syntax error: {_shorten(first.message)}", line=first.span.line, column=first.span.column + 1)
+    if isinstance(error, KqlUnsupportedError):
+        reason = f"not supported by the local KQL engine: {error.construct}"
+        if error.hint:
+            reason += f" ({error.hint})"
+        reason += "; see docs/kql.md for what works"
+        if error.span is not None:
+            return QueryError(reason, line=error.span.line, column=error.span.column + 1)
+        return QueryError(reason)
+    if isinstance(error, KqlSchemaError):
+        return QueryError(f"KQL schema error: {error}")
+    return QueryError(f"KQL error: {error}")
+
+
+def store_schema(reader: StoreReader) -> dict[str, list[str]]:
+    """Table -> column names of everything a query can read (store tables and views), cached per reader."""
+    cached = _schema_cache.get(reader)
+    if cached is not None:
+        return cached
+    rows = reader.sql(
+        "SELECT table_name, column_name FROM duckdb_columns() "
+        "WHERE NOT starts_with(column_name, '__') AND NOT starts_with(table_name, 'tk_') "
+        "AND schema_name IN ('main', 'temp') ORDER BY table_name, column_index"
+    ).to_pylist()
+    schema: dict[str, list[str]] = {}
+    for row in rows:
+        schema.setdefault(row["table_name"], []).append(row["column_name"])
+    try:
+        _schema_cache[reader] = schema
+    except TypeError:
+        pass  # a reader that cannot be weakly referenced is simply not cached
+    return schema
+
+
+_schema_cache: "weakref.WeakKeyDictionary[Any, dict[str, list[str]]]" = weakref.WeakKeyDictionary()
+
+
+# --- percentiles() --------------------------------------------------------------------------------------------------
+def _tokens(text: str) -> list[Any]:
+    lexer = KqlLexer(InputStream(text))
+    lexer.removeErrorListeners()
+    return [token for token in lexer.getAllTokens() if token.channel == 0]
+
+
+def expand_percentiles(text: str) -> str:
+    """Rewrite `percentiles(x, 50, 95)` into `percentile_x_50 = percentile(x, 50), percentile_x_95 = ...`.
+
+    duckdb-kql has `percentile()` but not the several-ranks form. Kusto names the outputs `percentile_<col>_<rank>`
+    (a dot in the rank becomes `_`); a `(p50, p95) = percentiles(...)` tuple names them instead.
+    """
+    if "percentiles" not in text.lower():
+        return text
+    tokens = _tokens(text)
+    edits: list[tuple[int, int, str]] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if (token.text.lower() == "percentiles" and index + 1 < len(tokens) and tokens[index + 1].text == "("):
+            close, args = _call_arguments(tokens, index + 1, text)
+            if close is None or len(args) < 2:
+                index += 1
+                continue
+            value, ranks = args[0], args[1:]
+            start = token.start
+            names = None
+            # `(a, b) = percentiles(...)`: the tuple names the outputs.
+            if index >= 2 and tokens[index - 1].text == "=" and tokens[index - 2].text == ")":
+                open_index = index - 2
+                while open_index >= 0 and tokens[open_index].text != "(":
+                    open_index -= 1
+                names = [tokens[i].text for i in range(open_index + 1, index - 2) if tokens[i].text != ","]
+                if len(names) == len(ranks):
+                    start = tokens[open_index].start
+                else:
+                    names = None
+            if names is None:
+                column = value if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) else ""
+                names = [f"percentile_{column}_{rank.replace('.', '_')}" for rank in ranks]
+            replacement = ", ".join(f"{name} = percentile({value}, {rank})" for name, rank in zip(names, ranks))
+            edits.append((start, tokens[close].stop + 1, replacement))
+            index = close + 1
+            continue
+        index += 1
+    for start, stop, replacement in reversed(edits):
+        text = text[:start] + replacement + text[stop:]
+    return text
+
+
+def _call_arguments(tokens: list[Any], open_index: int, text: str) -> tuple[int | None, list[str]]:
+    depth = 0
+    args: list[str] = []
+    arg_start = tokens[open_index].stop + 1
+    for index in range(open_index, len(tokens)):
+        kind = tokens[index].text
+        if kind in ("(", "[", "{"):
+            depth += 1
+        elif kind in (")", "]", "}"):
+            depth -= 1
+            if depth == 0:
+                args.append(text[arg_start:tokens[index].start].strip())
+                return index, [arg for arg in args if arg]
+        elif kind == "," and depth == 1:
+            args.append(text[arg_start:tokens[index].start].strip())
+            arg_start = tokens[index].stop + 1
+    return None, []
+
+
+# --- SQL source rewriting: time range and typed-column shortcuts ---------------------------------------------------
+_SOURCE = re.compile(r'\b(FROM|JOIN)\s+"([A-Za-z_][A-Za-z0-9_]*)"')
+
+
+def _outside_literals(sql: str) -> list[tuple[int, int]]:
+    """Spans of `sql` that are not inside single-quoted string literals."""
+    spans, start, index, quoted = [], 0, 0, False
+    while index < len(sql):
+        if sql[index] == "'":
+            if quoted and index + 1 < len(sql) and sql[index + 1] == "'":
+                index += 2
+                continue
+            if not quoted:
+                spans.append((start, index))
+            else:
+                start = index + 1
+            quoted = not quoted
+        index += 1
+    if not quoted:
+        spans.append((start, len(sql)))
+    return spans
+
+
+def _sub_outside_literals(pattern: re.Pattern[str], replace: Any, sql: str) -> str:
+    """re.sub over `sql`, skipping matches that start inside a string literal."""
+    spans = _outside_literals(sql)
+
+    def outside(position: int) -> bool:
+        return any(start <= position < stop for start, stop in spans)
+
+    return pattern.sub(lambda match: replace(match) if outside(match.start()) else match.group(0), sql)
+
+
+def _referenced_sources(sql: str) -> set[str]:
+    found: set[str] = set()
+    _sub_outside_literals(_SOURCE, lambda match: found.add(match.group(2)) or match.group(0), sql)
+    return found
+
+
+def _rewrite_sources(sql: str, sources: set[str], time_filtered: bool, *, wide: bool) -> str:
+    if not time_filtered and not wide:
+        return sql
+
+    def replace(match: re.Match[str]) -> str:
+        keyword, table = match.group(1), match.group(2)
+        if table not in TIME_COLUMNS:
+            return match.group(0)
+        source = f'"tk_{table}_wide"' if wide and table in _SHORTCUT_TABLES else f'"{table}"'
+        where = f' WHERE "{TIME_COLUMNS[table]}" >= ${_SINCE_SLOT}' if time_filtered else ""
+        return f'{keyword} (SELECT * FROM {source}{where}) AS "{table}"'
+
+    return _sub_outside_literals(_SOURCE, replace, sql)
+
+
+_ACCESSOR = re.compile(r'json_extract\("(customDimensions|Properties)", \'\$\."([^"\'\\]+)"\'\)( ->> \'\$\')?')
+
+
+def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -> str | None:
+    """The SQL with customDimensions[...] reads served from typed columns, or None when that would not be exact."""
+    dimension_tables = {table for table in sources if table in views.CLASSIC_TABLES or table in views.WORKSPACE_TABLES}
+    if not dimension_tables or not dimension_tables <= set(_SHORTCUT_TABLES):
+        return None  # traces/exceptions/customEvents mix span events and logs, whose attribute rules differ
+    if not _ACCESSOR.search(sql) or not _accessors_only(text):
+        return None
+
+    def replace(match: re.Match[str]) -> str:
+        key, unwrapped = match.group(2), match.group(3) is not None
+        column = views.TYPED_DIMENSIONS.get(key)
+        if views.span_key_excluded(key):
+            return "CAST(NULL AS VARCHAR)" if unwrapped else "CAST(NULL AS JSON)"
+        if column is not None:
+            typed = f'"{views.HIDDEN_PREFIX}{column}"'
+            return typed if unwrapped else f"CAST(to_json({typed}) AS JSON)"
+        path = "'$.\"" + key + "\"'"
+        value = f'tk_dimension("{views.HIDDEN_PREFIX}attributes", {path}, {views.value_limit(key)})'
+        return f"({value} ->> '$')" if unwrapped else value
+
+    rewritten = _sub_outside_literals(_ACCESSOR, replace, sql)
+    rewritten = _rewrite_sources(rewritten, sources, time_filtered, wide=True)
+    return (f"SELECT COLUMNS(lambda c: NOT starts_with(c, '{views.HIDDEN_PREFIX}')) FROM (\n{rewritten}\n)")
+
+
+def _accessors_only(text: str) -> bool:
+    """True when customDimensions/Properties is only ever indexed (`x["k"]`, `x.k`), never reassigned or expanded."""
+    tokens = _tokens(text)
+    for index, token in enumerate(tokens):
+        if token.text in ("customDimensions", "Properties"):
+            following = tokens[index + 1].text if index + 1 < len(tokens) else ""
+            if following not in ("[", "."):
+                return False
+    return True

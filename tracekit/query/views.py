@@ -1,0 +1,598 @@
+"""Application Insights-shaped views over the store, so KQL written for Azure Monitor runs here unchanged.
+
+`install(con)` creates TEMP macros and views on a reader connection (tracekit.store.reader calls it for every
+LocalReader, which is also what the collector's read API uses):
+
+* classic tables `requests`, `dependencies`, `traces`, `exceptions`, `customEvents`, `customMetrics`;
+* workspace tables `AppRequests`, `AppDependencies`, `AppTraces`, `AppExceptions`, `AppEvents`, `AppMetrics`
+  (the same rows with the workspace column names);
+* helper views for agent questions: `span_agents` (the `invoke_agent` span that owns each span) and
+  `conversations` (one row per conversation id).
+
+The mapping is the one the Azure Monitor exporter (azure-monitor-opentelemetry-exporter 1.0.0b58) applies when it
+turns a span into an envelope, see ../shared/reference/azure-monitor.md §2 and §6 and docs/kql.md: SERVER/CONSUMER
+spans are requests, CLIENT/PRODUCER/INTERNAL spans dependencies, a span event named "exception" an exception, any
+other span event a trace; log records with `microsoft.custom_event.name` are customEvents, other log records traces
+(or exceptions when they carry exception.* attributes), as the exporter's log path does. `customDimensions` is the
+exporter's filtered attribute map with every value stringified the way Python's `str()` does it.
+
+Every public view has a `tk_<name>_wide` twin that adds `__tk_*` columns (the raw attribute JSON and typed store
+columns). tracekit.query.kql reads those to answer `customDimensions["key"]` without building the whole
+customDimensions object per row; the public views are the wide ones minus those columns.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import duckdb
+
+# --- the exporter's attribute filters (EXP/export/trace/_exporter.py, EXP/export/logs/_exporter.py) -------------------
+SPAN_EXCLUDED_PREFIXES = ("http.", "db.", "message.", "messaging.", "rpc.", "enduser.", "net.", "peer.",
+                          "exception.", "thread.", "fass.", "code.")
+SPAN_EXCLUDED_KEYS = ("session.id", "_MS.sampleRate", "microsoft.custom_measurements", "client.address",
+                      "client.port", "server.address", "server.port", "url.full", "url.path", "url.query",
+                      "url.scheme", "url.template", "error.type", "network.local.address", "network.local.port",
+                      "network.protocol.name", "network.peer.address", "network.peer.port",
+                      "network.protocol.version", "network.transport", "user_agent.original",
+                      "user_agent.synthetic.type")
+LOG_EXCLUDED_KEYS = ("exception.type", "exception.message", "exception.stacktrace", "exception.escaped",
+                     "microsoft.custom_event.name", "_MS.event_marker", "microsoft.custom_measurements",
+                     "microsoft.availability.id", "microsoft.availability.name", "microsoft.availability.duration",
+                     "microsoft.availability.success", "microsoft.availability.runLocation",
+                     "microsoft.availability.message", "enduser.id", "enduser.pseudo.id", "session.id")
+# Values are cut at 8 KiB, except these GenAI content keys, cut at 256 KiB (EXP/_utils.py::_filter_custom_properties).
+LONG_VALUE_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+                   "gen_ai.tool.definitions", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
+                   "gen_ai.evaluation.explanation")
+MAX_KEY_LENGTH = 150
+SDK_VERSION = "tracekit"
+
+CLASSIC_TABLES = ("requests", "dependencies", "traces", "exceptions", "customEvents", "customMetrics")
+WORKSPACE_TABLES = {"AppRequests": "requests", "AppDependencies": "dependencies", "AppTraces": "traces",
+                    "AppExceptions": "exceptions", "AppEvents": "customEvents", "AppMetrics": "customMetrics"}
+HIDDEN_PREFIX = "__tk_"
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join("'" + value.replace("'", "''") + "'" for value in values) + "]"
+
+
+def span_key_excluded(key: str) -> bool:
+    """Whether the exporter leaves this span/event attribute out of customDimensions (mirrors tk_span_key_excluded)."""
+    return (not key or len(key) > MAX_KEY_LENGTH or key.startswith(SPAN_EXCLUDED_PREFIXES)
+            or key in SPAN_EXCLUDED_KEYS)
+
+
+def value_limit(key: str) -> int:
+    """How many characters of an attribute value reach customDimensions."""
+    return 256 * 1024 if key in LONG_VALUE_KEYS else 8 * 1024
+
+
+# DuckDB does not expand a macro inside a lambda, so the per-value expressions are built here as SQL text.
+def _py_repr_sql(s: str) -> str:
+    """Python's repr() of the string expression `s`, as the exporter's str() of a tuple shows its elements."""
+    escaped = (f"replace(replace(replace(replace({s}, '\\', '\\\\'), chr(10), '\\n'), chr(13), '\\r'), "
+               "chr(9), '\\t')")
+    return (f"CASE WHEN contains({s}, '''') AND NOT contains({s}, '\"') THEN '\"' || {escaped} || '\"' "
+            f"ELSE '''' || replace({escaped}, '''', '\\''') || '''' END")
+
+
+def _py_scalar_sql(v: str) -> str:
+    """Python's str() of one scalar attribute value stored as JSON."""
+    return (f"CASE json_type({v}) WHEN 'VARCHAR' THEN {v} ->> '$' "
+            f"WHEN 'BOOLEAN' THEN CASE WHEN CAST({v} AS VARCHAR) = 'true' THEN 'True' ELSE 'False' END "
+            f"WHEN 'NULL' THEN 'None' ELSE CAST({v} AS VARCHAR) END")
+
+
+def _py_element_sql(item: str) -> str:
+    return (f"CASE WHEN json_type({item}) = 'VARCHAR' THEN {_py_repr_sql(item + ' ->> ' + repr('$'))} "
+            f"ELSE {_py_scalar_sql(item)} END")
+
+
+def _py_str_sql(v: str) -> str:
+    """Python's str() of an attribute value: the OTel SDK keeps sequences as tuples, so ['a'] prints ('a',)."""
+    first = f"json_extract({v}, '$[0]')"  # not `v -> 0`: inside a macro DuckDB reads that as a lambda
+    return (f"CASE WHEN json_type({v}) = 'ARRAY' THEN CASE json_array_length({v}) WHEN 0 THEN '()' "
+            f"WHEN 1 THEN '(' || {_py_element_sql(first)} || ',)' "
+            f"ELSE '(' || array_to_string(list_transform(TRY_CAST({v} AS JSON[]), lambda x: {_py_element_sql('x')}), ', ')"
+            f" || ')' END ELSE {_py_scalar_sql(v)} END")
+
+
+def _span_key_excluded_sql(k: str) -> str:
+    prefixes = " OR ".join(f"starts_with({k}, '{prefix}')" for prefix in SPAN_EXCLUDED_PREFIXES)
+    return (f"({k} = '' OR length({k}) > {MAX_KEY_LENGTH} OR list_contains({_sql_list(SPAN_EXCLUDED_KEYS)}, {k}) "
+            f"OR {prefixes})")
+
+
+def _log_key_excluded_sql(k: str) -> str:
+    return f"({k} = '' OR length({k}) > {MAX_KEY_LENGTH} OR list_contains({_sql_list(LOG_EXCLUDED_KEYS)}, {k}))"
+
+
+def _value_limit_sql(k: str) -> str:
+    return f"CASE WHEN list_contains({_sql_list(LONG_VALUE_KEYS)}, {k}) THEN {256 * 1024} ELSE {8 * 1024} END"
+
+
+def _properties_sql(a: str, excluded: str) -> str:
+    """customDimensions: the attributes the exporter keeps, each value as Python str(), cut to its limit."""
+    return (f"to_json(map_from_entries(list_transform("
+            f"list_filter(map_entries(CAST({a} AS MAP(VARCHAR, JSON))), "
+            f"lambda e: NOT {excluded} AND json_type(e.value) <> 'NULL'), "
+            f"lambda e: {{'k': e.key, 'v': left({_py_str_sql('e.value')}, {_value_limit_sql('e.key')})}})))")
+
+
+_MACROS = f"""
+CREATE OR REPLACE TEMP MACRO tk_py_str(v) AS {_py_str_sql('v')};
+CREATE OR REPLACE TEMP MACRO tk_span_key_excluded(k) AS {_span_key_excluded_sql('k')};
+CREATE OR REPLACE TEMP MACRO tk_span_properties(a) AS {_properties_sql('a', _span_key_excluded_sql('e.key'))};
+CREATE OR REPLACE TEMP MACRO tk_log_properties(a) AS {_properties_sql('a', _log_key_excluded_sql('e.key'))};
+-- customDimensions[path] of a span, straight from its attributes: what tk_span_properties(a)[path] would give,
+-- at the cost of one attribute. tracekit.query.kql uses it for keys without a typed column.
+CREATE OR REPLACE TEMP MACRO tk_dimension(a, path, lim) AS
+    CASE WHEN NOT contains(CAST(a AS VARCHAR), substr(path, 3)) THEN CAST(NULL AS JSON)
+         WHEN json_type(a, path) IS NULL OR json_type(a, path) = 'NULL' THEN CAST(NULL AS JSON)
+         ELSE to_json(left(tk_py_str(json_extract(a, path)), lim)) END;
+-- One attribute as a string, only when it is a string (the exporter's isinstance(x, str) checks).
+CREATE OR REPLACE TEMP MACRO tk_attr_str(a, path) AS
+    CASE WHEN json_type(a, path) = 'VARCHAR' THEN a ->> path END;
+-- An attribute's value as text whatever its type (str() of it), NULL when absent.
+CREATE OR REPLACE TEMP MACRO tk_attr_text(a, path) AS
+    CASE WHEN json_type(a, path) IS NOT NULL AND json_type(a, path) <> 'NULL' THEN tk_py_str(json_extract(a, path)) END;
+-- The exporter's duration: ns rounded half-up to whole milliseconds.
+CREATE OR REPLACE TEMP MACRO tk_duration_ms(ns) AS CAST((ns + 500000) // 1000000 AS DOUBLE);
+CREATE OR REPLACE TEMP MACRO tk_performance_bucket(ms) AS
+    CASE WHEN ms < 250 THEN '<250ms' WHEN ms < 500 THEN '250ms-500ms' WHEN ms < 1000 THEN '500ms-1sec'
+         WHEN ms < 3000 THEN '1sec-3sec' WHEN ms < 7000 THEN '3sec-7sec' WHEN ms < 15000 THEN '7sec-15sec'
+         WHEN ms < 30000 THEN '15sec-30sec' WHEN ms < 60000 THEN '30sec-1min' WHEN ms < 120000 THEN '1min-2min'
+         WHEN ms < 300000 THEN '2min-5min' ELSE '>=5min' END;
+-- _MS.sampleRate -> itemCount (100 / rate), 1 without it. The cheap text test keeps the JSON parse off the hot path.
+CREATE OR REPLACE TEMP MACRO tk_item_count(a) AS
+    CASE WHEN contains(CAST(a AS VARCHAR), '"_MS.sampleRate"')
+         THEN coalesce(CAST(round(100.0 / nullif(TRY_CAST(a ->> '$."_MS.sampleRate"' AS DOUBLE), 0)) AS BIGINT), 1)
+         ELSE 1 END;
+-- OTel severity number -> Application Insights severityLevel (EXP/export/logs/_exporter.py::_get_severity_level).
+CREATE OR REPLACE TEMP MACRO tk_severity_level(n) AS
+    CASE WHEN n IS NULL OR n < 9 THEN 0 ELSE CAST(trunc((n - 1) / 4 - 1) AS INTEGER) END;
+"""
+
+# Resource -> cloud_RoleName / cloud_RoleInstance / application_Version (EXP/_utils.py::_populate_part_a_fields).
+_RESOURCE_TAGS = """
+CREATE OR REPLACE TEMP VIEW tk_resource_tags AS
+SELECT resource_id,
+    CASE WHEN service_name IS NOT NULL AND NOT starts_with(service_name, 'unknown_service')
+         THEN coalesce(service_namespace || '.', '') || service_name
+         ELSE coalesce(attributes ->> '$."k8s.deployment.name"', attributes ->> '$."k8s.replicaset.name"',
+                       attributes ->> '$."k8s.statefulset.name"', attributes ->> '$."k8s.job.name"',
+                       attributes ->> '$."k8s.cronjob.name"', attributes ->> '$."k8s.daemonset.name"',
+                       coalesce(service_namespace || '.', '') || service_name, '')
+    END AS cloud_RoleName,
+    coalesce(nullif(attributes ->> '$."k8s.pod.name"', ''), nullif(service_instance_id, ''), {hostname})
+        AS cloud_RoleInstance,
+    coalesce(service_version, '') AS application_Version
+FROM (SELECT DISTINCT ON (resource_id) * FROM resources)
+"""
+
+# Context columns every classic table has; the values differ per source (span, event, log record).
+_COMMON_EMPTY = """
+    '' AS operation_SyntheticSource, '' AS user_AccountId,
+    '' AS client_Type, '' AS client_Model, '' AS client_OS, '' AS client_IP, '' AS client_City,
+    '' AS client_StateOrProvince, '' AS client_CountryOrRegion, '' AS client_Browser,
+    '' AS appId, '' AS appName, '' AS iKey, '{sdk}' AS sdkVersion
+""".format(sdk=SDK_VERSION)
+
+# HTTP, DB, messaging and Azure SDK facts the exporter reads, pulled out once per span. Each JSON read sits behind
+# a cheap text test, so GenAI-only traffic never pays for it.
+_SPAN_FACTS = """
+CREATE OR REPLACE TEMP VIEW tk_span_facts AS
+SELECT s.*,
+    CASE WHEN NOT has_http THEN NULL
+         ELSE coalesce(s.attributes ->> '$."http.request.method"', s.attributes ->> '$."http.method"') END AS http_method,
+    CASE WHEN NOT has_http THEN NULL
+         ELSE coalesce(s.attributes ->> '$."url.full"', s.attributes ->> '$."http.url"') END AS http_url,
+    CASE WHEN NOT has_http THEN NULL ELSE s.attributes ->> '$."http.route"' END AS http_route,
+    CASE WHEN NOT has_http THEN 0
+         ELSE coalesce(TRY_CAST(coalesce(s.attributes ->> '$."http.response.status_code"',
+                                         s.attributes ->> '$."http.status_code"') AS BIGINT), 0) END AS http_status,
+    CASE WHEN NOT has_gen_ai_system THEN NULL ELSE tk_attr_text(s.attributes, '$."gen_ai.system"') END AS gen_ai_system,
+    CASE WHEN NOT has_az THEN NULL ELSE s.attributes ->> '$."az.namespace"' END AS az_namespace,
+    CASE WHEN NOT has_db THEN NULL
+         ELSE coalesce(s.attributes ->> '$."db.system.name"', s.attributes ->> '$."db.system"') END AS db_system,
+    CASE WHEN NOT has_db THEN NULL
+         ELSE coalesce(s.attributes ->> '$."db.query.text"', s.attributes ->> '$."db.statement"',
+                       s.attributes ->> '$."db.operation.name"', s.attributes ->> '$."db.operation"') END AS db_data,
+    CASE WHEN NOT has_messaging THEN NULL ELSE s.attributes ->> '$."messaging.system"' END AS messaging_system,
+    CASE WHEN NOT has_rpc THEN FALSE ELSE json_exists(s.attributes, '$."rpc.system"') END AS has_rpc_system,
+    CASE WHEN NOT has_peer THEN ''
+         ELSE coalesce(s.attributes ->> '$."peer.service"',
+                       coalesce(s.attributes ->> '$."net.peer.name"', s.attributes ->> '$."net.peer.ip"', '')
+                       || coalesce(':' || (s.attributes ->> '$."net.peer.port"'), '')) END AS peer_target,
+    CASE WHEN NOT has_server THEN NULL
+         ELSE (s.attributes ->> '$."server.address"')
+              || coalesce(':' || CASE WHEN (s.attributes ->> '$."server.port"') NOT IN ('80', '443')
+                                      THEN s.attributes ->> '$."server.port"' END, '') END AS server_target,
+    CASE WHEN NOT has_session THEN NULL ELSE tk_attr_str(s.attributes, '$."session.id"') END AS session_id,
+    CASE WHEN NOT has_enduser THEN NULL ELSE tk_attr_text(s.attributes, '$."enduser.id"') END AS enduser_id,
+    CASE WHEN NOT has_enduser THEN NULL ELSE tk_attr_text(s.attributes, '$."enduser.pseudo.id"') END AS enduser_pseudo_id
+FROM (
+    SELECT *,
+        contains(CAST(attributes AS VARCHAR), '"http.') AS has_http,
+        contains(CAST(attributes AS VARCHAR), '"gen_ai.system"') AS has_gen_ai_system,
+        contains(CAST(attributes AS VARCHAR), '"az.namespace"') AS has_az,
+        contains(CAST(attributes AS VARCHAR), '"db.') AS has_db,
+        contains(CAST(attributes AS VARCHAR), '"messaging.system"') AS has_messaging,
+        contains(CAST(attributes AS VARCHAR), '"rpc.system"') AS has_rpc,
+        contains(CAST(attributes AS VARCHAR), '"peer.service"') OR contains(CAST(attributes AS VARCHAR), '"net.peer.') AS has_peer,
+        contains(CAST(attributes AS VARCHAR), '"server.address"') AS has_server,
+        contains(CAST(attributes AS VARCHAR), '"session.id"') AS has_session,
+        contains(CAST(attributes AS VARCHAR), '"enduser.') AS has_enduser
+    FROM spans
+) s
+"""
+
+# Columns lifted from the store for the query layer's customDimensions shortcuts (tracekit.query.kql).
+TYPED_DIMENSIONS = {
+    "gen_ai.operation.name": "operation_name",
+    "gen_ai.request.model": "request_model",
+    "gen_ai.response.model": "response_model",
+    "gen_ai.response.id": "response_id",
+    "gen_ai.agent.name": "agent_name",
+    "gen_ai.agent.id": "agent_id",
+    "gen_ai.tool.name": "tool_name",
+    "gen_ai.tool.call.id": "tool_call_id",
+}
+_HIDDEN_SPAN_COLUMNS = ", ".join(
+    [f"s.attributes AS {HIDDEN_PREFIX}attributes", f"s.start_time_ns AS {HIDDEN_PREFIX}start_time_ns"]
+    + [f"s.{column} AS {HIDDEN_PREFIX}{column}" for column in TYPED_DIMENSIONS.values()]
+)
+
+_SPAN_ITEMS = f"""
+CREATE OR REPLACE TEMP VIEW tk_span_items AS
+SELECT
+    s.start_time AS timestamp,
+    s.span_id AS id,
+    s.kind AS __kind,
+    CASE WHEN s.kind IN ('SERVER', 'CONSUMER') THEN 'request' ELSE 'dependency' END AS itemType,
+    left(CASE
+        WHEN s.kind IN ('SERVER', 'CONSUMER') AND s.http_method IS NOT NULL AND s.http_route IS NOT NULL
+            THEN s.http_method || ' ' || s.http_route
+        WHEN s.kind IN ('SERVER', 'CONSUMER') AND s.http_method IS NOT NULL AND s.http_url IS NOT NULL
+            THEN s.http_method || ' ' || coalesce(nullif(regexp_extract(s.http_url, '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/')
+        WHEN s.kind = 'CLIENT' AND s.gen_ai_system IS NULL AND s.az_namespace IS NULL AND s.http_method IS NOT NULL
+            THEN s.http_method || ' ' || coalesce(nullif(regexp_extract(coalesce(s.http_url, ''), '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/')
+        ELSE s.name END, 1024) AS name,
+    CASE WHEN s.kind IN ('SERVER', 'CONSUMER') AND s.http_method IS NOT NULL
+         THEN s.status_code <> 'ERROR' AND s.http_status <> 0 AND NOT (s.http_status BETWEEN 400 AND 499)
+         ELSE s.status_code <> 'ERROR' END AS success,
+    CASE WHEN s.http_method IS NOT NULL AND (s.kind IN ('SERVER', 'CONSUMER') OR s.kind = 'CLIENT')
+         THEN CAST(s.http_status AS VARCHAR) ELSE '0' END AS resultCode,
+    tk_duration_ms(s.duration_ns) AS duration,
+    tk_performance_bucket(tk_duration_ms(s.duration_ns)) AS performanceBucket,
+    left(CASE
+        WHEN s.kind = 'CLIENT' THEN CASE
+            WHEN s.gen_ai_system IS NOT NULL AND s.gen_ai_system <> '' THEN 'GenAI | ' || s.gen_ai_system
+            WHEN s.az_namespace IS NOT NULL THEN s.az_namespace
+            WHEN s.http_method IS NOT NULL THEN 'HTTP'
+            WHEN s.db_system IS NOT NULL THEN CASE
+                WHEN s.db_system IN ('mysql', 'postgresql', 'mongodb', 'redis') THEN s.db_system
+                WHEN s.db_system IN ('db2', 'derby', 'h2', 'hsqldb', 'mariadb', 'mssql', 'oracle', 'sqlite',
+                                     'other_sql', 'hive', 'informix', 'sybase', 'teradata', 'cloudscape',
+                                     'firebird', 'ingres', 'instantdb', 'pervasive', 'pointbase', 'adabas',
+                                     'cache', 'edb', 'filemaker', 'interbase', 'intersystems_cache', 'maxdb',
+                                     'netezza', 'progress', 'redshift', 'sap_hana', 'spanner', 'vertica',
+                                     'microsoft.sql_server', 'mssqlcompact') THEN 'SQL'
+                ELSE s.db_system END
+            WHEN s.messaging_system IS NOT NULL THEN s.messaging_system
+            WHEN s.has_rpc_system THEN 'rpc.system'
+            WHEN s.gen_ai_system IS NOT NULL THEN 'GenAI | '
+            ELSE 'N/A' END
+        WHEN s.kind = 'PRODUCER' THEN CASE
+            WHEN s.az_namespace IS NOT NULL THEN 'Queue Message | ' || s.az_namespace
+            ELSE 'Queue Message' || coalesce(' | ' || s.messaging_system, '') END
+        WHEN s.kind IN ('SERVER', 'CONSUMER') THEN ''
+        ELSE CASE
+            WHEN s.gen_ai_system IS NOT NULL THEN 'GenAI | ' || s.gen_ai_system
+            WHEN s.az_namespace IS NOT NULL THEN 'InProc | ' || s.az_namespace
+            ELSE 'InProc' END
+    END, 1024) AS type,
+    left(CASE
+        WHEN s.kind IN ('SERVER', 'CONSUMER') THEN ''
+        WHEN s.kind = 'CLIENT' AND s.gen_ai_system IS NULL AND s.az_namespace IS NULL AND s.http_method IS NOT NULL
+            THEN coalesce(s.server_target, nullif(s.peer_target, ''), '')
+        WHEN s.peer_target <> '' THEN s.peer_target
+        WHEN s.kind = 'CLIENT' AND s.gen_ai_system IS NOT NULL THEN s.gen_ai_system
+        ELSE '' END, 1024) AS target,
+    left(CASE
+        WHEN s.kind = 'CLIENT' AND s.gen_ai_system IS NULL AND s.http_method IS NOT NULL THEN coalesce(s.http_url, '')
+        WHEN s.kind = 'CLIENT' AND s.db_system IS NOT NULL THEN coalesce(s.db_data, '')
+        ELSE '' END, 8192) AS data,
+    CASE WHEN s.kind IN ('SERVER', 'CONSUMER') THEN coalesce(s.http_url, '') ELSE '' END AS url,
+    '' AS source,
+    tk_span_properties(s.attributes) AS customDimensions,
+    CAST(NULL AS JSON) AS customMeasurements,
+    CASE
+        WHEN s.kind IN ('SERVER', 'CONSUMER') AND s.http_method IS NOT NULL AND s.http_route IS NOT NULL
+            THEN s.http_method || ' ' || s.http_route
+        WHEN s.kind IN ('SERVER', 'CONSUMER') AND s.http_method IS NOT NULL AND s.http_url IS NOT NULL
+            THEN s.http_method || ' ' || coalesce(nullif(regexp_extract(s.http_url, '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/')
+        WHEN s.kind = 'CLIENT' AND s.gen_ai_system IS NULL AND s.az_namespace IS NULL AND s.http_method IS NOT NULL
+            THEN s.http_method || ' ' || coalesce(nullif(regexp_extract(coalesce(s.http_url, ''), '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/')
+        ELSE s.name END AS operation_Name,
+    s.trace_id AS operation_Id,
+    coalesce(nullif(s.parent_span_id, '0000000000000000'), s.trace_id) AS operation_ParentId,
+    coalesce(s.session_id, '') AS session_Id,
+    coalesce(s.enduser_pseudo_id, '') AS user_Id,
+    coalesce(s.enduser_id, '') AS user_AuthenticatedId,
+    coalesce(r.application_Version, '') AS application_Version,
+    coalesce(r.cloud_RoleName, '') AS cloud_RoleName,
+    coalesce(r.cloud_RoleInstance, '') AS cloud_RoleInstance,
+    s.trace_id || s.span_id AS itemId,
+    tk_item_count(s.attributes) AS itemCount,
+    {_COMMON_EMPTY},
+    {_HIDDEN_SPAN_COLUMNS}
+FROM tk_span_facts s LEFT JOIN tk_resource_tags r ON r.resource_id = s.resource_id
+"""
+
+_REQUEST_COLUMNS = ("timestamp, id, name, url, source, success, resultCode, duration, performanceBucket, itemType, "
+                    "customDimensions, customMeasurements")
+_DEPENDENCY_COLUMNS = ("timestamp, id, target, type, name, data, success, resultCode, duration, performanceBucket, "
+                       "itemType, customDimensions, customMeasurements")
+_CONTEXT_COLUMNS = ("operation_Name, operation_Id, operation_ParentId, operation_SyntheticSource, session_Id, "
+                    "user_Id, user_AuthenticatedId, user_AccountId, application_Version, client_Type, client_Model, "
+                    "client_OS, client_IP, client_City, client_StateOrProvince, client_CountryOrRegion, "
+                    "client_Browser, cloud_RoleName, cloud_RoleInstance, appId, appName, iKey, sdkVersion, itemId, "
+                    "itemCount")
+_HIDDEN_SPAN_SELECT = ", ".join(
+    [f"{HIDDEN_PREFIX}attributes", f"{HIDDEN_PREFIX}start_time_ns"]
+    + [f"{HIDDEN_PREFIX}{column}" for column in TYPED_DIMENSIONS.values()]
+)
+
+_SPAN_TABLES = f"""
+CREATE OR REPLACE TEMP VIEW tk_requests_wide AS
+SELECT {_REQUEST_COLUMNS}, {_CONTEXT_COLUMNS}, {_HIDDEN_SPAN_SELECT}
+FROM tk_span_items WHERE __kind IN ('SERVER', 'CONSUMER');
+CREATE OR REPLACE TEMP VIEW tk_dependencies_wide AS
+SELECT {_DEPENDENCY_COLUMNS}, {_CONTEXT_COLUMNS}, {_HIDDEN_SPAN_SELECT}
+FROM tk_span_items WHERE __kind NOT IN ('SERVER', 'CONSUMER');
+"""
+
+# Span events (EXP/export/trace/_exporter.py::_convert_span_events_to_envelopes) and log records
+# (EXP/export/logs/_exporter.py::_convert_log_to_envelope), with what the two share.
+_EVENT_BASE = f"""
+CREATE OR REPLACE TEMP VIEW tk_event_items AS
+SELECT
+    e.time AS timestamp,
+    e.name AS __event_name,
+    e.attributes AS __attributes,
+    s.resource_id AS __resource_id,
+    'span_event' AS __source,
+    NULL AS __body,
+    CAST(NULL AS INTEGER) AS __severity_number,
+    NULL AS __scope_name,
+    tk_span_properties(e.attributes) AS customDimensions,
+    '' AS operation_Name,
+    e.trace_id AS operation_Id,
+    e.span_id AS operation_ParentId,
+    coalesce(tk_attr_str(e.attributes, '$."session.id"'), s.session_id, '') AS session_Id,
+    '' AS user_Id, '' AS user_AuthenticatedId,
+    e.trace_id || e.span_id || CAST(e.event_index AS VARCHAR) AS itemId,
+    tk_item_count(s.attributes) AS itemCount,
+    e.time_ns AS __time_ns
+FROM span_events e
+LEFT JOIN (SELECT trace_id, span_id, resource_id, attributes,
+                  CASE WHEN contains(CAST(attributes AS VARCHAR), '"session.id"')
+                       THEN tk_attr_str(attributes, '$."session.id"') END AS session_id
+           FROM spans) s
+    ON s.trace_id = e.trace_id AND s.span_id = e.span_id
+UNION ALL BY NAME
+SELECT
+    l.time AS timestamp,
+    NULL AS __event_name,
+    l.attributes AS __attributes,
+    l.resource_id AS __resource_id,
+    'log' AS __source,
+    l.body AS __body,
+    l.severity_number AS __severity_number,
+    l.scope_name AS __scope_name,
+    CASE WHEN l.scope_name IS NULL OR json_exists(l.attributes, '$.logger_name') THEN tk_log_properties(l.attributes)
+         ELSE json_merge_patch(tk_log_properties(l.attributes), json_object('logger_name', l.scope_name))
+    END AS customDimensions,
+    coalesce(tk_attr_text(l.attributes, '$."ai.operation.name"'), '') AS operation_Name,
+    coalesce(l.trace_id, '00000000000000000000000000000000') AS operation_Id,
+    coalesce(l.span_id, '0000000000000000') AS operation_ParentId,
+    coalesce(tk_attr_str(l.attributes, '$."session.id"'), '') AS session_Id,
+    coalesce(tk_attr_text(l.attributes, '$."enduser.pseudo.id"'), '') AS user_Id,
+    coalesce(tk_attr_text(l.attributes, '$."enduser.id"'), '') AS user_AuthenticatedId,
+    'log' || CAST(l.ingest_seq AS VARCHAR) || '-' || CAST(l.time_ns AS VARCHAR) AS itemId,
+    1 AS itemCount,
+    l.time_ns AS __time_ns
+FROM logs l
+"""
+
+# A log record's body as the exporter's message: the string itself, else its JSON text.
+_LOG_MESSAGE = "left(CASE WHEN json_type(__body) = 'VARCHAR' THEN __body ->> '$' ELSE CAST(__body AS VARCHAR) END, 32768)"
+
+_EVENT_TABLES = f"""
+CREATE OR REPLACE TEMP VIEW tk_event_rows AS
+SELECT i.*,
+    coalesce(r.application_Version, '') AS application_Version,
+    coalesce(r.cloud_RoleName, '') AS cloud_RoleName,
+    coalesce(r.cloud_RoleInstance, '') AS cloud_RoleInstance,
+    {_COMMON_EMPTY},
+    (i.__source = 'log' AND (json_exists(i.__attributes, '$."exception.type"')
+                             OR json_exists(i.__attributes, '$."exception.message"'))) AS __log_exception,
+    (i.__source = 'log' AND (json_exists(i.__attributes, '$."microsoft.custom_event.name"')
+                             OR json_exists(i.__attributes, '$."_MS.event_marker"'))) AS __log_event
+FROM tk_event_items i LEFT JOIN tk_resource_tags r ON r.resource_id = i.__resource_id;
+
+CREATE OR REPLACE TEMP VIEW tk_traces_wide AS
+SELECT timestamp,
+    CASE WHEN __source = 'span_event' THEN left(__event_name, 32768)
+         ELSE coalesce(nullif(trim({_LOG_MESSAGE}), ''), 'n/a') END AS message,
+    CASE WHEN __source = 'span_event' THEN CAST(NULL AS INTEGER) ELSE tk_severity_level(__severity_number) END
+        AS severityLevel,
+    'trace' AS itemType, customDimensions, CAST(NULL AS JSON) AS customMeasurements,
+    {_CONTEXT_COLUMNS}, __attributes AS {HIDDEN_PREFIX}attributes, __time_ns AS {HIDDEN_PREFIX}start_time_ns
+FROM tk_event_rows
+WHERE (__source = 'span_event' AND __event_name <> 'exception')
+   OR (__source = 'log' AND NOT __log_exception AND NOT __log_event);
+
+CREATE OR REPLACE TEMP VIEW tk_exceptions_wide AS
+SELECT timestamp,
+    left(coalesce(nullif(tk_attr_text(__attributes, '$."exception.type"'), ''), 'Exception'), 1024) AS type,
+    left(CASE WHEN __source = 'log' AND __body IS NOT NULL AND {_LOG_MESSAGE} <> '' THEN {_LOG_MESSAGE}
+              ELSE coalesce(nullif(tk_attr_text(__attributes, '$."exception.message"'), ''), 'Exception') END,
+         32768) AS message,
+    coalesce(nullif(tk_attr_text(__attributes, '$."exception.type"'), ''), 'Exception') AS problemId,
+    '' AS handledAt, '' AS assembly, '' AS method,
+    left(coalesce(nullif(tk_attr_text(__attributes, '$."exception.type"'), ''), 'Exception'), 1024) AS outerType,
+    left(coalesce(nullif(tk_attr_text(__attributes, '$."exception.message"'), ''), 'Exception'), 32768) AS outerMessage,
+    '' AS outerAssembly, '' AS outerMethod,
+    left(coalesce(nullif(tk_attr_text(__attributes, '$."exception.type"'), ''), 'Exception'), 1024) AS innermostType,
+    left(coalesce(nullif(tk_attr_text(__attributes, '$."exception.message"'), ''), 'Exception'), 32768)
+        AS innermostMessage,
+    '' AS innermostAssembly, '' AS innermostMethod,
+    CASE WHEN __source = 'span_event' THEN CAST(NULL AS INTEGER) ELSE tk_severity_level(__severity_number) END
+        AS severityLevel,
+    to_json([struct_pack(
+        type := left(coalesce(nullif(tk_attr_text(__attributes, '$."exception.type"'), ''), 'Exception'), 1024),
+        message := left(coalesce(nullif(tk_attr_text(__attributes, '$."exception.message"'), ''), 'Exception'), 32768),
+        hasFullStack := json_exists(__attributes, '$."exception.stacktrace"'),
+        stack := left(coalesce(tk_attr_text(__attributes, '$."exception.stacktrace"'), 'None'), 32768))]) AS details,
+    'exception' AS itemType, customDimensions, CAST(NULL AS JSON) AS customMeasurements,
+    {_CONTEXT_COLUMNS}, __attributes AS {HIDDEN_PREFIX}attributes, __time_ns AS {HIDDEN_PREFIX}start_time_ns
+FROM tk_event_rows
+WHERE (__source = 'span_event' AND __event_name = 'exception') OR __log_exception;
+
+CREATE OR REPLACE TEMP VIEW tk_customEvents_wide AS
+SELECT timestamp,
+    coalesce(nullif(tk_attr_text(__attributes, '$."microsoft.custom_event.name"'), ''), {_LOG_MESSAGE}, '') AS name,
+    'customEvent' AS itemType, customDimensions, CAST(NULL AS JSON) AS customMeasurements,
+    {_CONTEXT_COLUMNS}, __attributes AS {HIDDEN_PREFIX}attributes, __time_ns AS {HIDDEN_PREFIX}start_time_ns
+FROM tk_event_rows
+WHERE __log_event AND NOT __log_exception;
+"""
+
+# Metric points -> customMetrics (one row per point; histograms give count/sum/min/max as the Azure exporter does).
+_METRICS = f"""
+CREATE OR REPLACE TEMP VIEW tk_customMetrics_wide AS
+SELECT m.time AS timestamp,
+    m.metric_name AS name,
+    coalesce(m.value, m.sum) AS value,
+    CAST(coalesce(m.count, 1) AS BIGINT) AS valueCount,
+    coalesce(m.sum, m.value) AS valueSum,
+    coalesce(m.min, m.value) AS valueMin,
+    coalesce(m.max, m.value) AS valueMax,
+    CAST(0.0 AS DOUBLE) AS valueStdDev,
+    'customMetric' AS itemType,
+    tk_span_properties(m.attributes) AS customDimensions,
+    '' AS operation_Name, '' AS operation_Id, '' AS operation_ParentId, '' AS operation_SyntheticSource,
+    '' AS session_Id, '' AS user_Id, '' AS user_AuthenticatedId, '' AS user_AccountId,
+    coalesce(r.application_Version, '') AS application_Version,
+    '' AS client_Type, '' AS client_Model, '' AS client_OS, '' AS client_IP, '' AS client_City,
+    '' AS client_StateOrProvince, '' AS client_CountryOrRegion, '' AS client_Browser,
+    coalesce(r.cloud_RoleName, '') AS cloud_RoleName, coalesce(r.cloud_RoleInstance, '') AS cloud_RoleInstance,
+    '' AS appId, '' AS appName, '' AS iKey, '{SDK_VERSION}' AS sdkVersion,
+    'metric' || CAST(m.ingest_seq AS VARCHAR) || '-' || CAST(m.time_ns AS VARCHAR) AS itemId,
+    m.attributes AS {HIDDEN_PREFIX}attributes, m.time_ns AS {HIDDEN_PREFIX}start_time_ns
+FROM metric_points m LEFT JOIN tk_resource_tags r ON r.resource_id = m.resource_id
+"""
+
+# Workspace (Log Analytics) column names for the classic ones (azure-monitor.md §3.1, §3.2).
+WORKSPACE_RENAMES: dict[str, str] = {
+    "timestamp": "TimeGenerated", "id": "Id", "name": "Name", "url": "Url", "source": "Source",
+    "success": "Success", "resultCode": "ResultCode", "duration": "DurationMs",
+    "performanceBucket": "PerformanceBucket", "target": "Target", "type": "DependencyType", "data": "Data",
+    "message": "Message", "severityLevel": "SeverityLevel", "customDimensions": "Properties",
+    "customMeasurements": "Measurements", "operation_Name": "OperationName", "operation_Id": "OperationId",
+    "operation_ParentId": "ParentId", "operation_SyntheticSource": "SyntheticSource", "session_Id": "SessionId",
+    "user_Id": "UserId", "user_AuthenticatedId": "UserAuthenticatedId", "user_AccountId": "UserAccountId",
+    "application_Version": "AppVersion", "client_Type": "ClientType", "client_Model": "ClientModel",
+    "client_OS": "ClientOS", "client_IP": "ClientIP", "client_City": "ClientCity",
+    "client_StateOrProvince": "ClientStateOrProvince", "client_CountryOrRegion": "ClientCountryOrRegion",
+    "client_Browser": "ClientBrowser", "cloud_RoleName": "AppRoleName", "cloud_RoleInstance": "AppRoleInstance",
+    "iKey": "IKey", "sdkVersion": "SDKVersion", "itemCount": "ItemCount", "problemId": "ProblemId",
+    "handledAt": "HandledAt", "assembly": "Assembly", "method": "Method", "outerType": "OuterType",
+    "outerMessage": "OuterMessage", "outerAssembly": "OuterAssembly", "outerMethod": "OuterMethod",
+    "innermostType": "InnermostType", "innermostMessage": "InnermostMessage",
+    "innermostAssembly": "InnermostAssembly", "innermostMethod": "InnermostMethod", "details": "Details",
+}
+# Classic columns with no workspace counterpart, and per-table overrides (AppExceptions.type -> ExceptionType).
+_WORKSPACE_DROPPED = {"itemType", "itemId", "appId", "appName"}
+_WORKSPACE_OVERRIDES = {("AppExceptions", "type"): "ExceptionType", ("AppMetrics", "valueSum"): "Sum",
+                        ("AppMetrics", "valueMin"): "Min", ("AppMetrics", "valueMax"): "Max",
+                        ("AppMetrics", "valueCount"): "ItemCount"}
+_WORKSPACE_TABLE_DROPPED = {("AppMetrics", "value"), ("AppMetrics", "valueStdDev")}
+
+
+def _hostname() -> str:
+    return "'" + socket.gethostname().replace("'", "''") + "'"
+
+
+def _public_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    con.execute(
+        f'CREATE OR REPLACE TEMP VIEW "{name}" AS '
+        f"SELECT COLUMNS(c -> NOT starts_with(c, '{HIDDEN_PREFIX}')) FROM \"tk_{name}_wide\""
+        .replace("c -> ", "lambda c: ")
+    )
+
+
+def _workspace_view(con: duckdb.DuckDBPyConnection, workspace: str, classic: str) -> None:
+    columns = [row[0] for row in con.execute(f'DESCRIBE "tk_{classic}_wide"').fetchall()]
+    select = []
+    for column in columns:
+        if column in _WORKSPACE_DROPPED or (workspace, column) in _WORKSPACE_TABLE_DROPPED:
+            continue
+        if column.startswith(HIDDEN_PREFIX):
+            select.append(f'"{column}"')
+            continue
+        target = _WORKSPACE_OVERRIDES.get((workspace, column)) or WORKSPACE_RENAMES.get(column, column)
+        select.append(f'"{column}" AS "{target}"')
+    select += [f"'{workspace}' AS \"Type\"", "'' AS \"ResourceGUID\"", "'' AS \"TenantId\"",
+               "'' AS \"SourceSystem\"", "'' AS \"_ResourceId\""]
+    con.execute(f'CREATE OR REPLACE TEMP VIEW "tk_{workspace}_wide" AS SELECT {", ".join(select)} '
+                f'FROM "tk_{classic}_wide"')
+    _public_view(con, workspace)
+
+
+_HELPERS = """
+-- The invoke_agent span that owns each span (itself when it is one): the nearest agent ancestor.
+CREATE OR REPLACE TEMP VIEW span_agents AS
+WITH RECURSIVE walk(trace_id, span_id, ancestor_id, depth) AS (
+    SELECT trace_id, span_id, span_id, 0 FROM spans
+    UNION ALL
+    SELECT w.trace_id, w.span_id, p.parent_span_id, w.depth + 1
+    FROM walk w JOIN spans p ON p.trace_id = w.trace_id AND p.span_id = w.ancestor_id
+    WHERE p.parent_span_id IS NOT NULL AND coalesce(p.operation_name, '') <> 'invoke_agent' AND w.depth < 64
+)
+SELECT w.trace_id AS operation_Id, w.span_id AS id, a.span_id AS agent_span_id, a.agent_name, a.agent_id
+FROM walk w JOIN spans a ON a.trace_id = w.trace_id AND a.span_id = w.ancestor_id
+WHERE a.operation_name = 'invoke_agent';
+
+-- One row per conversation: when it ran, how many traces and spans, which agents, tokens used, errors.
+CREATE OR REPLACE TEMP VIEW conversations AS
+SELECT conversation_id,
+    min(start_time) AS first_seen, max(end_time) AS last_seen,
+    count(DISTINCT trace_id) AS traces, count(*) AS spans,
+    list_sort(list_distinct(list(agent_name) FILTER (WHERE agent_name IS NOT NULL))) AS agents,
+    coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
+    count(*) FILTER (WHERE status_code = 'ERROR') AS errors
+FROM spans WHERE conversation_id IS NOT NULL
+GROUP BY conversation_id;
+"""
+
+
+def install(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the App Insights-shaped TEMP views and macros on `con` (idempotent; safe on read-only opens)."""
+    for statement in (_MACROS, _RESOURCE_TAGS.format(hostname=_hostname()), _SPAN_FACTS, _SPAN_ITEMS, _SPAN_TABLES,
+                      _EVENT_BASE, _EVENT_TABLES, _METRICS, _HELPERS):
+        con.execute(statement)
+    for table in CLASSIC_TABLES:
+        _public_view(con, table)
+    for workspace, classic in WORKSPACE_TABLES.items():
+        _workspace_view(con, workspace, classic)
+
+
+def view_names() -> list[str]:
+    """Every table name a query can use: the store's tables, the App Insights views and the helpers."""
+    return ["spans", "span_events", "span_links", "logs", "metric_points", "resources", *CLASSIC_TABLES,
+            *WORKSPACE_TABLES, "span_agents", "conversations"]
