@@ -1,0 +1,583 @@
+"""LangChain / LangGraph instrumentation through langchain-core callbacks.
+
+`LangChainInstrumentor().instrument()` makes every callback manager LangChain creates carry one
+`TracekitCallbackHandler` (inherited by child runs), unless the caller already passed one explicitly; so nothing is
+recorded twice. The handler maps runs to spans:
+
+* LangGraph graphs and subgraphs (the root graph, and every compiled graph used as a node) -> `invoke_agent {name}`
+  (INTERNAL). Plain chains, graph nodes and routing functions get no span of their own: their children are parented
+  to the nearest recorded ancestor, which keeps the tree readable. `metadata={"otel_agent_span": True/False}` forces
+  the choice for a run, as in langchain-azure-ai.
+* chat models -> `chat {model}` (CLIENT) with request parameters, response id and model, finish reasons, token usage
+  (cache read and reasoning included), tool definitions and messages under the content policy;
+  text LLMs -> `text_completion {model}`.
+* tools -> `execute_tool {name}` with the tool call id, arguments and result.
+* retrievers -> `retrieval {name}` (CLIENT) with the query and document ids/scores as opt-in content.
+
+Parents come from LangChain's own run tree (parent_run_id), so async runs, threads and streaming nest correctly
+without relying on the OpenTelemetry context; a run with no parent nests under the span current when it started
+(e.g. a `tracekit.agent(...)` block). The conversation id comes from `thread_id` / `session_id` / `conversation_id`
+in the run metadata (LangGraph copies `configurable.thread_id` there), else from the enclosing tracekit scope.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Collection, Mapping, Sequence
+from uuid import UUID
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from langchain_core.callbacks import BaseCallbackHandler
+from wrapt import wrap_function_wrapper
+
+from tracekit import semconv
+from tracekit.api import current_agent_name, current_conversation_id, error_type_of
+from tracekit.content import get_content_settings
+from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
+                                            inference_recorded_by, normalize_finish_reason, set_messages,
+                                            set_opt_in)
+from tracekit.messages import (function_tool_definition, message, output_message, reasoning_part, text_part,
+                               tool_call_part, tool_call_response_part)
+
+__all__ = ["LangChainInstrumentor", "TracekitCallbackHandler"]
+
+_INSTRUMENTS = ("langchain-core >= 0.3",)
+
+_CONVERSATION_KEYS = ("thread_id", "session_id", "conversation_id")
+_GENERIC_GRAPH_NAMES = {"LangGraph", ""}
+_ROLE_BY_TYPE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool",
+                 "chat": "user", "developer": "system", "AIMessageChunk": "assistant"}
+# LangChain's `ls_provider` values -> gen_ai.provider.name
+_PROVIDER_MAP = {"openai": "openai", "azure": "azure.ai.openai", "azure_openai": "azure.ai.openai",
+                 "anthropic": "anthropic", "bedrock": "aws.bedrock", "amazon_bedrock": "aws.bedrock",
+                 "google_genai": "gcp.gemini", "google_vertexai": "gcp.vertex_ai", "mistralai": "mistral_ai",
+                 "groq": "groq", "cohere": "cohere", "deepseek": "deepseek", "xai": "x_ai", "ollama": "ollama"}
+
+
+@dataclass
+class _Run:
+    """What the handler remembers about one LangChain run."""
+
+    span: Span | None  # None: the run is not recorded; children attach to `parent_context`
+    parent_context: Any  # the OTel context children of this run start in
+    conversation_id: str | None
+    agent_name: str | None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    started: float = 0.0
+    first_token: float | None = None
+    suppress_token: Any = None
+
+
+def _role(msg: Any) -> str:
+    msg_type = getattr(msg, "type", None) or type(msg).__name__
+    return _ROLE_BY_TYPE.get(msg_type, getattr(msg, "role", None) or str(msg_type))
+
+
+def _content_parts(content: Any) -> list[dict[str, Any]]:
+    """LangChain message content (a string or a list of content blocks) as OTel parts."""
+    if content is None or content == "":
+        return []
+    if isinstance(content, str):
+        return [text_part(content)]
+    parts = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(text_part(block))
+        elif isinstance(block, Mapping):
+            block_type = block.get("type")
+            if block_type == "text":
+                parts.append(text_part(str(block.get("text", ""))))
+            elif block_type in ("reasoning", "thinking"):
+                parts.append(reasoning_part(str(block.get("reasoning") or block.get("thinking") or "")))
+            elif block_type in ("image_url", "image"):
+                parts.append({"type": "uri", "modality": "image",
+                              "uri": str((block.get("image_url") or {}).get("url", block.get("url", "")))})
+            elif block_type in ("tool_use", "tool_call"):
+                continue  # carried by message.tool_calls
+            else:
+                parts.append({"type": "generic", "generic_type": str(block_type), "content": block})
+    return parts
+
+
+def _message_parts(msg: Any) -> list[dict[str, Any]]:
+    role = _role(msg)
+    if role == "tool":
+        return [tool_call_response_part(getattr(msg, "tool_call_id", None), msg.content)]
+    parts = _content_parts(getattr(msg, "content", None))
+    for call in getattr(msg, "tool_calls", None) or ():
+        parts.append(tool_call_part(call.get("id"), call.get("name", ""), call.get("args")))
+    return parts
+
+
+def _to_otel_messages(messages: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(input messages, system instruction parts): in-history system messages stay in the input (per spec)."""
+    result = []
+    for msg in messages:
+        result.append(message(_role(msg), _message_parts(msg), name=getattr(msg, "name", None)))
+    return result, []
+
+
+def _conversation_from(metadata: Mapping[str, Any] | None) -> str | None:
+    if not metadata:
+        return None
+    for key in _CONVERSATION_KEYS:
+        value = metadata.get(key)
+        if value:
+            return str(value)
+    return None
+
+
+def _model_name(invocation_params: Mapping[str, Any], metadata: Mapping[str, Any], serialized: Any) -> str | None:
+    for key in ("model", "model_name", "azure_deployment", "deployment_name", "deployment", "model_id"):
+        value = invocation_params.get(key)
+        if value:
+            return str(value)
+    if metadata.get("ls_model_name"):
+        return str(metadata["ls_model_name"])
+    kwargs = (serialized or {}).get("kwargs") if isinstance(serialized, Mapping) else None
+    if isinstance(kwargs, Mapping):
+        for key in ("model", "model_name"):
+            if kwargs.get(key):
+                return str(kwargs[key])
+    return None
+
+
+def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
+    """Tool schemas as bound to the model (OpenAI's nested format or flat) in the OTel flat form."""
+    definitions = []
+    for entry in tools or ():
+        if not isinstance(entry, Mapping):
+            continue
+        function = entry.get("function") if isinstance(entry.get("function"), Mapping) else entry
+        name = function.get("name")
+        if name:
+            definitions.append(function_tool_definition(str(name), function.get("description"),
+                                                        function.get("parameters")))
+    return definitions
+
+
+class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
+    """A LangChain callback handler that records GenAI spans (see the module docstring).
+
+    Pass it explicitly (`config={"callbacks": [TracekitCallbackHandler()]}`) or let `LangChainInstrumentor` add it to
+    every run; both together still record each run once.
+    """
+
+    # Attributes LangChain's callback manager reads from handlers.
+    raise_error = False
+    run_inline = True  # run in the caller's thread/task: keeps start/end ordering and context with the run
+    ignore_llm = ignore_chain = ignore_agent = ignore_retriever = ignore_chat_model = ignore_retry = False
+    ignore_custom_event = True
+
+    def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+        super().__init__()
+        self._instruments = Instruments("tracekit.instrumentors.langchain", tracer_provider, meter_provider)
+        self._runs: dict[UUID, _Run] = {}
+        self._lock = threading.Lock()
+
+    # -- bookkeeping -----------------------------------------------------------------------------------------------------
+
+    def _parent(self, parent_run_id: UUID | None) -> _Run | None:
+        return self._runs.get(parent_run_id) if parent_run_id is not None else None
+
+    def _start(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        metadata: Mapping[str, Any] | None,
+        name: str | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        *,
+        agent_name: str | None = None,
+    ) -> _Run:
+        parent = self._parent(parent_run_id)
+        parent_context = parent.parent_context if parent is not None else otel_context.get_current()
+        conversation_id = _conversation_from(metadata) or (parent.conversation_id if parent else None) \
+            or current_conversation_id()
+        inherited_agent = parent.agent_name if parent is not None else current_agent_name()
+        if conversation_id:
+            attributes[semconv.GEN_AI_CONVERSATION_ID] = conversation_id
+        span = None
+        if name is not None:
+            span = self._instruments.tracer.start_span(name, context=parent_context, kind=kind, attributes=attributes)
+            parent_context = trace.set_span_in_context(span, parent_context)
+        run = _Run(span, parent_context, conversation_id, agent_name or inherited_agent, attributes, time.perf_counter())
+        with self._lock:
+            self._runs[run_id] = run
+        return run
+
+    def _finish(self, run_id: UUID, error: BaseException | None = None) -> _Run | None:
+        with self._lock:
+            run = self._runs.pop(run_id, None)
+        if run is None:
+            return None
+        if run.suppress_token is not None:
+            # Re-open the OpenAI instrumentor for later calls in this context (a plain set: the token may belong
+            # to another context when callbacks hop threads).
+            inference_recorded_by.set(None)
+        if run.span is not None:
+            if error is not None:
+                run.span.record_exception(error)
+                run.span.set_attribute(semconv.ERROR_TYPE, error_type_of(error))
+                run.span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            run.span.end()
+        return run
+
+    # -- chains / graphs -------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _is_agent(metadata: Mapping[str, Any], parent_run_id: UUID | None, name: str | None) -> bool:
+        forced = metadata.get("otel_agent_span")
+        if forced is not None:
+            return bool(forced)
+        if metadata.get("otel_trace") is False:
+            return False
+        if metadata.get("ls_integration") != "langgraph":
+            # Plain LangChain: only a top-level AgentExecutor-style run is an agent.
+            return parent_run_id is None and bool(name) and "agent" in str(name).lower()
+        if "langgraph_node" not in metadata:
+            return True  # the root graph
+        # A compiled graph used as a node runs with its own checkpoint namespace equal to the node's task namespace.
+        namespace = metadata.get("checkpoint_ns")
+        return bool(namespace) and namespace == metadata.get("langgraph_checkpoint_ns")
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
+                       tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """Graphs and subgraphs become `invoke_agent` spans; other chains only pass their parent on."""
+        metadata = metadata or {}
+        name = kwargs.get("name") or (serialized.get("name") if isinstance(serialized, Mapping) else None)
+        if not self._is_agent(metadata, parent_run_id, name):
+            self._start(run_id, parent_run_id, metadata, None, SpanKind.INTERNAL, {})
+            return
+        agent_name = str(metadata.get("agent_name") or name or "LangGraph")
+        if agent_name in _GENERIC_GRAPH_NAMES and metadata.get("langgraph_node"):
+            agent_name = str(metadata["langgraph_node"])
+        attributes: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT,
+            semconv.GEN_AI_AGENT_NAME: agent_name,
+        }
+        if metadata.get("agent_id"):
+            attributes[semconv.GEN_AI_AGENT_ID] = str(metadata["agent_id"])
+        if metadata.get("agent_description"):
+            attributes[semconv.GEN_AI_AGENT_DESCRIPTION] = str(metadata["agent_description"])
+        run = self._start(run_id, parent_run_id, metadata, f"{semconv.OP_INVOKE_AGENT} {agent_name}",
+                          SpanKind.INTERNAL, attributes, agent_name=agent_name)
+        messages = inputs.get("messages") if isinstance(inputs, Mapping) else None
+        if messages and run.span is not None and isinstance(messages, (list, tuple)):
+            otel_messages, _ = _to_otel_messages([m for m in messages if hasattr(m, "content")])
+            add_masked_count(run.span, run.attributes,
+                             set_messages(run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages))
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close an agent span with its final answer as output message."""
+        run = self._runs.get(run_id)
+        if run is not None and run.span is not None and isinstance(outputs, Mapping):
+            messages = outputs.get("messages")
+            if isinstance(messages, (list, tuple)) and messages and _role(messages[-1]) == "assistant":
+                last = messages[-1]
+                reason = semconv.FINISH_TOOL_CALL if getattr(last, "tool_calls", None) else semconv.FINISH_STOP
+                add_masked_count(run.span, run.attributes, set_messages(
+                    run.span, semconv.GEN_AI_OUTPUT_MESSAGES, [output_message("assistant", _message_parts(last), reason)]))
+        self._finish(run_id)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close with error.type and ERROR status. LangGraph's control-flow interrupts are not errors."""
+        if type(error).__name__ in ("GraphInterrupt", "ParentCommand", "GraphBubbleUp"):
+            self._finish(run_id)
+            return
+        self._finish(run_id, error)
+
+    # -- chat models / LLMs ----------------------------------------------------------------------------------------------
+
+    def _start_inference(self, operation: str, serialized: Any, run_id: UUID, parent_run_id: UUID | None,
+                         metadata: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> _Run:
+        metadata = metadata or {}
+        params: Mapping[str, Any] = kwargs.get("invocation_params") or {}
+        model = _model_name(params, metadata, serialized) or "unknown"
+        provider = _PROVIDER_MAP.get(str(metadata.get("ls_provider", "")).lower(),
+                                     str(metadata.get("ls_provider") or "langchain"))
+        attributes: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: operation,
+            semconv.GEN_AI_PROVIDER_NAME: provider,
+            semconv.GEN_AI_SYSTEM: provider,
+            semconv.GEN_AI_REQUEST_MODEL: model,
+        }
+        numeric = {
+            semconv.GEN_AI_REQUEST_TEMPERATURE: params.get("temperature", metadata.get("ls_temperature")),
+            semconv.GEN_AI_REQUEST_MAX_TOKENS: params.get("max_tokens", metadata.get("ls_max_tokens")),
+            semconv.GEN_AI_REQUEST_TOP_P: params.get("top_p"),
+            semconv.GEN_AI_REQUEST_TOP_K: params.get("top_k"),
+            semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY: params.get("frequency_penalty"),
+            semconv.GEN_AI_REQUEST_PRESENCE_PENALTY: params.get("presence_penalty"),
+            semconv.GEN_AI_REQUEST_SEED: params.get("seed"),
+        }
+        for key, value in numeric.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                attributes[key] = value
+        choices = params.get("n")
+        if isinstance(choices, int) and choices != 1:
+            attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = choices
+        stop = params.get("stop") or metadata.get("ls_stop")
+        if stop:
+            attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop] if isinstance(stop, str) else list(stop)
+        if params.get("stream") or params.get("streaming"):
+            attributes[semconv.GEN_AI_REQUEST_STREAM] = True
+        run = self._start(run_id, parent_run_id, metadata, f"{operation} {model}", SpanKind.CLIENT, attributes)
+        run.suppress_token = inference_recorded_by.set("langchain")
+        definitions = _tool_definitions(params.get("tools"))
+        if definitions and run.span is not None:
+            add_masked_count(run.span, run.attributes,
+                             set_messages(run.span, semconv.GEN_AI_TOOL_DEFINITIONS, definitions))
+        return run
+
+    def on_chat_model_start(self, serialized: Any, messages: list[list[Any]], *, run_id: UUID,
+                            parent_run_id: UUID | None = None, tags: list[str] | None = None,
+                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """A `chat {model}` span with the request parameters and input messages."""
+        run = self._start_inference(semconv.OP_CHAT, serialized, run_id, parent_run_id, metadata, kwargs)
+        if run.span is not None and messages:
+            otel_messages, _ = _to_otel_messages(messages[0])
+            add_masked_count(run.span, run.attributes,
+                             set_messages(run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages))
+            run.attributes["_input_messages"] = otel_messages
+
+    def on_llm_start(self, serialized: Any, prompts: list[str], *, run_id: UUID, parent_run_id: UUID | None = None,
+                     tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """A `text_completion {model}` span for plain-text LLMs."""
+        if run_id in self._runs:  # a chat model that LangChain reported through both callbacks
+            return
+        run = self._start_inference(semconv.OP_TEXT_COMPLETION, serialized, run_id, parent_run_id, metadata, kwargs)
+        if run.span is not None and prompts:
+            otel_messages = [message("user", [text_part(prompt)]) for prompt in prompts]
+            add_masked_count(run.span, run.attributes,
+                             set_messages(run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages))
+
+    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        """Streaming: note the time to the first chunk."""
+        run = self._runs.get(run_id)
+        if run is not None and run.first_token is None:
+            run.first_token = time.perf_counter()
+            if run.span is not None:
+                run.span.set_attribute(semconv.GEN_AI_REQUEST_STREAM, True)
+                run.span.set_attribute(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, run.first_token - run.started)
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Response id and model, finish reasons, token usage, output messages; then the metrics."""
+        run = self._runs.get(run_id)
+        if run is None:
+            return
+        span = run.span
+        input_tokens = output_tokens = None
+        if span is not None:
+            generations = [gen for batch in (response.generations or []) for gen in batch]
+            llm_output = response.llm_output or {}
+            outputs = []
+            reasons = []
+            response_id = llm_output.get("id")
+            response_model = llm_output.get("model_name") or llm_output.get("model")
+            usage: Mapping[str, Any] = {}
+            for generation in generations:
+                msg = getattr(generation, "message", None)
+                info = dict(getattr(generation, "generation_info", None) or {})
+                metadata = dict(getattr(msg, "response_metadata", None) or {}) if msg is not None else {}
+                raw_reason = metadata.get("finish_reason") or metadata.get("stop_reason") or info.get("finish_reason")
+                if msg is not None:
+                    reason = normalize_finish_reason(raw_reason) or (
+                        semconv.FINISH_TOOL_CALL if getattr(msg, "tool_calls", None) else semconv.FINISH_STOP)
+                    outputs.append(output_message("assistant", _message_parts(msg), reason))
+                    usage = getattr(msg, "usage_metadata", None) or usage
+                    response_id = response_id or metadata.get("id")
+                    response_model = response_model or metadata.get("model_name") or metadata.get("model")
+                else:
+                    reason = normalize_finish_reason(raw_reason) or semconv.FINISH_STOP
+                    outputs.append(output_message("assistant", [text_part(generation.text)], reason))
+                reasons.append(reason)
+            if not usage:
+                token_usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
+                usage = {"input_tokens": token_usage.get("prompt_tokens", token_usage.get("input_tokens")),
+                         "output_tokens": token_usage.get("completion_tokens", token_usage.get("output_tokens"))}
+            input_tokens = usage.get("input_tokens")
+            output_tokens = usage.get("output_tokens")
+            if response_id:
+                span.set_attribute(semconv.GEN_AI_RESPONSE_ID, str(response_id))
+            if response_model:
+                span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, str(response_model))
+                run.attributes[semconv.GEN_AI_RESPONSE_MODEL] = str(response_model)
+            if reasons:
+                span.set_attribute(semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
+            if input_tokens is not None:
+                span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, int(input_tokens))
+            if output_tokens is not None:
+                span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, int(output_tokens))
+            cache_read = (usage.get("input_token_details") or {}).get("cache_read")
+            if cache_read:
+                span.set_attribute(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, int(cache_read))
+            reasoning = (usage.get("output_token_details") or {}).get("reasoning")
+            if reasoning:
+                span.set_attribute(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, int(reasoning))
+            add_masked_count(span, run.attributes, set_messages(span, semconv.GEN_AI_OUTPUT_MESSAGES, outputs))
+            emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: run.attributes.get("_input_messages"),
+                                      semconv.GEN_AI_OUTPUT_MESSAGES: outputs})
+        self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started,
+                                         _int_or_none(input_tokens), _int_or_none(output_tokens))
+        self._finish(run_id)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close with error.type; the duration metric carries it too."""
+        run = self._runs.get(run_id)
+        if run is not None:
+            self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started, None, None,
+                                             error_type_of(error))
+        self._finish(run_id, error)
+
+    # -- tools -----------------------------------------------------------------------------------------------------------
+
+    def on_tool_start(self, serialized: Any, input_str: str, *, run_id: UUID, parent_run_id: UUID | None = None,
+                      tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
+                      inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """An `execute_tool {name}` span with the call id and (content on) the arguments."""
+        serialized = serialized or {}
+        name = str(kwargs.get("name") or serialized.get("name") or "tool")
+        attributes: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+            semconv.GEN_AI_TOOL_NAME: name,
+            semconv.GEN_AI_TOOL_TYPE: semconv.TOOL_TYPE_FUNCTION,
+        }
+        if serialized.get("description"):
+            attributes[semconv.GEN_AI_TOOL_DESCRIPTION] = str(serialized["description"])
+        call_id = kwargs.get("tool_call_id") or (metadata or {}).get("tool_call_id")
+        if call_id:
+            attributes[semconv.GEN_AI_TOOL_CALL_ID] = str(call_id)
+        parent = self._parent(parent_run_id)
+        agent_name = parent.agent_name if parent is not None else current_agent_name()
+        if agent_name:
+            attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
+        run = self._start(run_id, parent_run_id, metadata, f"{semconv.OP_EXECUTE_TOOL} {name}", SpanKind.INTERNAL,
+                          attributes)
+        if run.span is not None:
+            add_masked_count(run.span, run.attributes, set_opt_in(
+                run.span, semconv.GEN_AI_TOOL_CALL_ARGUMENTS, inputs if inputs is not None else input_str))
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Record the result (content on) and the call id LangChain only reveals in the ToolMessage."""
+        run = self._runs.get(run_id)
+        if run is not None and run.span is not None:
+            result = output
+            if hasattr(output, "tool_call_id") and hasattr(output, "content"):
+                if semconv.GEN_AI_TOOL_CALL_ID not in run.attributes and output.tool_call_id:
+                    run.span.set_attribute(semconv.GEN_AI_TOOL_CALL_ID, str(output.tool_call_id))
+                result = output.content
+            add_masked_count(run.span, run.attributes,
+                             set_opt_in(run.span, semconv.GEN_AI_TOOL_CALL_RESULT, result))
+        self._finish(run_id)
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close with error.type and ERROR status."""
+        self._finish(run_id, error)
+
+    # -- retrievers ------------------------------------------------------------------------------------------------------
+
+    def on_retriever_start(self, serialized: Any, query: str, *, run_id: UUID, parent_run_id: UUID | None = None,
+                           tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
+                           **kwargs: Any) -> None:
+        """A `retrieval {name}` span; the query is opt-in content."""
+        name = str(kwargs.get("name") or (serialized or {}).get("name") or "retriever")
+        attributes: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_RETRIEVAL,
+            semconv.GEN_AI_DATA_SOURCE_ID: name,
+        }
+        run = self._start(run_id, parent_run_id, metadata, f"{semconv.OP_RETRIEVAL} {name}", SpanKind.CLIENT,
+                          attributes)
+        if run.span is not None:
+            add_masked_count(run.span, run.attributes,
+                             set_opt_in(run.span, semconv.GEN_AI_RETRIEVAL_QUERY_TEXT, query))
+
+    def on_retriever_end(self, documents: Sequence[Any], *, run_id: UUID, **kwargs: Any) -> None:
+        """Document ids and scores (opt-in content); never the page text."""
+        run = self._runs.get(run_id)
+        if run is not None and run.span is not None:
+            found = []
+            for document in documents:
+                doc_metadata = getattr(document, "metadata", None) or {}
+                entry: dict[str, Any] = {"id": getattr(document, "id", None) or doc_metadata.get("id")}
+                if doc_metadata.get("score") is not None:
+                    entry["score"] = doc_metadata["score"]
+                found.append(entry)
+            add_masked_count(run.span, run.attributes,
+                             set_opt_in(run.span, semconv.GEN_AI_RETRIEVAL_DOCUMENTS, found))
+        self._finish(run_id)
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close with error.type and ERROR status."""
+        self._finish(run_id, error)
+
+    # -- callbacks we do not turn into spans -----------------------------------------------------------------------------
+
+    def on_agent_action(self, *args: Any, **kwargs: Any) -> None:  # noqa: D102
+        return None
+
+    def on_agent_finish(self, *args: Any, **kwargs: Any) -> None:  # noqa: D102
+        return None
+
+    def on_text(self, *args: Any, **kwargs: Any) -> None:  # noqa: D102
+        return None
+
+    def on_retry(self, *args: Any, **kwargs: Any) -> None:  # noqa: D102
+        return None
+
+    def on_custom_event(self, *args: Any, **kwargs: Any) -> None:  # noqa: D102
+        return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+def _register_handler(handler: TracekitCallbackHandler):  # type: ignore[no-untyped-def]
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> None:
+        wrapped(*args, **kwargs)
+        # An explicitly passed handler (ours or another instance of ours) wins: never add a second one.
+        if any(isinstance(existing, TracekitCallbackHandler) for existing in instance.handlers):
+            return
+        instance.add_handler(handler, inherit=True)
+
+    return wrapper
+
+
+class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments LangChain and LangGraph through langchain-core's callback managers.
+
+    >>> LangChainInstrumentor().instrument(tracer_provider=provider)
+    """
+
+    _handler: TracekitCallbackHandler | None = None
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        """The packages this instrumentor patches."""
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        handler = TracekitCallbackHandler(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        type(self)._handler = handler
+        wrap_function_wrapper("langchain_core.callbacks.base", "BaseCallbackManager.__init__",
+                              _register_handler(handler))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        from langchain_core.callbacks import base
+
+        init = base.BaseCallbackManager.__init__
+        original = getattr(init, "__wrapped__", None)
+        if original is not None:
+            base.BaseCallbackManager.__init__ = original  # type: ignore[method-assign]
+        type(self)._handler = None
+
+    @property
+    def handler(self) -> TracekitCallbackHandler | None:
+        """The handler every callback manager gets while instrumented."""
+        return type(self)._handler

@@ -1,0 +1,265 @@
+"""LangChain / LangGraph: real graphs, real tools, langchain-core's fake chat models; spans checked exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import threading
+from typing import Any
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel, GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.tools import tool
+from langgraph.graph import END, START, MessagesState, StateGraph
+from opentelemetry.trace import SpanKind, StatusCode
+
+import tracekit
+from tracekit.instrumentors.langchain import LangChainInstrumentor, TracekitCallbackHandler
+
+USER_TEXT = "What is the weather in Reykjavik-Q7?"
+TOOL_RESULT = "sleet, 2 degrees, gusty-XQ"
+ANSWER = "Expect sleet and 2 degrees-ZZ9."
+
+
+class OpenAILikeFake(FakeMessagesListChatModel):
+    """The real fake chat model, reporting a model name, provider and usage like a hosted model would."""
+
+    model_name: str = "gpt-4o-mini"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "temperature": 0.2}
+
+    def _get_ls_params(self, stop: Any = None, **kwargs: Any) -> dict[str, Any]:
+        return {**super()._get_ls_params(stop=stop, **kwargs), "ls_provider": "openai"}
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Current weather for a city."""
+    return TOOL_RESULT
+
+
+@tool
+def broken_tool(city: str) -> str:
+    """Always fails."""
+    raise ValueError("backend down")
+
+
+def _responses() -> list[AIMessage]:
+    return [
+        AIMessage(content="", tool_calls=[{"name": "get_weather", "args": {"city": "Reykjavik-Q7"}, "id": "call_w1"}],
+                  id="resp-1", response_metadata={"finish_reason": "tool_calls", "model_name": "gpt-4o-mini-2024-07-18"},
+                  usage_metadata={"input_tokens": 50, "output_tokens": 12, "total_tokens": 62,
+                                  "input_token_details": {"cache_read": 32}}),
+        AIMessage(content=ANSWER, id="resp-2",
+                  response_metadata={"finish_reason": "stop", "model_name": "gpt-4o-mini-2024-07-18", "id": "chatcmpl-2"},
+                  usage_metadata={"input_tokens": 80, "output_tokens": 9, "total_tokens": 89,
+                                  "output_token_details": {"reasoning": 4}}),
+    ]
+
+
+def build_agent(model: Any, name: str = "weather_agent") -> Any:
+    tools = {"get_weather": get_weather, "broken_tool": broken_tool}
+
+    def agent_node(state: MessagesState) -> dict:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    def tool_node(state: MessagesState) -> dict:
+        results = []
+        for call in state["messages"][-1].tool_calls:
+            results.append(tools[call["name"]].invoke({**call, "type": "tool_call"}))
+        return {"messages": results}
+
+    def route(state: MessagesState) -> str:
+        return "tools" if state["messages"][-1].tool_calls else END
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", agent_node)
+    graph.add_node("tools", tool_node)
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", route, ["tools", END])
+    graph.add_edge("tools", "agent")
+    return graph.compile(name=name)
+
+
+def build_planner(inner: Any) -> Any:
+    outer = StateGraph(MessagesState)
+    outer.add_node("weather_agent", inner)
+    outer.add_edge(START, "weather_agent")
+    outer.add_edge("weather_agent", END)
+    return outer.compile(name="trip_planner")
+
+
+@pytest.fixture
+def instrumented(telemetry):
+    instrumentor = LangChainInstrumentor()
+    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    yield telemetry
+    instrumentor.uninstrument()
+
+
+def _children(telemetry, parent) -> list:
+    return sorted((s for s in telemetry.spans if s.parent and s.parent.span_id == parent.context.span_id),
+                  key=lambda s: s.start_time)
+
+
+def test_multi_agent_graph_spans_exactly(instrumented, content_on) -> None:
+    app = build_planner(build_agent(OpenAILikeFake(responses=_responses())))
+    app.invoke({"messages": [HumanMessage(USER_TEXT)]}, config={"configurable": {"thread_id": "thread-42"}})
+
+    tel = instrumented
+    assert sorted(s.name for s in tel.spans) == sorted([
+        "invoke_agent trip_planner", "invoke_agent weather_agent", "chat gpt-4o-mini", "chat gpt-4o-mini",
+        "execute_tool get_weather"])
+    root = tel.span("invoke_agent trip_planner")
+    agent = tel.span("invoke_agent weather_agent")
+    assert root.parent is None and root.kind is SpanKind.INTERNAL
+    assert agent.parent.span_id == root.context.span_id
+    chat1, tool_span, chat2 = _children(tel, agent)
+    assert [chat1.name, tool_span.name, chat2.name] == ["chat gpt-4o-mini", "execute_tool get_weather", "chat gpt-4o-mini"]
+    assert {s.context.trace_id for s in tel.spans} == {root.context.trace_id}
+
+    assert dict(agent.attributes) | {} == {
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "weather_agent",
+        "gen_ai.conversation.id": "thread-42",
+        "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": USER_TEXT}]}],
+                                            separators=(",", ":")),
+        "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": ANSWER}],
+                                               "finish_reason": "stop"}], separators=(",", ":")),
+    }
+    assert chat1.kind is SpanKind.CLIENT
+    attrs = dict(chat1.attributes)
+    assert json.loads(attrs.pop("gen_ai.input.messages")) == [
+        {"role": "user", "parts": [{"type": "text", "content": USER_TEXT}]}]
+    assert json.loads(attrs.pop("gen_ai.output.messages")) == [
+        {"role": "assistant", "parts": [{"type": "tool_call", "id": "call_w1", "name": "get_weather",
+                                         "arguments": {"city": "Reykjavik-Q7"}}], "finish_reason": "tool_call"}]
+    assert attrs == {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.system": "openai",
+        "gen_ai.request.model": "gpt-4o-mini", "gen_ai.request.temperature": 0.2,
+        "gen_ai.conversation.id": "thread-42", "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "gen_ai.response.finish_reasons": ("tool_call",), "gen_ai.usage.input_tokens": 50,
+        "gen_ai.usage.output_tokens": 12, "gen_ai.usage.cache_read.input_tokens": 32,
+    }
+    assert chat2.attributes["gen_ai.response.id"] == "chatcmpl-2"
+    assert chat2.attributes["gen_ai.usage.reasoning.output_tokens"] == 4
+    assert json.loads(chat2.attributes["gen_ai.input.messages"])[2] == {
+        "role": "tool", "name": "get_weather",
+        "parts": [{"type": "tool_call_response", "id": "call_w1", "response": TOOL_RESULT}]}
+    assert dict(tool_span.attributes) == {
+        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather", "gen_ai.tool.type": "function",
+        "gen_ai.tool.description": "Current weather for a city.", "gen_ai.tool.call.id": "call_w1",
+        "gen_ai.agent.name": "weather_agent", "gen_ai.conversation.id": "thread-42",
+        "gen_ai.tool.call.arguments": json.dumps({"city": "Reykjavik-Q7"}, separators=(",", ":")),
+        "gen_ai.tool.call.result": TOOL_RESULT,
+    }
+    metrics = tel.metrics()
+    usage = metrics["gen_ai.client.token.usage"]
+    assert sorted((p.attributes["gen_ai.token.type"], p.sum) for p in usage) == [("input", 130), ("output", 21)]
+    assert list(usage[0].explicit_bounds[:3]) == [1, 4, 16]
+    (duration,) = metrics["gen_ai.client.operation.duration"]
+    assert duration.count == 2 and duration.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+
+
+def test_content_off_leaks_nothing_but_keeps_structure(instrumented, content_off) -> None:
+    app = build_planner(build_agent(OpenAILikeFake(responses=_responses())))
+    app.invoke({"messages": [SystemMessage("secret system prompt-S1"), HumanMessage(USER_TEXT)]})
+    exported = instrumented.everything_exported()
+    for text in (USER_TEXT, "Reykjavik-Q7", TOOL_RESULT, ANSWER, "secret system prompt-S1"):
+        assert text not in exported
+    chat2 = sorted((s for s in instrumented.spans if s.name.startswith("chat")), key=lambda s: s.start_time)[1]
+    assert json.loads(chat2.attributes["gen_ai.input.messages"]) == [
+        {"role": "system", "parts": [{"type": "text"}]},
+        {"role": "user", "parts": [{"type": "text"}]},
+        {"role": "assistant", "parts": [{"type": "tool_call", "id": "call_w1", "name": "get_weather"}]},
+        {"role": "tool", "name": "get_weather", "parts": [{"type": "tool_call_response", "id": "call_w1"}]},
+    ]
+    tool_span = instrumented.span("execute_tool get_weather")
+    assert "gen_ai.tool.call.arguments" not in tool_span.attributes
+    assert tool_span.attributes["gen_ai.tool.call.id"] == "call_w1"
+
+
+def test_explicit_handler_is_not_duplicated(instrumented, content_off) -> None:
+    model = OpenAILikeFake(responses=[AIMessage("hi")])
+    model.invoke("hello", config={"callbacks": [TracekitCallbackHandler(instrumented.tracer_provider)]})
+    assert [s.name for s in instrumented.spans] == ["chat gpt-4o-mini"]
+
+
+def test_uninstrument_stops_recording(telemetry, content_off) -> None:
+    instrumentor = LangChainInstrumentor()
+    instrumentor.instrument(tracer_provider=telemetry.tracer_provider)
+    instrumentor.uninstrument()
+    OpenAILikeFake(responses=[AIMessage("hi")]).invoke("hello")
+    assert telemetry.spans == []
+
+
+def test_tool_error_and_nesting_under_tracekit_agent(instrumented, content_off) -> None:
+    with tracekit.agent("hotel-agent", conversation_id="conv-9"):
+        with pytest.raises(ValueError):
+            broken_tool.invoke({"city": "Oslo"})
+    agent = instrumented.span("invoke_agent hotel-agent")
+    span = instrumented.span("execute_tool broken_tool")
+    assert span.parent.span_id == agent.context.span_id
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "ValueError"
+    assert span.attributes["gen_ai.agent.name"] == "hotel-agent"
+    assert span.attributes["gen_ai.conversation.id"] == "conv-9"
+
+
+async def test_async_streaming_and_concurrent_runs_keep_their_parents(instrumented, content_on) -> None:
+    async def run(name: str) -> None:
+        model = GenericFakeChatModel(messages=iter([AIMessage(content=f"streamed answer for {name}")]))
+        app = build_agent(model, name=name)
+        async for _ in app.astream({"messages": [HumanMessage(f"hi {name}")]}, stream_mode="messages",
+                                   config={"configurable": {"thread_id": f"t-{name}"}}):
+            pass
+
+    await asyncio.gather(run("alpha"), run("beta"))
+    for name in ("alpha", "beta"):
+        agent = instrumented.span(f"invoke_agent {name}")
+        (chat,) = _children(instrumented, agent)
+        assert chat.name.startswith("chat ")
+        assert chat.attributes["gen_ai.conversation.id"] == f"t-{name}"
+        assert chat.attributes["gen_ai.request.stream"] is True
+        assert chat.attributes["gen_ai.response.time_to_first_chunk"] >= 0
+        assert json.loads(chat.attributes["gen_ai.output.messages"])[0]["parts"][0]["content"] == f"streamed answer for {name}"
+
+
+def test_runs_in_threads_nest_under_their_own_agents(instrumented, content_off) -> None:
+    def work(name: str) -> None:
+        with tracekit.agent(name):
+            OpenAILikeFake(responses=[AIMessage("ok")]).invoke("hi")
+
+    # Threads start with an empty context (Python's rule, for OTel's context too); hand each a copy, as
+    # LangChain's own executors do.
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(work, f"worker-{i}")) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(4):
+        agent = instrumented.span(f"invoke_agent worker-{i}")
+        (chat,) = _children(instrumented, agent)
+        assert chat.name == "chat gpt-4o-mini"
+
+
+def test_planted_secrets_in_prompt_tool_args_and_results_are_redacted(instrumented, content_on) -> None:
+    key = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
+
+    @tool
+    def lookup_customer(email: str) -> str:
+        """Find a customer."""
+        return "card on file: 4111 1111 1111 1111"
+
+    model = OpenAILikeFake(responses=[
+        AIMessage(content="", tool_calls=[{"name": "lookup_customer", "args": {"email": "ann@example.com"}, "id": "c1"}])])
+    model.invoke(f"my key is {key}")
+    lookup_customer.invoke({"name": "lookup_customer", "args": {"email": "ann@example.com"}, "id": "c1",
+                            "type": "tool_call"})
+    exported = instrumented.everything_exported()
+    for secret in (key, "ann@example.com", "4111 1111 1111 1111"):
+        assert secret not in exported
+    assert instrumented.span("execute_tool lookup_customer").attributes["tracekit.redaction.masked_count"] == 2
