@@ -1,0 +1,232 @@
+"""`tracekit query`: KQL (or read-only SQL) over the store, printed as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import sys
+from typing import Any
+
+import pyarrow as pa
+
+from tracekit.cli import add_db_argument
+from tracekit.errors import QueryError
+
+HELP = "ask the store a question in KQL (Application Insights tables) or read-only SQL"
+
+DESCRIPTION = """\
+Run a KQL query over the store and print the result. The Application Insights tables are there, built with the
+Azure Monitor exporter's mapping, so a query written for Application Insights runs here unchanged:
+
+  classic:    requests, dependencies, traces, exceptions, customEvents, customMetrics
+  workspace:  AppRequests, AppDependencies, AppTraces, AppExceptions, AppEvents, AppMetrics
+  native:     spans, span_events, span_links, logs, metric_points, resources
+  helpers:    span_agents (the invoke_agent span owning each span), conversations (one row per conversation)
+
+With --sql the text is DuckDB SQL instead; only a single SELECT is accepted, and the store cannot reach files or
+the network, so nothing a query says can change or leak data. The query runs through the collector's read API
+when a collector owns the store, else on the file directly (read-only).
+"""
+
+EPILOG = """\
+examples:
+  tracekit query 'dependencies
+    | where customDimensions["gen_ai.operation.name"] == "execute_tool"
+    | summarize calls = count(), p95 = percentile(duration, 95), errors = countif(success == false)
+        by tool = tostring(customDimensions["gen_ai.tool.name"])
+    | order by calls desc'
+  tracekit query --format json 'AppDependencies | where OperationId == "4bf92f3577b34da6a3ce929d0e0e4736"'
+  tracekit query --param model=gpt-4o \\
+      'declare query_parameters(model:string); dependencies | where customDimensions["gen_ai.request.model"] == model | count'
+  tracekit query --since 1h 'requests | summarize count() by bin(timestamp, 5m)'
+  tracekit query --sql 'select name, count(*) from spans group by 1'
+
+See docs/kql.md for the KQL that works locally and what each view holds.
+"""
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `tracekit query` to the CLI."""
+    parser = subparsers.add_parser("query", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_db_argument(parser)
+    parser.add_argument("text", metavar="QUERY", nargs="?",
+                        help="the KQL (or with --sql, SQL) query; '-' or nothing reads it from standard input")
+    parser.add_argument("--sql", action="store_true", help="the query is read-only DuckDB SQL, not KQL")
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                        help="output format (default: table; json is one array of row objects)")
+    parser.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],
+                        help="a value for a `declare query_parameters(...)` parameter (repeatable); "
+                             "with --sql, binds $NAME")
+    parser.add_argument("--since", metavar="DURATION", default=None,
+                        help="only rows from the last DURATION (e.g. 30m, 24h, 7d) of every table the query reads")
+    parser.add_argument("--max-rows", metavar="N", type=int, default=1000,
+                        help="rows shown by --format table (default 1000; json and csv print all)")
+    parser.set_defaults(handler=run)
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """`30m`, `24h`, `7d`, `90s` (or a plain number of seconds) to a timedelta."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in _UNITS else "s"
+    number = value[:-1] if value[-1:] in _UNITS else value
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise QueryError(f"--since {text!r}: expected a duration such as 30m, 24h or 7d") from None
+    if seconds <= 0:
+        raise QueryError(f"--since {text!r}: the duration must be positive")
+    return dt.timedelta(seconds=seconds)
+
+
+def parse_params(pairs: list[str], kql_text: str | None) -> dict[str, Any]:
+    """`name=value` pairs to typed values, using the KQL `declare query_parameters` types when there are any."""
+    declared: dict[str, str] = {}
+    if kql_text is not None:
+        import duckdb_kql
+
+        try:
+            declared = {p.name: p.type for p in duckdb_kql.query_parameters(kql_text)}
+        except Exception:  # a syntax error is reported, with its position, when the query is translated
+            declared = {}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise QueryError(f"--param {pair!r}: expected NAME=VALUE")
+        if kql_text is not None and declared and name not in declared:
+            raise QueryError(f"--param {name}: the query declares no such parameter "
+                             f"(it declares: {', '.join(declared) or 'none'})")
+        values[name] = _convert(name, raw, declared.get(name, "string"))
+    return values
+
+
+def _convert(name: str, raw: str, kind: str) -> Any:
+    try:
+        if kind in ("long", "int"):
+            return int(raw)
+        if kind in ("real", "double", "decimal"):
+            return float(raw)
+        if kind == "bool":
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return raw.lower() in ("true", "1")
+    except ValueError:
+        raise QueryError(f"--param {name}={raw!r}: not a valid {kind}") from None
+    return raw
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of `tracekit query`."""
+    from tracekit.query.kql import run_kql
+    from tracekit.store.reader import open_reader
+
+    text = args.text
+    if text is None or text == "-":
+        text = sys.stdin.read()
+    if not text.strip():
+        raise QueryError("no query given: pass it as an argument or on standard input")
+    since = parse_duration(args.since) if args.since else None
+    params = parse_params(args.param, None if args.sql else text)
+    reader = open_reader(args.db)
+    try:
+        if args.sql:
+            if since is not None:
+                raise QueryError("--since applies to KQL queries; in SQL write the time predicate yourself")
+            table = reader.sql(text, params or None)
+        else:
+            table = run_kql(reader, text, params, since=since)
+    finally:
+        reader.close()
+    write_table(table, args.format, sys.stdout, max_rows=args.max_rows)
+    return 0
+
+
+# --- output -------------------------------------------------------------------------------------------------------
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item) for item in value]
+    return value
+
+
+# Columns that hold JSON text (KQL `dynamic`). DuckDB's JSON type reaches Arrow as plain strings, so they are known
+# by name: the App Insights dynamic columns and the store's JSON columns.
+DYNAMIC_COLUMNS = frozenset({"customDimensions", "customMeasurements", "Properties", "Measurements", "details",
+                             "Details", "attributes", "body"})
+
+
+def _dynamic_columns(table: pa.Table) -> set[str]:
+    return {name for name in table.column_names if name in DYNAMIC_COLUMNS}
+
+
+def rows_for_json(table: pa.Table) -> list[dict[str, Any]]:
+    """The table's rows as JSON-ready dicts (timestamps ISO 8601, dynamic columns parsed)."""
+    dynamic = _dynamic_columns(table)
+    rows = []
+    for row in table.to_pylist():
+        out = {}
+        for key, value in row.items():
+            if key in dynamic and isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            out[key] = _json_value(value)
+        rows.append(out)
+    return rows
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(_json_value(value), ensure_ascii=False)
+    return str(_json_value(value))
+
+
+def write_table(table: pa.Table, fmt: str, out: Any, *, max_rows: int = 1000) -> None:
+    """Print `table` as a Rich table, a JSON array or CSV. Cell text is printed literally (no markup)."""
+    if fmt == "json":
+        json.dump(rows_for_json(table), out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        return
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(table.column_names)
+        for row in table.to_pylist():
+            writer.writerow([_cell_text(row[name]) for name in table.column_names])
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(file=out, highlight=False, soft_wrap=False)
+    view = Table(show_lines=False, header_style="bold")
+    for name in table.column_names:
+        view.add_column(Text(name), overflow="fold")
+    for row in table.slice(0, max_rows).to_pylist():
+        # Text() renders its content literally: span content can never be read as Rich markup.
+        view.add_row(*(Text(_cell_text(row[name])) for name in table.column_names))
+    console.print(view)
+    shown = min(table.num_rows, max_rows)
+    note = f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}"
+    if shown < table.num_rows:
+        note += f" ({shown} shown; use --max-rows or --format json/csv for all)"
+    console.print(Text(note, style="dim"))
