@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import io
 import queue
+import threading
 from typing import Any, Callable
 
 import orjson
@@ -23,23 +24,33 @@ from tracekit.store.reader import LocalReader
 
 
 class ReaderPool:
-    """A few reader connections on the collector's database, handed out one query at a time."""
+    """A few reader connections on the collector's database, opened on first use, one query at a time each."""
 
     def __init__(self, factory: Callable[[], LocalReader], size: int = 2) -> None:
-        self._readers: queue.Queue[LocalReader] = queue.Queue()
-        for _ in range(size):
-            self._readers.put(factory())
+        self._factory = factory
+        self._idle: queue.Queue[LocalReader] = queue.Queue()
+        self._slots = threading.Semaphore(size)
+        self._opened: list[LocalReader] = []
+        self._lock = threading.Lock()
 
     def run(self, sql: str, params: Any) -> pa.Table:
-        reader = self._readers.get()
-        try:
-            return reader.sql(sql, params)
-        finally:
-            self._readers.put(reader)
+        with self._slots:
+            try:
+                reader = self._idle.get_nowait()
+            except queue.Empty:
+                reader = self._factory()
+                with self._lock:
+                    self._opened.append(reader)
+            try:
+                return reader.sql(sql, params)
+            finally:
+                self._idle.put(reader)
 
     def close(self) -> None:
-        while not self._readers.empty():
-            self._readers.get_nowait().close()
+        with self._lock:
+            for reader in self._opened:
+                reader.close()
+            self._opened.clear()
 
 
 def _ipc_bytes(table: pa.Table) -> bytes:

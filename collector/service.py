@@ -58,11 +58,22 @@ class Collector:
         self.writer: StoreWriter | None = None
         self.pipeline: IngestPipeline | None = None
         self.started_at = time.time()
-        self._background: list[Any] = []  # things with stop() started beside the receivers (forwarders)
+        self._background: list[Any] = []
+        self._shared_reader: LocalReader | None = None
+        self._reader_lock = threading.Lock()  # things with stop() started beside the receivers (forwarders)
 
     # --- public API ---------------------------------------------------------------------------------------------
     def reader(self) -> LocalReader:
-        """A read-only reader on this collector's database (for in-process use: tests, the TUI)."""
+        """A read-only reader on this collector's database, shared by in-process users (tests, the TUI)."""
+        if self._connection is None:
+            raise StoreError("the collector is not running")
+        with self._reader_lock:
+            if self._shared_reader is None:
+                self._shared_reader = self.new_reader()
+            return self._shared_reader
+
+    def new_reader(self) -> LocalReader:
+        """A reader on its own connection (for a thread that queries in parallel with others)."""
         if self._connection is None:
             raise StoreError("the collector is not running")
         return LocalReader(self._connection.cursor(), str(self.db_path))
@@ -137,7 +148,7 @@ class Collector:
         grpc_server = None
         pool: ReaderPool | None = None
         try:
-            pool = ReaderPool(self.reader)
+            pool = ReaderPool(self.new_reader)
             if settings.grpc:
                 host, port = parse_address(settings.grpc, 4317)
                 grpc_server, bound = await start_grpc_server(
@@ -179,6 +190,9 @@ class Collector:
             self.writer.stop()
             if pool is not None:
                 pool.close()
+            if self._shared_reader is not None:
+                self._shared_reader.close()
+                self._shared_reader = None
             if settings.write_state_file:
                 with contextlib.suppress(OSError):
                     state_file_for(self.db_path).unlink()
