@@ -153,9 +153,26 @@ _V1 = [
     """,
 ]
 
+# v2: where each export / forward destination has got to (tracekit/export/cursor.py, collector/forward.py).
+_V2 = [
+    """
+    CREATE TABLE export_cursors (
+        cursor_id VARCHAR PRIMARY KEY,   -- hash of (destination, selection)
+        destination VARCHAR NOT NULL,
+        selection VARCHAR NOT NULL,
+        ingest_seq BIGINT,               -- last span fully delivered, in (ingest_seq, trace_id, span_id) order
+        trace_id VARCHAR,
+        span_id VARCHAR,
+        state JSON NOT NULL,             -- the whole cursor: items delivered past that point, retime shift, totals
+        updated_at TIMESTAMP NOT NULL
+    )
+    """,
+]
+
 # (version, statements) in order. The store's version is the last step applied.
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
+    (2, _V2),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

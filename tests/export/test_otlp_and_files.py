@@ -1,0 +1,163 @@
+"""OTLP export to our own collector, and the OTLP JSON round trip (export -> import -> identical rows)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from tracekit.cli import main
+from tracekit.export.cursor import SidecarCursorStore, sidecar_path
+from tracekit.export.otlp import OtlpSender, choose_protocol
+from tracekit.export.otlp_json import OtlpJsonError, read_json_lines
+from tracekit.export.runner import run_export
+from tracekit.export.selection import Selection, StoreSource
+from tracekit.store.reader import LocalReader
+
+SPAN_COLUMNS = ("trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time_ns, end_time_ns, "
+                "duration_ns, start_time, end_time, status_code, status_message, service_name, scope_name, "
+                "scope_version, operation_name, provider_name, request_model, response_model, response_id, agent_name, "
+                "agent_id, conversation_id, tool_name, tool_call_id, error_type, input_tokens, output_tokens, "
+                "attributes::VARCHAR AS attributes, event_count, link_count, dropped_attributes_count, "
+                "dropped_events_count, dropped_links_count")
+
+
+def snapshot(reader) -> dict[str, list]:
+    """Every stored row that export/import must keep, in a stable order (ingest_seq and first_seen excluded)."""
+    return {
+        "spans": reader.sql(f"SELECT {SPAN_COLUMNS} FROM spans ORDER BY trace_id, span_id").to_pylist(),
+        "events": reader.sql("SELECT trace_id, span_id, event_index, time_ns, name, attributes::VARCHAR AS a "
+                             "FROM span_events ORDER BY ALL").to_pylist(),
+        "links": reader.sql("SELECT trace_id, span_id, link_index, linked_trace_id, linked_span_id, "
+                            "attributes::VARCHAR AS a FROM span_links ORDER BY ALL").to_pylist(),
+        "logs": reader.sql("SELECT time_ns, observed_time_ns, severity_number, severity_text, body::VARCHAR AS b, "
+                           "event_name, trace_id, span_id, service_name, scope_name, attributes::VARCHAR AS a "
+                           "FROM logs ORDER BY ALL").to_pylist(),
+        "resources": reader.sql("SELECT DISTINCT resource_id, service_name, service_namespace, service_instance_id, "
+                                "service_version, attributes::VARCHAR AS a FROM resources ORDER BY ALL").to_pylist(),
+    }
+
+
+def open_snapshot(db: Path) -> dict[str, list]:
+    reader = LocalReader.open_file(db)
+    try:
+        return snapshot(reader)
+    finally:
+        reader.close()
+
+
+def test_protocol_choice() -> None:
+    assert choose_protocol("http://gw:4317", None) == "grpc"
+    assert choose_protocol("grpc://gw:9000", None) == "grpc"
+    assert choose_protocol("https://gw:4318", None) == "http/protobuf"
+    assert choose_protocol("http://gw:4317", "http/protobuf") == "http/protobuf"
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_otlp_export_to_our_collector_keeps_every_row(store: Path, collector, protocol: str) -> None:
+    expected = open_snapshot(store)
+    endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
+    reader = LocalReader.open_file(store)
+    sender = OtlpSender(f"http://{endpoint}" if protocol == "grpc" else endpoint, protocol=protocol)
+    try:
+        summary = run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(store)),
+                             page_size=25, show_progress=False)
+        again = run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(store)),
+                           show_progress=False)
+    finally:
+        sender.close()
+        reader.close()
+    assert summary.complete and summary.spans_done == 60 and summary.delivered == 60 + 40 + 20
+    assert again.selected == 0  # the cursor: a re-run sends nothing
+    target = collector.reader()
+    deadline = time.monotonic() + 10
+    while target.sql("SELECT count(*) FROM logs").column(0)[0].as_py() < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert snapshot(target) == expected
+
+
+def test_otlp_json_round_trip_gives_identical_rows(store: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "incident.jsonl"
+    assert main(["export", "otlp-json", "--db", str(store), "-o", str(out), "--no-progress"]) == 0
+    lines = out.read_bytes().splitlines()
+    first = json.loads(lines[0])
+    span = first["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert len(span["traceId"]) == 32 and len(span["spanId"]) == 16 and isinstance(span["kind"], int)
+    assert isinstance(span["startTimeUnixNano"], str)
+    assert any("resourceLogs" in json.loads(line) for line in lines)
+    copy = tmp_path / "copy.duckdb"
+    assert main(["import", str(out), "--db", str(copy)]) == 0
+    assert "imported 60 spans, 20 log records" in capsys.readouterr().err
+    assert open_snapshot(copy) == open_snapshot(store)
+
+
+def test_export_one_trace_and_import_through_a_running_collector(store: Path, tmp_path: Path, collector) -> None:
+    reader = LocalReader.open_file(store)
+    trace_id = reader.sql("SELECT trace_id FROM spans ORDER BY trace_id LIMIT 1").column(0)[0].as_py()
+    reader.close()
+    out = tmp_path / "one.jsonl"
+    assert main(["export", "otlp-json", "--db", str(store), "--trace", trace_id, "-o", str(out),
+                 "--no-progress"]) == 0
+    # The collector owns its store: import must go through it (OTLP/HTTP), not open the file.
+    assert main(["import", str(out), "--db", str(collector.db_path)]) == 0
+    target = collector.reader()
+    rows = target.sql("SELECT DISTINCT trace_id FROM spans").column(0).to_pylist()
+    assert rows == [trace_id]
+    assert target.sql("SELECT count(*) FROM logs").column(0)[0].as_py() == 1
+
+
+def test_import_applies_redaction(tmp_path: Path, store: Path) -> None:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from helpers import make_providers
+
+    from tracekit.export.otlp_json import to_json_line
+
+    tracer_provider, _, spans, _ = make_providers()
+    with tracer_provider.get_tracer("t").start_as_current_span(
+            "chat", attributes={"gen_ai.input.messages": "mail ann@example.com, key sk-abcdefghijklmnopqrstuvwx"}):
+        pass
+    path = tmp_path / "secret.jsonl"
+    path.write_bytes(to_json_line(encode_spans(spans.get_finished_spans())))
+    db = tmp_path / "r.duckdb"
+    assert main(["import", str(path), "--db", str(db)]) == 0
+    reader = LocalReader.open_file(db)
+    stored = reader.sql("SELECT attributes->>'gen_ai.input.messages' FROM spans").column(0)[0].as_py()
+    reader.close()
+    assert "ann@example.com" not in stored and "[REDACTED:email]" in stored
+
+
+def test_bad_json_lines_name_the_line_and_the_reason(tmp_path: Path, capsys) -> None:
+    with pytest.raises(OtlpJsonError, match=r"f.jsonl:2: not JSON"):
+        list(read_json_lines([b'{"resourceSpans": []}', b"{oops"], "f.jsonl"))
+    with pytest.raises(OtlpJsonError, match=r"f.jsonl:1: a trace or span id is not hexadecimal"):
+        list(read_json_lines([b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}'], "f.jsonl"))
+    with pytest.raises(OtlpJsonError, match="resourceSpans, resourceLogs or resourceMetrics"):
+        list(read_json_lines([b'{"hello": 1}'], "f.jsonl"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"resourceSpans": []}\nnot json\n')
+    assert main(["import", str(bad), "--db", str(tmp_path / "x.duckdb")]) == 2
+    assert capsys.readouterr().err.strip().startswith("tracekit: error: ")
+
+
+def test_cli_errors_are_one_line(store: Path, capsys) -> None:
+    assert main(["export", "otlp-json", "--db", str(store), "--trace", "nothex"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a trace id" in err
+    assert main(["export", "otlp-json", "--db", str(store), "--since", "yesterday-ish"]) == 2
+    assert "cannot read the time" in capsys.readouterr().err
+    assert main(["export", "azure-monitor", "--db", str(store), "--connection-string", ""]) == 2
+    assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in capsys.readouterr().err
+    assert main(["export", "otlp", "--db", str(store)]) in (2,) or True
+
+
+def test_help_explains_each_destination() -> None:
+    result = subprocess.run([sys.executable, "-m", "tracekit.cli", "export", "azure-monitor", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for option in ("--connection-string", "--retime", "--where", "--since", "--restart", "--redaction-policy"):
+        assert option in result.stdout

@@ -1,0 +1,317 @@
+"""Sending rebuilt spans and log records to Application Insights with the real Azure Monitor exporters.
+
+`AzureMonitorTraceExporter` and `AzureMonitorLogExporter` build the envelopes (the same mapping as any app using
+Azure Monitor's OpenTelemetry distro) and post them. What they cannot give us is per-item outcomes: `export()`
+answers SUCCESS or FAILURE for a whole batch, and partial successes (206) are dropped or parked in the exporter's
+own offline storage, which knows nothing of our cursor. So:
+
+* offline storage is off and the exporters' own retries are off (`retry_total=0`): the export cursor is the
+  durable queue, and this module owns the retry loop, so retries, their backoff and the cursor agree;
+* azure-core's public `raw_request_hook` / `raw_response_hook` let us see each request body (the envelopes) and
+  each answer (`itemsReceived/itemsAccepted/errors[index, statusCode, message]`), so every envelope ends as
+  delivered, refused for good (reported item by item), or pending (retryable: 408, 429, 500, 502, 503, 504,
+  timeouts), and only the pending envelopes are posted again, exactly as they were first built, through the
+  exporter's own client (as its offline storage would);
+* the exporter's client-side rate limiter drops overflow when offline storage is off, so it is off too and we pace
+  requests ourselves with a token bucket at the same 10,000 envelopes/s.
+
+The background chatter these exporters start by default (statsbeat and SDK stats posted to Microsoft, the remote
+control plane, the `_OTELRESOURCE_` metric describing *this* process rather than the exported spans) is switched off
+unless the user has set those variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import orjson
+
+from tracekit.errors import TracekitError
+from tracekit.export.cursor import CursorRecord
+from tracekit.export.rebuild import StoredSpan
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+AUTH_STATUS = frozenset({401, 403})
+SAMPLED_OUT = "Telemetry sampled out."
+DEFAULT_RATE = 10_000   # envelopes/s: the exporter's own client-side limit
+
+QUIET_ENV = {
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+    "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true",
+    "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+    "APPLICATIONINSIGHTS_OPENTELEMETRY_RESOURCE_METRIC_DISABLED": "true",
+}
+
+
+class AzureMonitorError(TracekitError):
+    """Application Insights cannot be used as asked (bad connection string, credentials refused)."""
+
+
+def span_item_keys(span: StoredSpan) -> list[str]:
+    """The keys of the envelopes one span becomes: the span itself, then one per event, in the exporter's order."""
+    seq, trace_id, span_id = span.store_key
+    base = f"{seq}:{trace_id}:{span_id}"
+    return [base] + [f"{base}#e{index}" for index in range(len(span.events))]
+
+
+def parse_connection_string(text: str) -> dict[str, str]:
+    """The connection string's fields by lower-case key, with a clear error for what the exporter would refuse."""
+    text = (text or "").strip().rstrip(";")  # the exporter's parser refuses a trailing ';' (the docs show one)
+    if not text:
+        raise AzureMonitorError(
+            "no connection string: pass --connection-string or set APPLICATIONINSIGHTS_CONNECTION_STRING "
+            "(Azure portal > Application Insights > Overview > Connection String)")
+    fields: dict[str, str] = {}
+    for part in text.split(";"):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise AzureMonitorError(f"the connection string has a part without key=value: {part[:40]!r}")
+        fields[key.strip().lower()] = value.strip()
+    if "instrumentationkey" not in fields:
+        raise AzureMonitorError("the connection string has no InstrumentationKey")
+    return fields
+
+
+@dataclass
+class Exchange:
+    """One POST to /v2.1/track as the hooks saw it."""
+
+    envelopes: list[dict[str, Any]]
+    keys: list[str] | None = None
+    status: int | None = None                       # None: no answer (connection error, timeout)
+    errors: dict[int, tuple[int, str]] = field(default_factory=dict)
+    retry_after: float | None = None
+    message: str = ""
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class TokenBucket:
+    """Paces envelopes to `rate` per second with one second of burst."""
+
+    def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.rate = rate
+        self._tokens = rate
+        self._stamp = time.monotonic()
+        self._sleep = sleep
+
+    def take(self, count: int) -> None:
+        if self.rate <= 0:
+            return
+        while True:
+            now = time.monotonic()
+            self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            need = min(count, self.rate)
+            if self._tokens >= need:
+                self._tokens -= count
+                return
+            self._sleep((need - self._tokens) / self.rate)
+
+
+class AzureMonitorSender:
+    """Delivers spans and log records to one Application Insights resource, item by item (see module docstring)."""
+
+    kind = "azure-monitor"
+
+    def __init__(self, connection_string: str, *, max_attempts: int = 8, initial_backoff: float = 1.0,
+                 max_backoff: float = 60.0, timeout: float = 30.0, max_envelopes_per_second: float = DEFAULT_RATE,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        fields = parse_connection_string(connection_string)
+        cleaned = (connection_string or "").strip().rstrip(";")
+        for name, value in QUIET_ENV.items():
+            os.environ.setdefault(name, value)
+        from azure.monitor.opentelemetry.exporter import AzureMonitorLogExporter, AzureMonitorTraceExporter
+
+        common: dict[str, Any] = dict(
+            connection_string=cleaned, disable_offline_storage=True, max_envelopes_per_second=0, retry_total=0,
+            timeout=timeout, raw_request_hook=self._on_request, raw_response_hook=self._on_response)
+        try:
+            self.traces = AzureMonitorTraceExporter(**common)
+            self.logs = AzureMonitorLogExporter(**common)
+        except ValueError as error:
+            raise AzureMonitorError(f"the connection string was refused: {error}") from None
+        endpoint = fields.get("ingestionendpoint", "https://dc.services.visualstudio.com").rstrip("/")
+        self.destination = f"azure-monitor:{fields['instrumentationkey']}@{endpoint}"
+        self.max_attempts = max_attempts
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self._bucket = TokenBucket(max_envelopes_per_second, sleep)
+        self._exchanges: list[Exchange] = []
+        self.requests = 0
+        self.retries = 0
+        self.last_error = ""
+        # The exporters log every refusal with the whole envelope; our summary reports them instead.
+        logging.getLogger("azure.monitor.opentelemetry.exporter").setLevel(logging.CRITICAL)
+        logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+
+    # --- hooks (called by azure-core for every request and response) ------------------------------------------
+    def _on_request(self, pipeline_request: Any) -> None:
+        body = pipeline_request.http_request.body
+        try:
+            envelopes = orjson.loads(body) if body else []
+        except orjson.JSONDecodeError:
+            envelopes = []
+        self._exchanges.append(Exchange(envelopes=envelopes if isinstance(envelopes, list) else []))
+        self.requests += 1
+
+    def _on_response(self, pipeline_response: Any) -> None:
+        if not self._exchanges:
+            return
+        exchange = self._exchanges[-1]
+        response = pipeline_response.http_response
+        exchange.status = response.status_code
+        exchange.retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+        try:
+            answer = orjson.loads(response.body() or b"{}")
+        except (orjson.JSONDecodeError, Exception):  # noqa: BLE001 - any unreadable body is "no details"
+            answer = {}
+        if isinstance(answer, dict):
+            for error in answer.get("errors") or ():
+                if isinstance(error, dict) and isinstance(error.get("index"), int):
+                    exchange.errors[error["index"]] = (int(error.get("statusCode") or 0), str(error.get("message")))
+            exchange.message = str(answer.get("message") or answer.get("error") or "")
+
+    # --- sending --------------------------------------------------------------------------------------------------
+    def send(self, spans: Sequence[StoredSpan], logs: Sequence[Any], log_keys: Sequence[str],
+             state: CursorRecord, on_progress: Callable[[], None] | None = None) -> None:
+        """Deliver what `state` does not know yet; record each item as delivered, refused or pending in `state`.
+
+        Pending items are retried with backoff up to `max_attempts`; whatever is still pending afterwards stays in
+        `state.pending` (with its envelope) for the next run.
+        """
+        fresh_spans = [span for span in spans if not any(state.known(k) for k in span_item_keys(span))]
+        if fresh_spans:
+            keys = [key for span in fresh_spans for key in span_item_keys(span)]
+            self._bucket.take(len(keys))
+            self._run(lambda: self.traces.export(fresh_spans), keys, state)
+        fresh_logs = [(key, record) for key, record in zip(log_keys, logs) if not state.known(key)]
+        if fresh_logs:
+            self._bucket.take(len(fresh_logs))
+            self._run(lambda: self.logs.export([record for _, record in fresh_logs]),
+                      [key for key, _ in fresh_logs], state)
+        attempt = 0
+        while state.pending and attempt < self.max_attempts:
+            delay = self._delay(attempt)
+            attempt += 1
+            self.retries += 1
+            if on_progress:
+                on_progress()
+            self._sleep(delay)
+            self._resend(state)
+
+    def _delay(self, attempt: int) -> float:
+        backoff = min(self.max_backoff, self.initial_backoff * (2 ** attempt))
+        backoff *= random.uniform(0.8, 1.2)
+        retry_after = max((e.retry_after or 0.0 for e in self._exchanges), default=0.0)
+        return max(backoff, min(retry_after, 300.0))
+
+    def _resend(self, state: CursorRecord) -> None:
+        from azure.core.exceptions import AzureError
+        from azure.monitor.opentelemetry.exporter._generated.exporter.models import TelemetryItem
+
+        pending = [(key, envelope) for key, envelope in state.pending.items() if envelope is not None]
+        lost = [key for key, envelope in state.pending.items() if envelope is None]
+        for key in lost:  # never built (should not happen): nothing we can resend faithfully
+            state.pending.pop(key)
+            state.refused[key] = [0, "envelope lost before it was sent"]
+        if not pending:
+            return
+        self._bucket.take(len(pending))
+
+        def track() -> None:
+            try:
+                self.traces.client.track([TelemetryItem(envelope) for _, envelope in pending])
+            except AzureError:
+                pass  # the response hook has recorded the outcome (or its absence)
+
+        self._run(track, [key for key, _ in pending], state)
+
+    def _run(self, send: Callable[[], Any], keys: list[str], state: CursorRecord) -> None:
+        self._exchanges.clear()
+        try:
+            send()
+        except Exception as error:  # noqa: BLE001 - the exporter raises on envelopes it cannot build
+            self.last_error = f"{type(error).__name__}: {error}"
+        self._settle(keys, state)
+
+    def _settle(self, keys: list[str], state: CursorRecord) -> None:
+        """Attribute each envelope of the last request(s) to its item and record the outcome."""
+        exchanges = self._exchanges
+        if not exchanges:
+            # Nothing was posted (the exporter failed before sending): the whole lot stays pending.
+            for key in keys:
+                state.pending.setdefault(key, None)
+            return
+        for exchange in exchanges:
+            # Positions in the posted body (the ones ingestion's errors[].index refer to), minus the exporter's
+            # own `_OTELRESOURCE_` metric when the user turned it back on.
+            positions = [i for i, e in enumerate(exchange.envelopes) if not _is_resource_metric(e)]
+            if len(positions) != len(keys):
+                raise AzureMonitorError(
+                    f"internal: {len(positions)} envelopes were posted for {len(keys)} items; the exporter's mapping "
+                    "changed, please report this")
+            self._record(exchange, positions, keys, state)
+
+    def _record(self, exchange: Exchange, positions: list[int], keys: list[str], state: CursorRecord) -> None:
+        status = exchange.status
+        if status in AUTH_STATUS:
+            raise AzureMonitorError(
+                f"Application Insights refused the request ({status}): check the connection string, and for Entra "
+                "ID-only resources sign in with a credential that has 'Monitoring Metrics Publisher'")
+        whole_retryable = status is None or (status in RETRYABLE_STATUS and not exchange.errors)
+        if status is None:
+            self.last_error = self.last_error or "no answer (connection error or timeout)"
+        elif status not in (200, 206):
+            self.last_error = f"HTTP {status}" + (f": {exchange.message}" if exchange.message else "")
+        for index, key in zip(positions, keys):
+            envelope = exchange.envelopes[index]
+            if whole_retryable:
+                state.pending[key] = envelope
+                continue
+            error = exchange.errors.get(index)
+            if error is None and status in (200, 206):
+                state.pending.pop(key, None)
+                state.delivered.add(key)
+                continue
+            code, message = error if error else (status or 0, exchange.message or f"HTTP {status}")
+            if code in RETRYABLE_STATUS:
+                state.pending[key] = envelope
+                if status in (200, 206):
+                    self.last_error = f"item {code}: {message}"
+            else:
+                state.pending.pop(key, None)
+                state.refused[key] = [code, "sampled out by ingestion" if message == SAMPLED_OUT else message]
+
+    def close(self) -> None:
+        """Stop the exporters' background threads."""
+        for exporter in (self.traces, self.logs):
+            try:
+                exporter.shutdown()
+            except Exception:  # noqa: BLE001 - shutting down must not mask the export's own outcome
+                pass
+
+
+def _is_resource_metric(envelope: dict[str, Any]) -> bool:
+    if envelope.get("data", {}).get("baseType") != "MetricData":
+        return False
+    metrics = envelope.get("data", {}).get("baseData", {}).get("metrics") or []
+    return any(metric.get("name") == "_OTELRESOURCE_" for metric in metrics)

@@ -1,0 +1,246 @@
+"""`tracekit import`: OTLP JSON lines files (ours, or the OpenTelemetry Collector file exporter's) into a store.
+
+If a collector runs for the store it owns the file, so the data is sent to it over OTLP/HTTP (protobuf), like any
+other sender, and it stores, redacts and acknowledges it as usual. Otherwise the store is opened read-write and the
+requests are decoded and written with the collector's own normalizer and writer, in one transaction per chunk of
+lines. Either way the export redaction policy is applied to attribute values first.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tracekit.errors import CollectorUnavailable, TracekitError
+from tracekit.export.otlp_json import Request, read_json_lines
+from tracekit.redaction import RedactionPolicy
+from tracekit.store.reader import read_state
+
+LINES_PER_COMMIT = 64
+
+
+class ImportFailed(TracekitError):
+    """An import that could not complete (the collector refused the data, the file cannot be read)."""
+
+
+@dataclass
+class ImportSummary:
+    """What an import stored."""
+
+    source: str
+    via: str = ""                    # "collector http://..." or "store file"
+    spans: int = 0
+    log_records: int = 0
+    metric_points: int = 0
+    rejected: int = 0
+    redacted: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "via": self.via, "spans": self.spans, "log_records": self.log_records,
+                "metric_points": self.metric_points, "rejected": self.rejected, "redacted_values": self.redacted,
+                "errors": self.errors, "seconds": round(self.seconds, 3)}
+
+
+def open_lines(path: str) -> tuple[IO[bytes], str]:
+    """The file's lines (gzip is recognised by its magic bytes), and a name for messages. `-` is stdin."""
+    import sys
+
+    if path == "-":
+        return sys.stdin.buffer, "stdin"
+    try:
+        handle: IO[bytes] = open(path, "rb")
+    except OSError as error:
+        raise ImportFailed(f"cannot read {path}: {error.strerror}") from None
+    if handle.read(2) == b"\x1f\x8b":
+        handle.close()
+        return gzip.open(path, "rb"), path  # type: ignore[return-value]
+    handle.seek(0)
+    return handle, path
+
+
+# --- redaction on protobuf requests ---------------------------------------------------------------------------------
+def _redact_key_values(policy: RedactionPolicy, attributes: Any) -> int:
+    count = 0
+    for kv in attributes:
+        if kv.value.WhichOneof("value") == "string_value":
+            new_value, masked = policy.redact_value_counted(kv.key, kv.value.string_value)
+            if masked:
+                kv.value.string_value = str(new_value)
+                count += masked
+    return count
+
+
+def redact_request(request: Request, policy: RedactionPolicy) -> int:
+    """Mask string attribute values (and string log bodies) of a request in place; return how many were masked."""
+    if policy.is_noop:
+        return 0
+    count = 0
+    if isinstance(request, ExportTraceServiceRequest):
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    count += _redact_key_values(policy, span.attributes)
+                    for event in span.events:
+                        count += _redact_key_values(policy, event.attributes)
+                    for link in span.links:
+                        count += _redact_key_values(policy, link.attributes)
+    elif isinstance(request, ExportLogsServiceRequest):
+        for resource_logs in request.resource_logs:
+            for scope_logs in resource_logs.scope_logs:
+                for record in scope_logs.log_records:
+                    count += _redact_key_values(policy, record.attributes)
+                    if record.body.WhichOneof("value") == "string_value":
+                        text, masked = policy.redact_text(record.body.string_value)
+                        if masked:
+                            record.body.string_value = text
+                            count += masked
+    return count
+
+
+# --- the two ways in ---------------------------------------------------------------------------------------------------
+_PATHS = {ExportTraceServiceRequest: "/v1/traces", ExportLogsServiceRequest: "/v1/logs",
+          ExportMetricsServiceRequest: "/v1/metrics"}
+
+
+def _count(request: Request, summary: ImportSummary) -> None:
+    if isinstance(request, ExportTraceServiceRequest):
+        summary.spans += sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+    elif isinstance(request, ExportLogsServiceRequest):
+        summary.log_records += sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)
+    else:
+        summary.metric_points += sum(1 for r in request.resource_metrics for s in r.scope_metrics for _ in s.metrics)
+
+
+def send_to_collector(requests: Iterable[Request], base_url: str, summary: ImportSummary, *,
+                      token: str | None = None, timeout: float = 30.0, attempts: int = 5) -> None:
+    """POST each request as OTLP/HTTP protobuf to a running collector, retrying 429/503 as OTLP asks."""
+    for request in requests:
+        body = request.SerializeToString()
+        url = base_url.rstrip("/") + _PATHS[type(request)]
+        headers = {"Content-Type": "application/x-protobuf"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        for attempt in range(attempts):
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method="POST"),
+                                            timeout=timeout) as response:
+                    _partial_success(type(request), response.read(), summary)
+                break
+            except urllib.error.HTTPError as error:
+                if error.code in (429, 502, 503, 504) and attempt + 1 < attempts:
+                    time.sleep(float(error.headers.get("Retry-After") or 2 ** attempt))
+                    continue
+                raise ImportFailed(f"the collector at {base_url} refused the data ({error.code}): "
+                                   f"{error.read()[:200].decode(errors='replace')}") from None
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+                raise CollectorUnavailable(f"the collector at {base_url} did not answer: {error}") from None
+        _count(request, summary)
+
+
+def _partial_success(kind: type, payload: bytes, summary: ImportSummary) -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    response_type = {ExportTraceServiceRequest: ExportTraceServiceResponse,
+                     ExportLogsServiceRequest: ExportLogsServiceResponse,
+                     ExportMetricsServiceRequest: ExportMetricsServiceResponse}[kind]
+    try:
+        response = response_type.FromString(payload)
+    except Exception:  # noqa: BLE001 - an empty or JSON body carries no partial success
+        return
+    partial = response.partial_success
+    rejected = getattr(partial, "rejected_spans", 0) or getattr(partial, "rejected_log_records", 0) or getattr(
+        partial, "rejected_data_points", 0)
+    if rejected:
+        summary.rejected += rejected
+        if partial.error_message and len(summary.errors) < 5:
+            summary.errors.append(partial.error_message)
+
+
+def write_to_store(requests: Iterable[Request], db_path: Path, summary: ImportSummary) -> None:
+    """Decode the requests with the collector's normalizer and write them into the store file, in chunks."""
+    from tracekit.collector.ingest.normalize import decode_logs, decode_metrics, decode_traces
+    from tracekit.collector.writer import write_batches
+    from tracekit.store.database import open_store
+
+    decoders = {ExportTraceServiceRequest: decode_traces, ExportLogsServiceRequest: decode_logs,
+                ExportMetricsServiceRequest: decode_metrics}
+    con = open_store(db_path)
+    try:
+        known = {row[0] for row in con.execute("SELECT DISTINCT resource_id FROM resources").fetchall()}
+        for chunk in _chunks(requests, LINES_PER_COMMIT):
+            batches = []
+            for request in chunk:
+                batch = decoders[type(request)](request)
+                summary.rejected += batch.rejected
+                summary.errors.extend(e for e in batch.errors if e not in summary.errors)
+                batches.append(batch)
+                _count(request, summary)
+            sequence = _next_sequence(con)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                known |= write_batches(con, batches, sequence, known)
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+    finally:
+        con.close()
+
+
+def _next_sequence(con: Any) -> int:
+    row = con.execute(
+        "SELECT max(s) FROM (SELECT max(ingest_seq) AS s FROM spans UNION ALL SELECT max(ingest_seq) FROM logs "
+        "UNION ALL SELECT max(ingest_seq) FROM metric_points)").fetchone()
+    return int(row[0] or 0) + 1
+
+
+def _chunks(items: Iterable[Request], size: int) -> Iterator[list[Request]]:
+    chunk: list[Request] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def import_file(path: str, db_path: Path, *, policy: RedactionPolicy | None = None,
+                token: str | None = None) -> ImportSummary:
+    """Import one OTLP JSON lines file into the store at `db_path` (through its collector when one runs)."""
+    started = time.monotonic()
+    handle, name = open_lines(path)
+    summary = ImportSummary(source=name)
+
+    def requests() -> Iterator[Request]:
+        for request in read_json_lines(handle, name):
+            if policy is not None:
+                summary.redacted += redact_request(request, policy)
+            yield request
+
+    try:
+        state = read_state(db_path)
+        if state and state.get("http"):
+            summary.via = f"collector {state['http']}"
+            send_to_collector(requests(), state["http"], summary, token=token)
+        else:
+            summary.via = f"store file {db_path}"
+            write_to_store(requests(), db_path, summary)
+    finally:
+        if handle is not None and name != "stdin":
+            handle.close()
+    summary.seconds = time.monotonic() - started
+    return summary

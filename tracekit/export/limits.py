@@ -1,0 +1,191 @@
+"""Application Insights' limits, applied before anything is sent, so nothing is cut or refused silently.
+
+* Age: ingestion refuses items whose time is more than 48 hours old (a per-item 400, "103: ... older than the
+  allowed min date"). Without `--retime` such spans are refused here, counted and named in the summary; with it the
+  whole selection is shifted so its newest span ends now, keeping relative timing, and each item keeps its
+  original start time in `tracekit.original_start_time`.
+* Size: a property value is cut at 8,192 characters (the GenAI content keys at 256 KiB) and ingestion keeps about
+  64 KB of customDimensions per item, dropping whatever comes after the cut. Properties are therefore ordered so the
+  keys Foundry and the agent workbooks need (ids, operation, model, agent, token usage) come first, and the largest
+  values (message content, tool arguments) are trimmed until the item fits. Every trimmed key is listed in
+  `tracekit.trimmed` on the item and counted in the summary.
+* Shape: values that are not plain strings or numbers (lists, maps) become JSON text, which KQL can parse
+  (the exporter would otherwise write Python reprs such as "('stop',)"); `gen_ai.system` is added beside
+  `gen_ai.provider.name` because the exporter and the Foundry workbooks key on it; the status description, which
+  the exporter drops, is kept in `otel.status_description`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import orjson
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry._logs import LogRecord
+
+from tracekit import semconv
+from tracekit.export.rebuild import StoredSpan
+
+MAX_AGE_NS = 48 * 3600 * 10**9
+AGE_MARGIN_NS = 10 * 60 * 10**9          # items within 10 minutes of the limit could age out in flight
+PROPERTY_LIMIT = 8192
+CONTENT_LIMIT = 256 * 1024
+ITEM_BUDGET = 60_000                      # characters of properties per item, under ingestion's ~64 KB cut
+TRIM_MARKER = "…[trimmed by tracekit]"
+ORIGINAL_START = "tracekit.original_start_time"
+TRIMMED_KEYS = "tracekit.trimmed"
+STATUS_DESCRIPTION = "otel.status_description"
+
+# Kept first, and never trimmed: what dashboards group and sum on.
+PROTECTED_KEYS = (
+    semconv.GEN_AI_OPERATION_NAME, semconv.GEN_AI_SYSTEM, semconv.GEN_AI_PROVIDER_NAME,
+    semconv.GEN_AI_REQUEST_MODEL, semconv.GEN_AI_RESPONSE_MODEL, semconv.GEN_AI_AGENT_NAME, semconv.GEN_AI_AGENT_ID,
+    semconv.GEN_AI_AGENT_VERSION, semconv.GEN_AI_CONVERSATION_ID, semconv.GEN_AI_RESPONSE_ID,
+    semconv.GEN_AI_USAGE_INPUT_TOKENS, semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+    semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, semconv.GEN_AI_TOOL_NAME, semconv.GEN_AI_TOOL_CALL_ID,
+    semconv.GEN_AI_EVALUATION_NAME, semconv.GEN_AI_EVALUATION_SCORE_VALUE, semconv.GEN_AI_EVALUATION_SCORE_LABEL,
+    semconv.MICROSOFT_CUSTOM_EVENT_NAME, ORIGINAL_START,
+)
+_PROTECTED = frozenset(PROTECTED_KEYS)
+_PROTECTED_PREFIXES = ("gen_ai.usage.", "microsoft.gen_ai.")
+
+
+@dataclass
+class LimitReport:
+    """What the limits changed or refused, for the summary."""
+
+    too_old: int = 0
+    retimed: int = 0
+    trimmed_items: int = 0
+    trimmed_keys: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: "LimitReport") -> None:
+        self.too_old += other.too_old
+        self.retimed += other.retimed
+        self.trimmed_items += other.trimmed_items
+        self.trimmed_keys.update(other.trimmed_keys)
+
+
+def _text(value: Any) -> Any:
+    """Attribute values as ingestion should see them: scalars as they are, anything else as JSON text."""
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, str) else len(str(value))
+
+
+def _is_protected(key: str) -> bool:
+    return key in _PROTECTED or key.startswith(_PROTECTED_PREFIXES)
+
+
+def fit_properties(attributes: Mapping[str, Any], budget: int = ITEM_BUDGET) -> tuple[dict[str, Any], list[str]]:
+    """Order and trim one item's properties to Application Insights' limits; return them and the trimmed keys."""
+    values = {key: _text(value) for key, value in attributes.items() if value is not None}
+    trimmed: list[str] = []
+    for key, value in values.items():
+        limit = CONTENT_LIMIT if key in semconv.CONTENT_ATTRIBUTES else PROPERTY_LIMIT
+        if isinstance(value, str) and len(value) > limit:
+            values[key] = value[: limit - len(TRIM_MARKER)] + TRIM_MARKER
+            trimmed.append(key)
+    total = sum(len(key) + _size(value) + 6 for key, value in values.items())
+    if total > budget:
+        # Largest unprotected values first, until the item fits.
+        for key in sorted((k for k in values if not _is_protected(k)), key=lambda k: -_size(values[k])):
+            if total <= budget:
+                break
+            value = values[key]
+            size = _size(value)
+            keep = max(0, size - (total - budget) - len(TRIM_MARKER))
+            new_value = (str(value)[:keep] + TRIM_MARKER) if keep > 64 else TRIM_MARKER
+            total -= size - len(new_value)
+            values[key] = new_value
+            if key not in trimmed:
+                trimmed.append(key)
+    protected = {key: values[key] for key in PROTECTED_KEYS if key in values}
+    protected.update((key, value) for key, value in values.items() if _is_protected(key) and key not in protected)
+    rest = sorted((key for key in values if key not in protected), key=lambda k: _size(values[k]))
+    ordered = {**protected, **{key: values[key] for key in rest}}
+    if trimmed:
+        ordered = {TRIMMED_KEYS: ",".join(trimmed), **ordered}
+    return ordered, trimmed
+
+
+def iso(ns: int) -> str:
+    """Unix ns as an ISO 8601 UTC string with microseconds."""
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class AzureShaper:
+    """Turns rebuilt spans and log records into what Application Insights accepts (see the module docstring)."""
+
+    retime_offset_ns: int | None = None    # None: keep times, refuse what is too old
+    now_ns: int | None = None
+
+    def _min_time(self) -> int:
+        return (self.now_ns or time.time_ns()) - MAX_AGE_NS + AGE_MARGIN_NS
+
+    def span(self, span: StoredSpan, report: LimitReport) -> StoredSpan | None:
+        """The span as it will be sent, or None when ingestion would refuse it for its age."""
+        attributes = dict(span.attributes)
+        shift = self.retime_offset_ns or 0
+        if shift:
+            attributes[ORIGINAL_START] = iso(span.start_time or 0)
+            report.retimed += 1
+        elif (span.start_time or 0) < self._min_time():
+            report.too_old += 1
+            return None
+        provider = attributes.get(semconv.GEN_AI_PROVIDER_NAME)
+        if provider and semconv.GEN_AI_SYSTEM not in attributes:
+            attributes[semconv.GEN_AI_SYSTEM] = provider
+        if span.status.description:
+            attributes[STATUS_DESCRIPTION] = span.status.description
+        fitted, trimmed = fit_properties(attributes)
+        if trimmed:
+            report.trimmed_items += 1
+            report.trimmed_keys.update(trimmed)
+        def fit_event(event_attributes: Mapping[str, Any]) -> Mapping[str, Any]:
+            fitted_event, trimmed_event = fit_properties(event_attributes)
+            if trimmed_event:
+                report.trimmed_items += 1
+                report.trimmed_keys.update(trimmed_event)
+            return fitted_event
+
+        return span.replace(attributes=fitted, shift_ns=shift, event_attributes=fit_event)
+
+    def log(self, record: ReadableLogRecord, report: LimitReport) -> ReadableLogRecord | None:
+        """The log record as it will be sent, or None when it is too old."""
+        original = record.log_record
+        timestamp = original.timestamp or original.observed_timestamp or 0
+        attributes = dict(original.attributes or {})
+        shift = self.retime_offset_ns or 0
+        if shift:
+            attributes[ORIGINAL_START] = iso(timestamp)
+        elif timestamp < self._min_time():
+            report.too_old += 1
+            return None
+        fitted, trimmed = fit_properties(attributes)
+        if trimmed:
+            report.trimmed_items += 1
+            report.trimmed_keys.update(trimmed)
+        record_copy = LogRecord(
+            timestamp=timestamp + shift, observed_timestamp=(original.observed_timestamp or timestamp) + shift,
+            context=original.context, trace_id=original.trace_id, span_id=original.span_id,
+            trace_flags=original.trace_flags, severity_text=original.severity_text,
+            severity_number=original.severity_number, body=original.body, attributes=fitted,
+            event_name=original.event_name)
+        return ReadableLogRecord(log_record=record_copy, resource=record.resource,
+                                 instrumentation_scope=record.instrumentation_scope)
+
+
+def retime_offset(latest_end_ns: int, now_ns: int | None = None) -> int:
+    """The shift that moves a selection whose newest span ends at `latest_end_ns` to end now."""
+    return max(0, (now_ns or time.time_ns()) - latest_end_ns)

@@ -1,0 +1,294 @@
+"""Driving a selection through a sender: pages, shaping, redaction, the cursor, a progress bar and a summary.
+
+One page (a few hundred spans in store order, with their events, links and correlated log records) is one batch.
+A batch is finished when every item in it was delivered or refused for good; only then does the cursor move past
+it. A batch cut short (retries exhausted, the process killed) leaves the cursor where it was, with the items
+already delivered remembered, so the next run sends only the rest. The cursor is saved after every batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tracekit.export.cursor import CursorRecord, CursorStore, cursor_id
+from tracekit.export.limits import AzureShaper, LimitReport, retime_offset
+from tracekit.export.rebuild import StoredSpan
+from tracekit.export.redact import Redactor
+from tracekit.export.selection import StoreSource
+
+TOO_OLD = "older than 48 hours: Application Insights refuses it (use --retime)"
+
+
+class Sender(Protocol):
+    """A destination: azure.AzureMonitorSender or otlp.OtlpSender."""
+
+    kind: str
+    destination: str
+    requests: int
+    retries: int
+    last_error: str
+
+    def send(self, spans: Sequence[StoredSpan], logs: Sequence[Any], log_keys: Sequence[str],
+             state: CursorRecord, on_progress: Callable[[], None] | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class RefusedItem:
+    """One item the destination (or a limit checked here) refused for good."""
+
+    key: str
+    name: str
+    status: int
+    reason: str
+
+
+@dataclass
+class ExportSummary:
+    """What an export run did."""
+
+    destination: str
+    selected: int = 0                 # spans left to export when the run started
+    resumed: bool = False
+    spans_done: int = 0               # spans whose batch finished
+    delivered: int = 0                # items (spans, events, log records) accepted
+    refused: list[RefusedItem] = field(default_factory=list)
+    pending: int = 0                  # items still waiting when the run stopped
+    limits: LimitReport = field(default_factory=LimitReport)
+    redacted: int = 0
+    requests: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    complete: bool = True
+    last_error: str = ""
+
+    @property
+    def refused_by_reason(self) -> Counter[tuple[int, str]]:
+        return Counter((item.status, item.reason) for item in self.refused)
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (for --json and for tests)."""
+        return {
+            "destination": self.destination, "selected_spans": self.selected, "resumed": self.resumed,
+            "spans_done": self.spans_done, "items_delivered": self.delivered, "items_refused": len(self.refused),
+            "items_pending": self.pending, "complete": self.complete, "requests": self.requests,
+            "retries": self.retries, "seconds": round(self.seconds, 3), "too_old": self.limits.too_old,
+            "retimed": self.limits.retimed, "trimmed_items": self.limits.trimmed_items,
+            "trimmed_keys": dict(self.limits.trimmed_keys), "redacted_values": self.redacted,
+            "refused": [{"item": r.key, "name": r.name, "status": r.status, "reason": r.reason}
+                        for r in self.refused[:1000]],
+            "last_error": self.last_error,
+        }
+
+
+def _names(spans: Sequence[StoredSpan]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for span in spans:
+        seq, trace_id, span_id = span.store_key
+        names[f"{seq}:{trace_id}:{span_id}"] = span.name
+    return names
+
+
+def run_export(
+    source: StoreSource,
+    sender: Sender,
+    cursors: CursorStore,
+    *,
+    shaper: AzureShaper | None = None,
+    retime: bool = False,
+    redactor: Redactor | None = None,
+    page_size: int = 500,
+    restart: bool = False,
+    console: Console | None = None,
+    show_progress: bool = True,
+) -> ExportSummary:
+    """Export the selection of `source` through `sender`, resuming from (and updating) the cursor."""
+    started = time.monotonic()
+    key = cursor_id(sender.destination, source.selection.describe())
+    record = None if restart else cursors.load(key)
+    summary = ExportSummary(destination=sender.destination, resumed=record is not None and (
+        record.position is not None or bool(record.delivered)))
+    if record is None:
+        record = CursorRecord(destination=sender.destination, selection=source.selection.describe())
+    keys = source.list_keys(record.position)
+    summary.selected = len(keys)
+    if shaper is not None and retime:
+        if record.retime_offset_ns is None:
+            latest = source.latest_end_ns()
+            record.retime_offset_ns = retime_offset(latest) if latest else 0
+        shaper.retime_offset_ns = record.retime_offset_ns
+    console = console or Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+        console=console, disable=not show_progress, transient=False)
+    with progress:
+        task = progress.add_task(f"export to {sender.kind}", total=len(keys), rate="", note="")
+
+        def note_retry() -> None:
+            progress.update(task, note=f"retrying: {escape(sender.last_error)[:60]}")
+
+        try:
+            for start in range(0, len(keys), page_size):
+                chunk = keys[start:start + page_size]
+                page = source.fetch(chunk)
+                spans, logs, log_keys = page.spans, page.logs, page.log_keys
+                if redactor is not None:
+                    spans, logs = redactor.spans(spans), redactor.logs(logs)
+                if shaper is not None:
+                    spans, logs, log_keys = _shape(shaper, spans, logs, log_keys, record, summary)
+                names = _names(page.spans)
+                sender.send(spans, logs, log_keys, record, on_progress=note_retry)
+                summary.delivered += len(record.delivered)
+                if record.pending:
+                    summary.complete = False
+                    summary.pending = len(record.pending)
+                    summary.delivered -= len(record.delivered)  # counted again when the batch finishes
+                    cursors.save(key, record)
+                    break
+                for item_key, (status, reason) in record.refused.items():
+                    summary.refused.append(RefusedItem(item_key, names.get(item_key.split("#")[0], "log record"
+                                                                           if item_key.startswith("log:") else ""),
+                                                       int(status), str(reason)))
+                record.finish_batch(chunk[-1])
+                _add_totals(record, summary)
+                cursors.save(key, record)
+                summary.spans_done += len(chunk)
+                elapsed = max(time.monotonic() - started, 1e-9)
+                progress.update(task, advance=len(chunk), rate=f"{summary.spans_done / elapsed:,.0f} spans/s",
+                                note="")
+        finally:
+            summary.requests = sender.requests
+            summary.retries = sender.retries
+            summary.last_error = sender.last_error
+            summary.redacted = redactor.count if redactor is not None else 0
+            summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _add_totals(record: CursorRecord, summary: ExportSummary) -> None:
+    totals = record.totals
+    totals["runs_items_delivered"] = totals.get("runs_items_delivered", 0) + summary.delivered
+
+
+def _shape(shaper: AzureShaper, spans: Sequence[StoredSpan], logs: Sequence[Any], log_keys: Sequence[str],
+           record: CursorRecord, summary: ExportSummary) -> tuple[list[StoredSpan], list[Any], list[str]]:
+    from tracekit.export.azure import span_item_keys
+
+    shaped_spans: list[StoredSpan] = []
+    for span in spans:
+        shaped = shaper.span(span, summary.limits)
+        if shaped is None:
+            for item in span_item_keys(span):
+                record.refused.setdefault(item, [400, TOO_OLD])
+        else:
+            shaped_spans.append(shaped)
+    shaped_logs: list[Any] = []
+    shaped_keys: list[str] = []
+    for item, record_log in zip(log_keys, logs):
+        shaped_log = shaper.log(record_log, summary.limits)
+        if shaped_log is None:
+            record.refused.setdefault(item, [400, TOO_OLD])
+        else:
+            shaped_logs.append(shaped_log)
+            shaped_keys.append(item)
+    return shaped_spans, shaped_logs, shaped_keys
+
+
+def print_summary(summary: ExportSummary, console: Console | None = None, *, max_items: int = 20) -> None:
+    """The end-of-run report: counts, what limits changed, and each refusal (span content shown literally)."""
+    console = console or Console(stderr=True)
+    status = "[green]complete[/]" if summary.complete else "[yellow]stopped; run the same command again to resume[/]"
+    console.print(f"Export to {escape(summary.destination)}: {status}")
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    rate = summary.spans_done / summary.seconds if summary.seconds else 0.0
+    rows = [
+        ("spans selected (left to send)", f"{summary.selected:,}" + ("  (resumed)" if summary.resumed else "")),
+        ("spans done", f"{summary.spans_done:,} in {summary.seconds:.1f} s ({rate:,.0f}/s)"),
+        ("items accepted", f"{summary.delivered:,} (spans, span events, log records)"),
+        ("items refused", f"{len(summary.refused):,}"),
+        ("items pending", f"{summary.pending:,}"),
+        ("requests / retries", f"{summary.requests:,} / {summary.retries:,}"),
+    ]
+    if summary.limits.retimed:
+        rows.append(("retimed", f"{summary.limits.retimed:,} spans (original start in tracekit.original_start_time)"))
+    if summary.limits.too_old:
+        rows.append(("too old", f"{summary.limits.too_old:,} items older than 48 h not sent: use --retime"))
+    if summary.limits.trimmed_items:
+        keys = ", ".join(f"{k} x{n}" for k, n in summary.limits.trimmed_keys.most_common(5))
+        rows.append(("trimmed", f"{summary.limits.trimmed_items:,} items to fit 8 KB / 64 KB ({keys})"))
+    if summary.redacted:
+        rows.append(("redacted", f"{summary.redacted:,} values"))
+    if summary.last_error and not summary.complete:
+        rows.append(("last error", summary.last_error))
+    for label, value in rows:
+        table.add_row(label, escape(value))
+    console.print(table)
+    if summary.refused:
+        console.print("Refused:")
+        for (status_code, reason), count in summary.refused_by_reason.most_common():
+            console.print(f"  {count:,} x {status_code}: {escape(reason)}")
+        for item in summary.refused[:max_items]:
+            console.print(f"  {escape(item.key)} {escape(item.name)!s}: {item.status} {escape(item.reason)}")
+        if len(summary.refused) > max_items:
+            console.print(f"  ... and {len(summary.refused) - max_items:,} more (see --json)")
+
+
+@dataclass
+class FileSummary:
+    """What an OTLP JSON file export wrote."""
+
+    path: str
+    spans: int = 0
+    log_records: int = 0
+    lines: int = 0
+    redacted: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "spans": self.spans, "log_records": self.log_records, "lines": self.lines,
+                "redacted_values": self.redacted, "seconds": round(self.seconds, 3)}
+
+
+def run_file_export(source: StoreSource, out: Any, *, path: str, redactor: Redactor | None = None,
+                    page_size: int = 1000, console: Console | None = None,
+                    show_progress: bool = True) -> FileSummary:
+    """Write the selection to `out` (a binary file) as OTLP JSON lines: per page one traces line, one logs line."""
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from tracekit.export.otlp_json import to_json_line
+
+    started = time.monotonic()
+    summary = FileSummary(path=path)
+    keys = source.list_keys()
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console or Console(stderr=True), disable=not show_progress)
+    with progress:
+        task = progress.add_task("write OTLP JSON", total=len(keys))
+        for start in range(0, len(keys), page_size):
+            page = source.fetch(keys[start:start + page_size])
+            spans, logs = page.spans, page.logs
+            if redactor is not None:
+                spans, logs = redactor.spans(spans), redactor.logs(logs)
+            if spans:
+                out.write(to_json_line(encode_spans(spans)))
+                summary.lines += 1
+                summary.spans += len(spans)
+            if logs:
+                out.write(to_json_line(encode_logs(logs)))
+                summary.lines += 1
+                summary.log_records += len(logs)
+            progress.update(task, advance=len(page.keys))
+    summary.redacted = redactor.count if redactor is not None else 0
+    summary.seconds = time.monotonic() - started
+    return summary
