@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -42,7 +42,7 @@ def make_workload(runs: int = 12, seed: int = 7, *, base_ns: int = BASE_NS) -> W
     provider = TracerProvider(resource=RESOURCE)
     provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     tracer = provider.get_tracer("tracekit.tests")
-    log_exporter = InMemoryLogExporter()
+    log_exporter = InMemoryLogRecordExporter()
     logger_provider = LoggerProvider(resource=RESOURCE)
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
     logger = logger_provider.get_logger("tracekit.evaluation")

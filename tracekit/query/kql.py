@@ -295,18 +295,36 @@ def _referenced_sources(sql: str) -> set[str]:
 
 
 def _rewrite_sources(sql: str, sources: set[str], time_filtered: bool, *, wide: bool) -> str:
+    """Point the query's tables at their time-filtered (and, for shortcuts, wide) forms.
+
+    App Insights views are filtered on their hidden `__tk_time` column, the store's own TIMESTAMP column, so DuckDB
+    prunes row groups by zone map (their `timestamp` is recomputed from nanoseconds to match the exporter exactly).
+    """
     if not time_filtered and not wide:
         return sql
+    since = f"${_SINCE_SLOT}"
 
     def replace(match: re.Match[str]) -> str:
         keyword, table = match.group(1), match.group(2)
         if table not in TIME_COLUMNS:
             return match.group(0)
-        source = f'"tk_{table}_wide"' if wide and table in _SHORTCUT_TABLES else f'"{table}"'
-        where = f' WHERE "{TIME_COLUMNS[table]}" >= ${_SINCE_SLOT}' if time_filtered else ""
-        return f'{keyword} (SELECT * FROM {source}{where}) AS "{table}"'
+        has_wide = table in views.CLASSIC_TABLES or table in views.WORKSPACE_TABLES
+        if has_wide and time_filtered:
+            source = (f'(SELECT * FROM "tk_{table}_wide" WHERE "{views.HIDDEN_PREFIX}time" >= {since})'
+                      if wide else
+                      f'(SELECT {_PUBLIC_COLUMNS} FROM "tk_{table}_wide" WHERE "{views.HIDDEN_PREFIX}time" >= {since})')
+        elif has_wide:
+            source = f'"tk_{table}_wide"' if table in _SHORTCUT_TABLES else f'"{table}"'
+        elif time_filtered:
+            source = f'(SELECT * FROM "{table}" WHERE "{TIME_COLUMNS[table]}" >= {since})'
+        else:
+            return match.group(0)
+        return f'{keyword} {source} AS "{table}"'
 
     return _sub_outside_literals(_SOURCE, replace, sql)
+
+
+_PUBLIC_COLUMNS = f"COLUMNS(lambda c: NOT starts_with(c, '{views.HIDDEN_PREFIX}'))"
 
 
 _ACCESSOR = re.compile(r'json_extract\("(customDimensions|Properties)", \'\$\."([^"\'\\]+)"\'\)( ->> \'\$\')?')
@@ -334,7 +352,7 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
 
     rewritten = _sub_outside_literals(_ACCESSOR, replace, sql)
     rewritten = _rewrite_sources(rewritten, sources, time_filtered, wide=True)
-    return (f"SELECT COLUMNS(lambda c: NOT starts_with(c, '{views.HIDDEN_PREFIX}')) FROM (\n{rewritten}\n)")
+    return f"SELECT {_PUBLIC_COLUMNS} FROM (\n{rewritten}\n)"
 
 
 def _accessors_only(text: str) -> bool:

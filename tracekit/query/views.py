@@ -138,6 +138,10 @@ CREATE OR REPLACE TEMP MACRO tk_attr_str(a, path) AS
 -- An attribute's value as text whatever its type (str() of it), NULL when absent.
 CREATE OR REPLACE TEMP MACRO tk_attr_text(a, path) AS
     CASE WHEN json_type(a, path) IS NOT NULL AND json_type(a, path) <> 'NULL' THEN tk_py_str(json_extract(a, path)) END;
+-- The envelope time the exporter writes: datetime.fromtimestamp(ns / 1e9), float rounding and all (µs, half-even).
+CREATE OR REPLACE TEMP MACRO tk_exporter_time(ns) AS
+    make_timestamp(CAST(floor(ns / 1e9) AS BIGINT) * 1000000
+                   + CAST(round_even((ns / 1e9 - floor(ns / 1e9)) * 1e6, 0) AS BIGINT));
 -- The exporter's duration: ns rounded half-up to whole milliseconds.
 CREATE OR REPLACE TEMP MACRO tk_duration_ms(ns) AS CAST((ns + 500000) // 1000000 AS DOUBLE);
 CREATE OR REPLACE TEMP MACRO tk_performance_bucket(ms) AS
@@ -241,14 +245,14 @@ TYPED_DIMENSIONS = {
     "gen_ai.tool.call.id": "tool_call_id",
 }
 _HIDDEN_SPAN_COLUMNS = ", ".join(
-    [f"s.attributes AS {HIDDEN_PREFIX}attributes", f"s.start_time_ns AS {HIDDEN_PREFIX}start_time_ns"]
+    [f"s.attributes AS {HIDDEN_PREFIX}attributes", f"s.start_time AS {HIDDEN_PREFIX}time"]
     + [f"s.{column} AS {HIDDEN_PREFIX}{column}" for column in TYPED_DIMENSIONS.values()]
 )
 
 _SPAN_ITEMS = f"""
 CREATE OR REPLACE TEMP VIEW tk_span_items AS
 SELECT
-    s.start_time AS timestamp,
+    tk_exporter_time(s.start_time_ns) AS timestamp,  -- the exporter's float conversion, to the µs
     s.span_id AS id,
     s.kind AS __kind,
     CASE WHEN s.kind IN ('SERVER', 'CONSUMER') THEN 'request' ELSE 'dependency' END AS itemType,
@@ -342,7 +346,7 @@ _CONTEXT_COLUMNS = ("operation_Name, operation_Id, operation_ParentId, operation
                     "client_Browser, cloud_RoleName, cloud_RoleInstance, appId, appName, iKey, sdkVersion, itemId, "
                     "itemCount")
 _HIDDEN_SPAN_SELECT = ", ".join(
-    [f"{HIDDEN_PREFIX}attributes", f"{HIDDEN_PREFIX}start_time_ns"]
+    [f"{HIDDEN_PREFIX}attributes", f"{HIDDEN_PREFIX}time"]
     + [f"{HIDDEN_PREFIX}{column}" for column in TYPED_DIMENSIONS.values()]
 )
 
@@ -360,7 +364,7 @@ FROM tk_span_items WHERE __kind NOT IN ('SERVER', 'CONSUMER');
 _EVENT_BASE = f"""
 CREATE OR REPLACE TEMP VIEW tk_event_items AS
 SELECT
-    e.time AS timestamp,
+    tk_exporter_time(e.time_ns) AS timestamp,
     e.name AS __event_name,
     e.attributes AS __attributes,
     s.resource_id AS __resource_id,
@@ -376,7 +380,7 @@ SELECT
     '' AS user_Id, '' AS user_AuthenticatedId,
     e.trace_id || e.span_id || CAST(e.event_index AS VARCHAR) AS itemId,
     tk_item_count(s.attributes) AS itemCount,
-    e.time_ns AS __time_ns
+    e.time AS __time
 FROM span_events e
 LEFT JOIN (SELECT trace_id, span_id, resource_id, attributes,
                   CASE WHEN contains(CAST(attributes AS VARCHAR), '"session.id"')
@@ -385,7 +389,7 @@ LEFT JOIN (SELECT trace_id, span_id, resource_id, attributes,
     ON s.trace_id = e.trace_id AND s.span_id = e.span_id
 UNION ALL BY NAME
 SELECT
-    l.time AS timestamp,
+    tk_exporter_time(l.time_ns) AS timestamp,
     NULL AS __event_name,
     l.attributes AS __attributes,
     l.resource_id AS __resource_id,
@@ -404,7 +408,7 @@ SELECT
     coalesce(tk_attr_text(l.attributes, '$."enduser.id"'), '') AS user_AuthenticatedId,
     'log' || CAST(l.ingest_seq AS VARCHAR) || '-' || CAST(l.time_ns AS VARCHAR) AS itemId,
     1 AS itemCount,
-    l.time_ns AS __time_ns
+    l.time AS __time
 FROM logs l
 """
 
@@ -431,7 +435,7 @@ SELECT timestamp,
     CASE WHEN __source = 'span_event' THEN CAST(NULL AS INTEGER) ELSE tk_severity_level(__severity_number) END
         AS severityLevel,
     'trace' AS itemType, customDimensions, CAST(NULL AS JSON) AS customMeasurements,
-    {_CONTEXT_COLUMNS}, __attributes AS {HIDDEN_PREFIX}attributes, __time_ns AS {HIDDEN_PREFIX}start_time_ns
+    {_CONTEXT_COLUMNS}, __attributes AS {HIDDEN_PREFIX}attributes, __time AS {HIDDEN_PREFIX}time
 FROM tk_event_rows
 WHERE (__source = 'span_event' AND __event_name <> 'exception')
    OR (__source = 'log' AND NOT __log_exception AND NOT __log_event);
@@ -459,7 +463,7 @@ SELECT timestamp,
         hasFullStack := json_exists(__attributes, '$."exception.stacktrace"'),
         stack := left(coalesce(tk_attr_text(__attributes, '$."exception.stacktrace"'), 'None'), 32768))]) AS details,
     'exception' AS itemType, customDimensions, CAST(NULL AS JSON) AS customMeasurements,
-    {_CONTEXT_COLUMNS}, __attributes AS {HIDDEN_PREFIX}attributes, __time_ns AS {HIDDEN_PREFIX}start_time_ns
+    {_CONTEXT_COLUMNS}, __attributes AS {HIDDEN_PREFIX}attributes, __time AS {HIDDEN_PREFIX}time
 FROM tk_event_rows
 WHERE (__source = 'span_event' AND __event_name = 'exception') OR __log_exception;
 
@@ -467,7 +471,7 @@ CREATE OR REPLACE TEMP VIEW tk_customEvents_wide AS
 SELECT timestamp,
     coalesce(nullif(tk_attr_text(__attributes, '$."microsoft.custom_event.name"'), ''), {_LOG_MESSAGE}, '') AS name,
     'customEvent' AS itemType, customDimensions, CAST(NULL AS JSON) AS customMeasurements,
-    {_CONTEXT_COLUMNS}, __attributes AS {HIDDEN_PREFIX}attributes, __time_ns AS {HIDDEN_PREFIX}start_time_ns
+    {_CONTEXT_COLUMNS}, __attributes AS {HIDDEN_PREFIX}attributes, __time AS {HIDDEN_PREFIX}time
 FROM tk_event_rows
 WHERE __log_event AND NOT __log_exception;
 """
@@ -475,7 +479,7 @@ WHERE __log_event AND NOT __log_exception;
 # Metric points -> customMetrics (one row per point; histograms give count/sum/min/max as the Azure exporter does).
 _METRICS = f"""
 CREATE OR REPLACE TEMP VIEW tk_customMetrics_wide AS
-SELECT m.time AS timestamp,
+SELECT tk_exporter_time(m.time_ns) AS timestamp,
     m.metric_name AS name,
     coalesce(m.value, m.sum) AS value,
     CAST(coalesce(m.count, 1) AS BIGINT) AS valueCount,
@@ -493,7 +497,7 @@ SELECT m.time AS timestamp,
     coalesce(r.cloud_RoleName, '') AS cloud_RoleName, coalesce(r.cloud_RoleInstance, '') AS cloud_RoleInstance,
     '' AS appId, '' AS appName, '' AS iKey, '{SDK_VERSION}' AS sdkVersion,
     'metric' || CAST(m.ingest_seq AS VARCHAR) || '-' || CAST(m.time_ns AS VARCHAR) AS itemId,
-    m.attributes AS {HIDDEN_PREFIX}attributes, m.time_ns AS {HIDDEN_PREFIX}start_time_ns
+    m.attributes AS {HIDDEN_PREFIX}attributes, m.time AS {HIDDEN_PREFIX}time
 FROM metric_points m LEFT JOIN tk_resource_tags r ON r.resource_id = m.resource_id
 """
 
