@@ -1,0 +1,620 @@
+"""OpenAI SDK instrumentation: Chat Completions and Responses, sync and async, streaming and not.
+
+Patches `create` (and `parse`) on `chat.completions` and `responses`. Each call becomes a `chat {model}` CLIENT
+span with the request parameters, `gen_ai.response.id` / `gen_ai.response.model`, finish reasons, token usage
+(cached input and reasoning output included), the tool calls the model asked for, `gen_ai.request.previous_response.id`
+and `gen_ai.conversation.id` when the request carries them (or the enclosing `tracekit.agent` has one), messages and
+system instructions under the content policy, and the GenAI client metrics. Streams are wrapped so the span ends
+when the stream is exhausted, closed or fails, with the output reassembled from the chunks/events.
+
+When a framework instrumentor already records the model call (a LangChain chat model, the Agents SDK), this one
+stays out of the way (see `inference_recorded_by`), so one request is one span.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Collection, Mapping
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from wrapt import ObjectProxy, wrap_function_wrapper
+
+from tracekit import semconv
+from tracekit.api import current_conversation_id, error_type_of
+from tracekit.content import get_content_settings
+from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
+                                            inference_recorded_by, normalize_finish_reason, set_messages)
+from tracekit.messages import (function_tool_definition, message, output_message, reasoning_part, text_part,
+                               tool_call_part, tool_call_response_part)
+
+__all__ = ["OpenAIInstrumentor"]
+
+_INSTRUMENTS = ("openai >= 1.60",)
+
+# (module, class, method, api) patched while instrumented.
+_TARGETS = (
+    ("openai.resources.chat.completions", "Completions", "create", "chat_completions"),
+    ("openai.resources.chat.completions", "AsyncCompletions", "create", "chat_completions"),
+    ("openai.resources.chat.completions", "Completions", "parse", "chat_completions"),
+    ("openai.resources.chat.completions", "AsyncCompletions", "parse", "chat_completions"),
+    ("openai.resources.responses", "Responses", "create", "responses"),
+    ("openai.resources.responses", "AsyncResponses", "create", "responses"),
+    ("openai.resources.responses", "Responses", "parse", "responses"),
+    ("openai.resources.responses", "AsyncResponses", "parse", "responses"),
+)
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    """A field of an SDK object or of a plain dict (requests are dicts, responses are models)."""
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def _given(value: Any) -> bool:
+    """False for None and the SDK's NOT_GIVEN / Omit sentinels."""
+    return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
+
+
+# --- requests -----------------------------------------------------------------------------------------------------------
+
+
+def _chat_content_parts(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [text_part(content)]
+    parts: list[dict[str, Any]] = []
+    for block in content:
+        block_type = _get(block, "type")
+        if block_type in ("text", "input_text", "output_text"):
+            parts.append(text_part(str(_get(block, "text", ""))))
+        elif block_type == "refusal":
+            parts.append(text_part(str(_get(block, "refusal", ""))))
+        elif block_type in ("image_url", "input_image"):
+            url = _get(block, "image_url")
+            url = _get(url, "url", url)
+            if isinstance(url, str) and url.startswith("data:"):
+                mime = url[5:].split(";", 1)[0]
+                parts.append({"type": "blob", "modality": "image", "mime_type": mime, "content": url.split(",", 1)[-1]})
+            elif url:
+                parts.append({"type": "uri", "modality": "image", "uri": str(url)})
+            elif _get(block, "file_id"):
+                parts.append({"type": "file", "modality": "image", "file_id": _get(block, "file_id")})
+        elif block_type in ("input_audio",):
+            parts.append({"type": "blob", "modality": "audio", "content": _get(_get(block, "input_audio"), "data", "")})
+        elif block_type in ("file", "input_file"):
+            file_id = _get(block, "file_id") or _get(_get(block, "file"), "file_id")
+            parts.append({"type": "file", "modality": "document", "file_id": file_id or ""})
+        else:
+            parts.append({"type": "generic", "generic_type": str(block_type)})
+    return parts
+
+
+def _chat_input_messages(messages: Any) -> list[dict[str, Any]]:
+    result = []
+    for msg in messages or ():
+        role = str(_get(msg, "role", "user"))
+        if role == "tool":
+            parts = [tool_call_response_part(_get(msg, "tool_call_id"), _get(msg, "content"))]
+        else:
+            parts = _chat_content_parts(_get(msg, "content"))
+            for call in _get(msg, "tool_calls") or ():
+                function = _get(call, "function") or {}
+                parts.append(tool_call_part(_get(call, "id"), str(_get(function, "name", "")), _get(function, "arguments")))
+        result.append(message(role, parts, name=_get(msg, "name")))
+    return result
+
+
+def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
+    definitions = []
+    for tool in tools or ():
+        tool_type = _get(tool, "type", "function")
+        function = _get(tool, "function") if _get(tool, "function") is not None else tool
+        name = _get(function, "name")
+        if tool_type == "function" and name:
+            definitions.append(function_tool_definition(str(name), _get(function, "description"),
+                                                        _get(function, "parameters")))
+        else:  # built-in tools (web_search, file_search, code_interpreter, ...)
+            definitions.append({"type": str(tool_type), "name": str(name or tool_type)})
+    return definitions
+
+
+def _responses_input_messages(items: Any) -> list[dict[str, Any]]:
+    if isinstance(items, str):
+        return [message("user", [text_part(items)])]
+    result: list[dict[str, Any]] = []
+    for item in items or ():
+        item_type = _get(item, "type", "message")
+        if item_type == "message" or (_get(item, "role") and item_type not in ("function_call", "function_call_output")):
+            result.append(message(str(_get(item, "role", "user")), _chat_content_parts(_get(item, "content"))))
+        elif item_type == "function_call":
+            result.append(message("assistant", [tool_call_part(_get(item, "call_id"), str(_get(item, "name", "")),
+                                                               _get(item, "arguments"))]))
+        elif item_type == "function_call_output":
+            result.append(message("tool", [tool_call_response_part(_get(item, "call_id"), _get(item, "output"))]))
+        elif item_type == "reasoning":
+            summary = " ".join(str(_get(s, "text", "")) for s in _get(item, "summary") or ())
+            result.append(message("assistant", [reasoning_part(summary)]))
+        else:
+            result.append(message("assistant", [{"type": "generic", "generic_type": str(item_type)}]))
+    return result
+
+
+def _output_type(value: Any) -> str | None:
+    kind = _get(value, "type")
+    if kind in ("json_object", "json_schema"):
+        return "json"
+    if kind == "text":
+        return "text"
+    return None
+
+
+def _server_attributes(instance: Any) -> dict[str, Any]:
+    client = getattr(instance, "_client", None)
+    base_url = getattr(client, "base_url", None)
+    attributes: dict[str, Any] = {}
+    host = getattr(base_url, "host", None)
+    if host:
+        attributes[semconv.SERVER_ADDRESS] = host
+        port = getattr(base_url, "port", None)
+        if port and port != 443:
+            attributes[semconv.SERVER_PORT] = int(port)
+    return attributes
+
+
+def _provider(instance: Any) -> str:
+    client = getattr(instance, "_client", None)
+    name = type(client).__name__ if client is not None else ""
+    return semconv.PROVIDER_AZURE_OPENAI if "Azure" in name else semconv.PROVIDER_OPENAI
+
+
+def _request_attributes(api: str, instance: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    model = kwargs.get("model")
+    model = str(model) if _given(model) else "unknown"
+    provider = _provider(instance)
+    attributes: dict[str, Any] = {
+        semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+        semconv.GEN_AI_PROVIDER_NAME: provider,
+        semconv.GEN_AI_SYSTEM: provider,
+        semconv.GEN_AI_REQUEST_MODEL: model,
+        semconv.OPENAI_API_TYPE: api,
+    }
+    attributes.update(_server_attributes(instance))
+    max_tokens = kwargs.get("max_completion_tokens", kwargs.get("max_tokens", kwargs.get("max_output_tokens")))
+    simple = {
+        semconv.GEN_AI_REQUEST_TEMPERATURE: kwargs.get("temperature"),
+        semconv.GEN_AI_REQUEST_TOP_P: kwargs.get("top_p"),
+        semconv.GEN_AI_REQUEST_MAX_TOKENS: max_tokens,
+        semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY: kwargs.get("frequency_penalty"),
+        semconv.GEN_AI_REQUEST_PRESENCE_PENALTY: kwargs.get("presence_penalty"),
+        semconv.GEN_AI_REQUEST_SEED: kwargs.get("seed"),
+        semconv.OPENAI_REQUEST_SERVICE_TIER: kwargs.get("service_tier"),
+        semconv.GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID: kwargs.get("previous_response_id"),
+    }
+    for key, value in simple.items():
+        if _given(value):
+            attributes[key] = value
+    choices = kwargs.get("n")
+    if _given(choices) and choices != 1:
+        attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = int(choices)
+    stop = kwargs.get("stop")
+    if _given(stop):
+        attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop] if isinstance(stop, str) else list(stop)
+    if kwargs.get("stream") is True:
+        attributes[semconv.GEN_AI_REQUEST_STREAM] = True
+    effort = kwargs.get("reasoning_effort")
+    if not _given(effort):
+        effort = _get(kwargs.get("reasoning"), "effort") if _given(kwargs.get("reasoning")) else None
+    if _given(effort):
+        attributes[semconv.GEN_AI_REQUEST_REASONING_LEVEL] = str(effort)
+    output_format = kwargs.get("response_format")
+    if not _given(output_format) and _given(kwargs.get("text")):
+        output_format = _get(kwargs.get("text"), "format")
+    output_type = _output_type(output_format) if _given(output_format) else None
+    if output_type:
+        attributes[semconv.GEN_AI_OUTPUT_TYPE] = output_type
+    conversation = kwargs.get("conversation")
+    conversation_id = (_get(conversation, "id", conversation) if _given(conversation) else None) \
+        or current_conversation_id()
+    if conversation_id:
+        attributes[semconv.GEN_AI_CONVERSATION_ID] = str(conversation_id)
+    return attributes
+
+
+# --- one call -----------------------------------------------------------------------------------------------------------
+
+
+class _Call:
+    """The span, timing and accumulated output of one API call (streamed or not)."""
+
+    def __init__(self, instruments: Instruments, api: str, instance: Any, kwargs: Mapping[str, Any]) -> None:
+        self.instruments = instruments
+        self.api = api
+        self.attributes = _request_attributes(api, instance, kwargs)
+        self.settings = get_content_settings()
+        self.started = time.perf_counter()
+        self.first_chunk: float | None = None
+        self.done = False
+        name = f"{semconv.OP_CHAT} {self.attributes[semconv.GEN_AI_REQUEST_MODEL]}"
+        self.span = instruments.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=self.attributes)
+        # Streaming accumulators: choice index -> text pieces / tool calls / finish reason.
+        self.texts: dict[int, list[str]] = {}
+        self.tool_calls: dict[int, dict[int, dict[str, Any]]] = {}
+        self.finish: dict[int, str | None] = {}
+        self.input_messages: list[dict[str, Any]] = []
+        if api == "chat_completions":
+            self.input_messages = _chat_input_messages(kwargs.get("messages"))
+            system: list[dict[str, Any]] = []
+        else:
+            items = kwargs.get("input")
+            self.input_messages = _responses_input_messages(items) if _given(items) else []
+            instructions = kwargs.get("instructions")
+            system = [text_part(str(instructions))] if _given(instructions) and instructions else []
+        masked = set_messages(self.span, semconv.GEN_AI_INPUT_MESSAGES, self.input_messages, self.settings)
+        masked += set_messages(self.span, semconv.GEN_AI_SYSTEM_INSTRUCTIONS, system, self.settings)
+        tools = kwargs.get("tools")
+        if _given(tools) and tools:
+            masked += set_messages(self.span, semconv.GEN_AI_TOOL_DEFINITIONS, _tool_definitions(tools), self.settings)
+        add_masked_count(self.span, self.attributes, masked)
+        self.system = system
+
+    def set(self, key: str, value: Any) -> None:
+        if value is not None:
+            self.span.set_attribute(key, value)
+            self.attributes[key] = value
+
+    # -- outcomes -------------------------------------------------------------------------------------------------------
+
+    def fail(self, error: BaseException) -> None:
+        if self.done:
+            return
+        self.done = True
+        error_type = getattr(error, "code", None) if isinstance(getattr(error, "code", None), str) else None
+        error_type = error_type or error_type_of(error)
+        self.span.record_exception(error)
+        self.span.set_attribute(semconv.ERROR_TYPE, error_type)
+        self.span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        self.instruments.record_metrics(self.attributes, time.perf_counter() - self.started, None, None, error_type)
+        self.span.end()
+
+    def _finish(self, outputs: list[dict[str, Any]], reasons: list[str], usage: Any) -> None:
+        if self.done:
+            return
+        self.done = True
+        if reasons:
+            self.set(semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
+        input_tokens = output_tokens = None
+        if usage is not None:
+            input_tokens = _get(usage, "prompt_tokens", _get(usage, "input_tokens"))
+            output_tokens = _get(usage, "completion_tokens", _get(usage, "output_tokens"))
+            cached = _get(_get(usage, "prompt_tokens_details") or _get(usage, "input_tokens_details"), "cached_tokens")
+            reasoning = _get(_get(usage, "completion_tokens_details") or _get(usage, "output_tokens_details"),
+                             "reasoning_tokens")
+            self.set(semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens)
+            self.set(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens)
+            if cached:
+                self.set(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cached)
+            if reasoning:
+                self.set(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, reasoning)
+        masked = set_messages(self.span, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, self.settings)
+        add_masked_count(self.span, self.attributes, masked)
+        emit_content_event(self.span, {semconv.GEN_AI_INPUT_MESSAGES: self.input_messages,
+                                       semconv.GEN_AI_SYSTEM_INSTRUCTIONS: self.system,
+                                       semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, self.settings)
+        self.instruments.record_metrics(self.attributes, time.perf_counter() - self.started, input_tokens,
+                                        output_tokens)
+        self.span.end()
+
+    def finish_chat(self, completion: Any) -> None:
+        """A whole ChatCompletion."""
+        self.set(semconv.GEN_AI_RESPONSE_ID, _get(completion, "id"))
+        self.set(semconv.GEN_AI_RESPONSE_MODEL, _get(completion, "model"))
+        self.set(semconv.OPENAI_RESPONSE_SERVICE_TIER, _get(completion, "service_tier"))
+        self.set(semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, _get(completion, "system_fingerprint"))
+        outputs, reasons = [], []
+        for choice in _get(completion, "choices") or ():
+            msg = _get(choice, "message")
+            parts = _chat_content_parts(_get(msg, "content"))
+            if _get(msg, "refusal"):
+                parts.append(text_part(str(_get(msg, "refusal"))))
+            for call in _get(msg, "tool_calls") or ():
+                function = _get(call, "function")
+                parts.append(tool_call_part(_get(call, "id"), str(_get(function, "name", "")), _get(function, "arguments")))
+            reason = normalize_finish_reason(_get(choice, "finish_reason")) or semconv.FINISH_ERROR
+            outputs.append(output_message("assistant", parts, reason))
+            reasons.append(reason)
+        self._finish(outputs, reasons, _get(completion, "usage"))
+
+    def finish_response(self, response: Any) -> None:
+        """A whole Responses-API Response."""
+        self.set(semconv.GEN_AI_RESPONSE_ID, _get(response, "id"))
+        self.set(semconv.GEN_AI_RESPONSE_MODEL, _get(response, "model"))
+        self.set(semconv.OPENAI_RESPONSE_SERVICE_TIER, _get(response, "service_tier"))
+        conversation = _get(response, "conversation")
+        if conversation is not None and semconv.GEN_AI_CONVERSATION_ID not in self.attributes:
+            self.set(semconv.GEN_AI_CONVERSATION_ID, _get(conversation, "id"))
+        status = _get(response, "status")
+        if status == "failed":
+            error = _get(response, "error")
+            self.span.set_attribute(semconv.ERROR_TYPE, str(_get(error, "code") or "failed"))
+            self.span.set_status(Status(StatusCode.ERROR, str(_get(error, "message") or "response failed")))
+        parts: list[dict[str, Any]] = []
+        has_tool_call = False
+        for item in _get(response, "output") or ():
+            item_type = _get(item, "type")
+            if item_type == "message":
+                parts.extend(_chat_content_parts(_get(item, "content")))
+            elif item_type == "function_call":
+                has_tool_call = True
+                parts.append(tool_call_part(_get(item, "call_id"), str(_get(item, "name", "")), _get(item, "arguments")))
+            elif item_type == "reasoning":
+                summary = " ".join(str(_get(s, "text", "")) for s in _get(item, "summary") or ())
+                if summary:
+                    parts.append(reasoning_part(summary))
+            elif item_type:
+                parts.append({"type": "server_tool_call", "id": _get(item, "id"), "name": str(item_type),
+                              "server_tool_call": {"type": str(item_type)}})
+        if status == "incomplete":
+            reason = normalize_finish_reason(_get(_get(response, "incomplete_details"), "reason")) or semconv.FINISH_LENGTH
+            reason = semconv.FINISH_LENGTH if reason == "max_output_tokens" else reason
+        elif status == "failed":
+            reason = semconv.FINISH_ERROR
+        else:
+            reason = semconv.FINISH_TOOL_CALL if has_tool_call else semconv.FINISH_STOP
+        self._finish([output_message("assistant", parts, reason)], [reason], _get(response, "usage"))
+
+    # -- streaming ------------------------------------------------------------------------------------------------------
+
+    def _first(self) -> None:
+        if self.first_chunk is None:
+            self.first_chunk = time.perf_counter()
+            self.set(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, self.first_chunk - self.started)
+
+    def observe_chat_chunk(self, chunk: Any) -> None:
+        """Fold one ChatCompletionChunk into the accumulated output."""
+        self._first()
+        if semconv.GEN_AI_RESPONSE_ID not in self.attributes:
+            self.set(semconv.GEN_AI_RESPONSE_ID, _get(chunk, "id"))
+            self.set(semconv.GEN_AI_RESPONSE_MODEL, _get(chunk, "model"))
+            self.set(semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, _get(chunk, "system_fingerprint"))
+            self.set(semconv.OPENAI_RESPONSE_SERVICE_TIER, _get(chunk, "service_tier"))
+        if _get(chunk, "usage") is not None:
+            self.usage = _get(chunk, "usage")
+        for choice in _get(chunk, "choices") or ():
+            index = int(_get(choice, "index", 0))
+            delta = _get(choice, "delta")
+            content = _get(delta, "content")
+            if content:
+                self.texts.setdefault(index, []).append(content)
+            for call in _get(delta, "tool_calls") or ():
+                calls = self.tool_calls.setdefault(index, {})
+                entry = calls.setdefault(int(_get(call, "index", 0)), {"id": None, "name": "", "arguments": []})
+                if _get(call, "id"):
+                    entry["id"] = _get(call, "id")
+                function = _get(call, "function")
+                if _get(function, "name"):
+                    entry["name"] = _get(function, "name")
+                if _get(function, "arguments"):
+                    entry["arguments"].append(_get(function, "arguments"))
+            if _get(choice, "finish_reason"):
+                self.finish[index] = _get(choice, "finish_reason")
+            else:
+                self.finish.setdefault(index, None)
+
+    def finish_chat_stream(self) -> None:
+        outputs, reasons = [], []
+        for index in sorted(self.finish):
+            parts = [text_part("".join(self.texts[index]))] if index in self.texts else []
+            for _, call in sorted(self.tool_calls.get(index, {}).items()):
+                parts.append(tool_call_part(call["id"], call["name"], "".join(call["arguments"])))
+            reason = normalize_finish_reason(self.finish[index]) or semconv.FINISH_ERROR
+            outputs.append(output_message("assistant", parts, reason))
+            reasons.append(reason)
+        self._finish(outputs, reasons, getattr(self, "usage", None))
+
+    def observe_response_event(self, event: Any) -> None:
+        """Fold one Responses-API stream event; the final `response.completed` carries everything."""
+        event_type = _get(event, "type", "")
+        if event_type.endswith(".delta"):
+            self._first()
+        response = _get(event, "response")
+        if response is not None:
+            if semconv.GEN_AI_RESPONSE_ID not in self.attributes:
+                self.set(semconv.GEN_AI_RESPONSE_ID, _get(response, "id"))
+                self.set(semconv.GEN_AI_RESPONSE_MODEL, _get(response, "model"))
+            if event_type in ("response.completed", "response.incomplete", "response.failed"):
+                self.final_response = response
+        if event_type == "error":
+            self.stream_error = event
+
+    def finish_response_stream(self) -> None:
+        final = getattr(self, "final_response", None)
+        if final is not None:
+            self.finish_response(final)
+            return
+        error = getattr(self, "stream_error", None)
+        if error is not None:
+            self.span.set_attribute(semconv.ERROR_TYPE, str(_get(error, "code") or "stream_error"))
+            self.span.set_status(Status(StatusCode.ERROR, str(_get(error, "message") or "stream error")))
+        # Stream ended (or was closed) before the final event: keep what is known, mark the output unfinished.
+        self._finish([], [semconv.FINISH_ERROR], None)
+
+    def observe(self, item: Any) -> None:
+        if self.api == "chat_completions":
+            self.observe_chat_chunk(item)
+        else:
+            self.observe_response_event(item)
+
+    def finish_stream(self) -> None:
+        if self.api == "chat_completions":
+            self.finish_chat_stream()
+        else:
+            self.finish_response_stream()
+
+
+class _SyncStream(ObjectProxy):  # type: ignore[misc]
+    """The SDK's Stream, observed: every chunk is folded into the span, which ends with the stream."""
+
+    def __init__(self, stream: Any, call: _Call) -> None:
+        super().__init__(stream)
+        self._self_call = call
+
+    def __iter__(self) -> _SyncStream:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            item = self.__wrapped__.__next__()
+        except StopIteration:
+            self._self_call.finish_stream()
+            raise
+        except Exception as error:
+            self._self_call.fail(error)
+            raise
+        self._self_call.observe(item)
+        return item
+
+    def __enter__(self) -> _SyncStream:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc)
+        finally:
+            self._self_call.finish_stream()
+
+    def close(self) -> None:
+        """Close the HTTP stream; the span ends with what was received."""
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_call.finish_stream()
+
+
+class _AsyncStream(ObjectProxy):  # type: ignore[misc]
+    """The SDK's AsyncStream, observed like _SyncStream."""
+
+    def __init__(self, stream: Any, call: _Call) -> None:
+        super().__init__(stream)
+        self._self_call = call
+
+    def __aiter__(self) -> _AsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            item = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            self._self_call.finish_stream()
+            raise
+        except Exception as error:
+            self._self_call.fail(error)
+            raise
+        self._self_call.observe(item)
+        return item
+
+    async def __aenter__(self) -> _AsyncStream:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc)
+        finally:
+            self._self_call.finish_stream()
+
+    async def close(self) -> None:
+        """Close the HTTP stream; the span ends with what was received."""
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_call.finish_stream()
+
+
+def _is_stream(result: Any) -> bool:
+    return type(result).__name__ in ("Stream", "AsyncStream") or (
+        hasattr(result, "__next__") and hasattr(result, "response") and not hasattr(result, "choices"))
+
+
+def _finish_whole(call: _Call, result: Any) -> None:
+    if call.api == "chat_completions":
+        call.finish_chat(result)
+    else:
+        call.finish_response(result)
+
+
+def _sync_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if inference_recorded_by.get() is not None:
+            return wrapped(*args, **kwargs)
+        call = _Call(instruments, api, instance, kwargs)
+        try:
+            with trace.use_span(call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                result = wrapped(*args, **kwargs)
+        except Exception as error:
+            call.fail(error)
+            raise
+        if _is_stream(result):
+            return _SyncStream(result, call)
+        _finish_whole(call, result)
+        return result
+
+    return wrapper
+
+
+def _async_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
+    async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if inference_recorded_by.get() is not None:
+            return await wrapped(*args, **kwargs)
+        call = _Call(instruments, api, instance, kwargs)
+        try:
+            with trace.use_span(call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                result = await wrapped(*args, **kwargs)
+        except Exception as error:
+            call.fail(error)
+            raise
+        if _is_stream(result):
+            return _AsyncStream(result, call)
+        _finish_whole(call, result)
+        return result
+
+    return wrapper
+
+
+class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments the `openai` package (Chat Completions and Responses; sync, async, streaming).
+
+    >>> OpenAIInstrumentor().instrument(tracer_provider=provider, meter_provider=meters)
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        """The package this instrumentor patches."""
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        import importlib
+
+        instruments = Instruments("tracekit.instrumentors.openai", kwargs.get("tracer_provider"),
+                                  kwargs.get("meter_provider"))
+        for module_name, class_name, method, api in _TARGETS:
+            module = importlib.import_module(module_name)
+            cls = getattr(module, class_name, None)
+            if cls is None or not hasattr(cls, method):
+                continue
+            factory = _async_wrapper if class_name.startswith("Async") else _sync_wrapper
+            wrap_function_wrapper(module_name, f"{class_name}.{method}", factory(instruments, api))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import importlib
+
+        for module_name, class_name, method, _ in _TARGETS:
+            cls = getattr(importlib.import_module(module_name), class_name, None)
+            if cls is not None and hasattr(cls, method):
+                unwrap(cls, method)
