@@ -1,0 +1,173 @@
+"""Nothing acknowledged is lost: back-pressure makes exporters retry, kill -9 keeps every acknowledged span,
+SIGTERM drains what was accepted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tracekit.collector.service import Collector
+from tracekit.store.reader import RemoteReader
+
+TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def _recorded_spans(count: int) -> list:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("burst")
+    for index in range(count):
+        with tracer.start_as_current_span(f"span-{index}", attributes={"index": index, "pad": "p" * 200}):
+            pass
+    return list(memory.get_finished_spans())
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_full_queue_makes_the_standard_exporters_retry_and_everything_lands(collector_settings, protocol):
+    collector_settings.queue_bytes = 1  # one request in flight at a time: every concurrent one is refused
+    spans = _recorded_spans(1200)
+    chunks = [spans[i:i + 100] for i in range(0, len(spans), 100)]
+    with Collector(collector_settings).running() as collector:
+        results: list[SpanExportResult] = []
+
+        def send(my_chunks: list) -> None:
+            exporter = (OTLPSpanExporter(endpoint=collector.grpc_endpoint, insecure=True, timeout=60)
+                        if protocol == "grpc" else
+                        HttpSpanExporter(endpoint=collector.http_endpoint + "/v1/traces", timeout=60))
+            for chunk in my_chunks:
+                results.append(exporter.export(chunk))
+            exporter.shutdown()
+
+        threads = [threading.Thread(target=send, args=(chunks[i::6],)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        refused = collector.pipeline.admission.refused
+        stored = collector.reader().sql("SELECT count(*) AS n, count(DISTINCT span_id) AS d FROM spans").to_pylist()
+    assert refused > 0, "the burst never filled the queue, so nothing was tested"
+    assert results == [SpanExportResult.SUCCESS] * len(chunks)
+    assert stored == [{"n": len(spans), "d": len(spans)}]
+
+
+def _start_collector_process(db: Path, *extra: str) -> tuple[subprocess.Popen, dict]:
+    state_path = db.with_name(db.name + ".collector.json")
+    if state_path.exists():
+        state_path.unlink()  # a kill -9 leaves it behind; the new process must write its own
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracekit.cli", "collect", "--db", str(db), "--grpc", "127.0.0.1:0",
+         "--http", "127.0.0.1:0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if state_path.exists():
+            try:
+                state = json.loads(state_path.read_text())
+            except ValueError:
+                continue
+            if state.get("pid") == process.pid:
+                return process, state
+        if process.poll() is not None:
+            raise AssertionError(f"collector exited: {process.stderr.read()}")
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError("collector did not start")
+
+
+def _request(batch: int, size: int) -> tuple[bytes, list[str]]:
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    ids = []
+    for index in range(size):
+        span = scope.spans.add()
+        span.trace_id = (batch + 1).to_bytes(8, "big") + index.to_bytes(8, "big")  # never the invalid all-zero id
+        span.span_id = (batch * 100_000 + index + 1).to_bytes(8, "big")
+        span.name = f"b{batch}-{index}"
+        span.start_time_unix_nano, span.end_time_unix_nano = time.time_ns(), time.time_ns() + 1000
+        span.attributes.add(key="payload", value={"string_value": "z" * 300})
+        ids.append(span.span_id.hex())
+    return request.SerializeToString(), ids
+
+
+def _send_until_failure(endpoint: str, acknowledged: list[str], start_batch: int, stop: threading.Event) -> None:
+    channel = grpc.insecure_channel(endpoint)
+    export = channel.unary_unary(TRACE_METHOD)
+    batch = start_batch
+    try:
+        while not stop.is_set():
+            payload, ids = _request(batch, 200)
+            try:
+                export(payload, timeout=10)
+            except grpc.RpcError:
+                return  # the collector died: this request was not acknowledged
+            acknowledged.extend(ids)
+            batch += 1
+    finally:
+        channel.close()
+
+
+def test_kill_9_under_load_loses_no_acknowledged_span(tmp_path):
+    db = tmp_path / "crash.duckdb"
+    acknowledged: list[str] = []
+    for round_number in range(3):
+        process, state = _start_collector_process(db)
+        stop = threading.Event()
+        senders = [threading.Thread(target=_send_until_failure,
+                                    args=(state["grpc"], acknowledged, (round_number * 10 + i) * 1000, stop))
+                   for i in range(3)]
+        for sender in senders:
+            sender.start()
+        time.sleep(1.5 + round_number * 0.7)  # kill at different points of the commit/checkpoint cycle
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        stop.set()
+        for sender in senders:
+            sender.join()
+    assert len(acknowledged) > 1000, "too little was sent for the test to mean anything"
+
+    process, state = _start_collector_process(db)  # restart recovers from the WAL
+    try:
+        reader = RemoteReader(state["read_api"], state["token"], str(db))
+        stored = set(reader.sql("SELECT span_id FROM spans").column("span_id").to_pylist())
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    missing = set(acknowledged) - stored
+    assert not missing, f"{len(missing)} acknowledged spans were lost"
+
+
+def test_sigterm_drains_accepted_requests_and_removes_the_state_file(tmp_path):
+    db = tmp_path / "graceful.duckdb"
+    process, state = _start_collector_process(db)
+    acknowledged: list[str] = []
+    stop = threading.Event()
+    sender = threading.Thread(target=_send_until_failure, args=(state["grpc"], acknowledged, 1, stop))
+    sender.start()
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    stop.set()
+    sender.join()
+    assert not db.with_name(db.name + ".collector.json").exists()
+    from tracekit.store.reader import open_reader
+
+    reader = open_reader(db)  # no collector now: the file is opened read-only
+    stored = set(reader.sql("SELECT span_id FROM spans").column("span_id").to_pylist())
+    reader.close()
+    assert acknowledged and set(acknowledged) <= stored
