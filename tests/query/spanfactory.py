@@ -7,6 +7,7 @@ decoded by the collector's normalizer, so the store holds exactly what the colle
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -44,3 +45,30 @@ def write_store(path: Path, spans: Sequence[ReadableSpan] = (), logs: Sequence =
             insert_batch(con, decode_logs(encode_logs(logs)).tables)
     finally:
         con.close()
+
+
+@contextmanager
+def collector_store(tmp_dir: Path, spans: Sequence[ReadableSpan] = (), logs: Sequence = ()):
+    """A running real collector over a store under `tmp_dir`, fed these spans and logs over OTLP/gRPC.
+
+    Yields the collector (its `.reader()` reads through the same LocalReader its read API serves).
+    """
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk._logs.export import LogRecordExportResult
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from tracekit.collector.service import Collector
+    from tracekit.collector.settings import CollectorSettings
+
+    settings = CollectorSettings(db_path=tmp_dir / "traces.duckdb", grpc="127.0.0.1:0", http="127.0.0.1:0")
+    with Collector(settings).running() as collector:
+        if spans:
+            exporter = OTLPSpanExporter(endpoint=collector.grpc_endpoint, insecure=True)
+            assert exporter.export(list(spans)) == SpanExportResult.SUCCESS
+            exporter.shutdown()
+        if logs:
+            log_exporter = OTLPLogExporter(endpoint=collector.grpc_endpoint, insecure=True)
+            assert log_exporter.export(list(logs)) == LogRecordExportResult.SUCCESS
+            log_exporter.shutdown()
+        yield collector

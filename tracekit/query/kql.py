@@ -113,6 +113,10 @@ def _translate(text: str, params: dict[str, Any] | None, schema: dict[str, list[
     rewritten = expand_percentiles(text)
     try:
         result = duckdb_kql.to_sql(rewritten, schema=schema, parameters=params or None, allow_write=False)
+    except KqlSchemaError as error:
+        if error.hint and "unknown table" in error.hint:
+            _check_tables(text, {error.name}, {})
+        raise _query_error(error) from None
     except KqlError as error:
         raise _query_error(error) from None
     if result.unbound:
@@ -132,7 +136,7 @@ def _check_tables(text: str, sources: set[str], schema: dict[str, list[str]]) ->
             if token.text == table:
                 line, column = token.line, token.column + 1
                 break
-        known = ", ".join(name for name in views.view_names() if name in schema)
+        known = ", ".join(name for name in views.view_names() if name in schema or not schema)
         raise QueryError(f"unknown table '{table}'; tables here: {known}", line=line, column=column)
 
 
@@ -170,6 +174,7 @@ def store_schema(reader: StoreReader) -> dict[str, list[str]]:
     rows = reader.sql(
         "SELECT table_name, column_name FROM duckdb_columns() "
         "WHERE NOT starts_with(column_name, '__') AND NOT starts_with(table_name, 'tk_') "
+        "AND NOT starts_with(table_name, 'sqlite_') AND table_name <> 'tracekit_meta' "
         "AND schema_name IN ('main', 'temp') ORDER BY table_name, column_index"
     ).to_pylist()
     schema: dict[str, list[str]] = {}

@@ -1,0 +1,262 @@
+"""KQL over the views, with every expected answer computed here from the SDK spans themselves."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+
+import pytest
+
+from spanfactory import collector_store
+from tracekit.errors import QueryError
+from tracekit.query.kql import compile_kql, expand_percentiles, run_kql, translate
+from workload import BASE_NS, make_workload, server_span_workload
+
+
+@pytest.fixture(scope="module")
+def workload():
+    return make_workload(runs=30, seed=3)
+
+
+@pytest.fixture(scope="module")
+def reader(workload, tmp_path_factory):
+    """The store of a real collector that received the workload over OTLP/gRPC."""
+    with collector_store(tmp_path_factory.mktemp("kql"), workload.spans + server_span_workload(),
+                         workload.logs) as collector:
+        yield collector.reader()
+
+
+def _ms(span) -> float:
+    return float((span.end_time - span.start_time + 500_000) // 1_000_000)
+
+
+def _nearest_rank(values: list[float], percent: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
+
+
+def _op(span) -> str | None:
+    return span.attributes.get("gen_ai.operation.name")
+
+
+def test_the_issue_tool_query(reader, workload):
+    table = run_kql(reader, """dependencies
+      | where customDimensions["gen_ai.operation.name"] == "execute_tool"
+      | summarize calls = count(), p95 = percentile(duration, 95), errors = countif(success == false)
+          by tool = tostring(customDimensions["gen_ai.tool.name"])
+      | order by calls desc""")
+    durations: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    for span in workload.spans:
+        if _op(span) == "execute_tool":
+            tool = span.attributes["gen_ai.tool.name"]
+            durations[tool].append(_ms(span))
+            errors[tool] += not span.status.is_ok
+    got = {row["tool"]: row for row in table.to_pylist()}
+    assert set(got) == set(durations)
+    for tool, values in durations.items():
+        assert got[tool]["calls"] == len(values)
+        assert got[tool]["errors"] == errors[tool]
+        assert got[tool]["p95"] == _nearest_rank(values, 95)
+    calls = [row["calls"] for row in table.to_pylist()]
+    assert calls == sorted(calls, reverse=True)
+
+
+def test_tokens_by_model(reader, workload):
+    table = run_kql(reader, """dependencies | where customDimensions["gen_ai.operation.name"] == "chat"
+        | summarize calls = count(), input = sum(toint(customDimensions["gen_ai.usage.input_tokens"])),
+                    output = sum(toint(customDimensions["gen_ai.usage.output_tokens"]))
+          by model = tostring(customDimensions["gen_ai.request.model"])""")
+    expected: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for span in workload.spans:
+        if _op(span) == "chat":
+            entry = expected[span.attributes["gen_ai.request.model"]]
+            entry[0] += 1
+            entry[1] += span.attributes["gen_ai.usage.input_tokens"]
+            entry[2] += span.attributes["gen_ai.usage.output_tokens"]
+    got = {row["model"]: [row["calls"], int(row["input"]), int(row["output"])] for row in table.to_pylist()}
+    assert got == dict(expected)
+
+
+def test_percentiles_extension(reader, workload):
+    chats = [_ms(s) for s in workload.spans if _op(s) == "chat"]
+    rows = run_kql(reader, 'dependencies | where customDimensions["gen_ai.operation.name"] == "chat" '
+                           "| summarize percentiles(duration, 50, 99.5)").to_pylist()
+    assert rows == [{"percentile_duration_50": _nearest_rank(chats, 50),
+                     "percentile_duration_99_5": _nearest_rank(chats, 99.5)}]
+    rows = run_kql(reader, 'dependencies | where customDimensions["gen_ai.operation.name"] == "chat" '
+                           "| summarize (p50, p95) = percentiles(duration, 50, 95), n = count()").to_pylist()
+    assert rows == [{"p50": _nearest_rank(chats, 50), "p95": _nearest_rank(chats, 95), "n": len(chats)}]
+    # Inside a string it is left alone.
+    assert expand_percentiles('print x = "percentiles(a, 1, 2)"') == 'print x = "percentiles(a, 1, 2)"'
+
+
+def test_query_parameters_are_bound(reader, workload):
+    text = ("declare query_parameters(model:string, minimum:long = 0);\n"
+            "dependencies | where customDimensions[\"gen_ai.request.model\"] == model and duration >= minimum "
+            "| count")
+    expected = sum(1 for s in workload.spans if s.attributes.get("gen_ai.request.model") == "gpt-4o"
+                   and _ms(s) >= 300)
+    assert run_kql(reader, text, {"model": "gpt-4o", "minimum": 300}).to_pylist() == [{"Count": expected}]
+    # A value is data, never SQL.
+    assert run_kql(reader, text, {"model": "x' OR 1=1 --"}).to_pylist() == [{"Count": 0}]
+    with pytest.raises(QueryError, match="no value for query parameter model"):
+        run_kql(reader, text)
+
+
+def test_time_range_applies_to_every_table(reader, workload):
+    now = dt.datetime.fromtimestamp(BASE_NS / 1e9, dt.timezone.utc) + dt.timedelta(minutes=10)
+    cutoff_ns = BASE_NS - 60_000_000_000 * 0 + 10 * 60 * 1_000_000_000 - 5 * 60 * 1_000_000_000
+    since = dt.timedelta(minutes=5)
+    expected_deps = sum(1 for s in workload.spans if s.kind.name != "SERVER" and s.start_time >= cutoff_ns)
+    expected_events = sum(1 for log in workload.logs if log.log_record.timestamp >= cutoff_ns)
+    got = run_kql(reader, "dependencies | count", since=since, now=now).to_pylist()[0]["Count"]
+    assert got == expected_deps and 0 < got < len(workload.spans)
+    union = run_kql(reader, "union dependencies, customEvents | summarize count() by itemType",
+                    since=since, now=now).to_pylist()
+    assert {row["itemType"]: row["count_"] for row in union} == {"dependency": expected_deps,
+                                                                 "customEvent": expected_events}
+    assert run_kql(reader, "spans | count", since=since, now=now).to_pylist()[0]["Count"] == sum(
+        1 for s in workload.spans if s.start_time >= cutoff_ns)
+
+
+def test_shortcut_gives_the_same_answer_as_the_full_customdimensions(reader):
+    queries = [
+        'dependencies | summarize n = count() by op = tostring(customDimensions["gen_ai.operation.name"]), '
+        'agent = tostring(customDimensions["gen_ai.agent.name"]) | order by op asc, agent asc',
+        'dependencies | where customDimensions["gen_ai.operation.name"] == "chat" '
+        '| summarize sum(toint(customDimensions["gen_ai.usage.input_tokens"])), '
+        'make_set(tostring(customDimensions["gen_ai.response.finish_reasons"])), '
+        'make_set(tostring(customDimensions["server.address"]))',
+        'AppDependencies | where Properties["gen_ai.tool.name"] == "search" | project Id, Name | order by Id asc',
+        'dependencies | where customDimensions.["gen_ai.request.temperature"] == "0.7" | count',
+    ]
+    for text in queries:
+        compiled = compile_kql(reader, text)
+        assert compiled.fallback_sql is not None, text  # the shortcut applied
+        fast = reader.sql(compiled.sql).to_pylist()
+        full = reader.sql(compiled.fallback_sql).to_pylist()
+        assert fast == full and fast, text
+    # Reassigning customDimensions turns the shortcut off rather than reading the wrong thing.
+    text = 'dependencies | extend customDimensions = parse_json(\'{"gen_ai.operation.name": "x"}\') ' \
+           '| where customDimensions["gen_ai.operation.name"] == "x" | count'
+    assert compile_kql(reader, text).fallback_sql is None
+    assert run_kql(reader, text).to_pylist()[0]["Count"] == len(reader.sql("SELECT * FROM dependencies"))
+
+
+def test_helpers_answer_agent_questions(reader, workload):
+    owner = {row["id"]: row["agent_name"] for row in run_kql(reader, "span_agents").to_pylist()}
+    by_id = {format(s.context.span_id, "016x"): s for s in workload.spans}
+    for span_id, span in by_id.items():
+        parent = span
+        while parent is not None and _op(parent) != "invoke_agent":
+            parent = by_id.get(format(parent.parent.span_id, "016x")) if parent.parent else None
+        if parent is not None:
+            assert owner[span_id] == parent.attributes["gen_ai.agent.name"]
+    conversations = {row["conversation_id"]: row for row in run_kql(reader, "conversations").to_pylist()}
+    expected = defaultdict(int)
+    for span in workload.spans:
+        if "gen_ai.conversation.id" in span.attributes:
+            expected[span.attributes["gen_ai.conversation.id"]] += 1
+    assert {key: row["spans"] for key, row in conversations.items()} == dict(expected)
+
+
+@pytest.mark.parametrize("text, line, column, reason", [
+    ("dependencies | wherex", 1, 14, "syntax error"),
+    ("dependencies\n| where duration >", 2, 19, "syntax error"),
+    ("dependencies\n| make-series n = count() on timestamp step 1h", 2, 3, "not supported"),
+    ("dependencies | take 1\n| join (nosuchtable) on id", 2, 9, "unknown table 'nosuchtable'"),
+])
+def test_errors_carry_line_and_column(reader, text, line, column, reason):
+    with pytest.raises(QueryError) as caught:
+        run_kql(reader, text)
+    assert caught.value.line == line and caught.value.column == column
+    assert reason in str(caught.value)
+
+
+def test_control_commands_and_writes_are_refused(reader):
+    for text in (".set-or-replace spans <| print x = 1", ".drop table spans", ".create database x"):
+        with pytest.raises(QueryError):
+            run_kql(reader, text)
+    assert "SELECT" in translate("print x = 1")
+
+
+# Microsoft's published agent queries (azure-monitor.md §4), verbatim apart from placeholders.
+MICROSOFT_QUERIES = {
+    "GenAIDataCheck": 'dependencies | where isnotempty(customDimensions["gen_ai.operation.name"]) | summarize count()',
+    "SelectedAgent": 'dependencies | where customDimensions["gen_ai.operation.name"] == "invoke_agent"\n'
+                     '| extend AgentName = tostring(customDimensions["gen_ai.agent.name"]) '
+                     '| where isnotempty(AgentName) | distinct AgentName',
+    "GenAIErrorsQuery": 'let agents = dependencies | where customDimensions["gen_ai.operation.name"] == "invoke_agent" '
+                        '| extend AgentName = tostring(customDimensions["gen_ai.agent.name"]);\n'
+                        'let agentCalls = dependencies | lookup kind=inner (agents) '
+                        'on $left.operation_ParentId == $right.id;\n'
+                        'union agents, agentCalls\n'
+                        '| extend ErrorType = tostring(customDimensions["error.type"])\n'
+                        '| extend ErrorType = iff(success == false and isempty(ErrorType), "Other", ErrorType) '
+                        '| where isnotempty(ErrorType) | summarize Errors = sum(itemCount) by ErrorType',
+    "FoundryOverview": 'dependencies | where timestamp > ago(24h) '
+                       '| where isnotempty(customDimensions["gen_ai.operation.name"])\n'
+                       '| summarize spanCount = count(), errorCount = countif(success == false), '
+                       'avgDuration = avg(duration),\n'
+                       '    totalInputTokens = sum(toint(customDimensions["gen_ai.usage.input_tokens"])),\n'
+                       '    totalOutputTokens = sum(toint(customDimensions["gen_ai.usage.output_tokens"])) '
+                       'by bin(timestamp, 1h)',
+    "FoundryModels": 'dependencies | where timestamp > ago(24h) '
+                     '| where customDimensions["gen_ai.operation.name"] == "chat"\n'
+                     '| summarize calls = count(), totalInput = sum(toint(customDimensions["gen_ai.usage.input_tokens"])),'
+                     '\n    totalOutput = sum(toint(customDimensions["gen_ai.usage.output_tokens"])) '
+                     'by model = tostring(customDimensions["gen_ai.request.model"])',
+    "FoundryToolsOfOperation": 'dependencies | where operation_Id == "<operation_id>" '
+                               '| where customDimensions["gen_ai.operation.name"] == "execute_tool"\n'
+                               '| project timestamp, duration, success, '
+                               'toolName = tostring(customDimensions["gen_ai.tool.name"]),\n'
+                               '    toolArgs = tostring(customDimensions["gen_ai.tool.call.arguments"]), '
+                               'toolResult = tostring(customDimensions["gen_ai.tool.call.result"])',
+    "FoundryEvaluations": 'customEvents | where timestamp > ago(24h) | where name == "gen_ai.evaluation.result"\n'
+                          '| extend evalName = tostring(customDimensions["gen_ai.evaluation.name"]), '
+                          'score = todouble(customDimensions["gen_ai.evaluation.score.value"]),\n'
+                          '    label = tostring(customDimensions["gen_ai.evaluation.score.label"]), '
+                          'conversationId = tostring(customDimensions["gen_ai.conversation.id"])\n'
+                          '| summarize evalCount = count(), avgScore = avg(score) by conversationId',
+    "FoundryRequestsToDependencies": 'let reqIds = requests | where customDimensions["gen_ai.agent.name"] == "x" '
+                                     '| distinct id;\ndependencies | where operation_ParentId in (reqIds)',
+}
+
+
+@pytest.mark.parametrize("name", sorted(MICROSOFT_QUERIES))
+def test_microsoft_agent_queries_run_unmodified(reader, name):
+    table = run_kql(reader, MICROSOFT_QUERIES[name])
+    assert table.num_columns > 0
+
+
+def test_microsoft_agent_queries_give_the_right_numbers(reader, workload):
+    rows = run_kql(reader, MICROSOFT_QUERIES["GenAIDataCheck"]).to_pylist()
+    assert rows == [{"count_": sum(1 for s in workload.spans if _op(s))}]
+    agents = {row["AgentName"] for row in run_kql(reader, MICROSOFT_QUERIES["SelectedAgent"]).to_pylist()}
+    assert agents == {s.attributes["gen_ai.agent.name"] for s in workload.spans if _op(s) == "invoke_agent"}
+    errors = run_kql(reader, MICROSOFT_QUERIES["GenAIErrorsQuery"]).to_pylist()
+    agent_ids = {s.context.span_id for s in workload.spans if _op(s) == "invoke_agent"}
+    failed = sum(1 for s in workload.spans if not s.status.is_ok
+                 and (s.context.span_id in agent_ids or (s.parent and s.parent.span_id in agent_ids)))
+    # error.type never reaches customDimensions (the exporter drops it), so every failure is "Other" here as in Azure.
+    assert errors == [{"ErrorType": "Other", "Errors": failed}]
+
+
+def test_make_series_is_reported_as_unsupported(reader):
+    text = ("dependencies | make-series Invocations=sum(itemCount) default=0 on timestamp "
+            "from ago(1d) to now() step 1h")
+    with pytest.raises(QueryError, match="not supported"):
+        run_kql(reader, text)
+
+
+def test_graph_operators_walk_the_span_tree(reader, workload):
+    # The Agents workbook attributes tokens with make-graph/graph-match; duckdb-kql runs them.
+    table = run_kql(reader, "dependencies | make-graph operation_ParentId --> id with_node_id=id "
+                            "| graph-match (parent)-[e]->(child) project parent_id = parent.id, child_id = child.id")
+    # One edge per dependency: operation_ParentId -> id, roots hanging off their operation (trace) id.
+    expected = {(format(s.parent.span_id, "016x") if s.parent else format(s.context.trace_id, "032x"),
+                 format(s.context.span_id, "016x"))
+                for s in workload.spans if s.kind.name != "SERVER"}
+    assert {(row["parent_id"], row["child_id"]) for row in table.to_pylist()} == expected
