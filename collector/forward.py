@@ -1,0 +1,151 @@
+"""Live forwarding: what the collector stores also goes to Azure Monitor and/or an upstream OTLP endpoint.
+
+The durable queue is the store itself. Every stored row has an `ingest_seq` that only grows, so a forwarder keeps,
+per destination, a cursor "last span delivered" in (ingest_seq, trace_id, span_id) order, in the store's
+`export_cursors` table, and reads what came after it. Ingest never waits for a destination: a slow or unreachable
+one only falls behind, its cursor stays put, and it catches up from the store when it answers again (nothing is
+lost while the data is retained). Each forwarder is one thread that reuses the export machinery: the same rebuilt
+spans, the same Azure limits and per-item retries, the same export redaction policy applied before anything leaves.
+
+A new destination starts at the newest stored span, not at the beginning of history: forwarding is for what
+arrives from now on (`tracekit export` sends what was stored before).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from tracekit.export.cursor import CursorRecord, CursorStore, TableCursorStore, cursor_id
+from tracekit.export.limits import AzureShaper
+from tracekit.export.redact import Redactor, export_redactor
+from tracekit.export.runner import ExportSummary, Sender, run_export
+from tracekit.export.selection import Selection, StoreSource
+from tracekit.store.reader import StoreReader
+
+log = logging.getLogger("tracekit.collector.forward")
+
+SELECTION = "forward"
+AFTER_EVERYTHING = "~"  # sorts after every hex id: "start after the newest span of this ingest_seq"
+
+
+class Forwarder:
+    """Forwards newly stored spans (with their events, links and log records) to one destination, in a thread."""
+
+    def __init__(self, reader: StoreReader, sender: Sender, cursors: CursorStore, *,
+                 redactor: Redactor | None = None, shaper: AzureShaper | None = None, poll_interval: float = 1.0,
+                 max_backoff: float = 60.0, page_size: int = 500) -> None:
+        self.reader = reader
+        self.sender = sender
+        self.cursors = cursors
+        self.redactor = redactor
+        self.shaper = shaper
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self.page_size = page_size
+        self.key = cursor_id(sender.destination, SELECTION)
+        self.delivered = 0
+        self.refused = 0
+        self.failures = 0
+        self.last_error = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------------------------
+    def start(self) -> "Forwarder":
+        """Start forwarding in a daemon thread."""
+        self._ensure_cursor()
+        self._thread = threading.Thread(target=self._loop, name=f"forward-{self.sender.kind}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the batch in flight (its progress is saved) and release the destination's exporters."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.sender.close()
+
+    # --- work ----------------------------------------------------------------------------------------------------
+    def _ensure_cursor(self) -> None:
+        if self.cursors.load(self.key) is not None:
+            return
+        newest = self.reader.sql("SELECT max(ingest_seq) AS seq FROM spans").column(0)[0].as_py()
+        record = CursorRecord(destination=self.sender.destination, selection=SELECTION)
+        if newest is not None:
+            record.position = (int(newest), AFTER_EVERYTHING, AFTER_EVERYTHING)
+        self.cursors.save(self.key, record)
+
+    def run_once(self) -> ExportSummary:
+        """Forward everything stored after the cursor (one pass); stops early if the destination fails."""
+        source = StoreSource(self.reader, Selection(description=SELECTION))
+        summary = run_export(source, self.sender, self.cursors, shaper=self.shaper, redactor=self.redactor,
+                             page_size=self.page_size, show_progress=False)
+        self.delivered += summary.delivered
+        self.refused += len(summary.refused)
+        for item in summary.refused[:5]:
+            log.warning("forward to %s: item %s refused (%s): %s", self.sender.destination, item.key, item.status,
+                        item.reason)
+        return summary
+
+    def _loop(self) -> None:
+        backoff = self.poll_interval
+        while not self._stop.is_set():
+            try:
+                summary = self.run_once()
+                complete = summary.complete
+                if not complete:
+                    self.last_error = summary.last_error
+            except Exception as error:  # noqa: BLE001 - a destination problem must never stop the collector
+                complete = False
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("forward to %s failed: %s", self.sender.destination, self.last_error)
+            if complete:
+                backoff = self.poll_interval
+                self._stop.wait(self.poll_interval)
+            else:
+                self.failures += 1
+                self._stop.wait(backoff)
+                backoff = min(self.max_backoff, backoff * 2)
+
+    def status(self) -> dict[str, Any]:
+        """For the collector's status: where this destination stands."""
+        record = self.cursors.load(self.key)
+        return {"destination": self.sender.destination, "delivered": self.delivered, "refused": self.refused,
+                "pending": len(record.pending) if record else 0,
+                "position": list(record.position) if record and record.position else None,
+                "failures": self.failures, "last_error": self.last_error, "checked_at": time.time()}
+
+
+def start_forwarders(collector: Any, settings: Any) -> list[Forwarder]:
+    """The forwarders `settings` asks for (`forward_azure_monitor`, `forward_otlp`), started on `collector`'s store.
+
+    Cursors live in the store's export_cursors table, written on the collector's writer connection between commits.
+    """
+    redactor = export_redactor(getattr(settings, "forward_redaction_policy", None))
+    interval = float(getattr(settings, "forward_interval", 1.0))
+    forwarders: list[Forwarder] = []
+
+    def own_reader() -> StoreReader:
+        # Each forwarder thread queries on its own connection, beside the TUI and the read API.
+        return collector.new_reader() if hasattr(collector, "new_reader") else collector.reader()
+
+    if settings.forward_azure_monitor:
+        from tracekit.export.azure import AzureMonitorSender
+
+        reader = own_reader()
+        forwarders.append(Forwarder(reader, AzureMonitorSender(settings.forward_azure_monitor),
+                                    TableCursorStore(collector.writer.run_exclusive, reader), redactor=redactor,
+                                    shaper=AzureShaper(), poll_interval=interval))
+    if settings.forward_otlp:
+        from tracekit.export.otlp import OtlpSender
+
+        reader = own_reader()
+        forwarders.append(Forwarder(reader, OtlpSender(settings.forward_otlp),
+                                    TableCursorStore(collector.writer.run_exclusive, reader), redactor=redactor,
+                                    poll_interval=interval, page_size=2000))
+    for forwarder in forwarders:
+        forwarder.start()
+    return forwarders
