@@ -92,6 +92,7 @@ OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
 OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
 OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
 OPENAI_API_TYPE: Final = "openai.api.type"  # "chat_completions" | "responses"
+OPENAI_AGENTS_GUARDRAIL_TRIGGERED: Final = "openai_agents.guardrail.triggered"  # ours, on Agents SDK guardrail spans
 
 # --- tracekit's own keys -------------------------------------------------------------------------------------------------
 TRACEKIT_REDACTED_COUNT: Final = "tracekit.redaction.masked_count"  # values masked on this span by the in-process policy
