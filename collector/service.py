@@ -135,8 +135,9 @@ class Collector:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         existing = read_state(self.db_path)
-        if existing and existing.get("pid") != os.getpid():
-            raise StoreError(f"a collector (pid {existing.get('pid')}) already runs for {self.db_path}")
+        if existing:
+            raise StoreError(f"a collector (pid {existing.get('pid')}) already runs for {self.db_path}; "
+                             f"its OTLP endpoints: {existing.get('grpc')}, {existing.get('http')}")
         self._connection = open_store(self.db_path, memory_limit=settings.memory_limit,
                                       checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
         self.writer = StoreWriter(self._connection)

@@ -1,0 +1,194 @@
+"""Store ownership, schema versions, the read API, and retention."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import duckdb
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tracekit.collector import retention
+from tracekit.collector.ingest.normalize import decode_traces
+from tracekit.collector.writer import write_batches
+from tracekit.errors import QueryError, StoreError
+from tracekit.store import schema
+from tracekit.store.database import open_store, open_store_readonly
+from tracekit.store.paths import state_file_for
+from tracekit.store.reader import RemoteReader, open_reader
+
+
+def _batch(start_ns: int, count: int, first_id: int = 1, pad: int = 50):
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for index in range(count):
+        span = scope.spans.add()
+        span.trace_id = (first_id + index).to_bytes(16, "big")
+        span.span_id = (first_id + index).to_bytes(8, "big")
+        span.name = "old" if start_ns < time.time_ns() - 86400e9 else "new"
+        span.start_time_unix_nano = start_ns + index
+        span.end_time_unix_nano = start_ns + index + 10
+        span.attributes.add(key="pad", value={"string_value": "p" * pad})
+        event = span.events.add()
+        event.name, event.time_unix_nano = "e", start_ns + index
+    return decode_traces(request)
+
+
+def _write(con, *batches) -> None:
+    con.execute("BEGIN")
+    write_batches(con, batches, 1, set())
+    con.execute("COMMIT")
+
+
+def test_a_new_store_is_stamped_with_the_schema_version(tmp_path):
+    con = open_store(tmp_path / "s.duckdb")
+    assert schema.stored_version(con) == schema.SCHEMA_VERSION
+    con.close()
+
+
+def test_a_store_from_a_newer_tracekit_is_refused_clearly(tmp_path):
+    path = tmp_path / "s.duckdb"
+    con = duckdb.connect(str(path))
+    schema.migrate(con)
+    con.execute("UPDATE tracekit_meta SET value = '999' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(StoreError, match="newer than this tracekit"):
+        open_store(path)
+    with pytest.raises(StoreError, match="newer than this tracekit"):
+        open_store_readonly(path)
+
+
+def test_a_foreign_duckdb_file_is_not_taken_over(tmp_path):
+    path = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE customers(id INT)")
+    con.close()
+    with pytest.raises(StoreError, match="not a tracekit store"):
+        open_store(path)
+
+
+def test_migrations_apply_in_order_and_only_once(tmp_path, monkeypatch):
+    path = tmp_path / "s.duckdb"
+    open_store(path).close()
+    extra = (schema.SCHEMA_VERSION + 1, ["CREATE TABLE test_extra (x INTEGER)"])
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, extra])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", extra[0])
+    con = open_store(path)
+    assert schema.stored_version(con) == extra[0]
+    con.close()
+    open_store(path).close()  # a second open must not re-run the step (CREATE TABLE would fail)
+
+
+def test_readers_refuse_anything_but_one_select(tmp_path):
+    path = tmp_path / "s.duckdb"
+    con = open_store(path)
+    _write(con, _batch(time.time_ns(), 3))
+    con.close()
+    reader = open_reader(path)
+    assert reader.sql("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 3}]
+    for statement in ("DELETE FROM spans", "INSERT INTO spans SELECT * FROM spans", "DROP TABLE spans",
+                      "SELECT 1; DELETE FROM spans", "COPY spans TO 'x.csv'", "ATTACH 'other.duckdb'",
+                      "PRAGMA version"):
+        with pytest.raises(QueryError):
+            reader.sql(statement)
+    with pytest.raises(QueryError, match="(?i)file system operations are disabled|permission"):
+        reader.sql("SELECT * FROM read_csv('/etc/passwd')")
+    with pytest.raises(QueryError, match="syntax"):
+        reader.sql("SELEC oops")
+    assert reader.sql("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 3}]
+    reader.close()
+
+
+def test_queries_reach_a_running_collector_through_its_read_api(collector):
+    state = json.loads(state_file_for(collector.db_path).read_text())
+    assert state["grpc"] == collector.grpc_endpoint and state["read_api"].startswith("http://127.0.0.1:")
+    assert (state_file_for(collector.db_path).stat().st_mode & 0o777) == 0o600
+    with pytest.raises(StoreError):
+        open_store_readonly(collector.db_path)  # the collector holds the file
+    reader = open_reader(collector.db_path)
+    assert isinstance(reader, RemoteReader)
+    assert reader.sql("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 0}]
+    with pytest.raises(QueryError, match="read-only"):
+        reader.sql("DELETE FROM spans")
+    wrong = RemoteReader(state["read_api"], "not-the-token", "x")
+    with pytest.raises(StoreError, match="401"):
+        wrong.sql("SELECT 1")
+    request = urllib.request.Request(state["read_api"] + "/v1/status",
+                                     headers={"Authorization": f"Bearer {state['token']}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        status = json.loads(response.read())
+    assert status["grpc"] == collector.grpc_endpoint and "received" in status
+
+
+def test_a_second_collector_on_the_same_store_is_refused(collector, collector_settings):
+    from tracekit.collector.service import Collector
+
+    with pytest.raises(StoreError, match="already runs"):
+        with Collector(collector_settings).running():
+            pass
+
+
+def test_retention_by_age_removes_old_spans_events_and_links(tmp_path):
+    con = open_store(tmp_path / "s.duckdb")
+    now = time.time_ns()
+    _write(con, _batch(now - int(10 * 86400e9), 5, first_id=1), _batch(now, 4, first_id=100))
+    result = retention.enforce(con, retention_days=7, max_bytes=None, now_ns=now)
+    assert result.deleted_rows == 10  # 5 spans + 5 events
+    assert con.execute("SELECT DISTINCT name FROM spans").fetchall() == [("new",)]
+    assert con.execute("SELECT count(*) FROM span_events").fetchall() == [(4,)]
+    con.close()
+
+
+def test_retention_by_size_removes_the_oldest_until_under_the_cap(tmp_path):
+    con = open_store(tmp_path / "s.duckdb")
+    now = time.time_ns()
+    # Several DuckDB row groups' worth (122,880 rows each): deletes free space a row group at a time.
+    con.execute(f"""
+        INSERT INTO spans BY NAME
+        SELECT 1 AS ingest_seq, printf('%032x', i + 1) AS trace_id, printf('%016x', i + 1) AS span_id,
+               'n' AS name, 'INTERNAL' AS kind, {now} - (400000 - i) * 1000000 AS start_time_ns,
+               {now} - (400000 - i) * 1000000 + 5 AS end_time_ns, 5 AS duration_ns,
+               make_timestamp(({now} - (400000 - i) * 1000000) // 1000) AS start_time,
+               make_timestamp(({now} - (400000 - i) * 1000000) // 1000) AS end_time, 'UNSET' AS status_code,
+               0 AS resource_id, '{{"pad":"' || md5(i::VARCHAR) || md5((i * 7)::VARCHAR) || '"}}' AS attributes,
+               0 AS event_count, 0 AS link_count
+        FROM range(400000) AS t(i)""")
+    con.execute("CHECKPOINT")
+    before = retention.used_bytes(con)
+    cap = before // 2
+    retention.enforce(con, retention_days=None, max_bytes=cap, now_ns=now)
+    # DuckDB frees space a row group at a time, so the store settles near the cap rather than exactly under it.
+    assert retention.used_bytes(con) < before * 0.7
+    remaining, oldest = con.execute("SELECT count(*), min(start_time_ns) FROM spans").fetchall()[0]
+    assert 0 < remaining < 400_000
+    newest_deleted = now - (400000 - (400000 - remaining)) * 1000000
+    assert oldest >= newest_deleted  # what went was the oldest, what stayed is contiguous up to now
+    con.close()
+
+
+def test_retention_runs_in_the_background_of_a_collector(collector_settings):
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext
+
+    from tracekit.collector.service import Collector
+
+    collector_settings.retention_days = 1
+    collector_settings.retention_interval_seconds = 0.2
+    with Collector(collector_settings).running() as collector:
+        exporter = OTLPSpanExporter(endpoint=collector.grpc_endpoint, insecure=True)
+        old = time.time_ns() - int(3 * 86400e9)
+        spans = [ReadableSpan(name=name, context=SpanContext(trace_id=i + 1, span_id=i + 1, is_remote=False),
+                              start_time=start, end_time=start + 1000)
+                 for i, (name, start) in enumerate([("old", old), ("fresh", time.time_ns())])]
+        exporter.export(spans)
+        deadline = time.monotonic() + 20
+        names = None
+        while time.monotonic() < deadline:
+            names = collector.reader().sql("SELECT name FROM spans").column("name").to_pylist()
+            if names == ["fresh"]:
+                break
+            time.sleep(0.2)
+        assert names == ["fresh"]
