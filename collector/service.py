@@ -26,6 +26,7 @@ from aiohttp import web
 from tracekit.collector import retention
 from tracekit.collector.admission import Admission
 from tracekit.collector.ingest.pipeline import IngestPipeline
+from tracekit.collector.ingest.redact import BatchRedactor
 from tracekit.collector.read_api import ReaderPool, build_read_app
 from tracekit.collector.receivers.grpc import start_grpc_server
 from tracekit.collector.receivers.http import build_http_app
@@ -88,6 +89,7 @@ class Collector:
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "received": dict(pipeline.received) if pipeline else {},
             "rejected": dict(pipeline.rejected) if pipeline else {},
+            "masked_before_storage": pipeline.masked if pipeline else 0,
             "refused_overloaded": pipeline.admission.refused if pipeline else 0,
             "queued_bytes": pipeline.admission.used if pipeline else 0,
             "commits": writer.stats.commits if writer else 0,
@@ -142,9 +144,11 @@ class Collector:
                                       checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
         self.writer = StoreWriter(self._connection)
         self.writer.start()
+        policy = settings.redaction_policy()
         self.pipeline = IngestPipeline(self.writer, Admission(settings.queue_bytes),
                                        max_request_bytes=settings.max_request_bytes,
-                                       decode_workers=settings.decode_workers)
+                                       decode_workers=settings.decode_workers,
+                                       redactor=None if policy.is_noop else BatchRedactor(policy))
         runners: list[web.AppRunner] = []
         grpc_server = None
         pool: ReaderPool | None = None

@@ -55,7 +55,18 @@ class CollectorSettings:
     write_state_file: bool = True
     forward_azure_monitor: str | None = None     # a connection string
     forward_otlp: str | None = None              # an OTLP endpoint URL
+    redaction: str = "default"                   # "default" (built-in rules), "off", or a policy file path
     extra: dict[str, str] = field(default_factory=dict)
+
+    def redaction_policy(self):  # -> RedactionPolicy
+        """The policy applied before storage."""
+        from tracekit.redaction import RedactionPolicy
+
+        if self.redaction == "default":
+            return RedactionPolicy.default()
+        if self.redaction == "off":
+            return RedactionPolicy.disabled()
+        return RedactionPolicy.from_file(self.redaction)
 
     @classmethod
     def from_env(cls, db_path: Path) -> "CollectorSettings":
@@ -80,6 +91,10 @@ class CollectorSettings:
             settings.max_db_bytes = parse_size(env["TRACEKIT_MAX_DB_SIZE"])
         if "TRACEKIT_AUTH_TOKEN" in env:
             settings.auth_token = env["TRACEKIT_AUTH_TOKEN"] or None
+        if env.get("TRACEKIT_REDACTION_FILE"):
+            settings.redaction = env["TRACEKIT_REDACTION_FILE"]
+        elif env.get("TRACEKIT_REDACTION", "").strip().lower() in {"off", "false", "0", "none"}:
+            settings.redaction = "off"
         if "APPLICATIONINSIGHTS_CONNECTION_STRING" in env and "TRACEKIT_FORWARD_AZURE_MONITOR" in env:
             settings.forward_azure_monitor = env["APPLICATIONINSIGHTS_CONNECTION_STRING"]
         return settings

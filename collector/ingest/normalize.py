@@ -41,6 +41,7 @@ class Batch:
     accepted: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    masked: int = 0  # values the collector's redaction policy masked before storage
 
     def reject(self, count: int, reason: str) -> None:
         self.rejected += count

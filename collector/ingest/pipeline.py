@@ -14,8 +14,9 @@ import multiprocessing
 from dataclasses import dataclass
 
 from tracekit.collector.admission import Admission
-from tracekit.collector.ingest.decode import InvalidRequest, decode_payload
+from tracekit.collector.ingest.decode import InvalidRequest
 from tracekit.collector.ingest.normalize import Batch
+from tracekit.collector.ingest.redact import BatchRedactor, decode_and_redact
 from tracekit.collector.writer import StoreWriter
 
 log = logging.getLogger("tracekit.collector.ingest")
@@ -46,8 +47,9 @@ class IngestPipeline:
     """Admission, decoding and durable writes for the three OTLP signals."""
 
     def __init__(self, writer: StoreWriter, admission: Admission, *, max_request_bytes: int,
-                 decode_workers: int = 0) -> None:
+                 decode_workers: int = 0, redactor: BatchRedactor | None = None) -> None:
         self._writer = writer
+        self._redactor = redactor
         self._admission = admission
         self.max_request_bytes = max_request_bytes
         if decode_workers > 0:
@@ -58,6 +60,7 @@ class IngestPipeline:
             self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-decode")
         self.received = {"traces": 0, "logs": 0, "metrics": 0}
         self.rejected = {"traces": 0, "logs": 0, "metrics": 0}
+        self.masked = 0
 
     @property
     def admission(self) -> Admission:
@@ -72,11 +75,13 @@ class IngestPipeline:
             raise Overloaded(self._admission.retry_after_seconds())
         try:
             loop = asyncio.get_running_loop()
-            batch: Batch = await loop.run_in_executor(self._executor, decode_payload, signal, payload)
+            batch: Batch = await loop.run_in_executor(self._executor, decode_and_redact, signal, payload,
+                                                      self._redactor)
             if batch.accepted:
                 await self._commit(loop, batch)
             self.received[signal] += batch.accepted
             self.rejected[signal] += batch.rejected
+            self.masked += batch.masked
             if batch.rejected:
                 log.warning("%s: rejected %d items: %s", signal, batch.rejected, batch.error_message)
             return ExportResult(batch.accepted, batch.rejected, batch.error_message)

@@ -47,6 +47,9 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
                        help="delete the oldest telemetry while the store is larger, e.g. 2GB ($TRACEKIT_MAX_DB_SIZE)")
     group.add_argument("--auth-token", metavar="TOKEN", default=None,
                        help="require 'Authorization: Bearer TOKEN' from senders ($TRACEKIT_AUTH_TOKEN)")
+    group.add_argument("--redaction", metavar="POLICY", default=None,
+                       help="masking applied before storage: 'default' (secrets and personal data), 'off', or a "
+                            "TOML/JSON policy file ($TRACEKIT_REDACTION_FILE, $TRACEKIT_REDACTION=off)")
     group.add_argument("--forward-otlp", metavar="URL", default=None,
                        help="also forward what is stored to this OTLP endpoint (from a durable queue in the store)")
     group.add_argument("--forward-azure-monitor", metavar="CONNECTION_STRING", default=None,
@@ -77,6 +80,8 @@ def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
         settings.max_db_bytes = parse_size(args.max_db_size)
     if args.auth_token is not None:
         settings.auth_token = args.auth_token
+    if args.redaction is not None:
+        settings.redaction = args.redaction
     if args.forward_otlp is not None:
         settings.forward_otlp = args.forward_otlp
     if args.forward_azure_monitor is not None:
