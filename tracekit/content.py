@@ -14,6 +14,7 @@ redaction policy first.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ __all__ = [
     "get_content_settings",
     "set_content_recording",
     "reset_content_settings",
+    "using_content_settings",
     "ENV_CAPTURE_MESSAGE_CONTENT",
     "ENV_AZURE_CONTENT_RECORDING",
 ]
@@ -120,14 +122,35 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> ContentSettin
 
 
 _current: ContentSettings | None = None
+# Settings for one context only (the demo records its synthetic content without changing the process-wide policy).
+_override: contextvars.ContextVar[ContentSettings | None] = contextvars.ContextVar("tracekit_content", default=None)
 
 
 def get_content_settings() -> ContentSettings:
     """The settings in force (read from the environment the first time, unless set in code)."""
     global _current
+    override = _override.get()
+    if override is not None:
+        return override
     if _current is None:
         _current = settings_from_env()
     return _current
+
+
+class using_content_settings:  # noqa: N801 - used like a function
+    """Within this block (this context only), use `settings` instead of the process-wide ones."""
+
+    def __init__(self, settings: ContentSettings) -> None:
+        self.settings = settings
+        self._token: contextvars.Token[ContentSettings | None] | None = None
+
+    def __enter__(self) -> ContentSettings:
+        self._token = _override.set(self.settings)
+        return self.settings
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _override.reset(self._token)
 
 
 def set_content_recording(

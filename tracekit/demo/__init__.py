@@ -1,0 +1,29 @@
+"""`tracekit demo`: a realistic multi-agent workload, recorded by tracekit's own instrumentation and sent over OTLP.
+
+No network beyond the collector and no API key: the models are langchain-core's fake chat models scripted with
+plausible answers, the agents are real LangGraph graphs with real tools, and everything goes through the same
+instrumentation a user's application would use.
+
+    from tracekit.demo import run_demo
+    sent = run_demo("http://127.0.0.1:4317")
+"""
+
+from __future__ import annotations
+
+from tracekit.demo.pipeline import DemoPipeline, default_endpoint
+
+__all__ = ["run_demo", "default_endpoint"]
+
+
+def run_demo(endpoint: str, *, protocol: str = "grpc", conversations: int = 3, timeout_s: float = 10.0) -> int:
+    """Run the demo workload and send its telemetry to the OTLP `endpoint`; returns the number of spans sent.
+
+    `protocol` is `grpc` (endpoint like `http://127.0.0.1:4317`) or `http` (like `http://127.0.0.1:4318`).
+    Raises tracekit.errors.CollectorUnavailable when the collector does not accept the spans.
+    The application's global OpenTelemetry setup is left untouched: the demo uses its own providers.
+    """
+    from tracekit.demo.scenario import run_conversations
+
+    with DemoPipeline(endpoint, protocol=protocol, timeout_s=timeout_s) as pipeline:
+        run_conversations(pipeline, conversations)
+    return pipeline.spans_sent
