@@ -144,7 +144,9 @@ def test_bad_json_lines_name_the_line_and_the_reason(tmp_path: Path, capsys) -> 
     assert capsys.readouterr().err.strip().startswith("tracekit: error: ")
 
 
-def test_cli_errors_are_one_line(store: Path, capsys) -> None:
+def test_cli_errors_are_one_line(store: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
     assert main(["export", "otlp-json", "--db", str(store), "--trace", "nothex"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not a trace id" in err
@@ -152,7 +154,8 @@ def test_cli_errors_are_one_line(store: Path, capsys) -> None:
     assert "cannot read the time" in capsys.readouterr().err
     assert main(["export", "azure-monitor", "--db", str(store), "--connection-string", ""]) == 2
     assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in capsys.readouterr().err
-    assert main(["export", "otlp", "--db", str(store)]) in (2,) or True
+    assert main(["export", "otlp", "--db", str(store)]) == 2
+    assert "no OTLP endpoint" in capsys.readouterr().err
 
 
 def test_help_explains_each_destination() -> None:
@@ -161,3 +164,34 @@ def test_help_explains_each_destination() -> None:
     assert result.returncode == 0
     for option in ("--connection-string", "--retime", "--where", "--since", "--restart", "--redaction-policy"):
         assert option in result.stdout
+
+
+def _exported_spans(path: Path) -> list[dict]:
+    spans = []
+    for line in path.read_bytes().splitlines():
+        for resource_spans in json.loads(line).get("resourceSpans", ()):
+            for scope_spans in resource_spans["scopeSpans"]:
+                spans.extend(scope_spans["spans"])
+    return spans
+
+
+def test_where_selects_by_kql_over_the_app_insights_views(store: Path, tmp_path: Path) -> None:
+    query = 'dependencies | where customDimensions["gen_ai.agent.name"] == "planner"'
+    out = tmp_path / "planner.jsonl"
+    assert main(["export", "otlp-json", "--db", str(store), "--where", query, "-o", str(out), "--no-progress"]) == 0
+    spans = _exported_spans(out)
+    assert len(spans) == 10 and {s["name"] for s in spans} == {"invoke_agent planner"}
+    whole = tmp_path / "planner-traces.jsonl"
+    assert main(["export", "otlp-json", "--db", str(store), "--where", query, "--whole-traces", "-o", str(whole),
+                 "--no-progress"]) == 0
+    traces = _exported_spans(whole)
+    assert len(traces) == 30 and {s["traceId"] for s in traces} == {s["traceId"] for s in spans}
+
+
+def test_where_with_bad_kql_reports_the_position(store: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "never.jsonl"
+    assert main(["export", "otlp-json", "--db", str(store), "--where", "dependencies | wher x == 1", "-o",
+                 str(out), "--no-progress"]) == 2
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    err = capsys.readouterr().err
+    assert err.startswith("tracekit: error: line 1, column") and err.count("\n") == 1

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -22,7 +23,7 @@ from tracekit.export.cursor import CursorRecord, CursorStore, cursor_id
 from tracekit.export.limits import AzureShaper, LimitReport, retime_offset
 from tracekit.export.rebuild import StoredSpan
 from tracekit.export.redact import Redactor
-from tracekit.export.selection import StoreSource
+from tracekit.export.selection import SpanPage, StoreSource
 
 TOO_OLD = "older than 48 hours: Application Insights refuses it (use --retime)"
 
@@ -90,6 +91,21 @@ class ExportSummary:
         }
 
 
+def prefetched_pages(source: StoreSource, keys: list[Any], page_size: int) -> Iterator[tuple[list[Any], SpanPage]]:
+    """(keys, page) for each page of `keys`, reading the next page from the store while the caller sends this one
+    (sending mostly waits on the network, reading on DuckDB; both release the GIL)."""
+    chunks = [keys[start:start + page_size] for start in range(0, len(keys), page_size)]
+    if not chunks:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-read") as pool:
+        upcoming = pool.submit(source.fetch, chunks[0])
+        for index, chunk in enumerate(chunks):
+            page = upcoming.result()
+            if index + 1 < len(chunks):
+                upcoming = pool.submit(source.fetch, chunks[index + 1])
+            yield chunk, page
+
+
 def _names(spans: Sequence[StoredSpan]) -> dict[str, str]:
     names: dict[str, str] = {}
     for span in spans:
@@ -138,9 +154,7 @@ def run_export(
             progress.update(task, note=f"retrying: {escape(sender.last_error)[:60]}")
 
         try:
-            for start in range(0, len(keys), page_size):
-                chunk = keys[start:start + page_size]
-                page = source.fetch(chunk)
+            for chunk, page in prefetched_pages(source, keys, page_size):
                 spans, logs, log_keys = page.spans, page.logs, page.log_keys
                 if redactor is not None:
                     spans, logs = redactor.spans(spans), redactor.logs(logs)
@@ -275,8 +289,7 @@ def run_file_export(source: StoreSource, out: Any, *, path: str, redactor: Redac
                         TimeElapsedColumn(), console=console or Console(stderr=True), disable=not show_progress)
     with progress:
         task = progress.add_task("write OTLP JSON", total=len(keys))
-        for start in range(0, len(keys), page_size):
-            page = source.fetch(keys[start:start + page_size])
+        for _, page in prefetched_pages(source, keys, page_size):
             spans, logs = page.spans, page.logs
             if redactor is not None:
                 spans, logs = redactor.spans(spans), redactor.logs(logs)
