@@ -315,11 +315,14 @@ def _rewrite_sources(sql: str, sources: set[str], time_filtered: bool, *, wide: 
             return match.group(0)
         has_wide = table in views.CLASSIC_TABLES or table in views.WORKSPACE_TABLES
         if has_wide and time_filtered:
-            source = (f'(SELECT * FROM "tk_{table}_wide" WHERE "{views.HIDDEN_PREFIX}time" >= {since})'
+            source = (f'(SELECT * FROM {views.wide_source(table)} WHERE "{views.HIDDEN_PREFIX}time" >= {since})'
                       if wide else
-                      f'(SELECT {_PUBLIC_COLUMNS} FROM "tk_{table}_wide" WHERE "{views.HIDDEN_PREFIX}time" >= {since})')
+                      f'(SELECT {_PUBLIC_COLUMNS} FROM {views.wide_source(table)} '
+                      f'WHERE "{views.HIDDEN_PREFIX}time" >= {since})')
+        elif has_wide and wide and table in _SHORTCUT_TABLES:
+            source = views.wide_source(table)
         elif has_wide:
-            source = f'"tk_{table}_wide"' if table in _SHORTCUT_TABLES else f'"{table}"'
+            return match.group(0)
         elif time_filtered:
             source = f'(SELECT * FROM "{table}" WHERE "{TIME_COLUMNS[table]}" >= {since})'
         else:

@@ -161,7 +161,7 @@ CREATE OR REPLACE TEMP MACRO tk_severity_level(n) AS
 
 # Resource -> cloud_RoleName / cloud_RoleInstance / application_Version (EXP/_utils.py::_populate_part_a_fields).
 _RESOURCE_TAGS = """
-CREATE OR REPLACE TEMP VIEW tk_resource_tags AS
+CREATE OR REPLACE TEMP MACRO tk_resource_tags() AS TABLE
 SELECT resource_id,
     CASE WHEN service_name IS NOT NULL AND NOT starts_with(service_name, 'unknown_service')
          THEN coalesce(service_namespace || '.', '') || service_name
@@ -187,7 +187,7 @@ _COMMON_EMPTY = """
 # HTTP, DB, messaging and Azure SDK facts the exporter reads, pulled out once per span. Each JSON read sits behind
 # a cheap text test, so GenAI-only traffic never pays for it.
 _SPAN_FACTS = """
-CREATE OR REPLACE TEMP VIEW tk_span_facts AS
+CREATE OR REPLACE TEMP MACRO tk_span_facts() AS TABLE
 SELECT s.*,
     CASE WHEN NOT has_http THEN NULL
          ELSE coalesce(s.attributes ->> '$."http.request.method"', s.attributes ->> '$."http.method"') END AS http_method,
@@ -250,7 +250,7 @@ _HIDDEN_SPAN_COLUMNS = ", ".join(
 )
 
 _SPAN_ITEMS = f"""
-CREATE OR REPLACE TEMP VIEW tk_span_items AS
+CREATE OR REPLACE TEMP MACRO tk_span_items() AS TABLE
 SELECT
     tk_exporter_time(s.start_time_ns) AS timestamp,  -- the exporter's float conversion, to the µs
     s.span_id AS id,
@@ -333,7 +333,7 @@ SELECT
     tk_item_count(s.attributes) AS itemCount,
     {_COMMON_EMPTY},
     {_HIDDEN_SPAN_COLUMNS}
-FROM tk_span_facts s LEFT JOIN tk_resource_tags r ON r.resource_id = s.resource_id
+FROM tk_span_facts() s LEFT JOIN tk_resource_tags() r ON r.resource_id = s.resource_id
 """
 
 _REQUEST_COLUMNS = ("timestamp, id, name, url, source, success, resultCode, duration, performanceBucket, itemType, "
@@ -351,18 +351,18 @@ _HIDDEN_SPAN_SELECT = ", ".join(
 )
 
 _SPAN_TABLES = f"""
-CREATE OR REPLACE TEMP VIEW tk_requests_wide AS
+CREATE OR REPLACE TEMP MACRO tk_requests_wide() AS TABLE
 SELECT {_REQUEST_COLUMNS}, {_CONTEXT_COLUMNS}, {_HIDDEN_SPAN_SELECT}
-FROM tk_span_items WHERE __kind IN ('SERVER', 'CONSUMER');
-CREATE OR REPLACE TEMP VIEW tk_dependencies_wide AS
+FROM tk_span_items() WHERE __kind IN ('SERVER', 'CONSUMER');
+CREATE OR REPLACE TEMP MACRO tk_dependencies_wide() AS TABLE
 SELECT {_DEPENDENCY_COLUMNS}, {_CONTEXT_COLUMNS}, {_HIDDEN_SPAN_SELECT}
-FROM tk_span_items WHERE __kind NOT IN ('SERVER', 'CONSUMER');
+FROM tk_span_items() WHERE __kind NOT IN ('SERVER', 'CONSUMER');
 """
 
 # Span events (EXP/export/trace/_exporter.py::_convert_span_events_to_envelopes) and log records
 # (EXP/export/logs/_exporter.py::_convert_log_to_envelope), with what the two share.
 _EVENT_BASE = f"""
-CREATE OR REPLACE TEMP VIEW tk_event_items AS
+CREATE OR REPLACE TEMP MACRO tk_event_items() AS TABLE
 SELECT
     tk_exporter_time(e.time_ns) AS timestamp,
     e.name AS __event_name,
@@ -416,7 +416,7 @@ FROM logs l
 _LOG_MESSAGE = "left(CASE WHEN json_type(__body) = 'VARCHAR' THEN __body ->> '$' ELSE CAST(__body AS VARCHAR) END, 32768)"
 
 _EVENT_TABLES = f"""
-CREATE OR REPLACE TEMP VIEW tk_event_rows AS
+CREATE OR REPLACE TEMP MACRO tk_event_rows() AS TABLE
 SELECT i.*,
     coalesce(r.application_Version, '') AS application_Version,
     coalesce(r.cloud_RoleName, '') AS cloud_RoleName,
@@ -426,9 +426,9 @@ SELECT i.*,
                              OR json_exists(i.__attributes, '$."exception.message"'))) AS __log_exception,
     (i.__source = 'log' AND (json_exists(i.__attributes, '$."microsoft.custom_event.name"')
                              OR json_exists(i.__attributes, '$."_MS.event_marker"'))) AS __log_event
-FROM tk_event_items i LEFT JOIN tk_resource_tags r ON r.resource_id = i.__resource_id;
+FROM tk_event_items() i LEFT JOIN tk_resource_tags() r ON r.resource_id = i.__resource_id;
 
-CREATE OR REPLACE TEMP VIEW tk_traces_wide AS
+CREATE OR REPLACE TEMP MACRO tk_traces_wide() AS TABLE
 SELECT timestamp,
     CASE WHEN __source = 'span_event' THEN left(__event_name, 32768)
          ELSE coalesce(nullif(trim({_LOG_MESSAGE}), ''), 'n/a') END AS message,
@@ -436,11 +436,11 @@ SELECT timestamp,
         AS severityLevel,
     'trace' AS itemType, customDimensions, CAST(NULL AS JSON) AS customMeasurements,
     {_CONTEXT_COLUMNS}, __attributes AS {HIDDEN_PREFIX}attributes, __time AS {HIDDEN_PREFIX}time
-FROM tk_event_rows
+FROM tk_event_rows()
 WHERE (__source = 'span_event' AND __event_name <> 'exception')
    OR (__source = 'log' AND NOT __log_exception AND NOT __log_event);
 
-CREATE OR REPLACE TEMP VIEW tk_exceptions_wide AS
+CREATE OR REPLACE TEMP MACRO tk_exceptions_wide() AS TABLE
 SELECT timestamp,
     left(coalesce(nullif(tk_attr_text(__attributes, '$."exception.type"'), ''), 'Exception'), 1024) AS type,
     left(CASE WHEN __source = 'log' AND __body IS NOT NULL AND {_LOG_MESSAGE} <> '' THEN {_LOG_MESSAGE}
@@ -464,21 +464,21 @@ SELECT timestamp,
         stack := left(coalesce(tk_attr_text(__attributes, '$."exception.stacktrace"'), 'None'), 32768))]) AS details,
     'exception' AS itemType, customDimensions, CAST(NULL AS JSON) AS customMeasurements,
     {_CONTEXT_COLUMNS}, __attributes AS {HIDDEN_PREFIX}attributes, __time AS {HIDDEN_PREFIX}time
-FROM tk_event_rows
+FROM tk_event_rows()
 WHERE (__source = 'span_event' AND __event_name = 'exception') OR __log_exception;
 
-CREATE OR REPLACE TEMP VIEW tk_customEvents_wide AS
+CREATE OR REPLACE TEMP MACRO tk_customEvents_wide() AS TABLE
 SELECT timestamp,
     coalesce(nullif(tk_attr_text(__attributes, '$."microsoft.custom_event.name"'), ''), {_LOG_MESSAGE}, '') AS name,
     'customEvent' AS itemType, customDimensions, CAST(NULL AS JSON) AS customMeasurements,
     {_CONTEXT_COLUMNS}, __attributes AS {HIDDEN_PREFIX}attributes, __time AS {HIDDEN_PREFIX}time
-FROM tk_event_rows
+FROM tk_event_rows()
 WHERE __log_event AND NOT __log_exception;
 """
 
 # Metric points -> customMetrics (one row per point; histograms give count/sum/min/max as the Azure exporter does).
 _METRICS = f"""
-CREATE OR REPLACE TEMP VIEW tk_customMetrics_wide AS
+CREATE OR REPLACE TEMP MACRO tk_customMetrics_wide() AS TABLE
 SELECT tk_exporter_time(m.time_ns) AS timestamp,
     m.metric_name AS name,
     coalesce(m.value, m.sum) AS value,
@@ -498,7 +498,7 @@ SELECT tk_exporter_time(m.time_ns) AS timestamp,
     '' AS appId, '' AS appName, '' AS iKey, '{SDK_VERSION}' AS sdkVersion,
     'metric' || CAST(m.ingest_seq AS VARCHAR) || '-' || CAST(m.time_ns AS VARCHAR) AS itemId,
     m.attributes AS {HIDDEN_PREFIX}attributes, m.time AS {HIDDEN_PREFIX}time
-FROM metric_points m LEFT JOIN tk_resource_tags r ON r.resource_id = m.resource_id
+FROM metric_points m LEFT JOIN tk_resource_tags() r ON r.resource_id = m.resource_id
 """
 
 # Workspace (Log Analytics) column names for the classic ones (azure-monitor.md §3.1, §3.2).
@@ -532,30 +532,55 @@ def _hostname() -> str:
     return "'" + socket.gethostname().replace("'", "''") + "'"
 
 
-def _public_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    con.execute(
-        f'CREATE OR REPLACE TEMP VIEW "{name}" AS '
-        f"SELECT COLUMNS(c -> NOT starts_with(c, '{HIDDEN_PREFIX}')) FROM \"tk_{name}_wide\""
-        .replace("c -> ", "lambda c: ")
-    )
+_EVENT_CONTEXT = "itemType, customDimensions, customMeasurements, " + _CONTEXT_COLUMNS
+_METRIC_CONTEXT = ", ".join(c for c in _CONTEXT_COLUMNS.split(", ") if c != "itemCount")
+
+# The public columns of each classic table, in Application Insights' order (the TEMP views select exactly these).
+PUBLIC_COLUMNS: dict[str, list[str]] = {
+    table: [column.strip() for column in columns.split(",")]
+    for table, columns in {
+        "requests": _REQUEST_COLUMNS + ", " + _CONTEXT_COLUMNS,
+        "dependencies": _DEPENDENCY_COLUMNS + ", " + _CONTEXT_COLUMNS,
+        "traces": "timestamp, message, severityLevel, " + _EVENT_CONTEXT,
+        "exceptions": "timestamp, type, message, problemId, handledAt, assembly, method, outerType, outerMessage, "
+                      "outerAssembly, outerMethod, innermostType, innermostMessage, innermostAssembly, "
+                      "innermostMethod, severityLevel, details, " + _EVENT_CONTEXT,
+        "customEvents": "timestamp, name, " + _EVENT_CONTEXT,
+        "customMetrics": "timestamp, name, value, valueCount, valueSum, valueMin, valueMax, valueStdDev, itemType, "
+                         "customDimensions, " + _METRIC_CONTEXT,
+    }.items()
+}
 
 
-def _workspace_view(con: duckdb.DuckDBPyConnection, workspace: str, classic: str) -> None:
-    columns = [row[0] for row in con.execute(f'DESCRIBE "tk_{classic}_wide"').fetchall()]
+def _workspace_select(workspace: str, classic: str) -> str:
+    """The SELECT list that renames a classic table's columns to the workspace table's."""
     select = []
-    for column in columns:
+    for column in PUBLIC_COLUMNS[classic]:
         if column in _WORKSPACE_DROPPED or (workspace, column) in _WORKSPACE_TABLE_DROPPED:
-            continue
-        if column.startswith(HIDDEN_PREFIX):
-            select.append(f'"{column}"')
             continue
         target = _WORKSPACE_OVERRIDES.get((workspace, column)) or WORKSPACE_RENAMES.get(column, column)
         select.append(f'"{column}" AS "{target}"')
     select += [f"'{workspace}' AS \"Type\"", "'' AS \"ResourceGUID\"", "'' AS \"TenantId\"",
                "'' AS \"SourceSystem\"", "'' AS \"_ResourceId\""]
-    con.execute(f'CREATE OR REPLACE TEMP VIEW "tk_{workspace}_wide" AS SELECT {", ".join(select)} '
-                f'FROM "tk_{classic}_wide"')
-    _public_view(con, workspace)
+    return ", ".join(select)
+
+
+def wide_source(table: str) -> str:
+    """SQL for a FROM clause: the view's rows with the hidden `__tk_*` columns (raw attributes, store time, typed
+    columns) that tracekit.query.kql uses for time ranges and customDimensions shortcuts."""
+    if table in WORKSPACE_TABLES:
+        classic = WORKSPACE_TABLES[table]
+        return f"(SELECT {_workspace_select(table, classic)}, COLUMNS('^{HIDDEN_PREFIX}') FROM tk_{classic}_wide())"
+    return f"tk_{table}_wide()"
+
+
+def _install_public_views(con: duckdb.DuckDBPyConnection) -> None:
+    for table, columns in PUBLIC_COLUMNS.items():
+        listed = ", ".join(f'"{column}"' for column in columns)
+        con.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS SELECT {listed} FROM tk_{table}_wide()')
+    for workspace, classic in WORKSPACE_TABLES.items():
+        con.execute(f'CREATE OR REPLACE TEMP VIEW "{workspace}" AS '
+                    f"SELECT {_workspace_select(workspace, classic)} FROM tk_{classic}_wide()")
 
 
 _HELPERS = """
@@ -590,10 +615,7 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
     for statement in (_MACROS, _RESOURCE_TAGS.format(hostname=_hostname()), _SPAN_FACTS, _SPAN_ITEMS, _SPAN_TABLES,
                       _EVENT_BASE, _EVENT_TABLES, _METRICS, _HELPERS):
         con.execute(statement)
-    for table in CLASSIC_TABLES:
-        _public_view(con, table)
-    for workspace, classic in WORKSPACE_TABLES.items():
-        _workspace_view(con, workspace, classic)
+    _install_public_views(con)
 
 
 def view_names() -> list[str]:

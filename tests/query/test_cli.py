@@ -1,0 +1,145 @@
+"""`tracekit query` end to end: against a store file and through a running collector's read API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+
+import pytest
+
+from spanfactory import collector_store
+from tracekit.cli import main
+from workload import make_workload, server_span_workload
+
+
+@pytest.fixture(scope="module")
+def workload():
+    return make_workload(runs=6, seed=5)
+
+
+@pytest.fixture(scope="module")
+def store_file(workload, tmp_path_factory):
+    """A store file written by a real collector, which is stopped afterwards (queries then open the file)."""
+    directory = tmp_path_factory.mktemp("cli")
+    spans = workload.spans + server_span_workload()
+    with collector_store(directory, spans, workload.logs):
+        pass
+    return directory / "traces.duckdb"
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["query", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_kql_table_output(store_file, capsys, workload):
+    code, out, err = _run(capsys, "--db", str(store_file),
+                          'dependencies | summarize n = count() by op = tostring(customDimensions["gen_ai.operation.name"])'
+                          " | order by op asc")
+    assert code == 0, err
+    counts = Counter(s.attributes.get("gen_ai.operation.name") for s in workload.spans)
+    for op, n in counts.items():
+        assert any(op in line and f" {n} " in line for line in out.splitlines()), (op, n, out)
+
+
+def test_json_output_has_typed_values_and_parsed_dimensions(store_file, capsys, workload):
+    chat = next(s for s in workload.spans if s.attributes.get("gen_ai.operation.name") == "chat")
+    trace_id = format(chat.context.trace_id, "032x")
+    code, out, err = _run(capsys, "--db", str(store_file), "--format", "json",
+                          f'AppDependencies | where OperationId == "{trace_id}" and Name == "{chat.name}" '
+                          "| project Id, DurationMs, Success, Properties, TimeGenerated")
+    assert code == 0, err
+    rows = json.loads(out)
+    row = next(r for r in rows if r["Id"] == format(chat.context.span_id, "016x"))
+    assert row["Success"] is True
+    assert row["DurationMs"] == float((chat.end_time - chat.start_time + 500_000) // 1_000_000)
+    assert row["Properties"]["gen_ai.request.model"] == chat.attributes["gen_ai.request.model"]
+    assert row["TimeGenerated"].startswith("20")
+
+
+def test_csv_output_and_parameters(store_file, capsys, workload):
+    code, out, err = _run(capsys, "--db", str(store_file), "--format", "csv", "--param", "tool=search",
+                          "declare query_parameters(tool:string);\n"
+                          'dependencies | where customDimensions["gen_ai.tool.name"] == tool | project id')
+    assert code == 0, err
+    ids = {row["id"] for row in csv.DictReader(io.StringIO(out))}
+    assert ids == {format(s.context.span_id, "016x") for s in workload.spans
+                   if s.attributes.get("gen_ai.tool.name") == "search"}
+
+
+def test_sql_mode(store_file, capsys, workload):
+    code, out, err = _run(capsys, "--db", str(store_file), "--sql", "--format", "json",
+                          "select name, count(*) as n from spans group by 1 order by 1")
+    assert code == 0, err
+    assert {r["name"]: r["n"] for r in json.loads(out)} == dict(
+        Counter(s.name for s in workload.spans + server_span_workload()))
+
+
+@pytest.mark.parametrize("sql, reason", [
+    ("insert into spans select * from spans", "only read-only queries"),
+    ("delete from spans", "only read-only queries"),
+    ("copy spans to '/tmp/tracekit-leak.csv'", "only read-only queries"),
+    ("attach '/tmp/other.duckdb' as other", "only read-only queries"),
+    ("select * from read_csv('/etc/passwd')", "disabled"),
+    ("select 1; select 2", "exactly one SQL statement"),
+])
+def test_sql_mode_refuses_writes_and_outside_access(store_file, capsys, sql, reason):
+    code, out, err = _run(capsys, "--db", str(store_file), "--sql", sql)
+    assert code != 0
+    assert reason in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_bad_kql_is_one_line_with_position(store_file, capsys):
+    code, out, err = _run(capsys, "--db", str(store_file), "dependencies\n| summarize count( by name")
+    assert code == 2
+    assert err.startswith("tracekit: error: line 2, column ")
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_bad_params_are_clear(store_file, capsys):
+    code, _, err = _run(capsys, "--db", str(store_file), "--param", "n=abc",
+                        "declare query_parameters(n:long); dependencies | take n")
+    assert code == 2 and "not a valid long" in err
+    code, _, err = _run(capsys, "--db", str(store_file), "--param", "x=1",
+                        "declare query_parameters(n:long); dependencies | take n")
+    assert code == 2 and "declares no such parameter" in err
+
+
+def test_span_content_is_printed_literally(tmp_path, capsys):
+    """Rich markup inside span names must not be interpreted."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.get_tracer("t").start_span("[bold red]boom[/] \x1b[31m").end()
+    with collector_store(tmp_path, exporter.get_finished_spans()):
+        pass
+    code, out, err = _run(capsys, "--db", str(tmp_path / "traces.duckdb"), "dependencies | project name")
+    assert code == 0, err
+    assert "[bold red]boom[/]" in out
+
+
+def test_through_a_running_collector(tmp_path, capsys, workload):
+    with collector_store(tmp_path, workload.spans, workload.logs) as collector:
+        code, out, err = _run(capsys, "--db", str(tmp_path / "traces.duckdb"), "--format", "json",
+                              "customEvents | summarize n = count() by evaluator = "
+                              'tostring(customDimensions["gen_ai.evaluation.name"])')
+        assert code == 0, err
+        assert collector is not None
+    expected = Counter(log.log_record.attributes["gen_ai.evaluation.name"] for log in workload.logs)
+    assert {row["evaluator"]: row["n"] for row in json.loads(out)} == dict(expected)
+
+
+def test_help_explains(capsys):
+    with pytest.raises(SystemExit):
+        main(["query", "--help"])
+    out = capsys.readouterr().out
+    for word in ("AppDependencies", "--sql", "--param", "--since", "read-only"):
+        assert word in out
