@@ -75,10 +75,11 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tracekit` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        # No subcommand: collector + TUI in one process (the `run` command's defaults).
-        args = parser.parse_args(["run", *(argv if argv is not None else sys.argv[1:])])
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments or (arguments[0].startswith("-") and arguments[0] not in ("-h", "--help", "--version")):
+        # No command: collector + TUI in one process; options such as --db belong to `run`.
+        arguments.insert(0, "run")
+    args = parser.parse_args(arguments)
     handler: Handler = args.handler
     try:
         return int(handler(args) or 0)
