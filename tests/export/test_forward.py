@@ -82,3 +82,29 @@ def test_collector_forwards_to_an_upstream_otlp_collector(collector_settings, tm
         upstream_rows = upstream.reader().sql(
             "SELECT trace_id, span_id, name, attributes::VARCHAR FROM spans ORDER BY ALL").to_pylist()
     assert upstream_rows == local_rows
+
+
+def test_export_and_status_while_a_collector_owns_the_store(collector, tmp_path: Path, capsys) -> None:
+    """The store is locked by the collector: export reads through its read API, the cursor lives beside the file."""
+    import json
+
+    from tracekit.cli import main
+
+    send_turns(collector, 3)
+    wait_for(lambda: stored(collector) == 9)
+    out = tmp_path / "live.jsonl"
+    assert main(["export", "otlp-json", "--db", str(collector.db_path), "-o", str(out), "--no-progress"]) == 0
+    assert sum(len(s["spans"]) for line in out.read_bytes().splitlines()
+               for r in json.loads(line).get("resourceSpans", ()) for s in r["scopeSpans"]) == 9
+    with FakeIngestion() as fake:
+        command = ["export", "azure-monitor", "--db", str(collector.db_path), "--connection-string",
+                   fake.connection_string, "--no-progress", "--json"]
+        assert main(command) == 0
+        first = json.loads(capsys.readouterr().out)
+        assert first["items_delivered"] == 9 + 6 and first["complete"]  # spans + their events
+        assert main(["export", "status", "--db", str(collector.db_path), "--json"]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert [record["destination"] for record in status.values()] == [
+            f"azure-monitor:00000000-0000-4000-8000-000000000001@{fake.endpoint}"]
+        assert main(command) == 0
+        assert json.loads(capsys.readouterr().out)["selected_spans"] == 0
