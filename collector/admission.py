@@ -36,6 +36,11 @@ class Admission:
             self._used += size
             return True
 
+    def would_refuse(self, size: int) -> bool:
+        """A cheap early check (no reservation): would a request of `size` bytes be refused right now?"""
+        with self._lock:
+            return bool(self._used) and self._used + size > self.capacity
+
     def release(self, size: int) -> None:
         """Return the bytes of a request that finished (committed, rejected or failed)."""
         now = time.monotonic()

@@ -23,6 +23,8 @@ from tracekit.collector.ingest.pipeline import ExportResult, IngestPipeline, Inv
 
 log = logging.getLogger("tracekit.collector.grpc")
 
+MAX_CONCURRENT_RPCS = 128
+
 SERVICES = {
     "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
     "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
@@ -84,7 +86,9 @@ def _handler(signal: str, pipeline: IngestPipeline, token: str | None) -> Callab
 async def start_grpc_server(host: str, port: int, pipeline: IngestPipeline, *, token: str | None = None,
                             max_message_bytes: int) -> tuple[grpc.aio.Server, int]:
     """Start the gRPC receiver; return the server and the port it bound (useful when port is 0)."""
-    server = grpc.aio.server(options=[
+    # Each concurrent RPC may hold a whole request in memory before admission sees it: bound how many there are
+    # (gRPC answers RESOURCE_EXHAUSTED beyond that, which exporters retry).
+    server = grpc.aio.server(maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS, options=[
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", 4 * 1024 * 1024),
         ("grpc.so_reuseport", 0),

@@ -57,6 +57,13 @@ def build_http_app(pipeline: IngestPipeline, *, token: str | None = None) -> web
             return _status_response(
                 415, _INVALID_ARGUMENT,
                 f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}", False)
+        declared = request.content_length
+        if declared is not None and pipeline.admission.would_refuse(declared):
+            # Refuse before reading the body: an overloaded collector should not buffer what it cannot take.
+            pipeline.admission.refused += 1
+            retry = str(max(1, math.ceil(pipeline.admission.retry_after_seconds())))
+            return _status_response(429, _RESOURCE_EXHAUSTED, "collector queue is full", is_json,
+                                    {"Retry-After": retry})
         try:
             # aiohttp inflates gzip/deflate bodies while reading and counts the inflated bytes against
             # client_max_size, so a compression bomb ends in 413 without being held in memory whole.
