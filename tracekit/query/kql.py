@@ -73,11 +73,23 @@ def run_kql(reader: StoreReader, text: str, params: dict[str, Any] | None = None
     """
     compiled = compile_kql(reader, text, params, since=since, now=now)
     try:
-        return reader.sql(compiled.sql, compiled.params or None)
+        table = reader.sql(compiled.sql, compiled.params or None)
     except QueryError:
         if compiled.fallback_sql is None:
             raise
-        return reader.sql(compiled.fallback_sql, compiled.params or None)
+        table = reader.sql(compiled.fallback_sql, compiled.params or None)
+    return _as_kql_types(table)
+
+
+def _as_kql_types(table: pa.Table) -> pa.Table:
+    """KQL's `sum()` of longs is a long; DuckDB widens it to HUGEINT, which reaches Arrow as decimal(38, 0)."""
+    for index, column_field in enumerate(table.schema):
+        if pa.types.is_decimal(column_field.type) and column_field.type.scale == 0:
+            try:
+                table = table.set_column(index, column_field.name, table.column(index).cast(pa.int64()))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass  # beyond a long: keep the exact decimal
+    return table
 
 
 def compile_kql(reader: StoreReader | None, text: str, params: dict[str, Any] | None = None, *,

@@ -1,0 +1,194 @@
+"""The agents dashboard: definitions, every tile's answer against the spans, terminal rendering, Workbook export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "query"))
+
+from spanfactory import collector_store  # noqa: E402
+from workload import BASE_NS, make_workload  # noqa: E402
+
+import tracekit.dashboards as dashboards  # noqa: E402
+from tracekit.cli import main  # noqa: E402
+from tracekit.dashboards.workbook import to_workbook  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def workload():
+    return make_workload(runs=24, seed=9)
+
+
+@pytest.fixture(scope="module")
+def store(workload, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("dash")
+    with collector_store(directory, workload.spans, workload.logs) as collector:
+        yield collector.reader(), directory / "traces.duckdb"
+
+
+def _op(span):
+    return span.attributes.get("gen_ai.operation.name")
+
+
+def _ms(span) -> float:
+    return float((span.end_time - span.start_time + 500_000) // 1_000_000)
+
+
+def _rank(values, percent):
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
+
+
+def _run(store, tile_id):
+    reader, _ = store
+    return dashboards.run_tile(reader, dashboards.load("agents").tile(tile_id), None).to_pylist()
+
+
+def test_agents_dashboard_definition():
+    assert "agents" in dashboards.names()
+    board = dashboards.load("agents")
+    assert board.default_since == dt.timedelta(hours=24)
+    ids = [tile.id for tile in board.tiles]
+    for required in ("runs_by_agent", "run_latency", "models", "tools", "errors", "evaluations"):
+        assert required in ids
+    assert {tile.chart for tile in board.tiles} <= set(dashboards.CHART_KINDS)
+    with pytest.raises(dashboards.DashboardError, match="available: agents"):
+        dashboards.load("nope")
+
+
+def test_runs_and_success_by_agent(store, workload):
+    runs = defaultdict(lambda: [0, 0])
+    for span in workload.spans:
+        if _op(span) == "invoke_agent":
+            entry = runs[span.attributes["gen_ai.agent.name"]]
+            entry[0] += 1
+            entry[1] += not span.status.is_ok
+    rows = _run(store, "runs_by_agent")
+    assert {r["AgentName"]: [r["Runs"], r["Failed"]] for r in rows} == {k: v for k, v in runs.items()}
+    for row in rows:
+        assert row["SuccessRate"] == round(100.0 * (row["Runs"] - row["Failed"]) / row["Runs"], 1)
+    total = sum(v[0] for v in runs.values())
+    failed = sum(v[1] for v in runs.values())
+    assert _run(store, "runs_total") == [{"Runs": total}]
+    assert _run(store, "success_rate") == [{"SuccessRate": round(100.0 * (total - failed) / total, 1)}]
+
+
+def test_latency_of_runs(store, workload):
+    durations = defaultdict(list)
+    for span in workload.spans:
+        if _op(span) == "invoke_agent":
+            durations[span.attributes["gen_ai.agent.name"]].append(_ms(span))
+    rows = {r["AgentName"]: r for r in _run(store, "run_latency")}
+    for agent, values in durations.items():
+        assert (rows[agent]["P50"], rows[agent]["P95"]) == (_rank(values, 50), _rank(values, 95))
+
+
+def test_models_and_tokens(store, workload):
+    expected = defaultdict(lambda: [0, 0, 0])
+    for span in workload.spans:
+        if _op(span) == "chat":
+            entry = expected[span.attributes["gen_ai.request.model"]]
+            entry[0] += 1
+            entry[1] += span.attributes["gen_ai.usage.input_tokens"]
+            entry[2] += span.attributes["gen_ai.usage.output_tokens"]
+    rows = _run(store, "models")
+    assert {r["Model"]: [r["Calls"], int(r["InputTokens"]), int(r["OutputTokens"])] for r in rows} == dict(expected)
+
+
+def test_tools_and_errors(store, workload):
+    tools = defaultdict(lambda: [0, 0])
+    error_types = defaultdict(int)
+    for span in workload.spans:
+        if _op(span) == "execute_tool":
+            tools[span.attributes["gen_ai.tool.name"]][0] += 1
+            tools[span.attributes["gen_ai.tool.name"]][1] += not span.status.is_ok
+        if not span.status.is_ok:
+            exception = next((e for e in span.events if e.name == "exception"), None)
+            error_types[exception.attributes["exception.type"] if exception else "Other"] += 1
+    assert {r["Tool"]: [r["Calls"], r["Errors"]] for r in _run(store, "tools")} == dict(tools)
+    assert {r["ErrorType"]: r["Errors"] for r in _run(store, "errors")} == dict(error_types)
+
+
+def test_evaluation_scores(store, workload):
+    scores = defaultdict(list)
+    for log in workload.logs:
+        attributes = log.log_record.attributes
+        scores[attributes["gen_ai.evaluation.name"]].append(attributes["gen_ai.evaluation.score.value"])
+    rows = {r["Evaluator"]: r for r in _run(store, "evaluations")}
+    for name, values in scores.items():
+        assert rows[name]["Evaluations"] == len(values)
+        assert rows[name]["AvgScore"] == round(sum(values) / len(values), 2)
+        assert rows[name]["MinScore"] == min(values)
+
+
+def test_time_range_narrows_every_tile(store, workload):
+    reader, _ = store
+    board = dashboards.load("agents")
+    from tracekit.query.kql import run_kql
+
+    end_ns = max(s.end_time for s in workload.spans)
+    now = dt.datetime.fromtimestamp(end_ns / 1e9, dt.timezone.utc)
+    window = dt.timedelta(minutes=3)
+    cutoff = end_ns - 3 * 60 * 1_000_000_000
+    runs = run_kql(reader, board.tile("runs_total").kql, since=window, now=now).to_pylist()
+    expected = sum(1 for s in workload.spans if _op(s) == "invoke_agent" and s.start_time >= cutoff)
+    assert 0 < expected < 24
+    assert runs == [{"Runs": expected}]
+    for tile in board.tiles:  # every tile runs with a range
+        run_kql(reader, tile.kql, since=window, now=now)
+    assert BASE_NS < end_ns
+
+
+def test_show_renders_every_tile(store, capsys):
+    _, path = store
+    assert main(["dashboards", "show", "agents", "--db", str(path), "--since", "all"]) == 0
+    out = capsys.readouterr().out
+    for tile in dashboards.load("agents").tiles:
+        assert tile.title in out
+    for agent in ("planner", "researcher", "writer", "gpt-4o-mini", "calculator", "relevance"):
+        assert agent in out
+
+
+def test_show_prints_markup_literally(tmp_path, capsys):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.get_tracer("t").start_span("invoke_agent x", attributes={
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "[red]evil[/red]"}).end()
+    with collector_store(tmp_path, exporter.get_finished_spans()):
+        pass
+    assert main(["dashboards", "show", "agents", "--db", str(tmp_path / "traces.duckdb"), "--since", "all",
+                 "--tile", "runs_by_agent"]) == 0
+    assert "[red]evil[/red]" in capsys.readouterr().out
+
+
+def test_workbook_export_carries_the_same_kql(capsys):
+    board = dashboards.load("agents")
+    assert main(["dashboards", "export", "agents", "--workbook"]) == 0
+    workbook = json.loads(capsys.readouterr().out)
+    assert workbook == to_workbook(board)
+    assert workbook["version"] == "Notebook/1.0"
+    queries = [item["content"] for item in workbook["items"] if item["type"] == 3]
+    assert [q["query"] for q in queries] == [tile.kql for tile in board.tiles]
+    assert all(q["timeContextFromParameter"] == "TimeRange" for q in queries)
+    assert all(q["resourceType"] == "microsoft.insights/components" for q in queries)
+    parameters = next(item for item in workbook["items"] if item["type"] == 9)["content"]["parameters"]
+    assert parameters[0]["name"] == "TimeRange" and parameters[0]["value"] == {"durationMs": 86_400_000}
+    by_kind = {tile.chart: q["visualization"] for tile, q in zip(board.tiles, queries)}
+    assert by_kind == {"number": "tiles", "bar": "barchart", "line": "timechart", "table": "table"}
+
+
+def test_list(capsys):
+    assert main(["dashboards", "list"]) == 0
+    assert capsys.readouterr().out.startswith("agents\t")
