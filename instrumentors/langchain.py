@@ -73,9 +73,16 @@ class _Run:
     suppress_token: Any = None
 
 
+def _field(msg: Any, name: str) -> Any:
+    """A message field without pydantic's slow miss path (a missing attribute costs an exception there)."""
+    fields = getattr(msg, "__dict__", None)
+    return fields.get(name) if fields is not None else getattr(msg, name, None)
+
+
 def _role(msg: Any) -> str:
-    msg_type = getattr(msg, "type", None) or type(msg).__name__
-    return _ROLE_BY_TYPE.get(msg_type, getattr(msg, "role", None) or str(msg_type))
+    msg_type = _field(msg, "type") or type(msg).__name__
+    role = _ROLE_BY_TYPE.get(msg_type)
+    return role if role is not None else str(_field(msg, "role") or msg_type)
 
 
 def _content_parts(content: Any) -> list[dict[str, Any]]:
@@ -107,9 +114,9 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
 def _message_parts(msg: Any) -> list[dict[str, Any]]:
     role = _role(msg)
     if role == "tool":
-        return [tool_call_response_part(getattr(msg, "tool_call_id", None), msg.content)]
-    parts = _content_parts(getattr(msg, "content", None))
-    for call in getattr(msg, "tool_calls", None) or ():
+        return [tool_call_response_part(_field(msg, "tool_call_id"), _field(msg, "content"))]
+    parts = _content_parts(_field(msg, "content"))
+    for call in _field(msg, "tool_calls") or ():
         parts.append(tool_call_part(call.get("id"), call.get("name", ""), call.get("args")))
     return parts
 
@@ -118,7 +125,7 @@ def _to_otel_messages(messages: Sequence[Any]) -> tuple[list[dict[str, Any]], li
     """(input messages, system instruction parts): in-history system messages stay in the input (per spec)."""
     result = []
     for msg in messages:
-        result.append(message(_role(msg), _message_parts(msg), name=getattr(msg, "name", None)))
+        result.append(message(_role(msg), _message_parts(msg), name=_field(msg, "name")))
     return result, []
 
 

@@ -1,0 +1,216 @@
+"""Cost of tracekit's instrumentation per span, against a bare OpenTelemetry span with the same attributes.
+
+Run: `python bench/overhead.py [--quick]`. Everything is measured in this one process, interleaved (baseline,
+ours, baseline, ours, ...) and reported as medians, so the ratios hold even on a busy machine where absolute
+figures drift. Both sides use the same TracerProvider (one processor that drops finished spans), so the figures
+are the instrumentation's own work: building attributes, messages JSON, context bookkeeping, redaction.
+
+Scenarios
+  tool    `@tracekit.tool` call            vs  start_as_current_span("execute_tool ...", same attributes)
+  agent   `with tracekit.agent(...)`       vs  start_as_current_span("invoke_agent ...", same attributes)
+  chat    LangChain handler, start + end   vs  start_span("chat ...", same final attributes incl. messages JSON)
+          of a chat model run with 6 messages and a tool call, usage and finish reasons
+each with content recording off (target: at most 1.5x the bare span) and on with the default redaction policy.
+Redaction throughput (target: at least 50 MB/s) on realistic message JSON, and on adversarial digit-dense text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider  # noqa: E402
+
+import tracekit  # noqa: E402
+from tracekit.api import using_tracer_provider  # noqa: E402
+from tracekit.content import ContentMode, ContentSettings, using_content_settings  # noqa: E402
+from tracekit.redaction import RedactionPolicy  # noqa: E402
+
+
+class Drop(SpanProcessor):
+    """Finished spans go nowhere: we time span work, not export."""
+
+    def on_end(self, span: Any) -> None:
+        return None
+
+
+def timed(fn: Callable[[], Any], n: int) -> float:
+    """Seconds per call of `fn` over `n` calls."""
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+def compare(name: str, bare: Callable[[], Any], ours: Callable[[], Any], n: int, rounds: int) -> tuple[float, float]:
+    bare_times, our_times = [], []
+    timed(bare, n // 10)
+    timed(ours, n // 10)
+    for _ in range(rounds):
+        bare_times.append(timed(bare, n))
+        our_times.append(timed(ours, n))
+    b, o = statistics.median(bare_times), statistics.median(our_times)
+    print(f"  {name:<28} bare {b * 1e6:7.1f} us   tracekit {o * 1e6:7.1f} us   ratio {o / b:5.2f}x")
+    return b, o
+
+
+# --- scenarios ----------------------------------------------------------------------------------------------------------
+
+
+def tool_scenario(tracer: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    def weather(city: str, unit: str = "C") -> str:
+        return f"rainy in {city}"
+
+    traced = tracekit.tool(weather)
+    attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "weather", "gen_ai.tool.type": "function"}
+
+    def bare() -> Any:
+        with tracer.start_as_current_span("execute_tool weather", attributes=attrs):
+            return weather("Paris", unit="F")
+
+    return bare, lambda: traced("Paris", unit="F")
+
+
+def agent_scenario(tracer: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    attrs = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner",
+             "gen_ai.conversation.id": "conv-1"}
+
+    def bare() -> None:
+        with tracer.start_as_current_span("invoke_agent planner", attributes=attrs):
+            pass
+
+    def ours() -> None:
+        with tracekit.agent("planner", conversation_id="conv-1"):
+            pass
+
+    return bare, ours
+
+
+def chat_scenario(tracer: Any, provider: Any, content_on: bool) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+    from langchain_core.outputs import ChatGeneration, LLMResult
+
+    from tracekit.instrumentors.langchain import TracekitCallbackHandler
+
+    handler = TracekitCallbackHandler(provider)
+    prose = ("I'd like to fly from Lisbon to Kyoto in late March, ideally a morning departure with one stop; "
+             "my budget is about 900 euros and I can be reached at ann@example.com. ")
+    messages = [SystemMessage("You are a travel agent. Be concise."), HumanMessage(prose * 3),
+                AIMessage("", tool_calls=[{"name": "search_flights", "args": {"from": "LIS", "to": "KIX"}, "id": "c1"}]),
+                ToolMessage("3 options: TK 1752 09:40 EUR 814; LH 1166 12:05 EUR 851", tool_call_id="c1"),
+                HumanMessage("Which one is best?"), AIMessage("TK 1752: cheapest and leaves in the morning.")]
+    answer = AIMessage("Take TK 1752 at 09:40 (EUR 814); it is the cheapest and a morning flight.",
+                       response_metadata={"finish_reason": "stop", "model_name": "gpt-4o-mini-2024-07-18",
+                                          "id": "chatcmpl-1"},
+                       usage_metadata={"input_tokens": 412, "output_tokens": 31, "total_tokens": 443})
+    result = LLMResult(generations=[[ChatGeneration(message=answer)]])
+    params = {"invocation_params": {"model_name": "gpt-4o-mini", "temperature": 0.2}}
+    metadata = {"ls_provider": "openai", "thread_id": "t-1"}
+
+    # The bare span carries the same final attributes the handler produces (computed once, outside the timing).
+    probe = TracerProvider()
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    probe.add_span_processor(SimpleSpanProcessor(memory))
+    probe_handler = TracekitCallbackHandler(probe)
+    run_id = uuid.uuid4()
+    probe_handler.on_chat_model_start({}, [messages], run_id=run_id, metadata=metadata, **params)
+    probe_handler.on_llm_end(result, run_id=run_id)
+    final_attrs = dict(memory.get_finished_spans()[0].attributes)
+    assert ("gen_ai.input.messages" in final_attrs) and (content_on == ("Lisbon" in final_attrs["gen_ai.input.messages"]))
+
+    def bare() -> None:
+        span = tracer.start_span("chat gpt-4o-mini", attributes=final_attrs)
+        span.end()
+
+    def ours() -> None:
+        run = uuid.uuid4()
+        handler.on_chat_model_start({}, [messages], run_id=run, metadata=metadata, **params)
+        handler.on_llm_end(result, run_id=run)
+
+    return bare, ours
+
+
+def redaction_throughput(policy: RedactionPolicy, text: str, seconds: float = 1.0) -> float:
+    start = time.perf_counter()
+    calls = 0
+    while time.perf_counter() - start < seconds:
+        policy.redact_value("gen_ai.input.messages", text)
+        calls += 1
+    return calls * len(text.encode()) / (time.perf_counter() - start) / 1e6
+
+
+def realistic_messages(size_bytes: int) -> str:
+    rng = random.Random(7)
+    sentences = [
+        "Could you find me a flight to Kyoto in late March?",
+        "The cheapest option is TK 1752 departing 09:40 for EUR 814 with one stop in Istanbul.",
+        "I also need a hotel near the station for five nights, breakfast included if possible.",
+        "Casa Azul has rooms at EUR 95 per night and free cancellation until 48 hours before arrival.",
+        "Please summarize the itinerary and send it to my assistant.",
+        "The weather forecast says 17 degrees with light wind and a small chance of rain.",
+        "def plan(trip):\n    return [leg for leg in trip.legs if leg.confirmed]",
+    ]
+    messages = []
+    total = 0
+    while total < size_bytes:
+        content = " ".join(rng.choice(sentences) for _ in range(8))
+        if rng.random() < 0.05:
+            content += " my key is sk-proj-" + "".join(rng.choice("abcdefXYZ0123456789") for _ in range(32))
+        messages.append({"role": rng.choice(["user", "assistant"]), "parts": [{"type": "text", "content": content}]})
+        total += len(content) + 50
+    return json.dumps(messages)
+
+
+def adversarial_text(size_bytes: int) -> str:
+    rng = random.Random(1)
+    words = ("flight 2024 at 10:30 price 129.99 EUR seat 14C gate B22 booking 8841 the to of and in on").split()
+    return " ".join(rng.choice(words) for _ in range(size_bytes // 5))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (for a smoke run)")
+    args = parser.parse_args()
+    n, rounds = (2_000, 3) if args.quick else (10_000, 7)
+
+    provider = TracerProvider()
+    provider.add_span_processor(Drop())
+    tracer = provider.get_tracer("bench")
+    policy = RedactionPolicy.default()
+    print(f"tracekit overhead per span ({n} calls x {rounds} rounds, medians, Python {sys.version.split()[0]})")
+    ratios: dict[str, float] = {}
+    with using_tracer_provider(provider):
+        for label, settings in (("content off", ContentSettings()),
+                                ("content on + redaction", ContentSettings(ContentMode.SPAN_ONLY, policy))):
+            print(f"{label}:")
+            with using_content_settings(settings):
+                for name, (bare, ours) in (("tool (decorator)", tool_scenario(tracer)),
+                                           ("agent (context manager)", agent_scenario(tracer)),
+                                           ("chat (LangChain handler)",
+                                            chat_scenario(tracer, provider, settings.enabled))):
+                    b, o = compare(name, bare, ours, n if not name.startswith("chat") else n // 4, rounds)
+                    ratios[f"{label} / {name}"] = o / b
+
+    print("redaction throughput (default policy):")
+    for label, text in (("realistic message JSON, 1 MB", realistic_messages(1_000_000)),
+                        ("realistic message JSON, 4 KB", realistic_messages(4_000)),
+                        ("digit-dense adversarial text, 1 MB", adversarial_text(1_000_000))):
+        print(f"  {label:<36} {redaction_throughput(policy, text, 0.5 if args.quick else 2.0):7.1f} MB/s")
+    worst = max(value for key, value in ratios.items() if key.startswith("content off"))
+    print(f"worst content-off ratio: {worst:.2f}x (target <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
