@@ -187,17 +187,19 @@ def rebuild_spans(
             parent = SpanContext(trace_id, int(parent_hex, 16), is_remote=remote)
         key = (data["ingest_seq"][i] if events_have_seq else None, trace_hex, span_hex)
         link_key = (data["ingest_seq"][i] if links_have_seq else None, trace_hex, span_hex)
+        event_rows = events_by_span.get(key)
         span_events = [
             StoredEvent(e["name"], _loads(e["attributes"]), e["time_ns"], e.get("dropped_attributes_count") or 0)
-            for e in sorted(events_by_span.get(key, ()), key=lambda e: e["event_index"])
-        ]
+            for e in sorted(event_rows, key=lambda e: e["event_index"])
+        ] if event_rows else []
+        link_rows = links_by_span.get(link_key)
         span_links = [
             Link(SpanContext(int(link["linked_trace_id"], 16), int(link["linked_span_id"], 16), is_remote=bool(
                 (link["flags"] or 0) & _HAS_IS_REMOTE and (link["flags"] or 0) & _IS_REMOTE),
                 trace_flags=TraceFlags((link["flags"] or 0) & 0xFF), trace_state=_trace_state(link["trace_state"])),
                 _loads(link["attributes"]))
-            for link in sorted(links_by_span.get(link_key, ()), key=lambda link: link["link_index"])
-        ]
+            for link in sorted(link_rows, key=lambda link: link["link_index"])
+        ] if link_rows else []
         status_code = _STATUS.get(data["status_code"][i], StatusCode.UNSET)
         # The SDK keeps a description only on ERROR; elsewhere OTLP says it must be empty anyway.
         status = Status(status_code, data["status_message"][i] if status_code is StatusCode.ERROR else None)
