@@ -94,22 +94,58 @@ def _as_kql_types(table: pa.Table) -> pa.Table:
 
 def compile_kql(reader: StoreReader | None, text: str, params: dict[str, Any] | None = None, *,
                 since: dt.timedelta | None = None, now: dt.datetime | None = None) -> Compiled:
-    """Translate `text` for the store behind `reader` (its schema drives join/union column lists)."""
+    """Translate `text` for the store behind `reader` (its schema drives join/union column lists).
+
+    Translations are cached (dashboards run the same tiles again and again); only the time bound changes per call.
+    """
     schema = store_schema(reader) if reader is not None else None
+    key = (text, _params_key(params), _schema_key(schema), since is not None)
+    cached = _compiled_cache.get(key) if key[1] is not None else None
+    if cached is None:
+        cached = _compile(text, params, schema, since is not None)
+        if key[1] is not None:
+            _compiled_cache[key] = cached
+            while len(_compiled_cache) > _CACHE_SIZE:
+                _compiled_cache.pop(next(iter(_compiled_cache)))
+    sql_params = dict(cached.params)
+    if _SINCE_SLOT in cached.sql or (cached.fallback_sql and _SINCE_SLOT in cached.fallback_sql):
+        moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+        sql_params[_SINCE_SLOT] = moment - since  # type: ignore[operator]
+    return Compiled(cached.sql, sql_params, cached.fallback_sql)
+
+
+_CACHE_SIZE = 256
+_compiled_cache: dict[tuple[Any, ...], Compiled] = {}
+
+
+def _params_key(params: dict[str, Any] | None) -> tuple[Any, ...] | None:
+    """A hashable form of the parameter values, or None when they cannot be hashed (then nothing is cached)."""
+    if not params:
+        return ()
+    try:
+        key = tuple(sorted(params.items()))
+        hash(key)
+        return key
+    except TypeError:
+        return None
+
+
+def _schema_key(schema: dict[str, list[str]] | None) -> int:
+    return hash(tuple((table, tuple(columns)) for table, columns in sorted(schema.items()))) if schema else 0
+
+
+def _compile(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None,
+             time_filtered: bool) -> Compiled:
     translation = _translate(text, params, schema)
-    sql_params = dict(translation.params)
     sources = _referenced_sources(translation.sql_text)
     if schema is not None:
         _check_tables(text, sources, schema)
-    time_filtered = since is not None and any(table in TIME_COLUMNS for table in sources)
-    if time_filtered:
-        moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
-        sql_params[_SINCE_SLOT] = moment - since
-    plain = _rewrite_sources(translation.sql_text, sources, time_filtered, wide=False)
+    time_filtered = time_filtered and any(table in TIME_COLUMNS for table in sources)
+    plain = _rewrite_sources(translation.sql_text, sources, time_filtered)
     shortcut = _shortcut_sql(text, translation.sql_text, sources, time_filtered)
     if shortcut is None:
-        return Compiled(plain, sql_params)
-    return Compiled(shortcut, sql_params, fallback_sql=plain)
+        return Compiled(plain, dict(translation.params))
+    return Compiled(shortcut, dict(translation.params), fallback_sql=plain)
 
 
 # --- translation and errors --------------------------------------------------------------------------------------------
@@ -311,30 +347,28 @@ def _referenced_sources(sql: str) -> set[str]:
     return found
 
 
-def _rewrite_sources(sql: str, sources: set[str], time_filtered: bool, *, wide: bool) -> str:
-    """Point the query's tables at their time-filtered (and, for shortcuts, wide) forms.
+def _rewrite_sources(sql: str, sources: set[str], time_filtered: bool, *,
+                     shortcut_sources: dict[str, str] | None = None) -> str:
+    """Point the query's tables at their time-filtered forms, and shortcut tables at `shortcut_sources`.
 
     App Insights views are filtered on their hidden `__tk_time` column, the store's own TIMESTAMP column, so DuckDB
     prunes row groups by zone map (their `timestamp` is recomputed from nanoseconds to match the exporter exactly).
     """
-    if not time_filtered and not wide:
+    if not time_filtered and not shortcut_sources:
         return sql
     since = f"${_SINCE_SLOT}"
+    shortcut_sources = shortcut_sources or {}
 
     def replace(match: re.Match[str]) -> str:
         keyword, table = match.group(1), match.group(2)
         if table not in TIME_COLUMNS:
             return match.group(0)
         has_wide = table in views.CLASSIC_TABLES or table in views.WORKSPACE_TABLES
-        if has_wide and time_filtered:
-            source = (f'(SELECT * FROM {views.wide_source(table)} WHERE "{views.HIDDEN_PREFIX}time" >= {since})'
-                      if wide else
-                      f'(SELECT {_PUBLIC_COLUMNS} FROM {views.wide_source(table)} '
-                      f'WHERE "{views.HIDDEN_PREFIX}time" >= {since})')
-        elif has_wide and wide and table in _SHORTCUT_TABLES:
-            source = views.wide_source(table)
-        elif has_wide:
-            return match.group(0)
+        where = f' WHERE "{views.HIDDEN_PREFIX}time" >= {since}' if time_filtered else ""
+        if table in shortcut_sources:
+            source = f"(SELECT * FROM {shortcut_sources[table]}{where})" if where else shortcut_sources[table]
+        elif has_wide and time_filtered:
+            source = f"(SELECT {_PUBLIC_COLUMNS} FROM {views.wide_source(table)}{where})"
         elif time_filtered:
             source = f'(SELECT * FROM "{table}" WHERE "{TIME_COLUMNS[table]}" >= {since})'
         else:
@@ -348,14 +382,24 @@ _PUBLIC_COLUMNS = f"COLUMNS(lambda c: NOT starts_with(c, '{views.HIDDEN_PREFIX}'
 
 
 _ACCESSOR = re.compile(r'json_extract\("(customDimensions|Properties)", \'\$\."([^"\'\\]+)"\'\)( ->> \'\$\')?')
+_QUOTED = re.compile(r'"([^"]+)"')
+# Operators after which a pipeline's columns are spelled out, so a source needs only the columns the SQL names.
+_SHAPING_OPERATORS = {"summarize", "project", "count", "distinct", "make-graph", "graph-match"}
 
 
 def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -> str | None:
-    """The SQL with customDimensions[...] reads served from typed columns, or None when that would not be exact."""
+    """Faster SQL with the same answer, or None when no shortcut applies.
+
+    Two shortcuts, for requests/dependencies (and their App* twins): customDimensions[...] reads served from typed
+    columns or from one attribute (instead of the whole customDimensions object), and, when the query spells out
+    its output columns, a lean source that computes only the columns the SQL names.
+    """
     dimension_tables = {table for table in sources if table in views.CLASSIC_TABLES or table in views.WORKSPACE_TABLES}
     if not dimension_tables or not dimension_tables <= set(_SHORTCUT_TABLES):
         return None  # traces/exceptions/customEvents mix span events and logs, whose attribute rules differ
-    if not _ACCESSOR.search(sql) or not _accessors_only(text):
+    tokens = _tokens(text)
+    has_accessors = bool(_ACCESSOR.search(sql))
+    if has_accessors and not _accessors_only(tokens):
         return None
 
     def replace(match: re.Match[str]) -> str:
@@ -370,14 +414,27 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
         value = f'tk_dimension("{views.HIDDEN_PREFIX}attributes", {path}, {views.value_limit(key)})'
         return f"({value} ->> '$')" if unwrapped else value
 
-    rewritten = _sub_outside_literals(_ACCESSOR, replace, sql)
-    rewritten = _rewrite_sources(rewritten, sources, time_filtered, wide=True)
+    rewritten = _sub_outside_literals(_ACCESSOR, replace, sql) if has_accessors else sql
+    shortcut_sources = {table: views.wide_source(table) for table in dimension_tables}
+    lean = None
+    if any(token.text in _SHAPING_OPERATORS for token in tokens):
+        named: set[str] = set()
+        _sub_outside_literals(_QUOTED, lambda match: named.add(match.group(1)) or match.group(0), rewritten)
+        if time_filtered:
+            named.add(f"{views.HIDDEN_PREFIX}time")
+        lean = {table: views.lean_span_source(table, named) for table in dimension_tables}
+        if all(lean.values()):
+            shortcut_sources = lean  # type: ignore[assignment]
+        else:
+            lean = None
+    if not has_accessors and lean is None:
+        return None
+    rewritten = _rewrite_sources(rewritten, sources, time_filtered, shortcut_sources=shortcut_sources)
     return f"SELECT {_PUBLIC_COLUMNS} FROM (\n{rewritten}\n)"
 
 
-def _accessors_only(text: str) -> bool:
+def _accessors_only(tokens: list[Any]) -> bool:
     """True when customDimensions/Properties is only ever indexed (`x["k"]`, `x.k`), never reassigned or expanded."""
-    tokens = _tokens(text)
     for index, token in enumerate(tokens):
         if token.text in ("customDimensions", "Properties"):
             following = tokens[index + 1].text if index + 1 < len(tokens) else ""

@@ -610,8 +610,80 @@ GROUP BY conversation_id;
 """
 
 
+# Columns of requests/dependencies that need nothing but the span row itself (and its resource), as SQL over the
+# store's `spans` (alias s) and tk_resource_tags() (alias r). A query that reads only these gets a lean source
+# (see lean_span_source): binding the full view's expressions costs more than scanning a million spans.
+_LEAN_SPAN_COLUMNS: dict[str, str] = {
+    "timestamp": "tk_exporter_time(s.start_time_ns)",
+    "id": "s.span_id",
+    "duration": "tk_duration_ms(s.duration_ns)",
+    "performanceBucket": "tk_performance_bucket(tk_duration_ms(s.duration_ns))",
+    "operation_Id": "s.trace_id",
+    "operation_ParentId": "coalesce(nullif(s.parent_span_id, '0000000000000000'), s.trace_id)",
+    "itemId": "s.trace_id || s.span_id",
+    "itemCount": "tk_item_count(s.attributes)",
+    "customDimensions": "tk_span_properties(s.attributes)",
+    "customMeasurements": "CAST(NULL AS JSON)",
+    "cloud_RoleName": "coalesce(r.cloud_RoleName, '')",
+    "cloud_RoleInstance": "coalesce(r.cloud_RoleInstance, '')",
+    "application_Version": "coalesce(r.application_Version, '')",
+    f"{HIDDEN_PREFIX}attributes": "s.attributes",
+    f"{HIDDEN_PREFIX}time": "s.start_time",
+    **{f"{HIDDEN_PREFIX}{column}": f"s.{column}" for column in TYPED_DIMENSIONS.values()},
+}
+# Dependencies' success is the span status alone; requests' also looks at HTTP status codes, which needs the facts.
+_LEAN_ONLY_FOR = {"success": ("dependencies", "s.status_code <> 'ERROR'"),
+                  "itemType": ("dependencies", "'dependency'")}
+_LEAN_EMPTY = {"source", "url", "operation_SyntheticSource", "user_AccountId", "client_Type", "client_Model",
+               "client_OS", "client_IP", "client_City", "client_StateOrProvince", "client_CountryOrRegion",
+               "client_Browser", "appId", "appName", "iKey"}
+
+
+def lean_span_source(table: str, columns: set[str]) -> str | None:
+    """A FROM-clause subquery giving only `columns` of requests/dependencies (or their App* twins), hidden `__tk_*`
+    columns included, or None when one of them needs the full view (HTTP/DB/messaging-derived fields)."""
+    classic = WORKSPACE_TABLES.get(table, table)
+    if classic not in ("requests", "dependencies"):
+        return None
+    renames = {}
+    if table in WORKSPACE_TABLES:
+        backwards = {(_WORKSPACE_OVERRIDES.get((table, c)) or WORKSPACE_RENAMES.get(c, c)): c
+                     for c in PUBLIC_COLUMNS[classic]}
+        renames = {name: backwards[name] for name in columns if name in backwards}
+        constants = {"Type": f"'{table}'", "ResourceGUID": "''", "TenantId": "''", "SourceSystem": "''",
+                     "_ResourceId": "''"}
+    else:
+        constants = {}
+    select, joins_resource = [], False
+    for name in sorted(columns):
+        source = renames.get(name, name)
+        if name in constants:
+            expression = constants[name]
+        elif source in _LEAN_SPAN_COLUMNS:
+            expression = _LEAN_SPAN_COLUMNS[source]
+        elif source in _LEAN_ONLY_FOR and _LEAN_ONLY_FOR[source][0] == classic:
+            expression = _LEAN_ONLY_FOR[source][1]
+        elif source in _LEAN_EMPTY:
+            expression = "''"
+        elif source == "sdkVersion":
+            expression = f"'{SDK_VERSION}'"
+        else:
+            return None
+        joins_resource |= "r." in expression
+        select.append(f'{expression} AS "{name}"')
+    if not select:
+        select.append("1 AS __tk_row")
+    kinds = "IN ('SERVER', 'CONSUMER')" if classic == "requests" else "NOT IN ('SERVER', 'CONSUMER')"
+    join = " LEFT JOIN tk_resource_tags() r ON r.resource_id = s.resource_id" if joins_resource else ""
+    return f"(SELECT {', '.join(select)} FROM spans s{join} WHERE s.kind {kinds})"
+
+
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Create the App Insights-shaped TEMP views and macros on `con` (idempotent; safe on read-only opens)."""
+    try:
+        con.execute("SET enable_progress_bar = false")  # readers print results, not DuckDB's progress bar
+    except duckdb.Error:
+        pass  # the collector locks its configuration; its connection prints nothing anyway
     for statement in (_MACROS, _RESOURCE_TAGS.format(hostname=_hostname()), _SPAN_FACTS, _SPAN_ITEMS, _SPAN_TABLES,
                       _EVENT_BASE, _EVENT_TABLES, _METRICS, _HELPERS):
         con.execute(statement)
