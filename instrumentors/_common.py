@@ -89,10 +89,11 @@ class Instruments:
             self.token_usage.record(output_tokens, {**attrs, semconv.GEN_AI_TOKEN_TYPE: "output"})
 
 
-def set_messages(span: Span, key: str, items: Sequence[Mapping[str, Any]], settings: ContentSettings | None = None) -> int:
+def set_messages(span: Span, key: str, items: Sequence[Mapping[str, Any]], settings: ContentSettings | None = None,
+                 *, structure_ready: bool = False) -> int:
     """Put a messages/instructions/definitions attribute on `span` under the content policy; returns masks made."""
     settings = settings or get_content_settings()
-    value, masked = render(key, items, settings)
+    value, masked = render(key, items, settings, structure_ready=structure_ready)
     if value is not None:
         span.set_attribute(key, value)
     return masked

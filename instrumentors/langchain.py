@@ -41,8 +41,8 @@ from tracekit.content import get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
                                             inference_recorded_by, normalize_finish_reason, set_messages,
                                             set_opt_in)
-from tracekit.messages import (function_tool_definition, message, output_message, reasoning_part, text_part,
-                               tool_call_part, tool_call_response_part)
+from tracekit.messages import (function_tool_definition, message, output_message, reasoning_part, structure_only,
+                               text_part, tool_call_part, tool_call_response_part)
 
 __all__ = ["LangChainInstrumentor", "TracekitCallbackHandler"]
 
@@ -71,6 +71,7 @@ class _Run:
     started: float = 0.0
     first_token: float | None = None
     suppress_token: Any = None
+    input_messages: list[dict[str, Any]] | None = None
 
 
 def _field(msg: Any, name: str) -> Any:
@@ -111,22 +112,32 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
     return parts
 
 
-def _message_parts(msg: Any) -> list[dict[str, Any]]:
+def _message_parts(msg: Any, with_content: bool = True) -> list[dict[str, Any]]:
+    """OTel parts of a LangChain message; `with_content=False` builds the structure-only form directly (the
+    content-off fast path: no content copied, nothing to strip later)."""
     role = _role(msg)
     if role == "tool":
+        if not with_content:
+            return [{"type": "tool_call_response", "id": _field(msg, "tool_call_id")}]
         return [tool_call_response_part(_field(msg, "tool_call_id"), _field(msg, "content"))]
-    parts = _content_parts(_field(msg, "content"))
+    content = _field(msg, "content")
+    if with_content:
+        parts = _content_parts(content)
+    elif isinstance(content, str):
+        parts = [{"type": "text"}] if content else []
+    else:
+        parts = structure_only([{"parts": _content_parts(content)}])[0]["parts"]
     for call in _field(msg, "tool_calls") or ():
-        parts.append(tool_call_part(call.get("id"), call.get("name", ""), call.get("args")))
+        if with_content:
+            parts.append(tool_call_part(call.get("id"), call.get("name", ""), call.get("args")))
+        else:
+            parts.append({"type": "tool_call", "id": call.get("id"), "name": call.get("name", "")})
     return parts
 
 
-def _to_otel_messages(messages: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(input messages, system instruction parts): in-history system messages stay in the input (per spec)."""
-    result = []
-    for msg in messages:
-        result.append(message(_role(msg), _message_parts(msg), name=_field(msg, "name")))
-    return result, []
+def _to_otel_messages(messages: Sequence[Any], with_content: bool = True) -> list[dict[str, Any]]:
+    """Input messages in OTel form (in-history system messages stay in the input, per spec)."""
+    return [message(_role(msg), _message_parts(msg, with_content), name=_field(msg, "name")) for msg in messages]
 
 
 def _conversation_from(metadata: Mapping[str, Any] | None) -> str | None:
@@ -277,9 +288,10 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
                           SpanKind.INTERNAL, attributes, agent_name=agent_name)
         messages = inputs.get("messages") if isinstance(inputs, Mapping) else None
         if messages and run.span is not None and isinstance(messages, (list, tuple)):
-            otel_messages, _ = _to_otel_messages([m for m in messages if hasattr(m, "content")])
-            add_masked_count(run.span, run.attributes,
-                             set_messages(run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages))
+            settings = get_content_settings()
+            otel_messages = _to_otel_messages([m for m in messages if hasattr(m, "content")], settings.enabled)
+            add_masked_count(run.span, run.attributes, set_messages(
+                run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages, settings, structure_ready=not settings.enabled))
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Close an agent span with its final answer as output message."""
@@ -289,8 +301,10 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             if isinstance(messages, (list, tuple)) and messages and _role(messages[-1]) == "assistant":
                 last = messages[-1]
                 reason = semconv.FINISH_TOOL_CALL if getattr(last, "tool_calls", None) else semconv.FINISH_STOP
+                settings = get_content_settings()
+                outputs = [output_message("assistant", _message_parts(last, settings.enabled), reason)]
                 add_masked_count(run.span, run.attributes, set_messages(
-                    run.span, semconv.GEN_AI_OUTPUT_MESSAGES, [output_message("assistant", _message_parts(last), reason)]))
+                    run.span, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings, structure_ready=not settings.enabled))
         self._finish(run_id)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -349,10 +363,11 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         """A `chat {model}` span with the request parameters and input messages."""
         run = self._start_inference(semconv.OP_CHAT, serialized, run_id, parent_run_id, metadata, kwargs)
         if run.span is not None and messages:
-            otel_messages, _ = _to_otel_messages(messages[0])
-            add_masked_count(run.span, run.attributes,
-                             set_messages(run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages))
-            run.attributes["_input_messages"] = otel_messages
+            settings = get_content_settings()
+            otel_messages = _to_otel_messages(messages[0], settings.enabled)
+            add_masked_count(run.span, run.attributes, set_messages(
+                run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages, settings, structure_ready=not settings.enabled))
+            run.input_messages = otel_messages
 
     def on_llm_start(self, serialized: Any, prompts: list[str], *, run_id: UUID, parent_run_id: UUID | None = None,
                      tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -382,6 +397,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         span = run.span
         input_tokens = output_tokens = None
         if span is not None:
+            settings = get_content_settings()
             generations = [gen for batch in (response.generations or []) for gen in batch]
             llm_output = response.llm_output or {}
             outputs = []
@@ -391,19 +407,20 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             usage: Mapping[str, Any] = {}
             for generation in generations:
                 msg = getattr(generation, "message", None)
-                info = dict(getattr(generation, "generation_info", None) or {})
-                metadata = dict(getattr(msg, "response_metadata", None) or {}) if msg is not None else {}
+                info = getattr(generation, "generation_info", None) or {}
+                metadata = (_field(msg, "response_metadata") or {}) if msg is not None else {}
                 raw_reason = metadata.get("finish_reason") or metadata.get("stop_reason") or info.get("finish_reason")
                 if msg is not None:
                     reason = normalize_finish_reason(raw_reason) or (
-                        semconv.FINISH_TOOL_CALL if getattr(msg, "tool_calls", None) else semconv.FINISH_STOP)
-                    outputs.append(output_message("assistant", _message_parts(msg), reason))
-                    usage = getattr(msg, "usage_metadata", None) or usage
+                        semconv.FINISH_TOOL_CALL if _field(msg, "tool_calls") else semconv.FINISH_STOP)
+                    outputs.append(output_message("assistant", _message_parts(msg, settings.enabled), reason))
+                    usage = _field(msg, "usage_metadata") or usage
                     response_id = response_id or metadata.get("id")
                     response_model = response_model or metadata.get("model_name") or metadata.get("model")
                 else:
                     reason = normalize_finish_reason(raw_reason) or semconv.FINISH_STOP
-                    outputs.append(output_message("assistant", [text_part(generation.text)], reason))
+                    parts = [text_part(generation.text)] if settings.enabled else [{"type": "text"}]
+                    outputs.append(output_message("assistant", parts, reason))
                 reasons.append(reason)
             if not usage:
                 token_usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
@@ -411,26 +428,26 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
                          "output_tokens": token_usage.get("completion_tokens", token_usage.get("output_tokens"))}
             input_tokens = usage.get("input_tokens")
             output_tokens = usage.get("output_tokens")
-            if response_id:
-                span.set_attribute(semconv.GEN_AI_RESPONSE_ID, str(response_id))
-            if response_model:
-                span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, str(response_model))
-                run.attributes[semconv.GEN_AI_RESPONSE_MODEL] = str(response_model)
-            if reasons:
-                span.set_attribute(semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
-            if input_tokens is not None:
-                span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, int(input_tokens))
-            if output_tokens is not None:
-                span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, int(output_tokens))
             cache_read = (usage.get("input_token_details") or {}).get("cache_read")
-            if cache_read:
-                span.set_attribute(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, int(cache_read))
             reasoning = (usage.get("output_token_details") or {}).get("reasoning")
-            if reasoning:
-                span.set_attribute(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, int(reasoning))
-            add_masked_count(span, run.attributes, set_messages(span, semconv.GEN_AI_OUTPUT_MESSAGES, outputs))
-            emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: run.attributes.get("_input_messages"),
-                                      semconv.GEN_AI_OUTPUT_MESSAGES: outputs})
+            found: dict[str, Any] = {}
+            if response_id:
+                found[semconv.GEN_AI_RESPONSE_ID] = str(response_id)
+            if response_model:
+                found[semconv.GEN_AI_RESPONSE_MODEL] = run.attributes[semconv.GEN_AI_RESPONSE_MODEL] = str(response_model)
+            if reasons:
+                found[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+            for key, value in ((semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens),
+                               (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens),
+                               (semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cache_read or None),
+                               (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, reasoning or None)):
+                if value is not None:
+                    found[key] = int(value)
+            span.set_attributes(found)
+            add_masked_count(span, run.attributes, set_messages(
+                span, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings, structure_ready=not settings.enabled))
+            emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: run.input_messages,
+                                      semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
         self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started,
                                          _int_or_none(input_tokens), _int_or_none(output_tokens))
         self._finish(run_id)

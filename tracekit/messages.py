@@ -151,10 +151,12 @@ def _tool_definitions_structure(definitions: Iterable[Mapping[str, Any]]) -> lis
     return [{key: definition[key] for key in ("type", "name") if key in definition} for definition in definitions]
 
 
-def render(key: str, items: Sequence[Mapping[str, Any]], settings: ContentSettings) -> tuple[str | None, int]:
+def render(key: str, items: Sequence[Mapping[str, Any]], settings: ContentSettings, *,
+           structure_ready: bool = False) -> tuple[str | None, int]:
     """The attribute value for `key` under `settings`, and how many values redaction masked.
 
     Returns (None, 0) when nothing should be recorded: system instructions with content off, or no items.
+    `structure_ready` says the items were built without content already (a fast path for instrumentors).
     """
     if not items:
         return None, 0
@@ -165,5 +167,5 @@ def render(key: str, items: Sequence[Mapping[str, Any]], settings: ContentSettin
             return None, 0
         if key == semconv.GEN_AI_TOOL_DEFINITIONS:
             return to_json(_tool_definitions_structure(items)), 0
-        return to_json(structure_only(items)), 0
+        return to_json(items if structure_ready else structure_only(items)), 0
     return settings.redact(key, to_json(list(items)))

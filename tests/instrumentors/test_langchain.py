@@ -263,3 +263,40 @@ def test_planted_secrets_in_prompt_tool_args_and_results_are_redacted(instrument
     for secret in (key, "ann@example.com", "4111 1111 1111 1111"):
         assert secret not in exported
     assert instrumented.span("execute_tool lookup_customer").attributes["tracekit.redaction.masked_count"] == 2
+
+
+def test_retriever_span_records_ids_and_scores_not_page_text(instrumented, content_on) -> None:
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+
+    class FareRetriever(BaseRetriever):
+        def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+            return [Document(page_content="confidential fare table", id="doc-1", metadata={"score": 0.92}),
+                    Document(page_content="baggage rules", id="doc-2", metadata={"score": 0.71})]
+
+    FareRetriever(name="fares").invoke("fares to Athens")
+    span = instrumented.span("retrieval fares")
+    assert span.kind is SpanKind.CLIENT
+    assert span.attributes["gen_ai.operation.name"] == "retrieval"
+    assert span.attributes["gen_ai.data_source.id"] == "fares"
+    assert span.attributes["gen_ai.retrieval.query.text"] == "fares to Athens"
+    assert json.loads(span.attributes["gen_ai.retrieval.documents"]) == [
+        {"id": "doc-1", "score": 0.92}, {"id": "doc-2", "score": 0.71}]
+    assert "confidential fare table" not in instrumented.everything_exported()
+
+
+def test_event_only_mode_puts_content_on_the_details_event_not_the_span(instrumented) -> None:
+    from tracekit.content import ContentMode, reset_content_settings, set_content_recording
+
+    set_content_recording(ContentMode.EVENT_ONLY)
+    try:
+        OpenAILikeFake(responses=[AIMessage("event-only answer")]).invoke("event-only question")
+    finally:
+        reset_content_settings()
+    span = instrumented.span("chat gpt-4o-mini")
+    assert json.loads(span.attributes["gen_ai.input.messages"]) == [{"role": "user", "parts": [{"type": "text"}]}]
+    (event,) = span.events
+    assert event.name == "gen_ai.client.inference.operation.details"
+    assert json.loads(event.attributes["gen_ai.input.messages"])[0]["parts"][0]["content"] == "event-only question"
+    assert json.loads(event.attributes["gen_ai.output.messages"])[0]["parts"][0]["content"] == "event-only answer"

@@ -229,3 +229,15 @@ def test_no_second_span_when_a_framework_already_records_the_call(instrumented, 
     finally:
         inference_recorded_by.reset(token)
     assert instrumented.spans == []
+
+
+def test_stream_helper_is_covered_through_create(instrumented, server, client, content_on) -> None:
+    ((request, response),) = _recorded("chat_completion_multiple_tools_streaming_with_content.yaml")
+    server.enqueue(response)
+    request = {key: value for key, value in request.items() if key != "stream"}
+    with client.chat.completions.stream(**request) as stream:
+        for _ in stream:
+            pass
+    span = instrumented.span("chat gpt-4o-mini")
+    assert span.attributes["gen_ai.usage.output_tokens"] == 51
+    assert span.attributes["gen_ai.response.finish_reasons"] == ("tool_call",)
