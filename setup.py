@@ -5,7 +5,7 @@ dashboards/) show the data path at a glance; installing them as `tracekit.<folde
 `collector` and `tui` distributions from clashing with ours. See docs/architecture.md.
 """
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 FOLDERS = {
     "tracekit": "tracekit",
@@ -27,4 +27,7 @@ setup(
         "tracekit.tui": ["*.tcss", "**/*.tcss"],
         "tracekit.dashboards": ["*.json", "*.kql", "*.toml"],
     },
+    # The compiled OTLP trace decoder; optional: without a C compiler the install succeeds and the Python path runs.
+    ext_modules=[Extension("tracekit.collector.ingest._fastdecode", ["collector/ingest/_fastdecode.c"],
+                           optional=True)],
 )

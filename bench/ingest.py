@@ -167,11 +167,11 @@ def count_spans(state: dict) -> int:
     return int(reader.sql("SELECT count(*) AS n FROM spans").column("n")[0].as_py())
 
 
-def ceilings(payloads: list[bytes]) -> tuple[float, float]:
-    """Spans/s for protobuf parse alone and for parse + normalize to Arrow, in this process."""
+def ceilings(payloads: list[bytes]) -> tuple[float, float, float | None]:
+    """Spans/s for protobuf parse alone, parse + Python normalize, parse + compiled normalize (None if not built)."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    from tracekit.collector.ingest.normalize import decode_traces
+    from tracekit.collector.ingest import normalize
 
     def rate(work) -> float:
         runs = []
@@ -183,8 +183,11 @@ def ceilings(payloads: list[bytes]) -> tuple[float, float]:
         return statistics.median(runs)
 
     parse = rate(lambda p: ExportTraceServiceRequest.FromString(p))
-    normalize = rate(lambda p: decode_traces(ExportTraceServiceRequest.FromString(p)))
-    return parse, normalize
+    python = rate(lambda p: normalize._decode_traces_python(ExportTraceServiceRequest.FromString(p)))
+    compiled = None
+    if normalize._fastdecode is not None:
+        compiled = rate(lambda p: normalize.decode_traces_payload(p, ExportTraceServiceRequest.FromString(p)))
+    return parse, python, compiled
 
 
 def main() -> None:
@@ -230,7 +233,7 @@ def main() -> None:
         collector.wait(timeout=60)
 
     durable_rate = stored / elapsed
-    parse_rate, normalize_rate = ceilings(payloads)
+    parse_rate, normalize_rate, compiled_rate = ceilings(payloads)
     print(f"load: {elapsed:.1f}s, {args.in_flight} requests in flight, decode workers {args.decode_workers}")
     print(f"acknowledged spans      {acknowledged:>12,}   (refused requests, retried: {refused})")
     print(f"stored spans            {stored:>12,}   (must be >= acknowledged: {stored >= acknowledged})")
@@ -238,7 +241,11 @@ def main() -> None:
     print(f"peak collector RSS      {peak_rss / 2**20:>12,.0f} MiB")
     print(f"decode-only ceiling     {parse_rate:>12,.0f} spans/s   durable/decode = {durable_rate / parse_rate:.3f}")
     print(f"normalize ceiling       {normalize_rate:>12,.0f} spans/s   durable/normalize = "
-          f"{durable_rate / normalize_rate:.3f}")
+          f"{durable_rate / normalize_rate:.3f}   (Python, {1e6 / normalize_rate:.1f} us/span)")
+    if compiled_rate is not None:
+        print(f"normalize ceiling (compiled) {compiled_rate:>7,.0f} spans/s   durable/compiled = "
+              f"{durable_rate / compiled_rate:.3f}   ({1e6 / compiled_rate:.1f} us/span, "
+              f"{compiled_rate / normalize_rate:.1f}x the Python path)")
 
 
 if __name__ == "__main__":

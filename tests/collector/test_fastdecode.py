@@ -1,0 +1,758 @@
+"""The compiled trace decoder (_fastdecode) against the Python reference path, value for value.
+
+Every test runs both paths on the same bytes and compares the whole Batch (tables, counts, rejection messages), and
+most also check the expected values directly. Inputs: real SDK spans through the real OTLP encoder, requests built
+with the opentelemetry-proto classes (what the SDK cannot express: kvlists, bytes, deep nesting, duplicate keys),
+hand-made wire bytes (merged fields, unknown fields, groups), random requests from hypothesis, and a fuzz loop of
+truncated and mutated bytes fed straight to the C function.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import random
+import sys
+import tracemalloc
+
+import orjson
+import psutil
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import (AnyValue, ArrayValue, InstrumentationScope, KeyValue,
+                                                      KeyValueList)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ProtoResource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Status as SdkStatus
+from opentelemetry.trace import StatusCode
+
+from tracekit.collector.ingest import normalize
+from tracekit.collector.ingest.decode import decode_payload
+from tracekit.collector.ingest.normalize import Batch, _decode_traces_python, decode_traces_payload
+
+fastdecode = pytest.importorskip("tracekit.collector.ingest._fastdecode",
+                                 reason="the compiled decoder was not built (no C compiler at install time)")
+
+TRACE_ID = bytes(range(1, 17))
+JSON_COLUMNS = {"spans": {"attributes"}, "span_events": {"attributes"}, "span_links": {"attributes"},
+                "resources": {"attributes"}}
+
+
+# --- helpers -----------------------------------------------------------------------------------------------------
+
+def _canonical(text: str | None) -> bytes | None:
+    """JSON text in one spelling (orjson's), so equal values compare equal whatever the number formatting."""
+    return None if text is None else orjson.dumps(orjson.loads(text))
+
+
+def assert_same(expected: Batch, actual: Batch) -> None:
+    """The whole Batch of the compiled path equals the Python path's: counts, messages, tables, types, values."""
+    assert (actual.accepted, actual.rejected, actual.errors) == (expected.accepted, expected.rejected, expected.errors)
+    assert actual.tables.keys() == expected.tables.keys()
+    for name, table in expected.tables.items():
+        other = actual.tables[name]
+        other.validate(full=True)  # offsets in range, strings valid UTF-8
+        if name == "resources":  # first_seen is the wall clock at decode time
+            table, other = table.drop_columns(["first_seen"]), other.drop_columns(["first_seen"])
+        assert other.schema == table.schema, name
+        for column in table.column_names:
+            if column in JSON_COLUMNS.get(name, ()):
+                want = [_canonical(v) for v in table[column].to_pylist()]
+                assert [_canonical(v) for v in other[column].to_pylist()] == want, f"{name}.{column}"
+            elif not other[column].equals(table[column]):
+                assert _plain(other[column]) == _plain(table[column]), f"{name}.{column}"
+                raise AssertionError(f"{name}.{column}: equal values, different arrays")
+
+
+def _plain(column: pa.ChunkedArray) -> list:
+    """Python values; timestamps as their int64 nanoseconds (datetime cannot hold them)."""
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.int64())
+    return column.to_pylist()
+
+
+def table_rows(batch: Batch, name: str) -> list[dict]:
+    if name not in batch.tables:
+        return []
+    table = batch.tables[name]
+    return [dict(zip(table.column_names, values)) for values in zip(*(_plain(table[c]) for c in table.column_names))]
+
+
+def both_paths(payload: bytes) -> tuple[Batch, Batch]:
+    request = ExportTraceServiceRequest.FromString(payload)
+    return _decode_traces_python(request), decode_traces_payload(payload, request)
+
+
+def check(payload: bytes) -> Batch:
+    """Both paths agree on `payload`; returns the compiled path's Batch for further checks."""
+    expected, actual = both_paths(payload)
+    assert_same(expected, actual)
+    return actual
+
+
+def spans_rows(batch: Batch) -> list[dict]:
+    return table_rows(batch, "spans")
+
+
+def av(value: object) -> AnyValue:
+    """A Python value as an AnyValue: dict or KV -> kvlist, list -> array, bytes, None -> unset."""
+    if isinstance(value, AnyValue):
+        return value
+    if value is None:
+        return AnyValue()
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, str):
+        return AnyValue(string_value=value)
+    if isinstance(value, bytes):
+        return AnyValue(bytes_value=value)
+    if isinstance(value, list):
+        return AnyValue(array_value=ArrayValue(values=[av(item) for item in value]))
+    pairs = value.pairs if isinstance(value, KV) else list(value.items())
+    return AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=av(v)) for k, v in pairs]))
+
+
+class KV:
+    """A kvlist given as pairs, so a test can repeat a key."""
+
+    def __init__(self, *pairs: tuple[str, object]) -> None:
+        self.pairs = list(pairs)
+
+
+def kvs(pairs: list[tuple[str, object]] | dict) -> list[KeyValue]:
+    items = pairs.items() if isinstance(pairs, dict) else pairs
+    return [KeyValue(key=k, value=av(v)) for k, v in items]
+
+
+def proto_span(index: int = 1, attributes: list | dict | None = None, **fields: object) -> Span:
+    span = Span(trace_id=TRACE_ID, span_id=index.to_bytes(8, "big"), name=f"span {index}",
+                start_time_unix_nano=1_700_000_000_000_000_000 + index, end_time_unix_nano=1_700_000_000_500_000_000)
+    span.attributes.extend(kvs(attributes or []))
+    for key, value in fields.items():
+        if isinstance(value, list):
+            getattr(span, key).extend(value)
+        elif key == "status":
+            span.status.CopyFrom(value)
+        else:
+            setattr(span, key, value)
+    return span
+
+
+def request_of(*spans: Span, service: str | None = "svc", scope: str = "scope") -> bytes:
+    resource = ProtoResource(attributes=kvs({"service.name": service} if service is not None else {}))
+    resource_spans = ResourceSpans(resource=resource, scope_spans=[
+        ScopeSpans(scope=InstrumentationScope(name=scope, version="1.0"), spans=list(spans))])
+    return ExportTraceServiceRequest(resource_spans=[resource_spans]).SerializeToString()
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field on the wire."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def raw_request(span_bytes: list[bytes]) -> bytes:
+    """A request whose spans are given as raw bytes (to put merged or unknown fields on the wire)."""
+    resource = ProtoResource(attributes=kvs({"service.name": "svc"})).SerializeToString()
+    scope_spans = field(1, InstrumentationScope(name="raw").SerializeToString()) + b"".join(
+        field(2, item) for item in span_bytes)
+    return field(1, field(1, resource) + field(2, scope_spans))
+
+
+def nested(levels: int, leaf: object = "leaf", container: str = "array") -> AnyValue:
+    """`levels` containers inside each other: as an attribute value, the innermost one sits at depth `levels`."""
+    value = av(leaf)
+    for _ in range(levels):
+        value = AnyValue(array_value=ArrayValue(values=[value])) if container == "array" else AnyValue(
+            kvlist_value=KeyValueList(values=[KeyValue(key="k", value=value)]))
+    return value
+
+
+def call_c(payload: bytes, resources: int | None = None):
+    """The C function on its own, as the fuzz tests feed it."""
+    if resources is None:
+        try:
+            resources = len(ExportTraceServiceRequest.FromString(payload).resource_spans)
+        except Exception:  # noqa: BLE001 - malformed on purpose; give it plenty of owners
+            resources = 64
+    owners = [(index, f"svc{index}") for index in range(resources)]
+    return fastdecode.decode_traces(payload, owners, normalize._TYPED_STR_KEYS, normalize._TYPED_INT_KEYS,
+                                    normalize.MAX_DEPTH)
+
+
+# --- real SDK spans ----------------------------------------------------------------------------------------------
+
+CONTROL = "".join(chr(code) for code in range(32)) + "\x7f"
+SDK_ATTRIBUTES = {
+    "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+    "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 37.0, "gen_ai.request.temperature": 0.1,
+    "empty": "", "unicode": "héllo 世界 🎉 \u2028\u2029", "escapes": 'quote " backslash \\ slash / tab\t',
+    "controls": CONTROL, "nan": math.nan, "inf": math.inf, "ninf": -math.inf, "yes": True, "no": False,
+    "ints": [1, -2, 2**63 - 1, -(2**63)], "floats": [0.1, 1e-05, 2.5e-05, 1e-07, 1e16, 1e15, -0.0, 5e-324, 1.5e300],
+    "strs": ["a", "", "ü", CONTROL], "bools": [True, False], "huge": "x" * 300_000 + "é" * 1000,
+    "gen_ai.agent.name": ["planner", "critic"], "error.type": 42, "gen_ai.response.id": 1.5,
+    "session.id": "s-1", "gen_ai.tool.name": math.nan,
+}
+
+
+def sdk_payload() -> tuple[bytes, list]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "fast-decode", "service.version": "1.2"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("tests.fastdecode", "0.1")
+    with tracer.start_as_current_span("invoke_agent planner", attributes=SDK_ATTRIBUTES) as root:
+        root.add_event("gen_ai.user.message", {"content": "Plan a trip to Zürich\n", "n": 3, "x": [1.5, 2.0]})
+        root.add_event("empty event")
+        for kind in SpanKind:
+            with tracer.start_as_current_span(f"child {kind.name}", kind=kind,
+                                              attributes={"gen_ai.usage.input_tokens": True, "k": kind.value}):
+                pass
+        linked = tracer.start_span("linked", links=[Link(root.get_span_context(), {"link.why": "follows"}),
+                                                    Link(root.get_span_context())],
+                                   attributes={"gen_ai.usage.prompt_tokens": 1e300, "gen_ai.system": "az.ai"})
+        linked.set_status(SdkStatus(StatusCode.ERROR, "boom: ünïcode \"quoted\"\n"))
+        linked.record_exception(ValueError("bad <value> \x00"))
+        linked.end()
+        ok = tracer.start_span("ok", attributes={"gen_ai.usage.input_tokens": "12"})
+        ok.set_status(SdkStatus(StatusCode.OK))
+        ok.end()
+    provider.shutdown()
+    spans = exporter.get_finished_spans()
+    return encode_spans(spans).SerializeToString(), spans
+
+
+def test_real_sdk_spans_decode_the_same_on_both_paths() -> None:
+    payload, spans = sdk_payload()
+    batch = check(payload)
+    assert batch.accepted == len(spans) == 8 and batch.rejected == 0
+    rows = {row["name"]: row for row in spans_rows(batch)}
+    root = rows["invoke_agent planner"]
+    attributes = orjson.loads(root["attributes"])
+    assert attributes["controls"] == CONTROL and attributes["unicode"] == SDK_ATTRIBUTES["unicode"]
+    assert attributes["escapes"] == SDK_ATTRIBUTES["escapes"] and attributes["empty"] == ""
+    assert (attributes["nan"], attributes["inf"], attributes["ninf"]) == ("NaN", "Infinity", "-Infinity")
+    assert attributes["floats"] == [0.1, 1e-05, 2.5e-05, 1e-07, 1e16, 1e15, -0.0, 5e-324, 1.5e300]
+    assert attributes["ints"] == [1, -2, 2**63 - 1, -(2**63)] and len(attributes["huge"]) == 301_000
+    # typed columns: strings as-is, other values as JSON text, integral doubles as integers
+    assert (root["request_model"], root["agent_name"], root["error_type"]) == ("gpt-4o", '["planner","critic"]', "42")
+    assert (root["response_id"], root["conversation_id"], root["tool_name"]) == ("1.5", "s-1", "NaN")
+    assert (root["input_tokens"], root["output_tokens"]) == (1200, 37)
+    assert rows["child CLIENT"]["kind"] == "CLIENT" and rows["child CLIENT"]["input_tokens"] is None  # a bool
+    assert rows["linked"]["input_tokens"] is None  # 1e300 is integral but does not fit BIGINT
+    assert rows["linked"]["provider_name"] == "az.ai"  # the second key of the column
+    assert rows["linked"]["status_code"] == "ERROR"
+    assert rows["linked"]["status_message"] == "boom: ünïcode \"quoted\"\n"
+    assert rows["ok"]["status_code"] == "OK" and rows["ok"]["input_tokens"] is None  # a string
+    events = table_rows(batch, "span_events")
+    root_events = [event for event in events if event["span_id"] == root["span_id"]]
+    assert [event["name"] for event in root_events] == ["gen_ai.user.message", "empty event"]
+    assert [event["event_index"] for event in root_events] == [0, 1]
+    assert orjson.loads(root_events[0]["attributes"]) == {"content": "Plan a trip to Zürich\n", "n": 3, "x": [1.5, 2.0]}
+    assert [event["name"] for event in events if event["span_id"] == rows["linked"]["span_id"]] == ["exception"]
+    links = table_rows(batch, "span_links")
+    assert [link["link_index"] for link in links] == [0, 1]
+    assert links[0]["linked_span_id"] == root["span_id"]
+    assert orjson.loads(links[0]["attributes"]) == {"link.why": "follows"}
+
+
+def test_doubles_are_written_exactly_as_orjson_writes_them() -> None:
+    rng = random.Random(7)
+    doubles = [0.1, 1.0, -0.0, 1e-05, 2.5e-05, -3.25e-05, 1e-07, 0.0001, 1e15, 1e16, 1e22, 5e-324, 1.7976931348623157e308,
+               123456789012345.6, 1.2345678901234568e16]
+    doubles += [rng.uniform(-1, 1) * 10.0 ** rng.randint(-12, 25) for _ in range(300)]
+    payload = request_of(proto_span(attributes=[(f"d{i}", d) for i, d in enumerate(doubles)]))
+    batch = check(payload)
+    text = spans_rows(batch)[0]["attributes"]
+    assert text == orjson.dumps({f"d{i}": d for i, d in enumerate(doubles)}).decode()
+
+
+# --- values the SDK cannot express --------------------------------------------------------------------------------
+
+def test_kvlists_bytes_unset_values_and_duplicate_keys() -> None:
+    attributes = [
+        ("obj", {"a": 1, "b": [True, None, b"\x00\xff"], "c": {"d": "e"}}),
+        ("bytes", b"\x00\x01\x02\xfe\xff"), ("bytes1", b"x"), ("bytes2", b"xy"), ("nothing", None),
+        ("dup", "first"), ("other", 1), ("dup", "last"),  # last value, first position
+        ("obj_dups", KV(("x", 1), ("y", 2), ("x", 3))), ("", "empty key"), ("ключ", "значение"),
+        ("gen_ai.request.model", None), ("gen_ai.response.model", b"\x01\x02"), ("gen_ai.agent.id", {"k": "v"}),
+        ("strindex", AnyValue(string_value_strindex=3)),
+    ]
+    batch = check(request_of(proto_span(attributes=attributes)))
+    row = spans_rows(batch)[0]
+    decoded = orjson.loads(row["attributes"])
+    assert list(decoded)[:4] == ["obj", "bytes", "bytes1", "bytes2"]
+    assert decoded["obj"] == {"a": 1, "b": [True, None, "AP8="], "c": {"d": "e"}}
+    assert (decoded["bytes"], decoded["bytes1"], decoded["bytes2"]) == ("AAEC/v8=", "eA==", "eHk=")
+    assert decoded["nothing"] is None and decoded["strindex"] is None
+    assert list(decoded).index("dup") == 5 and decoded["dup"] == "last"
+    assert decoded["obj_dups"] == {"x": 3, "y": 2} and list(decoded["obj_dups"]) == ["x", "y"]
+    assert decoded[""] == "empty key" and decoded["ключ"] == "значение"
+    assert row["request_model"] is None and row["response_model"] == "AQI=" and row["agent_id"] == '{"k":"v"}'
+
+
+def test_many_attributes_with_duplicates_use_the_hash_path() -> None:
+    rng = random.Random(3)
+    attributes = [(f"key{rng.randrange(60)}", rng.randrange(1000)) for _ in range(500)]
+    batch = check(request_of(proto_span(attributes=attributes)))
+    expected: dict[str, int] = {}
+    for key, value in attributes:
+        expected[key] = value
+    assert orjson.loads(spans_rows(batch)[0]["attributes"]) == expected
+    assert list(orjson.loads(spans_rows(batch)[0]["attributes"])) == list(expected)
+
+
+def test_nesting_depth_limit() -> None:
+    container = "array"
+    spans = [proto_span(levels, attributes={"deep": nested(levels, container=container)}) for levels in (31, 32, 33)]
+    spans.append(proto_span(40, attributes={"deep_bytes": nested(31, leaf=b"at depth 32", container=container)}))
+    spans.append(proto_span(41, attributes={"ok_bytes": nested(30, leaf=b"at depth 31", container=container)}))
+    # an overwritten value counts too: Python evaluates it before the duplicate replaces it
+    spans.append(proto_span(42, attributes=[("k", nested(33, container=container)), ("k", 1)]))
+    spans.append(proto_span(43, events=[Span.Event(name="e", attributes=kvs({"deep": nested(35)}))]))
+    spans.append(proto_span(44, links=[Span.Link(trace_id=TRACE_ID, span_id=b"\x01" * 8,
+                                                 attributes=kvs({"deep": nested(35)}))]))
+    # a link with a bad id is skipped before its attributes are read, so its depth does not matter
+    spans.append(proto_span(45, links=[Span.Link(trace_id=b"short", span_id=b"\x01" * 8,
+                                                 attributes=kvs({"deep": nested(35)}))]))
+    batch = check(request_of(*spans))
+    assert [row["name"] for row in spans_rows(batch)] == ["span 31", "span 41", "span 45"]
+    assert batch.rejected == 6 and batch.errors == ["attribute value nested deeper than 32 levels"]
+    assert "span_links" not in batch.tables and "span_events" not in batch.tables
+
+
+def wire_kvlists(levels: int) -> bytes:
+    """`levels` kvlists inside each other, as AnyValue bytes (built by hand: upb refuses ~31 of them)."""
+    value = field(1, b"leaf")
+    for _ in range(levels):
+        value = field(6, field(1, field(1, b"k") + field(2, value)))
+    return value
+
+
+@pytest.mark.parametrize("levels, accepted", [(30, True), (31, True), (32, False), (33, False)])
+def test_nesting_depth_limit_for_kvlists(levels: int, accepted: bool) -> None:
+    span = proto_span(1).SerializeToString() + field(9, field(1, b"deep") + field(2, wire_kvlists(levels)))
+    spans, _, _, rejections = call_c(raw_request([span]), resources=1)
+    assert (spans[0][0], rejections) == ((1, []) if accepted else (0, [(3, 1)]))
+    if accepted:
+        expected: object = "leaf"
+        for _ in range(levels):
+            expected = {"k": expected}
+        length, _, _, offsets, data = spans[normalize._SPANS_SCHEMA.names.index("attributes")]
+        assert orjson.loads(data) == {"deep": expected}
+
+
+def test_rejected_spans_and_skipped_links() -> None:
+    zero_trace = proto_span(2)
+    zero_trace.trace_id = b"\0" * 16
+    spans = [
+        proto_span(1, links=[Span.Link(trace_id=TRACE_ID, span_id=b"\x02" * 8, trace_state="a=b", flags=257),
+                             Span.Link(trace_id=TRACE_ID, span_id=b"\x02" * 7),
+                             Span.Link(trace_id=TRACE_ID, span_id=b"\x03" * 8)],
+                   events=[Span.Event(time_unix_nano=5, name="e1"), Span.Event(name="e2")]),
+        zero_trace, proto_span(3, trace_id=b"\x01" * 15), proto_span(0), proto_span(4, span_id=b"\x01" * 9),
+        proto_span(5, parent_span_id=b"\x01" * 4), proto_span(6, parent_span_id=b"\x01" * 8),
+        proto_span(7, start_time_unix_nano=2**63), proto_span(8, end_time_unix_nano=2**64 - 1),
+        proto_span(9, events=[Span.Event(name="ok"), Span.Event(time_unix_nano=2**63, name="late")]),
+        proto_span(10, end_time_unix_nano=5),  # ends before it starts: duration 0
+    ]
+    batch = check(request_of(*spans))
+    rows = spans_rows(batch)
+    assert [row["name"] for row in rows] == ["span 1", "span 6", "span 10"]
+    assert rows[1]["parent_span_id"] == "01" * 8 and rows[0]["parent_span_id"] is None
+    assert rows[2]["duration_ns"] == 0 and rows[0]["link_count"] == 3 and rows[0]["event_count"] == 2
+    assert batch.rejected == 8
+    assert batch.errors == [
+        "span with an invalid trace_id (must be 16 bytes, not all zero)",
+        "span with an invalid span_id (must be 8 bytes, not all zero)",
+        "span with an invalid parent_span_id (must be empty or 8 bytes)",
+        "span with a time past year 2262 (nanoseconds must fit a signed 64-bit integer)",
+    ]
+    links = table_rows(batch, "span_links")
+    assert [(link["link_index"], link["trace_state"], link["flags"]) for link in links] == [(0, "a=b", 257),
+                                                                                          (2, None, 0)]
+    assert [event["name"] for event in table_rows(batch, "span_events")] == ["e1", "e2"]
+
+
+def test_a_rejected_span_keeps_the_rows_of_an_earlier_span_with_the_same_ids() -> None:
+    first = proto_span(1, events=[Span.Event(name="kept")])
+    again = proto_span(1, attributes={"deep": nested(40)}, events=[Span.Event(name="dropped")])
+    batch = check(request_of(first, again))
+    assert batch.accepted == 1 and batch.rejected == 1
+    assert [event["name"] for event in table_rows(batch, "span_events")] == ["kept"]
+
+
+def test_kinds_status_codes_and_out_of_range_enums() -> None:
+    spans = [proto_span(index + 1, kind=kind, status=Status(code=code, message=message))
+             for index, (kind, code, message) in enumerate(
+                 [(0, 0, ""), (1, 1, "fine"), (2, 2, "bad"), (3, 0, ""), (4, 0, ""), (5, 0, ""), (6, 3, "x"),
+                  (-1, -1, ""), (2**31 - 1, 2**31 - 1, "")])]
+    batch = check(request_of(*spans))
+    rows = spans_rows(batch)
+    assert [row["kind"] for row in rows] == ["UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER",
+                                             "UNSPECIFIED", "UNSPECIFIED", "UNSPECIFIED"]
+    assert [row["status_code"] for row in rows][:4] == ["UNSET", "OK", "ERROR", "UNSET"]
+    assert rows[0]["status_message"] is None and rows[2]["status_message"] == "bad"
+
+
+def test_resources_scopes_and_services() -> None:
+    owners = []
+    for index, service in enumerate(["a", None, "a", ""]):
+        attributes = {"service.name": service} if service is not None else {"other": 1}
+        owners.append(ResourceSpans(resource=ProtoResource(attributes=kvs(attributes)), schema_url=f"s{index % 2}",
+                                    scope_spans=[ScopeSpans(scope=InstrumentationScope(name=f"scope{index}"),
+                                                            spans=[proto_span(index + 1)]),
+                                                 ScopeSpans(spans=[proto_span(index + 10)])]))
+    owners.append(ResourceSpans())  # no spans: still a resource, as on the Python path
+    batch = check(ExportTraceServiceRequest(resource_spans=owners).SerializeToString())
+    rows = spans_rows(batch)
+    assert [row["service_name"] for row in rows] == ["a", "a", None, None, "a", "a", "", ""]
+    assert [row["scope_name"] for row in rows] == ["scope0", None, "scope1", None, "scope2", None, "scope3", None]
+    assert rows[0]["resource_id"] == rows[4]["resource_id"]  # the same resource twice: one id
+    assert rows[0]["resource_id"] != rows[2]["resource_id"]
+    assert batch.tables["resources"].num_rows == 4
+
+
+def test_empty_request_and_request_without_valid_spans() -> None:
+    assert check(b"").tables == {}
+    batch = check(request_of(proto_span(0)))
+    assert batch.tables == {} and batch.rejected == 1
+
+
+# --- protobuf wire rules: merged messages, last-wins scalars, unknown fields --------------------------------------
+
+def test_repeated_singular_fields_merge_as_protobuf_says() -> None:
+    first = proto_span(1, name="first", kind=2, status=Status(code=2), attributes={"a": 1},
+                       events=[Span.Event(name="e1")])
+    second = Span(name="second", status=Status(message="merged"), events=[Span.Event(name="e2")])
+    second.attributes.extend(kvs({"a": 2, "b": 3}))
+    array_then_array = (KeyValue(key="arr", value=av([1])).SerializeToString()
+                        + KeyValue(value=av([2, 3])).SerializeToString())
+    array_string_array = (KeyValue(key="mixed", value=av([1])).SerializeToString()
+                          + KeyValue(value=av("s")).SerializeToString()
+                          + KeyValue(value=av([9])).SerializeToString())
+    kvlist_then_kvlist = (KeyValue(key="obj", value=av({"x": 1})).SerializeToString()
+                          + KeyValue(value=av({"y": 2, "x": 3})).SerializeToString())
+    key_twice = KeyValue(key="old", value=av("v")).SerializeToString() + KeyValue(key="new").SerializeToString()
+    span_bytes = (first.SerializeToString() + second.SerializeToString() + field(9, array_then_array)
+                  + field(9, array_string_array) + field(9, kvlist_then_kvlist) + field(9, key_twice))
+    scope_twice = field(1, InstrumentationScope(name="one", version="v1").SerializeToString()) + field(
+        1, InstrumentationScope(name="two").SerializeToString())
+    resource = field(1, ProtoResource(attributes=kvs({"service.name": "svc"})).SerializeToString())
+    payload = field(1, resource + field(2, scope_twice + field(2, span_bytes)))
+    batch = check(payload)
+    row = spans_rows(batch)[0]
+    assert (row["name"], row["kind"], row["status_code"], row["status_message"]) == ("second", "SERVER", "ERROR",
+                                                                                     "merged")
+    assert (row["scope_name"], row["scope_version"]) == ("two", "v1")
+    assert orjson.loads(row["attributes"]) == {"a": 2, "b": 3, "arr": [1, 2, 3], "mixed": [9],
+                                               "obj": {"x": 3, "y": 2}, "new": "v"}
+    assert row["event_count"] == 2
+
+
+def test_unknown_fields_groups_and_wrong_wire_types_are_skipped() -> None:
+    span = proto_span(1, name="kept").SerializeToString()
+    unknown = (varint(99 << 3 | 0) + varint(2**64 - 1)  # unknown varint
+               + varint(100 << 3 | 3) + varint(1 << 3 | 0) + b"\x01" + varint(101 << 3 | 3) + varint(101 << 3 | 4)
+               + varint(100 << 3 | 4)  # a group holding a group
+               + varint(5 << 3 | 0) + b"\x07"  # field 5 (name) as a varint: an unknown field, not the name
+               + varint(102 << 3 | 5) + b"\x00\x00\x00\x00" + varint(103 << 3 | 1) + b"\x00" * 8)
+    value = AnyValue(string_value="s").SerializeToString() + varint(1 << 3 | 0) + b"\x05"  # string as varint: unknown
+    attribute = field(1, b"k") + field(2, value) + varint(3 << 3 | 0) + b"\x01"  # key_strindex
+    batch = check(raw_request([span + unknown + field(9, attribute)]))
+    row = spans_rows(batch)[0]
+    assert row["name"] == "kept" and orjson.loads(row["attributes"]) == {"k": "s"}
+
+
+# --- random requests ----------------------------------------------------------------------------------------------
+
+# Random requests per run; CI keeps it short, `TRACEKIT_FUZZ_EXAMPLES=5000 pytest ...` searches harder.
+EXAMPLES = int(os.environ.get("TRACEKIT_FUZZ_EXAMPLES", "100"))
+TYPED_KEYS = [key for keys in (*normalize._TYPED_STR_KEYS, *normalize._TYPED_INT_KEYS) for key in keys]
+keys = st.sampled_from(["a", "b", "", "ключ", "x\ny", *TYPED_KEYS]) | st.text(max_size=6)
+scalars = st.one_of(st.none(), st.text(max_size=12), st.booleans(), st.integers(-(2**63), 2**63 - 1),
+                    st.floats(), st.binary(max_size=10), st.integers(0, 2**31 - 1).map(
+                        lambda n: AnyValue(string_value_strindex=n)))
+scalar_values = scalars.map(av)
+values = st.recursive(scalar_values, lambda children: st.one_of(
+    st.lists(children, max_size=4).map(lambda items: AnyValue(array_value=ArrayValue(values=items))),
+    st.lists(st.tuples(keys, children), max_size=4).map(lambda pairs: AnyValue(kvlist_value=KeyValueList(
+        values=[KeyValue(key=k, value=v) for k, v in pairs])))), max_leaves=8)
+# Around the depth limit (32). Arrays mostly: upb itself refuses kvlists nested ~30 deep (3 messages a level).
+deep_values = st.one_of(
+    st.builds(lambda levels, leaf: nested(levels, leaf), st.integers(29, 34),
+              st.sampled_from(["s", b"b", 1.5, None, {"k": "v"}, [1]])),
+    st.builds(lambda levels: nested(levels, container="kvlist"), st.integers(20, 27)))
+ids16 = st.one_of(st.binary(min_size=16, max_size=16), st.just(b"\0" * 16), st.binary(max_size=18))
+ids8 = st.one_of(st.binary(min_size=8, max_size=8), st.just(b"\0" * 8), st.binary(max_size=10))
+times = st.one_of(st.integers(0, 2**63 - 1), st.integers(2**63 - 2, 2**64 - 1))
+
+
+@st.composite
+def keyvalue_bytes(draw) -> bytes:
+    """A KeyValue on the wire; sometimes its value arrives in two pieces that protobuf merges."""
+    key, value = draw(keys), draw(st.one_of(values, deep_values) if draw(st.integers(0, 9)) == 0 else values)
+    encoded = KeyValue(key=key, value=value).SerializeToString()
+    if draw(st.booleans()) and draw(st.integers(0, 4)) == 0:
+        encoded += KeyValue(value=draw(values)).SerializeToString()
+    return encoded
+
+
+@st.composite
+def span_bytes(draw) -> bytes:
+    """A span on the wire, sometimes as two fragments (scalars: last wins; repeated fields: appended)."""
+    pieces = []
+    for _ in range(draw(st.integers(1, 2))):
+        span = Span(trace_id=draw(ids16), span_id=draw(ids8), parent_span_id=draw(st.one_of(st.just(b""), ids8)),
+                    trace_state=draw(st.text(max_size=4)), name=draw(st.text(max_size=10)),
+                    kind=draw(st.integers(-2, 7)), start_time_unix_nano=draw(times),
+                    end_time_unix_nano=draw(times), flags=draw(st.integers(0, 2**32 - 1)),
+                    dropped_attributes_count=draw(st.integers(0, 2**32 - 1)))
+        if draw(st.booleans()):
+            span.status.CopyFrom(Status(code=draw(st.integers(-1, 4)), message=draw(st.text(max_size=6))))
+        for _ in range(draw(st.integers(0, 2))):
+            span.events.append(Span.Event(time_unix_nano=draw(times), name=draw(st.text(max_size=5)),
+                                          attributes=[KeyValue(key=draw(keys), value=draw(scalar_values))]))
+        for _ in range(draw(st.integers(0, 2))):
+            span.links.append(Span.Link(trace_id=draw(ids16), span_id=draw(ids8), trace_state=draw(st.text(max_size=3)),
+                                        flags=draw(st.integers(0, 2**32 - 1)),
+                                        attributes=[KeyValue(key=draw(keys), value=draw(scalar_values))]))
+        attributes = b"".join(field(9, draw(keyvalue_bytes())) for _ in range(draw(st.integers(0, 6))))
+        pieces.append(span.SerializeToString() + attributes)
+    return b"".join(pieces)
+
+
+@st.composite
+def request_bytes(draw) -> bytes:
+    payload = b""
+    for _ in range(draw(st.integers(0, 3))):
+        resource = ProtoResource(attributes=[KeyValue(key=k, value=v) for k, v in draw(
+            st.lists(st.tuples(st.sampled_from(["service.name", "service.version", "x"]), scalar_values), max_size=3))])
+        scope_spans = b""
+        for _ in range(draw(st.integers(0, 2))):
+            scope = InstrumentationScope(name=draw(st.text(max_size=5)), version=draw(st.text(max_size=3)))
+            spans = b"".join(field(2, draw(span_bytes())) for _ in range(draw(st.integers(0, 3))))
+            scope_spans += field(2, field(1, scope.SerializeToString()) + spans)
+        payload += field(1, field(1, resource.SerializeToString()) + scope_spans
+                         + field(3, draw(st.sampled_from(["", "https://opentelemetry.io/schemas/1.26.0"])).encode()))
+    return payload
+
+
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(request_bytes())
+def test_random_requests_decode_the_same_on_both_paths(payload: bytes) -> None:
+    check(payload)
+
+
+# --- hostile bytes straight into the C function ------------------------------------------------------------------
+
+HOSTILE = [
+    b"\x0a",                                          # a tag without its length
+    b"\x0a\x05abc",                                   # length past the end
+    b"\x0a" + b"\xff" * 9 + b"\x01",                  # a 2**63 length
+    b"\x08" + b"\xff" * 10 + b"\x01",                 # an 11-byte varint
+    b"\x08" + b"\x80" * 9,                            # a truncated varint
+    b"\x00\x00",                                      # field number 0
+    b"\x0e", b"\x0f",                                 # wire types 6 and 7
+    b"\x0c",                                          # end of a group that was never opened
+    b"\x0b" * 200,                                    # groups nested 200 deep, never closed
+    b"\x0b\x14",                                      # a group closed by another field's end
+    b"\x09\x00\x00",                                  # a truncated fixed64
+    b"\x0d\x00",                                      # a truncated fixed32
+    field(1, field(2, field(2, b"\x80"))),            # a malformed span inside valid framing
+    field(1, field(2, field(2, field(5, b"\xc3\x28")))),  # a span name that is not UTF-8
+    field(1, field(2, field(2, Span(trace_id=b"\x01" * 16, span_id=b"\x01" * 8).SerializeToString()
+                            + field(9, field(1, b"\xed\xa0\x80") + field(2, field(1, b"v")))))),  # a surrogate key
+]
+
+
+@pytest.mark.parametrize("payload", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_bytes_raise_value_error(payload: bytes) -> None:
+    with pytest.raises(ValueError, match="malformed protobuf"):
+        call_c(payload, resources=1)
+
+
+def test_deeply_nested_values_on_the_wire_are_refused_without_recursing() -> None:
+    value = AnyValue(string_value="leaf").SerializeToString()
+    for _ in range(5_000):  # far past upb's own limit (100 messages); only the C function sees it
+        value = field(5, field(1, value))
+    payload = field(1, field(2, field(2, proto_span(1).SerializeToString() + field(9, field(1, b"k") + field(2, value)))))
+    spans, _, _, rejections = call_c(payload, resources=1)
+    assert spans[0][0] == 0 and rejections == [(3, 1)]
+
+
+def test_mismatched_resources_and_bad_arguments_raise() -> None:
+    payload = request_of(proto_span(1))
+    with pytest.raises(ValueError, match="more resource_spans"):
+        call_c(payload, resources=0)
+    with pytest.raises(ValueError, match="fewer resource_spans"):
+        call_c(payload, resources=2)
+    with pytest.raises(ValueError, match="max_depth"):
+        fastdecode.decode_traces(payload, [(1, "s")], (), (), 10_000)
+    with pytest.raises(TypeError):
+        fastdecode.decode_traces(payload, [(1, 2)], (), (), 32)
+    with pytest.raises(TypeError):
+        fastdecode.decode_traces(payload, [(1, "s")], ("not a tuple of tuples",), (), 32)
+
+
+@settings(max_examples=5 * EXAMPLES, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_return_or_raise_value_error(payload: bytes) -> None:
+    try:
+        call_c(payload)
+    except ValueError:
+        pass
+
+
+def test_fuzz_truncated_and_mutated_requests() -> None:
+    """Mutations of valid requests: the C function returns or raises ValueError; when upb accepts, both agree."""
+    rng = random.Random(20261122)
+    seeds = [sdk_payload()[0][:20_000], request_of(
+        proto_span(1, attributes={"obj": {"a": [1, 2.5, b"x", {"b": None}]}, "gen_ai.request.model": "m"},
+                   events=[Span.Event(name="e", attributes=kvs({"k": "v"}))],
+                   links=[Span.Link(trace_id=TRACE_ID, span_id=b"\x02" * 8)]),
+        proto_span(2, attributes={"deep": nested(31)}))]
+    agreed = raised = 0
+    for _ in range(60 * EXAMPLES):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            position = rng.randrange(len(data))
+            operation = rng.randrange(5)
+            if operation == 0:
+                data[position] = rng.randrange(256)
+            elif operation == 1:
+                data[position] ^= 1 << rng.randrange(8)
+            elif operation == 2:
+                del data[position:position + rng.randint(1, 8)]
+            elif operation == 3:
+                data[position:position] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+            else:
+                del data[position:]
+            if not data:
+                data = bytearray(b"\x0a")
+        payload = bytes(data)
+        try:
+            request = ExportTraceServiceRequest.FromString(payload)
+        except Exception:  # noqa: BLE001 - upb refused it: only the C function's safety is at stake
+            try:
+                call_c(payload)
+            except ValueError:
+                raised += 1
+            continue
+        assert_same(_decode_traces_python(request), decode_traces_payload(payload, request))
+        agreed += 1
+    assert agreed > EXAMPLES and raised > EXAMPLES  # both kinds of input were exercised
+
+
+# --- memory ------------------------------------------------------------------------------------------------------
+
+def test_no_memory_or_reference_leaks() -> None:
+    payload = request_of(*[proto_span(index, attributes={**{k: v for k, v in SDK_ATTRIBUTES.items() if k != "huge"},
+                                                         "obj": {"a": [1, b"x"]}},
+                                      events=[Span.Event(name="e", attributes=kvs({"k": [1.5]}))],
+                                      links=[Span.Link(trace_id=TRACE_ID, span_id=b"\x02" * 8)])
+                           for index in range(1, 41)])
+    broken = payload[:-7]
+    deep = request_of(proto_span(1, attributes={"deep": nested(40)}))
+    owners = [(1, "svc")]
+    keys = (normalize._TYPED_STR_KEYS, normalize._TYPED_INT_KEYS)
+
+    def run(times: int) -> None:
+        for _ in range(times):
+            fastdecode.decode_traces(payload, owners, *keys, 32)
+            fastdecode.decode_traces(deep, owners, *keys, 32)
+            with pytest.raises(ValueError):
+                fastdecode.decode_traces(broken, owners, *keys, 32)
+
+    run(50)
+    gc.collect()
+    references = [sys.getrefcount(item) for item in (payload, owners, owners[0], keys[0])]
+    process = psutil.Process()
+    rss_before = process.memory_info().rss
+    tracemalloc.start()
+    try:
+        run(20)
+        gc.collect()
+        traced_before = tracemalloc.get_traced_memory()[0]
+        run(400)
+        gc.collect()
+        traced_growth = tracemalloc.get_traced_memory()[0] - traced_before
+    finally:
+        tracemalloc.stop()
+    run(400)
+    gc.collect()
+    assert [sys.getrefcount(item) for item in (payload, owners, owners[0], keys[0])] == references
+    assert traced_growth < 64 * 1024, f"{traced_growth} bytes still allocated after 400 decodes"
+    assert process.memory_info().rss - rss_before < 16 * 2**20
+
+
+def test_pack_column() -> None:
+    length, nulls, validity, offsets, data = fastdecode.pack_column(["a", None, "ü", ""], "s")
+    assert (length, nulls, data) == (4, 1, "aü".encode())
+    assert validity[0] & 0b1111 == 0b1101 and len(offsets) == 5 * 4
+    assert fastdecode.pack_column([1, None, -(2**63)], "q")[:2] == (3, 1)
+    with pytest.raises(TypeError):
+        fastdecode.pack_column([1], "s")
+    with pytest.raises(OverflowError):
+        fastdecode.pack_column([2**63], "q")
+    with pytest.raises(ValueError):
+        fastdecode.pack_column([], "x")
+
+
+# --- wiring -------------------------------------------------------------------------------------------------------
+
+def test_the_collector_pipeline_decodes_traces_through_the_compiled_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    payload, _ = sdk_payload()
+    through_pipeline = decode_payload("traces", payload)
+    calls = []
+    original = fastdecode.decode_traces
+    monkeypatch.setattr(fastdecode, "decode_traces", lambda *args: calls.append(1) or original(*args))
+    assert_same(through_pipeline, decode_payload("traces", payload))
+    assert calls == [1]
+    # without the extension (no compiler at install time) the same request takes the Python path, same result
+    monkeypatch.setattr(normalize, "_fastdecode", None)
+    assert_same(through_pipeline, decode_payload("traces", payload))
+    assert calls == [1]
+
+
+def test_spans_sent_by_the_otlp_exporter_are_stored_by_the_collector(collector) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "fast-decode-e2e"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.grpc_endpoint, insecure=True)))
+    tracer = provider.get_tracer("tests.fastdecode")
+    with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes={
+            "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 12, "text": 'a "quoted"\nline'}) as span:
+        span.add_event("gen_ai.choice", {"index": 0})
+    provider.shutdown()
+    rows = collector.reader().sql(
+        "SELECT name, kind, service_name, request_model, input_tokens, attributes, event_count FROM spans").to_pylist()
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["name"], row["kind"], row["service_name"]) == ("chat gpt-4o", "CLIENT", "fast-decode-e2e")
+    assert (row["request_model"], row["input_tokens"], row["event_count"]) == ("gpt-4o", 12, 1)
+    assert orjson.loads(row["attributes"])["text"] == 'a "quoted"\nline'
+    events = collector.reader().sql("SELECT name, attributes FROM span_events").to_pylist()
+    assert events == [{"name": "gen_ai.choice", "attributes": '{"index":0}'}]
