@@ -112,3 +112,32 @@ def test_opentelemetry_instrument_picks_the_instrumentors_up(tmp_path) -> None:
     out = subprocess.run([str(bin_dir / "opentelemetry-instrument"), sys.executable, str(script)],
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.strip() == "True True", out.stderr[-2000:]
+
+
+def test_instrument_and_uninstrument_every_installed_framework(telemetry) -> None:
+    import pytest
+
+    from tracekit.instrumentors.langchain import LangChainInstrumentor
+    from tracekit.instrumentors.openai import OpenAIInstrumentor
+
+    try:
+        done = tracekit.instrument(tracer_provider=telemetry.tracer_provider)
+        assert done == ["langchain", "openai", "openai_agents"]
+        assert LangChainInstrumentor().is_instrumented_by_opentelemetry
+        assert OpenAIInstrumentor().is_instrumented_by_opentelemetry
+    finally:
+        tracekit.uninstrument()
+    assert not OpenAIInstrumentor().is_instrumented_by_opentelemetry
+    with pytest.raises(ValueError, match="unknown framework"):
+        tracekit.instrument("crewai")
+
+
+def test_demo_help_explains_itself(capsys) -> None:
+    import pytest
+
+    from tracekit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = capsys.readouterr().out
+    assert "--endpoint" in out and "no API key" in out

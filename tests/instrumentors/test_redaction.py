@@ -170,3 +170,20 @@ def test_exporter_wrapper_masks_too() -> None:
     _third_party_span(provider)
     (span,) = inner.get_finished_spans()
     assert OPENAI_KEY not in span.to_json() and EMAIL not in span.to_json()
+
+
+def test_log_record_processor_masks_attributes_and_body() -> None:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    from tracekit.redaction_pipeline import RedactingLogRecordProcessor
+
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(RedactingLogRecordProcessor(RedactionPolicy.default()))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    provider.get_logger("other.lib").emit(body=f"user {EMAIL} sent {OPENAI_KEY}",
+                                          attributes={"gen_ai.evaluation.explanation": f"card {CARD}"})
+    (record,) = [r.log_record for r in exporter.get_finished_logs()]
+    assert record.body == "user [REDACTED:email] sent [REDACTED:openai_key]"
+    assert record.attributes["gen_ai.evaluation.explanation"] == "card [REDACTED:card_number]"
