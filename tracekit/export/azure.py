@@ -202,7 +202,12 @@ class AzureMonitorSender:
         if fresh_spans:
             keys = [key for span in fresh_spans for key in span_item_keys(span)]
             self._bucket.take(len(keys))
-            self._run(lambda: self.traces.export(fresh_spans), keys, state)
+            if not self._run(lambda: self.traces.export(fresh_spans), keys, state) and len(fresh_spans) > 1:
+                # The exporter could not build the batch (one bad span aborts it): isolate the culprit.
+                for key in keys:
+                    state.pending.pop(key, None)
+                for span in fresh_spans:
+                    self._run(lambda span=span: self.traces.export([span]), span_item_keys(span), state)
         fresh_logs = [(key, record) for key, record in zip(log_keys, logs) if not state.known(key)]
         if fresh_logs:
             self._bucket.take(len(fresh_logs))
@@ -229,10 +234,10 @@ class AzureMonitorSender:
         from azure.monitor.opentelemetry.exporter._generated.exporter.models import TelemetryItem
 
         pending = [(key, envelope) for key, envelope in state.pending.items() if envelope is not None]
-        lost = [key for key, envelope in state.pending.items() if envelope is None]
-        for key in lost:  # never built (should not happen): nothing we can resend faithfully
+        unbuilt = [key for key, envelope in state.pending.items() if envelope is None]
+        for key in unbuilt:  # the exporter could not turn the span into envelopes: retrying cannot help
             state.pending.pop(key)
-            state.refused[key] = [0, "envelope lost before it was sent"]
+            state.refused[key] = [0, f"the exporter could not build this item ({self.last_error or 'unknown'})"]
         if not pending:
             return
         self._bucket.take(len(pending))
@@ -245,13 +250,16 @@ class AzureMonitorSender:
 
         self._run(track, [key for key, _ in pending], state)
 
-    def _run(self, send: Callable[[], Any], keys: list[str], state: CursorRecord) -> None:
+    def _run(self, send: Callable[[], Any], keys: list[str], state: CursorRecord) -> bool:
+        """Send, then record each item's outcome; False when nothing was posted at all."""
         self._exchanges.clear()
         try:
             send()
         except Exception as error:  # noqa: BLE001 - the exporter raises on envelopes it cannot build
             self.last_error = f"{type(error).__name__}: {error}"
+        posted = bool(self._exchanges)
         self._settle(keys, state)
+        return posted
 
     def _settle(self, keys: list[str], state: CursorRecord) -> None:
         """Attribute each envelope of the last request(s) to its item and record the outcome."""

@@ -51,12 +51,25 @@ class CursorRecord:
         """Whether the item was already delivered, refused for good, or is waiting to be resent."""
         return key in self.delivered or key in self.refused or key in self.pending
 
-    def finish_batch(self, last: StoreKey) -> None:
-        """The batch ending at `last` is done: move the position, forget its items."""
-        self.position = last
-        self.delivered.clear()
-        self.refused.clear()
-        self.pending.clear()
+    def finish_batch(self, keys: list[StoreKey]) -> None:
+        """The batch of spans `keys` (in store order) is done: move the position past it and forget its items.
+
+        Items of spans outside the batch stay: a resumed run may cut batches differently (another --batch-size)."""
+        self.position = keys[-1]
+        spans = {f"{seq}:{trace_id}:{span_id}" for seq, trace_id, span_id in keys}
+        logs = {f"log:{trace_id}:{span_id}:" for _, trace_id, span_id in keys}
+
+        def in_batch(item: str) -> bool:
+            if item.startswith("log:"):
+                return item[:4 + 32 + 1 + 16 + 1] in logs
+            return item.split("#", 1)[0] in spans
+
+        for items in (self.delivered, self.refused, self.pending):
+            for item in [item for item in items if in_batch(item)]:
+                if isinstance(items, set):
+                    items.discard(item)
+                else:
+                    items.pop(item)
 
     def to_json(self) -> dict[str, Any]:
         return {"destination": self.destination, "selection": self.selection,

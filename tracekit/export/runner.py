@@ -161,20 +161,24 @@ def run_export(
                 if shaper is not None:
                     spans, logs, log_keys = _shape(shaper, spans, logs, log_keys, record, summary)
                 names = _names(page.spans)
+                batch_items = _batch_items(chunk)
                 sender.send(spans, logs, log_keys, record, on_progress=note_retry)
-                summary.delivered += len(record.delivered)
                 if record.pending:
                     summary.complete = False
                     summary.pending = len(record.pending)
-                    summary.delivered -= len(record.delivered)  # counted again when the batch finishes
                     cursors.save(key, record)
                     break
+                delivered = sum(1 for item in record.delivered if _in(item, batch_items))
+                refused = 0
                 for item_key, (status, reason) in record.refused.items():
-                    summary.refused.append(RefusedItem(item_key, names.get(item_key.split("#")[0], "log record"
-                                                                           if item_key.startswith("log:") else ""),
-                                                       int(status), str(reason)))
-                record.finish_batch(chunk[-1])
-                _add_totals(record, summary)
+                    if _in(item_key, batch_items):
+                        refused += 1
+                        name = "log record" if item_key.startswith("log:") else names.get(item_key.split("#")[0], "")
+                        summary.refused.append(RefusedItem(item_key, name, int(status), str(reason)))
+                summary.delivered += delivered
+                record.totals["delivered"] = record.totals.get("delivered", 0) + delivered
+                record.totals["refused"] = record.totals.get("refused", 0) + refused
+                record.finish_batch(chunk)
                 cursors.save(key, record)
                 summary.spans_done += len(chunk)
                 elapsed = max(time.monotonic() - started, 1e-9)
@@ -189,9 +193,15 @@ def run_export(
     return summary
 
 
-def _add_totals(record: CursorRecord, summary: ExportSummary) -> None:
-    totals = record.totals
-    totals["runs_items_delivered"] = totals.get("runs_items_delivered", 0) + summary.delivered
+def _batch_items(chunk: list[Any]) -> tuple[set[str], set[str]]:
+    return ({f"{seq}:{trace_id}:{span_id}" for seq, trace_id, span_id in chunk},
+            {f"{trace_id}:{span_id}" for _, trace_id, span_id in chunk})
+
+
+def _in(item: str, batch: tuple[set[str], set[str]]) -> bool:
+    if item.startswith("log:"):
+        return item[4:4 + 32 + 1 + 16] in batch[1]
+    return item.split("#", 1)[0] in batch[0]
 
 
 def _shape(shaper: AzureShaper, spans: Sequence[StoredSpan], logs: Sequence[Any], log_keys: Sequence[str],
