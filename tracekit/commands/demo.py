@@ -47,6 +47,16 @@ def run(args: argparse.Namespace) -> int:
         print("tracekit demo: --conversations must be at least 1", file=sys.stderr)
         return 2
     endpoint = args.endpoint or default_endpoint(args.protocol)
-    sent = run_demo(endpoint, protocol=args.protocol, conversations=args.conversations)
+    if not sys.stderr.isatty():
+        sent = run_demo(endpoint, protocol=args.protocol, conversations=args.conversations)
+    else:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        with Progress(TextColumn("demo conversations"), BarColumn(), MofNCompleteColumn(),
+                      console=Console(stderr=True), transient=True) as progress:
+            bar = progress.add_task("demo", total=args.conversations)
+            sent = run_demo(endpoint, protocol=args.protocol, conversations=args.conversations,
+                            on_progress=lambda done: progress.update(bar, completed=done))
     print(f"sent {sent} spans from {args.conversations} conversation(s) to {endpoint} ({args.protocol})")
     return 0

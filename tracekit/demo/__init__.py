@@ -10,20 +10,24 @@ instrumentation a user's application would use.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from tracekit.demo.pipeline import DemoPipeline, default_endpoint
 
 __all__ = ["run_demo", "default_endpoint"]
 
 
-def run_demo(endpoint: str, *, protocol: str = "grpc", conversations: int = 3, timeout_s: float = 10.0) -> int:
+def run_demo(endpoint: str, *, protocol: str = "grpc", conversations: int = 3, timeout_s: float = 10.0,
+             on_progress: Callable[[int], None] | None = None) -> int:
     """Run the demo workload and send its telemetry to the OTLP `endpoint`; returns the number of spans sent.
 
     `protocol` is `grpc` (endpoint like `http://127.0.0.1:4317`) or `http` (like `http://127.0.0.1:4318`).
-    Raises tracekit.errors.CollectorUnavailable when the collector does not accept the spans.
+    `on_progress(done)` is called after each conversation. Raises tracekit.errors.CollectorUnavailable when the
+    collector does not accept the spans.
     The application's global OpenTelemetry setup is left untouched: the demo uses its own providers.
     """
     from tracekit.demo.scenario import run_conversations
 
     with DemoPipeline(endpoint, protocol=protocol, timeout_s=timeout_s) as pipeline:
-        run_conversations(pipeline, conversations)
+        run_conversations(pipeline, conversations, on_progress)
     return pipeline.spans_sent

@@ -189,9 +189,11 @@ def run_conversation(pipeline: DemoPipeline, index: int, rng: random.Random) -> 
                 logger_provider=pipeline.logger_provider)
 
 
-def run_conversations(pipeline: DemoPipeline, count: int) -> None:
-    """`count` independent conversations (different cities, ids and token counts)."""
+def run_conversations(pipeline: DemoPipeline, count: int, on_progress: Callable[[int], None] | None = None) -> None:
+    """`count` independent conversations (different cities, ids and token counts); `on_progress(done)` after each."""
     rng = random.Random(20261122)
     _hotel_failures.clear()
     for index in range(count):
         run_conversation(pipeline, index, rng)
+        if on_progress is not None:
+            on_progress(index + 1)
