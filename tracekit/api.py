@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import weakref
 from typing import Any, Callable, Mapping, Sequence, TypeVar, overload
 
 from opentelemetry import context as otel_context
@@ -52,7 +53,10 @@ _agent_name: contextvars.ContextVar[str | None] = contextvars.ContextVar("tracek
 _conversation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tracekit_conversation_id", default=None)
 # A TracerProvider for this context only (the demo uses it so it never replaces the application's global one).
 _provider_override: contextvars.ContextVar[Any] = contextvars.ContextVar("tracekit_tracer_provider", default=None)
-_tracers: dict[int, trace.Tracer] = {}
+# Tracers per (provider, scope name). Keyed by the provider object itself (weakly), never by id(): a new provider can
+# reuse a dead one's id, and its spans must not go to the old pipeline.
+_global_tracers: dict[str, trace.Tracer] = {}
+_provider_tracers: "weakref.WeakKeyDictionary[Any, dict[str, trace.Tracer]]" = weakref.WeakKeyDictionary()
 
 
 def current_agent_name() -> str | None:
@@ -68,14 +72,18 @@ def current_conversation_id() -> str | None:
 def get_tracer(name: str = TRACER_NAME, tracer_provider: Any = None) -> trace.Tracer:
     """The tracer tracekit's spans come from: `tracer_provider`, else this context's override, else the global."""
     provider = tracer_provider if tracer_provider is not None else _provider_override.get()
-    key = id(provider) if provider is not None else 0
-    cache_key = hash((key, name))
-    tracer = _tracers.get(cache_key)
+    if provider is None:
+        cache = _global_tracers
+    else:
+        cache = _provider_tracers.get(provider)
+        if cache is None:
+            cache = _provider_tracers[provider] = {}
+    tracer = cache.get(name)
     if tracer is None:
         from tracekit import __version__
 
         tracer = trace.get_tracer(name, __version__, tracer_provider=provider, schema_url=semconv_schema_url())
-        _tracers[cache_key] = tracer
+        cache[name] = tracer
     return tracer
 
 
