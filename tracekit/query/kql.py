@@ -142,7 +142,16 @@ def _compile(text: str, params: dict[str, Any] | None, schema: dict[str, list[st
         _check_tables(text, sources, schema)
     time_filtered = time_filtered and any(table in TIME_COLUMNS for table in sources)
     plain = _rewrite_sources(translation.sql_text, sources, time_filtered)
-    shortcut = _shortcut_sql(text, translation.sql_text, sources, time_filtered)
+    shortcut = None
+    if sources & set(_SHORTCUT_TABLES):
+        # Translated without the schema, `extend` and `project-away` keep `SELECT *`, so the hidden columns the
+        # shortcut reads survive them. Joins, unions and `arg_max(x, *)` need the schema: no shortcut for those.
+        try:
+            schemaless = _translate(text, params, None)
+        except QueryError:
+            schemaless = None
+        if schemaless is not None:
+            shortcut = _shortcut_sql(text, schemaless.sql_text, sources, time_filtered)
     if shortcut is None:
         return Compiled(plain, dict(translation.params))
     return Compiled(shortcut, dict(translation.params), fallback_sql=plain)
@@ -412,6 +421,17 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
             return typed if unwrapped else f"CAST(to_json({typed}) AS JSON)"
         path = "'$.\"" + key + "\"'"
         value = f'tk_dimension("{views.HIDDEN_PREFIX}attributes", {path}, {views.value_limit(key)})'
+        integer_column = views.TYPED_INTEGER_DIMENSIONS.get(key)
+        if integer_column is not None:
+            # The typed token column, when the attribute itself is an integer literal (the column may also come
+            # from a deprecated key, and the exporter prints 12.0 for a float): one text match instead of a parse.
+            needle = f'"{key}":'
+            text_sql = f'CAST("{views.HIDDEN_PREFIX}attributes" AS VARCHAR)'
+            tail = f"substr({text_sql}, strpos({text_sql}, '{needle}') + {len(needle)}, 21)"
+            typed = f'"{views.HIDDEN_PREFIX}{integer_column}"'
+            value = (f"CASE WHEN {typed} IS NOT NULL AND strpos({text_sql}, '{needle}') > 0 "
+                     f"AND regexp_matches({tail}, '^-?[0-9]+[,}}]') "
+                     f"THEN to_json({typed}) ELSE {value} END")
         return f"({value} ->> '$')" if unwrapped else value
 
     rewritten = _sub_outside_literals(_ACCESSOR, replace, sql) if has_accessors else sql

@@ -244,9 +244,15 @@ TYPED_DIMENSIONS = {
     "gen_ai.tool.name": "tool_name",
     "gen_ai.tool.call.id": "tool_call_id",
 }
+# Integer store columns for token counts; used for customDimensions reads only when the attribute is an int literal.
+TYPED_INTEGER_DIMENSIONS = {
+    "gen_ai.usage.input_tokens": "input_tokens",
+    "gen_ai.usage.output_tokens": "output_tokens",
+}
 _HIDDEN_SPAN_COLUMNS = ", ".join(
     [f"s.attributes AS {HIDDEN_PREFIX}attributes", f"s.start_time AS {HIDDEN_PREFIX}time"]
-    + [f"s.{column} AS {HIDDEN_PREFIX}{column}" for column in TYPED_DIMENSIONS.values()]
+    + [f"s.{column} AS {HIDDEN_PREFIX}{column}"
+       for column in [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values()]]
 )
 
 _SPAN_ITEMS = f"""
@@ -347,7 +353,7 @@ _CONTEXT_COLUMNS = ("operation_Name, operation_Id, operation_ParentId, operation
                     "itemCount")
 _HIDDEN_SPAN_SELECT = ", ".join(
     [f"{HIDDEN_PREFIX}attributes", f"{HIDDEN_PREFIX}time"]
-    + [f"{HIDDEN_PREFIX}{column}" for column in TYPED_DIMENSIONS.values()]
+    + [f"{HIDDEN_PREFIX}{column}" for column in [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values()]]
 )
 
 _SPAN_TABLES = f"""
@@ -629,7 +635,8 @@ _LEAN_SPAN_COLUMNS: dict[str, str] = {
     "application_Version": "coalesce(r.application_Version, '')",
     f"{HIDDEN_PREFIX}attributes": "s.attributes",
     f"{HIDDEN_PREFIX}time": "s.start_time",
-    **{f"{HIDDEN_PREFIX}{column}": f"s.{column}" for column in TYPED_DIMENSIONS.values()},
+    **{f"{HIDDEN_PREFIX}{column}": f"s.{column}"
+       for column in [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values()]},
 }
 # Dependencies' success is the span status alone; requests' also looks at HTTP status codes, which needs the facts.
 _LEAN_ONLY_FOR = {"success": ("dependencies", "s.status_code <> 'ERROR'"),
@@ -654,8 +661,9 @@ def lean_span_source(table: str, columns: set[str]) -> str | None:
                      "_ResourceId": "''"}
     else:
         constants = {}
+    known = set(PUBLIC_COLUMNS[classic]) | set(_LEAN_SPAN_COLUMNS) | set(renames) | set(constants)
     select, joins_resource = [], False
-    for name in sorted(columns):
+    for name in sorted(columns & known):  # other names are the query's own aliases
         source = renames.get(name, name)
         if name in constants:
             expression = constants[name]
