@@ -226,10 +226,13 @@ class _ActiveScope:
         span = self.handle.span
         if error is not None:
             record_error(span, error)
-        if self._conversation_token is not None:
-            _conversation_id.reset(self._conversation_token)
-        if self._agent_token is not None:
-            _agent_name.reset(self._agent_token)
+        try:
+            if self._conversation_token is not None:
+                _conversation_id.reset(self._conversation_token)
+            if self._agent_token is not None:
+                _agent_name.reset(self._agent_token)
+        except ValueError:
+            pass  # closed from another context (a generator finalized elsewhere): nothing of ours is current there
         otel_context.detach(self._context_token)
         span.end()
 
@@ -285,6 +288,46 @@ class _Scope:
             except TypeError:
                 return {"args": list(args), **kwargs}
             return {name: value for name, value in bound.arguments.items() if name not in ("self", "cls")}
+
+        if inspect.isasyncgenfunction(func):
+
+            @functools.wraps(func)
+            async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                # The span stays open while the caller iterates (a streaming agent), and ends with the stream.
+                active = _ActiveScope(self)
+                if self.capture_io:
+                    active.handle.set_arguments(arguments_of(args, kwargs))
+                try:
+                    async for item in func(*args, **kwargs):
+                        yield item
+                except GeneratorExit:  # the caller stopped early: not an error
+                    active.close(None)
+                    raise
+                except BaseException as error:
+                    active.close(error)
+                    raise
+                active.close(None)
+
+            return async_gen_wrapper  # type: ignore[return-value]
+
+        if inspect.isgeneratorfunction(func):
+
+            @functools.wraps(func)
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                active = _ActiveScope(self)
+                if self.capture_io:
+                    active.handle.set_arguments(arguments_of(args, kwargs))
+                try:
+                    yield from func(*args, **kwargs)
+                except GeneratorExit:
+                    active.close(None)
+                    raise
+                except BaseException as error:
+                    active.close(error)
+                    raise
+                active.close(None)
+
+            return gen_wrapper  # type: ignore[return-value]
 
         if inspect.iscoroutinefunction(func):
 

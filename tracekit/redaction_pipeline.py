@@ -48,8 +48,12 @@ class RedactingSpanProcessor(SpanProcessor):
 
 
 def redact_readable_span_in_place(span: Any, policy: RedactionPolicy) -> int:
-    """Mask a finished SDK span's attributes, events and links. Returns the number of values masked."""
+    """Mask a finished SDK span's name, attributes and event attributes. Returns the number of values masked."""
     total = 0
+    name, name_masks = policy.redact_text(span.name)
+    if name_masks:
+        span._name = name  # e.g. an HTTP span named after a URL path with an e-mail address in it
+        total += name_masks
     attributes = span.attributes
     if attributes:
         new_attrs, count = policy.redact_attributes(attributes)

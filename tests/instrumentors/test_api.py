@@ -211,3 +211,30 @@ def test_import_tracekit_is_light() -> None:
 
     code = "import sys, tracekit; print(any(m.startswith(('opentelemetry', 'langchain', 'openai')) for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+async def test_streaming_agents_keep_their_span_open_while_iterated(telemetry, content_off) -> None:
+    @tracekit.agent("streamer")
+    async def stream_answer(question: str):
+        for word in ("it", "is", "sunny"):
+            await asyncio.sleep(0)
+            yield word
+
+    @tracekit.agent("sync-streamer")
+    def sync_stream():
+        yield 1
+        get_weather("Oslo")
+        yield 2
+
+    assert [word async for word in stream_answer("weather?")] == ["it", "is", "sunny"]
+    assert list(sync_stream()) == [1, 2]
+    streamer = telemetry.span("invoke_agent streamer")
+    assert streamer.end_time > streamer.start_time and streamer.status.status_code is StatusCode.UNSET
+    tool_span = telemetry.span("execute_tool get_weather")
+    assert tool_span.parent.span_id == telemetry.span("invoke_agent sync-streamer").context.span_id
+
+    gen = stream_answer("stop early")
+    assert await gen.__anext__() == "it"
+    await gen.aclose()
+    early = [s for s in telemetry.spans if s.name == "invoke_agent streamer"][-1]
+    assert early.status.status_code is StatusCode.UNSET

@@ -187,3 +187,14 @@ def test_log_record_processor_masks_attributes_and_body() -> None:
     (record,) = [r.log_record for r in exporter.get_finished_logs()]
     assert record.body == "user [REDACTED:email] sent [REDACTED:openai_key]"
     assert record.attributes["gen_ai.evaluation.explanation"] == "card [REDACTED:card_number]"
+
+
+def test_processor_masks_span_names_too() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(RedactingSpanProcessor(RedactionPolicy.default()))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.get_tracer("http.client").start_span(f"GET /users/{EMAIL}/profile").end()
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "GET /users/[REDACTED:email]/profile"
+    assert span.attributes["tracekit.redaction.masked_count"] == 1
