@@ -261,3 +261,23 @@ def test_connection_string_errors_are_clear() -> None:
     assert parse_connection_string("InstrumentationKey=abc;")["instrumentationkey"] == "abc"
     with pytest.raises(AzureMonitorError, match="refused"):
         AzureMonitorSender("InstrumentationKey=NOT-A-GUID")
+
+
+def test_export_redaction_masks_secrets_before_they_leave(tmp_path: Path) -> None:
+    from tracekit.cli import main
+
+    tracer_provider, _, spans, _ = make_providers()
+    with tracer_provider.get_tracer("t").start_as_current_span("chat gpt-4o", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.input.messages": "reach me at ann@example.com",
+            "app.api_key": "sk-abcdefghijklmnopqrstuvwxyz123456"}) as span:
+        span.add_event("note", {"text": "bob@example.org wrote"})
+    db = tmp_path / "secret.duckdb"
+    write_store(db, spans.get_finished_spans())
+    with FakeIngestion() as fake:
+        assert main(["export", "azure-monitor", "--db", str(db), "--connection-string", fake.connection_string,
+                     "--no-progress"]) == 0
+        dependency = fake.telemetry("RemoteDependencyData")[0]["data"]["baseData"]["properties"]
+        message = fake.telemetry("MessageData")[0]["data"]["baseData"]["properties"]
+    assert dependency["gen_ai.input.messages"] == "reach me at [REDACTED:email]"
+    assert "sk-abcdefghijklmnopqrstuvwxyz123456" not in dependency["app.api_key"]
+    assert "bob@example.org" not in message["text"]

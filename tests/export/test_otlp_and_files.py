@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from tracekit.cli import main

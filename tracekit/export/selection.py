@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
 
-from tracekit.errors import QueryError, TracekitError
+from tracekit.errors import TracekitError
 from tracekit.export.rebuild import ResourceCache, StoredSpan, log_key, rebuild_log_records, rebuild_spans
 from tracekit.store.reader import StoreReader
 
@@ -69,7 +69,6 @@ class Selection:
     where: str | None = None          # KQL whose rows name spans (operation_Id + id), or traces (operation_Id only)
     whole_traces: bool = False        # widen every selected span to its whole trace
     description: str = ""             # the options as the user gave them: the cursor's identity for this selection
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def describe(self) -> str:
         """A stable text for this selection (relative times stay relative, so a re-run finds the same cursor)."""
@@ -238,7 +237,4 @@ def run_kql(reader: StoreReader, kql: str) -> pa.Table:
         from tracekit.query import kql as kql_engine  # the KQL engine is its own module; loaded only when used
     except ImportError:
         raise SelectionError("--where needs the KQL engine (tracekit.query.kql), which is not installed") from None
-    try:
-        return kql_engine.run_kql(reader, kql)
-    except QueryError:
-        raise
+    return kql_engine.run_kql(reader, kql)  # QueryError (with line and column) reaches the CLI as one line
