@@ -281,3 +281,37 @@ def test_export_redaction_masks_secrets_before_they_leave(tmp_path: Path) -> Non
     assert dependency["gen_ai.input.messages"] == "reach me at [REDACTED:email]"
     assert "sk-abcdefghijklmnopqrstuvwxyz123456" not in dependency["app.api_key"]
     assert "bob@example.org" not in message["text"]
+
+
+def test_server_spans_become_requests_and_progress_renders(tmp_path: Path) -> None:
+    import io
+
+    from opentelemetry.trace import SpanKind
+    from rich.console import Console
+
+    tracer_provider, _, spans, _ = make_providers()
+    tracer = tracer_provider.get_tracer("t")
+    with tracer.start_as_current_span("POST /chat", kind=SpanKind.SERVER, attributes={"gen_ai.agent.name": "front"}):
+        with tracer.start_as_current_span("invoke_agent front", kind=SpanKind.CLIENT, attributes={
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "front",
+                "gen_ai.provider.name": "azure.ai.inference"}):
+            pass
+    db = tmp_path / "server.duckdb"
+    write_store(db, spans.get_finished_spans())
+    screen = io.StringIO()
+    reader = LocalReader.open_file(db)
+    with FakeIngestion() as fake:
+        sender = AzureMonitorSender(fake.connection_string)
+        summary = run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(db)),
+                             shaper=AzureShaper(), console=Console(file=screen, force_terminal=True, width=120))
+        sender.close()
+        request = fake.telemetry("RequestData")
+        dependency = fake.telemetry("RemoteDependencyData")
+    reader.close()
+    assert summary.complete and len(request) == 1 and len(dependency) == 1
+    assert request[0]["name"] == "Microsoft.ApplicationInsights.Request"
+    assert request[0]["data"]["baseData"]["name"] == "POST /chat"
+    assert "ai.operation.parentId" not in request[0]["tags"]
+    assert dependency[0]["tags"]["ai.operation.parentId"] == request[0]["data"]["baseData"]["id"]
+    assert dependency[0]["data"]["baseData"]["type"] == "GenAI | azure.ai.inference"
+    assert "export to azure-monitor" in screen.getvalue() and "2/2" in screen.getvalue()

@@ -194,3 +194,30 @@ def test_where_with_bad_kql_reports_the_position(store: Path, tmp_path: Path, ca
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
     err = capsys.readouterr().err
     assert err.startswith("tracekit: error: line 1, column") and err.count("\n") == 1
+
+
+def test_import_reads_metrics_and_gzip(tmp_path: Path) -> None:
+    import gzip
+
+    from opentelemetry.exporter.otlp.proto.common._internal.metrics_encoder import encode_metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from helpers import RESOURCE
+    from tracekit.export.otlp_json import to_json_line
+
+    metric_reader = InMemoryMetricReader()
+    provider = MeterProvider(resource=RESOURCE, metric_readers=[metric_reader])
+    histogram = provider.get_meter("t").create_histogram("gen_ai.client.token.usage", unit="{token}")
+    histogram.record(120, {"gen_ai.token.type": "input"})
+    histogram.record(42, {"gen_ai.token.type": "output"})
+    path = tmp_path / "metrics.jsonl.gz"
+    path.write_bytes(gzip.compress(to_json_line(encode_metrics(metric_reader.get_metrics_data()))))
+    db = tmp_path / "m.duckdb"
+    assert main(["import", str(path), "--db", str(db)]) == 0
+    reader = LocalReader.open_file(db)
+    rows = reader.sql("SELECT metric_name, count, sum, attributes->>'gen_ai.token.type' AS t FROM metric_points "
+                      "ORDER BY t").to_pylist()
+    reader.close()
+    assert [(r["metric_name"], r["count"], r["sum"], r["t"]) for r in rows] == [
+        ("gen_ai.client.token.usage", 1, 120.0, "input"), ("gen_ai.client.token.usage", 1, 42.0, "output")]
