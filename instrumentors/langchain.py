@@ -72,6 +72,7 @@ class _Run:
     first_token: float | None = None
     suppress_token: Any = None
     input_messages: list[dict[str, Any]] | None = None
+    context_token: Any = None
 
 
 def _field(msg: Any, name: str) -> Any:
@@ -213,6 +214,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         attributes: dict[str, Any],
         *,
         agent_name: str | None = None,
+        make_current: bool = False,
     ) -> _Run:
         parent = self._parent(parent_run_id)
         parent_context = parent.parent_context if parent is not None else otel_context.get_current()
@@ -226,6 +228,12 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             span = self._instruments.tracer.start_span(name, context=parent_context, kind=kind, attributes=attributes)
             parent_context = trace.set_span_in_context(span, parent_context)
         run = _Run(span, parent_context, conversation_id, agent_name or inherited_agent, attributes, time.perf_counter())
+        if make_current and span is not None:
+            # Tool and model runs start and end around the call in the same thread or task, so making the span
+            # current is safe there; spans other instrumentations create inside (HTTP clients, @tracekit.tool
+            # functions used as LangChain tools) then nest under it. Chains are not made current: graph nodes
+            # start and end in different tasks.
+            run.context_token = otel_context.attach(parent_context)
         with self._lock:
             self._runs[run_id] = run
         return run
@@ -235,6 +243,11 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             run = self._runs.pop(run_id, None)
         if run is None:
             return None
+        if run.context_token is not None:
+            try:
+                run.context_token.var.reset(run.context_token)
+            except (ValueError, AttributeError):
+                pass  # ended from another context (callbacks hopped threads): nothing of ours is current there
         if run.suppress_token is not None:
             # Re-open the OpenAI instrumentor for later calls in this context (a plain set: the token may belong
             # to another context when callbacks hop threads).
@@ -349,7 +362,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop] if isinstance(stop, str) else list(stop)
         if params.get("stream") or params.get("streaming"):
             attributes[semconv.GEN_AI_REQUEST_STREAM] = True
-        run = self._start(run_id, parent_run_id, metadata, f"{operation} {model}", SpanKind.CLIENT, attributes)
+        run = self._start(run_id, parent_run_id, metadata, f"{operation} {model}", SpanKind.CLIENT, attributes,
+                          make_current=True)
         run.suppress_token = inference_recorded_by.set("langchain")
         definitions = _tool_definitions(params.get("tools"))
         if definitions and run.span is not None:
@@ -483,7 +497,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         if agent_name:
             attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
         run = self._start(run_id, parent_run_id, metadata, f"{semconv.OP_EXECUTE_TOOL} {name}", SpanKind.INTERNAL,
-                          attributes)
+                          attributes, make_current=True)
         if run.span is not None:
             add_masked_count(run.span, run.attributes, set_opt_in(
                 run.span, semconv.GEN_AI_TOOL_CALL_ARGUMENTS, inputs if inputs is not None else input_str))

@@ -544,6 +544,13 @@ def _is_stream(result: Any) -> bool:
 
 
 def _finish_whole(call: _Call, result: Any) -> None:
+    if not hasattr(result, "choices") and not hasattr(result, "output") and callable(getattr(result, "parse", None)):
+        # `with_raw_response.create()`: the SDK hands back the HTTP response; its parse() is cached, so reading the
+        # parsed body here costs the caller nothing.
+        try:
+            result = result.parse()
+        except Exception:  # noqa: BLE001 - never break the caller over telemetry
+            pass
     if call.api == "chat_completions":
         call.finish_chat(result)
     else:

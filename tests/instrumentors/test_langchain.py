@@ -300,3 +300,28 @@ def test_event_only_mode_puts_content_on_the_details_event_not_the_span(instrume
     assert event.name == "gen_ai.client.inference.operation.details"
     assert json.loads(event.attributes["gen_ai.input.messages"])[0]["parts"][0]["content"] == "event-only question"
     assert json.loads(event.attributes["gen_ai.output.messages"])[0]["parts"][0]["content"] == "event-only answer"
+
+
+async def test_spans_made_inside_tools_nest_under_the_tool_span(instrumented, content_off) -> None:
+    @tracekit.tool(name="inner_lookup")
+    def inner_lookup(city: str) -> str:
+        return "ok"
+
+    @tool
+    def outer(city: str) -> str:
+        """Calls traced code."""
+        return inner_lookup(city)
+
+    @tool
+    async def async_outer(city: str) -> str:
+        """Async tool calling traced code."""
+        return inner_lookup(city)
+
+    outer.invoke({"city": "Oslo"})
+    await async_outer.ainvoke({"city": "Rome"})
+    inner = sorted((s for s in instrumented.spans if s.name == "execute_tool inner_lookup"), key=lambda s: s.start_time)
+    assert inner[0].parent.span_id == instrumented.span("execute_tool outer").context.span_id
+    assert inner[1].parent.span_id == instrumented.span("execute_tool async_outer").context.span_id
+    from opentelemetry import trace as otel_trace
+
+    assert not otel_trace.get_current_span().get_span_context().is_valid  # nothing left attached

@@ -241,3 +241,13 @@ def test_stream_helper_is_covered_through_create(instrumented, server, client, c
     span = instrumented.span("chat gpt-4o-mini")
     assert span.attributes["gen_ai.usage.output_tokens"] == 51
     assert span.attributes["gen_ai.response.finish_reasons"] == ("tool_call",)
+
+
+def test_with_raw_response_still_records_the_response(instrumented, server, client, content_off) -> None:
+    (request, response), _ = _recorded("chat_completion_tool_calls_with_content.yaml")
+    server.enqueue(response)
+    raw = client.chat.completions.with_raw_response.create(**request)
+    assert raw.parse().id == _json(response)["id"]
+    span = instrumented.span("chat gpt-4o-mini")
+    assert span.attributes["gen_ai.response.id"] == _json(response)["id"]
+    assert span.attributes["gen_ai.usage.input_tokens"] == 75
