@@ -97,14 +97,18 @@ def _otlp_exporters(endpoint: str, protocol: str, headers: Mapping[str, str] | N
     )
 
 
-def _azure_exporters(connection_string: str) -> tuple[Any, Any, Any]:
+def _azure_exporters(connection_string: str, options: Mapping[str, Any] | None = None, *, logs: bool = True,
+                     metrics: bool = True) -> tuple[Any, Any, Any]:
+    """(span, log, metric) exporters for Application Insights; the log/metric ones only when wanted (each Azure
+    exporter starts its own background machinery)."""
     from azure.monitor.opentelemetry.exporter import (AzureMonitorLogExporter, AzureMonitorMetricExporter,
                                                       AzureMonitorTraceExporter)
 
+    kwargs = dict(options or {})
     return (
-        AzureMonitorTraceExporter(connection_string=connection_string),
-        AzureMonitorLogExporter(connection_string=connection_string),
-        AzureMonitorMetricExporter(connection_string=connection_string),
+        AzureMonitorTraceExporter(connection_string=connection_string, **kwargs),
+        AzureMonitorLogExporter(connection_string=connection_string, **kwargs) if logs else None,
+        AzureMonitorMetricExporter(connection_string=connection_string, **kwargs) if metrics else None,
     )
 
 
@@ -142,6 +146,7 @@ def configure(
     protocol: str | None = None,
     headers: Mapping[str, str] | None = None,
     connection_string: str | None = None,
+    azure_options: Mapping[str, Any] | None = None,
     content: bool | str | ContentMode | None = None,
     redaction: RedactionPolicy | None = None,
     resource_attributes: Mapping[str, Any] | None = None,
@@ -155,7 +160,9 @@ def configure(
     * Default destination: OTLP to `endpoint`, else `OTEL_EXPORTER_OTLP_ENDPOINT`, else the local tracekit collector
       (gRPC on 127.0.0.1:4317). `protocol` is `grpc` or `http/protobuf` (default `OTEL_EXPORTER_OTLP_PROTOCOL`,
       else guessed from the port).
-    * `connection_string` (e.g. `os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"]`): Azure Monitor instead.
+    * `connection_string` (e.g. `os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"]`): Azure Monitor instead;
+      `azure_options` go to the Azure Monitor exporters (e.g. `credential=` for Entra ID auth,
+      `disable_offline_storage=True`).
     * `content`: turn message-content recording on/off (default: the environment, i.e. off).
     * `redaction`: the policy applied in-process to every span and log record before export (default: built-in
       rules, or `TRACEKIT_REDACTION_FILE`).
@@ -181,7 +188,8 @@ def configure(
         _prepend_span_processor(existing, RedactingSpanProcessor(policy))
         result = ConfigureResult(existing, _logs.get_logger_provider(), otel_metrics.get_meter_provider(), "existing")
         if endpoint or connection_string:
-            span_exporter = (_azure_exporters(connection_string)[0] if connection_string
+            span_exporter = (_azure_exporters(connection_string, azure_options, logs=False, metrics=False)[0]
+                             if connection_string
                              else _otlp_exporters(*_otlp_settings(endpoint, protocol), headers)[0])
             existing.add_span_processor(BatchSpanProcessor(span_exporter))
             result.endpoint = endpoint
@@ -195,7 +203,8 @@ def configure(
     resource = Resource.create(attributes)
 
     if connection_string:
-        span_exporter, log_exporter, metric_exporter = _azure_exporters(connection_string)
+        span_exporter, log_exporter, metric_exporter = _azure_exporters(connection_string, azure_options, logs=logs,
+                                                                        metrics=metrics)
         destination, where = "azure-monitor", None
     else:
         where, otlp_protocol = _otlp_settings(endpoint, protocol)

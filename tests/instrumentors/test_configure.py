@@ -72,11 +72,12 @@ def test_configure_keeps_an_existing_sdk_pipeline_and_puts_redaction_first() -> 
 
 def test_configure_with_a_connection_string_exports_to_azure_monitor(content_off, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
+    monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")  # no periodic self-telemetry to the fake
     from tests.export.fake_ingestion import FakeIngestion
 
     with FakeIngestion() as ingestion:
         result = configure("svc", connection_string=ingestion.connection_string, set_global=False, metrics=False,
-                           logs=False)
+                           logs=False, azure_options={"disable_offline_storage": True})
         try:
             with using_tracer_provider(result.tracer_provider):
                 with tracekit.agent("azure-agent"):
