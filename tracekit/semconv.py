@@ -131,6 +131,12 @@ GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
 GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
 GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
 MICROSOFT_CUSTOM_EVENT_NAME: Final = "microsoft.custom_event.name"
+# What Azure Monitor's distro adds to every span under an agent (its _GenAIMainAgentSpanProcessor); the Agents
+# workbook's "main agent" views read them. tracekit's export computes them for stored spans.
+MICROSOFT_MAIN_AGENT_NAME: Final = "microsoft.gen_ai.main_agent.name"
+MICROSOFT_MAIN_AGENT_ID: Final = "microsoft.gen_ai.main_agent.id"
+MICROSOFT_MAIN_AGENT_VERSION: Final = "microsoft.gen_ai.main_agent.version"
+MICROSOFT_MAIN_AGENT_CONVERSATION_ID: Final = "microsoft.gen_ai.main_agent.conversation_id"
 
 # --- metrics ---------------------------------------------------------------------------------------------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"

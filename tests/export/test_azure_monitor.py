@@ -84,6 +84,16 @@ def test_envelopes_carry_the_spans_faithfully(store: Path) -> None:
     assert tool["data"]["baseData"]["properties"]["otel.status_description"] == "no such city"
     assert json.loads(tool["data"]["baseData"]["properties"]["_MS.links"])[0]["operation_Id"] == \
         tool["tags"]["ai.operation.id"]
+    # The Agents workbook's main-agent attribution, as Azure Monitor's distro records it live.
+    by_id = {e["data"]["baseData"]["id"]: e for e in deps}
+    for envelope in deps:
+        properties = envelope["data"]["baseData"]["properties"]
+        root = envelope
+        while root["tags"].get("ai.operation.parentId") in by_id:
+            root = by_id[root["tags"]["ai.operation.parentId"]]
+        assert properties["microsoft.gen_ai.main_agent.name"] == \
+            root["data"]["baseData"]["properties"]["gen_ai.agent.name"]
+        assert properties["microsoft.gen_ai.main_agent.conversation_id"].startswith("conv-")
     exception = exceptions[0]["data"]["baseData"]["exceptions"][0]
     assert exception["typeName"] == "ValueError" and exception["message"] == "no such city"
     assert events[0]["name"] == "Microsoft.ApplicationInsights.Event"

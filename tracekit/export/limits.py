@@ -133,9 +133,20 @@ class AzureShaper:
     def _min_time(self) -> int:
         return (self.now_ns or time.time_ns()) - MAX_AGE_NS + AGE_MARGIN_NS
 
-    def span(self, span: StoredSpan, report: LimitReport) -> StoredSpan | None:
-        """The span as it will be sent, or None when ingestion would refuse it for its age."""
+    def span(self, span: StoredSpan, report: LimitReport,
+             main_agent: Mapping[str, Any] | None = None) -> StoredSpan | None:
+        """The span as it will be sent, or None when ingestion would refuse it for its age.
+
+        `main_agent` (from StoreSource.main_agents) fills `microsoft.gen_ai.main_agent.*` unless the span has them.
+        """
         attributes = dict(span.attributes)
+        if main_agent and semconv.MICROSOFT_MAIN_AGENT_NAME not in attributes:
+            for key, column in ((semconv.MICROSOFT_MAIN_AGENT_NAME, "agent_name"),
+                                (semconv.MICROSOFT_MAIN_AGENT_ID, "agent_id"),
+                                (semconv.MICROSOFT_MAIN_AGENT_VERSION, "agent_version"),
+                                (semconv.MICROSOFT_MAIN_AGENT_CONVERSATION_ID, "conversation_id")):
+                if main_agent.get(column) is not None:
+                    attributes[key] = main_agent[column]
         shift = self.retime_offset_ns or 0
         if shift:
             attributes[ORIGINAL_START] = iso(span.start_time or 0)

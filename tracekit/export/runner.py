@@ -91,18 +91,19 @@ class ExportSummary:
         }
 
 
-def prefetched_pages(source: StoreSource, keys: list[Any], page_size: int) -> Iterator[tuple[list[Any], SpanPage]]:
+def prefetched_pages(source: StoreSource, keys: list[Any], page_size: int, *,
+                     with_main_agents: bool = False) -> Iterator[tuple[list[Any], SpanPage]]:
     """(keys, page) for each page of `keys`, reading the next page from the store while the caller sends this one
     (sending mostly waits on the network, reading on DuckDB; both release the GIL)."""
     chunks = [keys[start:start + page_size] for start in range(0, len(keys), page_size)]
     if not chunks:
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-read") as pool:
-        upcoming = pool.submit(source.fetch, chunks[0])
+        upcoming = pool.submit(source.fetch, chunks[0], with_main_agents=with_main_agents)
         for index, chunk in enumerate(chunks):
             page = upcoming.result()
             if index + 1 < len(chunks):
-                upcoming = pool.submit(source.fetch, chunks[index + 1])
+                upcoming = pool.submit(source.fetch, chunks[index + 1], with_main_agents=with_main_agents)
             yield chunk, page
 
 
@@ -154,12 +155,13 @@ def run_export(
             progress.update(task, note=f"retrying: {escape(sender.last_error)[:60]}")
 
         try:
-            for chunk, page in prefetched_pages(source, keys, page_size):
+            for chunk, page in prefetched_pages(source, keys, page_size, with_main_agents=shaper is not None):
                 spans, logs, log_keys = page.spans, page.logs, page.log_keys
                 if redactor is not None:
                     spans, logs = redactor.spans(spans), redactor.logs(logs)
                 if shaper is not None:
-                    spans, logs, log_keys = _shape(shaper, spans, logs, log_keys, record, summary)
+                    spans, logs, log_keys = _shape(shaper, spans, logs, log_keys, record, summary,
+                                                   page.main_agents)
                 names = _names(page.spans)
                 batch_items = _batch_items(chunk)
                 sender.send(spans, logs, log_keys, record, on_progress=note_retry)
@@ -205,12 +207,13 @@ def _in(item: str, batch: tuple[set[str], set[str]]) -> bool:
 
 
 def _shape(shaper: AzureShaper, spans: Sequence[StoredSpan], logs: Sequence[Any], log_keys: Sequence[str],
-           record: CursorRecord, summary: ExportSummary) -> tuple[list[StoredSpan], list[Any], list[str]]:
+           record: CursorRecord, summary: ExportSummary, main_agents: dict[tuple[str, str], dict[str, Any]],
+           ) -> tuple[list[StoredSpan], list[Any], list[str]]:
     from tracekit.export.azure import span_item_keys
 
     shaped_spans: list[StoredSpan] = []
     for span in spans:
-        shaped = shaper.span(span, summary.limits)
+        shaped = shaper.span(span, summary.limits, main_agents.get((span.trace_id_hex, span.span_id_hex)))
         if shaped is None:
             for item in span_item_keys(span):
                 record.refused.setdefault(item, [400, TOO_OLD])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -97,6 +97,7 @@ class SpanPage:
     spans: list[StoredSpan]
     logs: list[Any]                 # ReadableLogRecord
     log_keys: list[str]
+    main_agents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (trace, span) -> agent
 
 
 class StoreSource:
@@ -181,7 +182,35 @@ class StoreSource:
         return value.as_py()
 
     # --- reading -------------------------------------------------------------------------------------------------
-    def fetch(self, keys: list[StoreKey], *, with_logs: bool = True) -> SpanPage:
+    def main_agents(self, keys: list[StoreKey]) -> dict[tuple[str, str], dict[str, Any]]:
+        """For each span, the outermost agent span among itself and its ancestors (name, id, version,
+        conversation id): what Azure Monitor's distro records as `microsoft.gen_ai.main_agent.*` while tracing."""
+        if not keys:
+            return {}
+        joined = [trace + span for _, trace, span in keys]
+        traces = sorted({trace for _, trace, _ in keys})
+        rows = self.reader.sql(
+            "WITH RECURSIVE chain(trace_id, start_id, cur_id, depth) AS ("
+            " SELECT trace_id, span_id, span_id, 0 FROM spans WHERE ingest_seq BETWEEN ? AND ?"
+            "  AND trace_id || span_id IN (SELECT unnest(?::VARCHAR[]))"
+            " UNION ALL"
+            " SELECT c.trace_id, c.start_id, p.parent_span_id, c.depth + 1 FROM chain c JOIN spans p"
+            "  ON p.trace_id = c.trace_id AND p.span_id = c.cur_id"
+            "  WHERE p.parent_span_id IS NOT NULL AND c.depth < 64"
+            "  AND p.trace_id IN (SELECT unnest(?::VARCHAR[])))"
+            " SELECT c.trace_id, c.start_id, c.depth, a.agent_name, a.agent_id, a.conversation_id,"
+            "  a.attributes->>'gen_ai.agent.version' AS agent_version"
+            " FROM chain c JOIN spans a ON a.trace_id = c.trace_id AND a.span_id = c.cur_id"
+            " WHERE a.agent_name IS NOT NULL AND a.trace_id IN (SELECT unnest(?::VARCHAR[]))",
+            [keys[0][0], keys[-1][0], joined, traces, traces]).to_pylist()
+        outermost: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in rows:
+            key = (row["trace_id"], row["start_id"])
+            if key not in outermost or row["depth"] > outermost[key]["depth"]:
+                outermost[key] = row
+        return outermost
+
+    def fetch(self, keys: list[StoreKey], *, with_logs: bool = True, with_main_agents: bool = False) -> SpanPage:
         """The spans named by `keys` (a slice of `list_keys`), rebuilt, with their events, links and log records."""
         if not keys:
             return SpanPage([], [], [], [])
@@ -221,7 +250,8 @@ class StoreSource:
                 logs = rebuild_log_records(log_rows, self.resources)
                 log_keys = [log_key(row) for row in log_rows.select(
                     ["trace_id", "span_id", "time_ns", "event_name"]).to_pylist()]
-        return SpanPage(keys=[span.store_key for span in rebuilt], spans=rebuilt, logs=logs, log_keys=log_keys)
+        return SpanPage(keys=[span.store_key for span in rebuilt], spans=rebuilt, logs=logs, log_keys=log_keys,
+                        main_agents=self.main_agents(keys) if with_main_agents else {})
 
     def _load_resources(self, ids: list[int]) -> None:
         missing = self.resources.missing(ids)
