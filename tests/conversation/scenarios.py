@@ -1,0 +1,392 @@
+"""Recorded agent runs for the conversation and TUI tests, produced with the real OpenTelemetry SDK.
+
+Each scenario emits spans (and log records) the way an instrumentation of that convention does, through the real
+OTLP gRPC exporters into a real collector. Ids and timestamps are deterministic so snapshot tests are stable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+BASE_NS = 1_768_471_200_000_000_000  # 2026-01-15 10:00:00 UTC
+MS = 1_000_000
+HOSTILE_MARKUP = "[bold red]pwned[/bold red]"
+HOSTILE_ESCAPE = "\x1b]52;c;SGVsbG8=\x07\x1b[2J"
+HUGE = 5_000_000
+
+
+class SequentialIds(IdGenerator):
+    """Predictable trace and span ids, so rendered screens are the same on every run."""
+
+    def __init__(self, seed: int = 1) -> None:
+        self.trace = seed << 64
+        self.span = seed << 32
+
+    def generate_trace_id(self) -> int:
+        self.trace += 1
+        return self.trace
+
+    def generate_span_id(self) -> int:
+        self.span += 1
+        return self.span
+
+
+@dataclass
+class Telemetry:
+    """A tracer and an event logger exporting over OTLP/gRPC to a collector."""
+
+    endpoint: str
+    service: str = "travel-app"
+    seed: int = 1
+    tracer_provider: TracerProvider = field(init=False)
+    logger_provider: LoggerProvider = field(init=False)
+
+    def __post_init__(self) -> None:
+        resource = Resource.create({"service.name": self.service})
+        self.tracer_provider = TracerProvider(resource=resource, id_generator=SequentialIds(self.seed))
+        self.tracer_provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=self.endpoint, insecure=True)))
+        self.logger_provider = LoggerProvider(resource=resource)
+        self.logger_provider.add_log_record_processor(
+            BatchLogRecordProcessor(OTLPLogExporter(endpoint=self.endpoint, insecure=True)))
+        self.tracer = self.tracer_provider.get_tracer("tests.scenarios")
+        self.logger = self.logger_provider.get_logger("tests.scenarios")
+
+    def span(self, name: str, start_ms: float, end_ms: float, attributes: dict[str, Any] | None = None,
+             parent: trace.Span | None = None, kind: SpanKind = SpanKind.INTERNAL, error: str | None = None,
+             events: list[tuple[str, dict[str, Any]]] = ()) -> trace.Span:
+        """One finished span at BASE + start_ms .. BASE + end_ms."""
+        context = trace.set_span_in_context(parent) if parent is not None else Context()
+        span = self.tracer.start_span(name, context=context, kind=kind, attributes=attributes or {},
+                                      start_time=BASE_NS + int(start_ms * MS))
+        for offset, (event_name, event_attributes) in enumerate(events):
+            span.add_event(event_name, event_attributes, timestamp=BASE_NS + int(start_ms * MS) + offset)
+        if error:
+            span.set_attribute("error.type", error)
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_time=BASE_NS + int(end_ms * MS))
+        return span
+
+    def open_span(self, name: str, start_ms: float, attributes: dict[str, Any] | None = None,
+                  parent: trace.Span | None = None, kind: SpanKind = SpanKind.INTERNAL) -> trace.Span:
+        """A span left open for the caller to end (parents that outlive their children)."""
+        context = trace.set_span_in_context(parent) if parent is not None else Context()
+        return self.tracer.start_span(name, context=context, kind=kind, attributes=attributes or {},
+                                      start_time=BASE_NS + int(start_ms * MS))
+
+    def event(self, name: str, span: trace.Span, at_ms: float, body: Any = None,
+              attributes: dict[str, Any] | None = None) -> None:
+        """A log record correlated with `span` (how OTel's event-based instrumentations record content)."""
+        self.logger.emit(event_name=name, body=body, attributes={"event.name": name, **(attributes or {})},
+                         context=trace.set_span_in_context(span), timestamp=BASE_NS + int(at_ms * MS))
+
+    def flush(self) -> None:
+        """Send everything now; the collector acknowledges only committed data."""
+        self.tracer_provider.force_flush()
+        self.logger_provider.force_flush()
+
+    def shutdown(self) -> None:
+        self.tracer_provider.shutdown()
+        self.logger_provider.shutdown()
+
+
+def end(span: trace.Span, end_ms: float) -> None:
+    span.end(end_time=BASE_NS + int(end_ms * MS))
+
+
+def _text(role: str, content: str) -> dict[str, Any]:
+    return {"role": role, "parts": [{"type": "text", "content": content}]}
+
+
+def _call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "assistant", "parts": [{"type": "tool_call", "id": call_id, "name": name, "arguments": arguments}]}
+
+
+def _result(call_id: str, response: Any, key: str = "response") -> dict[str, Any]:
+    return {"role": "tool", "parts": [{"type": "tool_call_response", "id": call_id, key: response}]}
+
+
+def _structure_only(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as recorded with content off (Azure SDK style): roles, part types, tool names and ids stay."""
+    stripped = []
+    for message in messages:
+        parts = []
+        for part in message["parts"]:
+            kept = {key: value for key, value in part.items() if key in ("type", "id", "name")}
+            parts.append(kept)
+        stripped.append({**{k: v for k, v in message.items() if k != "parts"}, "parts": parts})
+    return stripped
+
+
+CONVERSATION = "conv-travel-42"
+USER_1 = "Book me a flight to Paris next Friday"
+USER_2 = "Yes, book it"
+ANSWER_1 = "I found AF123 for €420. Shall I book it?"
+ANSWER_2 = "The payment was declined, so nothing was booked."
+SEARCH_RESULT = {"flights": [{"id": "AF123", "price": 420}]}
+
+
+def travel_conversation(t: Telemetry, content: str = "on", conversation: str = CONVERSATION) -> None:
+    """A two-request multi-agent conversation in the GenAI v1.37+ attribute shape.
+
+    content: "on" (messages, tool arguments and results recorded), "structure" (roles and part types only, as the
+    Azure SDKs record with content off), or "off" (no content attributes at all, as the spec says).
+    """
+    def chat_attributes(model: str, agent: str, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]],
+                        usage: tuple[int, int], response_id: str, system: str | None = None) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.system": "openai",
+            "gen_ai.request.model": model, "gen_ai.response.model": model, "gen_ai.response.id": response_id,
+            "gen_ai.usage.input_tokens": usage[0], "gen_ai.usage.output_tokens": usage[1],
+            "gen_ai.conversation.id": conversation, "gen_ai.agent.name": agent,
+        }
+        if content == "on":
+            attributes["gen_ai.input.messages"] = json.dumps(inputs)
+            attributes["gen_ai.output.messages"] = json.dumps(outputs)
+            if system:
+                attributes["gen_ai.system_instructions"] = json.dumps([{"type": "text", "content": system}])
+        elif content == "structure":
+            attributes["gen_ai.input.messages"] = json.dumps(_structure_only(inputs))
+            attributes["gen_ai.output.messages"] = json.dumps(_structure_only(outputs))
+        return attributes
+
+    def tool_attributes(name: str, call_id: str, arguments: Any, result: Any, **extra: Any) -> dict[str, Any]:
+        attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name, "gen_ai.tool.type": "function",
+                      "gen_ai.tool.call.id": call_id, "gen_ai.conversation.id": conversation, **extra}
+        if content == "on":
+            attributes["gen_ai.tool.call.arguments"] = json.dumps(arguments)
+            if result is not None:
+                attributes["gen_ai.tool.call.result"] = json.dumps(result)
+        return attributes
+
+    agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "openai",
+             "gen_ai.conversation.id": conversation}
+    # Request 1: triage hands off to the booker, which searches flights.
+    workflow = t.open_span("invoke_workflow travel_planner", 0, {
+        "gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "travel_planner",
+        "gen_ai.conversation.id": conversation})
+    task = t.open_span("execute_task plan_trip", 1, {"gen_ai.operation.name": "execute_task",
+                                                     "gen_ai.task.description": "Book a trip to Paris"}, workflow)
+    triage = t.open_span("invoke_agent triage", 2, {**agent, "gen_ai.agent.name": "triage",
+                                                     "gen_ai.agent.description": "Routes requests"}, task)
+    u1 = _text("user", USER_1)
+    t_call = _call("call_t1", "transfer_to_booker", {})
+    t.span("chat gpt-4o", 3, 10, chat_attributes("gpt-4o", "triage", [u1], [t_call], (120, 15), "resp_a1",
+                                                  system="Route the request to the right agent."),
+           parent=triage, kind=SpanKind.CLIENT)
+    t.span("execute_tool transfer_to_booker", 11, 12, tool_attributes(
+        "transfer_to_booker", "call_t1", {}, "handed off", **{"gen_ai.transfer.target.name": "booker"}), triage)
+    t.span("agent_to_agent_interaction", 13, 14, {"gen_ai.operation.name": "agent_to_agent_interaction",
+                                                  "gen_ai.handoff.from_agent": "triage",
+                                                  "gen_ai.handoff.to_agent": "booker"}, triage)
+    end(triage, 20)
+    booker = t.open_span("invoke_agent booker", 21, {**agent, "gen_ai.agent.name": "booker"}, task)
+    t.span("agent_planning", 22, 25, {"gen_ai.operation.name": "agent_planning", "gen_ai.agent.name": "booker"},
+           booker)
+    search = _call("call_1", "search_flights", {"to": "Paris", "date": "2026-01-16"})
+    t.span("chat gpt-4o", 26, 35, chat_attributes("gpt-4o", "booker", [u1], [search], (300, 40), "resp_b1",
+                                                   system="You book flights."), booker, SpanKind.CLIENT)
+    t.span("execute_tool search_flights", 36, 50, tool_attributes(
+        "search_flights", "call_1", {"to": "Paris", "date": "2026-01-16"}, SEARCH_RESULT), booker)
+    t.span("agent.state.management", 51, 52, {"gen_ai.operation.name": "agent.state.management"}, booker)
+    answer_1 = {**_text("assistant", ANSWER_1), "finish_reason": "stop"}
+    history_1 = [u1, search, _result("call_1", SEARCH_RESULT)]
+    t.span("chat gpt-4o", 53, 90, chat_attributes("gpt-4o", "booker", history_1, [answer_1], (380, 20),
+                                                   "resp_b2", system="You book flights."), booker, SpanKind.CLIENT)
+    end(booker, 98)
+    end(task, 99)
+    end(workflow, 100)
+    # Request 2: the user confirms; the booking tool fails.
+    booker2 = t.open_span("invoke_agent booker", 200, {**agent, "gen_ai.agent.name": "booker"})
+    u2 = _text("user", USER_2)
+    book = _call("call_2", "book_flight", {"flight": "AF123"})
+    history_2 = [*history_1, _text("assistant", ANSWER_1), u2]
+    t.span("chat gpt-4o", 201, 220, chat_attributes("gpt-4o", "booker", history_2, [book], (450, 12), "resp_c1",
+                                                     system="You book flights."), booker2, SpanKind.CLIENT)
+    t.span("execute_tool book_flight", 221, 240, tool_attributes("book_flight", "call_2", {"flight": "AF123"}, None),
+           booker2, error="payment declined")
+    final = t.span("chat gpt-4o", 241, 260, chat_attributes(
+        "gpt-4o", "booker", [*history_2, book, _result("call_2", "error: payment declined")],
+        [_text("assistant", ANSWER_2)], (480, 14), "resp_c2", system="You book flights."), booker2, SpanKind.CLIENT)
+    t.event("gen_ai.evaluation.result", final, 261, attributes={
+        "gen_ai.evaluation.name": "Relevance", "gen_ai.evaluation.score.value": 4.0,
+        "gen_ai.evaluation.score.label": "pass", "gen_ai.evaluation.explanation": "answers the question"})
+    end(booker2, 300)
+
+
+def legacy_span_events(t: Telemetry) -> None:
+    """azure-ai-inference style: per-message span events with a `gen_ai.event.content` JSON string."""
+    t.span("chat gpt-4o-mini", 1000, 1010, {
+        "gen_ai.operation.name": "chat", "gen_ai.system": "az.ai.inference", "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.prompt_tokens": 20, "gen_ai.usage.completion_tokens": 3, "session.id": "conv-legacy-events"},
+        kind=SpanKind.CLIENT, events=[
+            ("gen_ai.system.message", {"gen_ai.system": "az.ai.inference",
+                                       "gen_ai.event.content": json.dumps({"content": "Answer briefly."})}),
+            ("gen_ai.user.message", {"gen_ai.event.content": json.dumps({"content": "What is 2+2?"})}),
+            ("gen_ai.choice", {"gen_ai.event.content": json.dumps(
+                {"message": {"content": "4"}, "finish_reason": "stop", "index": 0})}),
+        ])
+
+
+def legacy_log_events(t: Telemetry) -> None:
+    """OTel openai-v2 (legacy mode) style: content in log records correlated with the chat span."""
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
+                  "gen_ai.conversation.id": "conv-legacy-logs"}
+    root = t.open_span("weather_request", 2000)
+    first = t.span("chat gpt-4o", 2001, 2010, attributes, root, SpanKind.CLIENT)
+    t.event("gen_ai.user.message", first, 2001, body={"content": "Weather in Paris?"})
+    t.event("gen_ai.choice", first, 2010, body={
+        "index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant"},
+        "tool_calls": [{"id": "call_w", "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]})
+    t.span("execute_tool get_weather", 2011, 2015, {"gen_ai.operation.name": "execute_tool",
+                                                    "gen_ai.tool.name": "get_weather", "gen_ai.tool.call.id": "call_w"},
+           root)
+    second = t.span("chat gpt-4o", 2016, 2030, attributes, root, SpanKind.CLIENT)
+    t.event("gen_ai.user.message", second, 2016, body={"content": "Weather in Paris?"})
+    t.event("gen_ai.assistant.message", second, 2016, body={"tool_calls": [
+        {"id": "call_w", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]})
+    t.event("gen_ai.tool.message", second, 2016, body={"content": "rainy, 12°C", "id": "call_w"})
+    t.event("gen_ai.choice", second, 2030, body={"index": 0, "finish_reason": "stop",
+                                                 "message": {"content": "It is rainy and 12°C in Paris."}})
+    end(root, 2031)
+
+
+def operation_details_event(t: Telemetry) -> None:
+    """OTel util-genai EVENT_ONLY mode: one `gen_ai.client.inference.operation.details` log record, structured."""
+    span = t.span("chat claude-sonnet", 3000, 3020, {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet",
+        "gen_ai.conversation.id": "conv-op-details", "gen_ai.usage.input_tokens": 50,
+        "gen_ai.usage.output_tokens": 9}, kind=SpanKind.CLIENT)
+    t.event("gen_ai.client.inference.operation.details", span, 3020, attributes={
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system_instructions": [{"type": "text", "content": "You are terse."}],
+        "gen_ai.input.messages": [{"role": "user", "parts": [{"type": "text", "content": "Name a colour"}]}],
+        "gen_ai.output.messages": [{"role": "assistant", "finish_reason": "stop",
+                                    "parts": [{"type": "reasoning", "content": "pick one"},
+                                              {"type": "text", "content": "Blue."}]}],
+    })
+
+
+def openinference_run(t: Telemetry) -> None:
+    """OpenInference (Arize) flattened attributes: AGENT -> LLM -> TOOL."""
+    agent = t.open_span("research_agent", 4000, {"openinference.span.kind": "AGENT", "session.id": "conv-oi",
+                                                 "input.value": "Who wrote Dune?"})
+    t.span("ChatOpenAI", 4001, 4010, {
+        "openinference.span.kind": "LLM", "llm.model_name": "gpt-4.1", "session.id": "conv-oi",
+        "llm.input_messages.0.message.role": "system", "llm.input_messages.0.message.content": "Use the tools.",
+        "llm.input_messages.1.message.role": "user", "llm.input_messages.1.message.content": "Who wrote Dune?",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.tool_calls.0.tool_call.id": "call_oi",
+        "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "lookup",
+        "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": "{\"q\": \"Dune author\"}",
+        "llm.token_count.prompt": 40, "llm.token_count.completion": 8}, agent, SpanKind.CLIENT)
+    t.span("lookup", 4011, 4015, {"openinference.span.kind": "TOOL", "tool.name": "lookup",
+                                  "input.value": "{\"q\": \"Dune author\"}", "output.value": "Frank Herbert",
+                                  "session.id": "conv-oi"}, agent)
+    t.span("ChatOpenAI", 4016, 4025, {
+        "openinference.span.kind": "LLM", "llm.model_name": "gpt-4.1", "session.id": "conv-oi",
+        "llm.input_messages.0.message.role": "system", "llm.input_messages.0.message.content": "Use the tools.",
+        "llm.input_messages.1.message.role": "user", "llm.input_messages.1.message.content": "Who wrote Dune?",
+        "llm.input_messages.2.message.role": "assistant",
+        "llm.input_messages.2.message.tool_calls.0.tool_call.id": "call_oi",
+        "llm.input_messages.2.message.tool_calls.0.tool_call.function.name": "lookup",
+        "llm.input_messages.2.message.tool_calls.0.tool_call.function.arguments": "{\"q\": \"Dune author\"}",
+        "llm.input_messages.3.message.role": "tool", "llm.input_messages.3.message.tool_call_id": "call_oi",
+        "llm.input_messages.3.message.content": "Frank Herbert",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "Dune was written by Frank Herbert."}, agent, SpanKind.CLIENT)
+    end(agent, 4030)
+
+
+def legacy_indexed(t: Telemetry) -> None:
+    """OpenLLMetry style: `gen_ai.prompt.N.*` / `gen_ai.completion.N.*` attributes."""
+    t.span("openai.chat", 5000, 5010, {
+        "gen_ai.system": "openai", "gen_ai.request.model": "gpt-3.5-turbo", "gen_ai.conversation.id": "conv-indexed",
+        "gen_ai.prompt.0.role": "system", "gen_ai.prompt.0.content": "You translate.",
+        "gen_ai.prompt.1.role": "user", "gen_ai.prompt.1.content": "Bonjour",
+        "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "Hello",
+        "gen_ai.completion.0.finish_reason": "stop"}, kind=SpanKind.CLIENT)
+
+
+def v137_shape(t: Telemetry) -> None:
+    """The v1.37 shape some libraries still write: `result` in tool responses, `finish_reason` on outputs."""
+    inputs = [_text("user", "Add 2 and 3"), _call("call_add", "add", {"a": 2, "b": 3}),
+              _result("call_add", 5, key="result")]
+    t.span("chat gpt-4o", 6000, 6010, {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+        "gen_ai.conversation.id": "conv-v137", "gen_ai.input.messages": json.dumps(inputs),
+        "gen_ai.output.messages": json.dumps([{**_text("assistant", "2 + 3 = 5"), "finish_reason": "stop"}])},
+        kind=SpanKind.CLIENT)
+
+
+def response_chain(t: Telemetry) -> None:
+    """Three Responses API turns chained by previous_response.id, each its own trace, no conversation id."""
+    previous = None
+    for index, (question, answer) in enumerate([("Hi", "Hello!"), ("What's 1+1?", "2"), ("Thanks", "Any time.")]):
+        attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                      "gen_ai.request.model": "gpt-5", "gen_ai.response.id": f"resp_chain_{index + 1}",
+                      "gen_ai.input.messages": json.dumps([_text("user", question)]),
+                      "gen_ai.output.messages": json.dumps([_text("assistant", answer)])}
+        if previous:
+            attributes["gen_ai.request.previous_response.id"] = previous
+        t.span("chat gpt-5", 7000 + index * 100, 7000 + index * 100 + 20, attributes, kind=SpanKind.CLIENT)
+        previous = f"resp_chain_{index + 1}"
+
+
+def hostile(t: Telemetry) -> None:
+    """Content that tries to style or control the terminal, and a 5 MB prompt."""
+    inputs = [_text("user", f"{HOSTILE_MARKUP} {HOSTILE_ESCAPE} please")]
+    outputs = [_text("assistant", "A" * HUGE)]
+    t.span(f"chat {HOSTILE_MARKUP}", 8000, 8010, {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+        "gen_ai.conversation.id": "conv-hostile", "gen_ai.agent.name": f"agent{HOSTILE_ESCAPE}",
+        "gen_ai.input.messages": json.dumps(inputs), "gen_ai.output.messages": json.dumps(outputs),
+        "note": f"{HOSTILE_MARKUP}{HOSTILE_ESCAPE}"}, kind=SpanKind.CLIENT)
+
+
+ALL_SHAPES = (legacy_span_events, legacy_log_events, operation_details_event, openinference_run, legacy_indexed,
+              v137_shape, response_chain)
+
+
+def record(endpoint: str, *scenarios: Any, seed: int = 1, **kwargs: Any) -> None:
+    """Run scenarios against the collector at `endpoint` and wait until the collector has committed them."""
+    telemetry = Telemetry(endpoint, seed=seed)
+    try:
+        for scenario in scenarios:
+            scenario(telemetry, **kwargs)
+        telemetry.flush()
+    finally:
+        telemetry.shutdown()
+
+
+def iter_entries_text(transcript: Any) -> Iterator[str]:
+    """Every entry rendered as plain text (what a user would read), for order assertions."""
+    from tracekit.conversation.render import render_entry
+
+    for entry in transcript.entries:
+        yield render_entry(transcript, entry).plain
+
+
+def orphans(t: Telemetry) -> None:
+    """A trace whose middle span never arrives: its children must hang under a placeholder, not vanish."""
+    root = t.open_span("handle_request", 9000, {"gen_ai.conversation.id": "conv-orphans"})
+    middle = t.open_span("invoke_agent lost", 9001, {"gen_ai.operation.name": "invoke_agent",
+                                                     "gen_ai.agent.name": "lost"}, root)
+    t.span("chat gpt-4o", 9002, 9005, {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"},
+           middle, SpanKind.CLIENT)
+    end(root, 9010)  # `middle` is never ended, so never exported

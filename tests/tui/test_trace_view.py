@@ -1,0 +1,154 @@
+"""The trace view: span tree nesting and waterfall, errors, orphans, details, long values, live spans."""
+
+from __future__ import annotations
+
+from textual.widgets import Input, Static
+
+from tests.conversation import scenarios
+from tests.tui.tui_helpers import plain, shown, wait_for
+from tracekit.tui.app import TracekitApp
+from tracekit.tui.screens.trace_view import TraceViewScreen
+from tracekit.tui.widgets.span_details import SpanDetailsView
+from tracekit.tui.widgets.span_tree import SpanTree
+from tracekit.tui.widgets.trace_table import TraceTable
+
+
+def outline(tree: SpanTree) -> list[str]:
+    """Built nodes as `depth:name`, in display order (the label's name part only)."""
+    lines = []
+    stack = [(node, 0) for node in reversed(tree.root.children)]
+    while stack:
+        node, depth = stack.pop()
+        label = node.label.plain.split("  ")[0].strip()
+        lines.append(f"{depth}:{label[2:] if label[:2] in ('▶ ', '✦ ', '⚙ ', '◆ ', '• ') else label}")
+        stack.extend((child, depth + 1) for child in reversed(node.children))
+    return lines
+
+
+async def open_trace(pilot, app: TracekitApp, filter_text: str) -> TraceViewScreen:
+    await wait_for(pilot, lambda: app.screen.query_one(TraceTable).row_count > 0)
+    await pilot.press("slash")
+    app.screen.query_one("#filter-input", Input).value = filter_text
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.screen.trace_filter.text == filter_text
+                   and app.screen.query_one(TraceTable).row_count == 1)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, TraceViewScreen) and app.screen.loaded)
+    return app.screen
+
+
+async def details_of(pilot, screen: TraceViewScreen) -> str:
+    view = screen.query_one(SpanDetailsView)
+    await wait_for(pilot, lambda: view.details is not None and view.details.span.span_id == screen.details_for)
+    return shown(view.query_one("#details-body", Static))
+
+
+async def test_span_tree_nests_agents_models_and_tools(store):
+    app = TracekitApp(store.reader, live=False)
+    async with app.run_test(size=(200, 50)) as pilot:
+        screen = await open_trace(pilot, app, "agent:triage")
+        tree = screen.query_one(SpanTree)
+        assert outline(tree) == [
+            "0:invoke_workflow travel_planner",
+            "1:execute_task plan_trip",
+            "2:invoke_agent triage",
+            "3:chat gpt-4o",
+            "3:execute_tool transfer_to_booker",
+            "3:agent_to_agent_interaction",
+            "2:invoke_agent booker",
+            "3:agent_planning",
+            "3:chat gpt-4o",
+            "3:execute_tool search_flights",
+            "3:agent.state.management",
+            "3:chat gpt-4o",
+        ]
+        summary = shown(screen.query_one("#trace-summary", Static))
+        assert "12 spans" in summary and "100ms" in summary and "conversation conv-travel-42" in summary
+        # the waterfall: the root's bar spans the whole axis, the last model call sits at the right end
+        labels = [node.label.plain for node in tree.root.children[0].children[0].children[1].children]
+        root_bar = tree.root.children[0].label.plain.rstrip()
+        assert root_bar.endswith("━" * 36)
+        assert labels[-1].rstrip().endswith("━")
+        assert labels[0].rstrip().endswith("·")  is False
+
+
+async def test_errors_are_marked_and_details_show_content(store):
+    app = TracekitApp(store.reader, live=False)
+    async with app.run_test(size=(200, 50)) as pilot:
+        screen = await open_trace(pilot, app, "status:error")
+        tree = screen.query_one(SpanTree)
+        failed = [node.label.plain for node in tree.root.children[0].children if "book_flight" in node.label.plain]
+        assert len(failed) == 1 and "✖" in failed[0]
+        await pilot.press("j")  # the first model call
+        text = await details_of(pilot, screen)
+        assert "chat gpt-4o  CLIENT  UNSET" in text
+        assert "gen_ai.input.messages" in text
+        assert '"content": "Yes, book it"' in text  # pretty-printed JSON, one key per line
+        assert "gen_ai.usage.input_tokens = 450" in text
+        assert "service.name = travel-app" in text  # resource
+        await pilot.press("j")
+        text = await details_of(pilot, screen)
+        assert "execute_tool book_flight" in text and "ERROR: payment declined" in text
+
+
+async def test_orphan_spans_hang_under_a_placeholder(tmp_path):
+    from tracekit.collector.service import Collector
+    from tracekit.collector.settings import CollectorSettings
+    from tests.tui.conftest import NamedReader
+
+    with Collector(CollectorSettings(db_path=tmp_path / "t.duckdb", grpc="127.0.0.1:0",
+                                     http="127.0.0.1:0")).running() as collector:
+        scenarios.record(collector.grpc_endpoint, scenarios.orphans)
+        app = TracekitApp(NamedReader(collector.reader()), live=False)
+        async with app.run_test(size=(200, 40)) as pilot:
+            screen = await open_trace(pilot, app, "conv:conv-orphans")
+            tree = screen.query_one(SpanTree)
+            lines = outline(tree)
+            assert lines[0] == "0:handle_request"
+            assert lines[1].startswith("1:⋯ missing span")
+            assert lines[2] == "2:chat gpt-4o"
+            assert "1 parent span not received yet" in shown(screen.query_one("#trace-summary", Static))
+            await pilot.press("j")
+            await pilot.pause(0.2)
+            assert "has not been received" in shown(screen.query_one("#details-body", Static))
+
+
+async def test_spans_arriving_while_a_trace_is_open_are_added(fresh_store):
+    telemetry = scenarios.Telemetry(fresh_store.collector.grpc_endpoint, seed=9)
+    try:
+        root = telemetry.open_span("long_running_job", 100, {"gen_ai.conversation.id": "conv-live"})
+        telemetry.span("chat gpt-4o", 101, 102, {"gen_ai.operation.name": "chat", "gen_ai.conversation.id": "conv-live"},
+                       root)
+        telemetry.flush()
+        app = TracekitApp(fresh_store.reader, live=True)
+        async with app.run_test(size=(200, 40)) as pilot:
+            screen = await open_trace(pilot, app, "conv:conv-live")
+            tree = screen.query_one(SpanTree)
+            assert outline(tree)[0].startswith("0:⋯ missing span")
+            scenarios.end(root, 110)
+            telemetry.flush()
+            await wait_for(pilot, lambda: outline(tree) == ["0:long_running_job", "1:chat gpt-4o"], timeout=10)
+    finally:
+        telemetry.shutdown()
+
+
+async def test_hostile_content_is_literal_and_a_5mb_value_is_cut(store):
+    app = TracekitApp(store.reader, live=False)
+    async with app.run_test(size=(200, 50)) as pilot:
+        table_text = None
+        await wait_for(pilot, lambda: app.screen.query_one(TraceTable).row_count > 0)
+        table = app.screen.query_one(TraceTable)
+        table_text = " ".join(cell.plain for cell in table.get_row_at(0))
+        assert scenarios.HOSTILE_MARKUP in table_text and "\x1b" not in table_text
+        assert "agent\\x1b]52;c;SG" in table_text  # escape shown as text, cut to the column
+        screen = await open_trace(pilot, app, "conv:conv-hostile")
+        label = screen.query_one(SpanTree).root.children[0].label.plain
+        assert label.startswith(f"✦ chat {scenarios.HOSTILE_MARKUP}")
+        text = await details_of(pilot, screen)
+        assert "\x1b" not in text and "\x07" not in text
+        assert "note = [bold red]pwned[/bold red]\\x1b]52;c;SGVsbG8=\\x07\\x1b[2J" in text
+        assert "truncated: showing 2,000 of 5,000,0" in text and "press e to expand" in text
+        assert len(text) < 50_000
+        await pilot.press("e")
+        view = screen.query_one(SpanDetailsView)
+        await wait_for(pilot, lambda: "showing 200,000 of 5,000,0" in shown(view.query_one("#details-body", Static)))

@@ -1,0 +1,60 @@
+"""The tracekit terminal UI: composes the screens and owns the store reader.
+
+    from tracekit.tui.app import run_app
+    run_app(open_reader("traces.duckdb"))
+
+Screens (one module each under screens/): the trace list (start), a trace's span tree and details, conversation
+replay, the key help. Data comes only through `StoreReader.sql()` (read-only) and always from Textual workers, so
+the UI never waits on a query.
+"""
+
+from __future__ import annotations
+
+from textual.app import App
+from textual.binding import Binding
+
+from tracekit.store.reader import StoreReader
+from tracekit.tui.screens.conversation import ConversationScreen
+from tracekit.tui.screens.help import HelpScreen
+from tracekit.tui.screens.trace_list import TraceListScreen
+from tracekit.tui.screens.trace_view import TraceViewScreen
+
+
+class TracekitApp(App):
+    """Trace explorer, live tail and conversation replay over one store."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tracekit"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Keys"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, reader: StoreReader, *, live: bool = True, title: str | None = None) -> None:
+        super().__init__()
+        self.reader = reader
+        self.live = live
+        if title:
+            self.title = title
+        self.sub_title = reader.location
+
+    def on_mount(self) -> None:
+        self.push_screen(TraceListScreen(live=self.live))
+
+    def open_trace(self, trace_id: str, *, select_span: str | None = None) -> None:
+        """Show one trace's span tree (optionally with a span selected)."""
+        self.push_screen(TraceViewScreen(trace_id, select_span=select_span, live=self.live))
+
+    def open_conversation(self, key: str) -> None:
+        """Replay a conversation (conversation id, response id or trace id)."""
+        self.push_screen(ConversationScreen(key))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+
+def run_app(reader: StoreReader, *, live: bool = True, title: str | None = None) -> None:
+    """Run the TUI on `reader` until the user quits (`live` polls the store for new spans)."""
+    TracekitApp(reader, live=live, title=title).run()

@@ -1,0 +1,115 @@
+"""Conversation replay: the transcript of a conversation, response chain or trace, stepped turn by turn."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from tracekit.conversation import load_transcript
+from tracekit.conversation.literal import DEFAULT_LIMIT
+from tracekit.conversation.model import Transcript
+from tracekit.errors import TracekitError
+from tracekit.tui.widgets.transcript_view import TranscriptView
+
+EXPANDED_LIMIT = 200_000
+
+
+class ConversationScreen(Screen):
+    """Opened with `c` from the trace list or a trace."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("q", "back", "Back", show=False),
+        Binding("n", "step(1)", "Next turn"),
+        Binding("p", "step(-1)", "Previous turn"),
+        Binding("j", "scroll(1)", "Down", show=False),
+        Binding("k", "scroll(-1)", "Up", show=False),
+        Binding("g", "top", "Top", show=False),
+        Binding("G", "bottom", "Bottom", show=False),
+        Binding("e", "expand", "Expand long values"),
+        Binding("m", "more", "More entries", show=False),
+        Binding("t", "open_trace", "Trace of turn"),
+    ]
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+        self.transcript: Transcript | None = None
+        self.limit: int | None = DEFAULT_LIMIT
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(Text(f"conversation {self.key}: loading…", style="dim"), id="conversation-status")
+        yield TranscriptView(id="transcript")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(TranscriptView).focus()
+        self.load()
+
+    @work(thread=True, exclusive=True, group="transcript")
+    def load(self) -> None:
+        try:
+            transcript = load_transcript(self.app.reader, self.key)
+        except TracekitError as error:
+            self.app.call_from_thread(self.show_error, str(error))
+            return
+        self.app.call_from_thread(self.show, transcript)
+
+    async def show(self, transcript: Transcript) -> None:
+        self.transcript = transcript
+        await self.query_one(TranscriptView).show(transcript, limit=self.limit)
+        self.loaded = True
+        self.update_status()
+
+    def show_error(self, message: str) -> None:
+        self.query_one("#conversation-status", Static).update(Text(message, style="bold red"))
+        self.loaded = True
+
+    def update_status(self) -> None:
+        view = self.query_one(TranscriptView)
+        total = len(view.turn_widgets)
+        text = Text("turn ", style="dim")
+        text.append(f"{view.current_turn + 1 if view.current_turn >= 0 else '–'} of {total}", style="bold")
+        text.append("  ·  n/p step through turns, e expands long values, t opens the trace", style="dim")
+        self.query_one("#conversation-status", Static).update(text)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_step(self, delta: int) -> None:
+        self.query_one(TranscriptView).step(delta)
+        self.update_status()
+
+    def action_scroll(self, delta: int) -> None:
+        view = self.query_one(TranscriptView)
+        view.scroll_relative(y=delta * 3, animate=False)
+
+    def action_top(self) -> None:
+        self.query_one(TranscriptView).scroll_home(animate=False)
+
+    def action_bottom(self) -> None:
+        self.query_one(TranscriptView).scroll_end(animate=False)
+
+    async def action_expand(self) -> None:
+        if self.transcript is None:
+            return
+        self.limit = EXPANDED_LIMIT if self.limit == DEFAULT_LIMIT else DEFAULT_LIMIT
+        await self.query_one(TranscriptView).show(self.transcript, limit=self.limit)
+        self.update_status()
+
+    async def action_more(self) -> None:
+        await self.query_one(TranscriptView).more()
+
+    def action_open_trace(self) -> None:
+        view = self.query_one(TranscriptView)
+        if not view.turn_widgets:
+            return
+        turn = view.turn_widgets[max(view.current_turn, 0)].block.turn
+        if turn is not None:
+            self.app.open_trace(turn.trace_id, select_span=turn.span_id)

@@ -1,0 +1,174 @@
+"""The trace list: newest first, paged from the store, filterable, live as spans arrive."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
+
+from tracekit.errors import TracekitError
+from tracekit.tui.data import PAGE_SIZE, TraceSummary, latest_seq, trace_page
+from tracekit.tui.filters import TraceFilter
+from tracekit.tui.widgets.filter_bar import FilterBar
+from tracekit.tui.widgets.trace_table import TraceTable
+
+LIVE_INTERVAL = 1.0  # seconds between polls for new spans
+MAX_LIVE_ROWS = 1_000  # rows re-read on a live refresh at most
+
+
+class TraceListScreen(Screen):
+    """Where the app starts."""
+
+    BINDINGS = [
+        Binding("enter", "open_trace", "Open", show=False),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("c", "conversation", "Conversation"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("p", "toggle_live", "Pause/resume live"),
+    ]
+
+    def __init__(self, *, live: bool = True) -> None:
+        super().__init__()
+        self.live = live
+        self.trace_filter = TraceFilter()
+        self.last_seq = -1
+        self.loading_more = False
+        self.exhausted = False
+        self.loaded_at = 0.0
+        self.generation = 0  # bumped per request, so a slow stale answer never overwrites a newer one
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield FilterBar(id="filter-bar")
+        yield TraceTable(id="traces")
+        yield Static("loading…", id="list-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(TraceTable).focus()
+        self.reload()
+        self.set_interval(LIVE_INTERVAL, self.poll)
+
+    def reload(self, rows: int = PAGE_SIZE) -> None:
+        """Load the first `rows` traces for the current filter (replacing the table)."""
+        self.generation += 1
+        self.loading_more = False
+        self.load_first_page(self.generation, rows)
+
+    # --- loading -----------------------------------------------------------------------------------------------------
+    @work(thread=True, group="trace-page")
+    def load_first_page(self, generation: int, rows: int) -> None:
+        reader = self.app.reader
+        trace_filter = self.trace_filter
+        try:
+            seq = latest_seq(reader)
+            traces = trace_page(reader, trace_filter, limit=rows)
+        except TracekitError as error:
+            self.app.call_from_thread(self.show_error, str(error))
+            return
+        self.app.call_from_thread(self.show_page, generation, traces, seq, False, rows)
+
+    @work(thread=True, group="trace-more")
+    def load_more(self, generation: int, after: tuple[int, str]) -> None:
+        try:
+            traces = trace_page(self.app.reader, self.trace_filter, after=after)
+        except TracekitError as error:
+            self.app.call_from_thread(self.show_error, str(error))
+            return
+        self.app.call_from_thread(self.show_page, generation, traces, None, True, PAGE_SIZE)
+
+    @work(thread=True, exclusive=True, group="poll")
+    def poll_store(self, rows: int) -> None:
+        try:
+            seq = latest_seq(self.app.reader)
+        except TracekitError:
+            return  # the next poll tries again; a collector restarting is not an error worth a popup
+        if seq != self.last_seq:
+            self.app.call_from_thread(self.reload, rows)
+
+    def poll(self) -> None:
+        """Timer callback: look for new spans while live and on screen."""
+        if self.live and self.app.screen is self:
+            self.poll_store(min(MAX_LIVE_ROWS, max(PAGE_SIZE, len(self.query_one(TraceTable).traces))))
+
+    def show_page(self, generation: int, traces: list[TraceSummary], seq: int | None, append: bool,
+                  requested: int) -> None:
+        if generation != self.generation:
+            return
+        table = self.query_one(TraceTable)
+        table.set_traces(traces, append=append)
+        if seq is not None:
+            self.last_seq = seq
+        self.loading_more = False
+        self.exhausted = len(traces) < requested
+        self.loaded_at = time.time()
+        self.update_status()
+
+    def show_error(self, message: str) -> None:
+        self.loading_more = False
+        self.query_one("#list-status", Static).update(Text(message, style="bold red"))
+        self.notify(message, severity="error", title="query failed")
+
+    def update_status(self) -> None:
+        table = self.query_one(TraceTable)
+        shown = len(table.traces)
+        text = Text(f"{shown:,} trace{'s' if shown != 1 else ''}", style="bold")
+        if not self.exhausted:
+            text.append(" loaded (more below)", style="dim")
+        if not self.trace_filter.empty:
+            text.append("  filter: ", style="dim")
+            text.append(self.trace_filter.text)
+        text.append("  ·  ")
+        text.append("live" if self.live else "paused", style="green" if self.live else "yellow")
+        text.append(f"  ·  {self.app.reader.location}", style="dim")
+        self.query_one("#list-status", Static).update(text)
+
+    # --- events --------------------------------------------------------------------------------------------------------
+    def on_trace_table_need_more(self, event: TraceTable.NeedMore) -> None:
+        table = self.query_one(TraceTable)
+        if self.loading_more or self.exhausted or not table.traces:
+            return
+        self.loading_more = True
+        last = table.traces[-1]
+        self.load_more(self.generation, (last.start_ns, last.trace_id))
+
+    def on_trace_table_opened(self, event: TraceTable.Opened) -> None:
+        self.app.open_trace(event.trace.trace_id)
+
+    def on_filter_bar_applied(self, event: FilterBar.Applied) -> None:
+        self.trace_filter = event.trace_filter
+        self.query_one(TraceTable).focus()
+        self.reload()
+
+    # --- actions -------------------------------------------------------------------------------------------------------
+    def action_open_trace(self) -> None:
+        trace = self.query_one(TraceTable).current_trace
+        if trace is not None:
+            self.app.open_trace(trace.trace_id)
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter-input", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one("#filter-input", Input)
+        if field.value or not self.trace_filter.empty:
+            self.query_one(FilterBar).set_text("")
+        self.query_one(TraceTable).focus()
+
+    def action_conversation(self) -> None:
+        trace = self.query_one(TraceTable).current_trace
+        if trace is not None:
+            self.app.open_conversation(trace.conversation_id or trace.trace_id)
+
+    def action_refresh(self) -> None:
+        self.reload(max(PAGE_SIZE, len(self.query_one(TraceTable).traces)))
+
+    def action_toggle_live(self) -> None:
+        self.live = not self.live
+        self.update_status()

@@ -1,0 +1,173 @@
+"""One trace: the span tree with its waterfall on the left, the selected span's details on the right."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from tracekit.errors import TracekitError
+from tracekit.tui.data import SpanRow, attribute_value, span_details, trace_spans
+from tracekit.tui.format import count, format_duration
+from tracekit.tui.widgets.span_details import SpanDetailsView
+from tracekit.tui.widgets.span_tree import SpanTree
+
+LIVE_INTERVAL = 1.0
+
+
+class TraceViewScreen(Screen):
+    """Opened from the trace list (Enter) or a conversation (t)."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("q", "back", "Back", show=False),
+        Binding("e", "expand_values", "Expand values"),
+        Binding("c", "conversation", "Conversation"),
+        Binding("tab", "switch_focus", "Tree/details", show=False),
+    ]
+
+    def __init__(self, trace_id: str, *, select_span: str | None = None, live: bool = True) -> None:
+        super().__init__()
+        self.trace_id = trace_id
+        self.select_span = select_span
+        self.live = live
+        self.spans: dict[str, SpanRow] = {}
+        self.max_seq = 0
+        self.loaded = False
+        self.conversation_id: str | None = None
+        self.details_for: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(Text(f"trace {self.trace_id}", style="bold"), id="trace-summary")
+        with Horizontal(id="trace-body"):
+            yield SpanTree(id="span-tree")
+            yield SpanDetailsView(id="span-details")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(SpanTree).focus()
+        self.load_spans()
+        self.set_interval(LIVE_INTERVAL, self.poll)
+
+    # --- loading ---------------------------------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="spans")
+    def load_spans(self) -> None:
+        try:
+            rows = trace_spans(self.app.reader, self.trace_id)
+            conversation = self.app.reader.sql(
+                "SELECT any_value(conversation_id) AS c FROM spans WHERE trace_id = ? AND conversation_id IS NOT NULL",
+                [self.trace_id]).column("c")[0].as_py()
+        except TracekitError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error", title="query failed")
+            return
+        self.app.call_from_thread(self.show_spans, rows, conversation)
+
+    @work(thread=True, exclusive=True, group="poll")
+    def poll_spans(self, since: int) -> None:
+        try:
+            rows = trace_spans(self.app.reader, self.trace_id, since_seq=since)
+        except TracekitError:
+            return
+        if rows:
+            self.app.call_from_thread(self.add_spans, rows)
+
+    def poll(self) -> None:
+        """Timer callback: spans of this trace that arrived since the last look are added to the tree."""
+        if self.live and self.loaded and self.app.screen is self:
+            self.poll_spans(self.max_seq)
+
+    def show_spans(self, rows: list[SpanRow], conversation: str | None) -> None:
+        self.conversation_id = conversation
+        self.spans = {row.span_id: row for row in rows}
+        self.redraw(keep=self.select_span)
+        self.loaded = True
+        if not rows:
+            self.query_one(SpanDetailsView).show(None, f"no spans for trace {self.trace_id} (yet)")
+
+    def add_spans(self, rows: list[SpanRow]) -> None:
+        self.spans.update({row.span_id: row for row in rows})
+        tree = self.query_one(SpanTree)
+        current = tree.cursor_node.data.span_id if tree.cursor_node and tree.cursor_node.data else None
+        self.redraw(keep=current)
+
+    def redraw(self, keep: str | None) -> None:
+        rows = list(self.spans.values())
+        self.max_seq = max((row.ingest_seq for row in rows), default=self.max_seq)
+        tree = self.query_one(SpanTree)
+        tree.show_spans(rows, keep=keep)
+        self.query_one("#trace-summary", Static).update(self.summary(rows))
+
+    def summary(self, rows: list[SpanRow]) -> Text:
+        start = min((row.start_ns for row in rows), default=0)
+        end = max((row.end_ns for row in rows), default=0)
+        errors = sum(1 for row in rows if row.status_code == "ERROR")
+        ids = {row.span_id for row in rows}
+        missing = len({row.parent_span_id for row in rows if row.parent_span_id and row.parent_span_id not in ids})
+        text = Text(f"trace {self.trace_id}", style="bold")
+        text.append(f"  ·  {count(len(rows))} spans  ·  {format_duration(end - start)}")
+        if errors:
+            text.append(f"  ·  {errors} error{'s' if errors != 1 else ''}", style="bold red")
+        if missing:
+            text.append(f"  ·  {missing} parent span{'s' if missing != 1 else ''} not received yet",
+                        style="yellow")
+        if self.conversation_id:
+            text.append("  ·  conversation ", style="dim")
+            text.append(self.conversation_id[:80])
+        return text
+
+    @work(thread=True, exclusive=True, group="details")
+    def load_details(self, span: SpanRow) -> None:
+        try:
+            details = span_details(self.app.reader, span)
+        except TracekitError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error", title="query failed")
+            return
+        self.app.call_from_thread(self.show_details, details)
+
+    def show_details(self, details) -> None:
+        if details.span.span_id == self.details_for:
+            self.query_one(SpanDetailsView).show(details)
+
+    @work(thread=True, exclusive=True, group="expand")
+    def load_full_values(self, span: SpanRow, keys: list[str]) -> None:
+        try:
+            values = [attribute_value(self.app.reader, span, key) for key in keys]
+        except TracekitError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error", title="query failed")
+            return
+        self.app.call_from_thread(self.query_one(SpanDetailsView).replace_attributes, values)
+
+    # --- events and actions ---------------------------------------------------------------------------------------------
+    def on_span_tree_span_highlighted(self, event: SpanTree.SpanHighlighted) -> None:
+        if event.span is None:
+            self.details_for = None
+            self.query_one(SpanDetailsView).show(
+                None, "this span has not been received (yet): its children arrived first")
+            return
+        if event.span.span_id == self.details_for:
+            return
+        self.details_for = event.span.span_id
+        self.load_details(event.span)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_expand_values(self) -> None:
+        view = self.query_one(SpanDetailsView)
+        keys = view.truncated_keys()
+        if view.details is None or not keys:
+            self.notify("nothing to expand: every value is shown in full")
+            return
+        self.load_full_values(view.details.span, keys)
+
+    def action_conversation(self) -> None:
+        self.app.open_conversation(self.conversation_id or self.trace_id)
+
+    def action_switch_focus(self) -> None:
+        tree, details = self.query_one(SpanTree), self.query_one(SpanDetailsView)
+        (details if tree.has_focus else tree).focus()

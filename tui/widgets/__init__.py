@@ -1,0 +1,1 @@
+"""Widgets of the terminal UI, one per module; they talk to their screens through messages."""

@@ -1,0 +1,95 @@
+"""The trace list table: one row per trace, newest first; asks for more rows when the cursor nears the end."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+
+from tracekit.conversation.literal import literal
+from tracekit.tui.data import TraceSummary
+from tracekit.tui.format import clock, count, format_duration
+
+COLUMNS = (("time", 18), ("root span", 36), ("agent", 18), ("service", 14), ("duration", 9), ("spans", 7),
+           ("tokens", 9), ("errors", 6))
+
+
+def _cell(value: str, width: int, style: str = "") -> Text:
+    """Span-supplied strings as literal Text (never markup), cut to the column width."""
+    text = literal(value, limit=max(width * 4, 64), pretty=False, style=style)
+    text.truncate(width, overflow="ellipsis")
+    return text
+
+
+class TraceTable(DataTable):
+    """Traces as rows keyed by trace id."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "scroll_top", "Top", show=False),
+        Binding("G", "scroll_bottom", "Bottom", show=False),
+    ]
+
+    class Opened(Message):
+        """The user chose a trace (Enter)."""
+
+        def __init__(self, trace: TraceSummary) -> None:
+            super().__init__()
+            self.trace = trace
+
+    class NeedMore(Message):
+        """The cursor is close to the last loaded row: load the next page."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.traces: list[TraceSummary] = []
+
+    def on_mount(self) -> None:
+        for label, width in COLUMNS:
+            self.add_column(label, width=width, key=label)
+
+    def set_traces(self, traces: list[TraceSummary], *, append: bool = False) -> None:
+        """Show these traces (replacing the rows, or after them), keeping the cursor on the same trace."""
+        current = self.current_trace
+        if not append:
+            self.clear()
+            self.traces = []
+        for trace in traces:
+            self.traces.append(trace)
+            self.add_row(*self._cells(trace), key=trace.trace_id)
+        if current is not None and not append:
+            index = next((i for i, t in enumerate(self.traces) if t.trace_id == current.trace_id), 0)
+            self.move_cursor(row=index, animate=False)
+
+    @staticmethod
+    def _cells(trace: TraceSummary) -> list[Text]:
+        widths = dict(COLUMNS)
+        root = trace.root_name if trace.has_root else f"{trace.root_name} (root missing)"
+        return [
+            Text(clock(trace.start_ns), style="dim"),
+            _cell(root, widths["root span"], "bold" if trace.has_root else "italic"),
+            _cell(trace.agents, widths["agent"], "cyan"),
+            _cell(trace.service, widths["service"]),
+            Text(format_duration(trace.duration_ns), justify="right"),
+            Text(count(trace.span_count), justify="right"),
+            Text(count(trace.tokens), justify="right"),
+            Text(str(trace.errors) if trace.errors else "", style="bold red", justify="right"),
+        ]
+
+    @property
+    def current_trace(self) -> TraceSummary | None:
+        if not self.traces or self.cursor_row < 0 or self.cursor_row >= len(self.traces):
+            return None
+        return self.traces[self.cursor_row]
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        trace = self.current_trace
+        if trace is not None:
+            self.post_message(self.Opened(trace))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.traces and event.cursor_row >= len(self.traces) - 20:
+            self.post_message(self.NeedMore())
