@@ -56,7 +56,8 @@ static int buf_reserve(Buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap = cap > (size_t)PY_SSIZE_T_MAX / 2 ? need : cap * 2;
-    char *p = PyMem_Realloc(b->ptr, cap);
+    /* Raw allocator: Arrow may free exported buffers from any thread, without the GIL. */
+    char *p = PyMem_RawRealloc(b->ptr, cap);
     if (p == NULL) {
         PyErr_NoMemory();
         return ERR;
@@ -89,7 +90,7 @@ static inline int buf_byte(Buf *b, char c)
 
 static void buf_free(Buf *b)
 {
-    PyMem_Free(b->ptr);
+    PyMem_RawFree(b->ptr);
     b->ptr = NULL;
     b->len = b->cap = 0;
 }
@@ -265,20 +266,131 @@ done:
     return result;
 }
 
-static PyObject *table_to_python(Table *t)
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Export as an Arrow C data interface struct array (https://arrow.apache.org/docs/format/CDataInterface.html)   */
+
+struct ArrowArray {
+    int64_t length;
+    int64_t null_count;
+    int64_t offset;
+    int64_t n_buffers;
+    int64_t n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+/* Everything one exported table owns; freed together by the top-level release. */
+typedef struct {
+    struct ArrowArray *children;
+    struct ArrowArray **child_pointers;
+    const void **buffers;
+    void **owned;
+    int n_owned;
+} Exported;
+
+static void release_child(struct ArrowArray *array)
 {
-    PyObject *list = PyList_New(t->ncols);
-    if (list == NULL)
-        return NULL;
-    for (int i = 0; i < t->ncols; i++) {
-        PyObject *column = column_to_python(&t->cols[i]);
-        if (column == NULL) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, i, column);
+    array->release = NULL; /* the parent owns the memory */
+}
+
+static void release_exported(struct ArrowArray *array)
+{
+    Exported *e = array->private_data;
+    for (int i = 0; i < e->n_owned; i++)
+        PyMem_RawFree(e->owned[i]);
+    PyMem_RawFree(e->owned);
+    PyMem_RawFree(e->buffers);
+    PyMem_RawFree(e->child_pointers);
+    PyMem_RawFree(e->children);
+    PyMem_RawFree(e);
+    array->release = NULL;
+}
+
+static void destroy_capsule(PyObject *capsule)
+{
+    struct ArrowArray *array = PyCapsule_GetPointer(capsule, "arrow_array");
+    if (array == NULL) {
+        PyErr_Clear();
+        return;
     }
-    return list;
+    if (array->release != NULL) /* never imported (or the import failed) */
+        array->release(array);
+    PyMem_RawFree(array);
+}
+
+/*
+ * Moves the table's buffers into an "arrow_array" PyCapsule holding a struct array: one child per column, then one
+ * more per entry of `views`, each the int64 column it names seen again (Python's schema types those as timestamps).
+ * On success the table's columns are left empty; the capsule frees the buffers once Arrow is done with them.
+ */
+static PyObject *table_export(Table *t, const int *views, int n_views)
+{
+    int n = t->ncols + n_views;
+    for (int i = 0; i < t->ncols; i++) /* Arrow wants a data buffer even for an empty column */
+        if (t->cols[i].data.ptr == NULL && buf_reserve(&t->cols[i].data, 1) < 0)
+            return NULL;
+    struct ArrowArray *top = PyMem_RawCalloc(1, sizeof *top);
+    Exported *e = PyMem_RawCalloc(1, sizeof *e);
+    if (e != NULL) {
+        e->children = PyMem_RawCalloc((size_t)n, sizeof *e->children);
+        e->child_pointers = PyMem_RawCalloc((size_t)n, sizeof *e->child_pointers);
+        e->buffers = PyMem_RawCalloc(3 * (size_t)n + 1, sizeof *e->buffers);
+        e->owned = PyMem_RawCalloc(3 * (size_t)t->ncols, sizeof *e->owned);
+    }
+    if (top == NULL || e == NULL || e->children == NULL || e->child_pointers == NULL || e->buffers == NULL ||
+        e->owned == NULL) {
+        if (e != NULL) {
+            PyMem_RawFree(e->children);
+            PyMem_RawFree(e->child_pointers);
+            PyMem_RawFree(e->buffers);
+            PyMem_RawFree(e->owned);
+        }
+        PyMem_RawFree(e);
+        PyMem_RawFree(top);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        int source = i < t->ncols ? i : views[i - t->ncols];
+        Column *c = &t->cols[source];
+        struct ArrowArray *child = &e->children[i];
+        const void **buffers = e->buffers + 3 * i;
+        child->length = c->length;
+        child->null_count = c->null_count;
+        child->n_buffers = c->type == COL_STR ? 3 : 2;
+        buffers[0] = c->null_count ? c->validity.ptr : NULL;
+        buffers[1] = c->type == COL_STR ? (const void *)c->offsets.ptr : (const void *)c->data.ptr;
+        buffers[2] = c->data.ptr;
+        child->buffers = buffers;
+        child->release = release_child;
+        e->child_pointers[i] = child;
+    }
+    for (int i = 0; i < t->ncols; i++) {
+        Column *c = &t->cols[i];
+        Buf *owned[3] = {&c->validity, &c->offsets, &c->data};
+        for (int k = 0; k < 3; k++) {
+            if (owned[k]->ptr != NULL)
+                e->owned[e->n_owned++] = owned[k]->ptr;
+            owned[k]->ptr = NULL;
+            owned[k]->len = owned[k]->cap = 0;
+        }
+    }
+    top->length = t->rows;
+    top->n_buffers = 1;
+    top->buffers = e->buffers + 3 * n; /* no validity: every row is there */
+    top->n_children = n;
+    top->children = e->child_pointers;
+    top->release = release_exported;
+    top->private_data = e;
+    PyObject *capsule = PyCapsule_New(top, "arrow_array", destroy_capsule);
+    if (capsule == NULL) {
+        top->release(top);
+        PyMem_RawFree(top);
+    }
+    return capsule;
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -1558,9 +1670,11 @@ PyDoc_STRVAR(decode_traces_doc,
 "Serialized ExportTraceServiceRequest bytes to Arrow column buffers.\n\n"
 "resources: a list with one (resource_id, service_name) per resource_spans, in order.\n"
 "typed_str / typed_int: per typed column, the tuple of attribute keys it reads (first present wins).\n"
-"Returns (span_columns, event_columns, link_columns, rejections). Each column is\n"
-"(length, null_count, validity, offsets, data) in the order of normalize.py's schemas; rejections is a\n"
-"list of (reason_code, count) in order of first occurrence. Raises ValueError on malformed input.");
+"Returns (spans, events, links, rejections). Each table is (rows, capsule): an \"arrow_array\" PyCapsule\n"
+"(Arrow C data interface) of a struct array whose children are the columns in the order of normalize.py's\n"
+"schemas, then the time columns again (spans: start, end; events: time) to be typed as timestamps.\n"
+"rejections is a list of (reason_code, count) in order of first occurrence. Raises ValueError on\n"
+"malformed input.");
 
 static PyObject *decode_traces(PyObject *module, PyObject *args)
 {
@@ -1595,9 +1709,11 @@ static PyObject *decode_traces(PyObject *module, PyObject *args)
     if (decode_request(&ctx, payload.buf, (size_t)payload.len, resources) < 0)
         goto done;
 
-    PyObject *spans = table_to_python(&ctx.spans);
-    PyObject *events = spans ? table_to_python(&ctx.events) : NULL;
-    PyObject *links = events ? table_to_python(&ctx.links) : NULL;
+    static const int SPAN_TIMES[2] = {S_START, S_END}, EVENT_TIMES[1] = {E_TIME};
+    PyObject *spans = Py_BuildValue("(nN)", ctx.spans.rows, table_export(&ctx.spans, SPAN_TIMES, 2));
+    PyObject *events = spans ? Py_BuildValue("(nN)", ctx.events.rows, table_export(&ctx.events, EVENT_TIMES, 1))
+                             : NULL;
+    PyObject *links = events ? Py_BuildValue("(nN)", ctx.links.rows, table_export(&ctx.links, NULL, 0)) : NULL;
     PyObject *rejections = links ? PyList_New(ctx.n_reject_kinds) : NULL;
     if (rejections != NULL) {
         for (int i = 0; i < ctx.n_reject_kinds; i++) {

@@ -157,15 +157,14 @@ def decode_traces_payload(payload: bytes, request: ExportTraceServiceRequest) ->
         return _decode_traces_python(request)
     for code, count in rejections:
         batch.reject(count, _SPAN_REJECTIONS[code])
-    batch.accepted = spans[0][0]
+    batch.accepted = spans[0]
     if batch.accepted:
-        batch.tables["spans"] = _with_timestamps(
-            _from_buffers(spans, _SPANS_SCHEMA), {"start_time": "start_time_ns", "end_time": "end_time_ns"})
+        batch.tables["spans"] = _imported(spans, _SPANS_TABLE_SCHEMA)
         batch.tables["resources"] = _resources_table(resources)
-    if events[0][0]:
-        batch.tables["span_events"] = _with_timestamps(_from_buffers(events, _EVENTS_SCHEMA), {"time": "time_ns"})
-    if links[0][0]:
-        batch.tables["span_links"] = _from_buffers(links, _LINKS_SCHEMA)
+    if events[0]:
+        batch.tables["span_events"] = _imported(events, _EVENTS_TABLE_SCHEMA)
+    if links[0]:
+        batch.tables["span_links"] = _imported(links, _LINKS_SCHEMA)
     return batch
 
 
@@ -174,7 +173,7 @@ _TYPED_INT_KEYS = tuple(keys for _, keys in _TYPED_INT)
 
 
 def _array(arrow_type: pa.DataType, column: tuple[Any, ...]) -> pa.Array:
-    """An Arrow array over one of the compiled decoder's (length, null_count, validity, offsets, data) columns."""
+    """An Arrow array over a `_fastdecode.pack_column` result (length, null_count, validity, offsets, data)."""
     length, null_count, validity, offsets, data = column
     buffers = [None if validity is None else pa.py_buffer(validity)]
     if offsets is not None:
@@ -183,10 +182,21 @@ def _array(arrow_type: pa.DataType, column: tuple[Any, ...]) -> pa.Array:
     return pa.Array.from_buffers(arrow_type, length, buffers, null_count=null_count)
 
 
-def _from_buffers(columns: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
-    """A table from the compiled decoder's column buffers, in the order of `schema`."""
-    arrays = [_array(field.type, column) for column, field in zip(columns, schema, strict=True)]
-    return pa.Table.from_arrays(arrays, schema=schema)
+class _CompiledColumns:
+    """A table from the compiled decoder as an Arrow PyCapsule (C data interface): pyarrow adopts its buffers."""
+
+    __slots__ = ("_schema", "_capsule")
+
+    def __init__(self, schema: pa.Schema, capsule: Any) -> None:
+        self._schema, self._capsule = schema, capsule
+
+    def __arrow_c_array__(self, requested_schema: Any = None) -> tuple[Any, Any]:
+        return self._schema.__arrow_c_schema__(), self._capsule
+
+
+def _imported(table: tuple[int, Any], schema: pa.Schema) -> pa.Table:
+    """One of the compiled decoder's (rows, capsule) tables, without copying."""
+    return pa.Table.from_batches([pa.record_batch(_CompiledColumns(schema, table[1]))])
 
 
 _RESOURCE_COLUMNS = ("resource_id", "service_name", "service_namespace", "service_instance_id", "service_version",
@@ -368,6 +378,9 @@ _LINKS_SCHEMA = pa.schema(
      ("linked_span_id", _STR), ("trace_state", _STR), ("flags", _U32), ("attributes", _STR),
      ("dropped_attributes_count", _U32)]
 )
+# What the compiled decoder exports: the columns, then the time columns again as TIMESTAMP (as _with_timestamps adds).
+_SPANS_TABLE_SCHEMA = _SPANS_SCHEMA.append(pa.field("start_time", _ts_ns)).append(pa.field("end_time", _ts_ns))
+_EVENTS_TABLE_SCHEMA = _EVENTS_SCHEMA.append(pa.field("time", _ts_ns))
 _LOGS_SCHEMA = pa.schema(
     [("time_ns", _I64), ("observed_time_ns", _I64), ("severity_number", pa.int32()), ("severity_text", _STR),
      ("body", _STR), ("event_name", _STR), ("trace_id", _STR), ("span_id", _STR), ("flags", _U32),
