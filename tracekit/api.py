@@ -295,7 +295,8 @@ class _Scope:
             async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
                 # The span stays open while the caller iterates (a streaming agent), and ends with the stream.
                 active = _ActiveScope(self)
-                if self.capture_io:
+                capture = self.capture_io and get_content_settings().on_spans
+                if capture:
                     active.handle.set_arguments(arguments_of(args, kwargs))
                 try:
                     async for item in func(*args, **kwargs):
@@ -315,7 +316,8 @@ class _Scope:
             @functools.wraps(func)
             def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
                 active = _ActiveScope(self)
-                if self.capture_io:
+                capture = self.capture_io and get_content_settings().on_spans
+                if capture:
                     active.handle.set_arguments(arguments_of(args, kwargs))
                 try:
                     yield from func(*args, **kwargs)
@@ -334,14 +336,15 @@ class _Scope:
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 active = _ActiveScope(self)
-                if self.capture_io:
+                capture = self.capture_io and get_content_settings().on_spans
+                if capture:
                     active.handle.set_arguments(arguments_of(args, kwargs))
                 try:
                     result = await func(*args, **kwargs)
                 except BaseException as error:
                     active.close(error)
                     raise
-                if self.capture_io:
+                if capture:
                     active.handle.set_result(result)
                 active.close(None)
                 return result
@@ -351,14 +354,15 @@ class _Scope:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             active = _ActiveScope(self)
-            if self.capture_io:
+            capture = self.capture_io and get_content_settings().on_spans  # binding arguments costs: only if kept
+            if capture:
                 active.handle.set_arguments(arguments_of(args, kwargs))
             try:
                 result = func(*args, **kwargs)
             except BaseException as error:
                 active.close(error)
                 raise
-            if self.capture_io:
+            if capture:
                 active.handle.set_result(result)
             active.close(None)
             return result
