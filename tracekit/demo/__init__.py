@@ -26,7 +26,15 @@ def run_demo(endpoint: str, *, protocol: str = "grpc", conversations: int = 3, t
     collector does not accept the spans.
     The application's global OpenTelemetry setup is left untouched: the demo uses its own providers.
     """
-    from tracekit.demo.scenario import run_conversations
+    try:
+        from tracekit.demo.scenario import run_conversations
+    except ImportError as error:  # the frameworks are an optional extra
+        from tracekit.errors import TracekitError
+
+        raise TracekitError(
+            f"the demo runs on LangChain and LangGraph, which are not installed ({error.name or error}); "
+            "install them with: pip install 'tracekit-agents[agents]'"
+        ) from error
 
     with DemoPipeline(endpoint, protocol=protocol, timeout_s=timeout_s) as pipeline:
         run_conversations(pipeline, conversations, on_progress)
