@@ -32,8 +32,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from langchain_core.callbacks import BaseCallbackHandler
 from wrapt import wrap_function_wrapper
+
+try:
+    from langchain_core.callbacks import BaseCallbackHandler
+except ImportError:  # not installed: the module still imports, so entry-point loading reports a dependency
+    BaseCallbackHandler = object  # type: ignore[assignment,misc]  # conflict instead of failing with a traceback
 
 from tracekit import semconv
 from tracekit.api import current_agent_name, current_conversation_id, error_type_of
