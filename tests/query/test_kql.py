@@ -11,7 +11,7 @@ import pytest
 from spanfactory import collector_store
 from tracekit.errors import QueryError
 from tracekit.query.kql import compile_kql, expand_percentiles, run_kql, translate
-from workload import BASE_NS, make_workload, server_span_workload
+from workload import BASE_NS, make_workload, server_span_workload, token_edge_workload
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,16 @@ def test_time_range_applies_to_every_table(reader, workload):
         1 for s in workload.spans if s.start_time >= cutoff_ns)
 
 
-def test_shortcut_gives_the_same_answer_as_the_full_customdimensions(reader):
+@pytest.fixture(scope="module")
+def mixed_reader(workload, tmp_path_factory):
+    """The workload plus chat spans with odd token attributes (deprecated keys, floats, strings, huge values)."""
+    with collector_store(tmp_path_factory.mktemp("kql-edges"), workload.spans + token_edge_workload(),
+                         workload.logs) as collector:
+        yield collector.reader()
+
+
+def test_shortcut_gives_the_same_answer_as_the_full_customdimensions(mixed_reader):
+    reader = mixed_reader
     queries = [
         'dependencies | summarize n = count() by op = tostring(customDimensions["gen_ai.operation.name"]), '
         'agent = tostring(customDimensions["gen_ai.agent.name"]) | order by op asc, agent asc',
@@ -131,6 +140,23 @@ def test_shortcut_gives_the_same_answer_as_the_full_customdimensions(reader):
         'make_set(tostring(customDimensions["server.address"]))',
         'AppDependencies | where Properties["gen_ai.tool.name"] == "search" | project Id, Name | order by Id asc',
         'dependencies | where customDimensions.["gen_ai.request.temperature"] == "0.7" | count',
+        # Token counts: ints, deprecated keys, floats, strings, bools and values beyond int32.
+        'dependencies | where customDimensions["gen_ai.operation.name"] == "chat" '
+        '| project id, i = toint(customDimensions["gen_ai.usage.input_tokens"]), '
+        'l = tolong(customDimensions["gen_ai.usage.input_tokens"]), '
+        'd = todouble(customDimensions["gen_ai.usage.output_tokens"]), '
+        'r = toreal(customDimensions["gen_ai.usage.output_tokens"]), '
+        's = tostring(customDimensions["gen_ai.usage.output_tokens"]), '
+        'raw = customDimensions["gen_ai.usage.input_tokens"] | order by id asc',
+        'dependencies | summarize count(), sum(toint(customDimensions["gen_ai.usage.input_tokens"])) '
+        'by m = tostring(customDimensions["gen_ai.request.model"]) | order by m asc',
+        # customEvents follow the log exporter's rules.
+        'customEvents | extend e = tostring(customDimensions["gen_ai.evaluation.name"]), '
+        'v = todouble(customDimensions["gen_ai.evaluation.score.value"]), '
+        'n = tostring(customDimensions["microsoft.custom_event.name"]) '
+        '| summarize count(), avg(v), make_set(n) by e | order by e asc',
+        'AppEvents | where Name == "gen_ai.evaluation.result" | summarize count() by OperationId '
+        '| order by OperationId asc',
     ]
     for text in queries:
         compiled = compile_kql(reader, text)

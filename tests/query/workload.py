@@ -133,3 +133,24 @@ def server_span_workload() -> list[ReadableSpan]:
     server.end(end_time=BASE_NS + 9_499_999)
     provider.shutdown()
     return list(exporter.get_finished_spans())
+
+
+def token_edge_workload() -> list[ReadableSpan]:
+    """Chat spans whose token attributes are not plain ints: the cases the typed-column shortcut must not misread."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("tracekit.tests")
+    variants = [
+        {semconv.GEN_AI_USAGE_PROMPT_TOKENS: 40, semconv.GEN_AI_USAGE_COMPLETION_TOKENS: 4},  # deprecated keys only
+        {semconv.GEN_AI_USAGE_INPUT_TOKENS: 12.0, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 3.5},  # floats
+        {semconv.GEN_AI_USAGE_INPUT_TOKENS: "77", semconv.GEN_AI_USAGE_OUTPUT_TOKENS: True},  # string, bool
+        {semconv.GEN_AI_USAGE_INPUT_TOKENS: 3_000_000_000, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: -5},  # > int32
+    ]
+    for index, tokens in enumerate(variants):
+        span = tracer.start_span("chat edge", kind=SpanKind.CLIENT, start_time=BASE_NS + index * 1000,
+                                 attributes={semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_SYSTEM: "openai",
+                                             semconv.GEN_AI_REQUEST_MODEL: "edge-model", **tokens})
+        span.end(end_time=BASE_NS + index * 1000 + 5_000_000)
+    provider.shutdown()
+    return list(exporter.get_finished_spans())

@@ -43,6 +43,8 @@ TIME_COLUMNS: dict[str, str] = {
 # that built them ("span": EXP trace exporter filters).
 _SHORTCUT_TABLES = {"requests": "customDimensions", "dependencies": "customDimensions",
                     "AppRequests": "Properties", "AppDependencies": "Properties"}
+# customEvents rows are all log records, so their customDimensions follow the log exporter's rules.
+_EVENT_SHORTCUT_TABLES = {"customEvents": "customDimensions", "AppEvents": "Properties"}
 _SINCE_SLOT = "tk_since"
 
 
@@ -143,7 +145,7 @@ def _compile(text: str, params: dict[str, Any] | None, schema: dict[str, list[st
     time_filtered = time_filtered and any(table in TIME_COLUMNS for table in sources)
     plain = _rewrite_sources(translation.sql_text, sources, time_filtered)
     shortcut = None
-    if sources & set(_SHORTCUT_TABLES):
+    if sources & (set(_SHORTCUT_TABLES) | set(_EVENT_SHORTCUT_TABLES)):
         # Translated without the schema, `extend` and `project-away` keep `SELECT *`, so the hidden columns the
         # shortcut reads survive them. Joins, unions and `arg_max(x, *)` need the schema: no shortcut for those.
         try:
@@ -404,24 +406,32 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
     its output columns, a lean source that computes only the columns the SQL names.
     """
     dimension_tables = {table for table in sources if table in views.CLASSIC_TABLES or table in views.WORKSPACE_TABLES}
-    if not dimension_tables or not dimension_tables <= set(_SHORTCUT_TABLES):
-        return None  # traces/exceptions/customEvents mix span events and logs, whose attribute rules differ
+    if not dimension_tables:
+        return None
+    if dimension_tables <= set(_SHORTCUT_TABLES):
+        excluded, typed_columns = views.span_key_excluded, views.TYPED_DIMENSIONS
+    elif dimension_tables <= set(_EVENT_SHORTCUT_TABLES):
+        excluded, typed_columns = views.log_key_excluded, {}
+    else:
+        return None  # traces/exceptions mix span events and logs, whose attribute rules differ
     tokens = _tokens(text)
     has_accessors = bool(_ACCESSOR.search(sql))
     if has_accessors and not _accessors_only(tokens):
         return None
+    if typed_columns == {} and any(match.group(2) == "logger_name" for match in _ACCESSOR.finditer(sql)):
+        return None  # logger_name is the scope name unless an attribute says otherwise: only the view knows
 
     def replace(match: re.Match[str]) -> str:
         key, unwrapped = match.group(2), match.group(3) is not None
-        column = views.TYPED_DIMENSIONS.get(key)
-        if views.span_key_excluded(key):
+        column = typed_columns.get(key)
+        if excluded(key):
             return "CAST(NULL AS VARCHAR)" if unwrapped else "CAST(NULL AS JSON)"
         if column is not None:
             typed = f'"{views.HIDDEN_PREFIX}{column}"'
             return typed if unwrapped else f"CAST(to_json({typed}) AS JSON)"
         path = "'$.\"" + key + "\"'"
         value = f'tk_dimension("{views.HIDDEN_PREFIX}attributes", {path}, {views.value_limit(key)})'
-        integer_column = views.TYPED_INTEGER_DIMENSIONS.get(key)
+        integer_column = views.TYPED_INTEGER_DIMENSIONS.get(key) if typed_columns else None
         if integer_column is not None:
             # The typed token column, when the attribute itself is an integer literal (the column may also come
             # from a deprecated key, and the exporter prints 12.0 for a float): one text match instead of a parse.
@@ -431,10 +441,11 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
             typed = f'"{views.HIDDEN_PREFIX}{integer_column}"'
             value = (f"CASE WHEN {typed} IS NOT NULL AND strpos({text_sql}, '{needle}') > 0 "
                      f"AND regexp_matches({tail}, '^-?[0-9]+[,}}]') "
-                     f"THEN to_json({typed}) ELSE {value} END")
+                     f"THEN to_json(CAST({typed} AS VARCHAR)) ELSE {value} END")
         return f"({value} ->> '$')" if unwrapped else value
 
     rewritten = _sub_outside_literals(_ACCESSOR, replace, sql) if has_accessors else sql
+    rewritten = _fast_token_conversions(rewritten)
     shortcut_sources = {table: views.wide_source(table) for table in dimension_tables}
     lean = None
     if any(token.text in _SHAPING_OPERATORS for token in tokens):
@@ -442,7 +453,7 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
         _sub_outside_literals(_QUOTED, lambda match: named.add(match.group(1)) or match.group(0), rewritten)
         if time_filtered:
             named.add(f"{views.HIDDEN_PREFIX}time")
-        lean = {table: views.lean_span_source(table, named) for table in dimension_tables}
+        lean = {table: views.lean_source(table, named) for table in dimension_tables}
         if all(lean.values()):
             shortcut_sources = lean  # type: ignore[assignment]
         else:
@@ -451,6 +462,90 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
         return None
     rewritten = _rewrite_sources(rewritten, sources, time_filtered, shortcut_sources=shortcut_sources)
     return f"SELECT {_PUBLIC_COLUMNS} FROM (\n{rewritten}\n)"
+
+
+# --- toint()/tolong()/todouble() of token counts ----------------------------------------------------------------------
+# duckdb-kql converts a dynamic value with a type-dispatching lambda (`list_transform([v], lambda _v: CASE ...)[1]`)
+# that costs several JSON parses a row. When `v` is a token count served from the typed column, the answer is
+# known without it: the exporter's string of an integer, converted. These are the lambda bodies duckdb-kql emits,
+# learnt from duckdb-kql itself so that a different version simply turns this shortcut off.
+def _conversion_bodies() -> dict[str, str]:
+    bodies = {}
+    for function in ("toint", "tolong", "todouble", "toreal"):
+        try:
+            sql = str(duckdb_kql.to_sql(f'T | extend x = {function}(customDimensions["k"])'))
+        except KqlError:
+            continue
+        head = """list_transform([json_extract("customDimensions", '$.k')], lambda _v: """
+        start = sql.find(head)
+        end = _lambda_end(sql, start + len(head)) if start >= 0 else None
+        if end is not None:
+            bodies[sql[start + len(head):end]] = function
+    return bodies
+
+
+def _lambda_end(sql: str, index: int) -> int | None:
+    """Index of the `)` closing the list_transform whose lambda body starts at `index` (followed by `[1]`)."""
+    depth, quoted = 0, False
+    while index < len(sql):
+        char = sql[index]
+        if quoted:
+            if char == "'" and sql[index + 1:index + 2] == "'":
+                index += 1
+            elif char == "'":
+                quoted = False
+        elif char == "'":
+            quoted = True
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            if depth == 0:
+                return index if char == ")" and sql[index + 1:index + 4] == "[1]" else None
+            depth -= 1
+        index += 1
+    return None
+
+
+_CONVERSIONS = _conversion_bodies()
+_FAST_CONVERSION = {
+    # The exporter sends str(int); converting that string: out-of-range toint is null, like TRY_CAST of the text.
+    "toint": "CASE WHEN {v} BETWEEN -2147483648 AND 2147483647 THEN CAST({v} AS INTEGER) END",
+    "tolong": "{v}",
+    "todouble": "CAST({v} AS DOUBLE)",
+    "toreal": "CAST({v} AS DOUBLE)",
+}
+_TYPED_TOKEN_VALUE = re.compile(r"CASE WHEN (\(?\"__tk_(?:input|output)_tokens\"\)?) IS NOT NULL AND (.*?) THEN to_json\("
+                                r"CAST\(\1 AS VARCHAR\)\) ELSE (tk_dimension\([^)]*\)) END")
+
+
+def _fast_token_conversions(sql: str) -> str:
+    """Replace `toint(<typed token value>)` lambdas with a direct read of the typed column (same answer)."""
+    out, position = [], 0
+    head = "list_transform(["
+    while True:
+        start = sql.find(head, position)
+        if start < 0:
+            break
+        match = _TYPED_TOKEN_VALUE.match(sql, start + len(head))
+        lambda_start = match.end() + len("], lambda _v: ") if match else -1
+        if not match or sql[match.end():lambda_start] != "], lambda _v: ":
+            out.append(sql[position:start + len(head)])
+            position = start + len(head)
+            continue
+        end = _lambda_end(sql, lambda_start)
+        function = _CONVERSIONS.get(sql[lambda_start:end]) if end is not None else None
+        if function is None:
+            out.append(sql[position:start + len(head)])
+            position = start + len(head)
+            continue
+        typed, condition, generic = match.group(1), match.group(2), match.group(3)
+        slow = f"list_transform([{generic}], lambda _v: {sql[lambda_start:end]})[1]"
+        fast = _FAST_CONVERSION[function].format(v=typed)
+        out.append(sql[position:start])
+        out.append(f"(CASE WHEN {typed} IS NOT NULL AND {condition} THEN {fast} ELSE {slow} END)")
+        position = end + len(")[1]")
+    out.append(sql[position:])
+    return "".join(out)
 
 
 def _accessors_only(tokens: list[Any]) -> bool:

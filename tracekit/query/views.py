@@ -618,7 +618,7 @@ GROUP BY conversation_id;
 
 # Columns of requests/dependencies that need nothing but the span row itself (and its resource), as SQL over the
 # store's `spans` (alias s) and tk_resource_tags() (alias r). A query that reads only these gets a lean source
-# (see lean_span_source): binding the full view's expressions costs more than scanning a million spans.
+# (see lean_source): binding the full view's expressions costs more than scanning a million spans.
 _LEAN_SPAN_COLUMNS: dict[str, str] = {
     "timestamp": "tk_exporter_time(s.start_time_ns)",
     "id": "s.span_id",
@@ -646,12 +646,43 @@ _LEAN_EMPTY = {"source", "url", "operation_SyntheticSource", "user_AccountId", "
                "client_Browser", "appId", "appName", "iKey"}
 
 
-def lean_span_source(table: str, columns: set[str]) -> str | None:
-    """A FROM-clause subquery giving only `columns` of requests/dependencies (or their App* twins), hidden `__tk_*`
-    columns included, or None when one of them needs the full view (HTTP/DB/messaging-derived fields)."""
+_LOG_MESSAGE_L = ("left(CASE WHEN json_type(l.body) = 'VARCHAR' THEN l.body ->> '$' "
+                  "ELSE CAST(l.body AS VARCHAR) END, 32768)")
+# customEvents columns computed straight from a log record (alias l) and its resource (alias r).
+_LEAN_EVENT_COLUMNS: dict[str, str] = {
+    "timestamp": "tk_exporter_time(l.time_ns)",
+    "name": f"coalesce(nullif(tk_attr_text(l.attributes, '$.\"microsoft.custom_event.name\"'), ''), "
+            f"{_LOG_MESSAGE_L}, '')",
+    "itemType": "'customEvent'",
+    "itemCount": "1",
+    "operation_Id": "coalesce(l.trace_id, '00000000000000000000000000000000')",
+    "operation_ParentId": "coalesce(l.span_id, '0000000000000000')",
+    "customMeasurements": "CAST(NULL AS JSON)",
+    "cloud_RoleName": "coalesce(r.cloud_RoleName, '')",
+    "cloud_RoleInstance": "coalesce(r.cloud_RoleInstance, '')",
+    "application_Version": "coalesce(r.application_Version, '')",
+    f"{HIDDEN_PREFIX}attributes": "l.attributes",
+    f"{HIDDEN_PREFIX}time": "l.time",
+}
+# Which log records are customEvents (as in tk_event_rows): an event marker, and no exception attributes. The text
+# tests keep the JSON parse to candidate rows.
+_LEAN_EVENT_FILTER = (
+    "(contains(CAST(l.attributes AS VARCHAR), '\"microsoft.custom_event.name\"') "
+    "OR contains(CAST(l.attributes AS VARCHAR), '\"_MS.event_marker\"')) "
+    "AND (json_exists(l.attributes, '$.\"microsoft.custom_event.name\"') "
+    "OR json_exists(l.attributes, '$.\"_MS.event_marker\"')) "
+    "AND NOT (json_exists(l.attributes, '$.\"exception.type\"') "
+    "OR json_exists(l.attributes, '$.\"exception.message\"'))"
+)
+
+
+def lean_source(table: str, columns: set[str]) -> str | None:
+    """A FROM-clause subquery giving only `columns` of requests/dependencies/customEvents (or their App* twins),
+    hidden `__tk_*` columns included, or None when one of them needs the full view (HTTP/DB-derived fields...)."""
     classic = WORKSPACE_TABLES.get(table, table)
-    if classic not in ("requests", "dependencies"):
+    if classic not in ("requests", "dependencies", "customEvents"):
         return None
+    lean = _LEAN_EVENT_COLUMNS if classic == "customEvents" else _LEAN_SPAN_COLUMNS
     renames = {}
     if table in WORKSPACE_TABLES:
         backwards = {(_WORKSPACE_OVERRIDES.get((table, c)) or WORKSPACE_RENAMES.get(c, c)): c
@@ -661,15 +692,15 @@ def lean_span_source(table: str, columns: set[str]) -> str | None:
                      "_ResourceId": "''"}
     else:
         constants = {}
-    known = set(PUBLIC_COLUMNS[classic]) | set(_LEAN_SPAN_COLUMNS) | set(renames) | set(constants)
+    known = set(PUBLIC_COLUMNS[classic]) | set(lean) | set(renames) | set(constants)
     select, joins_resource = [], False
     for name in sorted(columns & known):  # other names are the query's own aliases
         source = renames.get(name, name)
         if name in constants:
             expression = constants[name]
-        elif source in _LEAN_SPAN_COLUMNS:
-            expression = _LEAN_SPAN_COLUMNS[source]
-        elif source in _LEAN_ONLY_FOR and _LEAN_ONLY_FOR[source][0] == classic:
+        elif source in lean:
+            expression = lean[source]
+        elif classic != "customEvents" and source in _LEAN_ONLY_FOR and _LEAN_ONLY_FOR[source][0] == classic:
             expression = _LEAN_ONLY_FOR[source][1]
         elif source in _LEAN_EMPTY:
             expression = "''"
@@ -681,9 +712,17 @@ def lean_span_source(table: str, columns: set[str]) -> str | None:
         select.append(f'{expression} AS "{name}"')
     if not select:
         select.append("1 AS __tk_row")
+    if classic == "customEvents":
+        join = " LEFT JOIN tk_resource_tags() r ON r.resource_id = l.resource_id" if joins_resource else ""
+        return f"(SELECT {', '.join(select)} FROM logs l{join} WHERE {_LEAN_EVENT_FILTER})"
     kinds = "IN ('SERVER', 'CONSUMER')" if classic == "requests" else "NOT IN ('SERVER', 'CONSUMER')"
     join = " LEFT JOIN tk_resource_tags() r ON r.resource_id = s.resource_id" if joins_resource else ""
     return f"(SELECT {', '.join(select)} FROM spans s{join} WHERE s.kind {kinds})"
+
+
+def log_key_excluded(key: str) -> bool:
+    """Whether the log exporter leaves this log record attribute out of customDimensions."""
+    return not key or len(key) > MAX_KEY_LENGTH or key in LOG_EXCLUDED_KEYS
 
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
