@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "export"))
+sys.path.insert(0, str(ROOT))  # the fake ingestion server and store builder live with the tests
 
 from tracekit.export.azure import QUIET_ENV  # noqa: E402
 
@@ -37,7 +37,7 @@ os.environ.update(QUIET_ENV)
 
 def build_store(db: Path, spans: int) -> list:
     """A store of `spans` agent spans; returns the SDK spans too (for the baselines)."""
-    from helpers import RESOURCE, write_store
+    from tests.export.helpers import RESOURCE, write_store
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -69,7 +69,7 @@ def build_store(db: Path, spans: int) -> list:
 
 
 def _serve_fake(port_queue: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
-    from fake_ingestion import FakeIngestion
+    from tests.export.fake_ingestion import FakeIngestion
 
     with FakeIngestion(check_stale=False) as fake:
         port_queue.put(fake.connection_string)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from helpers import agent_run, make_providers, write_store  # noqa: E402
-
-from tracekit.export.azure import QUIET_ENV  # noqa: E402
+from tests.export.helpers import agent_run, make_providers, write_store
+from tracekit.export.azure import QUIET_ENV
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import agent_run, make_providers, write_store
-from fake_ingestion import FakeIngestion, Planned
 
+from tests.export.fake_ingestion import FakeIngestion, Planned
+from tests.export.helpers import agent_run, make_providers, write_store
 from tracekit.export.azure import AzureMonitorError, AzureMonitorSender, parse_connection_string
 from tracekit.export.cursor import SidecarCursorStore, sidecar_path
 from tracekit.export.limits import ORIGINAL_START, AzureShaper
@@ -221,7 +221,7 @@ def test_old_spans_are_refused_here_unless_retimed(tmp_path: Path) -> None:
     originals = sorted(e["data"]["baseData"]["properties"][ORIGINAL_START] for e in deps)
     assert originals[0].startswith(time.strftime("%Y-%m-%d", time.gmtime(three_days_ago / 1e9)))
     # Relative timing is kept: the two turns are still one hour apart.
-    from fake_ingestion import parse_time
+    from tests.export.fake_ingestion import parse_time
 
     assert abs(parse_time(starts[-1]) - parse_time(starts[0]) - 3600) < 1
     assert time.time() - parse_time(starts[-1]) < 120

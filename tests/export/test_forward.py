@@ -5,14 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from fake_ingestion import FakeIngestion, Planned
-from helpers import agent_run
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from helpers import RESOURCE
-
+from tests.export.fake_ingestion import FakeIngestion, Planned
+from tests.export.helpers import RESOURCE, agent_run
 from tracekit.collector.forward import Forwarder
 from tracekit.collector.service import Collector
 from tracekit.collector.settings import CollectorSettings

@@ -112,7 +112,7 @@ def test_export_one_trace_and_import_through_a_running_collector(store: Path, tm
 
 def test_import_applies_redaction(tmp_path: Path, store: Path) -> None:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-    from helpers import make_providers
+    from tests.export.helpers import make_providers
 
     from tracekit.export.otlp_json import to_json_line
 
@@ -203,7 +203,7 @@ def test_import_reads_metrics_and_gzip(tmp_path: Path) -> None:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from helpers import RESOURCE
+    from tests.export.helpers import RESOURCE
     from tracekit.export.otlp_json import to_json_line
 
     metric_reader = InMemoryMetricReader()
