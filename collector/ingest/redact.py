@@ -10,7 +10,6 @@ are parsed, redacted value by value (so key and JSON-path rules apply exactly), 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
@@ -30,10 +29,12 @@ JSON_COLUMNS = {
     "resources": ("attributes",),
 }
 
-# The built-in secret-key rule, unanchored, over whole JSON texts: a superset check that is cheap to run.
-_SECRET_KEY_HINT = re.compile(
-    r"(?i)(password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|"
-    r"authorization|cookie|private[_-]?key)"
+# Lowercase fragments of the key names the built-in secret-key rule masks. Searching a whole JSON text for them with
+# `in` is a cheap superset check (a case-insensitive regex alternation over the text cost ~250 us per span).
+_SECRET_KEY_HINTS = (
+    "password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "accesstoken", "access_token",
+    "access-token", "authtoken", "auth_token", "auth-token", "refreshtoken", "refresh_token", "refresh-token",
+    "authorization", "cookie", "privatekey", "private_key", "private-key",
 )
 
 
@@ -49,8 +50,10 @@ class BatchRedactor:
     def _might_redact(self, text: str) -> bool:
         if self._always_parse:
             return True
-        if self.policy.builtin_key_rule and _SECRET_KEY_HINT.search(text):
-            return True
+        if self.policy.builtin_key_rule:
+            lowered = text.lower()
+            if any(hint in lowered for hint in _SECRET_KEY_HINTS):
+                return True
         return self.policy.redact_text(text)[1] > 0
 
     def _redact_json(self, text: str | None) -> tuple[str | None, int]:
