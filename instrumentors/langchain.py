@@ -77,6 +77,17 @@ class _Run:
     suppress_token: Any = None
     input_messages: list[dict[str, Any]] | None = None
     context_token: Any = None
+    pending: _PendingAgent | None = None
+
+
+@dataclass
+class _PendingAgent:
+    """A run that may be a subgraph: what its `invoke_agent` span needs if the first child confirms it."""
+
+    agent_name: str
+    start_ns: int
+    namespace_prefix: str
+    inputs: Any
 
 
 def _field(msg: Any, name: str) -> Any:
@@ -221,6 +232,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         make_current: bool = False,
     ) -> _Run:
         parent = self._parent(parent_run_id)
+        if parent is not None and parent.pending is not None:
+            self._confirm_pending(parent, metadata)
         parent_context = parent.parent_context if parent is not None else otel_context.get_current()
         conversation_id = _conversation_from(metadata) or (parent.conversation_id if parent else None) \
             or current_conversation_id()
@@ -267,29 +280,23 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
     # -- chains / graphs -------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _is_agent(metadata: Mapping[str, Any], parent_run_id: UUID | None, name: str | None) -> bool:
+    def _agent_decision(metadata: Mapping[str, Any], parent_run_id: UUID | None, name: str | None) -> str:
+        """"yes", "no", or "maybe" (a run directly inside a graph node: a subgraph, or just a runnable the node
+        calls; settled when its first child shows whether it opened a checkpoint namespace of its own)."""
         forced = metadata.get("otel_agent_span")
         if forced is not None:
-            return bool(forced)
+            return "yes" if forced else "no"
         if metadata.get("otel_trace") is False:
-            return False
+            return "no"
         if metadata.get("ls_integration") != "langgraph":
             # Plain LangChain: only a top-level AgentExecutor-style run is an agent.
-            return parent_run_id is None and bool(name) and "agent" in str(name).lower()
+            return "yes" if parent_run_id is None and name and "agent" in str(name).lower() else "no"
         if "langgraph_node" not in metadata:
-            return True  # the root graph
-        # A compiled graph used as a node runs with its own checkpoint namespace equal to the node's task namespace.
+            return "yes"  # the root graph
         namespace = metadata.get("checkpoint_ns")
-        return bool(namespace) and namespace == metadata.get("langgraph_checkpoint_ns")
+        return "maybe" if namespace and namespace == metadata.get("langgraph_checkpoint_ns") else "no"
 
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
-                       tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        """Graphs and subgraphs become `invoke_agent` spans; other chains only pass their parent on."""
-        metadata = metadata or {}
-        name = kwargs.get("name") or (serialized.get("name") if isinstance(serialized, Mapping) else None)
-        if not self._is_agent(metadata, parent_run_id, name):
-            self._start(run_id, parent_run_id, metadata, None, SpanKind.INTERNAL, {})
-            return
+    def _agent_attributes(self, metadata: Mapping[str, Any], name: str | None) -> tuple[str, dict[str, Any]]:
         agent_name = str(metadata.get("agent_name") or name or "LangGraph")
         if agent_name in _GENERIC_GRAPH_NAMES and metadata.get("langgraph_node"):
             agent_name = str(metadata["langgraph_node"])
@@ -301,14 +308,50 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             attributes[semconv.GEN_AI_AGENT_ID] = str(metadata["agent_id"])
         if metadata.get("agent_description"):
             attributes[semconv.GEN_AI_AGENT_DESCRIPTION] = str(metadata["agent_description"])
-        run = self._start(run_id, parent_run_id, metadata, f"{semconv.OP_INVOKE_AGENT} {agent_name}",
-                          SpanKind.INTERNAL, attributes, agent_name=agent_name)
+        return agent_name, attributes
+
+    def _set_agent_input(self, run: _Run, inputs: Any) -> None:
         messages = inputs.get("messages") if isinstance(inputs, Mapping) else None
         if messages and run.span is not None and isinstance(messages, (list, tuple)):
             settings = get_content_settings()
             otel_messages = _to_otel_messages([m for m in messages if hasattr(m, "content")], settings.enabled)
             add_masked_count(run.span, run.attributes, set_messages(
                 run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages, settings, structure_ready=not settings.enabled))
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
+                       tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """Graphs and subgraphs become `invoke_agent` spans; other chains only pass their parent on."""
+        metadata = metadata or {}
+        name = kwargs.get("name") or (serialized.get("name") if isinstance(serialized, Mapping) else None)
+        decision = self._agent_decision(metadata, parent_run_id, name)
+        if decision == "no":
+            self._start(run_id, parent_run_id, metadata, None, SpanKind.INTERNAL, {})
+            return
+        agent_name, attributes = self._agent_attributes(metadata, name)
+        if decision == "maybe":
+            run = self._start(run_id, parent_run_id, metadata, None, SpanKind.INTERNAL, attributes)
+            run.pending = _PendingAgent(agent_name, time.time_ns(), str(metadata["checkpoint_ns"]) + "|", inputs)
+            return
+        run = self._start(run_id, parent_run_id, metadata, f"{semconv.OP_INVOKE_AGENT} {agent_name}",
+                          SpanKind.INTERNAL, attributes, agent_name=agent_name)
+        self._set_agent_input(run, inputs)
+
+    def _confirm_pending(self, parent: _Run, metadata: Mapping[str, Any] | None) -> None:
+        """A child of a "maybe" run: if it runs in a namespace below the run's own, the run was a subgraph; give it
+        its `invoke_agent` span now, backdated to when it started."""
+        pending = parent.pending
+        if pending is None or not metadata:
+            return
+        parent.pending = None
+        if not str(metadata.get("langgraph_checkpoint_ns", "")).startswith(pending.namespace_prefix):
+            return
+        span = self._instruments.tracer.start_span(
+            f"{semconv.OP_INVOKE_AGENT} {pending.agent_name}", context=parent.parent_context, kind=SpanKind.INTERNAL,
+            attributes=parent.attributes, start_time=pending.start_ns)
+        parent.span = span
+        parent.parent_context = trace.set_span_in_context(span, parent.parent_context)
+        parent.agent_name = pending.agent_name
+        self._set_agent_input(parent, pending.inputs)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Close an agent span with its final answer as output message."""

@@ -325,3 +325,35 @@ async def test_spans_made_inside_tools_nest_under_the_tool_span(instrumented, co
     from opentelemetry import trace as otel_trace
 
     assert not otel_trace.get_current_span().get_span_context().is_valid  # nothing left attached
+
+
+def test_runnables_called_inside_nodes_are_not_mistaken_for_subgraphs(instrumented, content_off) -> None:
+    from langchain_core.prompts import ChatPromptTemplate
+
+    def build(name: str, answer: str) -> Any:
+        chain = ChatPromptTemplate.from_messages([("system", "Be brief."), ("placeholder", "{messages}")]) | \
+            OpenAILikeFake(responses=[AIMessage(answer)])
+
+        def node(state: MessagesState) -> dict:
+            return {"messages": [chain.invoke({"messages": state["messages"]})]}
+
+        graph = StateGraph(MessagesState)
+        graph.add_node("respond", node)
+        graph.add_edge(START, "respond")
+        graph.add_edge("respond", END)
+        return graph.compile(name=name)
+
+    build("solo", "hi").invoke({"messages": [HumanMessage("hello")]})
+    outer = StateGraph(MessagesState)
+    outer.add_node("helper", build("helper", "inner answer"))
+    outer.add_edge(START, "helper")
+    outer.add_edge("helper", END)
+    outer.compile(name="boss").invoke({"messages": [HumanMessage("hello")]})
+
+    names = sorted(s.name for s in instrumented.spans)
+    assert names == ["chat gpt-4o-mini", "chat gpt-4o-mini", "invoke_agent boss", "invoke_agent helper",
+                     "invoke_agent solo"]
+    helper = instrumented.span("invoke_agent helper")
+    assert helper.parent.span_id == instrumented.span("invoke_agent boss").context.span_id
+    assert helper.start_time <= min(s.start_time for s in _children(instrumented, helper))
+    assert [s.name for s in _children(instrumented, helper)] == ["chat gpt-4o-mini"]
