@@ -148,3 +148,53 @@ async def test_uninstrument_silences_the_processor(telemetry, content_off) -> No
     model = ScriptedModel("gpt-4o-mini", [[_text("hi")]])
     await Runner.run(Agent(name="quiet", model=model), "hello")
     assert telemetry.spans == []
+
+
+async def test_real_openai_responses_model_against_a_local_server_one_span_per_call(telemetry, content_on) -> None:
+    """The Agents SDK's own OpenAIResponsesModel talking to the local stand-in, with the OpenAI SDK instrumentor on
+    too: every model call is one `chat` span (the Agents SDK's response span), never two."""
+    from agents import OpenAIResponsesModel
+    from openai import AsyncOpenAI
+
+    from tracekit.instrumentors.openai import OpenAIInstrumentor
+
+    from .fake_openai import FIXTURES, FakeOpenAI, load_cassette
+
+    if not FIXTURES.exists():
+        pytest.skip("recorded OpenAI fixtures absent")
+    ((_, tool_call_response),) = load_cassette("responses_create_captures_tool_call_content.yaml")
+    ((_, stream),) = load_cassette("responses_create_streaming.yaml")
+    final = next(json.loads(line[len("data: "):])["response"] for line in stream.body.splitlines()
+                 if line.startswith("data: ") and '"response.completed"' in line)
+
+    @function_tool
+    def get_current_weather(location: str) -> str:
+        """Get the current weather in a given location."""
+        return "rainy, 57 F"
+
+    agents_instrumentor = OpenAIAgentsInstrumentor()
+    openai_instrumentor = OpenAIInstrumentor()
+    agents_instrumentor.instrument(tracer_provider=telemetry.tracer_provider, exclusive=True)
+    openai_instrumentor.instrument(tracer_provider=telemetry.tracer_provider)
+    try:
+        with FakeOpenAI() as server:
+            server.enqueue(tool_call_response)
+            server.enqueue(final)
+            client = AsyncOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
+            agent = Agent(name="weather_agent", tools=[get_current_weather],
+                          model=OpenAIResponsesModel(model="gpt-4o-mini", openai_client=client))
+            result = await Runner.run(agent, "What's the weather in Seattle right now?")
+            assert [path for path, _ in server.requests] == ["/v1/responses", "/v1/responses"]
+    finally:
+        openai_instrumentor.uninstrument()
+        agents_instrumentor.uninstrument()
+    assert result.final_output == "This is a test."
+    chats = sorted((s for s in telemetry.spans if s.name.startswith("chat ")), key=lambda s: s.start_time)
+    assert [s.name for s in chats] == ["chat gpt-4o-mini-2024-07-18", "chat gpt-4o-mini-2024-07-18"]
+    assert [s.instrumentation_scope.name for s in chats] == ["tracekit.instrumentors.openai_agents"] * 2
+    assert chats[0].attributes["gen_ai.response.id"] == json.loads(tool_call_response.body)["id"]
+    assert chats[0].attributes["gen_ai.response.finish_reasons"] == ("tool_call",)
+    assert chats[1].attributes["gen_ai.response.id"] == final["id"]
+    tool = telemetry.span("execute_tool get_current_weather")
+    assert tool.attributes["gen_ai.tool.call.result"] == "rainy, 57 F"
+    assert tool.parent.span_id == telemetry.span("invoke_agent weather_agent").context.span_id
