@@ -435,12 +435,13 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
         if integer_column is not None:
             # The typed token column, when the attribute itself is an integer literal (the column may also come
             # from a deprecated key, and the exporter prints 12.0 for a float): one text match instead of a parse.
-            needle = f'"{key}":'
+            # `"key":<the typed value>` followed by `,` or `}` in the stored JSON proves the attribute is that int
+            # literal (keys are unique, and a quote inside a string value is escaped): one substring test a row.
             text_sql = f'CAST("{views.HIDDEN_PREFIX}attributes" AS VARCHAR)'
-            tail = f"substr({text_sql}, strpos({text_sql}, '{needle}') + {len(needle)}, 21)"
             typed = f'"{views.HIDDEN_PREFIX}{integer_column}"'
-            value = (f"CASE WHEN {typed} IS NOT NULL AND strpos({text_sql}, '{needle}') > 0 "
-                     f"AND regexp_matches({tail}, '^-?[0-9]+[,}}]') "
+            literal = f"'\"{key}\":' || CAST({typed} AS VARCHAR)"
+            value = (f"CASE WHEN {typed} IS NOT NULL AND (contains({text_sql}, {literal} || ',') "
+                     f"OR contains({text_sql}, {literal} || '}}')) "
                      f"THEN to_json(CAST({typed} AS VARCHAR)) ELSE {value} END")
         return f"({value} ->> '$')" if unwrapped else value
 
