@@ -325,3 +325,14 @@ def test_server_spans_become_requests_and_progress_renders(tmp_path: Path) -> No
     assert dependency[0]["tags"]["ai.operation.parentId"] == request[0]["data"]["baseData"]["id"]
     assert dependency[0]["data"]["baseData"]["type"] == "GenAI | azure.ai.inference"
     assert "export to azure-monitor" in screen.getvalue() and "2/2" in screen.getvalue()
+
+
+def test_redirect_is_followed_and_counted_once(store: Path) -> None:
+    with FakeIngestion() as fake:
+        fake.plan.append(Planned(308, {"Location": fake.endpoint + "/"}))
+        summary = export(store, fake, Selection(conversation_ids=("conv-1",)))
+        statuses = [status for _, status in fake.requests]
+        accepted = accepted_ids(fake)
+    assert statuses[0] == 308 and statuses[1] == 200
+    assert summary.complete and not summary.refused and summary.retries == 0
+    assert len(accepted) == 15 and max(accepted.values()) == 1

@@ -262,22 +262,23 @@ class AzureMonitorSender:
         return posted
 
     def _settle(self, keys: list[str], state: CursorRecord) -> None:
-        """Attribute each envelope of the last request(s) to its item and record the outcome."""
-        exchanges = self._exchanges
-        if not exchanges:
+        """Attribute each envelope of the last request to its item and record the outcome."""
+        if not self._exchanges:
             # Nothing was posted (the exporter failed before sending): the whole lot stays pending.
             for key in keys:
                 state.pending.setdefault(key, None)
             return
-        for exchange in exchanges:
-            # Positions in the posted body (the ones ingestion's errors[].index refer to), minus the exporter's
-            # own `_OTELRESOURCE_` metric when the user turned it back on.
-            positions = [i for i, e in enumerate(exchange.envelopes) if not _is_resource_metric(e)]
-            if len(positions) != len(keys):
-                raise AzureMonitorError(
-                    f"internal: {len(positions)} envelopes were posted for {len(keys)} items; the exporter's mapping "
-                    "changed, please report this")
-            self._record(exchange, positions, keys, state)
+        # One export is one POST, except after a 307/308 redirect, which the exporter follows by posting the same
+        # envelopes again to the new host: the last answer is the outcome.
+        exchange = self._exchanges[-1]
+        # Positions in the posted body (the ones ingestion's errors[].index refer to), minus the exporter's own
+        # `_OTELRESOURCE_` metric when the user turned it back on.
+        positions = [i for i, e in enumerate(exchange.envelopes) if not _is_resource_metric(e)]
+        if len(positions) != len(keys):
+            raise AzureMonitorError(
+                f"internal: {len(positions)} envelopes were posted for {len(keys)} items; the exporter's mapping "
+                "changed, please report this")
+        self._record(exchange, positions, keys, state)
 
     def _record(self, exchange: Exchange, positions: list[int], keys: list[str], state: CursorRecord) -> None:
         status = exchange.status
