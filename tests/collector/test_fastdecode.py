@@ -741,6 +741,33 @@ def test_the_collector_pipeline_decodes_traces_through_the_compiled_path(monkeyp
     assert calls == [1]
 
 
+def test_decode_traces_from_a_request_object_takes_the_compiled_path_too() -> None:
+    payload, _ = sdk_payload()
+    request = ExportTraceServiceRequest.FromString(payload)
+    assert_same(_decode_traces_python(request), normalize.decode_traces(request))
+
+
+def test_a_request_the_compiled_decoder_refuses_is_decoded_in_python(monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Only a column past 2 GiB makes the compiled decoder refuse what upb accepted; a stand-in raises instead."""
+
+    class Refusing:
+        pack_column = staticmethod(fastdecode.pack_column)
+
+        @staticmethod
+        def decode_traces(*_: object) -> None:
+            raise ValueError("request too large: a string column passed 2 GiB")
+
+    payload, _ = sdk_payload()
+    request = ExportTraceServiceRequest.FromString(payload)
+    monkeypatch.setattr(normalize, "_fastdecode", Refusing)
+    with caplog.at_level("WARNING", logger="tracekit.collector.ingest"):
+        batch = decode_traces_payload(payload, request)
+    assert_same(_decode_traces_python(request), batch)
+    assert batch.accepted == 8
+    assert "compiled trace decoder failed (request too large" in caplog.text
+
+
 def test_spans_sent_by_the_otlp_exporter_are_stored_by_the_collector(collector) -> None:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
