@@ -49,6 +49,20 @@ def _http_url(endpoint: str, signal: str) -> str:
     return f"{base}/v1/{signal}"
 
 
+class _LastReason(logging.Handler):
+    """Keeps the last warning the SDK exporters logged (why a batch failed), for the summary."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.text = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.text = record.getMessage()[:300]
+        except Exception:  # noqa: BLE001 - a bad log call must not break the export
+            pass
+
+
 class OtlpSender:
     """Delivers spans and log records to one OTLP endpoint."""
 
@@ -79,23 +93,29 @@ class OtlpSender:
         self.requests = 0
         self.retries = 0
         self.last_error = ""
-        # The SDK exporters log each transient failure; the summary says what happened instead.
-        logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
+        self._reason = _LastReason()
+        # The SDK exporters log each failure; we keep the last reason for the summary instead of printing them.
+        exporter_log = logging.getLogger("opentelemetry.exporter.otlp")
+        exporter_log.addHandler(self._reason)
+        exporter_log.propagate = False
 
     def send(self, spans: Sequence[StoredSpan], logs: Sequence[Any], log_keys: Sequence[str],
              state: CursorRecord, on_progress: Callable[[], None] | None = None) -> None:
         """Export what is not delivered yet; a batch the exporter could not deliver stays pending."""
         done = state.delivered
         fresh = [span for span in spans if span_item_keys(span)[0] not in done]
+        fresh_logs = [(key, record) for key, record in zip(log_keys, logs) if key not in done]
         if fresh:
             self.requests += 1
             keys = [key for span in fresh for key in span_item_keys(span)]
             if self.traces.export(fresh) == SpanExportResult.SUCCESS:
                 self._delivered(keys, state)
             else:
-                self.last_error = f"the OTLP endpoint did not accept {len(fresh)} spans"
+                self.last_error = f"{len(fresh)} spans not accepted: {self._reason.text or 'no reason given'}"
                 state.pending.update((key, None) for key in keys)
-        fresh_logs = [(key, record) for key, record in zip(log_keys, logs) if key not in done]
+                # The destination is failing: keep the log records for the next attempt too.
+                state.pending.update((key, None) for key, _ in fresh_logs)
+                return
         if fresh_logs:
             self.requests += 1
             result = self.logs.export([record for _, record in fresh_logs])
@@ -103,7 +123,8 @@ class OtlpSender:
             if result == LogRecordExportResult.SUCCESS:
                 self._delivered(keys, state)
             else:
-                self.last_error = f"the OTLP endpoint did not accept {len(fresh_logs)} log records"
+                self.last_error = (f"{len(fresh_logs)} log records not accepted: "
+                                   f"{self._reason.text or 'no reason given'}")
                 state.pending.update((key, None) for key in keys)
 
     @staticmethod
@@ -113,6 +134,7 @@ class OtlpSender:
             state.delivered.add(key)
 
     def close(self) -> None:
+        logging.getLogger("opentelemetry.exporter.otlp").removeHandler(self._reason)
         for exporter in (self.traces, self.logs):
             try:
                 exporter.shutdown()
