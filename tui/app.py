@@ -4,7 +4,7 @@
     run_app(open_reader("traces.duckdb"))
 
 Screens (one module each under screens/): the trace list (start), a trace's span tree and details, conversation
-replay, the key help. Data comes only through `StoreReader.sql()` (read-only) and always from Textual workers, so
+replay, dashboards (KQL tiles), the KQL console, the key help. Data comes only through `StoreReader.sql()` (read-only) and always from Textual workers, so
 the UI never waits on a query.
 """
 
@@ -28,6 +28,8 @@ class TracekitApp(App):
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Keys"),
+        Binding("d", "dashboards", "Dashboards"),
+        Binding("colon", "kql", "KQL console"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
@@ -49,6 +51,20 @@ class TracekitApp(App):
     def open_conversation(self, key: str) -> None:
         """Replay a conversation (conversation id, response id or trace id)."""
         self.push_screen(ConversationScreen(key))
+
+    def action_dashboards(self) -> None:
+        """The dashboards screen (tiles from tracekit.dashboards, run over the store)."""
+        from tracekit.tui.screens.dashboards import DashboardsScreen
+
+        if not isinstance(self.screen, DashboardsScreen):
+            self.push_screen(DashboardsScreen())
+
+    def action_kql(self) -> None:
+        """The KQL console."""
+        from tracekit.tui.screens.kql_console import KqlConsoleScreen
+
+        if not isinstance(self.screen, KqlConsoleScreen):
+            self.push_screen(KqlConsoleScreen())
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

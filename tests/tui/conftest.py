@@ -74,3 +74,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 def fresh_store(tmp_path: Path) -> Iterator[Store]:
     """A store of its own, for tests that add spans while the app runs."""
     yield from _running(tmp_path / "traces.duckdb", scenarios.legacy_indexed)
+
+
+@pytest.fixture(scope="module")
+def langgraph_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """One LangGraph run traced by tracekit's LangChain instrumentor (content recorded), through the collector."""
+    from tests.conversation import instrumented
+
+    path = tmp_path_factory.mktemp("tui-langgraph") / "traces.duckdb"
+    with Collector(CollectorSettings(db_path=path, grpc="127.0.0.1:0", http="127.0.0.1:0")).running() as collector:
+        instrumented.record_langgraph_run(collector.grpc_endpoint, thread_id="thread-tui", content=True)
+        yield Store(collector)

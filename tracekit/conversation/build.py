@@ -140,6 +140,9 @@ class _Builder:
         self.pending_by_name: dict[str, list[ToolCall]] = {}
         self.agent_cache: dict[tuple[str, str], str | None] = {}
         self.last_agent: str | None = None
+        # Outputs of agent / workflow spans are checked against what their model calls said only after every span
+        # was walked (a parent is walked before its children, but its output is what they produced).
+        self.deferred_outputs: list[tuple[SpanRecord, Message, str | None]] = []
 
     # where a span sits
     def parent(self, span: SpanRecord) -> SpanRecord | None:
@@ -195,6 +198,12 @@ class _Builder:
             elif role in (STEP, HANDOFF):
                 self.step(span, role)
             self.evaluations(span)
+        for span, message, agent in sorted(self.deferred_outputs, key=lambda item: item[0].end_time_ns):
+            key = fingerprint(message)
+            if self.seen_messages[key] > 0:
+                continue  # an agent span repeating what its model call already said
+            self.seen_messages[key] += 1
+            self.emit_message(span, message, agent, None, span.end_time_ns)
         self.transcript.entries.sort(key=lambda entry: (entry.time_ns, self.order[id(entry)]))
 
     def inference(self, span: SpanRecord) -> None:
@@ -253,10 +262,10 @@ class _Builder:
         if first_new is not None:
             first_new.carried = carried
         for message in content.output:
-            key = fingerprint(message)
-            if dedupe_output and self.seen_messages[key] > 0:
-                continue  # an agent span repeating what its model call already said
-            self.seen_messages[key] += 1
+            if dedupe_output:
+                self.deferred_outputs.append((span, message, agent))
+                continue
+            self.seen_messages[fingerprint(message)] += 1
             self.emit_message(span, message, agent, turn, span.end_time_ns)
 
     def emit_message(self, span: SpanRecord, message: Message, agent: str | None, turn: int | None,
@@ -336,12 +345,12 @@ class _Builder:
         agent = self.agent_of(span)
         parent = self.parent(span)
         delegated_by = self.agent_of(parent) if parent is not None else None
-        from_agent = delegated_by if delegated_by and delegated_by != agent else (
-            self.last_agent if self.last_agent != agent else None)
+        delegated = bool(delegated_by and delegated_by != agent)
+        from_agent = delegated_by if delegated else (self.last_agent if self.last_agent != agent else None)
         description = _str(span.attributes.get(semconv.GEN_AI_AGENT_DESCRIPTION))
         self.add(Entry(EntryKind.AGENT, span.start_time_ns, agent=agent, from_agent=from_agent,
                        span_id=span.span_id, trace_id=span.trace_id, title=agent or span.name,
-                       detail=description, status=span.status_code))
+                       detail=description, status=span.status_code, delegated=delegated))
         self.last_agent = agent
         content = span_content(span.attributes, span.events, span.logs)
         if not content.empty:

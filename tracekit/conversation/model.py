@@ -128,6 +128,7 @@ class Entry:
     title: str = ""
     detail: str | None = None
     from_agent: str | None = None
+    delegated: bool = False  # for AGENT entries: started by `from_agent` (nested), rather than taking over from it
     carried: int = 0  # for MESSAGE entries of a new input: how many earlier messages were resent as context
     status: str | None = None
 

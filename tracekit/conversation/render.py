@@ -158,7 +158,7 @@ def _tool(transcript: Transcript, entry: Entry, limit: int | None) -> Text:
     if call.status == "error":
         result = Text("↳ error: ", style="bold red")
         result.append_text(literal(call.error or "error", limit=limit, pretty=False))
-        if call.result is not NOT_RECORDED:
+        if call.result is not NOT_RECORDED and not (isinstance(call.result, str) and (call.error or "") in call.result):
             result.append("\n")
             result.append_text(_value(call.result, limit))
     elif call.status == "pending" and call.result is NOT_RECORDED:
@@ -188,7 +188,7 @@ def render_entry(transcript: Transcript, entry: Entry, *, limit: int | None = DE
         text = Text("▶ agent ", style=f"bold {colour}")
         text.append_text(literal(entry.title, pretty=False, limit=300, style=f"bold {colour}"))
         if entry.from_agent:
-            text.append("  ← handed off from ", style="dim")
+            text.append("  ← called by " if entry.delegated else "  ← handed off from ", style="dim")
             text.append_text(literal(entry.from_agent, pretty=False, limit=300,
                                      style=agent_colour(transcript, entry.from_agent)))
         if entry.detail:

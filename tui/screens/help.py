@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 # Keys handled by widgets themselves, listed so the help is complete.
 WIDGET_KEYS = {
-    "TraceListScreen": [("j / k, ↑ / ↓", "move"), ("g / G", "first / last trace"), ("enter", "open the trace")],
+    "TraceListScreen": [("j / k, ↑ / ↓", "move"), ("g / G", "first / last trace")],
     "TraceViewScreen": [("j / k, ↑ / ↓", "move"), ("h / l, ← / →", "collapse / expand"),
                         ("space", "toggle a subtree"), ("o / O", "expand / collapse all")],
 }

@@ -29,6 +29,7 @@ class TraceListScreen(Screen):
         Binding("slash", "focus_filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("c", "conversation", "Conversation"),
+        Binding("C", "conversations", "Conversations"),
         Binding("r", "refresh", "Refresh"),
         Binding("p", "toggle_live", "Pause/resume live"),
     ]
@@ -165,6 +166,11 @@ class TraceListScreen(Screen):
         trace = self.query_one(TraceTable).current_trace
         if trace is not None:
             self.app.open_conversation(trace.conversation_id or trace.trace_id)
+
+    def action_conversations(self) -> None:
+        from tracekit.tui.screens.conversation_list import ConversationListScreen
+
+        self.app.push_screen(ConversationListScreen())
 
     def action_refresh(self) -> None:
         self.reload(max(PAGE_SIZE, len(self.query_one(TraceTable).traces)))

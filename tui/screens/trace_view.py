@@ -109,7 +109,7 @@ class TraceViewScreen(Screen):
         ids = {row.span_id for row in rows}
         missing = len({row.parent_span_id for row in rows if row.parent_span_id and row.parent_span_id not in ids})
         text = Text(f"trace {self.trace_id}", style="bold")
-        text.append(f"  ·  {count(len(rows))} spans  ·  {format_duration(end - start)}")
+        text.append(f"  ·  {count(len(rows))} span{'s' if len(rows) != 1 else ''}  ·  {format_duration(end - start)}")
         if errors:
             text.append(f"  ·  {errors} error{'s' if errors != 1 else ''}", style="bold red")
         if missing:

@@ -153,7 +153,8 @@ class SpanTree(Tree[SpanNode]):
 
     def label_for(self, node: SpanNode) -> Text:
         """Name (icon, colour, error mark) padded to a column, then duration and the waterfall bar."""
-        width = max(12, NAME_WIDTH - GUIDE * node.depth)
+        # Expandable nodes get a 2-cell expand icon before the label; leaves do not: pad leaves to line the bars up.
+        width = max(12, NAME_WIDTH - GUIDE * node.depth + (0 if node.children else 2))
         if node.span is None:
             label = Text(f"⋯ missing span {short_id(node.span_id, 16)} (not received yet)", style="italic dim")
             label.truncate(width, overflow="ellipsis", pad=True)

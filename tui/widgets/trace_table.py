@@ -11,7 +11,7 @@ from tracekit.conversation.literal import literal
 from tracekit.tui.data import TraceSummary
 from tracekit.tui.format import clock, count, format_duration
 
-COLUMNS = (("time", 18), ("root span", 36), ("agent", 18), ("service", 14), ("duration", 9), ("spans", 7),
+COLUMNS = (("time", 18), ("root span", 40), ("agent", 26), ("service", 14), ("duration", 9), ("spans", 7),
            ("tokens", 9), ("errors", 6))
 
 
