@@ -10,9 +10,11 @@ What it adds to duckdb-kql (each documented in docs/kql.md):
   Kusto names them (`percentile_x_p1`, ...) or by a `(a, b) = percentiles(...)` tuple;
 * `since`: a time range applied to every App Insights view and store table the query reads (what Azure Monitor does
   with a workbook's time picker), as a predicate on the timestamp column so DuckDB prunes by zone maps;
-* typed-column shortcuts: `customDimensions["gen_ai.operation.name"]` and friends on requests/dependencies read
-  the store's typed columns (and other keys one attribute each) instead of building the whole customDimensions
-  object for every row. The answer is the same; when the shortcut cannot apply the query runs unshortened.
+* shortcuts, same answer with less work (the full views stay the reference, and answer whenever a shortcut does not
+  apply or does not bind): `customDimensions["gen_ai.operation.name"]` and friends on requests/dependencies read
+  the store's typed columns, other keys one attribute each, instead of building the whole customDimensions object
+  for every row; `toint()`/`tolong()`/`todouble()` of token counts read the typed token columns; and a query that
+  spells out its columns reads a lean source computing only those.
 """
 
 from __future__ import annotations
