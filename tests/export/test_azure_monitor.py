@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.export.fake_ingestion import FakeIngestion, Planned
+from tests.export.fake_ingestion import FakeIngestion, Planned, parse_time
 from tests.export.helpers import agent_run, make_providers, write_store
 from tracekit.export.azure import AzureMonitorError, AzureMonitorSender, parse_connection_string
 from tracekit.export.cursor import SidecarCursorStore, sidecar_path
@@ -216,15 +216,21 @@ def test_old_spans_are_refused_here_unless_retimed(tmp_path: Path) -> None:
         retimed = export(db, fake, retime=True, restart=True)
         assert retimed.complete and not retimed.refused and retimed.limits.retimed == 6
         deps = fake.telemetry("RemoteDependencyData")
-    assert len(deps) == 6
-    starts = sorted(e["time"] for e in deps)
-    originals = sorted(e["data"]["baseData"]["properties"][ORIGINAL_START] for e in deps)
-    assert originals[0].startswith(time.strftime("%Y-%m-%d", time.gmtime(three_days_ago / 1e9)))
-    # Relative timing is kept: the two turns are still one hour apart.
-    from tests.export.fake_ingestion import parse_time
-
-    assert abs(parse_time(starts[-1]) - parse_time(starts[0]) - 3600) < 1
-    assert time.time() - parse_time(starts[-1]) < 120
+        assert len(deps) == 6
+        starts = sorted(e["time"] for e in deps)
+        originals = sorted(e["data"]["baseData"]["properties"][ORIGINAL_START] for e in deps)
+        assert originals[0].startswith(time.strftime("%Y-%m-%d", time.gmtime(three_days_ago / 1e9)))
+        # Relative timing is kept: the two turns are still one hour apart.
+        assert abs(parse_time(starts[-1]) - parse_time(starts[0]) - 3600) < 1
+        assert time.time() - parse_time(starts[-1]) < 120
+        # A later --retime run over new, recent spans computes its own (near zero) shift: nothing lands in the future.
+        tracer_provider, logger_provider, spans, logs = make_providers()
+        agent_run(tracer_provider, logger_provider, agent="late")
+        write_store(db, spans.get_finished_spans(), logs.get_finished_logs())
+        later = export(db, fake, retime=True)
+        late = fake.telemetry("RemoteDependencyData")[6:]
+    assert later.spans_done == 3 and len(late) == 3
+    assert all(abs(parse_time(e["time"]) - time.time()) < 120 for e in late)
 
 
 def test_big_content_is_trimmed_keeping_usage_model_agent_and_ids(tmp_path: Path) -> None:

@@ -186,6 +186,10 @@ def run_export(
                 elapsed = max(time.monotonic() - started, 1e-9)
                 progress.update(task, advance=len(chunk), rate=f"{summary.spans_done / elapsed:,.0f} spans/s",
                                 note="")
+            if summary.complete and record.retime_offset_ns is not None:
+                # The shift belongs to this pass: a later run over newer spans computes its own.
+                record.retime_offset_ns = None
+                cursors.save(key, record)
         finally:
             summary.requests = sender.requests
             summary.retries = sender.retries
@@ -249,7 +253,8 @@ def print_summary(summary: ExportSummary, console: Console | None = None, *, max
     if summary.limits.retimed:
         rows.append(("retimed", f"{summary.limits.retimed:,} spans (original start in tracekit.original_start_time)"))
     if summary.limits.too_old:
-        rows.append(("too old", f"{summary.limits.too_old:,} items older than 48 h not sent: use --retime"))
+        rows.append(("too old", f"{summary.limits.too_old:,} items older than 48 h not sent (re-run with "
+                                             "--retime --restart to send them shifted to now)"))
     if summary.limits.trimmed_items:
         keys = ", ".join(f"{k} x{n}" for k, n in summary.limits.trimmed_keys.most_common(5))
         rows.append(("trimmed", f"{summary.limits.trimmed_items:,} items to fit 8 KB / 64 KB ({keys})"))
