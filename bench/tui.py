@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -129,7 +130,9 @@ def main() -> int:
         total_spans = args.traces * args.spans_per_trace + args.big_trace
         print(f"store: {args.traces:,} traces + one of {args.big_trace:,} spans = {total_spans:,} spans, "
               f"generated in {time.perf_counter() - started:.1f}s")
+        started = time.perf_counter()
         reader = LocalReader.open_file(path)
+        reader_open = time.perf_counter() - started
         try:
             from tracekit.tui.data import trace_page, trace_spans
 
@@ -148,6 +151,8 @@ def main() -> int:
         finally:
             reader.close()
     median = statistics.median
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end of the run")
+    print(f"open   the store read-only (views installed) {reader_open * 1000:8.1f} ms  (once, before the app starts)")
     print(f"query  trace list, first page of 200      {median(page) * 1000:8.1f} ms")
     print(f"query  all spans of the 10k-span trace     {median(spans) * 1000:8.1f} ms")
     print(f"query  baseline: whole trace list at once  {median(baseline) * 1000:8.1f} ms "

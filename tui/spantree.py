@@ -9,6 +9,7 @@ top-level. Bad data with parent cycles never hides spans: anything unreachable f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from tracekit.tui.data import SpanRow
 
@@ -35,7 +36,7 @@ class SpanNode:
 
 def build_forest(spans: list[SpanRow]) -> list[SpanNode]:
     """Top-level nodes of the trace, each subtree in start order, depths filled in."""
-    ordered = sorted(spans, key=lambda span: (span.start_ns, span.span_id))
+    ordered = sorted(spans, key=attrgetter("start_ns", "span_id"))
     nodes = {span.span_id: SpanNode(span.span_id, span) for span in ordered}
     roots: list[SpanNode] = []
     placeholders: dict[str, SpanNode] = {}

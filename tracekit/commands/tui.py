@@ -14,11 +14,22 @@ While a collector runs on the store the UI reads through it and shows new spans 
 opens the store file read-only.
 """
 
+KEYS = """\
+keys (press ? in the UI for the full list):
+  trace list    enter open · / filter · c conversation · C conversations · r refresh · p pause live · q quit
+  trace view    j/k move · h/l collapse/expand · o/O expand/collapse all · e expand long values · esc back
+  conversation  n/p next/previous turn · e expand long values · t trace of the turn · esc back
+  anywhere      d dashboards · : KQL console (ctrl+r runs) · ? keys
+
+filter examples:  checkout  agent:planner  status:error  since:15m  conv:ID  resp:ID  trace:4bf9  model:gpt-4o
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `tui` command."""
     parser = subparsers.add_parser("tui", help="browse traces and replay conversations in the terminal",
-                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   description=DESCRIPTION, epilog=KEYS,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     add_db_argument(parser)
     parser.add_argument("--no-live", action="store_true", help="do not poll the store for new spans")
     parser.set_defaults(handler=run)
@@ -31,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     reader = open_reader(args.db)
     try:
-        run_app(reader, live=not args.no_live, title=f"tracekit · {reader.location}")
+        # `tracekit` (the run command) delegates here when a collector already owns the store; it has no --no-live.
+        run_app(reader, live=not getattr(args, "no_live", False), title=f"tracekit · {reader.location}")
     finally:
         reader.close()
     return 0

@@ -59,12 +59,10 @@ class TraceViewScreen(Screen):
     def load_spans(self) -> None:
         try:
             rows = trace_spans(self.app.reader, self.trace_id)
-            conversation = self.app.reader.sql(
-                "SELECT any_value(conversation_id) AS c FROM spans WHERE trace_id = ? AND conversation_id IS NOT NULL",
-                [self.trace_id]).column("c")[0].as_py()
         except TracekitError as error:
             self.app.call_from_thread(self.notify, str(error), severity="error", title="query failed")
             return
+        conversation = next((row.conversation_id for row in rows if row.conversation_id), None)
         self.app.call_from_thread(self.show_spans, rows, conversation)
 
     @work(thread=True, exclusive=True, group="poll")
@@ -91,6 +89,8 @@ class TraceViewScreen(Screen):
 
     def add_spans(self, rows: list[SpanRow]) -> None:
         self.spans.update({row.span_id: row for row in rows})
+        self.conversation_id = self.conversation_id or next(
+            (row.conversation_id for row in rows if row.conversation_id), None)
         tree = self.query_one(SpanTree)
         current = tree.cursor_node.data.span_id if tree.cursor_node and tree.cursor_node.data else None
         self.redraw(keep=current)
