@@ -5,20 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import sys
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "query"))
-
-from spanfactory import collector_store  # noqa: E402
-from workload import BASE_NS, make_workload  # noqa: E402
-
-import tracekit.dashboards as dashboards  # noqa: E402
-from tracekit.cli import main  # noqa: E402
-from tracekit.dashboards.workbook import to_workbook  # noqa: E402
+import tracekit.dashboards as dashboards
+from tests.query.spanfactory import collector_store
+from tests.query.workload import BASE_NS, make_workload
+from tracekit.cli import main
+from tracekit.dashboards.workbook import to_workbook
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from spanfactory import collector_store
+from tests.query.spanfactory import collector_store
 from tracekit.cli import main
-from workload import make_workload, server_span_workload
+from tests.query.workload import make_workload, server_span_workload
 
 
 @pytest.fixture(scope="module")

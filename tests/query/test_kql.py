@@ -8,10 +8,10 @@ from collections import defaultdict
 
 import pytest
 
-from spanfactory import collector_store
+from tests.query.spanfactory import collector_store
 from tracekit.errors import QueryError
 from tracekit.query.kql import compile_kql, expand_percentiles, run_kql, translate
-from workload import BASE_NS, make_workload, server_span_workload, token_edge_workload
+from tests.query.workload import BASE_NS, make_workload, server_span_workload, token_edge_workload
 
 
 @pytest.fixture(scope="module")

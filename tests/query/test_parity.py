@@ -17,8 +17,8 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from fake_ingestion import connection_string, fake_ingestion
-from workload import make_workload, server_span_workload
+from tests.query.fake_ingestion import connection_string, fake_ingestion
+from tests.query.workload import make_workload, server_span_workload
 
 _QUIET_EXPORTER_ENV = {
     "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
