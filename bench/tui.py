@@ -8,8 +8,8 @@ real Textual app is run headless (App.run_test) on a read-only StoreReader and t
 - first paint: from app start until the trace list's first page is on screen;
 - open trace: from pressing Enter on the 10,000-span trace until its span tree is on screen.
 
-Each is the median of --repeat runs. For scale, the same process also times a baseline that loads the whole trace
-list in one query (what a viewer without paging does) and reports the ratio. Target: both under 1 s.
+Each is the median of --repeat runs. For scale, the same process also times a baseline that loads the summaries of
+every trace in one query (what a viewer without paging does) and reports the ratio. Target: both under 1 s.
 """
 
 from __future__ import annotations
@@ -82,10 +82,11 @@ def generate_store(path: Path, traces: int, spans_per_trace: int, big_trace: int
 
 
 def _baseline_full_list(reader: LocalReader) -> float:
-    """Loading every trace summary at once (no paging), as viewers without paging do."""
+    """The same trace summaries for every trace at once (no paging), as viewers without paging load them."""
+    from tracekit.tui.data import trace_page
+
     started = time.perf_counter()
-    reader.sql("SELECT trace_id, min(start_time_ns) AS first_ns, count(*) AS spans, max(end_time_ns) AS last_ns "
-               "FROM spans GROUP BY trace_id ORDER BY first_ns DESC")
+    trace_page(reader, limit=10**9)
     return time.perf_counter() - started
 
 
@@ -155,8 +156,8 @@ def main() -> int:
     print(f"open   the store read-only (views installed) {reader_open * 1000:8.1f} ms  (once, before the app starts)")
     print(f"query  trace list, first page of 200      {median(page) * 1000:8.1f} ms")
     print(f"query  all spans of the 10k-span trace     {median(spans) * 1000:8.1f} ms")
-    print(f"query  baseline: whole trace list at once  {median(baseline) * 1000:8.1f} ms "
-          f"(paged first page is {median(baseline) / median(page):.1f}x faster)")
+    print(f"query  baseline: all {args.traces + 1:,} summaries at once {median(baseline) * 1000:8.1f} ms "
+          f"(the paged first page is {median(baseline) / median(page):.1f}x faster)")
     print(f"app    first paint of the trace list       {median(paints) * 1000:8.1f} ms  (target < 1000 ms)")
     print(f"app    open the 10,000-span trace          {median(opens) * 1000:8.1f} ms  (target < 1000 ms)")
     ok = median(paints) < 1.0 and median(opens) < 1.0

@@ -2,7 +2,8 @@
 
     checkout agent:planner status:error since:15m conv:abc resp:resp_1 trace:4bf9 service:api model:gpt-4o
 
-Free text matches span names, agent and tool names, service names and ids (case-insensitive substring). Terms
+Free text matches span names, agent and tool names, service names and ids (case-insensitive substring); name terms
+(agent, tool, service, model) match exactly, ignoring case, with `*` as a wildcard (`model:gpt-4*`). Terms
 combine with AND; a trace is listed when its spans match. Values never reach the SQL text: they are bound as
 parameters. A mistake is reported with its position so the filter bar can point at it.
 """
@@ -29,6 +30,7 @@ KEYS = {
     "tool": "tool name",
 }
 ALIASES = {"conversation": "conv", "response": "resp", "svc": "service", "status_code": "status"}
+_TEXT_COLUMNS = ("name", "agent_name", "tool_name", "service_name", "trace_id", "conversation_id")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -76,6 +78,12 @@ def _tokens(text: str) -> list[tuple[str, int]]:
     return [(match.group().replace('"', ""), match.start() + 1) for match in _TERM.finditer(text)]
 
 
+def _pattern(value: str) -> str:
+    """A name match: exact and case-insensitive, `*` matching any run of characters (`gpt-4*`)."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
 def parse_filter(text: str, *, now: datetime | None = None) -> TraceFilter:
     """Compile the filter text; raise FilterError (with the column) on an unknown key or a bad value."""
     now = now or datetime.now(timezone.utc)
@@ -86,26 +94,26 @@ def parse_filter(text: str, *, now: datetime | None = None) -> TraceFilter:
         if not sep or key not in KEYS:
             if sep and re.fullmatch(r"[a-z_]+", key) and key not in ("http", "https"):
                 raise FilterError(f"unknown filter key {key!r}; use one of: {', '.join(KEYS)}", line=1, column=column)
-            pattern = f"%{token}%"
-            result.span_conditions.append(
-                "(name ILIKE ? OR agent_name ILIKE ? OR tool_name ILIKE ? OR service_name ILIKE ? "
-                "OR trace_id ILIKE ? OR conversation_id ILIKE ?)")
-            result.params.extend([pattern] * 6)
+            pattern = f"%{_pattern(token)}%"
+            matches = [f"{column} ILIKE ? ESCAPE '\\'" for column in _TEXT_COLUMNS]
+            result.span_conditions.append("(" + " OR ".join(matches) + ")")
+            result.params.extend([pattern] * len(_TEXT_COLUMNS))
             continue
         if not value:
             raise FilterError(f"{key}: needs a value ({KEYS[key]})", line=1, column=column)
         if key == "agent":
-            result.span_conditions.append("agent_name ILIKE ?")
-            result.params.append(value)
+            result.span_conditions.append("agent_name ILIKE ? ESCAPE '\\'")
+            result.params.append(_pattern(value))
         elif key == "tool":
-            result.span_conditions.append("tool_name ILIKE ?")
-            result.params.append(value)
+            result.span_conditions.append("tool_name ILIKE ? ESCAPE '\\'")
+            result.params.append(_pattern(value))
         elif key == "service":
-            result.span_conditions.append("service_name ILIKE ?")
-            result.params.append(value)
+            result.span_conditions.append("service_name ILIKE ? ESCAPE '\\'")
+            result.params.append(_pattern(value))
         elif key == "model":
-            result.span_conditions.append("(request_model ILIKE ? OR response_model ILIKE ?)")
-            result.params.extend([value, value])
+            result.span_conditions.append(
+                "(request_model ILIKE ? ESCAPE '\\' OR response_model ILIKE ? ESCAPE '\\')")
+            result.params.extend([_pattern(value)] * 2)
         elif key == "conv":
             result.span_conditions.append("conversation_id = ?")
             result.params.append(value)
