@@ -42,6 +42,8 @@ _SECRET_KEY_HINTS = (
 )
 
 
+SCREEN_MIN_ROWS = 32
+
 _RE2_SPECIAL = set("\\.^$|?*+()[]{}")
 
 
@@ -133,7 +135,8 @@ class BatchRedactor:
         self.masked = 0
 
     def _rows_to_check(self, column: pa.ChunkedArray) -> list[int]:
-        if self._screen is None:
+        # pyarrow compiles the RE2 pattern on every call (~0.7 ms): a handful of rows is cheaper to check directly.
+        if self._screen is None or len(column) < SCREEN_MIN_ROWS:
             return list(range(len(column)))
         flagged = pc.fill_null(pc.match_substring_regex(column, self._screen), False)
         return pc.indices_nonzero(flagged).to_pylist()
