@@ -100,7 +100,13 @@ def build_request(seed: int) -> bytes:
                 span.status.message = "tool failed"
                 attributes.append(("error.type", "TimeoutError"))
         attributes.append(("code.function", "run_step"))
+        attributes.append(("code.filepath", "/srv/app/agents/orchestrator/steps/run_step.py"))
+        attributes.append(("code.lineno", rng.randrange(10, 900)))
         attributes.append(("thread.id", rng.randrange(1, 64)))
+        attributes.append(("session.id", f"sess-{rng.getrandbits(64):016x}"))
+        attributes.append(("enduser.pseudo.id", f"user-{rng.getrandbits(32):08x}"))
+        attributes.append(("deployment.environment", "staging"))
+        attributes.append(("app.request.path", "/api/v2/trips/plan?origin=SEA&destination=CDG&adults=2&cabin=economy"))
         for key, value in attributes:
             if isinstance(value, bool):
                 any_value = AnyValue(bool_value=value)
