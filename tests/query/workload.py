@@ -6,7 +6,6 @@ query layer: every test reads the ReadableSpan objects this returns, never the v
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 
