@@ -128,32 +128,48 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
     return parts
 
 
-def _message_parts(msg: Any, with_content: bool = True) -> list[dict[str, Any]]:
-    """OTel parts of a LangChain message; `with_content=False` builds the structure-only form directly (the
-    content-off fast path: no content copied, nothing to strip later)."""
-    role = _role(msg)
+def _convert(msg: Any, with_content: bool = True) -> dict[str, Any]:
+    """One LangChain message as an OTel ChatMessage. `with_content=False` builds the structure-only form directly
+    (the content-off fast path: no content copied, nothing to strip later). Fields are read from the message's
+    `__dict__` once: this runs for every message of every model call."""
+    fields = getattr(msg, "__dict__", None)
+    if fields is None:
+        fields = {key: getattr(msg, key, None) for key in ("type", "role", "content", "tool_calls", "tool_call_id", "name")}
+    msg_type = fields.get("type") or type(msg).__name__
+    role = _ROLE_BY_TYPE.get(msg_type) or str(fields.get("role") or msg_type)
     if role == "tool":
-        if not with_content:
-            return [{"type": "tool_call_response", "id": _field(msg, "tool_call_id")}]
-        return [tool_call_response_part(_field(msg, "tool_call_id"), _field(msg, "content"))]
-    content = _field(msg, "content")
-    if with_content:
-        parts = _content_parts(content)
-    elif isinstance(content, str):
-        parts = [{"type": "text"}] if content else []
-    else:
-        parts = structure_only([{"parts": _content_parts(content)}])[0]["parts"]
-    for call in _field(msg, "tool_calls") or ():
         if with_content:
-            parts.append(tool_call_part(call.get("id"), call.get("name", ""), call.get("args")))
+            parts = [tool_call_response_part(fields.get("tool_call_id"), fields.get("content"))]
         else:
-            parts.append({"type": "tool_call", "id": call.get("id"), "name": call.get("name", "")})
-    return parts
+            parts = [{"type": "tool_call_response", "id": fields.get("tool_call_id")}]
+    else:
+        content = fields.get("content")
+        if with_content:
+            parts = _content_parts(content)
+        elif isinstance(content, str):
+            parts = [{"type": "text"}] if content else []
+        else:
+            parts = structure_only([{"parts": _content_parts(content)}])[0]["parts"]
+        for call in fields.get("tool_calls") or ():
+            if with_content:
+                parts.append(tool_call_part(call.get("id"), call.get("name", ""), call.get("args")))
+            else:
+                parts.append({"type": "tool_call", "id": call.get("id"), "name": call.get("name", "")})
+    result: dict[str, Any] = {"role": role, "parts": parts}
+    name = fields.get("name")
+    if name:
+        result["name"] = name
+    return result
+
+
+def _message_parts(msg: Any, with_content: bool = True) -> list[dict[str, Any]]:
+    """The OTel parts of one LangChain message."""
+    return _convert(msg, with_content)["parts"]
 
 
 def _to_otel_messages(messages: Sequence[Any], with_content: bool = True) -> list[dict[str, Any]]:
     """Input messages in OTel form (in-history system messages stay in the input, per spec)."""
-    return [message(_role(msg), _message_parts(msg, with_content), name=_field(msg, "name")) for msg in messages]
+    return [_convert(msg, with_content) for msg in messages]
 
 
 def _conversation_from(metadata: Mapping[str, Any] | None) -> str | None:
