@@ -207,7 +207,8 @@ class NumberRule:
     """
 
     _CANDIDATE = re.compile(r"[0-9][0-9() .+-]{8,}")  # ASCII classes: much faster than \d
-    _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+    # Not inside a word: hex ids such as call_78c37aa3951188059159 hold Luhn-valid digit runs that are not cards.
+    _CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
     _PHONE = re.compile(
         r"(?<![\w+])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![\w-]|[ .]\d)"
         r"|(?<![\w+])\+\d{7,14}(?!\w)"

@@ -86,3 +86,18 @@ def test_a_policy_file_adds_rules(collector_settings, tmp_path):
     assert attributes["customer.name"].startswith("[REDACTED")
     assert attributes["note"] == "see [REDACTED:order]"
     assert attributes["plain"] == "nothing here"
+
+
+def test_ids_that_merely_contain_digit_runs_are_not_masked(collector):
+    # Luhn-valid digit runs inside hex ids: masking them would break tool-call pairing in the replay.
+    ids = {"gen_ai.tool.call.id": "call_78c37aa3951188059159", "session.id": "sess-7a5841590038750e",
+           "gen_ai.response.id": "chatcmpl-802d9825022590575da1"}
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.grpc_endpoint,
+                                                                     insecure=True)))
+    with provider.get_tracer("t").start_as_current_span("execute_tool x", attributes=ids):
+        pass
+    provider.shutdown()
+    row = collector.reader().sql("SELECT attributes, tool_call_id, response_id FROM spans").to_pylist()[0]
+    assert {key: json.loads(row["attributes"])[key] for key in ids} == ids
+    assert (row["tool_call_id"], row["response_id"]) == (ids["gen_ai.tool.call.id"], ids["gen_ai.response.id"])
