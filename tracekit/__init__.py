@@ -39,9 +39,17 @@ _EXPORTS = {
     "RedactionPolicy": "tracekit.redaction",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "__version__",
+    "configure", "ConfigureResult", "instrument", "uninstrument",
+    "agent", "tool", "task", "agent_to_agent", "agent_state", "agent_planning", "agent_orchestration",
+    "current_conversation_id", "GenAISpan",
+    "record_evaluation",
+    "ContentMode", "set_content_recording", "get_content_settings",
+    "RedactionPolicy",
+]
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - for type checkers; at runtime names are resolved by __getattr__
     from tracekit.api import (GenAISpan, agent, agent_orchestration, agent_planning, agent_state, agent_to_agent,
                               current_conversation_id, task, tool)
     from tracekit.configuration import ConfigureResult, configure, instrument, uninstrument
