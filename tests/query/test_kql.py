@@ -171,6 +171,15 @@ def test_shortcut_gives_the_same_answer_as_the_full_customdimensions(mixed_reade
     assert run_kql(reader, text).to_pylist()[0]["Count"] == len(reader.sql("SELECT * FROM dependencies"))
 
 
+def test_lean_sources_never_drop_result_columns(reader):
+    """A shaped `let` must not make the main statement's unshaped rows lose columns."""
+    public = reader.sql("SELECT * FROM dependencies LIMIT 0").column_names
+    for text in ('let n = dependencies | summarize count(); dependencies | take 2',
+                 'let n = dependencies | summarize count(); '
+                 'dependencies | where customDimensions["gen_ai.operation.name"] == "chat" | take 2'):
+        assert run_kql(reader, text).column_names == public, text
+
+
 def test_helpers_answer_agent_questions(reader, workload):
     owner = {row["id"]: row["agent_name"] for row in run_kql(reader, "span_agents").to_pylist()}
     by_id = {format(s.context.span_id, "016x"): s for s in workload.spans}

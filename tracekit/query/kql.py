@@ -397,7 +397,7 @@ _PUBLIC_COLUMNS = f"COLUMNS(lambda c: NOT starts_with(c, '{views.HIDDEN_PREFIX}'
 _ACCESSOR = re.compile(r'json_extract\("(customDimensions|Properties)", \'\$\."([^"\'\\]+)"\'\)( ->> \'\$\')?')
 _QUOTED = re.compile(r'"([^"]+)"')
 # Operators after which a pipeline's columns are spelled out, so a source needs only the columns the SQL names.
-_SHAPING_OPERATORS = {"summarize", "project", "count", "distinct", "make-graph", "graph-match"}
+_SHAPING_OPERATORS = {"summarize", "project", "count", "distinct", "graph-match"}
 
 
 def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -> str | None:
@@ -454,7 +454,7 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
     rewritten = _fast_token_conversions(rewritten)
     shortcut_sources = {table: views.wide_source(table) for table in dimension_tables}
     lean = None
-    if any(token.text in _SHAPING_OPERATORS for token in tokens):
+    if _main_output_is_shaped(tokens):
         named: set[str] = set()
         _sub_outside_literals(_QUOTED, lambda match: named.add(match.group(1)) or match.group(0), rewritten)
         if time_filtered:
@@ -552,6 +552,31 @@ def _fast_token_conversions(sql: str) -> str:
         position = end + len(")[1]")
     out.append(sql[position:])
     return "".join(out)
+
+
+def _main_output_is_shaped(tokens: list[Any]) -> bool:
+    """True when the query's result columns are spelled out by its main statement (the one after the last `;`):
+    one of its own pipe operators is summarize/project/count/distinct/graph-match. Then a source computing only the
+    columns the SQL names cannot change the result; `let` statements alone do not count."""
+    depth, statement_start = 0, 0
+    for index, token in enumerate(tokens):
+        if token.text in ("(", "[", "{"):
+            depth += 1
+        elif token.text in (")", "]", "}"):
+            depth -= 1
+        elif token.text == ";" and depth == 0:
+            statement_start = index + 1
+    depth = 0
+    for index in range(statement_start, len(tokens)):
+        text = tokens[index].text
+        if text in ("(", "[", "{"):
+            depth += 1
+        elif text in (")", "]", "}"):
+            depth -= 1
+        elif text == "|" and depth == 0 and index + 1 < len(tokens):
+            if tokens[index + 1].text in _SHAPING_OPERATORS:
+                return True
+    return False
 
 
 def _accessors_only(tokens: list[Any]) -> bool:
