@@ -34,17 +34,21 @@ def used_bytes(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0] or 0) + duckdb_size_bytes(row[1])
 
 
-def delete_before(con: duckdb.DuckDBPyConnection, cutoff_ns: int) -> int:
-    """Delete every row older than cutoff (spans by start time; links with their spans) in one transaction."""
+def delete_before(con: duckdb.DuckDBPyConnection, cutoff_ns: int, keep_after_seq: int | None = None) -> int:
+    """Delete every row older than cutoff (spans by start time; links with their spans) in one transaction.
+
+    Rows with ingest_seq above `keep_after_seq` stay whatever their age: a forwarder has not sent them yet.
+    """
+    guard = "" if keep_after_seq is None else f" AND ingest_seq <= {int(keep_after_seq)}"
     deleted = 0
     con.execute("BEGIN TRANSACTION")
     try:
         # links have no time of their own: they go with spans that go
         con.execute(
             "DELETE FROM span_links WHERE (trace_id, span_id) IN "
-            "(SELECT trace_id, span_id FROM spans WHERE start_time_ns < ?)", [cutoff_ns])
+            f"(SELECT trace_id, span_id FROM spans WHERE start_time_ns < ?{guard})", [cutoff_ns])
         for table, column in TIMED_TABLES.items():
-            deleted += con.execute(f"DELETE FROM {table} WHERE {column} < ?", [cutoff_ns]).fetchall()[0][0]
+            deleted += con.execute(f"DELETE FROM {table} WHERE {column} < ?{guard}", [cutoff_ns]).fetchall()[0][0]
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -53,13 +57,16 @@ def delete_before(con: duckdb.DuckDBPyConnection, cutoff_ns: int) -> int:
 
 
 def enforce(con: duckdb.DuckDBPyConnection, *, retention_days: float | None, max_bytes: int | None,
-            now_ns: int | None = None) -> RetentionResult:
-    """One retention pass: the age limit first, then the size cap, deleting the oldest tenth at a time."""
+            now_ns: int | None = None, keep_after_seq: int | None = None) -> RetentionResult:
+    """One retention pass: the age limit first, then the size cap, deleting the oldest tenth at a time.
+
+    `keep_after_seq` protects rows not yet forwarded (the lowest forwarder position), whatever their age or size.
+    """
     result = RetentionResult()
     now_ns = now_ns or time.time_ns()
     if retention_days is not None:
         cutoff = now_ns - int(retention_days * 86400e9)
-        result.deleted_rows += delete_before(con, cutoff)
+        result.deleted_rows += delete_before(con, cutoff, keep_after_seq)
         result.cutoff_ns = cutoff
     if max_bytes is not None:
         for _ in range(10):  # bounded: each pass removes the oldest ~10 % of the span time range
@@ -72,7 +79,7 @@ def enforce(con: duckdb.DuckDBPyConnection, *, retention_days: float | None, max
             if not row or not row[1] or row[0] is None:
                 break
             cutoff = int(row[0]) + 1
-            result.deleted_rows += delete_before(con, cutoff)
+            result.deleted_rows += delete_before(con, cutoff, keep_after_seq)
             result.cutoff_ns = max(result.cutoff_ns or 0, cutoff)
         con.execute("CHECKPOINT")
     if result.deleted_rows:

@@ -94,6 +94,7 @@ class Collector:
             "queued_bytes": pipeline.admission.used if pipeline else 0,
             "commits": writer.stats.commits if writer else 0,
             "last_ingest_seq": writer.last_sequence if writer else 0,
+            "forwarders": [component.status() for component in self._background if hasattr(component, "status")],
         }
 
     @contextlib.contextmanager
@@ -230,6 +231,14 @@ class Collector:
             json.dump(state, handle)
         os.replace(temporary, path)
 
+    def _lowest_forwarder_position(self) -> int | None:
+        """The ingest_seq every forwarder has sent up to: retention keeps what comes after it."""
+        positions = []
+        for forwarder in self._background:
+            position = forwarder.status().get("position") if hasattr(forwarder, "status") else None
+            positions.append(int(position[0]) if position else 0)
+        return min(positions) if positions else None
+
     async def _retention_loop(self) -> None:
         settings = self.settings
         if settings.retention_days is None and settings.max_db_bytes is None:
@@ -237,8 +246,10 @@ class Collector:
         loop = asyncio.get_running_loop()
         while True:
             try:
+                keep_after = self._lowest_forwarder_position()
                 await loop.run_in_executor(None, self.writer.run_exclusive, lambda con: retention.enforce(
-                    con, retention_days=settings.retention_days, max_bytes=settings.max_db_bytes))
+                    con, retention_days=settings.retention_days, max_bytes=settings.max_db_bytes,
+                    keep_after_seq=keep_after))
             except Exception:
                 log.exception("retention pass failed")
             await asyncio.sleep(settings.retention_interval_seconds)

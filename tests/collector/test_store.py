@@ -192,3 +192,16 @@ def test_retention_runs_in_the_background_of_a_collector(collector_settings):
                 break
             time.sleep(0.2)
         assert names == ["fresh"]
+
+
+def test_retention_keeps_old_rows_a_forwarder_has_not_sent(tmp_path):
+    con = open_store(tmp_path / "s.duckdb")
+    old = time.time_ns() - int(10 * 86400e9)
+    for sequence, first in ((1, 1), (2, 100)):
+        con.execute("BEGIN")
+        write_batches(con, [_batch(old, 3, first_id=first)], sequence, set())
+        con.execute("COMMIT")
+    retention.enforce(con, retention_days=7, max_bytes=None, keep_after_seq=1)
+    assert con.execute("SELECT DISTINCT ingest_seq FROM spans").fetchall() == [(2,)]
+    assert con.execute("SELECT count(*) FROM span_events").fetchall() == [(3,)]
+    con.close()
