@@ -31,7 +31,7 @@ from uuid import UUID
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 from wrapt import wrap_function_wrapper
 
 try:
@@ -40,7 +40,7 @@ except ImportError:  # not installed: the module still imports, so entry-point l
     BaseCallbackHandler = object  # type: ignore[assignment,misc]  # conflict instead of failing with a traceback
 
 from tracekit import semconv
-from tracekit.api import current_agent_name, current_conversation_id, error_type_of
+from tracekit.api import current_agent_name, current_conversation_id, error_type_of, record_error
 from tracekit.content import get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
                                             inference_recorded_by, normalize_finish_reason, set_messages,
@@ -287,9 +287,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             inference_recorded_by.set(None)
         if run.span is not None:
             if error is not None:
-                run.span.record_exception(error)
-                run.span.set_attribute(semconv.ERROR_TYPE, error_type_of(error))
-                run.span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+                record_error(run.span, error)
             run.span.end()
         return run
 

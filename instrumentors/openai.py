@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from wrapt import ObjectProxy, wrap_function_wrapper
 
 from tracekit import semconv
-from tracekit.api import current_conversation_id, error_type_of
+from tracekit.api import current_conversation_id, error_type_of, record_error, redacted_text
 from tracekit.content import get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
                                             inference_recorded_by, normalize_finish_reason, set_messages)
@@ -277,9 +277,7 @@ class _Call:
         self.done = True
         error_type = getattr(error, "code", None) if isinstance(getattr(error, "code", None), str) else None
         error_type = error_type or error_type_of(error)
-        self.span.record_exception(error)
-        self.span.set_attribute(semconv.ERROR_TYPE, error_type)
-        self.span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        record_error(self.span, error, error_type=error_type)
         self.instruments.record_metrics(self.attributes, time.perf_counter() - self.started, None, None, error_type)
         self.span.end()
 
@@ -343,7 +341,7 @@ class _Call:
         if status == "failed":
             error = _get(response, "error")
             self.span.set_attribute(semconv.ERROR_TYPE, str(_get(error, "code") or "failed"))
-            self.span.set_status(Status(StatusCode.ERROR, str(_get(error, "message") or "response failed")))
+            self.span.set_status(Status(StatusCode.ERROR, redacted_text(str(_get(error, "message") or "response failed"))))
         parts: list[dict[str, Any]] = []
         has_tool_call = False
         for item in _get(response, "output") or ():
@@ -441,7 +439,7 @@ class _Call:
         error = getattr(self, "stream_error", None)
         if error is not None:
             self.span.set_attribute(semconv.ERROR_TYPE, str(_get(error, "code") or "stream_error"))
-            self.span.set_status(Status(StatusCode.ERROR, str(_get(error, "message") or "stream error")))
+            self.span.set_status(Status(StatusCode.ERROR, redacted_text(str(_get(error, "message") or "stream error"))))
         # Stream ended (or was closed) before the final event: keep what is known, mark the output unfinished.
         self._finish([], [semconv.FINISH_ERROR], None)
 

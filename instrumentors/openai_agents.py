@@ -32,6 +32,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from tracekit import semconv
+from tracekit.api import redacted_text
 from tracekit.content import get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, inference_recorded_by,
                                             normalize_finish_reason, set_messages, set_opt_in)
@@ -184,7 +185,7 @@ class TracekitAgentsProcessor:
         if error:
             # The SDK reports errors as {"message", "data"} without an exception type: OTel's fallback value.
             span.set_attribute(semconv.ERROR_TYPE, "_OTHER")
-            span.set_status(Status(StatusCode.ERROR, str(_get(error, "message") or "error")))
+            span.set_status(Status(StatusCode.ERROR, redacted_text(str(_get(error, "message") or "error"))))
         if kind_name in ("generation", "response"):
             inference_recorded_by.set(None)
         span.end()

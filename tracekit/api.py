@@ -41,6 +41,7 @@ __all__ = [
     "current_agent_name",
     "current_conversation_id",
     "error_type_of",
+    "record_error",
     "get_tracer",
     "using_tracer_provider",
 ]
@@ -115,11 +116,30 @@ def error_type_of(error: BaseException) -> str:
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
-def record_error(span: Span, error: BaseException) -> None:
-    """Record `error` on `span` as OTel's "Recording Errors" says: exception event, error.type, ERROR status."""
-    span.record_exception(error)
-    span.set_attribute(semconv.ERROR_TYPE, error_type_of(error))
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+def redacted_text(text: str) -> str:
+    """`text` with the content policy's redaction applied (the built-in rules when none is configured): exception
+    messages quote prompts, URLs and keys as often as anything else does."""
+    policy = get_content_settings().redaction
+    if policy is None:
+        from tracekit.redaction import RedactionPolicy
+
+        policy = RedactionPolicy.default()
+    return policy.redact_text(text)[0]
+
+
+def record_error(span: Span, error: BaseException, *, error_type: str | None = None) -> None:
+    """Record `error` on `span` as OTel's "Recording Errors" says: exception event, error.type, ERROR status.
+
+    The message and stack trace are redacted here, at the source, so even a pipeline without tracekit's redaction
+    processor (e.g. `opentelemetry-instrument`) never exports a secret an exception happened to quote.
+    """
+    import traceback
+
+    message = redacted_text(str(error))
+    stacktrace = redacted_text("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+    span.record_exception(error, attributes={"exception.message": message, "exception.stacktrace": stacktrace})
+    span.set_attribute(semconv.ERROR_TYPE, error_type or error_type_of(error))
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"))
 
 
 class GenAISpan:

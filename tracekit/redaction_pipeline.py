@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk.trace import Event, SpanProcessor
+from opentelemetry.trace import Status
 
 from tracekit.redaction import RedactionPolicy
 from tracekit.semconv import TRACEKIT_REDACTED_COUNT
@@ -48,12 +49,19 @@ class RedactingSpanProcessor(SpanProcessor):
 
 
 def redact_readable_span_in_place(span: Any, policy: RedactionPolicy) -> int:
-    """Mask a finished SDK span's name, attributes and event attributes. Returns the number of values masked."""
+    """Mask a finished SDK span's name, status description, attributes and event attributes. Returns the number of
+    values masked."""
     total = 0
     name, name_masks = policy.redact_text(span.name)
     if name_masks:
         span._name = name  # e.g. an HTTP span named after a URL path with an e-mail address in it
         total += name_masks
+    status = span.status
+    if status is not None and status.description:
+        description, status_masks = policy.redact_text(status.description)
+        if status_masks:
+            span._status = Status(status.status_code, description)  # error statuses often quote the exception text
+            total += status_masks
     attributes = span.attributes
     if attributes:
         new_attrs, count = policy.redact_attributes(attributes)

@@ -238,3 +238,23 @@ async def test_streaming_agents_keep_their_span_open_while_iterated(telemetry, c
     await gen.aclose()
     early = [s for s in telemetry.spans if s.name == "invoke_agent streamer"][-1]
     assert early.status.status_code is StatusCode.UNSET
+
+
+def test_exception_text_is_redacted_at_the_source_even_without_the_processor(content_off) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tracekit.api import using_tracer_provider
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()  # no RedactingSpanProcessor: as under `opentelemetry-instrument`
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    key = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
+    with using_tracer_provider(provider), pytest.raises(PermissionError):
+        with tracekit.agent("payments"):
+            raise PermissionError(f"401 for key {key} (owner ann@example.com)")
+    (span,) = exporter.get_finished_spans()
+    assert key not in span.to_json() and "ann@example.com" not in span.to_json()
+    assert span.status.description == "PermissionError: 401 for key [REDACTED:openai_key] (owner [REDACTED:email])"
+    assert span.events[0].attributes["exception.type"] == "PermissionError"

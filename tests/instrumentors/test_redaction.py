@@ -8,6 +8,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from tracekit.redaction import JsonPathRule, RedactionError, RedactionPolicy
 from tracekit.redaction_pipeline import RedactingSpanExporter, RedactingSpanProcessor
@@ -147,6 +148,7 @@ def _third_party_span(provider: TracerProvider) -> None:
             raise RuntimeError(f"auth failed for key {OPENAI_KEY}")
         except RuntimeError as error:
             span.record_exception(error)
+            span.set_status(StatusCode.ERROR, f"RuntimeError: {error}")
 
 
 def test_processor_masks_third_party_spans_before_any_exporter() -> None:
@@ -159,8 +161,9 @@ def test_processor_masks_third_party_spans_before_any_exporter() -> None:
     exported = span.to_json()
     for secret in (OPENAI_KEY, EMAIL, CARD, JWT):
         assert secret not in exported
-    # key + email in the body, card, JWT in an event, key in exception.message and in exception.stacktrace
-    assert span.attributes["tracekit.redaction.masked_count"] == 6
+    # key + email in the body, card, JWT in an event, key in exception.message, exception.stacktrace and the status
+    assert span.attributes["tracekit.redaction.masked_count"] == 7
+    assert span.status.description == "RuntimeError: auth failed for key [REDACTED:openai_key]"
 
 
 def test_exporter_wrapper_masks_too() -> None:
