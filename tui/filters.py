@@ -135,9 +135,10 @@ def parse_filter(text: str, *, now: datetime | None = None) -> TraceFilter:
             else:
                 raise FilterError(f"status: expects error or ok, got {value!r}", line=1, column=column)
         elif key == "since":
-            result.span_conditions.append("start_time >= ?")
-            result.params.append(_time(value, now, column).replace(tzinfo=None))
+            # Bound as text: parameters travel as JSON when the reader is a running collector's read API.
+            result.span_conditions.append("start_time >= CAST(? AS TIMESTAMP)")
+            result.params.append(_time(value, now, column).replace(tzinfo=None).isoformat(sep=" "))
         elif key == "until":
-            result.span_conditions.append("start_time <= ?")
-            result.params.append(_time(value, now, column).replace(tzinfo=None))
+            result.span_conditions.append("start_time <= CAST(? AS TIMESTAMP)")
+            result.params.append(_time(value, now, column).replace(tzinfo=None).isoformat(sep=" "))
     return result

@@ -29,7 +29,7 @@ def test_filter_errors_point_at_the_term(text, column, message):
 def test_filter_terms_compile_to_bound_parameters():
     now = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
     compiled = parse_filter('since:2h agent:"trip planner" model:gpt-4* https://x', now=now)
-    assert compiled.params[0] == datetime(2026, 1, 15, 10, 0)
+    assert compiled.params[0] == "2026-01-15 10:00:00"  # text, so it travels as JSON to a collector's read API
     assert compiled.params[1] == "trip planner"
     assert compiled.params[2:4] == ["gpt-4%", "gpt-4%"]
     assert "https://x" in compiled.params[4]  # a URL is free text, not an unknown key
