@@ -57,35 +57,28 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
                             "$APPLICATIONINSIGHTS_CONNECTION_STRING)")
 
 
+def _off_or(value: str) -> str | None:
+    return None if value == "off" else value
+
+
 def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
     """CollectorSettings from defaults, then TRACEKIT_* variables, then flags."""
     from tracekit.collector.settings import CollectorSettings, parse_size
 
+    # flag -> (setting, conversion); a flag left out keeps the environment's or the default value
+    flags = {
+        "grpc": ("grpc", _off_or), "http": ("http", _off_or),
+        "max_request_size": ("max_request_bytes", parse_size), "queue_size": ("queue_bytes", parse_size),
+        "memory_limit": ("memory_limit", str), "decode_workers": ("decode_workers", int),
+        "retention_days": ("retention_days", float), "max_db_size": ("max_db_bytes", parse_size),
+        "auth_token": ("auth_token", str), "redaction": ("redaction", str),
+        "forward_otlp": ("forward_otlp", str), "forward_azure_monitor": ("forward_azure_monitor", str),
+    }
     settings = CollectorSettings.from_env(resolve_db_path(args.db))
-    if args.grpc is not None:
-        settings.grpc = None if args.grpc == "off" else args.grpc
-    if args.http is not None:
-        settings.http = None if args.http == "off" else args.http
-    if args.max_request_size is not None:
-        settings.max_request_bytes = parse_size(args.max_request_size)
-    if args.queue_size is not None:
-        settings.queue_bytes = parse_size(args.queue_size)
-    if args.memory_limit is not None:
-        settings.memory_limit = args.memory_limit
-    if args.decode_workers is not None:
-        settings.decode_workers = args.decode_workers
-    if args.retention_days is not None:
-        settings.retention_days = args.retention_days
-    if args.max_db_size is not None:
-        settings.max_db_bytes = parse_size(args.max_db_size)
-    if args.auth_token is not None:
-        settings.auth_token = args.auth_token
-    if args.redaction is not None:
-        settings.redaction = args.redaction
-    if args.forward_otlp is not None:
-        settings.forward_otlp = args.forward_otlp
-    if args.forward_azure_monitor is not None:
-        settings.forward_azure_monitor = args.forward_azure_monitor
+    for flag, (setting, convert) in flags.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            setattr(settings, setting, convert(value))
     return settings
 
 
