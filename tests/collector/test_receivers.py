@@ -298,3 +298,22 @@ def test_every_commit_group_gets_a_higher_ingest_seq(collector):
     provider.shutdown()
     second = _rows(collector, "SELECT ingest_seq FROM spans WHERE name = 'second'")[0]["ingest_seq"]
     assert second > first
+
+
+def test_decoding_in_worker_processes_stores_the_same_rows(collector_settings):
+    from tracekit.collector.service import Collector
+
+    collector_settings.decode_workers = 1  # the process-pool path: requests and the redactor cross a process boundary
+    with Collector(collector_settings).running() as collector:
+        provider = TracerProvider(resource=RESOURCE)
+        provider.add_span_processor(SimpleSpanProcessor(GrpcSpanExporter(endpoint=collector.grpc_endpoint,
+                                                                          insecure=True)))
+        sent = _emit_agent_trace(provider)
+        provider.shutdown()
+        rows = _rows(collector, "SELECT name, parent_span_id, agent_name FROM spans WHERE trace_id = ? ORDER BY name",
+                     [sent["trace_id"]])
+    assert rows == [
+        {"name": "chat gpt-4o", "parent_span_id": sent["root_span_id"], "agent_name": None},
+        {"name": "execute_tool get_weather", "parent_span_id": sent["root_span_id"], "agent_name": None},
+        {"name": "invoke_agent planner", "parent_span_id": None, "agent_name": "planner"},
+    ]
