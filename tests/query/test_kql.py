@@ -157,6 +157,11 @@ def test_shortcut_gives_the_same_answer_as_the_full_customdimensions(mixed_reade
         '| summarize count(), avg(v), make_set(n) by e | order by e asc',
         'AppEvents | where Name == "gen_ai.evaluation.result" | summarize count() by OperationId '
         '| order by OperationId asc',
+        # Joins and unions: translated with the tables narrowed to the columns the query names.
+        'dependencies | where success == false | project id, itemCount '
+        '| join kind=leftouter (exceptions | summarize t = take_any(outerType) by operation_ParentId) '
+        'on $left.id == $right.operation_ParentId | summarize n = sum(itemCount) by t | order by t asc',
+        'union dependencies, requests | summarize n = count(), d = sum(duration) by itemType | order by itemType asc',
     ]
     for text in queries:
         compiled = compile_kql(reader, text)

@@ -156,6 +156,8 @@ def _compile(text: str, params: dict[str, Any] | None, schema: dict[str, list[st
             schemaless = None
         if schemaless is not None:
             shortcut = _shortcut_sql(text, schemaless.sql_text, sources, time_filtered)
+        elif schema is not None:
+            shortcut = _narrow_join_sql(text, params, schema, sources, time_filtered)
     if shortcut is None:
         return Compiled(plain, dict(translation.params))
     return Compiled(shortcut, dict(translation.params), fallback_sql=plain)
@@ -467,6 +469,44 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
     if not has_accessors and lean is None:
         return None
     rewritten = _rewrite_sources(rewritten, sources, time_filtered, shortcut_sources=shortcut_sources)
+    return f"SELECT {_PUBLIC_COLUMNS} FROM (\n{rewritten}\n)"
+
+
+# Tokens after which a query may read columns it does not name (so a narrowed schema could change its answer).
+_STAR_TOKENS = {"*", "pack_all", "bag_pack", "pack", "project-away", "project-keep", "project-reorder",
+                "columnifexists", "getschema", "evaluate", "customDimensions", "Properties"}
+_LEAN_TABLES = {"requests", "dependencies", "customEvents", "AppRequests", "AppDependencies", "AppEvents"}
+
+
+def _narrow_join_sql(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]],
+                     sources: set[str], time_filtered: bool) -> str | None:
+    """For joins, unions and lookups (which duckdb-kql translates only with the schema): when the main statement
+    spells out its result and nothing reads columns by pattern, translate with the lean-capable tables narrowed to
+    the columns the query names, and read those tables from lean sources. Columns a query never names cannot
+    change its answer, and every column it names is still there."""
+    tokens = _tokens(text)
+    if not _main_output_is_shaped(tokens) or any(token.text in _STAR_TOKENS for token in tokens):
+        return None
+    mentioned = {token.text for token in tokens}
+    narrowed = {}
+    for table, columns in schema.items():
+        if table in _LEAN_TABLES:
+            kept = [column for column in columns if column in mentioned]
+            narrowed[table] = kept or columns[:1]
+        else:
+            narrowed[table] = columns
+    try:
+        sql = _translate(text, params, narrowed).sql_text
+    except QueryError:
+        return None
+    named: set[str] = set()
+    _sub_outside_literals(_QUOTED, lambda match: named.add(match.group(1)) or match.group(0), sql)
+    if time_filtered:
+        named.add(f"{views.HIDDEN_PREFIX}time")
+    lean = {table: views.lean_source(table, named) for table in sources if table in _LEAN_TABLES}
+    if not lean or not all(lean.values()):
+        return None
+    rewritten = _rewrite_sources(sql, sources, time_filtered, shortcut_sources=lean)  # type: ignore[arg-type]
     return f"SELECT {_PUBLIC_COLUMNS} FROM (\n{rewritten}\n)"
 
 

@@ -647,8 +647,9 @@ _LEAN_SPAN_COLUMNS: dict[str, str] = {
        for column in [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values()]},
 }
 # Dependencies' success is the span status alone; requests' also looks at HTTP status codes, which needs the facts.
-_LEAN_ONLY_FOR = {"success": ("dependencies", "s.status_code <> 'ERROR'"),
-                  "itemType": ("dependencies", "'dependency'")}
+_LEAN_ONLY_FOR = {("dependencies", "success"): "s.status_code <> 'ERROR'",
+                  ("dependencies", "itemType"): "'dependency'",
+                  ("requests", "itemType"): "'request'"}
 _LEAN_EMPTY = {"source", "url", "operation_SyntheticSource", "user_AccountId", "client_Type", "client_Model",
                "client_OS", "client_IP", "client_City", "client_StateOrProvince", "client_CountryOrRegion",
                "client_Browser", "appId", "appName", "iKey"}
@@ -708,8 +709,8 @@ def lean_source(table: str, columns: set[str]) -> str | None:
             expression = constants[name]
         elif source in lean:
             expression = lean[source]
-        elif classic != "customEvents" and source in _LEAN_ONLY_FOR and _LEAN_ONLY_FOR[source][0] == classic:
-            expression = _LEAN_ONLY_FOR[source][1]
+        elif (classic, source) in _LEAN_ONLY_FOR:
+            expression = _LEAN_ONLY_FOR[(classic, source)]
         elif source in _LEAN_EMPTY:
             expression = "''"
         elif source == "sdkVersion":
