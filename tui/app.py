@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from textual.app import App
 from textual.binding import Binding
+from textual.worker import Worker, WorkerState
 
 from tracekit.store.reader import StoreReader
 from tracekit.tui.screens.conversation import ConversationScreen
@@ -51,6 +52,14 @@ class TracekitApp(App):
     def open_conversation(self, key: str) -> None:
         """Replay a conversation (conversation id, response id or trace id)."""
         self.push_screen(ConversationScreen(key))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A query or rendering worker failed unexpectedly: say so and keep the session (expected failures, such
+        as bad queries, are handled by the screens themselves)."""
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{type(error).__name__}: {error}", severity="error", title="something went wrong",
+                        timeout=10)
 
     def action_dashboards(self) -> None:
         """The dashboards screen (tiles from tracekit.dashboards, run over the store)."""

@@ -177,3 +177,24 @@ def test_hostile_content_is_literal_and_bounded(recorded):
     assistant = next(entry for entry in transcript.entries if entry.kind is EntryKind.MESSAGE
                      and entry.message.role == "assistant")
     assert assistant.message.parts[0].kind is PartKind.TEXT and len(assistant.message.parts[0].content) == scenarios.HUGE
+
+
+@pytest.mark.parametrize("attributes", [
+    {"gen_ai.operation.name": "chat", "gen_ai.input.messages": "[1, 2, null]"},
+    {"gen_ai.operation.name": "chat", "gen_ai.input.messages": '{"role": 5, "parts": "x"}'},
+    {"gen_ai.operation.name": "chat", "gen_ai.output.messages": '[{"role": "assistant", "parts": [5, null, {}]}]'},
+    {"gen_ai.operation.name": "chat", "gen_ai.output.messages": "[{not json"},
+    {"gen_ai.operation.name": "chat", "gen_ai.system_instructions": 42},
+    {"gen_ai.operation.name": "chat", "llm.input_messages.x.message.role": "user", "gen_ai.prompt.0.tool_calls.a": 1},
+    {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.call.arguments": "{", "gen_ai.tool.call.result": [1]},
+    {"openinference.span.kind": 7, "input.value": None},
+])
+def test_malformed_content_never_breaks_the_transcript(attributes):
+    from tracekit.conversation import SpanRecord, build_transcript
+    from tracekit.conversation.render import render_transcript
+
+    span = SpanRecord(trace_id="t" * 32, span_id="s" * 16, parent_span_id=None, name="chat x", start_time_ns=1,
+                      end_time_ns=2, operation_name=attributes.get("gen_ai.operation.name"), attributes=attributes)
+    transcript = build_transcript("t", "trace", [span])
+    assert transcript.entries  # at least the request line
+    rendered(transcript)  # and it renders

@@ -52,7 +52,7 @@ class ConversationScreen(Screen):
         self.query_one(TranscriptView).focus()
         self.load()
 
-    @work(thread=True, exclusive=True, group="transcript")
+    @work(thread=True, exclusive=True, group="transcript", exit_on_error=False)
     def load(self) -> None:
         try:
             transcript = load_transcript(self.app.reader, self.key)

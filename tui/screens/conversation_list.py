@@ -44,7 +44,7 @@ class ConversationListScreen(Screen):
         table.focus()
         self.load()
 
-    @work(thread=True, exclusive=True, group="conversations")
+    @work(thread=True, exclusive=True, group="conversations", exit_on_error=False)
     def load(self) -> None:
         try:
             rows = conversations_page(self.app.reader)

@@ -68,7 +68,7 @@ class DashboardsScreen(Screen):
         self.update_status()
         self.run_tiles(self.generation, RANGES[self.range_name])
 
-    @work(thread=True, exclusive=True, group="tiles")
+    @work(thread=True, exclusive=True, group="tiles", exit_on_error=False)
     def run_tiles(self, generation: int, since: dt.timedelta | None) -> None:
         from tracekit.dashboards import run_tile
         from tracekit.dashboards.terminal import render_tile

@@ -58,7 +58,7 @@ class KqlConsoleScreen(Screen):
         self.query_one("#kql-status", Static).update(Text("running…", style="dim"))
         self.run_query(self.query_one(TextArea).text)
 
-    @work(thread=True, exclusive=True, group="kql")
+    @work(thread=True, exclusive=True, group="kql", exit_on_error=False)
     def run_query(self, text: str) -> None:
         from tracekit.query.kql import run_kql
 

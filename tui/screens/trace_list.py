@@ -63,7 +63,7 @@ class TraceListScreen(Screen):
         self.load_first_page(self.generation, rows)
 
     # --- loading -----------------------------------------------------------------------------------------------------
-    @work(thread=True, group="trace-page")
+    @work(thread=True, group="trace-page", exit_on_error=False)
     def load_first_page(self, generation: int, rows: int) -> None:
         reader = self.app.reader
         trace_filter = self.trace_filter
@@ -75,7 +75,7 @@ class TraceListScreen(Screen):
             return
         self.app.call_from_thread(self.show_page, generation, traces, seq, False, rows)
 
-    @work(thread=True, group="trace-more")
+    @work(thread=True, group="trace-more", exit_on_error=False)
     def load_more(self, generation: int, after: tuple[int, str]) -> None:
         try:
             traces = trace_page(self.app.reader, self.trace_filter, after=after)
@@ -84,7 +84,7 @@ class TraceListScreen(Screen):
             return
         self.app.call_from_thread(self.show_page, generation, traces, None, True, PAGE_SIZE)
 
-    @work(thread=True, exclusive=True, group="poll")
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def poll_store(self, rows: int) -> None:
         try:
             seq = latest_seq(self.app.reader)

@@ -55,7 +55,7 @@ class TraceViewScreen(Screen):
         self.set_interval(LIVE_INTERVAL, self.poll)
 
     # --- loading ---------------------------------------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="spans")
+    @work(thread=True, exclusive=True, group="spans", exit_on_error=False)
     def load_spans(self) -> None:
         try:
             rows = trace_spans(self.app.reader, self.trace_id)
@@ -65,7 +65,7 @@ class TraceViewScreen(Screen):
         conversation = next((row.conversation_id for row in rows if row.conversation_id), None)
         self.app.call_from_thread(self.show_spans, rows, conversation)
 
-    @work(thread=True, exclusive=True, group="poll")
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def poll_spans(self, since: int) -> None:
         try:
             rows = trace_spans(self.app.reader, self.trace_id, since_seq=since)
@@ -120,7 +120,7 @@ class TraceViewScreen(Screen):
             text.append(self.conversation_id[:80])
         return text
 
-    @work(thread=True, exclusive=True, group="details")
+    @work(thread=True, exclusive=True, group="details", exit_on_error=False)
     def load_details(self, span: SpanRow) -> None:
         try:
             details = span_details(self.app.reader, span)
@@ -133,7 +133,7 @@ class TraceViewScreen(Screen):
         if details.span.span_id == self.details_for:
             self.query_one(SpanDetailsView).show(details)
 
-    @work(thread=True, exclusive=True, group="expand")
+    @work(thread=True, exclusive=True, group="expand", exit_on_error=False)
     def load_full_values(self, span: SpanRow, keys: list[str]) -> None:
         try:
             values = [attribute_value(self.app.reader, span, key) for key in keys]
