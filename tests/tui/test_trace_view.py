@@ -152,3 +152,19 @@ async def test_hostile_content_is_literal_and_a_5mb_value_is_cut(store):
         await pilot.press("e")
         view = screen.query_one(SpanDetailsView)
         await wait_for(pilot, lambda: "showing 200,000 of 5,000,0" in shown(view.query_one("#details-body", Static)))
+
+
+async def test_details_show_span_events_and_correlated_log_records(store):
+    app = TracekitApp(store.reader, live=False)
+    async with app.run_test(size=(200, 50)) as pilot:
+        screen = await open_trace(pilot, app, "conv:conv-legacy-events")
+        text = await details_of(pilot, screen)
+        assert "── events (3)" in text
+        assert text.index("gen_ai.system.message") < text.index("gen_ai.user.message") < text.index("gen_ai.choice")
+        assert "What is 2+2?" in text
+        await pilot.press("escape")
+        screen = await open_trace(pilot, app, "conv:conv-legacy-logs")
+        await pilot.press("j")  # the first model call: its content arrived as log records
+        text = await details_of(pilot, screen)
+        assert "── log records (2)" in text
+        assert "gen_ai.user.message" in text and "Weather in Paris?" in text
