@@ -20,6 +20,36 @@ inference_recorded_by: contextvars.ContextVar[str | None] = contextvars.ContextV
     "tracekit_inference_recorded_by", default=None
 )
 
+# What the silenced OpenAI SDK instrumentor saw of the request (model, parameters, server address): the framework's
+# span for the same call adds what it lacks from here when it ends.
+silenced_request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "tracekit_silenced_request", default=None
+)
+
+# Request attributes worth copying from the silenced SDK call onto the framework's span.
+_MERGEABLE = (
+    semconv.GEN_AI_REQUEST_MODEL, semconv.GEN_AI_REQUEST_TEMPERATURE, semconv.GEN_AI_REQUEST_TOP_P,
+    semconv.GEN_AI_REQUEST_MAX_TOKENS, semconv.GEN_AI_REQUEST_SEED, semconv.GEN_AI_REQUEST_STOP_SEQUENCES,
+    semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, semconv.GEN_AI_REQUEST_PRESENCE_PENALTY,
+    semconv.GEN_AI_REQUEST_REASONING_LEVEL, semconv.GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID, semconv.GEN_AI_OUTPUT_TYPE,
+    semconv.GEN_AI_REQUEST_STREAM, semconv.SERVER_ADDRESS, semconv.SERVER_PORT, semconv.OPENAI_API_TYPE,
+    semconv.OPENAI_REQUEST_SERVICE_TIER,
+)
+
+
+def merge_silenced_request(span: Span, attributes: dict[str, Any]) -> None:
+    """Copy request details the silenced OpenAI SDK instrumentor saw onto `span`, where `attributes` (what the span
+    already has) lacks them; then forget them."""
+    seen = silenced_request.get()
+    if not seen:
+        return
+    silenced_request.set(None)
+    extra = {key: seen[key] for key in _MERGEABLE if key in seen and key not in attributes}
+    if extra:
+        span.set_attributes(extra)
+        attributes.update(extra)
+
+
 FINISH_REASON_MAP = {
     "tool_calls": semconv.FINISH_TOOL_CALL,
     "function_call": semconv.FINISH_TOOL_CALL,

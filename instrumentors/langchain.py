@@ -43,8 +43,8 @@ from tracekit import semconv
 from tracekit.api import current_agent_name, current_conversation_id, error_type_of, record_error
 from tracekit.content import get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
-                                            inference_recorded_by, normalize_finish_reason, set_messages,
-                                            set_opt_in)
+                                            inference_recorded_by, merge_silenced_request, normalize_finish_reason,
+                                            set_messages, set_opt_in, silenced_request)
 from tracekit.messages import (function_tool_definition, message, output_message, reasoning_part, structure_only,
                                text_part, tool_call_part, tool_call_response_part)
 
@@ -426,6 +426,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         run = self._start(run_id, parent_run_id, metadata, f"{operation} {model}", SpanKind.CLIENT, attributes,
                           make_current=True)
         run.suppress_token = inference_recorded_by.set("langchain")
+        silenced_request.set(None)  # only what the SDK sees during this call may be merged at its end
         definitions = _tool_definitions(params.get("tools"))
         if definitions and run.span is not None:
             add_masked_count(run.span, run.attributes,
@@ -519,6 +520,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
                 if value is not None:
                     found[key] = int(value)
             span.set_attributes(found)
+            merge_silenced_request(span, run.attributes)
             add_masked_count(span, run.attributes, set_messages(
                 span, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings, structure_ready=not settings.enabled))
             emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: run.input_messages,

@@ -26,7 +26,8 @@ from tracekit import semconv
 from tracekit.api import current_conversation_id, error_type_of, record_error, redacted_text
 from tracekit.content import get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
-                                            inference_recorded_by, normalize_finish_reason, set_messages)
+                                            inference_recorded_by, normalize_finish_reason, set_messages,
+                                            silenced_request)
 from tracekit.messages import (function_tool_definition, message, output_message, reasoning_part, text_part,
                                tool_call_part, tool_call_response_part)
 
@@ -558,6 +559,7 @@ def _finish_whole(call: _Call, result: Any) -> None:
 def _sync_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if inference_recorded_by.get() is not None:
+            silenced_request.set(_request_attributes(api, instance, kwargs))
             return wrapped(*args, **kwargs)
         call = _Call(instruments, api, instance, kwargs)
         try:
@@ -577,6 +579,7 @@ def _sync_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
 def _async_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if inference_recorded_by.get() is not None:
+            silenced_request.set(_request_attributes(api, instance, kwargs))
             return await wrapped(*args, **kwargs)
         call = _Call(instruments, api, instance, kwargs)
         try:

@@ -35,7 +35,8 @@ from tracekit import semconv
 from tracekit.api import redacted_text
 from tracekit.content import get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, inference_recorded_by,
-                                            normalize_finish_reason, set_messages, set_opt_in)
+                                            merge_silenced_request, normalize_finish_reason, set_messages,
+                                            set_opt_in, silenced_request)
 from tracekit.instrumentors.openai import _chat_input_messages, _get, _responses_input_messages
 from tracekit.messages import output_message, text_part, tool_call_part
 
@@ -133,6 +134,7 @@ class TracekitAgentsProcessor:
             if model != "unknown":
                 attributes[semconv.GEN_AI_REQUEST_MODEL] = str(model)
             inference_recorded_by.set("openai_agents")
+            silenced_request.set(None)  # only what the SDK sees during this call may be merged at its end
         elif kind_name == "handoff":
             name = semconv.OP_AGENT_TO_AGENT
             attributes[semconv.GEN_AI_OPERATION_NAME] = semconv.OP_AGENT_TO_AGENT
@@ -168,8 +170,10 @@ class TracekitAgentsProcessor:
             if getattr(data, "mcp_data", None):
                 span.set_attribute(semconv.GEN_AI_TOOL_TYPE, semconv.TOOL_TYPE_EXTENSION)
         elif kind_name == "generation":
+            merge_silenced_request(span, opened.attributes)
             masked += self._end_generation(span, opened, data, settings)
         elif kind_name == "response":
+            merge_silenced_request(span, opened.attributes)
             masked += self._end_response(span, opened, data, settings)
         elif kind_name == "handoff":
             target = getattr(data, "to_agent", None)
@@ -238,7 +242,8 @@ class TracekitAgentsProcessor:
         if response is not None:
             model = _get(response, "model")
             if model:
-                span.update_name(f"{semconv.OP_CHAT} {model}")
+                # Name after the requested model when the OpenAI SDK call revealed it, as direct calls are named.
+                span.update_name(f"{semconv.OP_CHAT} {opened.attributes.get(semconv.GEN_AI_REQUEST_MODEL) or model}")
                 span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, str(model))
                 opened.attributes[semconv.GEN_AI_RESPONSE_MODEL] = str(model)
             if _get(response, "id"):

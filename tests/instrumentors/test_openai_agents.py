@@ -190,8 +190,13 @@ async def test_real_openai_responses_model_against_a_local_server_one_span_per_c
         agents_instrumentor.uninstrument()
     assert result.final_output == "This is a test."
     chats = sorted((s for s in telemetry.spans if s.name.startswith("chat ")), key=lambda s: s.start_time)
-    assert [s.name for s in chats] == ["chat gpt-4o-mini-2024-07-18", "chat gpt-4o-mini-2024-07-18"]
+    assert [s.name for s in chats] == ["chat gpt-4o-mini", "chat gpt-4o-mini"]
     assert [s.instrumentation_scope.name for s in chats] == ["tracekit.instrumentors.openai_agents"] * 2
+    # What only the (silenced) OpenAI SDK instrumentor saw of the request is merged onto the Agents SDK's span.
+    assert chats[0].attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert chats[0].attributes["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
+    assert chats[0].attributes["server.address"] == "127.0.0.1"
+    assert chats[0].attributes["openai.api.type"] == "responses"
     assert chats[0].attributes["gen_ai.response.id"] == json.loads(tool_call_response.body)["id"]
     assert chats[0].attributes["gen_ai.response.finish_reasons"] == ("tool_call",)
     assert chats[1].attributes["gen_ai.response.id"] == final["id"]
