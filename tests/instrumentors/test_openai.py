@@ -251,3 +251,30 @@ def test_with_raw_response_still_records_the_response(instrumented, server, clie
     span = instrumented.span("chat gpt-4o-mini")
     assert span.attributes["gen_ai.response.id"] == _json(response)["id"]
     assert span.attributes["gen_ai.usage.input_tokens"] == 75
+
+
+def test_stream_closed_early_ends_the_span_with_what_arrived(instrumented, server, client, content_on) -> None:
+    ((request, response),) = _recorded("chat_completion_multiple_tools_streaming_with_content.yaml")
+    server.enqueue(response)
+    stream = client.chat.completions.create(**request)
+    next(iter(stream))
+    next(iter(stream))
+    stream.close()
+    span = instrumented.span("chat gpt-4o-mini")
+    assert span.end_time is not None
+    assert span.attributes["gen_ai.response.finish_reasons"] == ("error",)  # no finish_reason ever arrived
+    assert span.attributes["gen_ai.response.id"].startswith("chatcmpl-")
+    assert "gen_ai.usage.input_tokens" not in span.attributes
+
+
+async def test_async_stream_error_mid_way_is_recorded(instrumented, server, async_client, content_off) -> None:
+    server.enqueue(Canned(200, 'data: {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1, '
+                               '"model": "gpt-4o-mini", "choices": []}\n\ndata: {not json\n\n', "text/event-stream"))
+    stream = await async_client.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                                        messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(Exception):
+        async for _ in stream:
+            pass
+    span = instrumented.span("chat gpt-4o-mini")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"]
