@@ -38,11 +38,16 @@ async def test_kql_console_shows_rows_and_errors_at_their_position(store):
         screen = app.screen
         assert isinstance(screen, KqlConsoleScreen)
         editor = screen.query_one(TextArea)
+        await pilot.press("ctrl+r")  # the example query the console opens with
+        await wait_for(pilot, lambda: screen.last_rows >= 0 or screen.query_one(QueryErrorView).display)
+        results = screen.query_one("#kql-results", DataTable)
+        assert [cell.plain for cell in results.get_row_at(0)][:2] == ["gpt-4o", "9"]  # 5 travel + 4 other runs
+        assert " rows in " in shown(screen.query_one("#kql-status", Static))
+        screen.last_rows = -1
         editor.text = ('dependencies\n| where customDimensions["gen_ai.operation.name"] == "execute_tool"\n'
                        '| summarize calls = count() by name\n| order by name asc')
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: screen.last_rows >= 0 or screen.query_one(QueryErrorView).display)
-        results = screen.query_one("#kql-results", DataTable)
         rows = [[cell.plain for cell in results.get_row_at(index)] for index in range(results.row_count)]
         assert ["execute_tool search_flights", "1"] in rows and ["execute_tool book_flight", "1"] in rows
         editor.text = "dependencies\n| whre name == 'x'"
