@@ -23,6 +23,7 @@ from tracekit.export.cursor import CursorRecord, CursorStore, cursor_id
 from tracekit.export.limits import AzureShaper, LimitReport, retime_offset
 from tracekit.export.rebuild import StoredSpan
 from tracekit.export.redact import Redactor
+from tracekit.export.rows import RowPage, RowReader
 from tracekit.export.selection import SpanPage, StoreSource
 
 TOO_OLD = "older than 48 hours: Application Insights refuses it (use --retime)"
@@ -71,6 +72,8 @@ class ExportSummary:
     seconds: float = 0.0
     complete: bool = True
     last_error: str = ""
+    rejected_by_destination: int = 0  # OTLP partial success: items the endpoint accepted the request but refused
+    rejection_message: str = ""
 
     @property
     def refused_by_reason(self) -> Counter[tuple[int, str]]:
@@ -87,23 +90,26 @@ class ExportSummary:
             "trimmed_keys": dict(self.limits.trimmed_keys), "redacted_values": self.redacted,
             "refused": [{"item": r.key, "name": r.name, "status": r.status, "reason": r.reason}
                         for r in self.refused[:1000]],
-            "last_error": self.last_error,
+            "last_error": self.last_error, "rejected_by_destination": self.rejected_by_destination,
+            "rejection_message": self.rejection_message,
         }
 
 
-def prefetched_pages(source: StoreSource, keys: list[Any], page_size: int, *,
-                     with_main_agents: bool = False) -> Iterator[tuple[list[Any], SpanPage]]:
+def prefetched_pages(source: StoreSource, keys: list[Any], page_size: int, *, with_main_agents: bool = False,
+                     fetch: Callable[..., Any] | None = None) -> Iterator[tuple[list[Any], Any]]:
     """(keys, page) for each page of `keys`, reading the next page from the store while the caller sends this one
-    (sending mostly waits on the network, reading on DuckDB; both release the GIL)."""
+    (sending mostly waits on the network, reading on DuckDB; both release the GIL). Pages are `SpanPage`s from
+    `source.fetch`, or whatever `fetch` reads (RowPages for OTLP)."""
     chunks = [keys[start:start + page_size] for start in range(0, len(keys), page_size)]
     if not chunks:
         return
+    read = fetch or source.fetch
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-read") as pool:
-        upcoming = pool.submit(source.fetch, chunks[0], with_main_agents=with_main_agents)
+        upcoming = pool.submit(read, chunks[0], with_main_agents=with_main_agents)
         for index, chunk in enumerate(chunks):
             page = upcoming.result()
             if index + 1 < len(chunks):
-                upcoming = pool.submit(source.fetch, chunks[index + 1], with_main_agents=with_main_agents)
+                upcoming = pool.submit(read, chunks[index + 1], with_main_agents=with_main_agents)
             yield chunk, page
 
 
@@ -150,21 +156,32 @@ def run_export(
         console=console, disable=not show_progress, transient=False)
     with progress:
         task = progress.add_task(f"export to {sender.kind}", total=len(keys), rate="", note="")
+        # Senders that encode OTLP themselves read rows; the others (Azure Monitor) take rebuilt SDK spans.
+        row_reader = RowReader(source) if getattr(sender, "reads_rows", False) and shaper is None else None
 
         def note_retry() -> None:
             progress.update(task, note=f"retrying: {escape(sender.last_error)[:60]}")
 
         try:
-            for chunk, page in prefetched_pages(source, keys, page_size, with_main_agents=shaper is not None):
-                spans, logs, log_keys = page.spans, page.logs, page.log_keys
-                if redactor is not None:
-                    spans, logs = redactor.spans(spans), redactor.logs(logs)
-                if shaper is not None:
-                    spans, logs, log_keys = _shape(shaper, spans, logs, log_keys, record, summary,
-                                                   page.main_agents)
-                names = _names(page.spans)
+            for chunk, page in prefetched_pages(source, keys, page_size, with_main_agents=shaper is not None,
+                                                fetch=row_reader.fetch if row_reader is not None else None):
                 batch_items = _batch_items(chunk)
-                sender.send(spans, logs, log_keys, record, on_progress=note_retry)
+                if isinstance(page, RowPage):
+                    # OTLP: rows are encoded straight to protobuf (no SDK objects); redaction still comes first.
+                    if redactor is not None:
+                        page.redact(redactor)
+                    names = {f"{seq}:{trace_id}:{span_id}": name for (seq, trace_id, span_id), name
+                             in zip(page.keys, page.spans.get("name", ()))} if record.refused else {}
+                    sender.send_page(page, record, on_progress=note_retry)  # type: ignore[attr-defined]
+                else:
+                    spans, logs, log_keys = page.spans, page.logs, page.log_keys
+                    if redactor is not None:
+                        spans, logs = redactor.spans(spans), redactor.logs(logs)
+                    if shaper is not None:
+                        spans, logs, log_keys = _shape(shaper, spans, logs, log_keys, record, summary,
+                                                       page.main_agents)
+                    names = _names(page.spans)
+                    sender.send(spans, logs, log_keys, record, on_progress=note_retry)
                 if record.pending:
                     summary.complete = False
                     summary.pending = len(record.pending)
@@ -194,6 +211,9 @@ def run_export(
             summary.requests = sender.requests
             summary.retries = sender.retries
             summary.last_error = sender.last_error
+            summary.rejected_by_destination = (getattr(sender, "rejected_spans", 0)
+                                               + getattr(sender, "rejected_log_records", 0))
+            summary.rejection_message = getattr(sender, "rejection_message", "")
             summary.redacted = redactor.count if redactor is not None else 0
             summary.seconds = time.monotonic() - started
     return summary
@@ -250,6 +270,9 @@ def print_summary(summary: ExportSummary, console: Console | None = None, *, max
         ("items pending", f"{summary.pending:,}"),
         ("requests / retries", f"{summary.requests:,} / {summary.retries:,}"),
     ]
+    if summary.rejected_by_destination:
+        rows.append(("rejected by the destination", f"{summary.rejected_by_destination:,} items (OTLP partial "
+                                                    f"success): {summary.rejection_message}"))
     if summary.limits.retimed:
         rows.append(("retimed", f"{summary.limits.retimed:,} spans (original start in tracekit.original_start_time)"))
     if summary.limits.too_old:
