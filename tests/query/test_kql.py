@@ -162,6 +162,10 @@ def test_shortcut_gives_the_same_answer_as_the_full_customdimensions(mixed_reade
         '| join kind=leftouter (exceptions | summarize t = take_any(outerType) by operation_ParentId) '
         'on $left.id == $right.operation_ParentId | summarize n = sum(itemCount) by t | order by t asc',
         'union dependencies, requests | summarize n = count(), d = sum(duration) by itemType | order by itemType asc',
+        # exceptions from span events (lean rows without the full view).
+        'exceptions | summarize n = count(), i = sum(itemCount) by type, operation_ParentId '
+        '| order by operation_ParentId asc',
+        'AppExceptions | summarize count() by ExceptionType, ParentId, bin(TimeGenerated, 1m) | order by ParentId asc',
     ]
     for text in queries:
         compiled = compile_kql(reader, text)

@@ -147,7 +147,7 @@ def _compile(text: str, params: dict[str, Any] | None, schema: dict[str, list[st
     time_filtered = time_filtered and any(table in TIME_COLUMNS for table in sources)
     plain = _rewrite_sources(translation.sql_text, sources, time_filtered)
     shortcut = None
-    if sources & (set(_SHORTCUT_TABLES) | set(_EVENT_SHORTCUT_TABLES)):
+    if sources & (set(_SHORTCUT_TABLES) | set(_EVENT_SHORTCUT_TABLES) | _LEAN_TABLES):
         # Translated without the schema, `extend` and `project-away` keep `SELECT *`, so the hidden columns the
         # shortcut reads survive them. Joins, unions and `arg_max(x, *)` need the schema: no shortcut for those.
         try:
@@ -412,14 +412,16 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
     dimension_tables = {table for table in sources if table in views.CLASSIC_TABLES or table in views.WORKSPACE_TABLES}
     if not dimension_tables:
         return None
+    has_accessors = bool(_ACCESSOR.search(sql))
     if dimension_tables <= set(_SHORTCUT_TABLES):
         excluded, typed_columns = views.span_key_excluded, views.TYPED_DIMENSIONS
     elif dimension_tables <= set(_EVENT_SHORTCUT_TABLES):
         excluded, typed_columns = views.log_key_excluded, {}
-    else:
+    elif has_accessors:
         return None  # traces/exceptions mix span events and logs, whose attribute rules differ
+    else:
+        excluded, typed_columns = views.span_key_excluded, {}  # unused: there is no accessor to rewrite
     tokens = _tokens(text)
-    has_accessors = bool(_ACCESSOR.search(sql))
     if has_accessors and not _accessors_only(tokens):
         return None
     if typed_columns == {} and any(match.group(2) == "logger_name" for match in _ACCESSOR.finditer(sql)):
@@ -475,7 +477,8 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
 # Tokens after which a query may read columns it does not name (so a narrowed schema could change its answer).
 _STAR_TOKENS = {"*", "pack_all", "bag_pack", "pack", "project-away", "project-keep", "project-reorder",
                 "columnifexists", "getschema", "evaluate", "customDimensions", "Properties"}
-_LEAN_TABLES = {"requests", "dependencies", "customEvents", "AppRequests", "AppDependencies", "AppEvents"}
+_LEAN_TABLES = {"requests", "dependencies", "customEvents", "exceptions", "AppRequests", "AppDependencies",
+                "AppEvents", "AppExceptions"}
 
 
 def _narrow_join_sql(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]],

@@ -685,13 +685,51 @@ _LEAN_EVENT_FILTER = (
 )
 
 
+_EXCEPTION_TYPE = "coalesce(nullif(tk_attr_text(x.a, '$.\"exception.type\"'), ''), 'Exception')"
+# exceptions columns computed from a span event named "exception" or a log record with exception.* attributes (x).
+_LEAN_EXCEPTION_COLUMNS: dict[str, str] = {
+    "timestamp": "tk_exporter_time(x.ns)",
+    "type": f"left({_EXCEPTION_TYPE}, 1024)",
+    "outerType": f"left({_EXCEPTION_TYPE}, 1024)",
+    "innermostType": f"left({_EXCEPTION_TYPE}, 1024)",
+    "problemId": _EXCEPTION_TYPE,
+    "itemType": "'exception'",
+    "operation_Id": "x.operation_id",
+    "operation_ParentId": "x.parent_id",
+    "operation_Name": "x.operation_name",
+    "itemCount": "x.item_count",
+    f"{HIDDEN_PREFIX}attributes": "x.a",
+    f"{HIDDEN_PREFIX}time": "x.t",
+}
+def _lean_exception_rows(with_item_count: bool) -> str:
+    """Span events named "exception" and log records with exception.* attributes, as rows x of lean sources."""
+    if with_item_count:  # the span's _MS.sampleRate; only spans with events can own one
+        span_part = ("SELECT e.time_ns AS ns, e.time AS t, e.trace_id AS operation_id, e.span_id AS parent_id, "
+                     "'' AS operation_name, e.attributes AS a, coalesce(tk_item_count(s.attributes), 1) AS item_count "
+                     "FROM span_events e LEFT JOIN (SELECT trace_id, span_id, attributes FROM spans "
+                     "WHERE event_count > 0) s ON s.trace_id = e.trace_id AND s.span_id = e.span_id "
+                     "WHERE e.name = 'exception'")
+    else:
+        span_part = ("SELECT e.time_ns AS ns, e.time AS t, e.trace_id AS operation_id, e.span_id AS parent_id, "
+                     "'' AS operation_name, e.attributes AS a, 1 AS item_count FROM span_events e "
+                     "WHERE e.name = 'exception'")
+    return (span_part + " UNION ALL "
+            "SELECT l.time_ns, l.time, coalesce(l.trace_id, '00000000000000000000000000000000'), "
+            "coalesce(l.span_id, '0000000000000000'), "
+            "coalesce(tk_attr_text(l.attributes, '$.\"ai.operation.name\"'), ''), l.attributes, 1 FROM logs l "
+            "WHERE contains(CAST(l.attributes AS VARCHAR), '\"exception.') "
+            "AND (json_exists(l.attributes, '$.\"exception.type\"') "
+            "OR json_exists(l.attributes, '$.\"exception.message\"'))")
+
+
 def lean_source(table: str, columns: set[str]) -> str | None:
     """A FROM-clause subquery giving only `columns` of requests/dependencies/customEvents (or their App* twins),
     hidden `__tk_*` columns included, or None when one of them needs the full view (HTTP/DB-derived fields...)."""
     classic = WORKSPACE_TABLES.get(table, table)
-    if classic not in ("requests", "dependencies", "customEvents"):
+    if classic not in ("requests", "dependencies", "customEvents", "exceptions"):
         return None
-    lean = _LEAN_EVENT_COLUMNS if classic == "customEvents" else _LEAN_SPAN_COLUMNS
+    lean = {"customEvents": _LEAN_EVENT_COLUMNS, "exceptions": _LEAN_EXCEPTION_COLUMNS}.get(classic,
+                                                                                         _LEAN_SPAN_COLUMNS)
     renames = {}
     if table in WORKSPACE_TABLES:
         backwards = {(_WORKSPACE_OVERRIDES.get((table, c)) or WORKSPACE_RENAMES.get(c, c)): c
@@ -721,6 +759,11 @@ def lean_source(table: str, columns: set[str]) -> str | None:
         select.append(f'{expression} AS "{name}"')
     if not select:
         select.append("1 AS __tk_row")
+    if classic == "exceptions":
+        if joins_resource:
+            return None
+        rows = _lean_exception_rows("itemCount" in columns or "ItemCount" in columns)
+        return f"(SELECT {', '.join(select)} FROM ({rows}) x)"
     if classic == "customEvents":
         join = " LEFT JOIN tk_resource_tags() r ON r.resource_id = l.resource_id" if joins_resource else ""
         return f"(SELECT {', '.join(select)} FROM logs l{join} WHERE {_LEAN_EVENT_FILTER})"
