@@ -51,7 +51,7 @@ class TracekitApp(App):
 
     def open_conversation(self, key: str) -> None:
         """Replay a conversation (conversation id, response id or trace id)."""
-        self.push_screen(ConversationScreen(key))
+        self.push_screen(ConversationScreen(key, live=self.live))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A query or rendering worker failed unexpectedly: say so and keep the session (expected failures, such

@@ -149,6 +149,14 @@ def latest_seq(reader: StoreReader) -> int:
     return int(table.column("seq")[0].as_py())
 
 
+def conversation_seq(reader: StoreReader, conversation_id: str | None, trace_ids: list[str]) -> int:
+    """The newest ingest sequence among the spans of a conversation (or of these traces): the replay's live check."""
+    table = reader.sql(
+        "SELECT coalesce(max(ingest_seq), 0) AS seq FROM spans "
+        "WHERE conversation_id = ? OR trace_id IN (SELECT unnest(?::VARCHAR[]))", [conversation_id, trace_ids])
+    return int(table.column("seq")[0].as_py())
+
+
 _SPAN_COLUMNS = """
     trace_id, span_id, parent_span_id, name, kind, start_time_ns AS start_ns, end_time_ns AS end_ns, status_code,
     left(status_message, 500) AS status_message, service_name, operation_name, agent_name,

@@ -118,3 +118,29 @@ async def test_pick_a_conversation_from_the_list(store):
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ConversationScreen) and app.screen.loaded)
         assert app.screen.transcript.conversation_id == "conv-travel-42"
+
+
+async def test_replay_updates_when_the_conversation_continues(fresh_store):
+    telemetry = scenarios.Telemetry(fresh_store.collector.grpc_endpoint, seed=11)
+    try:
+        first = telemetry.open_span("invoke_agent helper", 0, {"gen_ai.operation.name": "invoke_agent",
+                                                               "gen_ai.agent.name": "helper",
+                                                               "gen_ai.conversation.id": "conv-growing"})
+        telemetry.span("chat gpt-4o", 1, 2, {"gen_ai.operation.name": "chat", "gen_ai.conversation.id": "conv-growing",
+                                             "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"first question"}]}]'},
+                       first)
+        scenarios.end(first, 3)
+        telemetry.flush()
+        app = TracekitApp(fresh_store.reader, live=True)
+        async with app.run_test(size=(160, 40)) as pilot:
+            screen = await open_conversation(pilot, app, "conv:conv-growing")
+            await pilot.press("n")
+            assert "first question" in "\n".join(block_texts(screen))
+            telemetry.span("chat gpt-4o", 10, 12, {
+                "gen_ai.operation.name": "chat", "gen_ai.conversation.id": "conv-growing",
+                "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"second question"}]}]'})
+            telemetry.flush()
+            await wait_for(pilot, lambda: "second question" in "\n".join(block_texts(screen)), timeout=10)
+            assert screen.query_one(TranscriptView).current_turn == 0  # the reader's place is kept
+    finally:
+        telemetry.shutdown()

@@ -13,9 +13,11 @@ from tracekit.conversation import load_transcript
 from tracekit.conversation.literal import DEFAULT_LIMIT
 from tracekit.conversation.model import Transcript
 from tracekit.errors import TracekitError
+from tracekit.tui.data import conversation_seq
 from tracekit.tui.widgets.transcript_view import TranscriptView
 
 EXPANDED_LIMIT = 200_000
+LIVE_INTERVAL = 2.0  # seconds between checks for new spans in the conversation
 
 
 class ConversationScreen(Screen):
@@ -35,12 +37,14 @@ class ConversationScreen(Screen):
         Binding("t", "open_trace", "Trace of turn"),
     ]
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, *, live: bool = True) -> None:
         super().__init__()
         self.key = key
+        self.live = live
         self.transcript: Transcript | None = None
         self.limit: int | None = DEFAULT_LIMIT
         self.loaded = False
+        self.seq = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -51,19 +55,41 @@ class ConversationScreen(Screen):
     def on_mount(self) -> None:
         self.query_one(TranscriptView).focus()
         self.load()
+        self.set_interval(LIVE_INTERVAL, self.poll)
 
     @work(thread=True, exclusive=True, group="transcript", exit_on_error=False)
     def load(self) -> None:
         try:
             transcript = load_transcript(self.app.reader, self.key)
+            seq = conversation_seq(self.app.reader, transcript.conversation_id, transcript.trace_ids)
         except TracekitError as error:
             self.app.call_from_thread(self.show_error, str(error))
             return
-        self.app.call_from_thread(self.show, transcript)
+        self.app.call_from_thread(self.show, transcript, seq)
 
-    async def show(self, transcript: Transcript) -> None:
+    def poll(self) -> None:
+        """Timer callback: reload the transcript when spans of this conversation arrived since it was built."""
+        if self.live and self.loaded and self.transcript is not None and self.app.screen is self:
+            self.check_for_new_spans(self.transcript.conversation_id, list(self.transcript.trace_ids))
+
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    def check_for_new_spans(self, conversation_id: str | None, trace_ids: list[str]) -> None:
+        try:
+            seq = conversation_seq(self.app.reader, conversation_id, trace_ids)
+        except TracekitError:
+            return
+        if seq > self.seq:
+            self.app.call_from_thread(self.load)
+
+    async def show(self, transcript: Transcript, seq: int = 0) -> None:
+        view = self.query_one(TranscriptView)
+        turn, scroll = view.current_turn, view.scroll_y  # a live reload keeps the reader's place
         self.transcript = transcript
-        await self.query_one(TranscriptView).show(transcript, limit=self.limit)
+        self.seq = seq
+        await view.show(transcript, limit=self.limit)
+        if turn >= 0:
+            view.select_turn(turn, scroll=False)
+        view.call_after_refresh(view.scroll_to, y=scroll, animate=False)
         self.loaded = True
         self.update_status()
 

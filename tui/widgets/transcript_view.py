@@ -73,11 +73,18 @@ class TranscriptView(VerticalScroll):
         """Move to the next (+1) or previous (-1) turn; returns the turn index now current (-1 when none)."""
         if not self.turn_widgets:
             return -1
-        target = min(max(self.current_turn + delta, 0), len(self.turn_widgets) - 1)
+        return self.select_turn(self.current_turn + delta)
+
+    def select_turn(self, index: int, *, scroll: bool = True) -> int:
+        """Make turn `index` (clamped) the current one, highlighted, and scroll it to the top when asked."""
+        if not self.turn_widgets:
+            return -1
+        target = min(max(index, 0), len(self.turn_widgets) - 1)
         if 0 <= self.current_turn < len(self.turn_widgets):
             self.turn_widgets[self.current_turn].remove_class("current")
         self.current_turn = target
         widget = self.turn_widgets[target]
         widget.add_class("current")
-        self.scroll_to_widget(widget, top=True, animate=False)
+        if scroll:
+            self.scroll_to_widget(widget, top=True, animate=False)
         return target
