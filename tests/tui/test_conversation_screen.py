@@ -126,9 +126,9 @@ async def test_replay_updates_when_the_conversation_continues(fresh_store):
         first = telemetry.open_span("invoke_agent helper", 0, {"gen_ai.operation.name": "invoke_agent",
                                                                "gen_ai.agent.name": "helper",
                                                                "gen_ai.conversation.id": "conv-growing"})
+        question = '[{"role":"user","parts":[{"type":"text","content":"first question"}]}]'
         telemetry.span("chat gpt-4o", 1, 2, {"gen_ai.operation.name": "chat", "gen_ai.conversation.id": "conv-growing",
-                                             "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"first question"}]}]'},
-                       first)
+                                             "gen_ai.input.messages": question}, first)
         scenarios.end(first, 3)
         telemetry.flush()
         app = TracekitApp(fresh_store.reader, live=True)
