@@ -60,6 +60,8 @@ def test_builtin_rules_mask_planted_secrets(policy: RedactionPolicy, text: str, 
         "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/",
         "the task-list has 12 items, 345 tokens, version 1.37.0",
         "ask about sk-learn or a sketch",
+        "ids call_78c37aa3951188059159 and chatcmpl-802d9825022590575da1 hold Luhn-valid digit runs",
+        "a table: 2024 8841 129.99 10 30 2025 7711 and 14 22",
     ],
 )
 def test_ordinary_text_is_left_alone(policy: RedactionPolicy, text: str) -> None:
