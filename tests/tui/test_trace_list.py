@@ -112,7 +112,9 @@ async def test_keys_move_open_and_show_help(store):
             assert key in help_text and description in help_text
         await pilot.press("escape")
         assert isinstance(app.screen, TraceListScreen)
-        await pilot.press("g", "enter")
+        await pilot.press("g", "y")
+        assert app.clipboard == table.traces[0].trace_id
+        await pilot.press("enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "TraceViewScreen")
         await pilot.press("escape")
         assert isinstance(app.screen, TraceListScreen)

@@ -16,8 +16,8 @@ opens the store file read-only.
 
 KEYS = """\
 keys (press ? in the UI for the full list):
-  trace list    enter open · / filter · c conversation · C conversations · r refresh · p pause live · q quit
-  trace view    j/k move · h/l collapse/expand · o/O expand/collapse all · e expand long values · esc back
+  trace list    enter open · / filter · c conversation · C conversations · y copy id · p pause live · q quit
+  trace view    j/k move · h/l collapse/expand · o/O all · e expand long values · y copy id · esc back
   conversation  n/p next/previous turn · e expand long values · t trace of the turn · esc back
   anywhere      d dashboards · : KQL console (ctrl+r runs) · ? keys
 

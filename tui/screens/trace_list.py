@@ -31,6 +31,7 @@ class TraceListScreen(Screen):
         Binding("c", "conversation", "Conversation"),
         Binding("C", "conversations", "Conversations"),
         Binding("r", "refresh", "Refresh"),
+        Binding("y", "copy_id", "Copy trace id"),
         Binding("p", "toggle_live", "Pause/resume live"),
     ]
 
@@ -171,6 +172,13 @@ class TraceListScreen(Screen):
         from tracekit.tui.screens.conversation_list import ConversationListScreen
 
         self.app.push_screen(ConversationListScreen())
+
+    def action_copy_id(self) -> None:
+        """Put the selected trace id on the clipboard (for `tracekit replay ID`, KQL, a bug report)."""
+        trace = self.query_one(TraceTable).current_trace
+        if trace is not None:
+            self.app.copy_to_clipboard(trace.trace_id)
+            self.notify(f"copied trace id {trace.trace_id}")
 
     def action_refresh(self) -> None:
         self.reload(max(PAGE_SIZE, len(self.query_one(TraceTable).traces)))

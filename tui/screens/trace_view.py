@@ -27,6 +27,7 @@ class TraceViewScreen(Screen):
         Binding("q", "back", "Back", show=False),
         Binding("e", "expand_values", "Expand values"),
         Binding("c", "conversation", "Conversation"),
+        Binding("y", "copy_id", "Copy span id"),
         Binding("tab", "switch_focus", "Tree/details", show=False),
     ]
 
@@ -167,6 +168,12 @@ class TraceViewScreen(Screen):
 
     def action_conversation(self) -> None:
         self.app.open_conversation(self.conversation_id or self.trace_id)
+
+    def action_copy_id(self) -> None:
+        """Put the selected span's id (or the trace id, when no span is selected) on the clipboard."""
+        value = self.details_for or self.trace_id
+        self.app.copy_to_clipboard(value)
+        self.notify(f"copied {'span' if self.details_for else 'trace'} id {value}")
 
     def action_switch_focus(self) -> None:
         tree, details = self.query_one(SpanTree), self.query_one(SpanDetailsView)
