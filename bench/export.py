@@ -115,92 +115,150 @@ def bench_azure(db: Path, prebuilt: list, batch_size: int) -> tuple[float, float
     return ours, baseline
 
 
-def bench_otlp(db: Path, prebuilt: list, batch_size: int, workdir: Path) -> tuple[float, float]:
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+def _start_collector(target: Path) -> tuple[subprocess.Popen, str]:
+    from tracekit.store.reader import read_state
 
-    from tracekit.export.cursor import SidecarCursorStore, sidecar_path
+    collector = subprocess.Popen([sys.executable, "-m", "tracekit.cli", "collect", "--db", str(target),
+                                  "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (read_state(target) or {}).get("grpc"):
+        if time.monotonic() > deadline or collector.poll() is not None:
+            collector.kill()
+            raise SystemExit("the collector did not start")
+        time.sleep(0.1)
+    return collector, read_state(target)
+
+
+def _timed(work) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds of this process, result) of `work()`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = work()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def bench_otlp(db: Path, spans: int, batch_size: int, workdir: Path, protocols: list[str]) -> None:
+    """End to end to `tracekit collect` in its own process: the SDK path (baseline) and the direct path."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+
+    from tracekit.export.cursor import SidecarCursorStore
     from tracekit.export.otlp import OtlpSender
     from tracekit.export.runner import run_export
     from tracekit.export.selection import Selection, StoreSource
-    from tracekit.store.reader import LocalReader, open_reader, read_state
+    from tracekit.store.reader import LocalReader, open_reader
 
     target = workdir / "target.duckdb"
-    collector = subprocess.Popen([sys.executable, "-m", "tracekit.cli", "collect", "--db", str(target),
-                                  "--grpc", "127.0.0.1:0", "--http", "off"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    collector, state = _start_collector(target)
+    expected = 0
     try:
-        deadline = time.monotonic() + 60
-        while not (read_state(target) or {}).get("grpc"):
-            if time.monotonic() > deadline or collector.poll() is not None:
-                raise SystemExit("the collector did not start")
-            time.sleep(0.1)
-        endpoint = read_state(target)["grpc"]
-        exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True)
-        started = time.perf_counter()
-        for start in range(0, len(prebuilt), batch_size):
-            exporter.export(prebuilt[start:start + batch_size])
-        baseline = len(prebuilt) / (time.perf_counter() - started)
-        exporter.shutdown()
+        for protocol in protocols:
+            endpoint = f"http://{state['grpc']}" if protocol == "grpc" else state["http"]
+            reader = LocalReader.open_file(db)
+            source = StoreSource(reader, Selection())
+            keys = source.list_keys()
 
-        reader = LocalReader.open_file(db)
-        sender = OtlpSender(f"http://{endpoint}", protocol="grpc")
-        started = time.perf_counter()
-        summary = run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(db)),
-                             page_size=batch_size, restart=True, show_progress=False)
-        ours = summary.spans_done / (time.perf_counter() - started)
-        assert summary.complete, summary.to_json()
-        sender.close()
-        reader.close()
-        stored = open_reader(target).sql("SELECT count(*) FROM spans").column(0)[0].as_py()
-        assert stored == 2 * len(prebuilt), f"{stored} rows stored, expected {2 * len(prebuilt)}"
+            def sdk_path() -> int:
+                # Baseline: what export otlp did before: rebuild SDK spans from the store, the SDK's exporter.
+                exporter = (OTLPSpanExporter(endpoint=state["grpc"], insecure=True) if protocol == "grpc" else
+                            HttpSpanExporter(endpoint=state["http"] + "/v1/traces"))
+                for start in range(0, len(keys), batch_size):
+                    exporter.export(source.fetch(keys[start:start + batch_size], with_logs=False).spans)
+                exporter.shutdown()
+                return len(keys)
+
+            base_wall, base_cpu, _ = _timed(sdk_path)
+            sender = OtlpSender(endpoint, protocol=protocol)
+            cursors = SidecarCursorStore(workdir / f"cursor-{protocol.replace('/', '-')}.json")
+            wall, cpu, summary = _timed(lambda: run_export(source, sender, cursors, page_size=batch_size,
+                                                           restart=True, show_progress=False))
+            assert summary.complete and summary.spans_done == spans, summary.to_json()
+            sender.close()
+            reader.close()
+            expected += 2 * spans
+            print(f"otlp/{protocol} to a tracekit collector, end to end (store -> rows -> protobuf -> collector):")
+            print(f"  direct encoding: {spans / wall:>9,.0f} spans/s wall, {spans / cpu:>9,.0f} spans per CPU-second "
+                  f"of the exporting process (target >= 20,000)")
+            print(f"  SDK path       : {spans / base_wall:>9,.0f} spans/s wall, {spans / base_cpu:>9,.0f} spans per "
+                  f"CPU-second (rebuild ReadableSpans + OTLPSpanExporter)")
+            print(f"  ratio          : {base_wall / wall:.1f}x wall, {base_cpu / cpu:.1f}x CPU")
+        deadline = time.monotonic() + 60
+        stored = 0
+        while time.monotonic() < deadline:
+            stored = open_reader(target).sql("SELECT count(*) FROM spans").column(0)[0].as_py()
+            if stored >= expected:
+                break
+            time.sleep(0.2)
+        assert stored == expected, f"{stored} rows stored, expected {expected}"
     finally:
         collector.terminate()
         collector.wait(30)
-    return ours, baseline
 
 
-def bench_stages(db: Path, prebuilt: list, batch_size: int) -> tuple[float, float]:
-    """In-process ceilings: reading + rebuilding spans from the store, and the SDK's OTLP protobuf encoder."""
+def bench_stages(db: Path, batch_size: int, workdir: Path) -> None:
+    """The direct path's stages in this process, in CPU time: read rows, encode protobuf, send; and the SDK
+    path's read + rebuild and encoder on the same pages (the baseline)."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
+    from tracekit.export.otlp import GrpcTransport
+    from tracekit.export.otlp_encode import OtlpEncoder
+    from tracekit.export.rows import RowReader
     from tracekit.export.selection import Selection, StoreSource
     from tracekit.store.reader import LocalReader
 
     reader = LocalReader.open_file(db)
     source = StoreSource(reader, Selection())
     keys = source.list_keys()
-    started = time.perf_counter()
-    for start in range(0, len(keys), batch_size):
-        source.fetch(keys[start:start + batch_size])
-    read_rate = len(keys) / (time.perf_counter() - started)
+    chunks = [keys[start:start + batch_size] for start in range(0, len(keys), batch_size)]
+    rows = RowReader(source)
+    _, read_cpu, pages = _timed(lambda: [rows.fetch(chunk) for chunk in chunks])
+    encoder = OtlpEncoder()
+    _, encode_cpu, bodies = _timed(lambda: [encoder.traces(page).SerializeToString() for page in pages])
+    _, rebuild_cpu, sdk_pages = _timed(lambda: [source.fetch(chunk, with_logs=False) for chunk in chunks])
+    _, sdk_encode_cpu, _ = _timed(lambda: [encode_spans(page.spans).SerializeToString() for page in sdk_pages])
     reader.close()
-    started = time.perf_counter()
-    for start in range(0, len(prebuilt), batch_size):
-        encode_spans(prebuilt[start:start + batch_size]).SerializeToString()
-    encode_rate = len(prebuilt) / (time.perf_counter() - started)
-    return read_rate, encode_rate
+    collector, state = _start_collector(workdir / "stages.duckdb")
+    try:
+        transport = GrpcTransport(state["grpc"], secure=False, headers={}, timeout=60, gzip_=False)
+        send_wall, send_cpu, _ = _timed(lambda: [transport.export("traces", body) for body in bodies])
+        transport.close()
+    finally:
+        collector.terminate()
+        collector.wait(30)
+    n = len(keys)
+    print(f"stages, direct path (spans per CPU-second of this process; {n:,} spans, pages of {batch_size:,}):")
+    print(f"  read rows from the store      {n / read_cpu:>10,.0f}")
+    print(f"  encode protobuf               {n / encode_cpu:>10,.0f}   ({sum(map(len, bodies)) / n:,.0f} bytes/span)")
+    print(f"  send over gRPC                {n / send_cpu:>10,.0f}   (wall {n / send_wall:,.0f}/s: collector ingest)")
+    print(f"  all three                     {n / (read_cpu + encode_cpu + send_cpu):>10,.0f}")
+    print("stages, SDK path (baseline, same pages):")
+    print(f"  read + rebuild ReadableSpans  {n / rebuild_cpu:>10,.0f}")
+    print(f"  SDK OTLP encoder              {n / sdk_encode_cpu:>10,.0f}")
+    print(f"  ratio, read+encode            {(rebuild_cpu + sdk_encode_cpu) / (read_cpu + encode_cpu):>10.1f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=500, help="Azure batch size (OTLP uses 4x)")
+    parser.add_argument("--only", choices=("otlp", "azure"), help="run one destination's benchmark")
+    parser.add_argument("--protocol", action="append", choices=("grpc", "http/protobuf"),
+                        help="OTLP protocols to run (default: both)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         db = workdir / "source.duckdb"
         started = time.perf_counter()
         prebuilt = build_store(db, args.spans)
-        print(f"store: {len(prebuilt):,} spans built in {time.perf_counter() - started:.1f} s")
-        read_rate, encode_rate = bench_stages(db, prebuilt, args.batch_size * 4)
-        print(f"stages (in process, no network): read + rebuild from the store {read_rate:,.0f} spans/s; "
-              f"SDK OTLP encoder {encode_rate:,.0f} spans/s")
-        ours, baseline = bench_azure(db, prebuilt, args.batch_size)
-        print(f"azure monitor protocol: {ours:,.0f} spans/s end to end (target >= 5,000); bare exporter on "
-              f"prebuilt spans {baseline:,.0f} spans/s; ratio {ours / baseline:.2f}")
-        ours, baseline = bench_otlp(db, prebuilt, args.batch_size * 4, workdir)
-        print(f"otlp/grpc to a tracekit collector: {ours:,.0f} spans/s end to end (target >= 20,000); bare "
-              f"OTLPSpanExporter on prebuilt spans {baseline:,.0f} spans/s; ratio {ours / baseline:.2f}")
+        print(f"store: {len(prebuilt):,} spans built in {time.perf_counter() - started:.1f} s; "
+              f"load average {os.getloadavg()[0]:.1f}")
+        if args.only != "azure":
+            bench_stages(db, args.batch_size * 4, workdir)
+            bench_otlp(db, len(prebuilt), args.batch_size * 4, workdir, args.protocol or ["grpc", "http/protobuf"])
+        if args.only != "otlp":
+            ours, baseline = bench_azure(db, prebuilt, args.batch_size)
+            print(f"azure monitor protocol: {ours:,.0f} spans/s end to end (target >= 5,000); bare exporter on "
+                  f"prebuilt spans {baseline:,.0f} spans/s; ratio {ours / baseline:.2f}")
 
 
 if __name__ == "__main__":

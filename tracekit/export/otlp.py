@@ -21,6 +21,7 @@ import http.client
 import os
 import random
 import ssl
+import threading
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Sequence
@@ -250,6 +251,7 @@ class OtlpSender:
             base = endpoint if "://" in endpoint else f"http://{endpoint}"
             self.transport = HttpTransport(base, headers=headers, timeout=timeout, gzip_=gzip_)
         self.encoder = OtlpEncoder()
+        self._encoding = threading.Lock()
         self.max_attempts = max(1, max_attempts)
         self._sleep = sleep
         self.requests = 0
@@ -260,13 +262,22 @@ class OtlpSender:
         self.rejected_log_records = 0
         self.rejection_message = ""
 
+    def prepare(self, page: RowPage) -> None:
+        """Encode the page's requests ahead of sending (the runner calls this on its prefetch thread, after
+        redaction, so the next page is encoded while the current one is on the wire)."""
+        with self._encoding:
+            if page.keys:
+                page.encoded["traces"] = self.encoder.traces(page).SerializeToString()
+            if page.logs:
+                page.encoded["logs"] = self.encoder.logs(page).SerializeToString()
+
     def send_page(self, page: RowPage, state: CursorRecord, on_progress: Callable[[], None] | None = None) -> None:
         """Export what of `page` is not delivered yet; a request that cannot be delivered leaves its items pending."""
         done = state.delivered
         span_keys = page.item_keys()
         if span_keys and span_keys[0] not in done:
-            request = self.encoder.traces(page)
-            response = self._deliver("traces", request.SerializeToString(), on_progress)
+            body = page.encoded.get("traces") or self._encode(self.encoder.traces, page)
+            response = self._deliver("traces", body, on_progress)
             if response is None:
                 state.pending.update((key, None) for key in span_keys)
                 # The destination is failing: keep the log records for the next attempt too.
@@ -277,14 +288,21 @@ class OtlpSender:
             self._delivered(span_keys, state)
         fresh_logs = [key for key in page.log_keys if key not in done]
         if fresh_logs:
-            request = self.encoder.logs(page, set(fresh_logs) if len(fresh_logs) < len(page.log_keys) else None)
-            response = self._deliver("logs", request.SerializeToString(), on_progress)
+            if len(fresh_logs) == len(page.log_keys) and "logs" in page.encoded:
+                body = page.encoded["logs"]
+            else:  # a resumed batch: only the records not delivered yet
+                body = self._encode(self.encoder.logs, page, set(fresh_logs))
+            response = self._deliver("logs", body, on_progress)
             if response is None:
                 state.pending.update((key, None) for key in fresh_logs)
                 return
             partial = ExportLogsServiceResponse.FromString(response).partial_success
             self._partial(0, partial.rejected_log_records, partial.error_message)
             self._delivered(fresh_logs, state)
+
+    def _encode(self, encode: Callable[..., Any], *args: Any) -> bytes:
+        with self._encoding:  # the encoder's caches are shared with the prefetch thread
+            return encode(*args).SerializeToString()
 
     def send(self, spans: Sequence[Any], logs: Sequence[Any], log_keys: Sequence[str], state: CursorRecord,
              on_progress: Callable[[], None] | None = None) -> None:

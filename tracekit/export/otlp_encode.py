@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+import orjson
+
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList
@@ -33,7 +35,7 @@ SPAN_KINDS = {"UNSPECIFIED": Span.SPAN_KIND_UNSPECIFIED, "INTERNAL": Span.SPAN_K
 STATUS_CODES = {"UNSET": Status.STATUS_CODE_UNSET, "OK": Status.STATUS_CODE_OK, "ERROR": Status.STATUS_CODE_ERROR}
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-_MAX_FRAGMENTS = 200_000  # distinct (key, value) fragments kept per message type; high-cardinality values churn
+_MAX_FRAGMENTS_PER_KEY = 20_000  # distinct values cached per attribute key
 
 
 def any_value(value: Any) -> AnyValue:
@@ -66,27 +68,44 @@ class AttributeFragments:
     """Serialized one-attribute messages of one type (Span, Span.Event, ...), cached by (key, value)."""
 
     def __init__(self, message: Callable[..., Any]) -> None:
-        self._message = message
-        self._cache: dict[tuple[str, type, Any], bytes] = {}
+        # One reused message with one KeyValue: a new fragment is two field sets and a serialization.
+        self._holder = message()
+        self._entry = self._holder.attributes.add()
+        self._by_type: dict[type, dict[str, dict[Any, bytes]]] = {}  # type -> key -> value -> fragment
 
     def _fragment(self, key: str, value: Any) -> bytes:
-        return self._message(attributes=[KeyValue(key=key, value=any_value(value))]).SerializeToString()
+        entry = self._entry
+        entry.key = key
+        kind = type(value)
+        if kind is str:
+            entry.value.string_value = value
+        elif kind is bool:
+            entry.value.bool_value = value
+        elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
+            entry.value.int_value = value
+        else:
+            entry.value.CopyFrom(any_value(value))
+        return self._holder.SerializeToString()
 
     def encode(self, attributes: dict[str, Any]) -> bytes:
         """The attributes as bytes that, merged into an empty message of this type, set its `attributes`."""
-        cache = self._cache
+        by_type = self._by_type
         parts = []
         for key, value in attributes.items():
             kind = type(value)
-            if kind is list or kind is dict:  # not hashable; and rarely repeated verbatim
-                parts.append(self._fragment(key, value))
-                continue
-            cache_key = (key, kind, value)  # the type too: True and 1 are equal keys but different values
-            fragment = cache.get(cache_key)
+            # Separate caches per type (True == 1 in Python, not in OTLP); lists and objects by their JSON text.
+            by_key = by_type.get(kind)
+            if by_key is None:
+                by_key = by_type[kind] = {}
+            by_value = by_key.get(key)
+            if by_value is None:
+                by_value = by_key[key] = {}
+            lookup = orjson.dumps(value) if kind is list or kind is dict else value
+            fragment = by_value.get(lookup)
             if fragment is None:
-                if len(cache) >= _MAX_FRAGMENTS:
-                    cache.clear()
-                fragment = cache[cache_key] = self._fragment(key, value)
+                if len(by_value) >= _MAX_FRAGMENTS_PER_KEY:  # a high-cardinality key (ids): keep memory bounded
+                    by_value.clear()
+                fragment = by_value[lookup] = self._fragment(key, value)
             parts.append(fragment)
         return b"".join(parts)
 

@@ -34,6 +34,7 @@ class RowPage:
     logs: list[dict[str, Any]] = field(default_factory=list)                    # rows, attributes/body parsed
     log_keys: list[str] = field(default_factory=list)
     resources: dict[int, tuple[dict[str, Any], str]] = field(default_factory=dict)  # id -> (attributes, schema)
+    encoded: dict[str, bytes] = field(default_factory=dict)  # serialized requests by signal, once a sender encoded
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -86,42 +87,49 @@ class RowReader:
         self.source = source
         self.reader = source.reader
         self._resources: dict[int, tuple[dict[str, Any], str]] = {}
+        self._span_logs: bool | None = None
 
     def fetch(self, keys: list[StoreKey], *, with_logs: bool = True, **_: Any) -> RowPage:
         """The spans named by `keys` (a slice of `StoreSource.list_keys`), in that order, with their children."""
         if not keys:
             return RowPage([], {}, [])
         low, high = keys[0][0], keys[-1][0]
-        joined = [trace + span for _, trace, span in keys]
-        span_ids = sorted({span for _, _, span in keys})
+        # Ids go to DuckDB as one comma-joined text (hex ids have no commas): binding a 2,000-element list
+        # parameter costs more than the query itself.
+        joined = ",".join([trace + span for _, trace, span in keys])
+        span_ids = ",".join(sorted({span for _, _, span in keys}))
         table = self.reader.sql(
-            f"SELECT {SPAN_COLUMNS} FROM spans s WHERE s.ingest_seq BETWEEN ? AND ? "
-            "AND s.trace_id || s.span_id IN (SELECT unnest(?::VARCHAR[]))", [low, high, joined])
+            f"SELECT {SPAN_COLUMNS}, event_count, link_count FROM spans s WHERE s.ingest_seq BETWEEN ? AND ? "
+            "AND s.trace_id || s.span_id IN (SELECT unnest(string_split(?, ','))) "
+            "ORDER BY s.ingest_seq, s.trace_id, s.span_id", [low, high, joined])
         columns = table.to_pydict()
-        # Rows come back in any order (and a page may hold other copies of a span): put them in `keys` order.
-        position = {(seq, trace, span): index for index, (seq, trace, span) in enumerate(
-            zip(columns["ingest_seq"], columns["trace_id"], columns["span_id"]))}
-        indices = [position[key] for key in keys if key in position]
-        if indices != list(range(len(indices))) or len(indices) != table.num_rows:
-            columns = {name: [values[i] for i in indices] for name, values in columns.items()}
         found = list(zip(columns["ingest_seq"], columns["trace_id"], columns["span_id"]))
+        if found != keys:
+            # Other stored copies of a span (another ingest_seq in the range) or keys gone since listing.
+            wanted = set(keys)
+            indices = [index for index, key in enumerate(found) if key in wanted]
+            columns = {name: [values[i] for i in indices] for name, values in columns.items()}
+            found = [found[i] for i in indices]
         page = RowPage(keys=found, spans=columns,
                        attributes=[_loads(text) if text else {} for text in columns["attributes"]])
-        page.events = _children(self.reader.sql(
-            "SELECT ingest_seq, trace_id, span_id, event_index, time_ns, name, attributes, dropped_attributes_count "
-            "FROM span_events WHERE ingest_seq BETWEEN ? AND ? AND span_id IN (SELECT unnest(?::VARCHAR[]))",
-            [low, high, span_ids]), "event_index")
-        page.links = _children(self.reader.sql(
-            "SELECT ingest_seq, trace_id, span_id, link_index, linked_trace_id, linked_span_id, trace_state, flags, "
-            "attributes, dropped_attributes_count FROM span_links WHERE ingest_seq BETWEEN ? AND ? "
-            "AND span_id IN (SELECT unnest(?::VARCHAR[]))", [low, high, span_ids]), "link_index")
+        # Most pages have no events or links at all: skip those queries then.
+        if any(columns["event_count"]):
+            page.events = _children(self.reader.sql(
+                "SELECT ingest_seq, trace_id, span_id, event_index, time_ns, name, attributes, "
+                "dropped_attributes_count FROM span_events WHERE ingest_seq BETWEEN ? AND ? "
+                "AND span_id IN (SELECT unnest(string_split(?, ',')))", [low, high, span_ids]), "event_index")
+        if any(columns["link_count"]):
+            page.links = _children(self.reader.sql(
+                "SELECT ingest_seq, trace_id, span_id, link_index, linked_trace_id, linked_span_id, trace_state, "
+                "flags, attributes, dropped_attributes_count FROM span_links WHERE ingest_seq BETWEEN ? AND ? "
+                "AND span_id IN (SELECT unnest(string_split(?, ',')))", [low, high, span_ids]), "link_index")
         resource_ids = set(columns["resource_id"])
-        if with_logs:
+        if with_logs and self._has_span_logs():
             logs = self.reader.sql(
                 "SELECT time_ns, observed_time_ns, severity_number, severity_text, body, event_name, trace_id, "
                 "span_id, flags, resource_id, scope_name, scope_version, attributes, dropped_attributes_count "
-                "FROM logs WHERE span_id IN (SELECT unnest(?::VARCHAR[])) AND trace_id || span_id IN "
-                "(SELECT unnest(?::VARCHAR[])) ORDER BY trace_id, span_id, time_ns, event_name, attributes",
+                "FROM logs WHERE span_id IN (SELECT unnest(string_split(?, ','))) AND trace_id || span_id IN "
+                "(SELECT unnest(string_split(?, ','))) ORDER BY trace_id, span_id, time_ns, event_name, attributes",
                 [span_ids, joined]).to_pylist()
             for row in logs:
                 page.log_keys.append(log_key(row))
@@ -131,6 +139,14 @@ class RowReader:
             page.logs = logs
         page.resources = self._load_resources(resource_ids)
         return page
+
+    def _has_span_logs(self) -> bool:
+        """Whether the store holds any log record correlated with a span (asked once per reader; a store without
+        any, the common case for pure tracing, then costs no log query per page)."""
+        if self._span_logs is None:
+            self._span_logs = bool(self.reader.sql(
+                "SELECT count(*) FROM (SELECT 1 FROM logs WHERE span_id IS NOT NULL LIMIT 1)").column(0)[0].as_py())
+        return self._span_logs
 
     def _load_resources(self, ids: set[int]) -> dict[int, tuple[dict[str, Any], str]]:
         missing = [i for i in ids if i not in self._resources and i is not None]

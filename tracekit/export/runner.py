@@ -157,19 +157,28 @@ def run_export(
     with progress:
         task = progress.add_task(f"export to {sender.kind}", total=len(keys), rate="", note="")
         # Senders that encode OTLP themselves read rows; the others (Azure Monitor) take rebuilt SDK spans.
-        row_reader = RowReader(source) if getattr(sender, "reads_rows", False) and shaper is None else None
+        read_rows = None
+        if getattr(sender, "reads_rows", False) and shaper is None:
+            row_reader = RowReader(source)
+
+            def read_rows(chunk: list[Any], **_: Any) -> RowPage:
+                # On the prefetch thread: the next page is read, redacted and encoded while this one is on the wire.
+                page = row_reader.fetch(chunk)
+                if redactor is not None:
+                    page.redact(redactor)
+                sender.prepare(page)  # type: ignore[attr-defined]
+                return page
+
 
         def note_retry() -> None:
             progress.update(task, note=f"retrying: {escape(sender.last_error)[:60]}")
 
         try:
             for chunk, page in prefetched_pages(source, keys, page_size, with_main_agents=shaper is not None,
-                                                fetch=row_reader.fetch if row_reader is not None else None):
+                                                fetch=read_rows):
                 batch_items = _batch_items(chunk)
                 if isinstance(page, RowPage):
-                    # OTLP: rows are encoded straight to protobuf (no SDK objects); redaction still comes first.
-                    if redactor is not None:
-                        page.redact(redactor)
+                    # OTLP: rows, redacted and encoded straight to protobuf by read_rows (no SDK objects).
                     names = {f"{seq}:{trace_id}:{span_id}": name for (seq, trace_id, span_id), name
                              in zip(page.keys, page.spans.get("name", ()))} if record.refused else {}
                     sender.send_page(page, record, on_progress=note_retry)  # type: ignore[attr-defined]
