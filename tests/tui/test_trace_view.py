@@ -168,3 +168,22 @@ async def test_details_show_span_events_and_correlated_log_records(store):
         text = await details_of(pilot, screen)
         assert "── log records (2)" in text
         assert "gen_ai.user.message" in text and "Weather in Paris?" in text
+
+
+async def test_find_a_span_by_name_and_step_through_matches(store):
+    app = TracekitApp(store.reader, live=False)
+    async with app.run_test(size=(200, 50)) as pilot:
+        screen = await open_trace(pilot, app, "agent:triage")
+        await pilot.press("slash")
+        search = screen.query_one("#span-search", Input)
+        assert search.display and search.has_focus
+        search.value = "GPT-4O"
+        await pilot.press("enter")
+        tree = screen.query_one(SpanTree)
+        assert len(screen.matches) == 3 and not search.display
+        await wait_for(pilot, lambda: tree.cursor_node is not None and tree.cursor_node.data.span_id == screen.matches[0])
+        await pilot.press("n")
+        await wait_for(pilot, lambda: tree.cursor_node.data.span_id == screen.matches[1])
+        await pilot.press("N", "N")
+        await wait_for(pilot, lambda: tree.cursor_node.data.span_id == screen.matches[2])
+        assert tree.cursor_node.data.span.agent_name == "booker"

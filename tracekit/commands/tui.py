@@ -17,7 +17,7 @@ opens the store file read-only.
 KEYS = """\
 keys (press ? in the UI for the full list):
   trace list    enter open · / filter · c conversation · C conversations · y copy id · p pause live · q quit
-  trace view    j/k move · h/l collapse/expand · o/O all · e expand long values · y copy id · esc back
+  trace view    j/k move · h/l collapse/expand · o/O all · / find (n/N) · e expand values · y copy id · esc back
   conversation  n/p next/previous turn · e expand long values · t trace of the turn · esc back
   anywhere      d dashboards · : KQL console (ctrl+r runs) · ? keys
 

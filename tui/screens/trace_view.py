@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from tracekit.errors import TracekitError
 from tracekit.tui.data import SpanRow, attribute_value, span_details, trace_spans
@@ -29,6 +29,9 @@ class TraceViewScreen(Screen):
         Binding("c", "conversation", "Conversation"),
         Binding("y", "copy_id", "Copy span id"),
         Binding("tab", "switch_focus", "Tree/details", show=False),
+        Binding("slash", "search", "Find span"),
+        Binding("n", "next_match(1)", "Next match", show=False),
+        Binding("N", "next_match(-1)", "Previous match", show=False),
     ]
 
     def __init__(self, trace_id: str, *, select_span: str | None = None, live: bool = True) -> None:
@@ -41,6 +44,8 @@ class TraceViewScreen(Screen):
         self.loaded = False
         self.conversation_id: str | None = None
         self.details_for: str | None = None
+        self.matches: list[str] = []
+        self.match_index = -1
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -48,9 +53,12 @@ class TraceViewScreen(Screen):
         with Horizontal(id="trace-body"):
             yield SpanTree(id="span-tree")
             yield SpanDetailsView(id="span-details")
+        yield Input(placeholder="find a span: name, agent, tool, model or id (Enter; n / N for next / previous)",
+                    id="span-search")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#span-search", Input).display = False
         self.query_one(SpanTree).focus()
         self.load_spans()
         self.set_interval(LIVE_INTERVAL, self.poll)
@@ -156,6 +164,11 @@ class TraceViewScreen(Screen):
         self.load_details(event.span)
 
     def action_back(self) -> None:
+        search = self.query_one("#span-search", Input)
+        if search.display:
+            search.display = False
+            self.query_one(SpanTree).focus()
+            return
         self.app.pop_screen()
 
     def action_expand_values(self) -> None:
@@ -174,6 +187,30 @@ class TraceViewScreen(Screen):
         value = self.details_for or self.trace_id
         self.app.copy_to_clipboard(value)
         self.notify(f"copied {'span' if self.details_for else 'trace'} id {value}")
+
+    def action_search(self) -> None:
+        search = self.query_one("#span-search", Input)
+        search.display = True
+        search.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        tree = self.query_one(SpanTree)
+        self.matches = tree.find(event.value) if event.value.strip() else []
+        self.match_index = -1
+        event.input.display = False
+        tree.focus()
+        if not self.matches:
+            self.notify(f"no span matches {event.value!r}" if event.value.strip() else "search cleared")
+            return
+        self.action_next_match(1)
+
+    def action_next_match(self, delta: int) -> None:
+        if not self.matches:
+            return
+        self.match_index = (self.match_index + delta) % len(self.matches)
+        self.query_one(SpanTree).select_span(self.matches[self.match_index])
+        self.notify(f"match {self.match_index + 1} of {len(self.matches)}", timeout=2)
 
     def action_switch_focus(self) -> None:
         tree, details = self.query_one(SpanTree), self.query_one(SpanDetailsView)

@@ -63,6 +63,7 @@ class SpanTree(Tree[SpanNode]):
         self.guide_depth = GUIDE
         self.trace_start = 0
         self.trace_end = 1
+        self.forest: list[SpanNode] = []
         self._span_items: dict[str, TreeNode] = {}  # span id -> built tree node
         self._span_parents: dict[str, SpanNode] = {}  # span id -> parent in the forest
         self._unbuilt: dict[int, tuple[TreeNode, SpanNode]] = {}  # tree node id -> children not built yet
@@ -75,6 +76,7 @@ class SpanTree(Tree[SpanNode]):
         CHILD_BATCH children at a time, so a 10,000-span trace opens as fast as a small one.
         """
         forest = build_forest(spans)
+        self.forest = forest
         self.trace_start = min((s.start_ns for s in spans), default=0)
         self.trace_end = max((s.end_ns for s in spans), default=1)
         self.clear()
@@ -126,6 +128,19 @@ class SpanTree(Tree[SpanNode]):
         parent, children, offset, marker = more
         marker.remove()
         self._add_children(parent, children, offset)
+
+    def find(self, text: str) -> list[str]:
+        """Ids of the spans whose name, agent, tool or model contains `text` (any case), in display order."""
+        needle = text.casefold()
+        found = []
+        for node in walk(self.forest):
+            span = node.span
+            if span is None:
+                continue
+            fields = (span.name, span.agent_name, span.tool_name, span.model, span.span_id)
+            if any(needle in value.casefold() for value in fields if value):
+                found.append(span.span_id)
+        return found
 
     def select_span(self, span_id: str) -> bool:
         """Move the cursor to a span, building and opening its ancestors."""
