@@ -394,15 +394,16 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
                          metadata: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> _Run:
         metadata = metadata or {}
         params: Mapping[str, Any] = kwargs.get("invocation_params") or {}
-        model = _model_name(params, metadata, serialized) or "unknown"
+        model = _model_name(params, metadata, serialized)
         provider = _PROVIDER_MAP.get(str(metadata.get("ls_provider", "")).lower(),
                                      str(metadata.get("ls_provider") or "langchain"))
         attributes: dict[str, Any] = {
             semconv.GEN_AI_OPERATION_NAME: operation,
             semconv.GEN_AI_PROVIDER_NAME: provider,
             semconv.GEN_AI_SYSTEM: provider,
-            semconv.GEN_AI_REQUEST_MODEL: model,
         }
+        if model:
+            attributes[semconv.GEN_AI_REQUEST_MODEL] = model
         numeric = {
             semconv.GEN_AI_REQUEST_TEMPERATURE: params.get("temperature", metadata.get("ls_temperature")),
             semconv.GEN_AI_REQUEST_MAX_TOKENS: params.get("max_tokens", metadata.get("ls_max_tokens")),
@@ -423,7 +424,9 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop] if isinstance(stop, str) else list(stop)
         if params.get("stream") or params.get("streaming"):
             attributes[semconv.GEN_AI_REQUEST_STREAM] = True
-        run = self._start(run_id, parent_run_id, metadata, f"{operation} {model}", SpanKind.CLIENT, attributes,
+        # The spec's name is "{operation} {model}", or the operation alone when the model is not known.
+        run = self._start(run_id, parent_run_id, metadata, f"{operation} {model}" if model else operation,
+                          SpanKind.CLIENT, attributes,
                           make_current=True)
         run.suppress_token = inference_recorded_by.set("langchain")
         silenced_request.set(None)  # only what the SDK sees during this call may be merged at its end

@@ -177,15 +177,16 @@ def _provider(instance: Any) -> str:
 
 def _request_attributes(api: str, instance: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     model = kwargs.get("model")
-    model = str(model) if _given(model) else "unknown"
+    model = str(model) if _given(model) else None
     provider = _provider(instance)
     attributes: dict[str, Any] = {
         semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
         semconv.GEN_AI_PROVIDER_NAME: provider,
         semconv.GEN_AI_SYSTEM: provider,
-        semconv.GEN_AI_REQUEST_MODEL: model,
         semconv.OPENAI_API_TYPE: api,
     }
+    if model:  # a Responses call may name a stored prompt instead of a model
+        attributes[semconv.GEN_AI_REQUEST_MODEL] = model
     attributes.update(_server_attributes(instance))
     max_tokens = kwargs.get("max_completion_tokens", kwargs.get("max_tokens", kwargs.get("max_output_tokens")))
     simple = {
@@ -242,7 +243,8 @@ class _Call:
         self.started = time.perf_counter()
         self.first_chunk: float | None = None
         self.done = False
-        name = f"{semconv.OP_CHAT} {self.attributes[semconv.GEN_AI_REQUEST_MODEL]}"
+        model = self.attributes.get(semconv.GEN_AI_REQUEST_MODEL)
+        name = f"{semconv.OP_CHAT} {model}" if model else semconv.OP_CHAT
         self.span = instruments.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=self.attributes)
         # Streaming accumulators: choice index -> text pieces / tool calls / finish reason.
         self.texts: dict[int, list[str]] = {}

@@ -125,13 +125,13 @@ class TracekitAgentsProcessor:
                                semconv.GEN_AI_TOOL_NAME: str(data.name),
                                semconv.GEN_AI_TOOL_TYPE: semconv.TOOL_TYPE_FUNCTION})
         elif kind_name in ("generation", "response"):
-            model = getattr(data, "model", None) or "unknown"
-            name = f"{semconv.OP_CHAT} {model}"
+            model = getattr(data, "model", None)
+            name = f"{semconv.OP_CHAT} {model}" if model else semconv.OP_CHAT
             kind = SpanKind.CLIENT
             attributes.update({semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
                                semconv.GEN_AI_PROVIDER_NAME: semconv.PROVIDER_OPENAI,
                                semconv.GEN_AI_SYSTEM: semconv.PROVIDER_OPENAI})
-            if model != "unknown":
+            if model:
                 attributes[semconv.GEN_AI_REQUEST_MODEL] = str(model)
             inference_recorded_by.set("openai_agents")
             silenced_request.set(None)  # only what the SDK sees during this call may be merged at its end

@@ -142,3 +142,23 @@ def test_demo_help_explains_itself(capsys) -> None:
         main(["demo", "--help"])
     out = capsys.readouterr().out
     assert "--endpoint" in out and "no API key" in out
+
+
+def test_global_configure_in_a_fresh_process_sends_to_the_collector(collector, tmp_path) -> None:
+    """The path users take: configure() sets the global providers, instrument() patches the frameworks."""
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import tracekit\n"
+        f"result = tracekit.configure('fresh-app', endpoint='http://{collector.grpc_endpoint}', instrument=True)\n"
+        "from langchain_core.language_models.fake_chat_models import FakeListChatModel\n"
+        "with tracekit.agent('fresh-agent', conversation_id='conv-fresh'):\n"
+        "    FakeListChatModel(responses=['hi']).invoke('hello')\n"
+        "print(sorted(result.instrumented))\n"
+        "result.shutdown()\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "['langchain', 'openai', 'openai_agents']"
+    rows = _rows(collector, "SELECT name, conversation_id FROM spans ORDER BY name")
+    assert [(row["name"], row["conversation_id"]) for row in rows] == [
+        ("chat", "conv-fresh"), ("invoke_agent fresh-agent", "conv-fresh")]  # no model name known: just "chat"
