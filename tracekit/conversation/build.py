@@ -73,7 +73,8 @@ class SpanRecord:
 INFERENCE, AGENT, TOOL, STEP, HANDOFF, OTHER = "inference", "agent", "tool", "step", "handoff", "other"
 _STEP_OPERATIONS = semconv.MULTI_AGENT_OPERATIONS | {semconv.OP_CREATE_AGENT, semconv.OP_RETRIEVAL}
 _OPENINFERENCE_ROLES = {"LLM": INFERENCE, "AGENT": AGENT, "TOOL": TOOL, "RETRIEVER": STEP}
-_HANDOFF_OPERATION = "agent_handoff"  # OTel openai-agents-v2 processor
+_HANDOFF_OPERATION = "agent_handoff"
+_SYSTEM_ROLES = frozenset({"system", "developer"})  # OTel openai-agents-v2 processor
 
 
 def operation_of(span: SpanRecord) -> str | None:
@@ -239,11 +240,7 @@ class _Builder:
                 dedupe_output: bool) -> None:
         """System instructions, the new input messages and the output messages of one span."""
         if content.system:
-            key = orjson.dumps([(p.kind.value, _normal(p.content)) for p in content.system], default=str)
-            if (agent, key) not in self.seen_system:
-                self.seen_system.add((agent, key))
-                self.add(Entry(EntryKind.SYSTEM, span.start_time_ns, agent=agent, span_id=span.span_id,
-                               trace_id=span.trace_id, turn=turn, system=content.system, title="system"))
+            self.system_entry(span, content.system, agent, turn)
         available = self.seen_messages.copy()
         carried = 0
         first_new: Entry | None = None
@@ -254,6 +251,9 @@ class _Builder:
                 carried += 1
                 continue
             self.seen_messages[key] += 1
+            if message.role in _SYSTEM_ROLES:  # system text sent inside the history reads as instructions
+                self.system_entry(span, message.parts, agent, turn)
+                continue
             message = self.absorb_tool_results(message)
             if message is None:
                 continue
@@ -267,6 +267,15 @@ class _Builder:
                 continue
             self.seen_messages[fingerprint(message)] += 1
             self.emit_message(span, message, agent, turn, span.end_time_ns)
+
+    def system_entry(self, span: SpanRecord, parts: list[Part], agent: str | None, turn: int | None) -> None:
+        """System instructions, shown once per agent until they change."""
+        key = orjson.dumps([(p.kind.value, _normal(p.content)) for p in parts], default=str)
+        if (agent, key) in self.seen_system:
+            return
+        self.seen_system.add((agent, key))
+        self.add(Entry(EntryKind.SYSTEM, span.start_time_ns, agent=agent, span_id=span.span_id,
+                       trace_id=span.trace_id, turn=turn, system=parts, title="system"))
 
     def emit_message(self, span: SpanRecord, message: Message, agent: str | None, turn: int | None,
                      time_ns: int) -> Entry:
