@@ -258,3 +258,10 @@ def test_exception_text_is_redacted_at_the_source_even_without_the_processor(con
     assert key not in span.to_json() and "ann@example.com" not in span.to_json()
     assert span.status.description == "PermissionError: 401 for key [REDACTED:openai_key] (owner [REDACTED:email])"
     assert span.events[0].attributes["exception.type"] == "PermissionError"
+
+
+def test_every_public_name_resolves() -> None:
+    assert set(tracekit.__all__) - {"__version__"} == set(tracekit._EXPORTS)
+    for name in tracekit.__all__:
+        assert getattr(tracekit, name) is not None
+    assert callable(tracekit.configure) and callable(tracekit.instrument)  # functions, not the modules
