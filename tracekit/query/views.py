@@ -128,10 +128,12 @@ CREATE OR REPLACE TEMP MACRO tk_span_properties(a) AS {_properties_sql('a', _spa
 CREATE OR REPLACE TEMP MACRO tk_log_properties(a) AS {_properties_sql('a', _log_key_excluded_sql('e.key'))};
 -- customDimensions[path] of a span, straight from its attributes: what tk_span_properties(a)[path] would give,
 -- at the cost of one attribute. tracekit.query.kql uses it for keys without a typed column.
+-- The document is parsed once (json_extract); the rest works on the small extracted value.
+CREATE OR REPLACE TEMP MACRO tk_dimension_value(v, lim) AS
+    CASE WHEN v IS NULL OR json_type(v) = 'NULL' THEN CAST(NULL AS JSON) ELSE to_json(left(tk_py_str(v), lim)) END;
 CREATE OR REPLACE TEMP MACRO tk_dimension(a, path, lim) AS
     CASE WHEN NOT contains(CAST(a AS VARCHAR), substr(path, 3)) THEN CAST(NULL AS JSON)
-         WHEN json_type(a, path) IS NULL OR json_type(a, path) = 'NULL' THEN CAST(NULL AS JSON)
-         ELSE to_json(left(tk_py_str(json_extract(a, path)), lim)) END;
+         ELSE tk_dimension_value(json_extract(a, path), lim) END;
 -- One attribute as a string, only when it is a string (the exporter's isinstance(x, str) checks).
 CREATE OR REPLACE TEMP MACRO tk_attr_str(a, path) AS
     CASE WHEN json_type(a, path) = 'VARCHAR' THEN a ->> path END;
