@@ -176,10 +176,10 @@ class OtlpEncoder:
                 start_time_unix_nano=starts[index] or 0, end_time_unix_nano=ends[index] or 0,
                 dropped_attributes_count=dropped_attributes[index] or 0,
                 dropped_events_count=dropped_events[index] or 0, dropped_links_count=dropped_links[index] or 0)
-            code = status_map.get(status_codes[index], 0)
-            if code or status_messages[index]:
-                span.status.code = code
-                span.status.message = status_messages[index] or ""
+            status = span.status  # always present, as the SDK's encoder writes it
+            status.code = status_map.get(status_codes[index], 0)
+            if status_messages[index]:
+                status.message = status_messages[index]
             attributes = page.attributes[index]
             if attributes:
                 span.MergeFromString(encode_attributes(attributes))

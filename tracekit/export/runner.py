@@ -327,30 +327,29 @@ def run_file_export(source: StoreSource, out: Any, *, path: str, redactor: Redac
                     page_size: int = 1000, console: Console | None = None,
                     show_progress: bool = True) -> FileSummary:
     """Write the selection to `out` (a binary file) as OTLP JSON lines: per page one traces line, one logs line."""
-    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
+    from tracekit.export.otlp_encode import OtlpEncoder
     from tracekit.export.otlp_json import to_json_line
 
     started = time.monotonic()
     summary = FileSummary(path=path)
     keys = source.list_keys()
+    rows = RowReader(source)
+    encoder = OtlpEncoder()  # the same direct encoding as `export otlp`: the file keeps what OTLP would
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console or Console(stderr=True), disable=not show_progress)
     with progress:
         task = progress.add_task("write OTLP JSON", total=len(keys))
-        for _, page in prefetched_pages(source, keys, page_size):
-            spans, logs = page.spans, page.logs
+        for _, page in prefetched_pages(source, keys, page_size, fetch=rows.fetch):
             if redactor is not None:
-                spans, logs = redactor.spans(spans), redactor.logs(logs)
-            if spans:
-                out.write(to_json_line(encode_spans(spans)))
+                page.redact(redactor)
+            if page.keys:
+                out.write(to_json_line(encoder.traces(page)))
                 summary.lines += 1
-                summary.spans += len(spans)
-            if logs:
-                out.write(to_json_line(encode_logs(logs)))
+                summary.spans += len(page.keys)
+            if page.logs:
+                out.write(to_json_line(encoder.logs(page)))
                 summary.lines += 1
-                summary.log_records += len(logs)
+                summary.log_records += len(page.logs)
             progress.update(task, advance=len(page.keys))
     summary.redacted = redactor.count if redactor is not None else 0
     summary.seconds = time.monotonic() - started
