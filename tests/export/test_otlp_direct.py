@@ -300,3 +300,23 @@ def test_redaction_applies_before_anything_leaves(tmp_path: Path, collector) -> 
     sent = target.sql("SELECT attributes->>'gen_ai.input.messages' FROM spans WHERE name = 'chat gpt-4o'")
     text = sent.column(0)[0].as_py()
     assert "ann@example.com" not in text and "sk-abcdefghijklmnopqrstuvwx" not in text and "[REDACTED" in text
+
+
+def test_otlp_json_files_keep_them_too(tmp_path: Path) -> None:
+    db = tmp_path / "odd.duckdb"
+    write_request(db, _odd_request())
+    out = tmp_path / "odd.jsonl"
+    assert main(["export", "otlp-json", "--db", str(db), "-o", str(out), "--no-progress"]) == 0
+    spans = [span for scope in json.loads(out.read_bytes().splitlines()[0])["resourceSpans"][0]["scopeSpans"]
+             for span in scope["spans"]]
+    assert [(span.get("kind", 0), span["flags"]) for span in spans] == [(0, 0x301), (5, 0x101)]  # 0: omitted
+    copy = tmp_path / "copy.duckdb"
+    assert main(["import", str(out), "--db", str(copy)]) == 0
+    query = ("SELECT span_id, kind, flags, trace_state, attributes::VARCHAR AS a FROM spans ORDER BY span_id",
+             "SELECT linked_trace_id, linked_span_id, trace_state, flags, dropped_attributes_count FROM span_links")
+    rows = []
+    for path in (db, copy):
+        reader = LocalReader.open_file(path)
+        rows.append([reader.sql(q).to_pylist() for q in query])
+        reader.close()
+    assert rows[0] == rows[1]

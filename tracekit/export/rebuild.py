@@ -1,13 +1,13 @@
-"""Store rows back to OpenTelemetry SDK objects: ReadableSpan and ReadableLogRecord.
+"""Store rows back to OpenTelemetry SDK objects: ReadableSpan and ReadableLogRecord, for the Azure Monitor path.
 
-Every exporter we hand spans to (Azure Monitor's, the OTLP ones, the OTLP JSON encoder) takes SDK objects, so the
-rows are rebuilt exactly as the sender made them: the same trace, span and parent ids, kind, status, times,
-attributes, events, links, scope and resource. Resources are built with `Resource(...)`, never `Resource.create`,
-which would add a random `service.instance.id` and the SDK's own `telemetry.sdk.*` keys to data that is not ours.
+AzureMonitorTraceExporter / AzureMonitorLogExporter take SDK objects, so for that destination the rows are rebuilt
+exactly as the sender made them: the same trace, span and parent ids, kind, status, times, attributes, events,
+links, scope and resource. Resources are built with `Resource(...)`, never `Resource.create`, which would add a
+random `service.instance.id` and the SDK's own `telemetry.sdk.*` keys to data that is not ours. (OTLP and OTLP JSON
+files do not come through here: `rows` + `otlp_encode` encode the rows directly, keeping more.)
 
-Known limits of the SDK objects (documented in docs/export.md): a span kind of UNSPECIFIED becomes INTERNAL (the
-SDK has no UNSPECIFIED), the trace-flags byte and link trace states are not carried by the SDK's OTLP encoder, and
-bytes values, stored as base64 text, come back as strings.
+Known limits of the SDK objects: a span kind of UNSPECIFIED becomes INTERNAL (the SDK has no UNSPECIFIED), and bytes
+values, stored as base64 text, come back as strings.
 """
 
 from __future__ import annotations
