@@ -284,7 +284,9 @@ def test_unreachable_endpoint_leaves_the_batch_pending_then_resumes(store: Path,
 
 def test_redaction_applies_before_anything_leaves(tmp_path: Path, collector) -> None:
     tracer_provider, logger_provider, spans, logs = make_providers()
-    agent_run(tracer_provider, logger_provider, big="mail ann@example.com, key sk-abcdefghijklmnopqrstuvwx")
+    for index in range(12):  # 36 spans: enough for the one-regex screen of a page to run (>= 32 rows)
+        agent_run(tracer_provider, logger_provider,
+                  big="mail ann@example.com, key sk-abcdefghijklmnopqrstuvwx" if index == 5 else None)
     db = tmp_path / "secret.duckdb"
     write_store(db, spans.get_finished_spans(), logs.get_finished_logs())
     redactor = export_redactor()
@@ -296,10 +298,11 @@ def test_redaction_applies_before_anything_leaves(tmp_path: Path, collector) -> 
         sender.close()
     assert summary.complete and summary.redacted >= 2
     target = collector.reader()
-    assert _wait_for_rows(target, "spans", 3) == 3
-    sent = target.sql("SELECT attributes->>'gen_ai.input.messages' FROM spans WHERE name = 'chat gpt-4o'")
-    text = sent.column(0)[0].as_py()
-    assert "ann@example.com" not in text and "sk-abcdefghijklmnopqrstuvwx" not in text and "[REDACTED" in text
+    assert _wait_for_rows(target, "spans", 36) == 36
+    sent = target.sql("SELECT attributes->>'gen_ai.input.messages' FROM spans WHERE name = 'chat gpt-4o' "
+                      "AND attributes->>'gen_ai.input.messages' IS NOT NULL").column(0).to_pylist()
+    assert len(sent) == 1
+    assert "ann@example.com" not in sent[0] and "sk-abcdefghijklmnopqrstuvwx" not in sent[0] and "[REDACTED" in sent[0]
 
 
 def test_otlp_json_files_keep_them_too(tmp_path: Path) -> None:
