@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -66,7 +67,7 @@ class LocalReader:
         self._connection = connection
         self._lock = threading.Lock()  # a DuckDB connection object is not safe to share between threads
         self.location = location
-        prepare_connection(connection)
+        self._views_ready = False
 
     @classmethod
     def open_file(cls, db_path: Path) -> "LocalReader":
@@ -76,6 +77,10 @@ class LocalReader:
     def sql(self, query: str, params: Params = None) -> pa.Table:
         ensure_read_only(query)
         with self._lock:
+            if not self._views_ready and _uses_views(query):
+                # Installing the views costs about a second per connection: paid only by queries that use them.
+                prepare_connection(self._connection)
+                self._views_ready = True
             try:
                 return self._connection.sql(query, params=params).to_arrow_table()
             except duckdb.Error as error:
@@ -120,6 +125,26 @@ class RemoteReader:
 
     def close(self) -> None:
         pass
+
+
+_STORE_TABLES = {"spans", "span_events", "span_links", "logs", "metric_points", "resources", "tracekit_meta",
+                 "export_cursors"}
+_view_pattern: re.Pattern[str] | None = None
+
+
+def _uses_views(query: str) -> bool:
+    """Whether `query` may name a query-side view or macro (anything but the store's own tables)."""
+    global _view_pattern
+    if _view_pattern is None:
+        try:
+            from tracekit.query.views import view_names
+        except ImportError:
+            return False
+        names = sorted({name for name in view_names() if name not in _STORE_TABLES}, key=len, reverse=True)
+        # catalog queries (duckdb_columns(), information_schema) must see the views too
+        catalog = r"duckdb_\w+|information_schema|pragma_\w+|tk_\w+"
+        _view_pattern = re.compile(r"(?i)\b(?:" + catalog + "|" + "|".join(re.escape(name) for name in names) + r")\b")
+    return bool(_view_pattern.search(query))
 
 
 def prepare_connection(connection: duckdb.DuckDBPyConnection) -> None:
