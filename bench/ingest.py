@@ -199,7 +199,7 @@ def ceilings(payloads: list[bytes]) -> tuple[float, float, float | None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--in-flight", type=int, default=8)
+    parser.add_argument("--in-flight", type=int, default=32)
     parser.add_argument("--requests", type=int, default=16, help="distinct pre-serialized requests")
     parser.add_argument("--decode-workers", type=int, default=0)
     args = parser.parse_args()
