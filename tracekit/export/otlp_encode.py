@@ -243,7 +243,3 @@ class OtlpEncoder:
                 record.MergeFromString(encode(row["attributes"]))
         return request
 
-
-def span_count(request: ExportTraceServiceRequest) -> int:
-    """How many spans a request holds."""
-    return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)

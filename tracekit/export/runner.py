@@ -24,13 +24,14 @@ from tracekit.export.limits import AzureShaper, LimitReport, retime_offset
 from tracekit.export.rebuild import StoredSpan
 from tracekit.export.redact import Redactor
 from tracekit.export.rows import RowPage, RowReader
-from tracekit.export.selection import SpanPage, StoreSource
+from tracekit.export.selection import StoreSource
 
 TOO_OLD = "older than 48 hours: Application Insights refuses it (use --retime)"
 
 
 class Sender(Protocol):
-    """A destination: azure.AzureMonitorSender or otlp.OtlpSender."""
+    """A destination: azure.AzureMonitorSender (takes rebuilt SDK spans through `send`) or otlp.OtlpSender, which
+    sets `reads_rows = True` and takes RowPages instead (`prepare` on the prefetch thread, then `send_page`)."""
 
     kind: str
     destination: str
