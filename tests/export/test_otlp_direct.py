@@ -323,3 +323,93 @@ def test_otlp_json_files_keep_them_too(tmp_path: Path) -> None:
         rows.append([reader.sql(q).to_pylist() for q in query])
         reader.close()
     assert rows[0] == rows[1]
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM), made with `cryptography`."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+                   .not_valid_after(now + datetime.timedelta(hours=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_https_endpoints_use_tls_and_check_the_certificate(store: Path, tmp_path: Path, monkeypatch) -> None:
+    """An https:// endpoint is spoken to over TLS; an unknown certificate is refused at once (not retried), and
+    OTEL_EXPORTER_OTLP_CERTIFICATE names the CA to trust. The TLS server is a minimal OTLP/HTTP receiver that
+    decodes each request with opentelemetry-proto (no collector TLS here)."""
+    import ssl
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (ExportLogsServiceRequest,
+                                                                        ExportLogsServiceResponse)
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    received = {"spans": 0, "logs": 0}
+
+    class Receiver(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/v1/traces":
+                request = ExportTraceServiceRequest.FromString(body)
+                received["spans"] += sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+                answer = ExportTraceServiceResponse().SerializeToString()
+            else:
+                request = ExportLogsServiceRequest.FromString(body)
+                received["logs"] += sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)
+                answer = ExportLogsServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    cert, key = _self_signed(tmp_path)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    endpoint = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        monkeypatch.delenv("OTEL_EXPORTER_OTLP_CERTIFICATE", raising=False)
+        untrusted = OtlpSender(endpoint, protocol="http/protobuf")
+        try:
+            refused = _export(store, untrusted)
+        finally:
+            untrusted.close()
+        assert not refused.complete and refused.retries == 0 and "certificate was refused" in refused.last_error
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(cert))
+        trusted = OtlpSender(endpoint, protocol="http/protobuf")
+        try:
+            summary = _export(store, trusted)
+        finally:
+            trusted.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert summary.complete and received == {"spans": 60, "logs": 20}

@@ -196,6 +196,9 @@ class HttpTransport:
             connection.request("POST", self._paths[signal], body=body, headers=self._headers)
             response = connection.getresponse()
             data = response.read()
+        except ssl.SSLCertVerificationError as error:
+            self.close()
+            raise DeliveryError(f"HTTPS: the server's certificate was refused: {error.verify_message}", None) from None
         except (OSError, http.client.HTTPException) as error:
             self.close()  # a broken keep-alive connection: the next attempt opens a new one
             raise DeliveryError(f"HTTP: {error or type(error).__name__}", 0.0) from None
