@@ -8,18 +8,17 @@ the same store order) as `StoreSource.fetch`. Redaction applies to the parsed va
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from tracekit.export.rebuild import log_key
 from tracekit.export.redact import Redactor
 from tracekit.export.selection import SPAN_COLUMNS, StoreKey, StoreSource
 from tracekit.redaction import RedactionPolicy
+from tracekit.redaction_screen import flag_rows
 
 _loads = orjson.loads
 ChildKey = tuple[int, str, str]  # (ingest_seq, trace_id, span_id): a span stored twice keeps its own children
@@ -74,21 +73,9 @@ class RowPage:
                 redactor.count += count
 
 
-@functools.lru_cache(maxsize=8)
-def _screen(policy: RedactionPolicy) -> str | None:
-    from tracekit.collector.ingest.redact import screening_pattern  # the collector's: one definition of the screen
-
-    return screening_pattern(policy)
-
-
 def _rows_to_redact(policy: RedactionPolicy, texts: list[str | None]) -> list[int]:
-    """Indices of the JSON texts the policy could change: one RE2 pass over the page (in C, ~1 us a row) flags a
-    superset, as the collector does before storing; running the policy on every value costs ~150 us a span."""
-    pattern = _screen(policy)
-    if pattern is None or len(texts) < 32:  # no screen for this policy, or too few rows to pay for compiling it
-        return list(range(len(texts)))
-    flagged = pc.fill_null(pc.match_substring_regex(pa.array(texts, pa.string()), pattern), False)
-    return pc.indices_nonzero(flagged).to_pylist()
+    """Indices of the JSON texts the policy could change (the same screen the collector uses before storing)."""
+    return flag_rows(policy, texts)
 
 
 def _children(table: pa.Table, order_column: str) -> dict[ChildKey, list[dict[str, Any]]]:
