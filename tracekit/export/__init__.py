@@ -1,13 +1,17 @@
 """Getting stored telemetry out of the store: to Azure Monitor, to an OTLP endpoint, to OTLP JSON files, and back in.
 
-The path is the same for every destination:
+Two paths share the selection, the cursor and the runner:
 
-    selection (which spans)  ->  store rows, page by page  ->  rebuilt SDK spans and log records  ->  a sender
+    Azure Monitor:        selection -> store rows, page by page -> rebuilt SDK spans and log records -> the real
+                          Azure Monitor exporters
+    OTLP, OTLP JSON files: selection -> store rows, page by page (`rows`) -> protobuf encoded directly
+                          (`otlp_encode`) -> gRPC / HTTP / a JSON lines file
 
 * `selection` turns `--trace/--conversation/--since/--until/--where` into SQL over the store and lists the selected
   spans in the store's own order (ingest_seq, trace_id, span_id), the order the export cursor follows.
 * `rebuild` turns rows back into `opentelemetry.sdk` ReadableSpans and ReadableLogRecords, faithfully (ids, parents,
-  kinds, status, events, links, resource, scope), so the real exporters of each destination can send them.
+  kinds, status, events, links, resource, scope), for the Azure Monitor exporters, which take SDK objects.
+* `rows` and `otlp_encode` build OTLP requests straight from rows (4-5x less CPU than SDK objects + the SDK encoder).
 * `azure`, `otlp` and `otlp_json` are the senders; `limits` applies Application Insights' limits before sending;
   `cursor` keeps what was sent so a re-run resumes; `runner` drives a selection through a sender with a progress bar
   and a summary; `importer` reads OTLP JSON lines files back.
