@@ -45,8 +45,23 @@ def _accepted_by_re2(pattern: str) -> bool:
     return True
 
 
+_SINGLE_CLASS = re.compile(r"^\(\?(<?)!(\[(?:\\.|[^\]\\])+\])\)$")
+
+
+def _negated_class_guard(group: str) -> str:
+    r"""RE2 has no lookarounds. A negative one over a single character class, such as (?<![\w-]), becomes a
+    consuming guard, (?:^|[^\w-]), which is just as strict for a screen (only whether a text matches counts);
+    any other lookaround is dropped, which only widens the match."""
+    match = _SINGLE_CLASS.match(group)
+    if match is None:
+        return ""
+    behind, char_class = match.groups()
+    negated = "[" + char_class[2:] if char_class.startswith("[^") else "[^" + char_class[1:]
+    return f"(?:^|{negated})" if behind else f"(?:$|{negated})"
+
+
 def _strip_lookarounds(pattern: str) -> str:
-    """`pattern` without (?=..), (?!..), (?<=..), (?<!..) groups: RE2 has none, and dropping them only widens."""
+    """`pattern` in a form RE2 runs: lookarounds turned into guards or dropped (see _negated_class_guard)."""
     out: list[str] = []
     index = 0
     while index < len(pattern):
@@ -68,6 +83,7 @@ def _strip_lookarounds(pattern: str) -> str:
                     if depth == 0:
                         break
                 cursor += 1
+            out.append(_negated_class_guard(pattern[index:cursor + 1]))
             index = cursor + 1
             continue
         if pattern[index] == "\\":

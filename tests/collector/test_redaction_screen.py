@@ -1,0 +1,49 @@
+"""The RE2 screen must flag every text the policy would change (a superset), and little else."""
+
+from __future__ import annotations
+
+import json
+
+from tracekit.redaction import RedactionPolicy
+from tracekit.redaction_screen import flag_rows, screening_pattern
+
+PLANTED = [
+    "my key is sk-proj-A1b2C3d4E5f6G7h8J9k0A1b2C3d4", "AKIAABCDEFGHIJKLMNOP", "ghp_" + "a" * 36,
+    "xoxb-1234567890-abcdefghij", "AIza" + "B" * 35, "Authorization: Bearer abcdefghijklmnop",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlX2hlcmU", "AccountKey=abc123def456==",
+    "https://x.blob.core.windows.net/c?sig=abcdefghijklmnopqrstuv", "mail ann.lee@example.com now",
+    "card: 4111 1111 1111 1111.", "(4111-1111-1111-1111)", "call +1 (206) 555-0100 today", "+442071838750",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----",
+]
+HARMLESS = ["call_78c37aa3951188059159", "sess-7a5841590038750e", "chatcmpl-802d9825022590575da1",
+            "gen_ai.usage.input_tokens", "2026-11-22", "tokens: 120, latency 1.5 s", "Paris in spring"]
+
+
+def _as_attribute_json(text: str) -> str:
+    return json.dumps({"gen_ai.input.messages": text, "gen_ai.tool.call.id": "call_1"}, ensure_ascii=False)
+
+
+def test_the_screen_flags_every_text_the_policy_changes():
+    policy = RedactionPolicy.default()
+    texts = [_as_attribute_json(text) for text in PLANTED] * 3  # over the direct-check threshold
+    for text in texts:
+        assert policy.redact_attributes(json.loads(text))[1] > 0, text  # the planted values are real hits
+    assert flag_rows(policy, texts) == list(range(len(texts)))
+
+
+def test_the_screen_leaves_ordinary_rows_alone():
+    policy = RedactionPolicy.default()
+    texts = [_as_attribute_json(text) for text in HARMLESS] * 6
+    assert flag_rows(policy, texts) == []
+
+
+def test_secret_named_keys_are_flagged_by_name():
+    policy = RedactionPolicy.default()
+    texts = [json.dumps({"db.password": "hunter2"})] * 40
+    assert len(flag_rows(policy, texts)) == 40
+
+
+def test_policies_that_depend_on_structure_check_every_row():
+    policy = RedactionPolicy.from_mapping({"keys": ["customer.*"]})
+    assert screening_pattern(policy) is None
+    assert flag_rows(policy, ["{}"] * 40) == list(range(40))
