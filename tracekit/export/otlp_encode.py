@@ -124,6 +124,21 @@ class OtlpEncoder:
         self._log_attributes = AttributeFragments(LogRecord)
         self._resources: dict[int, bytes] = {}
 
+    def _scope_items(self, page: RowPage, by_resource: dict[int, Any], resources: Any, scopes_field: str,
+                     items_field: str, resource_id: int, scope_name: str | None, scope_version: str | None) -> Any:
+        """The repeated items field (spans or log records) for one resource and scope, adding the Resource* and
+        Scope* messages the first time they are needed. Shared by the trace and the log requests."""
+        outer = by_resource.get(resource_id)
+        if outer is None:
+            outer = by_resource[resource_id] = resources.add()
+            encoded, schema_url = self._resource(page, resource_id)
+            outer.resource.MergeFromString(encoded)
+            outer.schema_url = schema_url
+        scope = getattr(outer, scopes_field).add()
+        if scope_name or scope_version:
+            scope.scope.CopyFrom(InstrumentationScope(name=scope_name or "", version=scope_version or ""))
+        return getattr(scope, items_field)
+
     def _resource(self, page: RowPage, resource_id: int) -> tuple[bytes, str]:
         attributes, schema_url = page.resources.get(resource_id, ({}, ""))
         encoded = self._resources.get(resource_id)
@@ -158,17 +173,8 @@ class OtlpEncoder:
             group_key = (resource_id, scope_names[index], scope_versions[index])
             spans = groups.get(group_key)
             if spans is None:
-                resource_spans = by_resource.get(resource_id)
-                if resource_spans is None:
-                    resource_spans = by_resource[resource_id] = request.resource_spans.add()
-                    encoded, schema_url = self._resource(page, resource_id)
-                    resource_spans.resource.MergeFromString(encoded)
-                    resource_spans.schema_url = schema_url
-                scope_spans = resource_spans.scope_spans.add()
-                if group_key[1] or group_key[2]:
-                    scope_spans.scope.CopyFrom(InstrumentationScope(name=group_key[1] or "",
-                                                                    version=group_key[2] or ""))
-                spans = groups[group_key] = scope_spans.spans
+                spans = groups[group_key] = self._scope_items(
+                    page, by_resource, request.resource_spans, "scope_spans", "spans", *group_key)
             span = spans.add(
                 trace_id=bytes.fromhex(trace_ids[index]), span_id=bytes.fromhex(span_ids[index]),
                 parent_span_id=_id(parents[index]), trace_state=trace_states[index] or "",
@@ -221,17 +227,8 @@ class OtlpEncoder:
             group_key = (resource_id, row["scope_name"], row["scope_version"])
             records = groups.get(group_key)
             if records is None:
-                resource_logs = by_resource.get(resource_id)
-                if resource_logs is None:
-                    resource_logs = by_resource[resource_id] = request.resource_logs.add()
-                    encoded, schema_url = self._resource(page, resource_id)
-                    resource_logs.resource.MergeFromString(encoded)
-                    resource_logs.schema_url = schema_url
-                scope_logs = resource_logs.scope_logs.add()
-                if group_key[1] or group_key[2]:
-                    scope_logs.scope.CopyFrom(InstrumentationScope(name=group_key[1] or "",
-                                                                   version=group_key[2] or ""))
-                records = groups[group_key] = scope_logs.log_records
+                records = groups[group_key] = self._scope_items(
+                    page, by_resource, request.resource_logs, "scope_logs", "log_records", *group_key)
             record = records.add(
                 time_unix_nano=row["time_ns"] or 0, observed_time_unix_nano=row["observed_time_ns"] or 0,
                 severity_number=row["severity_number"] or 0, severity_text=row["severity_text"] or "",
