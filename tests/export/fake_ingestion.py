@@ -131,13 +131,18 @@ class FakeIngestion:
                     return
                 status, headers, answer = fake._answer(envelopes)
                 accepted = answer.pop("_accepted", [])
+                # Record before answering: once the client has its answer, a test may look at once, and on a busy
+                # machine this thread might not have run again yet. Withdrawn if the answer cannot be delivered.
+                with fake._lock:
+                    first = len(fake.accepted)
+                    fake.accepted.extend(accepted)
+                    fake.requests.append((len(envelopes), status))
                 try:
                     self._send(status, headers, answer)
                 except OSError:
-                    return
-                with fake._lock:
-                    fake.accepted.extend(accepted)
-                    fake.requests.append((len(envelopes), status))
+                    with fake._lock:
+                        del fake.accepted[first:first + len(accepted)]
+                        fake.requests.remove((len(envelopes), status))
 
             def _send(self, status: int, headers: dict[str, str], payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
