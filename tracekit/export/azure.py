@@ -140,6 +140,8 @@ class AzureMonitorSender:
             os.environ.setdefault(name, value)
         from azure.monitor.opentelemetry.exporter import AzureMonitorLogExporter, AzureMonitorTraceExporter
 
+        from tracekit.export.envelopes import EnvelopeBuilder
+
         common: dict[str, Any] = dict(
             connection_string=cleaned, disable_offline_storage=True, max_envelopes_per_second=0, retry_total=0,
             timeout=timeout, raw_request_hook=self._on_request, raw_response_hook=self._on_response)
@@ -148,6 +150,8 @@ class AzureMonitorSender:
             self.logs = AzureMonitorLogExporter(**common)
         except ValueError as error:
             raise AzureMonitorError(f"the connection string was refused: {error}") from None
+        # Envelopes as plain JSON dicts, identical to the exporter's own and checked against it (envelopes.py).
+        self.envelope_builder = EnvelopeBuilder(self.traces)
         endpoint = fields.get("ingestionendpoint", "https://dc.services.visualstudio.com").rstrip("/")
         self.destination = f"azure-monitor:{fields['instrumentationkey']}@{endpoint}"
         self.max_attempts = max_attempts
@@ -156,6 +160,7 @@ class AzureMonitorSender:
         self._sleep = sleep
         self._bucket = TokenBucket(max_envelopes_per_second, sleep)
         self._exchanges: list[Exchange] = []
+        self._posting: list[dict[str, Any]] | None = None  # the envelopes being posted, when built here
         self.requests = 0
         self.retries = 0
         self.last_error = ""
@@ -165,11 +170,13 @@ class AzureMonitorSender:
 
     # --- hooks (called by azure-core for every request and response) ------------------------------------------
     def _on_request(self, pipeline_request: Any) -> None:
-        body = pipeline_request.http_request.body
-        try:
-            envelopes = orjson.loads(body) if body else []
-        except orjson.JSONDecodeError:
-            envelopes = []
+        envelopes = self._posting
+        if envelopes is None:  # built inside the exporter (log records): read them back from the body
+            body = pipeline_request.http_request.body
+            try:
+                envelopes = orjson.loads(body) if body else []
+            except orjson.JSONDecodeError:
+                envelopes = []
         self._exchanges.append(Exchange(envelopes=envelopes if isinstance(envelopes, list) else []))
         self.requests += 1
 
@@ -191,23 +198,32 @@ class AzureMonitorSender:
             exchange.message = str(answer.get("message") or answer.get("error") or "")
 
     # --- sending --------------------------------------------------------------------------------------------------
+    def prepare_spans(self, spans: Sequence[StoredSpan]) -> list[list[dict[str, Any]] | Exception]:
+        """Each span's envelopes (JSON dicts), or the error that kept them from being built. Safe to run on the
+        prefetch thread while `send` posts the previous page (the builder is used from one thread at a time)."""
+        prepared: list[list[dict[str, Any]] | Exception] = []
+        for span in spans:
+            try:
+                prepared.append(self.envelope_builder.envelopes(span))
+            except Exception as error:  # noqa: BLE001 - one unbuildable span must not stop the batch
+                prepared.append(error)
+        return prepared
+
     def send(self, spans: Sequence[StoredSpan], logs: Sequence[Any], log_keys: Sequence[str],
-             state: CursorRecord, on_progress: Callable[[], None] | None = None) -> None:
+             state: CursorRecord, on_progress: Callable[[], None] | None = None,
+             envelopes: Sequence[list[dict[str, Any]] | Exception] | None = None) -> None:
         """Deliver what `state` does not know yet; record each item as delivered, refused or pending in `state`.
 
-        Pending items are retried with backoff up to `max_attempts`; whatever is still pending afterwards stays in
-        `state.pending` (with its envelope) for the next run.
+        `envelopes`: `prepare_spans(spans)`, when already built. Pending items are retried with backoff up to
+        `max_attempts`; whatever is still pending afterwards stays in `state.pending` (with its envelope) for the
+        next run.
         """
-        fresh_spans = [span for span in spans if not any(state.known(k) for k in span_item_keys(span))]
-        if fresh_spans:
-            keys = [key for span in fresh_spans for key in span_item_keys(span)]
+        envelopes, keys = self._span_envelopes(spans, state, envelopes or self.prepare_spans(spans))
+        if envelopes:
             self._bucket.take(len(keys))
-            if not self._run(lambda: self.traces.export(fresh_spans), keys, state) and len(fresh_spans) > 1:
-                # The exporter could not build the batch (one bad span aborts it): isolate the culprit.
-                for key in keys:
-                    state.pending.pop(key, None)
-                for span in fresh_spans:
-                    self._run(lambda span=span: self.traces.export([span]), span_item_keys(span), state)
+            # The exporter's own transmission (its client's `track`, JSON body, redirects followed), as `export()`
+            # would do after building the same envelopes.
+            self._run(lambda: self.traces._transmit(envelopes), keys, state, envelopes)
         fresh_logs = [(key, record) for key, record in zip(log_keys, logs) if not state.known(key)]
         if fresh_logs:
             self._bucket.take(len(fresh_logs))
@@ -223,6 +239,32 @@ class AzureMonitorSender:
             self._sleep(delay)
             self._resend(state)
 
+    def _span_envelopes(self, spans: Sequence[StoredSpan], state: CursorRecord,
+                        prepared: Sequence[list[dict[str, Any]] | Exception],
+                        ) -> tuple[list[dict[str, Any]], list[str]]:
+        """The envelopes of the spans `state` does not know yet, and their item keys, in order.
+
+        A span whose envelopes could not be built (the exporter raised) is refused for good here, item by item.
+        """
+        envelopes: list[dict[str, Any]] = []
+        keys: list[str] = []
+        for span, built in zip(spans, prepared):
+            span_keys = span_item_keys(span)
+            if any(state.known(key) for key in span_keys):
+                continue
+            if isinstance(built, Exception):
+                self.last_error = f"{type(built).__name__}: {built}"
+                for key in span_keys:
+                    state.refused[key] = [0, f"the exporter could not build this item ({self.last_error})"]
+                continue
+            if len(built) != len(span_keys):
+                raise AzureMonitorError(
+                    f"internal: {len(built)} envelopes were built for {len(span_keys)} items; the exporter's "
+                    "mapping changed, please report this")
+            envelopes.extend(built)
+            keys.extend(span_keys)
+        return envelopes, keys
+
     def _delay(self, attempt: int) -> float:
         backoff = min(self.max_backoff, self.initial_backoff * (2 ** attempt))
         backoff *= random.uniform(0.8, 1.2)
@@ -230,33 +272,29 @@ class AzureMonitorSender:
         return max(backoff, min(retry_after, 300.0))
 
     def _resend(self, state: CursorRecord) -> None:
-        from azure.core.exceptions import AzureError
-        from azure.monitor.opentelemetry.exporter._generated.exporter.models import TelemetryItem
-
         pending = [(key, envelope) for key, envelope in state.pending.items() if envelope is not None]
         unbuilt = [key for key, envelope in state.pending.items() if envelope is None]
-        for key in unbuilt:  # the exporter could not turn the span into envelopes: retrying cannot help
+        for key in unbuilt:  # the exporter could not turn the item into envelopes: retrying cannot help
             state.pending.pop(key)
             state.refused[key] = [0, f"the exporter could not build this item ({self.last_error or 'unknown'})"]
         if not pending:
             return
         self._bucket.take(len(pending))
+        envelopes = [envelope for _, envelope in pending]
+        self._run(lambda: self.traces._transmit(envelopes), [key for key, _ in pending], state, envelopes)
 
-        def track() -> None:
-            try:
-                self.traces.client.track([TelemetryItem(envelope) for _, envelope in pending])
-            except AzureError:
-                pass  # the response hook has recorded the outcome (or its absence)
-
-        self._run(track, [key for key, _ in pending], state)
-
-    def _run(self, send: Callable[[], Any], keys: list[str], state: CursorRecord) -> bool:
-        """Send, then record each item's outcome; False when nothing was posted at all."""
+    def _run(self, send: Callable[[], Any], keys: list[str], state: CursorRecord,
+             envelopes: list[dict[str, Any]] | None = None) -> bool:
+        """Send, then record each item's outcome; False when nothing was posted at all. `envelopes`: what `send`
+        posts, when known (the request hook then need not parse the body back)."""
         self._exchanges.clear()
+        self._posting = envelopes
         try:
             send()
         except Exception as error:  # noqa: BLE001 - the exporter raises on envelopes it cannot build
             self.last_error = f"{type(error).__name__}: {error}"
+        finally:
+            self._posting = None
         posted = bool(self._exchanges)
         self._settle(keys, state)
         return posted

@@ -86,35 +86,75 @@ def _is_protected(key: str) -> bool:
     return key in _PROTECTED or key.startswith(_PROTECTED_PREFIXES)
 
 
+# Per key: (value limit, rank among the protected keys or None). Keys repeat across items, so each is classified once.
+_PROTECTED_RANK = {key: rank for rank, key in enumerate(PROTECTED_KEYS)}
+_key_rules: dict[str, tuple[int, int | None]] = {}
+
+
+def _key_rule(key: str) -> tuple[int, int | None]:
+    rule = _key_rules.get(key)
+    if rule is None:
+        if len(_key_rules) > 100_000:  # bounded: an export with unbounded key names must not grow it forever
+            _key_rules.clear()
+        rank = _PROTECTED_RANK.get(key, len(PROTECTED_KEYS)) if _is_protected(key) else None
+        rule = _key_rules[key] = (CONTENT_LIMIT if key in semconv.CONTENT_ATTRIBUTES else PROPERTY_LIMIT, rank)
+    return rule
+
+
 def fit_properties(attributes: Mapping[str, Any], budget: int = ITEM_BUDGET) -> tuple[dict[str, Any], list[str]]:
-    """Order and trim one item's properties to Application Insights' limits; return them and the trimmed keys."""
-    values = {key: _text(value) for key, value in attributes.items() if value is not None}
+    """Order and trim one item's properties to Application Insights' limits; return them and the trimmed keys.
+
+    Order: the protected keys (PROTECTED_KEYS' order, then other `gen_ai.usage.*` / `microsoft.gen_ai.*` keys as
+    they come), then the others from the shortest value to the longest, so ingestion's ~64 KB cut falls on content.
+    """
+    values: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
     trimmed: list[str] = []
-    for key, value in values.items():
-        limit = CONTENT_LIMIT if key in semconv.CONTENT_ATTRIBUTES else PROPERTY_LIMIT
-        if isinstance(value, str) and len(value) > limit:
-            values[key] = value[: limit - len(TRIM_MARKER)] + TRIM_MARKER
-            trimmed.append(key)
-    total = sum(len(key) + _size(value) + 6 for key, value in values.items())
+    protected: list[tuple[int, int, str]] = []   # (rank, position, key)
+    unprotected: list[str] = []
+    total = 0
+    rules = _key_rules
+    for key, value in attributes.items():
+        if value is None:
+            continue
+        limit, rank = rules.get(key) or _key_rule(key)
+        if value.__class__ is not str:
+            value = _text(value)
+        if isinstance(value, str):
+            size = len(value)
+            if size > limit:
+                value = value[: limit - len(TRIM_MARKER)] + TRIM_MARKER
+                size = len(value)
+                trimmed.append(key)
+        else:
+            size = len(str(value))
+        values[key] = value
+        sizes[key] = size
+        total += len(key) + size + 6
+        if rank is None:
+            unprotected.append(key)
+        else:
+            protected.append((rank, len(values), key))
     if total > budget:
         # Largest unprotected values first, until the item fits.
-        for key in sorted((k for k in values if not _is_protected(k)), key=lambda k: -_size(values[k])):
+        for key in sorted(unprotected, key=lambda k: -sizes[k]):
             if total <= budget:
                 break
             value = values[key]
-            size = _size(value)
+            size = sizes[key]
             keep = max(0, size - (total - budget) - len(TRIM_MARKER))
             new_value = (str(value)[:keep] + TRIM_MARKER) if keep > 64 else TRIM_MARKER
             total -= size - len(new_value)
             values[key] = new_value
+            sizes[key] = len(new_value)
             if key not in trimmed:
                 trimmed.append(key)
-    protected = {key: values[key] for key in PROTECTED_KEYS if key in values}
-    protected.update((key, value) for key, value in values.items() if _is_protected(key) and key not in protected)
-    rest = sorted((key for key in values if key not in protected), key=lambda k: _size(values[k]))
-    ordered = {**protected, **{key: values[key] for key in rest}}
-    if trimmed:
-        ordered = {TRIMMED_KEYS: ",".join(trimmed), **ordered}
+    ordered: dict[str, Any] = {TRIMMED_KEYS: ",".join(trimmed)} if trimmed else {}
+    protected.sort()
+    for _, _, key in protected:
+        ordered[key] = values[key]
+    for key in sorted(unprotected, key=sizes.__getitem__):
+        ordered[key] = values[key]
     return ordered, trimmed
 
 

@@ -97,7 +97,6 @@ class RowReader:
         self.source = source
         self.reader = source.reader
         self._resources: dict[int, tuple[dict[str, Any], str]] = {}
-        self._span_logs: bool | None = None
 
     def fetch(self, keys: list[StoreKey], *, with_logs: bool = True, **_: Any) -> RowPage:
         """The spans named by `keys` (a slice of `StoreSource.list_keys`), in that order, with their children."""
@@ -134,7 +133,7 @@ class RowReader:
                 "flags, attributes, dropped_attributes_count FROM span_links WHERE ingest_seq BETWEEN ? AND ? "
                 "AND span_id IN (SELECT unnest(string_split(?, ',')))", [low, high, span_ids]), "link_index")
         resource_ids = set(columns["resource_id"])
-        if with_logs and self._has_span_logs():
+        if with_logs and self.source.has_span_logs():
             logs = self.reader.sql(
                 "SELECT time_ns, observed_time_ns, severity_number, severity_text, body, event_name, trace_id, "
                 "span_id, flags, resource_id, scope_name, scope_version, attributes, dropped_attributes_count "
@@ -149,14 +148,6 @@ class RowReader:
             page.logs = logs
         page.resources = self._load_resources(resource_ids)
         return page
-
-    def _has_span_logs(self) -> bool:
-        """Whether the store holds any log record correlated with a span (asked once per reader; a store without
-        any, the common case for pure tracing, then costs no log query per page)."""
-        if self._span_logs is None:
-            self._span_logs = bool(self.reader.sql(
-                "SELECT count(*) FROM (SELECT 1 FROM logs WHERE span_id IS NOT NULL LIMIT 1)").column(0)[0].as_py())
-        return self._span_logs
 
     def _load_resources(self, ids: set[int]) -> dict[int, tuple[dict[str, Any], str]]:
         missing = [i for i in ids if i not in self._resources and i is not None]

@@ -24,7 +24,7 @@ from tracekit.export.limits import AzureShaper, LimitReport, retime_offset
 from tracekit.export.rebuild import StoredSpan
 from tracekit.export.redact import Redactor
 from tracekit.export.rows import RowPage, RowReader
-from tracekit.export.selection import StoreSource
+from tracekit.export.selection import SpanPage, StoreSource
 
 TOO_OLD = "older than 48 hours: Application Insights refuses it (use --retime)"
 
@@ -96,30 +96,20 @@ class ExportSummary:
         }
 
 
-def prefetched_pages(source: StoreSource, keys: list[Any], page_size: int, *, with_main_agents: bool = False,
-                     fetch: Callable[..., Any] | None = None) -> Iterator[tuple[list[Any], Any]]:
-    """(keys, page) for each page of `keys`, reading the next page from the store while the caller sends this one
-    (sending mostly waits on the network, reading on DuckDB; both release the GIL). Pages are `SpanPage`s from
-    `source.fetch`, or whatever `fetch` reads (RowPages for OTLP)."""
+def prefetched_pages(keys: list[Any], page_size: int, fetch: Callable[[list[Any]], Any],
+                     ) -> Iterator[tuple[list[Any], Any]]:
+    """(keys, page) for each page of `keys`, reading the next page with `fetch` on a thread while the caller sends
+    this one (sending mostly waits on the network, reading on DuckDB; both release the GIL)."""
     chunks = [keys[start:start + page_size] for start in range(0, len(keys), page_size)]
     if not chunks:
         return
-    read = fetch or source.fetch
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-read") as pool:
-        upcoming = pool.submit(read, chunks[0], with_main_agents=with_main_agents)
+        upcoming = pool.submit(fetch, chunks[0])
         for index, chunk in enumerate(chunks):
             page = upcoming.result()
             if index + 1 < len(chunks):
-                upcoming = pool.submit(read, chunks[index + 1], with_main_agents=with_main_agents)
+                upcoming = pool.submit(fetch, chunks[index + 1])
             yield chunk, page
-
-
-def _names(spans: Sequence[StoredSpan]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for span in spans:
-        seq, trace_id, span_id = span.store_key
-        names[f"{seq}:{trace_id}:{span_id}"] = span.name
-    return names
 
 
 def run_export(
@@ -158,25 +148,29 @@ def run_export(
     with progress:
         task = progress.add_task(f"export to {sender.kind}", total=len(keys), rate="", note="")
         # Senders that encode OTLP themselves read rows; the others (Azure Monitor) take rebuilt SDK spans.
-        read_rows = None
+        read_rows = read_spans = None
         if getattr(sender, "reads_rows", False) and shaper is None:
             row_reader = RowReader(source)
 
-            def read_rows(chunk: list[Any], **_: Any) -> RowPage:
+            def read_rows(chunk: list[Any]) -> RowPage:
                 # On the prefetch thread: the next page is read, redacted and encoded while this one is on the wire.
                 page = row_reader.fetch(chunk)
                 if redactor is not None:
                     page.redact(redactor)
                 sender.prepare(page)  # type: ignore[attr-defined]
                 return page
-
+        else:
+            def read_spans(chunk: list[Any]) -> PreparedPage:
+                # On the prefetch thread: the next page is read, redacted, shaped and turned into envelopes while
+                # this one is on the wire.
+                return _prepare_page(source.fetch(chunk, with_main_agents=shaper is not None), sender,
+                                     shaper=shaper, redactor=redactor)
 
         def note_retry() -> None:
             progress.update(task, note=f"retrying: {escape(sender.last_error)[:60]}")
 
         try:
-            for chunk, page in prefetched_pages(source, keys, page_size, with_main_agents=shaper is not None,
-                                                fetch=read_rows):
+            for chunk, page in prefetched_pages(keys, page_size, read_rows or read_spans):
                 batch_items = _batch_items(chunk)
                 if isinstance(page, RowPage):
                     # OTLP: rows, redacted and encoded straight to protobuf by read_rows (no SDK objects).
@@ -184,14 +178,12 @@ def run_export(
                              in zip(page.keys, page.spans.get("name", ()))} if record.refused else {}
                     sender.send_page(page, record, on_progress=note_retry)  # type: ignore[attr-defined]
                 else:
-                    spans, logs, log_keys = page.spans, page.logs, page.log_keys
-                    if redactor is not None:
-                        spans, logs = redactor.spans(spans), redactor.logs(logs)
-                    if shaper is not None:
-                        spans, logs, log_keys = _shape(shaper, spans, logs, log_keys, record, summary,
-                                                       page.main_agents)
-                    names = _names(page.spans)
-                    sender.send(spans, logs, log_keys, record, on_progress=note_retry)
+                    for item in page.too_old:
+                        record.refused.setdefault(item, [400, TOO_OLD])
+                    summary.limits.merge(page.limits)
+                    names = page.names
+                    extra = {"envelopes": page.envelopes} if page.envelopes is not None else {}
+                    sender.send(page.spans, page.logs, page.log_keys, record, on_progress=note_retry, **extra)
                 if record.pending:
                     summary.complete = False
                     summary.pending = len(record.pending)
@@ -240,29 +232,50 @@ def _in(item: str, batch: tuple[set[str], set[str]]) -> bool:
     return item.split("#", 1)[0] in batch[0]
 
 
-def _shape(shaper: AzureShaper, spans: Sequence[StoredSpan], logs: Sequence[Any], log_keys: Sequence[str],
-           record: CursorRecord, summary: ExportSummary, main_agents: dict[tuple[str, str], dict[str, Any]],
-           ) -> tuple[list[StoredSpan], list[Any], list[str]]:
+@dataclass
+class PreparedPage:
+    """One page of SDK spans made ready to send on the prefetch thread: redacted, shaped to the destination's limits,
+    and, for senders that build their own payload (`prepare_spans`), its envelopes per span."""
+
+    spans: list[StoredSpan]
+    logs: list[Any]
+    log_keys: list[str]
+    names: dict[str, str]                     # item key of each span -> span name, for the summary
+    too_old: list[str] = field(default_factory=list)   # item keys the limits refused (older than 48 hours)
+    limits: LimitReport = field(default_factory=LimitReport)
+    envelopes: list[Any] | None = None        # from sender.prepare_spans, aligned with `spans`
+
+
+def _prepare_page(page: SpanPage, sender: Sender, *, shaper: AzureShaper | None,
+                  redactor: Redactor | None) -> PreparedPage:
     from tracekit.export.azure import span_item_keys
 
-    shaped_spans: list[StoredSpan] = []
-    for span in spans:
-        shaped = shaper.span(span, summary.limits, main_agents.get((span.trace_id_hex, span.span_id_hex)))
-        if shaped is None:
-            for item in span_item_keys(span):
-                record.refused.setdefault(item, [400, TOO_OLD])
-        else:
-            shaped_spans.append(shaped)
-    shaped_logs: list[Any] = []
-    shaped_keys: list[str] = []
-    for item, record_log in zip(log_keys, logs):
-        shaped_log = shaper.log(record_log, summary.limits)
-        if shaped_log is None:
-            record.refused.setdefault(item, [400, TOO_OLD])
-        else:
-            shaped_logs.append(shaped_log)
-            shaped_keys.append(item)
-    return shaped_spans, shaped_logs, shaped_keys
+    spans, logs, log_keys = page.spans, page.logs, page.log_keys
+    if redactor is not None:
+        spans, logs = redactor.spans(spans), redactor.logs(logs)
+    prepared = PreparedPage(spans=[], logs=[], log_keys=[], names={
+        f"{seq}:{trace_id}:{span_id}": span.name for span in page.spans
+        for seq, trace_id, span_id in (span.store_key,)})
+    if shaper is None:
+        prepared.spans, prepared.logs, prepared.log_keys = list(spans), list(logs), list(log_keys)
+    else:
+        for span in spans:
+            shaped = shaper.span(span, prepared.limits, page.main_agents.get((span.trace_id_hex, span.span_id_hex)))
+            if shaped is None:
+                prepared.too_old.extend(span_item_keys(span))
+            else:
+                prepared.spans.append(shaped)
+        for item, record_log in zip(log_keys, logs):
+            shaped_log = shaper.log(record_log, prepared.limits)
+            if shaped_log is None:
+                prepared.too_old.append(item)
+            else:
+                prepared.logs.append(shaped_log)
+                prepared.log_keys.append(item)
+    prepare_spans = getattr(sender, "prepare_spans", None)
+    if prepare_spans is not None:
+        prepared.envelopes = prepare_spans(prepared.spans)
+    return prepared
 
 
 def print_summary(summary: ExportSummary, console: Console | None = None, *, max_items: int = 20) -> None:
@@ -340,7 +353,7 @@ def run_file_export(source: StoreSource, out: Any, *, path: str, redactor: Redac
                         TimeElapsedColumn(), console=console or Console(stderr=True), disable=not show_progress)
     with progress:
         task = progress.add_task("write OTLP JSON", total=len(keys))
-        for _, page in prefetched_pages(source, keys, page_size, fetch=rows.fetch):
+        for _, page in prefetched_pages(keys, page_size, rows.fetch):
             if redactor is not None:
                 page.redact(redactor)
             if page.keys:

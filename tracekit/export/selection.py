@@ -82,6 +82,11 @@ class Selection:
         return ";".join(p for p in parts if p) or "all"
 
 
+MAX_AGENT_DEPTH = 64   # ancestors looked at for the main agent (cycles in bad data end there)
+AGENT_EXTRA_COLUMNS = ("agent_name, agent_id, conversation_id, "
+                       "CASE WHEN agent_name IS NOT NULL THEN attributes->>'gen_ai.agent.version' END AS agent_version")
+AGENT_COLUMNS = f"trace_id, span_id, parent_span_id, {AGENT_EXTRA_COLUMNS}"
+
 SPAN_COLUMNS = (
     "ingest_seq, trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time_ns, end_time_ns, "
     "status_code, status_message, resource_id, scope_name, scope_version, attributes, "
@@ -107,6 +112,7 @@ class StoreSource:
         self.reader = reader
         self.selection = selection
         self.resources = ResourceCache()
+        self._span_logs: bool | None = None
         self._kql_keys: list[str] | None = None
         self._kql_traces: list[str] | None = None
 
@@ -182,32 +188,34 @@ class StoreSource:
         return value.as_py()
 
     # --- reading -------------------------------------------------------------------------------------------------
-    def main_agents(self, keys: list[StoreKey]) -> dict[tuple[str, str], dict[str, Any]]:
+    def main_agents(self, keys: list[StoreKey], known: dict[tuple[str, str], dict[str, Any]] | None = None,
+                    ) -> dict[tuple[str, str], dict[str, Any]]:
         """For each span, the outermost agent span among itself and its ancestors (name, id, version,
-        conversation id): what Azure Monitor's distro records as `microsoft.gen_ai.main_agent.*` while tracing."""
+        conversation id): what Azure Monitor's distro records as `microsoft.gen_ai.main_agent.*` while tracing.
+
+        `known`: rows of AGENT_COLUMNS already read, by (trace_id, span_id)."""
         if not keys:
             return {}
-        joined = [trace + span for _, trace, span in keys]
-        traces = sorted({trace for _, trace, _ in keys})
-        rows = self.reader.sql(
-            "WITH RECURSIVE chain(trace_id, start_id, cur_id, depth) AS ("
-            " SELECT trace_id, span_id, span_id, 0 FROM spans WHERE ingest_seq BETWEEN ? AND ?"
-            "  AND trace_id || span_id IN (SELECT unnest(?::VARCHAR[]))"
-            " UNION ALL"
-            " SELECT c.trace_id, c.start_id, p.parent_span_id, c.depth + 1 FROM chain c JOIN spans p"
-            "  ON p.trace_id = c.trace_id AND p.span_id = c.cur_id"
-            "  WHERE p.parent_span_id IS NOT NULL AND c.depth < 64"
-            "  AND p.trace_id IN (SELECT unnest(?::VARCHAR[])))"
-            " SELECT c.trace_id, c.start_id, c.depth, a.agent_name, a.agent_id, a.conversation_id,"
-            "  a.attributes->>'gen_ai.agent.version' AS agent_version"
-            " FROM chain c JOIN spans a ON a.trace_id = c.trace_id AND a.span_id = c.cur_id"
-            " WHERE a.agent_name IS NOT NULL AND a.trace_id IN (SELECT unnest(?::VARCHAR[]))",
-            [keys[0][0], keys[-1][0], joined, traces, traces]).to_pylist()
+        # Walk each span's parent chain over rows in hand (`known`: the page's own spans), and read the rows of a
+        # trace from the store only when a chain leaves them (a recursive CTE per page cost ~10x more).
+        nodes: dict[tuple[str, str], dict[str, Any]] = dict(known) if known else {}
+        unresolved = sorted({trace for _, trace, span in keys if not _walk_to_agent(nodes, trace, span)[1]})
+        if unresolved:
+            # Trace ids as one comma-joined text: binding long list parameters costs more than the query itself.
+            table = self.reader.sql(
+                f"SELECT {AGENT_COLUMNS} FROM spans WHERE trace_id IN (SELECT unnest(string_split(?, ',')))",
+                [",".join(unresolved)])
+            for row in table.to_pylist():
+                nodes[(row["trace_id"], row["span_id"])] = row
         outermost: dict[tuple[str, str], dict[str, Any]] = {}
-        for row in rows:
-            key = (row["trace_id"], row["start_id"])
-            if key not in outermost or row["depth"] > outermost[key]["depth"]:
-                outermost[key] = row
+        for _, trace_id, span_id in keys:
+            found = _walk_to_agent(nodes, trace_id, span_id)[0]
+            if found is not None:
+                depth, node = found
+                outermost[(trace_id, span_id)] = {
+                    "trace_id": trace_id, "start_id": span_id, "depth": depth, "agent_name": node["agent_name"],
+                    "agent_id": node["agent_id"], "conversation_id": node["conversation_id"],
+                    "agent_version": node["agent_version"]}
         return outermost
 
     def fetch(self, keys: list[StoreKey], *, with_logs: bool = True, with_main_agents: bool = False) -> SpanPage:
@@ -215,35 +223,40 @@ class StoreSource:
         if not keys:
             return SpanPage([], [], [], [])
         low, high = keys[0][0], keys[-1][0]
-        joined = [trace + span for _, trace, span in keys]
-        span_ids = sorted({span for _, _, span in keys})
+        # Ids as one comma-joined text, and no event / link / log query a page does not need (as RowReader).
+        joined = ",".join([trace + span for _, trace, span in keys])
+        span_ids = ",".join(sorted({span for _, _, span in keys}))
         spans = self.reader.sql(
-            f"SELECT {SPAN_COLUMNS} FROM spans s WHERE s.ingest_seq BETWEEN ? AND ? "
-            "AND s.trace_id || s.span_id IN (SELECT unnest(?::VARCHAR[]))", [low, high, joined])
+            f"SELECT {SPAN_COLUMNS}, event_count, link_count{', ' + AGENT_EXTRA_COLUMNS if with_main_agents else ''} "
+            "FROM spans s WHERE s.ingest_seq BETWEEN ? AND ? "
+            "AND s.trace_id || s.span_id IN (SELECT unnest(string_split(?, ',')))", [low, high, joined])
         wanted = set(keys)
         order = {key: index for index, key in enumerate(keys)}
-        data = spans.to_pydict()
+        data = spans.select(["ingest_seq", "trace_id", "span_id", "event_count", "link_count"]).to_pydict()
         row_keys = list(zip(data["ingest_seq"], data["trace_id"], data["span_id"]))
         indices = sorted((i for i, key in enumerate(row_keys) if key in wanted), key=lambda i: order[row_keys[i]])
         spans = spans.take(pa.array(indices, pa.int64()))
-        events = self.reader.sql(
-            "SELECT ingest_seq, trace_id, span_id, event_index, time_ns, name, attributes, dropped_attributes_count "
-            "FROM span_events WHERE ingest_seq BETWEEN ? AND ? AND span_id IN (SELECT unnest(?::VARCHAR[]))",
-            [low, high, span_ids])
-        links = self.reader.sql(
-            "SELECT ingest_seq, trace_id, span_id, link_index, linked_trace_id, linked_span_id, trace_state, flags, "
-            "attributes FROM span_links WHERE ingest_seq BETWEEN ? AND ? AND span_id IN (SELECT unnest(?::VARCHAR[]))",
-            [low, high, span_ids])
+        events = links = None
+        if any(data["event_count"]):
+            events = self.reader.sql(
+                "SELECT ingest_seq, trace_id, span_id, event_index, time_ns, name, attributes, "
+                "dropped_attributes_count FROM span_events WHERE ingest_seq BETWEEN ? AND ? "
+                "AND span_id IN (SELECT unnest(string_split(?, ',')))", [low, high, span_ids])
+        if any(data["link_count"]):
+            links = self.reader.sql(
+                "SELECT ingest_seq, trace_id, span_id, link_index, linked_trace_id, linked_span_id, trace_state, "
+                "flags, attributes FROM span_links WHERE ingest_seq BETWEEN ? AND ? "
+                "AND span_id IN (SELECT unnest(string_split(?, ',')))", [low, high, span_ids])
         self._load_resources(spans.column("resource_id").to_pylist())
         rebuilt = rebuild_spans(spans, events, links, self.resources)
         logs: list[Any] = []
         log_keys: list[str] = []
-        if with_logs:
+        if with_logs and self.has_span_logs():
             log_rows = self.reader.sql(
                 "SELECT time_ns, observed_time_ns, severity_number, severity_text, body, event_name, trace_id, span_id, "
                 "flags, resource_id, scope_name, scope_version, attributes FROM logs "
-                "WHERE span_id IN (SELECT unnest(?::VARCHAR[])) AND trace_id || span_id IN "
-                "(SELECT unnest(?::VARCHAR[])) ORDER BY trace_id, span_id, time_ns, event_name, attributes",
+                "WHERE span_id IN (SELECT unnest(string_split(?, ','))) AND trace_id || span_id IN "
+                "(SELECT unnest(string_split(?, ','))) ORDER BY trace_id, span_id, time_ns, event_name, attributes",
                 [span_ids, joined])
             if log_rows.num_rows:
                 self._load_resources(log_rows.column("resource_id").to_pylist())
@@ -251,7 +264,15 @@ class StoreSource:
                 log_keys = [log_key(row) for row in log_rows.select(
                     ["trace_id", "span_id", "time_ns", "event_name"]).to_pylist()]
         return SpanPage(keys=[span.store_key for span in rebuilt], spans=rebuilt, logs=logs, log_keys=log_keys,
-                        main_agents=self.main_agents(keys) if with_main_agents else {})
+                        main_agents=self.main_agents(keys, _agent_rows(spans)) if with_main_agents else {})
+
+    def has_span_logs(self) -> bool:
+        """Whether the store holds any log record correlated with a span (asked once; without any, the common case
+        for pure tracing, a page costs no log query)."""
+        if self._span_logs is None:
+            self._span_logs = bool(self.reader.sql(
+                "SELECT count(*) FROM (SELECT 1 FROM logs WHERE span_id IS NOT NULL LIMIT 1)").column(0)[0].as_py())
+        return self._span_logs
 
     def _load_resources(self, ids: list[int]) -> None:
         missing = self.resources.missing(ids)
@@ -259,6 +280,30 @@ class StoreSource:
             self.resources.add_rows(self.reader.sql(
                 "SELECT resource_id, any_value(attributes) AS attributes, any_value(schema_url) AS schema_url "
                 "FROM resources WHERE resource_id IN (SELECT unnest(?::BIGINT[])) GROUP BY resource_id", [missing]))
+
+
+def _agent_rows(spans: pa.Table) -> dict[tuple[str, str], dict[str, Any]]:
+    """The AGENT_COLUMNS of a page's span rows, by (trace_id, span_id)."""
+    columns = spans.select(["trace_id", "span_id", "parent_span_id", "agent_name", "agent_id", "conversation_id",
+                            "agent_version"]).to_pydict()
+    return {(row[0], row[1]): dict(zip(columns, row)) for row in zip(*columns.values())}
+
+
+def _walk_to_agent(nodes: dict[tuple[str, str], dict[str, Any]], trace_id: str, span_id: str,
+                   ) -> tuple[tuple[int, dict[str, Any]] | None, bool]:
+    """(depth, row) of the outermost agent span on the chain from `span_id` up, and whether the chain was complete
+    in `nodes` (it ended at a root or at the depth limit, not at a row missing from `nodes`)."""
+    current: str | None = span_id
+    depth, found = 0, None
+    while current is not None and depth <= MAX_AGENT_DEPTH:
+        node = nodes.get((trace_id, current))
+        if node is None:
+            return found, False
+        if node["agent_name"] is not None:
+            found = (depth, node)
+        current = node["parent_span_id"]
+        depth += 1
+    return found, True
 
 
 def run_kql(reader: StoreReader, kql: str) -> pa.Table:
