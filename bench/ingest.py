@@ -124,7 +124,7 @@ def load_process(target: str, payloads: list[bytes], seconds: float, in_flight: 
     """Send payloads round-robin with `in_flight` concurrent requests for `seconds`; report acknowledged spans."""
     import grpc
 
-    async def main() -> tuple[int, int, float]:
+    async def main() -> tuple[int, int, float, float]:
         acknowledged = refused = 0
         deadline = time.perf_counter() + seconds
         async with grpc.aio.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
@@ -145,18 +145,29 @@ def load_process(target: str, payloads: list[bytes], seconds: float, in_flight: 
                     index += in_flight
 
             started = time.perf_counter()
+            cpu_started = time.process_time()
             await asyncio.gather(*(worker(i) for i in range(in_flight)))
-            return acknowledged, refused, time.perf_counter() - started
+            return acknowledged, refused, time.perf_counter() - started, time.process_time() - cpu_started
 
     result_queue.put(asyncio.run(main()))
 
 
-def start_collector(db: Path, decode_workers: int) -> tuple[subprocess.Popen, dict]:
+def _cpu_seconds(process: "psutil.Process") -> float:
+    """User + system CPU of a process and its children so far."""
+    times = process.cpu_times()
+    return times.user + times.system + sum(c.cpu_times().user + c.cpu_times().system
+                                           for c in process.children(recursive=True))
+
+
+def start_collector(db: Path, decode_workers: int, checkpoint_rows: int | None = None) -> tuple[subprocess.Popen, dict]:
     state_path = db.with_name(db.name + ".collector.json")
+    env = dict(os.environ)
+    if checkpoint_rows is not None:
+        env["TRACEKIT_CHECKPOINT_ROWS"] = str(checkpoint_rows)
     process = subprocess.Popen(
         [sys.executable, "-m", "tracekit.cli", "collect", "--db", str(db), "--grpc", "127.0.0.1:0", "--http", "off",
          "--decode-workers", str(decode_workers)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     for _ in range(300):
         if state_path.exists():
             return process, json.loads(state_path.read_text())
@@ -202,6 +213,8 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=32)
     parser.add_argument("--requests", type=int, default=16, help="distinct pre-serialized requests")
     parser.add_argument("--decode-workers", type=int, default=0)
+    parser.add_argument("--checkpoint-rows", type=int, default=None,
+                        help="span rows between the collector's checkpoints (default: the collector's)")
     args = parser.parse_args()
 
     payloads = [build_request(seed) for seed in range(args.requests)]
@@ -210,7 +223,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
-        collector, state = start_collector(db, args.decode_workers)
+        collector, state = start_collector(db, args.decode_workers, args.checkpoint_rows)
         peak_rss = 0
         stop = threading.Event()
 
@@ -230,8 +243,11 @@ def main() -> None:
         results: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
         load = multiprocessing.get_context("spawn").Process(
             target=load_process, args=(state["grpc"], payloads, args.seconds, args.in_flight, results))
+        collector_proc = psutil.Process(collector.pid)
+        cpu_before = _cpu_seconds(collector_proc)
         load.start()
-        acknowledged, refused, elapsed = results.get()
+        acknowledged, refused, elapsed, load_cpu = results.get()
+        collector_cpu = _cpu_seconds(collector_proc) - cpu_before
         load.join()
         stored = count_spans(state)
         stop.set()
@@ -245,6 +261,12 @@ def main() -> None:
     print(f"stored spans            {stored:>12,}   (must be >= acknowledged: {stored >= acknowledged})")
     print(f"durable spans/s         {durable_rate:>12,.0f}")
     print(f"peak collector RSS      {peak_rss / 2**20:>12,.0f} MiB")
+    # CPU per span is steadier than wall-clock rates when other work shares the cores.
+    collector_us, load_us = 1e6 * collector_cpu / stored, 1e6 * load_cpu / max(acknowledged, 1)
+    cores = os.cpu_count() or 1
+    print(f"collector CPU           {collector_us:>12.1f} us/span   (load process {load_us:.1f} us/span; "
+          f"CPU-bound ceiling on {cores} cores: {cores * 1e6 / (collector_us + load_us):,.0f} spans/s)")
+    print(f"load average            {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"decode-only ceiling     {parse_rate:>12,.0f} spans/s   durable/decode = {durable_rate / parse_rate:.3f}")
     print(f"normalize ceiling       {normalize_rate:>12,.0f} spans/s   durable/normalize = "
           f"{durable_rate / normalize_rate:.3f}   (Python, {1e6 / normalize_rate:.1f} us/span)")

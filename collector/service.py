@@ -143,7 +143,7 @@ class Collector:
                              f"its OTLP endpoints: {existing.get('grpc')}, {existing.get('http')}")
         self._connection = open_store(self.db_path, memory_limit=settings.memory_limit,
                                       checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
-        self.writer = StoreWriter(self._connection)
+        self.writer = StoreWriter(self._connection, checkpoint_rows=settings.checkpoint_rows)
         self.writer.start()
         policy = settings.redaction_policy()
         self.pipeline = IngestPipeline(self.writer, Admission(settings.queue_bytes),

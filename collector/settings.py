@@ -48,6 +48,7 @@ class CollectorSettings:
     queue_bytes: int = 256 * MIB                 # request bytes accepted but not yet committed
     memory_limit: str = "2GB"                    # DuckDB's memory_limit
     decode_workers: int = 0                      # >0: decode in that many worker processes
+    checkpoint_rows: int = 245_760               # span rows between WAL checkpoints under load (2 row groups)
     retention_days: float | None = None
     max_db_bytes: int | None = None
     retention_interval_seconds: float = 60.0
@@ -85,6 +86,8 @@ class CollectorSettings:
             settings.memory_limit = env["TRACEKIT_MEMORY_LIMIT"]
         if "TRACEKIT_DECODE_WORKERS" in env:
             settings.decode_workers = int(env["TRACEKIT_DECODE_WORKERS"])
+        if "TRACEKIT_CHECKPOINT_ROWS" in env:
+            settings.checkpoint_rows = int(env["TRACEKIT_CHECKPOINT_ROWS"])
         if "TRACEKIT_RETENTION_DAYS" in env:
             settings.retention_days = float(env["TRACEKIT_RETENTION_DAYS"])
         if "TRACEKIT_MAX_DB_SIZE" in env:

@@ -205,3 +205,44 @@ def test_retention_keeps_old_rows_a_forwarder_has_not_sent(tmp_path):
     assert con.execute("SELECT DISTINCT ingest_seq FROM spans").fetchall() == [(2,)]
     assert con.execute("SELECT count(*) FROM span_events").fetchall() == [(3,)]
     con.close()
+
+
+def _checkpoints_while(writer, action) -> int:
+    before = writer._checkpointer.checkpoints
+    action()
+    return writer._checkpointer.checkpoints - before
+
+
+def test_checkpoints_come_every_n_span_rows_under_load_and_when_ingest_goes_idle(tmp_path):
+    from tracekit.collector.writer import StoreWriter
+
+    con = open_store(tmp_path / "s.duckdb")
+    writer = StoreWriter(con, checkpoint_rows=3_000, checkpoint_wal_bytes=1 << 40)
+    writer._checkpointer._interval = 0.2
+    writer.start()
+    try:
+        def commit(count: int, first_id: int) -> None:
+            done = []
+            writer.submit(_batch(time.time_ns(), count, first_id=first_id), done.append)
+            while not done:
+                time.sleep(0.01)
+            assert done == [None]
+
+        def steady_load(total: int) -> None:
+            # Keep the WAL growing between the checkpointer's looks, so only the row count can trigger it.
+            for first in range(1, total, 200):
+                commit(200, first)
+                time.sleep(0.02)
+
+        # Under the row threshold and never idle: no checkpoint, however long the WAL grows.
+        assert _checkpoints_while(writer, lambda: steady_load(2_600)) == 0
+        # Crossing it: one checkpoint (a whole number of row groups in production).
+        assert _checkpoints_while(writer, lambda: (steady_load(800), time.sleep(0.7))) >= 1
+        # A pause with the WAL not growing folds in what is left.
+        commit(10, 10_000)
+        assert _checkpoints_while(writer, lambda: time.sleep(1.0)) == 1
+        wal = con.execute("SELECT wal_size FROM pragma_database_size()").fetchall()[0][0]
+        assert str(wal).startswith("0")
+    finally:
+        writer.stop()
+        con.close()
