@@ -110,6 +110,9 @@ class FakeIngestion:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The answer goes out as two writes (headers, body): with Nagle's algorithm on, the body waited for the
+            # client's delayed ACK, ~40 ms per request, which no real ingestion endpoint adds.
+            disable_nagle_algorithm = True
 
             def log_message(self, *_: Any) -> None:
                 pass
