@@ -168,7 +168,8 @@ _events = st.lists(st.builds(
     lambda name, attributes, offset: Event(name, attributes, START + offset),
     st.sampled_from(["exception", "gen_ai.choice", "", "é" * 3]) | st.text(max_size=8),
     st.dictionaries(st.sampled_from(["exception.type", "exception.message", "exception.stacktrace", "session.id",
-                                     "microsoft.custom_measurements", "note", "http.x"]) | st.text(max_size=6),
+                                     "microsoft.custom_measurements", "note", "http.x", "az.namespace",
+                                     "client.address"]) | st.text(max_size=6),
                     _values, max_size=4),
     st.integers(0, 10**12)), max_size=3)
 _links = st.lists(st.builds(lambda t, s: Link(SpanContext(t, s, False)), st.integers(1, 2**128 - 1),

@@ -75,12 +75,13 @@ def wire_json(envelopes: Sequence[Any]) -> str:
     return json.dumps(envelopes, cls=SdkJSONEncoder, exclude_readonly=True)
 
 
-def claims(attributes: Mapping[str, Any]) -> bool:
-    """Whether the fast path may build this span: no attribute steers the exporter into a special mapping."""
-    for key in attributes:
-        if key in UNCLAIMED_KEYS or key.startswith(UNCLAIMED_PREFIXES):
-            return False
-    return True
+def _key_rule(key: str) -> tuple[bool, int]:
+    """For one attribute key: whether the fast path may build a span carrying it (False: the key steers the
+    exporter into a special mapping), and the length its property value is cut at (0: kept out of properties)."""
+    claimed = not (key in UNCLAIMED_KEYS or key.startswith(UNCLAIMED_PREFIXES))
+    if _is_standard(key) or not key or len(key) > 150:
+        return claimed, 0
+    return claimed, GEN_AI_PROPERTY_LIMIT if key in _GEN_AI_CONTENT else PROPERTY_LIMIT
 
 
 def _time(ns: int) -> str:
@@ -88,12 +89,8 @@ def _time(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=_UTC).isoformat().replace("+00:00", "Z")
 
 
-def _length_class(span: ReadableSpan, attributes: Mapping[str, Any]) -> int:
-    """Which of the exporter's length limits (1,024 / 8,192 / 32,768 / 256 KiB) the span's texts could reach."""
-    longest = len(span.name or "")
-    for value in attributes.values():
-        if value.__class__ is str and len(value) > longest:
-            longest = len(value)
+def _length_class(longest: int) -> int:
+    """Which of the exporter's length limits (1,024 / 8,192 / 32,768 / 256 KiB) a text of this length reaches."""
     return 0 if longest <= 1024 else 1 if longest <= PROPERTY_LIMIT else 2 if longest <= 32768 else 3
 
 
@@ -126,7 +123,7 @@ class EnvelopeBuilder:
         self._ikey = exporter._instrumentation_key
         self._verified: set[tuple[Any, ...]] = set()
         self._rejected: set[tuple[Any, ...]] = set()
-        self._key_rules: dict[str, int] = {}    # attribute key -> its property limit, 0 when the exporter drops it
+        self._key_rules: dict[str, tuple[bool, int]] = {}    # attribute key -> _key_rule(key)
         self._resources: dict[int, tuple[Any, dict[str, Any], int]] = {}  # id -> (resource, base tags, index)
         self.fast = 0          # spans built here
         self.converted = 0     # spans converted by the exporter (unclaimed, first of a shape, or rejected shape)
@@ -137,17 +134,18 @@ class EnvelopeBuilder:
     def envelopes(self, span: ReadableSpan) -> list[dict[str, Any]]:
         """The span's envelope followed by one per event, as the exporter orders them."""
         attributes = span.attributes or {}
-        if not claims(attributes):
+        properties, longest = self._properties(attributes, claim=True)
+        if properties is None:
             return self.convert(span)
         base_tags, resource_index = self._resource_tags(span.resource)
         synthetic = _is_synthetic(attributes)
-        shape = self._shape(span, attributes, resource_index, synthetic)
+        shape = self._shape(span, attributes, resource_index, synthetic, longest)
         if shape in self._verified:
             self.fast += 1
-            return self._build(span, attributes, base_tags, synthetic)
+            return self._build(span, attributes, properties, base_tags, synthetic)
         if shape in self._rejected:
             return self.convert(span)
-        ours = self._build(span, attributes, base_tags, synthetic)
+        ours = self._build(span, attributes, properties, base_tags, synthetic)
         theirs_items = self._exporter_items(span)
         theirs_text = wire_json(theirs_items)
         if wire_json(ours) == theirs_text:
@@ -174,8 +172,8 @@ class EnvelopeBuilder:
         return [self._exporter._span_to_envelope(span), *self._exporter._span_events_to_envelopes(span)]
 
     # --- shapes ------------------------------------------------------------------------------------------------
-    def _shape(self, span: ReadableSpan, attributes: Mapping[str, Any], resource_index: int,
-               synthetic: bool) -> tuple[Any, ...]:
+    def _shape(self, span: ReadableSpan, attributes: Mapping[str, Any], resource_index: int, synthetic: bool,
+               longest: int) -> tuple[Any, ...]:
         """Everything the exporter's mapping branches on, so one checked span vouches for all of its shape."""
         parent = span.parent
         scope = span.instrumentation_scope
@@ -191,7 +189,7 @@ class EnvelopeBuilder:
             min(len(links), MAX_LINKS + 2) if links else 0,
             frozenset((event.name == "exception", frozenset(zip(event.attributes or (), map(
                 type, (event.attributes or {}).values())))) for event in events) if events else None,
-            _length_class(span, attributes),
+            _length_class(max(longest, len(span.name or ""))),
             bool(attributes.get(GEN_AI_SYSTEM)),
             synthetic,
         )
@@ -206,25 +204,34 @@ class EnvelopeBuilder:
         return cached[1], cached[2]
 
     # --- building ------------------------------------------------------------------------------------------
-    def _properties(self, attributes: Mapping[str, Any] | None) -> dict[str, str]:
-        """`_filter_custom_properties(attributes, not _is_standard_attribute)`, with the per-key rules memoized."""
+    def _properties(self, attributes: Mapping[str, Any] | None, claim: bool = False,
+                    ) -> tuple[dict[str, str] | None, int]:
+        """`_filter_custom_properties(attributes, not _is_standard_attribute)`, with the per-key rules memoized, and
+        the longest value text. With `claim`, None instead of properties when a key is one the fast path leaves to
+        the exporter (UNCLAIMED_KEYS / UNCLAIMED_PREFIXES)."""
         properties: dict[str, str] = {}
+        longest = 0
         if not attributes:
-            return properties
+            return properties, longest
         rules = self._key_rules
         for key, value in attributes.items():
-            limit = rules.get(key)
-            if limit is None:
-                limit = rules[key] = (0 if _is_standard(key) or not key or len(key) > 150 else
-                                      GEN_AI_PROPERTY_LIMIT if key in _GEN_AI_CONTENT else PROPERTY_LIMIT)
+            rule = rules.get(key)
+            if rule is None:
+                rule = rules[key] = _key_rule(key)
+            claimed, limit = rule
+            if not claimed and claim:
+                return None, longest
             if not limit or value is None:
                 continue
             text = value if value.__class__ is str else str(value)
-            properties[key] = text if len(text) <= limit else text[:limit]
-        return properties
+            size = len(text)
+            if size > longest:
+                longest = size
+            properties[key] = text if size <= limit else text[:limit]
+        return properties, longest
 
-    def _build(self, span: ReadableSpan, attributes: Mapping[str, Any], base_tags: dict[str, Any],
-               synthetic: bool) -> list[dict[str, Any]]:
+    def _build(self, span: ReadableSpan, attributes: Mapping[str, Any], properties: dict[str, str],
+               base_tags: dict[str, Any], synthetic: bool) -> list[dict[str, Any]]:
         context = span.context
         trace_hex = f"{context.trace_id:032x}"
         span_hex = f"{context.span_id:016x}"
@@ -274,7 +281,7 @@ class EnvelopeBuilder:
             data["type"] = data["type"][:1024]
             if target:
                 data["target"] = str(target)[:1024]
-        properties = data["properties"] = self._properties(attributes)
+        data["properties"] = properties
         scope = span.instrumentation_scope
         if scope is not None and scope.name in _METRIC_SCOPES:
             properties["_MS.ProcessedByMetricExtractors"] = "True"
@@ -311,7 +318,7 @@ class EnvelopeBuilder:
             envelope: dict[str, Any] = {"name": "", "iKey": self._ikey, "tags": tags, "time": _time(event.timestamp)}
             if _SAMPLE_RATE_KEY in attributes:
                 envelope["sampleRate"] = attributes[_SAMPLE_RATE_KEY]
-            properties = self._properties(event_attributes)
+            properties = self._properties(event_attributes)[0]
             measurements = _measurements(event_attributes)
             if event.name == "exception":
                 envelope["name"] = _EXCEPTION_ENVELOPE_NAME

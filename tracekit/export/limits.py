@@ -118,16 +118,20 @@ def fit_properties(attributes: Mapping[str, Any], budget: int = ITEM_BUDGET) -> 
         if value is None:
             continue
         limit, rank = rules.get(key) or _key_rule(key)
-        if value.__class__ is not str:
-            value = _text(value)
-        if isinstance(value, str):
-            size = len(value)
-            if size > limit:
-                value = value[: limit - len(TRIM_MARKER)] + TRIM_MARKER
-                size = len(value)
-                trimmed.append(key)
+        kind = value.__class__
+        if kind is not str:
+            if kind is int or kind is float or kind is bool:
+                size = len(str(value))
+                limit = 0   # nothing to cut
+            else:
+                value = _text(value)
+                size = len(value) if isinstance(value, str) else len(str(value))
         else:
-            size = len(str(value))
+            size = len(value)
+        if limit and size > limit and isinstance(value, str):
+            value = value[: limit - len(TRIM_MARKER)] + TRIM_MARKER
+            size = len(value)
+            trimmed.append(key)
         values[key] = value
         sizes[key] = size
         total += len(key) + size + 6

@@ -73,12 +73,15 @@ class StoredSpan(ReadableSpan):
             events = tuple(StoredEvent(
                 e.name, event_attributes(e.attributes or {}) if event_attributes else (e.attributes or {}),
                 e.timestamp + shift_ns, e.dropped_attributes) for e in self.events)
-        return StoredSpan(
-            name=self.name, context=self.context, parent=self.parent, resource=self.resource,
-            attributes=dict(self.attributes) if attributes is None else attributes, events=events,
-            links=self.links, kind=self.kind, status=self.status, start_time=(self.start_time or 0) + shift_ns,
-            end_time=(self.end_time or 0) + shift_ns, instrumentation_scope=self.instrumentation_scope,
-            store_key=self.store_key, dropped=self._dropped)
+        # A shallow copy with ReadableSpan's own fields set: a third of the cost of a new StoredSpan, on every span
+        # of an Azure export.
+        clone = object.__new__(StoredSpan)
+        clone.__dict__.update(self.__dict__)
+        clone._attributes = dict(self.attributes) if attributes is None else attributes
+        clone._events = events
+        clone._start_time = (self.start_time or 0) + shift_ns
+        clone._end_time = (self.end_time or 0) + shift_ns
+        return clone
 
     @property
     def trace_id_hex(self) -> str:
@@ -142,6 +145,18 @@ def _scope(name: str | None, version: str | None) -> InstrumentationScope | None
     return scope  # type: ignore[return-value]
 
 
+# The span columns rebuild_spans reads, in the order it unpacks them.
+_SPAN_FIELDS = ("ingest_seq", "trace_id", "span_id", "parent_span_id", "trace_state", "flags", "name", "kind",
+                "start_time_ns", "end_time_ns", "status_code", "status_message", "resource_id", "scope_name",
+                "scope_version", "attributes", "dropped_attributes_count", "dropped_events_count",
+                "dropped_links_count")
+_TRACE_FLAGS = [TraceFlags(value) for value in range(256)]
+
+
+def _trace_flags(flags: int) -> TraceFlags:
+    return _TRACE_FLAGS[flags & 0xFF]
+
+
 def _trace_state(header: str | None) -> TraceState | None:
     return TraceState.from_header([header]) if header else None
 
@@ -171,54 +186,57 @@ def rebuild_spans(
     links_by_span = _group_by_span(links)
     events_have_seq = events is not None and "ingest_seq" in events.column_names
     links_have_seq = links is not None and "ingest_seq" in links.column_names
-    data = spans.to_pydict()
+    data = spans.select(list(_SPAN_FIELDS)).to_pydict()
     result: list[StoredSpan] = []
-    for i in range(spans.num_rows):
-        trace_hex = data["trace_id"][i]
-        span_hex = data["span_id"][i]
-        flags = data["flags"][i] or 0
+    unset = Status(StatusCode.UNSET)
+    ok = Status(StatusCode.OK)
+    for (seq, trace_hex, span_hex, parent_hex, trace_state, flags, name, kind, start, end, status_code,
+         status_message, resource_id, scope_name, scope_version, attributes, dropped_attributes, dropped_events,
+         dropped_links) in zip(*(data[column] for column in _SPAN_FIELDS)):
+        flags = flags or 0
         trace_id = int(trace_hex, 16)
-        context = SpanContext(trace_id, int(span_hex, 16), is_remote=False,
-                              trace_flags=TraceFlags(flags & 0xFF), trace_state=_trace_state(data["trace_state"][i]))
-        parent_hex = data["parent_span_id"][i]
+        context = SpanContext(trace_id, int(span_hex, 16), is_remote=False, trace_flags=_trace_flags(flags),
+                              trace_state=_trace_state(trace_state) if trace_state else None)
         parent = None
         if parent_hex:
             remote = bool(flags & _HAS_IS_REMOTE and flags & _IS_REMOTE)
             parent = SpanContext(trace_id, int(parent_hex, 16), is_remote=remote)
-        key = (data["ingest_seq"][i] if events_have_seq else None, trace_hex, span_hex)
-        link_key = (data["ingest_seq"][i] if links_have_seq else None, trace_hex, span_hex)
-        event_rows = events_by_span.get(key)
-        span_events = [
-            StoredEvent(e["name"], _loads(e["attributes"]), e["time_ns"], e.get("dropped_attributes_count") or 0)
-            for e in sorted(event_rows, key=lambda e: e["event_index"])
-        ] if event_rows else []
-        link_rows = links_by_span.get(link_key)
-        span_links = [
-            Link(SpanContext(int(link["linked_trace_id"], 16), int(link["linked_span_id"], 16), is_remote=bool(
-                (link["flags"] or 0) & _HAS_IS_REMOTE and (link["flags"] or 0) & _IS_REMOTE),
-                trace_flags=TraceFlags((link["flags"] or 0) & 0xFF), trace_state=_trace_state(link["trace_state"])),
-                _loads(link["attributes"]))
-            for link in sorted(link_rows, key=lambda link: link["link_index"])
-        ] if link_rows else []
-        status_code = _STATUS.get(data["status_code"][i], StatusCode.UNSET)
+        span_events: list[StoredEvent] = []
+        if events_by_span:
+            event_rows = events_by_span.get((seq if events_have_seq else None, trace_hex, span_hex))
+            if event_rows:
+                span_events = [
+                    StoredEvent(e["name"], _loads(e["attributes"]), e["time_ns"], e.get("dropped_attributes_count") or 0)
+                    for e in sorted(event_rows, key=lambda e: e["event_index"])]
+        span_links: list[Link] = []
+        if links_by_span:
+            link_rows = links_by_span.get((seq if links_have_seq else None, trace_hex, span_hex))
+            if link_rows:
+                span_links = [
+                    Link(SpanContext(int(link["linked_trace_id"], 16), int(link["linked_span_id"], 16), is_remote=bool(
+                        (link["flags"] or 0) & _HAS_IS_REMOTE and (link["flags"] or 0) & _IS_REMOTE),
+                        trace_flags=TraceFlags((link["flags"] or 0) & 0xFF),
+                        trace_state=_trace_state(link["trace_state"])),
+                        _loads(link["attributes"]))
+                    for link in sorted(link_rows, key=lambda link: link["link_index"])]
+        code = _STATUS.get(status_code, StatusCode.UNSET)
         # The SDK keeps a description only on ERROR; elsewhere OTLP says it must be empty anyway.
-        status = Status(status_code, data["status_message"][i] if status_code is StatusCode.ERROR else None)
+        status = Status(code, status_message) if code is StatusCode.ERROR else ok if code is StatusCode.OK else unset
         result.append(StoredSpan(
-            name=data["name"][i],
+            name=name,
             context=context,
             parent=parent,
-            resource=resources.get(data["resource_id"][i]),
-            attributes=_loads(data["attributes"][i]),
+            resource=resources.get(resource_id),
+            attributes=_loads(attributes),
             events=span_events,
             links=span_links,
-            kind=_KINDS.get(data["kind"][i], SpanKind.INTERNAL),
+            kind=_KINDS.get(kind, SpanKind.INTERNAL),
             status=status,
-            start_time=data["start_time_ns"][i],
-            end_time=data["end_time_ns"][i],
-            instrumentation_scope=_scope(data["scope_name"][i], data["scope_version"][i]),
-            store_key=(data["ingest_seq"][i], trace_hex, span_hex),
-            dropped=(data["dropped_attributes_count"][i] or 0, data["dropped_events_count"][i] or 0,
-                     data["dropped_links_count"][i] or 0),
+            start_time=start,
+            end_time=end,
+            instrumentation_scope=_scope(scope_name, scope_version),
+            store_key=(seq, trace_hex, span_hex),
+            dropped=(dropped_attributes or 0, dropped_events or 0, dropped_links or 0),
         ))
     return result
 

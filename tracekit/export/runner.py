@@ -8,8 +8,10 @@ already delivered remembered, so the next run sends only the rest. The cursor is
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, Sequence
@@ -112,6 +114,18 @@ def prefetched_pages(keys: list[Any], page_size: int, fetch: Callable[[list[Any]
             yield chunk, page
 
 
+@contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """Keep the cyclic garbage collector off the objects alive before the run (imported modules, the exporter, the
+    selection's keys) while it runs: every full collection traversed them all, ~100 ms each, 12-16 % of the Azure
+    export's wall time. The run's own garbage is collected as usual; `unfreeze` hands the rest back afterwards."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def run_export(
     source: StoreSource,
     sender: Sender,
@@ -145,7 +159,7 @@ def run_export(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
         TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
         console=console, disable=not show_progress, transient=False)
-    with progress:
+    with _frozen_heap(), progress:
         task = progress.add_task(f"export to {sender.kind}", total=len(keys), rate="", note="")
         # Senders that encode OTLP themselves read rows; the others (Azure Monitor) take rebuilt SDK spans.
         read_rows = read_spans = None
