@@ -269,3 +269,23 @@ def test_main_agents_are_the_same_whatever_the_page_boundaries(store: Path) -> N
     assert len(whole) == len(keys) and paged == whole
     assert {agent["agent_name"] for agent in whole.values()} == {"planner", "writer"}
     assert {agent["depth"] for agent in whole.values()} == {0, 1}
+
+
+def test_the_resource_metric_goes_in_front_when_turned_back_on(store: Path, monkeypatch) -> None:
+    """As `export()` does: one `_OTELRESOURCE_` metric per request, outside the per-item accounting."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    monkeypatch.setenv("APPLICATIONINSIGHTS_OPENTELEMETRY_RESOURCE_METRIC_DISABLED", "false")
+    with FakeIngestion() as fake:
+        reader = LocalReader.open_file(store)
+        sender = AzureMonitorSender(fake.connection_string)
+        sender.traces._tracer_provider = TracerProvider(resource=Resource({"service.name": "exporting-process"}))
+        summary = run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(store)),
+                             shaper=AzureShaper(), page_size=25, show_progress=False)
+        sender.close()
+        reader.close()
+        metrics = [e for e in fake.accepted if e["data"]["baseType"] == "MetricData"]
+    assert summary.complete and summary.delivered == 120 and not summary.refused
+    assert len(metrics) == 3       # one per request with spans: 60 spans in pages of 25
+    assert metrics[0]["data"]["baseData"]["metrics"][0]["name"] == "_OTELRESOURCE_"
+    assert metrics[0]["data"]["baseData"]["properties"]["service.name"] == "exporting-process"

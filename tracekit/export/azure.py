@@ -221,6 +221,7 @@ class AzureMonitorSender:
         envelopes, keys = self._span_envelopes(spans, state, envelopes or self.prepare_spans(spans))
         if envelopes:
             self._bucket.take(len(keys))
+            envelopes = self._resource_metric() + envelopes
             # The exporter's own transmission (its client's `track`, JSON body, redirects followed), as `export()`
             # would do after building the same envelopes.
             self._run(lambda: self.traces._transmit(envelopes), keys, state, envelopes)
@@ -264,6 +265,21 @@ class AzureMonitorSender:
             envelopes.extend(built)
             keys.extend(span_keys)
         return envelopes, keys
+
+    def _resource_metric(self) -> list[dict[str, Any]]:
+        """The `_OTELRESOURCE_` metric envelope `export()` puts in front of each request, when the user turned it
+        back on (QUIET_ENV turns it off by default); `_settle` leaves it out of the item accounting."""
+        exporter = self.traces
+        if not exporter._should_collect_otel_resource_metric():
+            return []
+        from opentelemetry.trace import get_tracer_provider
+
+        from tracekit.export.envelopes import wire_json
+
+        resource = getattr(exporter._tracer_provider or get_tracer_provider(), "resource", None)
+        if resource is None:  # the exporter logs this case and sends the spans without it
+            return []
+        return orjson.loads(wire_json([exporter._get_otel_resource_envelope(resource, exporter.application_id)]))
 
     def _delay(self, attempt: int) -> float:
         backoff = min(self.max_backoff, self.initial_backoff * (2 ** attempt))
