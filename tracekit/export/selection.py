@@ -229,13 +229,15 @@ class StoreSource:
         spans = self.reader.sql(
             f"SELECT {SPAN_COLUMNS}, event_count, link_count{', ' + AGENT_EXTRA_COLUMNS if with_main_agents else ''} "
             "FROM spans s WHERE s.ingest_seq BETWEEN ? AND ? "
-            "AND s.trace_id || s.span_id IN (SELECT unnest(string_split(?, ',')))", [low, high, joined])
-        wanted = set(keys)
-        order = {key: index for index, key in enumerate(keys)}
+            "AND s.trace_id || s.span_id IN (SELECT unnest(string_split(?, ','))) "
+            "ORDER BY s.ingest_seq, s.trace_id, s.span_id", [low, high, joined])
         data = spans.select(["ingest_seq", "trace_id", "span_id", "event_count", "link_count"]).to_pydict()
-        row_keys = list(zip(data["ingest_seq"], data["trace_id"], data["span_id"]))
-        indices = sorted((i for i, key in enumerate(row_keys) if key in wanted), key=lambda i: order[row_keys[i]])
-        spans = spans.take(pa.array(indices, pa.int64()))
+        found = list(zip(data["ingest_seq"], data["trace_id"], data["span_id"]))
+        if found != keys:
+            # Other stored copies of a span (another ingest_seq in the range) or keys gone since listing; `keys`
+            # come in the same order (list_keys).
+            wanted = set(keys)
+            spans = spans.take(pa.array([i for i, key in enumerate(found) if key in wanted], pa.int64()))
         events = links = None
         if any(data["event_count"]):
             events = self.reader.sql(
