@@ -78,10 +78,6 @@ def _text(value: Any) -> Any:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _size(value: Any) -> int:
-    return len(value) if isinstance(value, str) else len(str(value))
-
-
 def _is_protected(key: str) -> bool:
     return key in _PROTECTED or key.startswith(_PROTECTED_PREFIXES)
 
@@ -107,14 +103,12 @@ def fit_properties(attributes: Mapping[str, Any], budget: int = ITEM_BUDGET) -> 
     Order: the protected keys (PROTECTED_KEYS' order, then other `gen_ai.usage.*` / `microsoft.gen_ai.*` keys as
     they come), then the others from the shortest value to the longest, so ingestion's ~64 KB cut falls on content.
     """
-    values: dict[str, Any] = {}
-    sizes: dict[str, int] = {}
     trimmed: list[str] = []
-    protected: list[tuple[int, int, str]] = []   # (rank, position, key)
-    unprotected: list[str] = []
+    protected: list[tuple[int, int, str, Any]] = []   # (rank, position, key, value)
+    others: list[list[Any]] = []                      # [size, key, value], in attribute order
     total = 0
     rules = _key_rules
-    for key, value in attributes.items():
+    for position, (key, value) in enumerate(attributes.items()):
         if value is None:
             continue
         limit, rank = rules.get(key) or _key_rule(key)
@@ -132,34 +126,39 @@ def fit_properties(attributes: Mapping[str, Any], budget: int = ITEM_BUDGET) -> 
             value = value[: limit - len(TRIM_MARKER)] + TRIM_MARKER
             size = len(value)
             trimmed.append(key)
-        values[key] = value
-        sizes[key] = size
         total += len(key) + size + 6
         if rank is None:
-            unprotected.append(key)
+            others.append([size, key, value])
         else:
-            protected.append((rank, len(values), key))
+            protected.append((rank, position, key, value))
     if total > budget:
-        # Largest unprotected values first, until the item fits.
-        for key in sorted(unprotected, key=lambda k: -sizes[k]):
-            if total <= budget:
-                break
-            value = values[key]
-            size = sizes[key]
-            keep = max(0, size - (total - budget) - len(TRIM_MARKER))
-            new_value = (str(value)[:keep] + TRIM_MARKER) if keep > 64 else TRIM_MARKER
-            total -= size - len(new_value)
-            values[key] = new_value
-            sizes[key] = len(new_value)
-            if key not in trimmed:
-                trimmed.append(key)
+        _trim_largest(others, total, budget, trimmed)
     ordered: dict[str, Any] = {TRIMMED_KEYS: ",".join(trimmed)} if trimmed else {}
     protected.sort()
-    for _, _, key in protected:
-        ordered[key] = values[key]
-    for key in sorted(unprotected, key=sizes.__getitem__):
-        ordered[key] = values[key]
+    for _, _, key, value in protected:
+        ordered[key] = value
+    others.sort(key=_size_of)   # stable: equal sizes keep their order
+    for _, key, value in others:
+        ordered[key] = value
     return ordered, trimmed
+
+
+def _size_of(entry: list[Any]) -> int:
+    return entry[0]
+
+
+def _trim_largest(entries: list[list[Any]], total: int, budget: int, trimmed: list[str]) -> None:
+    """Cut the largest unprotected values first (in place) until the item's total fits `budget`."""
+    for entry in sorted(entries, key=lambda entry: -entry[0]):
+        if total <= budget:
+            break
+        size, key, value = entry
+        keep = max(0, size - (total - budget) - len(TRIM_MARKER))
+        new_value = (str(value)[:keep] + TRIM_MARKER) if keep > 64 else TRIM_MARKER
+        total -= size - len(new_value)
+        entry[0], entry[2] = len(new_value), new_value
+        if key not in trimmed:
+            trimmed.append(key)
 
 
 def iso(ns: int) -> str:
