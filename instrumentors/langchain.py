@@ -22,7 +22,6 @@ in the run metadata (LangGraph copies `configurable.thread_id` there), else from
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping, Sequence
@@ -41,12 +40,12 @@ except ImportError:  # not installed: the module still imports, so entry-point l
 
 from tracekit import semconv
 from tracekit.api import current_agent_name, current_conversation_id, error_type_of, record_error
-from tracekit.content import get_content_settings
+from tracekit.content import ContentSettings, get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
                                             inference_recorded_by, merge_silenced_request, normalize_finish_reason,
                                             set_messages, set_opt_in, silenced_request)
-from tracekit.messages import (function_tool_definition, message, output_message, reasoning_part, structure_only,
-                               text_part, tool_call_part, tool_call_response_part)
+from tracekit.instrumentors._langchain_messages import message_field, message_parts, message_role, to_otel_messages
+from tracekit.messages import function_tool_definition, output_message, render, text_part
 
 __all__ = ["LangChainInstrumentor", "TracekitCallbackHandler"]
 
@@ -54,8 +53,6 @@ _INSTRUMENTS = ("langchain-core >= 0.3",)
 
 _CONVERSATION_KEYS = ("thread_id", "session_id", "conversation_id")
 _GENERIC_GRAPH_NAMES = {"LangGraph", ""}
-_ROLE_BY_TYPE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool",
-                 "chat": "user", "developer": "system", "AIMessageChunk": "assistant"}
 # LangChain's `ls_provider` values -> gen_ai.provider.name
 _PROVIDER_MAP = {"openai": "openai", "azure": "azure.ai.openai", "azure_openai": "azure.ai.openai",
                  "anthropic": "anthropic", "bedrock": "aws.bedrock", "amazon_bedrock": "aws.bedrock",
@@ -63,7 +60,7 @@ _PROVIDER_MAP = {"openai": "openai", "azure": "azure.ai.openai", "azure_openai":
                  "groq": "groq", "cohere": "cohere", "deepseek": "deepseek", "xai": "x_ai", "ollama": "ollama"}
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
     """What the handler remembers about one LangChain run."""
 
@@ -75,7 +72,7 @@ class _Run:
     started: float = 0.0
     first_token: float | None = None
     suppress_token: Any = None
-    input_messages: list[dict[str, Any]] | None = None
+    inputs: Sequence[Any] = ()  # an inference run's input messages (or prompts) as LangChain gave them
     context_token: Any = None
     pending: _PendingAgent | None = None
 
@@ -88,88 +85,6 @@ class _PendingAgent:
     start_ns: int
     namespace_prefix: str
     inputs: Any
-
-
-def _field(msg: Any, name: str) -> Any:
-    """A message field without pydantic's slow miss path (a missing attribute costs an exception there)."""
-    fields = getattr(msg, "__dict__", None)
-    return fields.get(name) if fields is not None else getattr(msg, name, None)
-
-
-def _role(msg: Any) -> str:
-    msg_type = _field(msg, "type") or type(msg).__name__
-    role = _ROLE_BY_TYPE.get(msg_type)
-    return role if role is not None else str(_field(msg, "role") or msg_type)
-
-
-def _content_parts(content: Any) -> list[dict[str, Any]]:
-    """LangChain message content (a string or a list of content blocks) as OTel parts."""
-    if content is None or content == "":
-        return []
-    if isinstance(content, str):
-        return [text_part(content)]
-    parts = []
-    for block in content:
-        if isinstance(block, str):
-            parts.append(text_part(block))
-        elif isinstance(block, Mapping):
-            block_type = block.get("type")
-            if block_type == "text":
-                parts.append(text_part(str(block.get("text", ""))))
-            elif block_type in ("reasoning", "thinking"):
-                parts.append(reasoning_part(str(block.get("reasoning") or block.get("thinking") or "")))
-            elif block_type in ("image_url", "image"):
-                parts.append({"type": "uri", "modality": "image",
-                              "uri": str((block.get("image_url") or {}).get("url", block.get("url", "")))})
-            elif block_type in ("tool_use", "tool_call"):
-                continue  # carried by message.tool_calls
-            else:
-                parts.append({"type": "generic", "generic_type": str(block_type), "content": block})
-    return parts
-
-
-def _convert(msg: Any, with_content: bool = True) -> dict[str, Any]:
-    """One LangChain message as an OTel ChatMessage. `with_content=False` builds the structure-only form directly
-    (the content-off fast path: no content copied, nothing to strip later). Fields are read from the message's
-    `__dict__` once: this runs for every message of every model call."""
-    fields = getattr(msg, "__dict__", None)
-    if fields is None:
-        fields = {key: getattr(msg, key, None) for key in ("type", "role", "content", "tool_calls", "tool_call_id", "name")}
-    msg_type = fields.get("type") or type(msg).__name__
-    role = _ROLE_BY_TYPE.get(msg_type) or str(fields.get("role") or msg_type)
-    if role == "tool":
-        if with_content:
-            parts = [tool_call_response_part(fields.get("tool_call_id"), fields.get("content"))]
-        else:
-            parts = [{"type": "tool_call_response", "id": fields.get("tool_call_id")}]
-    else:
-        content = fields.get("content")
-        if with_content:
-            parts = _content_parts(content)
-        elif isinstance(content, str):
-            parts = [{"type": "text"}] if content else []
-        else:
-            parts = structure_only([{"parts": _content_parts(content)}])[0]["parts"]
-        for call in fields.get("tool_calls") or ():
-            if with_content:
-                parts.append(tool_call_part(call.get("id"), call.get("name", ""), call.get("args")))
-            else:
-                parts.append({"type": "tool_call", "id": call.get("id"), "name": call.get("name", "")})
-    result: dict[str, Any] = {"role": role, "parts": parts}
-    name = fields.get("name")
-    if name:
-        result["name"] = name
-    return result
-
-
-def _message_parts(msg: Any, with_content: bool = True) -> list[dict[str, Any]]:
-    """The OTel parts of one LangChain message."""
-    return _convert(msg, with_content)["parts"]
-
-
-def _to_otel_messages(messages: Sequence[Any], with_content: bool = True) -> list[dict[str, Any]]:
-    """Input messages in OTel form (in-history system messages stay in the input, per spec)."""
-    return [_convert(msg, with_content) for msg in messages]
 
 
 def _conversation_from(metadata: Mapping[str, Any] | None) -> str | None:
@@ -211,6 +126,120 @@ def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
     return definitions
 
 
+# Numeric request parameters: invocation-params key -> attribute.
+_REQUEST_NUMBERS = {
+    "temperature": semconv.GEN_AI_REQUEST_TEMPERATURE,
+    "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
+    "top_p": semconv.GEN_AI_REQUEST_TOP_P,
+    "top_k": semconv.GEN_AI_REQUEST_TOP_K,
+    "frequency_penalty": semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    "presence_penalty": semconv.GEN_AI_REQUEST_PRESENCE_PENALTY,
+    "seed": semconv.GEN_AI_REQUEST_SEED,
+}
+# LangSmith metadata that stands in for an absent invocation param.
+_REQUEST_NUMBERS_FROM_METADATA = (("temperature", "ls_temperature"), ("max_tokens", "ls_max_tokens"))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _request_attributes(operation: str, model: str | None, params: Mapping[str, Any],
+                        metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Operation, provider, model and request parameters of an inference run."""
+    ls_provider = metadata.get("ls_provider")
+    provider = _PROVIDER_MAP.get(str(ls_provider or "").lower(), str(ls_provider or "langchain"))
+    attributes: dict[str, Any] = {
+        semconv.GEN_AI_OPERATION_NAME: operation,
+        semconv.GEN_AI_PROVIDER_NAME: provider,
+        semconv.GEN_AI_SYSTEM: provider,
+    }
+    if model:
+        attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+    # Walk the params the model was called with (a few) rather than every key we know (the per-call cost counts).
+    for param, value in params.items():
+        key = _REQUEST_NUMBERS.get(param)
+        if key is not None and _is_number(value):
+            attributes[key] = value
+    for param, ls_key in _REQUEST_NUMBERS_FROM_METADATA:
+        if param not in params and _is_number(metadata.get(ls_key)):
+            attributes[_REQUEST_NUMBERS[param]] = metadata[ls_key]
+    choices = params.get("n")
+    if isinstance(choices, int) and choices != 1:
+        attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = choices
+    stop = params.get("stop") or metadata.get("ls_stop")
+    if stop:
+        attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop] if isinstance(stop, str) else list(stop)
+    if params.get("stream") or params.get("streaming"):
+        attributes[semconv.GEN_AI_REQUEST_STREAM] = True
+    return attributes
+
+
+def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], list[dict[str, Any]], Any, Any]:
+    """From an LLMResult: the response attributes (id, model, finish reasons, token usage), the output messages,
+    and the input and output token counts as reported."""
+    llm_output = response.llm_output or {}
+    response_id = llm_output.get("id")
+    response_model = llm_output.get("model_name") or llm_output.get("model")
+    outputs = []
+    reasons = []
+    usage: Mapping[str, Any] = {}
+    for batch in response.generations or ():
+        for generation in batch:
+            msg = message_field(generation, "message")
+            info = message_field(generation, "generation_info") or {}
+            metadata = (message_field(msg, "response_metadata") or {}) if msg is not None else {}
+            raw_reason = metadata.get("finish_reason") or metadata.get("stop_reason") or info.get("finish_reason")
+            if msg is not None:
+                reason = normalize_finish_reason(raw_reason) or (
+                    semconv.FINISH_TOOL_CALL if message_field(msg, "tool_calls") else semconv.FINISH_STOP)
+                outputs.append(output_message("assistant", message_parts(msg, with_content), reason))
+                usage = message_field(msg, "usage_metadata") or usage
+                response_id = response_id or metadata.get("id")
+                response_model = response_model or metadata.get("model_name") or metadata.get("model")
+            else:
+                reason = normalize_finish_reason(raw_reason) or semconv.FINISH_STOP
+                parts = [text_part(generation.text)] if with_content else [{"type": "text"}]
+                outputs.append(output_message("assistant", parts, reason))
+            reasons.append(reason)
+    if not usage:
+        token_usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
+        usage = {"input_tokens": token_usage.get("prompt_tokens", token_usage.get("input_tokens")),
+                 "output_tokens": token_usage.get("completion_tokens", token_usage.get("output_tokens"))}
+    input_tokens = usage.get("input_tokens")
+    output_tokens = usage.get("output_tokens")
+    found: dict[str, Any] = {}
+    if response_id:
+        found[semconv.GEN_AI_RESPONSE_ID] = str(response_id)
+    if response_model:
+        found[semconv.GEN_AI_RESPONSE_MODEL] = str(response_model)
+    if reasons:
+        found[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    if input_tokens is not None:
+        found[semconv.GEN_AI_USAGE_INPUT_TOKENS] = int(input_tokens)
+    if output_tokens is not None:
+        found[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = int(output_tokens)
+    cache_read = (usage.get("input_token_details") or {}).get("cache_read")
+    if cache_read:
+        found[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = int(cache_read)
+    reasoning = (usage.get("output_token_details") or {}).get("reasoning")
+    if reasoning:
+        found[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = int(reasoning)
+    return found, outputs, input_tokens, output_tokens
+
+
+def _add_messages(attributes: dict[str, Any], key: str, messages: list[dict[str, Any]],
+                  settings: ContentSettings) -> int:
+    """Put messages built by `convert_message` (structure only when content is off) into `attributes` under the
+    content policy; returns how many values redaction masked."""
+    value, masked = render(key, messages, settings, structure_ready=not settings.enabled)
+    if value is not None:
+        attributes[key] = value
+    return masked
+
+
+
+
 class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
     """A LangChain callback handler that records GenAI spans (see the module docstring).
 
@@ -227,8 +256,9 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
         super().__init__()
         self._instruments = Instruments("tracekit.instrumentors.langchain", tracer_provider, meter_provider)
+        # Callbacks of one run may come from several threads; a single dict store, get or pop is atomic, so the
+        # table needs no lock of its own.
         self._runs: dict[UUID, _Run] = {}
-        self._lock = threading.Lock()
 
     # -- bookkeeping -----------------------------------------------------------------------------------------------------
 
@@ -267,13 +297,11 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             # functions used as LangChain tools) then nest under it. Chains are not made current: graph nodes
             # start and end in different tasks.
             run.context_token = otel_context.attach(parent_context)
-        with self._lock:
-            self._runs[run_id] = run
+        self._runs[run_id] = run
         return run
 
     def _finish(self, run_id: UUID, error: BaseException | None = None) -> _Run | None:
-        with self._lock:
-            run = self._runs.pop(run_id, None)
+        run = self._runs.pop(run_id, None)
         if run is None:
             return None
         if run.context_token is not None:
@@ -328,7 +356,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         messages = inputs.get("messages") if isinstance(inputs, Mapping) else None
         if messages and run.span is not None and isinstance(messages, (list, tuple)):
             settings = get_content_settings()
-            otel_messages = _to_otel_messages([m for m in messages if hasattr(m, "content")], settings.enabled)
+            otel_messages = to_otel_messages([m for m in messages if hasattr(m, "content")], settings.enabled)
             add_masked_count(run.span, run.attributes, set_messages(
                 run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages, settings, structure_ready=not settings.enabled))
 
@@ -372,11 +400,11 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         run = self._runs.get(run_id)
         if run is not None and run.span is not None and isinstance(outputs, Mapping):
             messages = outputs.get("messages")
-            if isinstance(messages, (list, tuple)) and messages and _role(messages[-1]) == "assistant":
+            if isinstance(messages, (list, tuple)) and messages and message_role(messages[-1]) == "assistant":
                 last = messages[-1]
                 reason = semconv.FINISH_TOOL_CALL if getattr(last, "tool_calls", None) else semconv.FINISH_STOP
                 settings = get_content_settings()
-                outputs = [output_message("assistant", _message_parts(last, settings.enabled), reason)]
+                outputs = [output_message("assistant", message_parts(last, settings.enabled), reason)]
                 add_masked_count(run.span, run.attributes, set_messages(
                     run.span, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings, structure_ready=not settings.enabled))
         self._finish(run_id)
@@ -391,73 +419,41 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
     # -- chat models / LLMs ----------------------------------------------------------------------------------------------
 
     def _start_inference(self, operation: str, serialized: Any, run_id: UUID, parent_run_id: UUID | None,
-                         metadata: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> _Run:
+                         metadata: Mapping[str, Any] | None, kwargs: Mapping[str, Any], inputs: Sequence[Any]) -> None:
+        """Start the inference span with every request attribute at once. The input messages are only kept here:
+        they become `gen_ai.input.messages` when the run ends, in the same `set_attributes` call as the response
+        (one attribute pass instead of two, and no work at all for a span the sampler dropped)."""
         metadata = metadata or {}
         params: Mapping[str, Any] = kwargs.get("invocation_params") or {}
         model = _model_name(params, metadata, serialized)
-        provider = _PROVIDER_MAP.get(str(metadata.get("ls_provider", "")).lower(),
-                                     str(metadata.get("ls_provider") or "langchain"))
-        attributes: dict[str, Any] = {
-            semconv.GEN_AI_OPERATION_NAME: operation,
-            semconv.GEN_AI_PROVIDER_NAME: provider,
-            semconv.GEN_AI_SYSTEM: provider,
-        }
-        if model:
-            attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-        numeric = {
-            semconv.GEN_AI_REQUEST_TEMPERATURE: params.get("temperature", metadata.get("ls_temperature")),
-            semconv.GEN_AI_REQUEST_MAX_TOKENS: params.get("max_tokens", metadata.get("ls_max_tokens")),
-            semconv.GEN_AI_REQUEST_TOP_P: params.get("top_p"),
-            semconv.GEN_AI_REQUEST_TOP_K: params.get("top_k"),
-            semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY: params.get("frequency_penalty"),
-            semconv.GEN_AI_REQUEST_PRESENCE_PENALTY: params.get("presence_penalty"),
-            semconv.GEN_AI_REQUEST_SEED: params.get("seed"),
-        }
-        for key, value in numeric.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                attributes[key] = value
-        choices = params.get("n")
-        if isinstance(choices, int) and choices != 1:
-            attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = choices
-        stop = params.get("stop") or metadata.get("ls_stop")
-        if stop:
-            attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop] if isinstance(stop, str) else list(stop)
-        if params.get("stream") or params.get("streaming"):
-            attributes[semconv.GEN_AI_REQUEST_STREAM] = True
+        attributes = _request_attributes(operation, model, params, metadata)
+        definitions = _tool_definitions(params.get("tools"))
+        if definitions:
+            value, masked = render(semconv.GEN_AI_TOOL_DEFINITIONS, definitions, get_content_settings())
+            attributes[semconv.GEN_AI_TOOL_DEFINITIONS] = value
+            if masked:
+                attributes[semconv.TRACEKIT_REDACTED_COUNT] = masked
         # The spec's name is "{operation} {model}", or the operation alone when the model is not known.
         run = self._start(run_id, parent_run_id, metadata, f"{operation} {model}" if model else operation,
-                          SpanKind.CLIENT, attributes,
-                          make_current=True)
+                          SpanKind.CLIENT, attributes, make_current=True)
         run.suppress_token = inference_recorded_by.set("langchain")
         silenced_request.set(None)  # only what the SDK sees during this call may be merged at its end
-        definitions = _tool_definitions(params.get("tools"))
-        if definitions and run.span is not None:
-            add_masked_count(run.span, run.attributes,
-                             set_messages(run.span, semconv.GEN_AI_TOOL_DEFINITIONS, definitions))
-        return run
+        run.inputs = inputs
 
     def on_chat_model_start(self, serialized: Any, messages: list[list[Any]], *, run_id: UUID,
                             parent_run_id: UUID | None = None, tags: list[str] | None = None,
                             metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        """A `chat {model}` span with the request parameters and input messages."""
-        run = self._start_inference(semconv.OP_CHAT, serialized, run_id, parent_run_id, metadata, kwargs)
-        if run.span is not None and messages:
-            settings = get_content_settings()
-            otel_messages = _to_otel_messages(messages[0], settings.enabled)
-            add_masked_count(run.span, run.attributes, set_messages(
-                run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages, settings, structure_ready=not settings.enabled))
-            run.input_messages = otel_messages
+        """A `chat {model}` span with the request parameters (input messages are added when the run ends)."""
+        self._start_inference(semconv.OP_CHAT, serialized, run_id, parent_run_id, metadata, kwargs,
+                              messages[0] if messages else ())
 
     def on_llm_start(self, serialized: Any, prompts: list[str], *, run_id: UUID, parent_run_id: UUID | None = None,
                      tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """A `text_completion {model}` span for plain-text LLMs."""
         if run_id in self._runs:  # a chat model that LangChain reported through both callbacks
             return
-        run = self._start_inference(semconv.OP_TEXT_COMPLETION, serialized, run_id, parent_run_id, metadata, kwargs)
-        if run.span is not None and prompts:
-            otel_messages = [message("user", [text_part(prompt)]) for prompt in prompts]
-            add_masked_count(run.span, run.attributes,
-                             set_messages(run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages))
+        self._start_inference(semconv.OP_TEXT_COMPLETION, serialized, run_id, parent_run_id, metadata, kwargs,
+                              prompts or ())
 
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
         """Streaming: note the time to the first chunk."""
@@ -469,73 +465,42 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
                 run.span.set_attribute(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, run.first_token - run.started)
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        """Response id and model, finish reasons, token usage, output messages; then the metrics."""
+        """Response id and model, finish reasons, token usage, input and output messages; then the metrics."""
         run = self._runs.get(run_id)
         if run is None:
             return
+        settings = get_content_settings()
+        with_content = settings.enabled
+        found, outputs, input_tokens, output_tokens = _read_response(response, with_content)
+        if semconv.GEN_AI_RESPONSE_MODEL in found:  # the metrics carry it too
+            run.attributes[semconv.GEN_AI_RESPONSE_MODEL] = found[semconv.GEN_AI_RESPONSE_MODEL]
         span = run.span
-        input_tokens = output_tokens = None
-        if span is not None:
-            settings = get_content_settings()
-            generations = [gen for batch in (response.generations or []) for gen in batch]
-            llm_output = response.llm_output or {}
-            outputs = []
-            reasons = []
-            response_id = llm_output.get("id")
-            response_model = llm_output.get("model_name") or llm_output.get("model")
-            usage: Mapping[str, Any] = {}
-            for generation in generations:
-                msg = getattr(generation, "message", None)
-                info = getattr(generation, "generation_info", None) or {}
-                metadata = (_field(msg, "response_metadata") or {}) if msg is not None else {}
-                raw_reason = metadata.get("finish_reason") or metadata.get("stop_reason") or info.get("finish_reason")
-                if msg is not None:
-                    reason = normalize_finish_reason(raw_reason) or (
-                        semconv.FINISH_TOOL_CALL if _field(msg, "tool_calls") else semconv.FINISH_STOP)
-                    outputs.append(output_message("assistant", _message_parts(msg, settings.enabled), reason))
-                    usage = _field(msg, "usage_metadata") or usage
-                    response_id = response_id or metadata.get("id")
-                    response_model = response_model or metadata.get("model_name") or metadata.get("model")
-                else:
-                    reason = normalize_finish_reason(raw_reason) or semconv.FINISH_STOP
-                    parts = [text_part(generation.text)] if settings.enabled else [{"type": "text"}]
-                    outputs.append(output_message("assistant", parts, reason))
-                reasons.append(reason)
-            if not usage:
-                token_usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
-                usage = {"input_tokens": token_usage.get("prompt_tokens", token_usage.get("input_tokens")),
-                         "output_tokens": token_usage.get("completion_tokens", token_usage.get("output_tokens"))}
-            input_tokens = usage.get("input_tokens")
-            output_tokens = usage.get("output_tokens")
-            cache_read = (usage.get("input_token_details") or {}).get("cache_read")
-            reasoning = (usage.get("output_token_details") or {}).get("reasoning")
-            found: dict[str, Any] = {}
-            if response_id:
-                found[semconv.GEN_AI_RESPONSE_ID] = str(response_id)
-            if response_model:
-                found[semconv.GEN_AI_RESPONSE_MODEL] = run.attributes[semconv.GEN_AI_RESPONSE_MODEL] = str(response_model)
-            if reasons:
-                found[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
-            for key, value in ((semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens),
-                               (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens),
-                               (semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cache_read or None),
-                               (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, reasoning or None)):
-                if value is not None:
-                    found[key] = int(value)
+        if span is not None and span.is_recording():
+            inputs = to_otel_messages(run.inputs, with_content)
+            masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES, inputs, settings)
+            masked += _add_messages(found, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings)
             span.set_attributes(found)
             merge_silenced_request(span, run.attributes)
-            add_masked_count(span, run.attributes, set_messages(
-                span, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings, structure_ready=not settings.enabled))
-            emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: run.input_messages,
-                                      semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
+            add_masked_count(span, run.attributes, masked)
+            if settings.on_events:
+                emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: inputs,
+                                          semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
         self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started,
                                          _int_or_none(input_tokens), _int_or_none(output_tokens))
         self._finish(run_id)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        """Close with error.type; the duration metric carries it too."""
+        """Close with the input messages and error.type; the duration metric carries the error type too."""
         run = self._runs.get(run_id)
         if run is not None:
+            span = run.span
+            if span is not None and span.is_recording():
+                settings = get_content_settings()
+                found: dict[str, Any] = {}
+                masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES,
+                                       to_otel_messages(run.inputs, settings.enabled), settings)
+                span.set_attributes(found)
+                add_masked_count(span, run.attributes, masked)
             self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started, None, None,
                                              error_type_of(error))
         self._finish(run_id, error)

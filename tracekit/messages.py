@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping, Sequence
 
+from tracekit import semconv
 from tracekit.content import ContentSettings
 
 __all__ = [
@@ -160,8 +161,6 @@ def render(key: str, items: Sequence[Mapping[str, Any]], settings: ContentSettin
     """
     if not items:
         return None, 0
-    from tracekit import semconv
-
     if not settings.on_spans:
         if key == semconv.GEN_AI_SYSTEM_INSTRUCTIONS:
             return None, 0
