@@ -231,6 +231,13 @@ def test_one_check_per_shape_then_the_fast_path(exporter) -> None:
     # A new value type for a key is a new shape: checked again.
     builder.envelopes(make_span(attributes={**GEN_AI, "gen_ai.response.id": 7}))
     assert len(builder._verified) == 2
+    # So are texts that reach another of the exporter's cuts, and links past its 103rd; not another link count.
+    short, long = (Event("exception", {"exception.message": text}, START) for text in ("short", "m" * 40_000))
+    for span in (make_span(attributes={"a": "b"}, events=[short]), make_span(attributes={"a": "b"}, events=[long]),
+                 make_span(attributes={"a": "b"}, links=[LINK]), make_span(attributes={"a": "b"}, links=[LINK] * 5),
+                 make_span(attributes={"a": "b"}, links=[LINK] * 110)):
+        assert wire_json(builder.envelopes(span)) == exporter_json(exporter, span)
+    assert len(builder._verified) == 6 and builder.converted == 0
 
 
 # --- end to end: what reaches ingestion ------------------------------------------------------------------------

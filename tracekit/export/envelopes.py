@@ -94,6 +94,15 @@ def _length_class(longest: int) -> int:
     return 0 if longest <= 1024 else 1 if longest <= PROPERTY_LIMIT else 2 if longest <= 32768 else 3
 
 
+def _longest_event_text(events: Sequence[Any]) -> int:
+    """The longest event name or string attribute value (messages and exception texts are cut at 32,768)."""
+    longest = 0
+    for event in events:
+        longest = max(longest, len(str(event.name)), *(len(value) for value in (event.attributes or {}).values()
+                                                        if value.__class__ is str))
+    return longest
+
+
 def first_difference(ours: Any, theirs: Any, path: str = "$") -> str:
     """Where two JSON values first differ, as a short path with both values (for the mismatch warning)."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
@@ -186,10 +195,10 @@ class EnvelopeBuilder:
             span.status.is_ok,
             scope.name if scope is not None else None,
             resource_index,
-            min(len(links), MAX_LINKS + 2) if links else 0,
+            0 if not links else 1 if len(links) <= MAX_LINKS + 1 else 2,   # none, all sent, cut
             frozenset((event.name == "exception", frozenset(zip(event.attributes or (), map(
                 type, (event.attributes or {}).values())))) for event in events) if events else None,
-            _length_class(max(longest, len(span.name or ""))),
+            _length_class(max(longest, len(span.name or ""), _longest_event_text(events) if events else 0)),
             bool(attributes.get(GEN_AI_SYSTEM)),
             synthetic,
         )
