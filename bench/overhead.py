@@ -11,6 +11,11 @@ Scenarios
   chat    LangChain handler, start + end   vs  start_span("chat ...", same final attributes incl. messages JSON)
           of a chat model run with 6 messages and a tool call, usage and finish reasons
 each with content recording off (target: at most 1.5x the bare span) and on with the default redaction policy.
+With content off, two floors of the chat case are printed against the same bare span:
+  two-step span        what the callbacks force on any handler: start_span with the request attributes, made
+                       current, then set_attributes with the response attributes, end (no LangChain objects read)
+  callback dispatch    langchain-core's CallbackManager delivering start + end to one no-op handler (the cost
+                       of being a handler at all; the handler-level figures above do not include it)
 Redaction throughput (target: at least 50 MB/s) on realistic message JSON, and on adversarial digit-dense text.
 """
 
@@ -53,7 +58,9 @@ def timed(fn: Callable[[], Any], n: int) -> float:
     return (time.process_time() - start) / n
 
 
-def compare(name: str, bare: Callable[[], Any], ours: Callable[[], Any], n: int, rounds: int) -> tuple[float, float]:
+def compare(name: str, bare: Callable[[], Any], ours: Callable[[], Any], n: int, rounds: int,
+            labels: tuple[str, str] = ("bare", "tracekit")) -> tuple[float, float]:
+    """Interleaved rounds of `bare` and `ours`; prints and returns the median CPU seconds per call of each."""
     bare_times, our_times = [], []
     timed(bare, n // 10)
     timed(ours, n // 10)
@@ -61,7 +68,8 @@ def compare(name: str, bare: Callable[[], Any], ours: Callable[[], Any], n: int,
         bare_times.append(timed(bare, n))
         our_times.append(timed(ours, n))
     b, o = statistics.median(bare_times), statistics.median(our_times)
-    print(f"  {name:<28} bare {b * 1e6:7.1f} us CPU   tracekit {o * 1e6:7.1f} us CPU   ratio {o / b:5.2f}x")
+    print(f"  {name:<28} {labels[0]} {b * 1e6:7.1f} us CPU   {labels[1]} {o * 1e6:7.1f} us CPU   ratio {o / b:5.2f}x"
+          f"   (+{(o - b) * 1e6:.1f} us)")
     return b, o
 
 
@@ -146,6 +154,47 @@ def chat_scenario(tracer: Any, provider: Any, content_on: bool) -> tuple[Callabl
     return bare, ours
 
 
+def chat_floors(tracer: Any, provider: Any) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[], Any],
+                                                     Callable[[], Any]]:
+    """The bare chat span, the two-step span floor, and langchain-core's callback dispatch without and with one
+    no-op handler (see the module docstring)."""
+    from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_core.outputs import ChatGeneration, LLMResult
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    bare, _ = chat_scenario(tracer, provider, False)
+    final_attrs = next(cell.cell_contents for cell in bare.__closure__ if isinstance(cell.cell_contents, dict))
+    request_keys = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system", "gen_ai.request.model",
+                    "gen_ai.request.temperature", "gen_ai.conversation.id")
+    request = {key: final_attrs[key] for key in request_keys if key in final_attrs}
+    response = {key: value for key, value in final_attrs.items() if key not in request}
+
+    def two_step() -> None:
+        parent = otel_context.get_current()
+        span = tracer.start_span("chat gpt-4o-mini", context=parent, kind=SpanKind.CLIENT, attributes=request)
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        span.set_attributes(response)
+        otel_context.detach(token)
+        span.end()
+
+    class NoOp(BaseCallbackHandler):  # type: ignore[misc]
+        run_inline = True
+
+    messages = [[HumanMessage("hi")]]
+    result = LLMResult(generations=[[ChatGeneration(message=AIMessage("hello"))]])
+
+    def dispatch_to(manager: Any) -> Callable[[], None]:
+        def call() -> None:
+            for run_manager in manager.on_chat_model_start({}, messages):
+                run_manager.on_llm_end(result)
+        return call
+
+    return bare, two_step, dispatch_to(CallbackManager(handlers=[])), dispatch_to(CallbackManager(handlers=[NoOp()]))
+
+
 def redaction_throughput(policy: RedactionPolicy, text: str, seconds: float = 1.0) -> tuple[float, float]:
     """MB/s by wall clock and by this process's CPU time (the latter is what an idle core would do: on a shared
     machine the wall-clock figure mostly measures the neighbours)."""
@@ -209,6 +258,12 @@ def main() -> None:
                                             chat_scenario(tracer, provider, settings.enabled))):
                     b, o = compare(name, bare, ours, n if not name.startswith("chat") else n // 4, rounds)
                     ratios[f"{label} / {name}"] = o / b
+            if not settings.enabled:
+                bare, two_step, no_handler, noop_handler = chat_floors(tracer, provider)
+                print("  floors of the chat case:")
+                compare("two-step span", bare, two_step, n // 4, rounds)
+                compare("callback dispatch, no-op", no_handler, noop_handler, n // 4, rounds,
+                        labels=("no handler", "one no-op"))
 
     print("redaction throughput (default policy):")
     for label, text in (("realistic message JSON, 1 MB", realistic_messages(1_000_000)),

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 from tracekit.messages import reasoning_part, structure_only, text_part, tool_call_part, tool_call_response_part
 
-__all__ = ["message_field", "message_role", "convert_message", "message_parts", "to_otel_messages"]
+__all__ = ["message_field", "message_fields", "message_role", "convert_message", "message_parts", "to_otel_messages"]
 
 _ROLE_BY_TYPE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool",
                  "chat": "user", "developer": "system", "AIMessageChunk": "assistant"}
@@ -17,6 +17,19 @@ def message_field(obj: Any, name: str) -> Any:
     """A field of a LangChain object without pydantic's slow miss path (a missing attribute costs an exception)."""
     fields = getattr(obj, "__dict__", None)
     return fields.get(name) if fields is not None else getattr(obj, name, None)
+
+
+_GENERATION_AND_MESSAGE_FIELDS = ("message", "generation_info", "text", "type", "role", "content", "tool_calls",
+                                  "tool_call_id", "name", "response_metadata", "usage_metadata")
+
+
+def message_fields(obj: Any) -> Mapping[str, Any]:
+    """The fields of a LangChain message or generation as a mapping: its `__dict__` (pydantic keeps fields there),
+    else the attributes we read from these objects."""
+    fields = getattr(obj, "__dict__", None)
+    if fields is not None:
+        return fields
+    return {key: getattr(obj, key, None) for key in _GENERATION_AND_MESSAGE_FIELDS}
 
 
 def message_role(msg: Any) -> str:

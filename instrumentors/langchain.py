@@ -44,7 +44,7 @@ from tracekit.content import ContentSettings, get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
                                             inference_recorded_by, merge_silenced_request, normalize_finish_reason,
                                             set_messages, set_opt_in, silenced_request)
-from tracekit.instrumentors._langchain_messages import message_field, message_parts, message_role, to_otel_messages
+from tracekit.instrumentors._langchain_messages import message_fields, message_parts, message_role, to_otel_messages
 from tracekit.messages import function_tool_definition, output_message, render, text_part
 
 __all__ = ["LangChainInstrumentor", "TracekitCallbackHandler"]
@@ -186,15 +186,17 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
     usage: Mapping[str, Any] = {}
     for batch in response.generations or ():
         for generation in batch:
-            msg = message_field(generation, "message")
-            info = message_field(generation, "generation_info") or {}
-            metadata = (message_field(msg, "response_metadata") or {}) if msg is not None else {}
+            generation_fields = message_fields(generation)
+            msg = generation_fields.get("message")
+            info = generation_fields.get("generation_info") or {}
+            msg_fields = message_fields(msg) if msg is not None else {}
+            metadata = msg_fields.get("response_metadata") or {}
             raw_reason = metadata.get("finish_reason") or metadata.get("stop_reason") or info.get("finish_reason")
             if msg is not None:
                 reason = normalize_finish_reason(raw_reason) or (
-                    semconv.FINISH_TOOL_CALL if message_field(msg, "tool_calls") else semconv.FINISH_STOP)
+                    semconv.FINISH_TOOL_CALL if msg_fields.get("tool_calls") else semconv.FINISH_STOP)
                 outputs.append(output_message("assistant", message_parts(msg, with_content), reason))
-                usage = message_field(msg, "usage_metadata") or usage
+                usage = msg_fields.get("usage_metadata") or usage
                 response_id = response_id or metadata.get("id")
                 response_model = response_model or metadata.get("model_name") or metadata.get("model")
             else:
