@@ -126,22 +126,21 @@ def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
     return definitions
 
 
-# Numeric request parameters: invocation-params key -> attribute.
-_REQUEST_NUMBERS = {
-    "temperature": semconv.GEN_AI_REQUEST_TEMPERATURE,
-    "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
-    "top_p": semconv.GEN_AI_REQUEST_TOP_P,
-    "top_k": semconv.GEN_AI_REQUEST_TOP_K,
-    "frequency_penalty": semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY,
-    "presence_penalty": semconv.GEN_AI_REQUEST_PRESENCE_PENALTY,
-    "seed": semconv.GEN_AI_REQUEST_SEED,
-}
+# Numeric request parameters: (invocation-params key, attribute).
+_REQUEST_NUMBERS = (
+    ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+    ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+    ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
+    ("top_k", semconv.GEN_AI_REQUEST_TOP_K),
+    ("frequency_penalty", semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+    ("presence_penalty", semconv.GEN_AI_REQUEST_PRESENCE_PENALTY),
+    ("seed", semconv.GEN_AI_REQUEST_SEED),
+)
 # LangSmith metadata that stands in for an absent invocation param.
-_REQUEST_NUMBERS_FROM_METADATA = (("temperature", "ls_temperature"), ("max_tokens", "ls_max_tokens"))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+_REQUEST_NUMBERS_FROM_METADATA = (
+    ("temperature", "ls_temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+    ("max_tokens", "ls_max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+)
 
 
 def _request_attributes(operation: str, model: str | None, params: Mapping[str, Any],
@@ -156,14 +155,15 @@ def _request_attributes(operation: str, model: str | None, params: Mapping[str, 
     }
     if model:
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-    # Walk the params the model was called with (a few) rather than every key we know (the per-call cost counts).
-    for param, value in params.items():
-        key = _REQUEST_NUMBERS.get(param)
-        if key is not None and _is_number(value):
+    for param, key in _REQUEST_NUMBERS:
+        value = params.get(param)
+        if value is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
             attributes[key] = value
-    for param, ls_key in _REQUEST_NUMBERS_FROM_METADATA:
-        if param not in params and _is_number(metadata.get(ls_key)):
-            attributes[_REQUEST_NUMBERS[param]] = metadata[ls_key]
+    for param, ls_key, key in _REQUEST_NUMBERS_FROM_METADATA:
+        if param not in params:
+            value = metadata.get(ls_key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                attributes[key] = value
     choices = params.get("n")
     if isinstance(choices, int) and choices != 1:
         attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = choices

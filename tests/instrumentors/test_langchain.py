@@ -357,3 +357,26 @@ def test_runnables_called_inside_nodes_are_not_mistaken_for_subgraphs(instrument
     assert helper.parent.span_id == instrumented.span("invoke_agent boss").context.span_id
     assert helper.start_time <= min(s.start_time for s in _children(instrumented, helper))
     assert [s.name for s in _children(instrumented, helper)] == ["chat gpt-4o-mini"]
+
+
+class FailingFake(OpenAILikeFake):
+    """A chat model whose provider call fails, like a 500 from a hosted model."""
+
+    def _generate(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("model backend unreachable")
+
+
+def test_failed_model_call_keeps_request_and_input_structure(instrumented, content_off) -> None:
+    # Input messages are recorded when the run ends; a run that ends in an error must carry them too.
+    with pytest.raises(ConnectionError):
+        FailingFake(responses=[]).invoke([SystemMessage("secret system prompt-S1"), HumanMessage(USER_TEXT)])
+    span = instrumented.span("chat gpt-4o-mini")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "ConnectionError"
+    assert span.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert json.loads(span.attributes["gen_ai.input.messages"]) == [
+        {"role": "system", "parts": [{"type": "text"}]}, {"role": "user", "parts": [{"type": "text"}]}]
+    assert "gen_ai.output.messages" not in span.attributes
+    assert USER_TEXT not in instrumented.everything_exported()
+    (duration,) = instrumented.metrics()["gen_ai.client.operation.duration"]
+    assert duration.attributes["error.type"] == "ConnectionError"
