@@ -32,8 +32,9 @@ TOO_OLD = "older than 48 hours: Application Insights refuses it (use --retime)"
 
 
 class Sender(Protocol):
-    """A destination: azure.AzureMonitorSender (takes rebuilt SDK spans through `send`) or otlp.OtlpSender, which
-    sets `reads_rows = True` and takes RowPages instead (`prepare` on the prefetch thread, then `send_page`)."""
+    """A destination: azure.AzureMonitorSender (takes rebuilt SDK spans through `send`; its `prepare_spans` builds
+    their envelopes on the prefetch thread, handed to `send` as `envelopes=`) or otlp.OtlpSender, which sets
+    `reads_rows = True` and takes RowPages instead (`prepare` on the prefetch thread, then `send_page`)."""
 
     kind: str
     destination: str
@@ -268,8 +269,7 @@ def _prepare_page(page: SpanPage, sender: Sender, *, shaper: AzureShaper | None,
     if redactor is not None:
         spans, logs = redactor.spans(spans), redactor.logs(logs)
     prepared = PreparedPage(spans=[], logs=[], log_keys=[], names={
-        f"{seq}:{trace_id}:{span_id}": span.name for span in page.spans
-        for seq, trace_id, span_id in (span.store_key,)})
+        span_item_keys(span)[0]: span.name for span in page.spans})
     if shaper is None:
         prepared.spans, prepared.logs, prepared.log_keys = list(spans), list(logs), list(log_keys)
     else:
