@@ -1,7 +1,7 @@
 """Sending rebuilt spans and log records to Application Insights through the real Azure Monitor exporters.
 
-Span envelopes are the exporter's own mapping: `envelopes.EnvelopeBuilder` writes them as plain JSON dicts (16x
-cheaper than the exporter's generated model layer), checks the first span of every shape against
+Span envelopes are the exporter's own mapping: `envelopes.EnvelopeBuilder` writes them as plain JSON dicts (about
+ten times cheaper than the exporter's generated model layer), checks the first span of every shape against
 `AzureMonitorTraceExporter._span_to_envelope` and leaves any shape it does not claim, or that ever differs, to the
 exporter. The dicts are posted by the exporter's own `_transmit` (its generated client's `track`, the same JSON
 body, redirects followed), exactly as `export()` posts what it builds. Log records go through
