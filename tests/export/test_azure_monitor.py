@@ -302,6 +302,35 @@ def test_export_redaction_masks_secrets_before_they_leave(tmp_path: Path) -> Non
     assert "bob@example.org" not in message["text"]
 
 
+def test_redaction_screens_a_page_and_masks_only_what_the_policy_changes(tmp_path: Path) -> None:
+    """Pages of 32+ spans are screened with the collector's RE2 screen first: the secret-bearing span is masked, the
+    event's secret too, the clean spans go out as stored, and the count is exact."""
+    from tracekit.export.redact import export_redactor
+
+    tracer_provider, _, spans, _ = make_providers()
+    tracer = tracer_provider.get_tracer("t")
+    for index in range(40):
+        attributes = {"gen_ai.operation.name": "chat", "turn": index, "note": f"plain text {index}"}
+        if index == 7:
+            attributes["app.api_key"] = "sk-abcdefghijklmnopqrstuvwxyz123456"
+        with tracer.start_as_current_span(f"chat {index}", attributes=attributes) as span:
+            if index == 20:
+                span.add_event("note", {"text": "bob@example.org wrote"})
+    db = tmp_path / "screened.duckdb"
+    write_store(db, spans.get_finished_spans())
+    with FakeIngestion() as fake:
+        redactor = export_redactor()
+        summary = export(db, fake, redactor=redactor, page_size=40)
+        dependencies = {e["data"]["baseData"]["name"]: e["data"]["baseData"]["properties"]
+                        for e in fake.telemetry("RemoteDependencyData")}
+        message = fake.telemetry("MessageData")[0]["data"]["baseData"]["properties"]
+    assert summary.complete and len(dependencies) == 40 and summary.redacted == 2
+    assert "sk-abcdefghijklmnopqrstuvwxyz123456" not in dependencies["chat 7"]["app.api_key"]
+    assert "bob@example.org" not in message["text"]
+    for index in (0, 20, 39):
+        assert dependencies[f"chat {index}"]["note"] == f"plain text {index}"
+
+
 def test_server_spans_become_requests_and_progress_renders(tmp_path: Path) -> None:
     import io
 
@@ -345,3 +374,18 @@ def test_redirect_is_followed_and_counted_once(store: Path) -> None:
     assert statuses[0] == 308 and statuses[1] == 200
     assert summary.complete and not summary.refused and summary.retries == 0
     assert len(accepted) == 15 and max(accepted.values()) == 1
+
+
+def test_the_screen_leaves_clean_spans_untouched(store: Path) -> None:
+    from tracekit.export.redact import export_redactor
+
+    reader = LocalReader.open_file(store)
+    source = StoreSource(reader, Selection())
+    page = source.fetch(source.list_keys())
+    reader.close()
+    redacted = export_redactor().spans(page.spans, page.attribute_texts)
+    # 60 clean spans: the 20 without events go out as the same objects; the 40 with events are copied to redact
+    # their event attributes; without the texts every span is redacted value by value.
+    assert sum(after is before for after, before in zip(redacted, page.spans)) == 20
+    assert not any(after is before for after, before in zip(export_redactor().spans(page.spans), page.spans))
+    assert [dict(span.attributes) for span in redacted] == [dict(span.attributes) for span in page.spans]

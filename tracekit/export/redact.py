@@ -17,6 +17,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 
 from tracekit.export.rebuild import StoredSpan
 from tracekit.redaction import RedactionPolicy
+from tracekit.redaction_screen import flag_rows
 
 
 class Redactor:
@@ -34,12 +35,25 @@ class Redactor:
         self.count += count
         return redacted
 
-    def spans(self, spans: Sequence[StoredSpan]) -> list[StoredSpan]:
-        """Redacted copies of `spans` (attributes and event attributes)."""
+    def spans(self, spans: Sequence[StoredSpan], attribute_texts: Any = None) -> list[StoredSpan]:
+        """Redacted copies of `spans` (attributes and event attributes).
+
+        `attribute_texts`, the spans' stored attribute JSON (aligned with `spans`), lets the page be screened first
+        with the collector's one-RE2 screen (a superset of what the policy can change): span attributes the screen
+        does not flag are left as they are, as on the OTLP path. Event attributes are always redacted."""
         if self.policy.is_noop:
             return list(spans)
-        return [span.replace(attributes=self.attributes(span.attributes), event_attributes=self.attributes)
-                for span in spans]
+        flagged = set(flag_rows(self.policy, attribute_texts)) if attribute_texts is not None else None
+        result = []
+        for index, span in enumerate(spans):
+            if flagged is None or index in flagged:
+                result.append(span.replace(attributes=self.attributes(span.attributes),
+                                           event_attributes=self.attributes))
+            elif span.events:
+                result.append(span.replace(event_attributes=self.attributes))
+            else:
+                result.append(span)
+        return result
 
     def logs(self, records: Sequence[ReadableLogRecord]) -> list[ReadableLogRecord]:
         """Redacted copies of log records (attributes and a string body)."""

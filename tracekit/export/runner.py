@@ -267,7 +267,7 @@ def _prepare_page(page: SpanPage, sender: Sender, *, shaper: AzureShaper | None,
 
     spans, logs, log_keys = page.spans, page.logs, page.log_keys
     if redactor is not None:
-        spans, logs = redactor.spans(spans), redactor.logs(logs)
+        spans, logs = redactor.spans(spans, page.attribute_texts), redactor.logs(logs)
     prepared = PreparedPage(spans=[], logs=[], log_keys=[], names={
         span_item_keys(span)[0]: span.name for span in page.spans})
     if shaper is None:

@@ -103,6 +103,7 @@ class SpanPage:
     logs: list[Any]                 # ReadableLogRecord
     log_keys: list[str]
     main_agents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (trace, span) -> agent
+    attribute_texts: Any = None     # the spans' stored attribute JSON (a pyarrow column, aligned with `spans`)
 
 
 class StoreSource:
@@ -266,7 +267,8 @@ class StoreSource:
                 log_keys = [log_key(row) for row in log_rows.select(
                     ["trace_id", "span_id", "time_ns", "event_name"]).to_pylist()]
         return SpanPage(keys=[span.store_key for span in rebuilt], spans=rebuilt, logs=logs, log_keys=log_keys,
-                        main_agents=self.main_agents(keys, _agent_rows(spans)) if with_main_agents else {})
+                        main_agents=self.main_agents(keys, _agent_rows(spans)) if with_main_agents else {},
+                        attribute_texts=spans.column("attributes"))
 
     def has_span_logs(self) -> bool:
         """Whether the store holds any log record correlated with a span (asked once; without any, the common case
