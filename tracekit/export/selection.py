@@ -200,7 +200,8 @@ class StoreSource:
         # Walk each span's parent chain over rows in hand (`known`: the page's own spans), and read the rows of a
         # trace from the store only when a chain leaves them (a recursive CTE per page cost ~10x more).
         nodes: dict[tuple[str, str], dict[str, Any]] = dict(known) if known else {}
-        unresolved = sorted({trace for _, trace, span in keys if not _walk_to_agent(nodes, trace, span)[1]})
+        walks = [_walk_to_agent(nodes, trace_id, span_id) for _, trace_id, span_id in keys]
+        unresolved = sorted({key[1] for key, (_, complete) in zip(keys, walks) if not complete})
         if unresolved:
             # Trace ids as one comma-joined text: binding long list parameters costs more than the query itself.
             table = self.reader.sql(
@@ -208,9 +209,9 @@ class StoreSource:
                 [",".join(unresolved)])
             for row in table.to_pylist():
                 nodes[(row["trace_id"], row["span_id"])] = row
+            walks = [walk if walk[1] else _walk_to_agent(nodes, key[1], key[2]) for key, walk in zip(keys, walks)]
         outermost: dict[tuple[str, str], dict[str, Any]] = {}
-        for _, trace_id, span_id in keys:
-            found = _walk_to_agent(nodes, trace_id, span_id)[0]
+        for (_, trace_id, span_id), (found, _) in zip(keys, walks):
             if found is not None:
                 depth, node = found
                 outermost[(trace_id, span_id)] = {
