@@ -226,6 +226,8 @@ class EnvelopeBuilder:
         for key, value in attributes.items():
             rule = rules.get(key)
             if rule is None:
+                if len(rules) > 100_000:  # bounded: an export with unbounded key names must not grow it forever
+                    rules.clear()
                 rule = rules[key] = _key_rule(key)
             claimed, limit = rule
             if not claimed and claim:
