@@ -1,6 +1,6 @@
 """Export benchmark: spans/s from a store to Application Insights' protocol and to an OTLP collector.
 
-    python bench/export.py [--spans 20000] [--batch-size 500] [--only otlp|azure] [--protocol grpc]
+    python bench/export.py [--spans 20000] [--batch-size N] [--only otlp|azure] [--protocol grpc]
 
 1. Builds a store of agent-like spans (invoke_agent > chat / execute_tool / chat, ~14 attributes each, no events)
    with the real SDK and the collector's normalizer.
@@ -37,6 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the fake ingestion server and store builder live with the tests
 
 from tracekit.export.azure import QUIET_ENV  # noqa: E402
+from tracekit.export.limits import AZURE_PAGE_SIZE  # noqa: E402
+
+OTLP_PAGE_SIZE = 2000  # the CLI's default for `tracekit export otlp`
 
 os.environ.update(QUIET_ENV)
 
@@ -323,7 +326,8 @@ def bench_stages(db: Path, batch_size: int, workdir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=20_000)
-    parser.add_argument("--batch-size", type=int, default=500, help="Azure batch size (OTLP uses 4x)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="spans per request (default: the CLI's, 1,000 for Azure and 2,000 for OTLP)")
     parser.add_argument("--only", choices=("otlp", "azure"), help="run one destination's benchmark")
     parser.add_argument("--protocol", action="append", choices=("grpc", "http/protobuf"),
                         help="OTLP protocols to run (default: both)")
@@ -337,14 +341,14 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.1f}")
         spans = len(prebuilt)
         if args.only != "otlp":
-            bench_azure(db, prebuilt, args.batch_size)
+            bench_azure(db, prebuilt, args.batch_size or AZURE_PAGE_SIZE)
         # The prebuilt SDK spans (~1M objects) would make every garbage collection of the OTLP runs slower than in
         # a real `tracekit export` process: drop them first.
         del prebuilt
         gc.collect()
         if args.only != "azure":
-            bench_stages(db, args.batch_size * 4, workdir)
-            bench_otlp(db, spans, args.batch_size * 4, workdir, args.protocol or ["grpc", "http/protobuf"])
+            bench_stages(db, args.batch_size or OTLP_PAGE_SIZE, workdir)
+            bench_otlp(db, spans, args.batch_size or OTLP_PAGE_SIZE, workdir, args.protocol or ["grpc", "http/protobuf"])
 
 if __name__ == "__main__":
     main()

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from tracekit.export.cursor import CursorRecord, CursorStore, TableCursorStore, cursor_id
-from tracekit.export.limits import AzureShaper
+from tracekit.export.limits import AZURE_PAGE_SIZE, AzureShaper
 from tracekit.export.redact import Redactor, export_redactor
 from tracekit.export.runner import ExportSummary, Sender, run_export
 from tracekit.export.selection import Selection, StoreSource
@@ -36,7 +36,7 @@ class Forwarder:
 
     def __init__(self, reader: StoreReader, sender: Sender, cursors: CursorStore, *,
                  redactor: Redactor | None = None, shaper: AzureShaper | None = None, poll_interval: float = 1.0,
-                 max_backoff: float = 60.0, page_size: int = 500) -> None:
+                 max_backoff: float = 60.0, page_size: int = AZURE_PAGE_SIZE) -> None:
         self.reader = reader
         self.sender = sender
         self.cursors = cursors

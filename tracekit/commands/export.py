@@ -185,7 +185,7 @@ def _finish(args: argparse.Namespace, summary) -> int:
 
 def run_azure(args: argparse.Namespace) -> int:
     from tracekit.export.azure import AzureMonitorSender
-    from tracekit.export.limits import AzureShaper
+    from tracekit.export.limits import AZURE_PAGE_SIZE, AzureShaper
     from tracekit.export.runner import run_export
 
     source = _source(args)
@@ -193,7 +193,7 @@ def run_azure(args: argparse.Namespace) -> int:
                                 max_envelopes_per_second=args.max_rate)
     try:
         summary = run_export(source, sender, _cursors(args), shaper=AzureShaper(), retime=args.retime,
-                             redactor=_redactor(args), page_size=args.batch_size or 500, restart=args.restart,
+                             redactor=_redactor(args), page_size=args.batch_size or AZURE_PAGE_SIZE, restart=args.restart,
                              show_progress=not args.no_progress)
     finally:
         sender.close()
