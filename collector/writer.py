@@ -29,8 +29,8 @@ SEQUENCED_TABLES = ("spans", "span_events", "span_links", "logs", "metric_points
 Done = Callable[[BaseException | None], None]
 
 # DuckDB stores a table in row groups of 122,880 rows and a checkpoint rewrites the last, partly filled one. Folding
-# the WAL in every ~60k spans (64 MB of WAL) so wrote each row group about twice: 33 us of CPU per span against 18 us
-# when checkpointing every two row groups (measured in-process on the bench payload, docs/performance.md).
+# the WAL in every ~60k spans (64 MB of WAL) so wrote each row group about twice: 19-28 us of CPU per span against
+# 16-21 us when checkpointing every two row groups, and a 30 % larger file (this writer, docs/performance.md).
 DUCKDB_ROW_GROUP_ROWS = 122_880
 CHECKPOINT_SPAN_ROWS = 2 * DUCKDB_ROW_GROUP_ROWS  # CollectorSettings.checkpoint_rows
 # Whatever the row count, a WAL this large is folded in: it bounds restart replay time and memory when spans are big.
