@@ -41,6 +41,9 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--decode-workers", metavar="N", type=int, default=None,
                        help="decode requests in N worker processes; 0 decodes in a thread "
                             "($TRACEKIT_DECODE_WORKERS; default 0)")
+    group.add_argument("--checkpoint-rows", metavar="N", type=int, default=None,
+                       help="span rows between checkpoints under load; DuckDB writes row groups of 122,880 rows, "
+                            "so keep whole multiples ($TRACEKIT_CHECKPOINT_ROWS; default 245760)")
     group.add_argument("--retention-days", metavar="DAYS", type=float, default=None,
                        help="delete telemetry older than this, in the background ($TRACEKIT_RETENTION_DAYS)")
     group.add_argument("--max-db-size", metavar="SIZE", default=None,
@@ -70,6 +73,7 @@ def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
         "grpc": ("grpc", _off_or), "http": ("http", _off_or),
         "max_request_size": ("max_request_bytes", parse_size), "queue_size": ("queue_bytes", parse_size),
         "memory_limit": ("memory_limit", str), "decode_workers": ("decode_workers", int),
+        "checkpoint_rows": ("checkpoint_rows", int),
         "retention_days": ("retention_days", float), "max_db_size": ("max_db_bytes", parse_size),
         "auth_token": ("auth_token", str), "redaction": ("redaction", str),
         "forward_otlp": ("forward_otlp", str), "forward_azure_monitor": ("forward_azure_monitor", str),
