@@ -1,20 +1,27 @@
 """A fast first pass for redaction: which texts could a RedactionPolicy change at all?
 
 Running a policy's rules on every attribute text in Python costs 20-150 us per span. Most spans hold nothing to
-mask, so a whole column is screened first with one RE2 regex through pyarrow.compute (in C, about 1 us per row):
-each rule's own regex with lookarounds removed (RE2 has none; dropping them only widens the match), or its literal
-triggers, plus the secret-like key names. It is a superset check: only the rows it flags need the policy. The
-collector uses it before storage and the exporters before sending.
+mask, so texts are screened first with one RE2 regex (google-re2, in C): each rule's own regex with lookarounds
+removed (RE2 has none; dropping them only widens the match), or its literal triggers, plus the secret-like key names.
+It is a superset check: only the rows it flags need the policy. The collector uses it before storage and the
+exporters before sending.
+
+The regex is compiled once per policy and searched over the Arrow column's data buffer as it is, all rows at once:
+one call into RE2 per batch (plus one per flagged row) with the DFA warm from earlier batches. pyarrow's
+`match_substring_regex`, used before, compiled the pattern and rebuilt the DFA on every call and cost 4-5 us a
+span on the bench payload; the buffer scan costs ~1.2 us (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from typing import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import re2
 
 from tracekit.redaction import NumberRule, PatternRule, RedactionPolicy
 
@@ -27,8 +34,6 @@ _SECRET_KEY_HINTS = (
 )
 
 
-SCREEN_MIN_ROWS = 32
-
 _RE2_SPECIAL = set("\\.^$|?*+()[]{}")
 
 
@@ -39,8 +44,8 @@ def _literal(text: str) -> str:
 
 def _accepted_by_re2(pattern: str) -> bool:
     try:
-        pc.match_substring_regex(pa.array([""], pa.string()), pattern)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        re2.compile(pattern)
+    except re2.error:
         return False
     return True
 
@@ -127,18 +132,104 @@ def screening_pattern(policy: RedactionPolicy) -> str | None:
     return "|".join(f"(?:{part})" for part in parts) if parts else None
 
 
+# A row of the Arrow data buffer is searched together with its neighbours. That is exact for the screen when each
+# row starts and ends with a character that is neither a word character nor "-" or "+" (what the rules' boundary
+# guards test), as every JSON object, array and string does: a guard sees the same kind of character before or after
+# a row as at the start or end of a text. A match running across two rows only flags a row too many (the policy
+# then checks it exactly). Other rows (a log body that is a bare number) are searched one by one.
+_SAFE_FIRST = frozenset(b'{["')
+_SAFE_LAST = frozenset(b'}]"')
+
+# Big enough that RE2's DFA for the whole screen stays in memory instead of falling back to the slower NFA.
+_RE2_MAX_MEM = 64 << 20
+
+
 def flag_rows(policy: RedactionPolicy, texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> list[int]:
-    """Indices of the texts the policy could change (a superset); every index when no screen exists."""
-    pattern = cached_screening_pattern(policy)
-    # pyarrow compiles the RE2 pattern on every call (~0.7 ms): a handful of rows is cheaper to check directly.
-    if pattern is None or len(texts) < SCREEN_MIN_ROWS:
+    """Indices of the texts the policy could change (a superset; nulls never); every index when no screen exists."""
+    screen = compiled_screen(policy)
+    if screen is None:
         return list(range(len(texts)))
-    column = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.string())
-    flagged = pc.fill_null(pc.match_substring_regex(column, pattern), False)
-    return pc.indices_nonzero(flagged).to_pylist()
+    if isinstance(texts, pa.ChunkedArray):
+        flagged: list[int] = []
+        base = 0
+        for chunk in texts.chunks:
+            flagged.extend(base + row for row in _flag_arrow(screen, chunk))
+            base += len(chunk)
+        return flagged
+    if isinstance(texts, pa.Array):
+        return _flag_arrow(screen, texts)
+    return _flag_texts(screen, texts)
+
+
+def _flag_arrow(screen: "re2._Regexp", array: pa.Array) -> list[int]:
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return _flag_texts(screen, array.to_pylist())
+    if len(array) == 0 or array.null_count == len(array):
+        return []
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = memoryview(offsets_buffer).cast("q" if pa.types.is_large_string(array.type) else "i")
+    offsets = offsets[array.offset:array.offset + len(array) + 1]
+    data = memoryview(data_buffer) if data_buffer is not None else memoryview(b"")
+    if not _safe_boundaries(array, data, offsets):
+        # Each row as a text of its own (a slice, not pos/endpos: RE2's `$` does not match at an endpos).
+        return [row for row in range(len(array))
+                if offsets[row] < offsets[row + 1] and array[row].is_valid
+                and screen.search(data[offsets[row]:offsets[row + 1]]) is not None]
+    flagged = _search_rows(screen, data, offsets)
+    if array.null_count:
+        flagged = [row for row in flagged if array[row].is_valid]
+    return flagged
+
+
+def _safe_boundaries(array: pa.Array, data: memoryview, offsets: Sequence[int]) -> bool:
+    """Whether every non-empty row starts and ends with a character the buffer scan may put next to another row."""
+    # Columns of JSON objects pass the two cheap kernel checks (nulls are skipped); anything else is looked at row by
+    # row (pyarrow's per-row string slicing kernels cost more than the scan itself).
+    if pc.all(pc.starts_with(array, "{")).as_py() is not False and pc.all(pc.ends_with(array, "}")).as_py() is not False:
+        return True
+    return all(offsets[row] == offsets[row + 1]
+               or (data[offsets[row]] in _SAFE_FIRST and data[offsets[row + 1] - 1] in _SAFE_LAST)
+               for row in range(len(array)))
+
+
+def _search_rows(screen: "re2._Regexp", data: memoryview, offsets: Sequence[int]) -> list[int]:
+    """Rows (between consecutive `offsets` into `data`) where the screen matches, found with one search per hit."""
+    flagged = []
+    position, end = offsets[0], offsets[-1]
+    while position < end:
+        match = screen.search(data, position, end)
+        if match is None:
+            break
+        row = bisect.bisect_right(offsets, match.start()) - 1
+        while offsets[row + 1] == offsets[row]:  # an empty row cannot hold the match's first byte
+            row += 1
+        flagged.append(row)
+        position = offsets[row + 1]
+    return flagged
+
+
+def _flag_texts(screen: "re2._Regexp", texts: Sequence[str | None]) -> list[int]:
+    encoded = [text.encode() if text else b"" for text in texts]
+    if all(not blob or (blob[0] in _SAFE_FIRST and blob[-1] in _SAFE_LAST) for blob in encoded):
+        offsets = [0]
+        for blob in encoded:
+            offsets.append(offsets[-1] + len(blob))
+        return _search_rows(screen, memoryview(b"".join(encoded)), offsets)
+    return [row for row, blob in enumerate(encoded) if blob and screen.search(blob) is not None]
 
 
 @functools.lru_cache(maxsize=8)
 def cached_screening_pattern(policy: RedactionPolicy) -> str | None:
     """screening_pattern(), computed once per policy object (checking each rule with RE2 takes a few ms)."""
     return screening_pattern(policy)
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_screen(policy: RedactionPolicy) -> "re2._Regexp | None":
+    """The policy's screening pattern compiled for byte texts (UTF-8), once per policy object; None when none exists."""
+    pattern = cached_screening_pattern(policy)
+    if pattern is None:
+        return None
+    options = re2.Options()
+    options.max_mem = _RE2_MAX_MEM
+    return re2.compile(pattern.encode(), options)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tracekit.redaction import RedactionPolicy
-from tracekit.redaction_screen import flag_rows, screening_pattern
+from tracekit.redaction_screen import compiled_screen, flag_rows, screening_pattern
 
 PLANTED = [
     "my key is sk-proj-A1b2C3d4E5f6G7h8J9k0A1b2C3d4", "AKIAABCDEFGHIJKLMNOP", "ghp_" + "a" * 36,
@@ -47,3 +51,45 @@ def test_policies_that_depend_on_structure_check_every_row():
     policy = RedactionPolicy.from_mapping({"keys": ["customer.*"]})
     assert screening_pattern(policy) is None
     assert flag_rows(policy, ["{}"] * 40) == list(range(40))
+
+
+FRAGMENTS = PLANTED + HARMLESS + ["4111111111111111", "+442071838750", "x", "", "é ü 4111", "-", "+"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.one_of(st.none(), st.sampled_from(FRAGMENTS),
+                               st.sampled_from(FRAGMENTS).map(_as_attribute_json),
+                               st.sampled_from(FRAGMENTS).map(json.dumps)), max_size=60),
+       start=st.integers(0, 5), chunks=st.integers(1, 3))
+def test_the_buffer_scan_flags_what_a_search_of_each_text_alone_flags(rows, start, chunks):
+    """Searching a whole Arrow buffer (rows next to each other) must flag every row that matches on its own, for
+    JSON and non-JSON rows, nulls, empty rows, sliced arrays and chunked arrays."""
+    policy = RedactionPolicy.default()
+    screen = compiled_screen(policy)
+    alone = {index for index, text in enumerate(rows[start:]) if text and screen.search(text.encode()) is not None}
+    array = pa.array(rows, pa.string()).slice(start)
+    size = max(1, len(array) // chunks)
+    chunked = pa.chunked_array([array.slice(offset, size) for offset in range(0, len(array), size)] or [array],
+                               pa.string())
+    for texts in (array, chunked, array.cast(pa.large_string()), array.to_pylist()):
+        flagged = flag_rows(policy, texts)
+        assert alone <= set(flagged), (texts, flagged)
+        assert all(array[index].is_valid for index in flagged)
+        if all(text is None or text.startswith("{") for text in rows[start:]):
+            assert set(flagged) == alone  # JSON objects side by side never make a match of their own
+
+
+def test_every_pair_of_neighbouring_rows_is_screened_as_each_row_alone():
+    """Two rows side by side in the buffer, every ordered pair of texts (bare and as attribute maps): the
+    buffer scan must flag each row that matches alone, and add nothing for JSON rows."""
+    policy = RedactionPolicy.default()
+    screen = compiled_screen(policy)
+    forms = FRAGMENTS + [_as_attribute_json(text) for text in FRAGMENTS]
+    matches = {text: bool(text) and screen.search(text.encode()) is not None for text in forms}
+    for first in forms:
+        for second in forms:
+            alone = {index for index, text in enumerate((first, second)) if matches[text]}
+            flagged = set(flag_rows(policy, pa.array([first, second])))
+            assert alone <= flagged, (first, second)
+            if first.startswith("{") and second.startswith("{"):
+                assert flagged == alone, (first, second)
