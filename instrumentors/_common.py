@@ -7,6 +7,7 @@ import contextvars
 from typing import Any, Mapping, Sequence
 
 from opentelemetry import metrics
+from opentelemetry.metrics import NoOpHistogram
 from opentelemetry.trace import Span
 
 from tracekit import semconv
@@ -25,6 +26,11 @@ inference_recorded_by: contextvars.ContextVar[str | None] = contextvars.ContextV
 silenced_request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "tracekit_silenced_request", default=None
 )
+
+try:  # the API's stand-in until a MeterProvider is set; private, so only its absence is planned for
+    from opentelemetry.metrics._internal.instrument import _ProxyHistogram as _PROXY_HISTOGRAM
+except ImportError:  # pragma: no cover
+    _PROXY_HISTOGRAM = ()  # type: ignore[assignment,misc]
 
 # Request attributes worth copying from the silenced SDK call onto the framework's span.
 _MERGEABLE = (
@@ -103,6 +109,8 @@ class Instruments:
         error_type: str | None = None,
     ) -> None:
         """Record `gen_ai.client.operation.duration` and `gen_ai.client.token.usage` for one inference."""
+        if _records_nowhere(self.duration):
+            return  # no MeterProvider yet (or a no-op one): skip building the attribute sets on every call
         attrs = {
             key: span_attributes[key]
             for key in (semconv.GEN_AI_OPERATION_NAME, semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_REQUEST_MODEL,
@@ -117,6 +125,14 @@ class Instruments:
             self.token_usage.record(input_tokens, {**attrs, semconv.GEN_AI_TOKEN_TYPE: "input"})
         if output_tokens is not None:
             self.token_usage.record(output_tokens, {**attrs, semconv.GEN_AI_TOKEN_TYPE: "output"})
+
+
+def _records_nowhere(instrument: Any) -> bool:
+    """Whether recording on `instrument` is a no-op: the API's NoOp instruments, or the proxy the global meter hands
+    out before any MeterProvider is set (it starts recording once one is; `_real_instrument` is how it knows)."""
+    if isinstance(instrument, NoOpHistogram):
+        return True
+    return isinstance(instrument, _PROXY_HISTOGRAM) and getattr(instrument, "_real_instrument", True) is None
 
 
 def set_messages(span: Span, key: str, items: Sequence[Mapping[str, Any]], settings: ContentSettings | None = None,

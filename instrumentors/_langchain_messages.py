@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from tracekit.messages import reasoning_part, structure_only, text_part, tool_call_part, tool_call_response_part
+from tracekit.messages import (reasoning_part, structure_only, text_part, to_json, tool_call_part,
+                               tool_call_response_part)
 
-__all__ = ["message_field", "message_fields", "message_role", "convert_message", "message_parts", "to_otel_messages"]
+__all__ = ["message_field", "message_fields", "message_role", "convert_message", "message_parts", "to_otel_messages",
+           "structure_json"]
 
 _ROLE_BY_TYPE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool",
                  "chat": "user", "developer": "system", "AIMessageChunk": "assistant"}
@@ -109,3 +111,46 @@ def message_parts(msg: Any, with_content: bool = True) -> list[dict[str, Any]]:
 def to_otel_messages(messages: Sequence[Any], with_content: bool = True) -> list[dict[str, Any]]:
     """Input messages in OTel form (in-history system messages stay in the input, per spec)."""
     return [convert_message(msg, with_content) for msg in messages]
+
+
+# Content off, a plain message (text or empty, no tool calls, no name) has one JSON form per role: built once.
+_PLAIN_STRUCTURE = {
+    (role, has_text): to_json({"role": role, "parts": [{"type": "text"}] if has_text else []})
+    for role in set(_ROLE_BY_TYPE.values()) for has_text in (False, True)
+}
+
+
+def structure_json(messages: Sequence[Any]) -> str | None:
+    """`to_json(to_otel_messages(messages, with_content=False))`, the same text, built from JSON pieces.
+
+    This runs on every model call with content off (the default), over the whole history the model is sent: plain
+    messages take a prebuilt piece, tool messages and tool calls a short template, anything else (content blocks,
+    named messages, prompt strings) the general conversion. None for no messages."""
+    if not messages:
+        return None
+    pieces = []
+    for msg in messages:
+        fields = getattr(msg, "__dict__", None)
+        if fields is not None and not fields.get("name"):
+            role = _ROLE_BY_TYPE.get(fields.get("type"))  # type: ignore[arg-type]
+            content = fields.get("content")
+            if role == "tool":
+                pieces.append('{"role":"tool","parts":[{"type":"tool_call_response","id":'
+                              + to_json(fields.get("tool_call_id")) + "}]}")
+                continue
+            if role is not None and isinstance(content, str):
+                calls = fields.get("tool_calls")
+                if not calls:
+                    pieces.append(_PLAIN_STRUCTURE[role, bool(content)])
+                    continue
+                parts = ['{"type":"text"}'] if content else []
+                for call in calls:
+                    if not isinstance(call, dict):
+                        break
+                    parts.append('{"type":"tool_call","id":' + to_json(call.get("id")) + ',"name":'
+                                 + to_json(call.get("name", "")) + "}")
+                else:
+                    pieces.append('{"role":"' + role + '","parts":[' + ",".join(parts) + "]}")
+                    continue
+        pieces.append(to_json(convert_message(msg, False)))
+    return "[" + ",".join(pieces) + "]"

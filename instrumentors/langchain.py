@@ -44,8 +44,9 @@ from tracekit.content import ContentSettings, get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
                                             inference_recorded_by, merge_silenced_request, normalize_finish_reason,
                                             set_messages, set_opt_in, silenced_request)
-from tracekit.instrumentors._langchain_messages import message_fields, message_parts, message_role, to_otel_messages
-from tracekit.messages import function_tool_definition, output_message, render, text_part
+from tracekit.instrumentors._langchain_messages import (message_fields, message_parts, message_role, structure_json,
+                                                       to_otel_messages)
+from tracekit.messages import function_tool_definition, output_message, render, text_part, to_json
 
 __all__ = ["LangChainInstrumentor", "TracekitCallbackHandler"]
 
@@ -478,15 +479,24 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             run.attributes[semconv.GEN_AI_RESPONSE_MODEL] = found[semconv.GEN_AI_RESPONSE_MODEL]
         span = run.span
         if span is not None and span.is_recording():
-            inputs = to_otel_messages(run.inputs, with_content)
-            masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES, inputs, settings)
-            masked += _add_messages(found, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings)
-            span.set_attributes(found)
-            merge_silenced_request(span, run.attributes)
-            add_masked_count(span, run.attributes, masked)
-            if settings.on_events:
-                emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: inputs,
-                                          semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
+            if not with_content:  # the default: structure only, built straight as JSON text, nothing to redact
+                inputs_json = structure_json(run.inputs)
+                if inputs_json is not None:
+                    found[semconv.GEN_AI_INPUT_MESSAGES] = inputs_json
+                if outputs:
+                    found[semconv.GEN_AI_OUTPUT_MESSAGES] = to_json(outputs)
+                span.set_attributes(found)
+                merge_silenced_request(span, run.attributes)
+            else:
+                inputs = to_otel_messages(run.inputs, with_content)
+                masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES, inputs, settings)
+                masked += _add_messages(found, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings)
+                span.set_attributes(found)
+                merge_silenced_request(span, run.attributes)
+                add_masked_count(span, run.attributes, masked)
+                if settings.on_events:
+                    emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: inputs,
+                                              semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
         self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started,
                                          _int_or_none(input_tokens), _int_or_none(output_tokens))
         self._finish(run_id)

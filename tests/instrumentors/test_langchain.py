@@ -380,3 +380,26 @@ def test_failed_model_call_keeps_request_and_input_structure(instrumented, conte
     assert USER_TEXT not in instrumented.everything_exported()
     (duration,) = instrumented.metrics()["gen_ai.client.operation.duration"]
     assert duration.attributes["error.type"] == "ConnectionError"
+
+
+def test_structure_only_messages_are_the_general_conversion_byte_for_byte():
+    """Content off, input messages are built as JSON pieces (structure_json); they must be exactly what the general
+    conversion and serializer give, for every kind of LangChain message and odd shapes."""
+    from langchain_core.messages import (AIMessage, ChatMessage, FunctionMessage, HumanMessage, SystemMessage,
+                                         ToolMessage)
+
+    from tracekit.instrumentors._langchain_messages import structure_json, to_otel_messages
+    from tracekit.messages import to_json
+
+    messages = [SystemMessage("rules"), HumanMessage("hi"), HumanMessage(""), AIMessage(""),
+                AIMessage("", tool_calls=[{"name": "search", "args": {"q": "x"}, "id": "call_1"}]),
+                AIMessage("let me check", tool_calls=[{"name": 'quo"te', "args": {}, "id": None},
+                                                      {"name": "b", "args": {}, "id": "call_\u00e9"}]),
+                ToolMessage("result", tool_call_id="call_1"), ToolMessage("r", tool_call_id='c"2', name="search"),
+                HumanMessage([{"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": "u"}}]),
+                AIMessage("named", name="bob"), ChatMessage("c", role="critic"), FunctionMessage("f", name="fn"),
+                "a plain prompt"]
+    for chosen in ([message] for message in messages):
+        assert structure_json(chosen) == to_json(to_otel_messages(chosen, False)), chosen
+    assert structure_json(messages) == to_json(to_otel_messages(messages, False))
+    assert structure_json([]) is None
