@@ -36,6 +36,25 @@ enum { REJECT_TRACE_ID = 0, REJECT_SPAN_ID, REJECT_PARENT_ID, REJECT_DEPTH, REJE
 
 #define MAX_GROUP_DEPTH 64
 
+/* Errors can happen while the GIL is released (decode_request runs without it, so the gRPC loop and the store
+ * writer keep running while a request is decoded): these take the GIL just to set the exception. */
+static int raise_error(PyObject *type, const char *message)
+{
+    PyGILState_STATE state = PyGILState_Ensure();
+    PyErr_SetString(type, message);
+    PyGILState_Release(state);
+    return ERR;
+}
+
+static int raise_no_memory(void)
+{
+    PyGILState_STATE state = PyGILState_Ensure();
+    PyErr_NoMemory();
+    PyGILState_Release(state);
+    return ERR;
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Growable byte buffers                                                                                         */
 
@@ -49,8 +68,7 @@ static int buf_reserve(Buf *b, size_t extra)
     if (extra <= b->cap - b->len)
         return 0;
     if (extra > (size_t)PY_SSIZE_T_MAX - b->len) {
-        PyErr_NoMemory();
-        return ERR;
+        return raise_no_memory();
     }
     size_t need = b->len + extra;
     size_t cap = b->cap ? b->cap : 256;
@@ -59,8 +77,7 @@ static int buf_reserve(Buf *b, size_t extra)
     /* Raw allocator: Arrow may free exported buffers from any thread, without the GIL. */
     char *p = PyMem_RawRealloc(b->ptr, cap);
     if (p == NULL) {
-        PyErr_NoMemory();
-        return ERR;
+        return raise_no_memory();
     }
     b->ptr = p;
     b->cap = cap;
@@ -116,8 +133,7 @@ static int table_init(Table *t, const int *types, int ncols)
 {
     t->cols = PyMem_Calloc((size_t)ncols, sizeof(Column));
     if (t->cols == NULL) {
-        PyErr_NoMemory();
-        return ERR;
+        return raise_no_memory();
     }
     t->ncols = ncols;
     t->rows = t->mark_rows = 0;
@@ -165,7 +181,7 @@ static int col_set_valid(Column *c, int valid)
 static int col_str_commit(Column *c, int valid)
 {
     if (c->data.len > INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "request too large: a string column passed 2 GiB");
+        raise_error(PyExc_ValueError, "request too large: a string column passed 2 GiB");
         return ERR;
     }
     int32_t end = (int32_t)c->data.len;
@@ -410,8 +426,7 @@ typedef struct {
 
 static int fail(const char *message)
 {
-    PyErr_SetString(PyExc_ValueError, message);
-    return ERR;
+    return raise_error(PyExc_ValueError, message);
 }
 
 static int read_varint_slow(Reader *r, uint64_t *out)
@@ -592,8 +607,7 @@ static int put_base64(Buf *b, const uint8_t *s, size_t n)
 {
     static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     if (n > ((size_t)PY_SSIZE_T_MAX / 4) * 3 - 3) {
-        PyErr_NoMemory();
-        return ERR;
+        return raise_no_memory();
     }
     size_t out = (n + 2) / 3 * 4;
     if (buf_reserve(b, out) < 0)
@@ -744,15 +758,106 @@ static int put_i64(Buf *b, int64_t v)
 /* A finite double as orjson writes it: Python's shortest round-trip digits (repr), but exponents without zero
  * padding ("1e-7", not "1e-07") and numbers of magnitude 1e-5 written out ("0.00001"). Non-finite doubles are the
  * JSON strings "NaN", "Infinity", "-Infinity" (what the Python path stores). */
+/* repr(d) for a finite d, as CPython writes it (PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0)), into
+ * `out` (at least 32 bytes). Without the GIL: CPython's dtoa keeps a freelist that needs it, so the digits come from
+ * glibc's correctly rounded printf and strtod instead. repr's digits are the shortest that read back as d, the
+ * closest to d among those: at each length the correctly rounded digits, or, where d is a power of two (its lower
+ * rounding interval is half the upper one), the next decimal up. */
+static void double_repr(double d, char *out)
+{
+    char text[40], digits[20];
+    int n_digits = 0, exponent = 0;
+    double magnitude = fabs(d);
+    for (int precision = 1; precision <= 17; precision++) {
+        snprintf(text, sizeof text, "%.*e", precision - 1, magnitude);
+        /* text is "D.DDDe+XX" (or "De+XX"): split into digits and exponent */
+        n_digits = 0;
+        const char *p = text;
+        for (; *p != 'e'; p++)
+            if (*p != '.')
+                digits[n_digits++] = *p;
+        exponent = (int)strtol(p + 1, NULL, 10);
+        double back = strtod(text, NULL);
+        if (back == magnitude)
+            break;
+        if (back < magnitude) {
+            /* the decimal one unit up in the last digit, carried */
+            char up[20];
+            memcpy(up, digits, (size_t)n_digits);
+            int i = n_digits - 1, up_exponent = exponent;
+            while (i >= 0 && up[i] == '9')
+                up[i--] = '0';
+            if (i >= 0)
+                up[i]++;
+            else {
+                memmove(up + 1, up, (size_t)n_digits - 1);
+                up[0] = '1';
+                up_exponent++;
+            }
+            char candidate[48];
+            /* the digits as an integer, scaled */
+            snprintf(candidate, sizeof candidate, "%.*se%d", n_digits, up, up_exponent - (n_digits - 1));
+            if (strtod(candidate, NULL) == magnitude) {
+                memcpy(digits, up, (size_t)n_digits);
+                exponent = up_exponent;
+                break;
+            }
+        }
+    }
+    while (n_digits > 1 && digits[n_digits - 1] == '0')
+        n_digits--;
+    char *o = out;
+    if (signbit(d))
+        *o++ = '-';
+    int point = exponent + 1; /* digits before the decimal point */
+    if (magnitude == 0.0) {
+        memcpy(o, "0.0", 4);
+        return;
+    }
+    if (point <= -4 || point > 16) { /* repr's switch to exponent notation */
+        *o++ = digits[0];
+        if (n_digits > 1) {
+            *o++ = '.';
+            memcpy(o, digits + 1, (size_t)n_digits - 1);
+            o += n_digits - 1;
+        }
+        snprintf(o, 8, "e%c%02d", exponent < 0 ? '-' : '+', exponent < 0 ? -exponent : exponent);
+        return;
+    }
+    if (point <= 0) {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = 0; i < -point; i++)
+            *o++ = '0';
+        memcpy(o, digits, (size_t)n_digits);
+        o += n_digits;
+    }
+    else if (point >= n_digits) {
+        memcpy(o, digits, (size_t)n_digits);
+        o += n_digits;
+        for (int i = n_digits; i < point; i++)
+            *o++ = '0';
+        *o++ = '.';
+        *o++ = '0';
+    }
+    else {
+        memcpy(o, digits, (size_t)point);
+        o += point;
+        *o++ = '.';
+        memcpy(o, digits + point, (size_t)(n_digits - point));
+        o += n_digits - point;
+    }
+    *o = '\0';
+}
+
 static int put_double(Buf *b, double d)
 {
     if (isnan(d))
         return buf_lit(b, "\"NaN\"");
     if (isinf(d))
         return d > 0 ? buf_lit(b, "\"Infinity\"") : buf_lit(b, "\"-Infinity\"");
-    char *text = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (text == NULL)
-        return ERR;
+    char text[48];
+    double_repr(d, text);
     int rc;
     char *e = strchr(text, 'e');
     if (e == NULL)
@@ -773,7 +878,6 @@ static int put_double(Buf *b, double d)
                 rc = put_i64(b, exponent < 0 ? -exponent : exponent);
         }
     }
-    PyMem_Free(text);
     return rc;
 }
 
@@ -871,13 +975,11 @@ static int push_entry(Ctx *ctx, const uint8_t *kv, size_t kv_len)
     if (ctx->n_entries == ctx->cap_entries) {
         size_t cap = ctx->cap_entries ? ctx->cap_entries * 2 : 64;
         if (cap > (size_t)PY_SSIZE_T_MAX / sizeof(Entry)) {
-            PyErr_NoMemory();
-            return ERR;
+            return raise_no_memory();
         }
-        Entry *p = PyMem_Realloc(ctx->entries, cap * sizeof(Entry));
+        Entry *p = PyMem_RawRealloc(ctx->entries, cap * sizeof(Entry));
         if (p == NULL) {
-            PyErr_NoMemory();
-            return ERR;
+            return raise_no_memory();
         }
         ctx->entries = p;
         ctx->cap_entries = cap;
@@ -954,10 +1056,9 @@ static int dedupe(Ctx *ctx, size_t base)
     while (cap < 2 * n)
         cap *= 2;
     if (cap > ctx->hash_cap) {
-        Py_ssize_t *p = PyMem_Realloc(ctx->hash, cap * sizeof(Py_ssize_t));
+        Py_ssize_t *p = PyMem_RawRealloc(ctx->hash, cap * sizeof(Py_ssize_t));
         if (p == NULL) {
-            PyErr_NoMemory();
-            return ERR;
+            return raise_no_memory();
         }
         ctx->hash = p;
         ctx->hash_cap = cap;
@@ -1605,8 +1706,7 @@ static int read_typed_keys(Ctx *ctx, PyObject *typed_str, PyObject *typed_int)
     ctx->typed_values = PyMem_Calloc((size_t)(ctx->n_typed_str + ctx->n_typed_int) + 1, sizeof(TypedValue));
     ctx->typed_match = PyMem_Calloc((size_t)n_keys + 1, sizeof(size_t));
     if (ctx->typed_keys == NULL || ctx->typed_values == NULL || ctx->typed_match == NULL) {
-        PyErr_NoMemory();
-        return ERR;
+        return raise_no_memory();
     }
     int column = 0;
     for (int g = 0; g < 2; g++)
@@ -1636,19 +1736,20 @@ static int read_typed_keys(Ctx *ctx, PyObject *typed_str, PyObject *typed_int)
     return 0;
 }
 
-static int decode_request(Ctx *ctx, const uint8_t *data, size_t len, PyObject *resources)
+/* Runs without the GIL: it touches no Python object (the owners were read before), allocates with the raw
+ * allocator and raises through raise_error / raise_no_memory. */
+static int decode_request(Ctx *ctx, const uint8_t *data, size_t len, const Owner *owners, Py_ssize_t n_resources)
 {
     Reader r = {data, data + len};
     Field f;
     int rc;
-    Py_ssize_t index = 0, n_resources = PyList_GET_SIZE(resources);
+    Py_ssize_t index = 0;
     while ((rc = next_field(&r, &f)) > 0) {
         if (f.num != 1 || f.wt != 2)
             continue;
         if (index >= n_resources)
             return fail("more resource_spans in the request than resources given");
-        Owner owner;
-        TRY(read_owner(PyList_GET_ITEM(resources, index++), &owner));
+        Owner owner = owners[index++];
         Reader rs = {f.ptr, f.ptr + f.len};
         Field g;
         while ((rc = next_field(&rs, &g)) > 0)
@@ -1693,6 +1794,8 @@ static PyObject *decode_traces(PyObject *module, PyObject *args)
     Ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.max_depth = max_depth;
+    Owner *owners = NULL;
+    Py_ssize_t n_owners = 0;
     int span_types[S_TYPED + 256];
     if (read_typed_keys(&ctx, typed_str, typed_int) < 0)
         goto done;
@@ -1706,7 +1809,21 @@ static PyObject *decode_traces(PyObject *module, PyObject *args)
     if (table_init(&ctx.spans, span_types, S_TYPED + ctx.n_typed_str + ctx.n_typed_int) < 0 ||
         table_init(&ctx.events, EVENT_TYPES, E_NCOLS) < 0 || table_init(&ctx.links, LINK_TYPES, L_NCOLS) < 0)
         goto done;
-    if (decode_request(&ctx, payload.buf, (size_t)payload.len, resources) < 0)
+    /* The owners' service names point into the str objects of `resources`, which the caller keeps alive. */
+    n_owners = PyList_GET_SIZE(resources);
+    owners = PyMem_Calloc((size_t)n_owners + 1, sizeof(Owner));
+    if (owners == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n_owners; i++)
+        if (read_owner(PyList_GET_ITEM(resources, i), &owners[i]) < 0)
+            goto done;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = decode_request(&ctx, payload.buf, (size_t)payload.len, owners, n_owners);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
         goto done;
 
     static const int SPAN_TIMES[2] = {S_START, S_END}, EVENT_TIMES[1] = {E_TIME};
@@ -1736,11 +1853,12 @@ done:
     table_free(&ctx.spans);
     table_free(&ctx.events);
     table_free(&ctx.links);
-    PyMem_Free(ctx.entries);
-    PyMem_Free(ctx.hash);
+    PyMem_RawFree(ctx.entries);
+    PyMem_RawFree(ctx.hash);
     PyMem_Free(ctx.typed_keys);
     PyMem_Free(ctx.typed_values);
     PyMem_Free(ctx.typed_match);
+    PyMem_Free(owners);
     PyBuffer_Release(&payload);
     return result;
 }

@@ -13,6 +13,7 @@ import gc
 import math
 import os
 import random
+import struct
 import sys
 import tracemalloc
 
@@ -286,6 +287,24 @@ def test_doubles_are_written_exactly_as_orjson_writes_them() -> None:
     batch = check(payload)
     text = spans_rows(batch)[0]["attributes"]
     assert text == orjson.dumps({f"d{i}": d for i, d in enumerate(doubles)}).decode()
+
+
+def test_doubles_of_every_magnitude_and_the_powers_of_two_are_written_as_orjson_writes_them() -> None:
+    """The compiled decoder finds the shortest digits itself (it runs without the GIL, so CPython's dtoa is out of
+    reach). Powers of two are where the shortest digits are not the correctly rounded ones (their lower rounding
+    interval is half the upper one): 2**-24 is 5.960464477539063e-8, not ...9062 or the exact ...90625."""
+    rng = random.Random(11)
+    doubles = [struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0] for _ in range(3000)]
+    doubles = [d for d in doubles if math.isfinite(d)]
+    for exponent in range(-1074, 1024, 3):
+        power = 2.0**exponent
+        doubles += [power, -power, math.nextafter(power, 0.0), math.nextafter(power, math.inf)]
+    doubles += [round(rng.random(), rng.randint(1, 6)) for _ in range(500)]
+    for start in range(0, len(doubles), 400):
+        chunk = doubles[start:start + 400]
+        batch = check(request_of(proto_span(attributes=[(f"d{i}", d) for i, d in enumerate(chunk)])))
+        text = spans_rows(batch)[0]["attributes"]
+        assert text == orjson.dumps({f"d{i}": d for i, d in enumerate(chunk)}).decode()
 
 
 # --- values the SDK cannot express --------------------------------------------------------------------------------
