@@ -17,6 +17,10 @@ With content off, two floors of the chat case are printed against the same bare 
   callback dispatch    langchain-core's CallbackManager delivering start + end to one no-op handler (the cost
                        of being a handler at all; the handler-level figures above do not include it)
 Redaction throughput (target: at least 50 MB/s) on realistic message JSON, and on adversarial digit-dense text.
+
+`--instructions` counts the machine instructions of the content-off chat case instead (each side run in its own
+process under valgrind's cachegrind, minus a run that only sets up): unlike CPU time on a shared virtual machine,
+the count is the same from run to run, so it shows whether a change to the handler made it cheaper. Needs valgrind.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ import argparse
 import json
 import os
 import random
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -235,10 +242,63 @@ def adversarial_text(size_bytes: int) -> str:
     return " ".join(rng.choice(words) for _ in range(size_bytes // 5))
 
 
+INSTRUCTION_SIDES = ("bare", "two-step", "tracekit")
+
+
+def run_side(side: str, calls: int) -> None:
+    """Child of --instructions: set the content-off chat case up, warm it, then make `calls` calls of one side."""
+    provider = TracerProvider()
+    provider.add_span_processor(Drop())
+    tracer = provider.get_tracer("bench")
+    with using_tracer_provider(provider), using_content_settings(ContentSettings()):
+        bare, ours = chat_scenario(tracer, provider, False)
+        _, two_step, _, _ = chat_floors(tracer, provider)
+        fn = {"bare": bare, "two-step": two_step, "tracekit": ours}[side]
+        for _ in range(200):
+            fn()
+        for _ in range(calls):
+            fn()
+
+
+def instructions_of(side: str, calls: int) -> int:
+    """Instructions one call of `side` executes: a run with `calls` calls minus a run with none, under cachegrind."""
+    counts = []
+    for n in (calls, 0):
+        done = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                               sys.executable, __file__, "--side", side, "--calls", str(n)],
+                              capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": "0"})  # same dict layouts in every run
+        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+        if found is None:
+            raise SystemExit(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
+        counts.append(int(found.group(1).replace(",", "")))
+    return (counts[0] - counts[1]) // calls
+
+
+def count_instructions(calls: int) -> None:
+    """The --instructions report (see the module docstring)."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt install valgrind)")
+    print(f"instructions per call, content-off chat case ({calls} calls under cachegrind, setup subtracted)")
+    counts = {side: instructions_of(side, calls) for side in INSTRUCTION_SIDES}
+    for side in INSTRUCTION_SIDES:
+        print(f"  {side:<10} {counts[side]:>9,}   ratio to bare {counts[side] / counts['bare']:5.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (for a smoke run)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions of the content-off chat case under valgrind instead of timing")
+    parser.add_argument("--side", choices=INSTRUCTION_SIDES, help=argparse.SUPPRESS)  # a child of --instructions
+    parser.add_argument("--calls", type=int, default=1000, help="calls per side with --instructions (default 1000)")
     args = parser.parse_args()
+    if args.side:
+        run_side(args.side, args.calls)
+        return
+    if args.instructions:
+        count_instructions(args.calls)
+        return
     n, rounds = (2_000, 3) if args.quick else (10_000, 7)
 
     provider = TracerProvider()
