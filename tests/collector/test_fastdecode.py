@@ -806,3 +806,20 @@ def test_spans_sent_by_the_otlp_exporter_are_stored_by_the_collector(collector) 
     assert orjson.loads(row["attributes"])["text"] == 'a "quoted"\nline'
     events = collector.reader().sql("SELECT name, attributes FROM span_events").to_pylist()
     assert events == [{"name": "gen_ai.choice", "attributes": '{"index":0}'}]
+
+
+def test_decoding_in_several_threads_at_once_gives_the_same_tables() -> None:
+    """The compiled decoder runs without the GIL, so calls from several threads really run together: each must still
+    produce exactly what a call on its own produces."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = random.Random(3)
+    payloads = [request_of(*[proto_span(i + 1, name=f"span {n}-{i}", attributes=[
+        ("gen_ai.request.temperature", rng.random()), ("gen_ai.usage.input_tokens", rng.randrange(10**6)),
+        ("text", "x" * rng.randrange(2000)), ("nested", {"a": [1, 2.5, {"b": "c"}]})]) for i in range(50)])
+        for n in range(8)]
+    alone = [decode_payload("traces", payload).tables["spans"] for payload in payloads]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(5):
+            together = list(pool.map(lambda payload: decode_payload("traces", payload).tables["spans"], payloads))
+            assert all(a.equals(b) for a, b in zip(alone, together))
