@@ -100,7 +100,9 @@ def _strip_lookarounds(pattern: str) -> str:
     return "".join(out)
 
 
-def _rule_screen(regex: "re.Pattern[str]") -> str | None:
+def rule_screen(regex: "re.Pattern[str]") -> str | None:
+    """`regex` in a form RE2 runs that matches at least where `regex` does (lookarounds turned into guards or
+    dropped); None when RE2 cannot run even that."""
     flags = ("i" if regex.flags & re.IGNORECASE else "") + ("s" if regex.flags & re.DOTALL else "")
     candidate = _strip_lookarounds(regex.pattern)
     if flags:
@@ -120,7 +122,7 @@ def screening_pattern(policy: RedactionPolicy) -> str | None:
     for rule in policy.rules:
         regexes = [rule._CARD, rule._PHONE] if isinstance(rule, NumberRule) else [getattr(rule, "regex", None)]
         for regex in regexes:
-            screen = _rule_screen(regex) if regex is not None else None
+            screen = rule_screen(regex) if regex is not None else None
             if screen is None and isinstance(rule, PatternRule) and rule.triggers:
                 literals = "|".join(_literal(trigger) for trigger in rule.triggers)
                 screen = f"(?i:{literals})" if rule.fold else literals

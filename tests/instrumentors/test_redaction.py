@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -203,3 +205,30 @@ def test_processor_masks_span_names_too() -> None:
     (span,) = exporter.get_finished_spans()
     assert span.name == "GET /users/[REDACTED:email]/profile"
     assert span.attributes["tracekit.redaction.masked_count"] == 1
+
+
+_NUMBERISH = st.text(alphabet=st.sampled_from(list("0123456789012345678901234567890123456789 .-+(),:/xé€\n")),
+                     max_size=300)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.lists(st.one_of(_NUMBERISH, st.sampled_from([
+    "4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111", "+1 (206) 555-0100", "+442071838750",
+    "206.555.0100", "call_78c37aa3951188059159", "2024 8841 129.99"])), max_size=12).map("".join))
+@example(text="4111111111111111,4111111111111111")  # the guard between two numbers serves both
+@example(text="+442071838750,+442071838750/206.555.0100")
+def test_the_number_screen_never_changes_what_is_masked(text: str) -> None:
+    """Long texts have their card and phone numbers screened with RE2 before the exact patterns run; the result must
+    be exactly what the exact patterns give on every run of digits."""
+    import tracekit.redaction as redaction
+
+    rule = redaction.NumberRule()
+    saved = redaction.SCREEN_NUMBERS_FROM
+    try:
+        redaction.SCREEN_NUMBERS_FROM = 10**9
+        unscreened = rule.apply(text)
+        redaction.SCREEN_NUMBERS_FROM = 0
+        screened = rule.apply(text)
+    finally:
+        redaction.SCREEN_NUMBERS_FROM = saved
+    assert screened == unscreened
