@@ -100,14 +100,68 @@ def _strip_lookarounds(pattern: str) -> str:
     return "".join(out)
 
 
-def rule_screen(regex: "re.Pattern[str]") -> str | None:
+def rule_screen(regex: "re.Pattern[str]", *, json_text: bool = False) -> str | None:
     """`regex` in a form RE2 runs that matches at least where `regex` does (lookarounds turned into guards or
-    dropped); None when RE2 cannot run even that."""
+    dropped; with `json_text`, also where the value sits inside JSON text, see json_text_form); None when RE2 cannot
+    run even that."""
     flags = ("i" if regex.flags & re.IGNORECASE else "") + ("s" if regex.flags & re.DOTALL else "")
-    candidate = _strip_lookarounds(regex.pattern)
+    candidate: str | None = _strip_lookarounds(regex.pattern)
+    if json_text:
+        candidate = json_text_form(candidate)
+        if candidate is None:
+            return None
     if flags:
         candidate = f"(?{flags}){candidate}"
     return candidate if _accepted_by_re2(candidate) else None
+
+
+# In JSON text a value's whitespace is escaped (a newline is the two characters \n, other control characters
+# \u00XX) and its start and end sit next to a quote. Screens run on JSON text, so these stand in for \s, ^ and $.
+_JSON_SPACE = r'(?:\s|\\[bfnrt]|\\u00[0-9a-fA-F]{2})'
+_JSON_START = '(?:^|")'
+_JSON_END = '(?:$|")'
+
+
+def json_text_form(pattern: str) -> str | None:
+    r"""An RE2 `pattern` written for a string value, widened to match where the value appears inside JSON text:
+    \s also matches JSON's escapes, ^ and $ (and \A, \Z) also match next to a quote. None when a character class
+    holds \s (a value's whitespace is two characters in JSON; no class can stand for that)."""
+    out: list[str] = []
+    index, in_class = 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            pair = pattern[index:index + 2]
+            if pair == "\\s" and in_class:
+                negated_class = "".join(out).rsplit("[", 1)[-1].startswith("^")
+                if not negated_class:
+                    return None
+                out.append(pair)  # excluding whitespace from a negated class: JSON's escapes are excluded by nothing
+            elif pair == "\\s":
+                out.append(_JSON_SPACE)
+            elif pair == "\\A" and not in_class:
+                out.append(_JSON_START)
+            elif pair in ("\\Z", "\\z") and not in_class:  # Python's end of text is \Z, RE2's \z
+                out.append(_JSON_END)
+            else:
+                out.append(pair)
+            index += 2
+            continue
+        if in_class:
+            if char == "]" and not out[-1].endswith("[") and not "".join(out).endswith("[^"):
+                in_class = False
+            out.append(char)
+        elif char == "[":
+            in_class = True
+            out.append(char)
+        elif char == "^":
+            out.append(_JSON_START)
+        elif char == "$":
+            out.append(_JSON_END)
+        else:
+            out.append(char)
+        index += 1
+    return "".join(out)
 
 
 def screening_pattern(policy: RedactionPolicy) -> str | None:
@@ -122,7 +176,7 @@ def screening_pattern(policy: RedactionPolicy) -> str | None:
     for rule in policy.rules:
         regexes = [rule._CARD, rule._PHONE] if isinstance(rule, NumberRule) else [getattr(rule, "regex", None)]
         for regex in regexes:
-            screen = rule_screen(regex) if regex is not None else None
+            screen = rule_screen(regex, json_text=True) if regex is not None else None
             if screen is None and isinstance(rule, PatternRule) and rule.triggers:
                 literals = "|".join(_literal(trigger) for trigger in rule.triggers)
                 screen = f"(?i:{literals})" if rule.fold else literals

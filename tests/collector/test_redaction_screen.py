@@ -18,6 +18,7 @@ PLANTED = [
     "https://x.blob.core.windows.net/c?sig=abcdefghijklmnopqrstuv", "mail ann.lee@example.com now",
     "card: 4111 1111 1111 1111.", "(4111-1111-1111-1111)", "call +1 (206) 555-0100 today", "+442071838750",
     "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----",
+    "Authorization: Bearer\nabcdefghijklmnop", "Bearer\t\u000babcdefghijklmnop",  # JSON escapes these spaces
 ]
 HARMLESS = ["call_78c37aa3951188059159", "sess-7a5841590038750e", "chatcmpl-802d9825022590575da1",
             "gen_ai.usage.input_tokens", "2026-11-22", "tokens: 120, latency 1.5 s", "Paris in spring"]
@@ -45,6 +46,18 @@ def test_secret_named_keys_are_flagged_by_name():
     policy = RedactionPolicy.default()
     texts = [json.dumps({"db.password": "hunter2"})] * 40
     assert len(flag_rows(policy, texts)) == 40
+
+
+def test_anchored_user_rules_are_screened_where_values_start_and_end_inside_json():
+    """A user's rule is written for a value (^ and $ are its ends); the screen runs on the JSON text around it."""
+    policy = RedactionPolicy.from_mapping({"patterns": [{"name": "employee", "regex": r"^EMP\d{6}$"},
+                                                         {"name": "note", "regex": r"\Alabel:\s+x\Z"}]})
+    texts = [json.dumps({"a": "EMP123456"}), json.dumps({"a": "id EMP123456"}), json.dumps({"b": ["EMP654321"]}),
+             json.dumps({"a": "label:\n x"}), json.dumps({"a": "EMP12345"})]
+    expected = [index for index, text in enumerate(texts) if policy.redact_attributes(json.loads(text))[1]]
+    assert expected == [0, 2, 3]  # the rules do match these values (the test's own premise)
+    assert set(expected) <= set(flag_rows(policy, texts))
+    assert 4 not in flag_rows(policy, texts)
 
 
 def test_policies_that_depend_on_structure_check_every_row():
