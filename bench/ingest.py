@@ -8,6 +8,7 @@
 3. A separate load process sends them over gRPC with several requests in flight for a fixed time, counting spans
    the collector acknowledged.
 4. Counts the rows in the store (through the collector's read API): durable spans/s = stored spans / load time.
+   Also prints each collector thread's share of a core during the load (named from the collector's status).
 5. Samples the collector's RSS throughout, and measures in this process the decode-only ceiling (protobuf parse of the
    same bytes) and the normalize ceiling (parse + Arrow columns), printed as ratios to the durable rate.
 """
@@ -159,6 +160,30 @@ def _cpu_seconds(process: "psutil.Process") -> float:
                                            for c in process.children(recursive=True))
 
 
+def thread_cpu(process: "psutil.Process") -> dict[int, float]:
+    """User + system CPU seconds of each thread of `process` so far, by OS thread id."""
+    return {thread.id: thread.user_time + thread.system_time for thread in process.threads()}
+
+
+def thread_names(state: dict) -> dict[int, str]:
+    """The collector's Python threads by OS thread id, from its read API's status."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{state['read_api']}/v1/status",
+                                     headers={"Authorization": f"Bearer {state['token']}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return {int(tid): name for tid, name in json.load(response).get("threads", {}).items()}
+
+
+def print_thread_cpu(before: dict[int, float], after: dict[int, float], names: dict[int, str], elapsed: float) -> None:
+    """Each busy thread's share of a core during the load: which part of the collector is the bottleneck."""
+    shares = sorted(((after[tid] - before.get(tid, 0.0)) / elapsed, tid) for tid in after)
+    print("collector threads (share of one core during the load; unnamed threads are DuckDB's and gRPC's own):")
+    for share, tid in reversed(shares):
+        if share >= 0.02:
+            print(f"  {names.get(tid, f'(unnamed, thread id {tid})'):<32} {100 * share:5.1f} %")
+
+
 def start_collector(db: Path, decode_workers: int, checkpoint_rows: int | None = None) -> tuple[subprocess.Popen, dict]:
     state_path = db.with_name(db.name + ".collector.json")
     env = dict(os.environ)
@@ -245,11 +270,14 @@ def main() -> None:
             target=load_process, args=(state["grpc"], payloads, args.seconds, args.in_flight, results))
         collector_proc = psutil.Process(collector.pid)
         cpu_before = _cpu_seconds(collector_proc)
+        threads_before = thread_cpu(collector_proc)
         load.start()
         acknowledged, refused, elapsed, load_cpu = results.get()
         collector_cpu = _cpu_seconds(collector_proc) - cpu_before
+        threads_after = thread_cpu(collector_proc)
         load.join()
         stored = count_spans(state)
+        names = thread_names(state)  # after the load: the decode thread starts with the first request
         stop.set()
         collector.terminate()
         collector.wait(timeout=60)
@@ -267,6 +295,7 @@ def main() -> None:
     print(f"collector CPU           {collector_us:>12.1f} us/span   (load process {load_us:.1f} us/span; "
           f"CPU-bound ceiling on {cores} cores: {cores * 1e6 / (collector_us + load_us):,.0f} spans/s)")
     print(f"load average            {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print_thread_cpu(threads_before, threads_after, names, elapsed)
     print(f"decode-only ceiling     {parse_rate:>12,.0f} spans/s   durable/decode = {durable_rate / parse_rate:.3f}")
     print(f"normalize ceiling       {normalize_rate:>12,.0f} spans/s   durable/normalize = "
           f"{durable_rate / normalize_rate:.3f}   (Python, {1e6 / normalize_rate:.1f} us/span)")

@@ -95,6 +95,9 @@ class Collector:
             "commits": writer.stats.commits if writer else 0,
             "last_ingest_seq": writer.last_sequence if writer else 0,
             "forwarders": [component.status() for component in self._background if hasattr(component, "status")],
+            # OS thread id -> name, so per-thread CPU from /proc can be told apart (bench/ingest.py prints it).
+            "threads": {str(thread.native_id): thread.name for thread in threading.enumerate()
+                        if thread.native_id is not None},
         }
 
     @contextlib.contextmanager

@@ -246,3 +246,15 @@ def test_checkpoints_come_every_n_span_rows_under_load_and_when_ingest_goes_idle
     finally:
         writer.stop()
         con.close()
+
+
+def test_status_names_the_collectors_threads_by_os_thread_id(collector):
+    """bench/ingest.py reads this to label per-thread CPU from /proc: the writer and checkpointer must be there,
+    keyed by the OS thread id /proc uses."""
+    import threading
+
+    threads = collector.status()["threads"]
+    by_name = {name: int(tid) for tid, name in threads.items()}
+    assert {"tracekit-store-writer", "tracekit-checkpointer"} <= set(by_name)
+    native = {thread.name: thread.native_id for thread in threading.enumerate()}
+    assert by_name["tracekit-store-writer"] == native["tracekit-store-writer"]
