@@ -763,6 +763,15 @@ static int put_i64(Buf *b, int64_t v)
  * glibc's correctly rounded printf and strtod instead. repr's digits are the shortest that read back as d, the
  * closest to d among those: at each length the correctly rounded digits, or, where d is a power of two (its lower
  * rounding interval is half the upper one), the next decimal up. */
+/* The double that `n` digits read as d0.d1d2... x 10^exponent give. Written as an integer mantissa ("15e-1"), so no
+ * decimal point is involved: printf and strtod use the C locale's, which an application may have changed. */
+static double decimal_value(const char *digits, int n, int exponent)
+{
+    char text[48];
+    snprintf(text, sizeof text, "%.*se%d", n, digits, exponent - (n - 1));
+    return strtod(text, NULL);
+}
+
 static void double_repr(double d, char *out)
 {
     char text[40], digits[20];
@@ -770,14 +779,14 @@ static void double_repr(double d, char *out)
     double magnitude = fabs(d);
     for (int precision = 1; precision <= 17; precision++) {
         snprintf(text, sizeof text, "%.*e", precision - 1, magnitude);
-        /* text is "D.DDDe+XX" (or "De+XX"): split into digits and exponent */
+        /* text is "D.DDDe+XX" (or "De+XX"; the point is the locale's): split into digits and exponent */
         n_digits = 0;
         const char *p = text;
         for (; *p != 'e'; p++)
-            if (*p != '.')
+            if (*p >= '0' && *p <= '9')
                 digits[n_digits++] = *p;
         exponent = (int)strtol(p + 1, NULL, 10);
-        double back = strtod(text, NULL);
+        double back = decimal_value(digits, n_digits, exponent);
         if (back == magnitude)
             break;
         if (back < magnitude) {
@@ -794,10 +803,7 @@ static void double_repr(double d, char *out)
                 up[0] = '1';
                 up_exponent++;
             }
-            char candidate[48];
-            /* the digits as an integer, scaled */
-            snprintf(candidate, sizeof candidate, "%.*se%d", n_digits, up, up_exponent - (n_digits - 1));
-            if (strtod(candidate, NULL) == magnitude) {
+            if (decimal_value(up, n_digits, up_exponent) == magnitude) {
                 memcpy(digits, up, (size_t)n_digits);
                 exponent = up_exponent;
                 break;

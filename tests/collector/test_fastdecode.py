@@ -823,3 +823,57 @@ def test_decoding_in_several_threads_at_once_gives_the_same_tables() -> None:
         for _ in range(5):
             together = list(pool.map(lambda payload: decode_payload("traces", payload).tables["spans"], payloads))
             assert all(a.equals(b) for a, b in zip(alone, together))
+
+
+def _comma_decimal_locale(tmp_path) -> str | None:
+    """A locale whose decimal point is a comma: an installed one, else one built with localedef; None if neither."""
+    import locale
+    import shutil
+    import subprocess
+
+    def usable(name: str) -> bool:
+        try:
+            locale.setlocale(locale.LC_NUMERIC, name)
+            return locale.localeconv()["decimal_point"] == ","
+        except locale.Error:
+            return False
+        finally:
+            locale.setlocale(locale.LC_NUMERIC, "C")
+
+    for name in ("de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8"):
+        if usable(name):
+            return name
+    if shutil.which("localedef") is None:
+        return None
+    built = subprocess.run(["localedef", "-i", "de_DE", "-f", "UTF-8", str(tmp_path / "de_DE.UTF-8")],
+                           capture_output=True)
+    if built.returncode not in (0, 1):  # 1: built with warnings
+        return None
+    os.environ["LOCPATH"] = str(tmp_path)
+    return "de_DE.UTF-8" if usable("de_DE.UTF-8") else None
+
+
+def test_doubles_do_not_follow_the_applications_decimal_comma(tmp_path) -> None:
+    """The compiled decoder formats doubles with the C library, whose printf and strtod use the process's locale:
+    an application that switched LC_NUMERIC to a decimal comma must still get JSON numbers with a point."""
+    import locale
+
+    saved_locpath = os.environ.get("LOCPATH")
+    try:
+        name = _comma_decimal_locale(tmp_path)
+        if name is None:
+            pytest.skip("no locale with a decimal comma can be found or built here")
+        doubles = [0.1, 2.5, 1e-07, 2.0**-24, 123.456, 1e16, -3.25e-05]
+        payload = request_of(proto_span(attributes=[(f"d{i}", d) for i, d in enumerate(doubles)]))
+        locale.setlocale(locale.LC_NUMERIC, name)
+        try:
+            batch = decode_payload("traces", payload)
+        finally:
+            locale.setlocale(locale.LC_NUMERIC, "C")
+    finally:
+        if saved_locpath is None:
+            os.environ.pop("LOCPATH", None)
+        else:
+            os.environ["LOCPATH"] = saved_locpath
+    text = batch.tables["spans"].column("attributes")[0].as_py()
+    assert text == orjson.dumps({f"d{i}": d for i, d in enumerate(doubles)}).decode()
