@@ -479,24 +479,23 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             run.attributes[semconv.GEN_AI_RESPONSE_MODEL] = found[semconv.GEN_AI_RESPONSE_MODEL]
         span = run.span
         if span is not None and span.is_recording():
+            masked = 0
             if not with_content:  # the default: structure only, built straight as JSON text, nothing to redact
                 inputs_json = structure_json(run.inputs)
                 if inputs_json is not None:
                     found[semconv.GEN_AI_INPUT_MESSAGES] = inputs_json
                 if outputs:
                     found[semconv.GEN_AI_OUTPUT_MESSAGES] = to_json(outputs)
-                span.set_attributes(found)
-                merge_silenced_request(span, run.attributes)
             else:
                 inputs = to_otel_messages(run.inputs, with_content)
                 masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES, inputs, settings)
                 masked += _add_messages(found, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings)
-                span.set_attributes(found)
-                merge_silenced_request(span, run.attributes)
-                add_masked_count(span, run.attributes, masked)
-                if settings.on_events:
-                    emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: inputs,
-                                              semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
+            span.set_attributes(found)
+            merge_silenced_request(span, run.attributes)
+            add_masked_count(span, run.attributes, masked)
+            if settings.on_events:  # never with content off
+                emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: inputs,
+                                          semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
         self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started,
                                          _int_or_none(input_tokens), _int_or_none(output_tokens))
         self._finish(run_id)
