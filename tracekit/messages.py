@@ -31,18 +31,22 @@ __all__ = [
 Part = dict[str, Any]
 Message = dict[str, Any]
 
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
 try:  # orjson is a dependency; fall back to json only if a broken install lacks it
     import orjson
 
     def to_json(value: Any) -> str:
         """Compact JSON (UTF-8 kept as is), with anything unknown turned into its string form."""
-        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+        try:
+            return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+        except TypeError:  # what orjson refuses: integers beyond 64 bits, lone surrogates (escaped here, so the
+            return json.dumps(value, default=str, separators=(",", ":"))  # text still encodes as UTF-8)
 
 except ImportError:  # pragma: no cover
-
-    def to_json(value: Any) -> str:
-        """Compact JSON (UTF-8 kept as is), with anything unknown turned into its string form."""
-        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    to_json = _json_dumps
 
 
 def parse_arguments(arguments: Any) -> Any:

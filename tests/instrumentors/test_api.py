@@ -91,6 +91,20 @@ def test_tool_records_arguments_and_result_with_content_on(telemetry, content_on
     assert span.attributes["gen_ai.tool.call.result"] == f"{SECRET_RESULT} in Paris"
 
 
+def test_tool_arguments_orjson_refuses_are_still_recorded(telemetry, content_on) -> None:
+    """orjson rejects integers beyond 64 bits and lone surrogates; the span must still get its arguments, as JSON
+    that parses and encodes as UTF-8 (the OTLP exporter would fail on a surrogate)."""
+
+    @tracekit.tool
+    def lookup(order: int, note: str) -> str:
+        return "found"
+
+    lookup(2**70, "bad \ud800 half")
+    arguments = telemetry.span("execute_tool lookup").attributes["gen_ai.tool.call.arguments"]
+    arguments.encode("utf-8")
+    assert json.loads(arguments) == {"order": 2**70, "note": "bad \ud800 half"}
+
+
 async def test_async_tool_and_async_agent_nest_across_awaits(telemetry, content_on) -> None:
     async def run_agent(name: str) -> None:
         async with tracekit.agent(name, conversation_id=f"conv-{name}"):
