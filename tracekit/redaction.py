@@ -266,13 +266,19 @@ class NumberRule:
         count = 0
         last = 0  # end of the text already copied to `pieces`
         for start, end in runs:
-            # Widen by one character each side so the exact patterns can check their boundaries.
+            # Widen by one character each side so the exact patterns can check their boundaries. When the previous
+            # window already took the character before this run (the one "other" character between two runs), it
+            # is still needed as this run's left boundary: include it again and drop it from the output. It is
+            # never part of a match (not a digit, not a separator), so it comes out of both windows unchanged.
             window_start = max(last, start - 1)
+            overlap = 0
+            if window_start > start - 1 >= 0 and not text[start - 1].isdigit():
+                window_start, overlap = start - 1, 1
             window_end = min(len(text), end + 1)
             masked, found = self._mask_window(text[window_start:window_end])
             if found:
                 pieces.append(text[last:window_start])
-                pieces.append(masked)
+                pieces.append(masked[overlap:])
                 last = window_end
                 count += found
         if not count:
