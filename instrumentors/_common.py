@@ -85,6 +85,7 @@ class Instruments:
     def __init__(self, scope: str, tracer_provider: Any = None, meter_provider: Any = None) -> None:
         self.scope = scope
         self.tracer_provider = tracer_provider
+        self._tracer = get_tracer(scope, tracer_provider) if tracer_provider is not None else None
         meter = metrics.get_meter(scope, meter_provider=meter_provider)
         self.token_usage = meter.create_histogram(
             semconv.METRIC_TOKEN_USAGE, unit="{token}", description="Number of input and output tokens used",
@@ -97,8 +98,15 @@ class Instruments:
 
     @property
     def tracer(self) -> Any:
-        """The tracer (looked up per use, so a context-local provider override applies)."""
-        return get_tracer(self.scope, self.tracer_provider)
+        """The tracer: the given provider's (made once), else looked up per use, so a context-local provider
+        override applies."""
+        if self._tracer is None:
+            return get_tracer(self.scope)
+        return self._tracer
+
+    def records_metrics(self) -> bool:
+        """Whether the metrics go anywhere (callers skip preparing their values when not)."""
+        return not _records_nowhere(self.duration)
 
     def record_metrics(
         self,
@@ -129,10 +137,18 @@ class Instruments:
 
 def _records_nowhere(instrument: Any) -> bool:
     """Whether recording on `instrument` is a no-op: the API's NoOp instruments, or the proxy the global meter hands
-    out before any MeterProvider is set (it starts recording once one is; `_real_instrument` is how it knows)."""
-    if isinstance(instrument, NoOpHistogram):
-        return True
-    return isinstance(instrument, _PROXY_HISTOGRAM) and getattr(instrument, "_real_instrument", True) is None
+    out before any MeterProvider is set (it starts recording once one is; `_real_instrument` is how it knows).
+    Asked on every model call, so the class check is remembered per class instead of an ABC isinstance each time."""
+    cls = instrument.__class__
+    if cls is _PROXY_HISTOGRAM:
+        return getattr(instrument, "_real_instrument", True) is None
+    nowhere = _NOWHERE_BY_CLASS.get(cls)
+    if nowhere is None:
+        nowhere = _NOWHERE_BY_CLASS[cls] = issubclass(cls, NoOpHistogram)
+    return nowhere
+
+
+_NOWHERE_BY_CLASS: dict[type, bool] = {}
 
 
 def set_messages(span: Span, key: str, items: Sequence[Mapping[str, Any]], settings: ContentSettings | None = None,

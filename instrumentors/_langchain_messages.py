@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from tracekit.messages import (reasoning_part, structure_only, text_part, to_json, tool_call_part,
+from tracekit.messages import (output_message, reasoning_part, structure_only, text_part, to_json, tool_call_part,
                                tool_call_response_part)
 
 __all__ = ["message_field", "message_fields", "message_role", "convert_message", "message_parts", "to_otel_messages",
-           "structure_json"]
+           "structure_json", "output_structure_json", "json_string"]
 
 _ROLE_BY_TYPE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool",
                  "chat": "user", "developer": "system", "AIMessageChunk": "assistant"}
@@ -113,6 +113,20 @@ def to_otel_messages(messages: Sequence[Any], with_content: bool = True) -> list
     return [convert_message(msg, with_content) for msg in messages]
 
 
+def json_string(value: Any) -> str:
+    """`to_json(value)`: for a string with nothing to escape (ids and names, nearly always), without the serializer
+    call. The serializer escapes only quotes, backslashes and control characters, none of which is printable."""
+    if value.__class__ is str and '"' not in value and "\\" not in value and value.isprintable():
+        return '"' + value + '"'
+    return to_json(value)
+
+
+def _tool_call_piece(call: Mapping[str, Any]) -> str:
+    """Content off, one tool call part as JSON."""
+    return ('{"type":"tool_call","id":' + json_string(call.get("id")) + ',"name":' + json_string(call.get("name", ""))
+            + "}")
+
+
 # Content off, a plain message (text or empty, no tool calls, no name) has one JSON form per role: built once.
 _PLAIN_STRUCTURE = {
     (role, has_text): to_json({"role": role, "parts": [{"type": "text"}] if has_text else []})
@@ -136,7 +150,7 @@ def structure_json(messages: Sequence[Any]) -> str | None:
             content = fields.get("content")
             if role == "tool":
                 pieces.append('{"role":"tool","parts":[{"type":"tool_call_response","id":'
-                              + to_json(fields.get("tool_call_id")) + "}]}")
+                              + json_string(fields.get("tool_call_id")) + "}]}")
                 continue
             if role is not None and isinstance(content, str):
                 calls = fields.get("tool_calls")
@@ -145,12 +159,33 @@ def structure_json(messages: Sequence[Any]) -> str | None:
                     continue
                 parts = ['{"type":"text"}'] if content else []
                 for call in calls:
-                    if not isinstance(call, dict):
+                    if call.__class__ is not dict:
                         break
-                    parts.append('{"type":"tool_call","id":' + to_json(call.get("id")) + ',"name":'
-                                 + to_json(call.get("name", "")) + "}")
+                    parts.append(_tool_call_piece(call))
                 else:
                     pieces.append('{"role":"' + role + '","parts":[' + ",".join(parts) + "]}")
                     continue
         pieces.append(to_json(convert_message(msg, False)))
     return "[" + ",".join(pieces) + "]"
+
+
+_FINISH_REASON_JSON = {reason: to_json(reason) for reason in ("stop", "tool_call", "length", "content_filter", "error")}
+_ASSISTANT_TYPES = frozenset(msg_type for msg_type, role in _ROLE_BY_TYPE.items() if role == "assistant")
+
+
+def output_structure_json(msg: Any, finish_reason: str) -> str:
+    """Content off, one output message as JSON: `to_json(output_message("assistant", message_parts(msg, False),
+    finish_reason))`, the same text, from pieces for an assistant message with string content and no name."""
+    fields = getattr(msg, "__dict__", None)
+    if fields is not None and fields.get("type") in _ASSISTANT_TYPES and not fields.get("name"):
+        content = fields.get("content")
+        if content.__class__ is str:
+            parts = ['{"type":"text"}'] if content else []
+            for call in fields.get("tool_calls") or ():
+                if call.__class__ is not dict:
+                    break
+                parts.append(_tool_call_piece(call))
+            else:
+                reason = _FINISH_REASON_JSON.get(finish_reason) or json_string(finish_reason)
+                return '{"role":"assistant","parts":[' + ",".join(parts) + '],"finish_reason":' + reason + "}"
+    return to_json(output_message("assistant", message_parts(msg, False), finish_reason))

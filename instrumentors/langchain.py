@@ -41,11 +41,11 @@ except ImportError:  # not installed: the module still imports, so entry-point l
 from tracekit import semconv
 from tracekit.api import current_agent_name, current_conversation_id, error_type_of, record_error
 from tracekit.content import ContentSettings, get_content_settings
-from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
+from tracekit.instrumentors._common import (FINISH_REASON_MAP, Instruments, add_masked_count, emit_content_event,
                                             inference_recorded_by, merge_silenced_request, normalize_finish_reason,
                                             set_messages, set_opt_in, silenced_request)
-from tracekit.instrumentors._langchain_messages import (message_fields, message_parts, message_role, structure_json,
-                                                       to_otel_messages)
+from tracekit.instrumentors._langchain_messages import (message_fields, message_parts, message_role,
+                                                       output_structure_json, structure_json, to_otel_messages)
 from tracekit.messages import function_tool_definition, output_message, render, text_part, to_json
 
 __all__ = ["LangChainInstrumentor", "TracekitCallbackHandler"]
@@ -127,26 +127,36 @@ def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
     return definitions
 
 
-# Numeric request parameters: (invocation-params key, attribute).
-_REQUEST_NUMBERS = (
-    ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
-    ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
-    ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
-    ("top_k", semconv.GEN_AI_REQUEST_TOP_K),
-    ("frequency_penalty", semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-    ("presence_penalty", semconv.GEN_AI_REQUEST_PRESENCE_PENALTY),
-    ("seed", semconv.GEN_AI_REQUEST_SEED),
-)
-# LangSmith metadata that stands in for an absent invocation param.
-_REQUEST_NUMBERS_FROM_METADATA = (
-    ("temperature", "ls_temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
-    ("max_tokens", "ls_max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
-)
+# Numeric request parameters: invocation-params key -> attribute.
+_REQUEST_NUMBERS = {
+    "temperature": semconv.GEN_AI_REQUEST_TEMPERATURE,
+    "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
+    "top_p": semconv.GEN_AI_REQUEST_TOP_P,
+    "top_k": semconv.GEN_AI_REQUEST_TOP_K,
+    "frequency_penalty": semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    "presence_penalty": semconv.GEN_AI_REQUEST_PRESENCE_PENALTY,
+    "seed": semconv.GEN_AI_REQUEST_SEED,
+}
+# LangSmith metadata that stands in for an absent invocation param: metadata key -> (param, attribute).
+_REQUEST_NUMBERS_FROM_METADATA = {
+    "ls_temperature": ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+    "ls_max_tokens": ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+}
+# Every invocation-params key a request attribute comes from.
+_REQUEST_PARAMS = frozenset(_REQUEST_NUMBERS) | {"n", "stop", "stream", "streaming"}
+_REQUEST_METADATA = frozenset(_REQUEST_NUMBERS_FROM_METADATA) | {"ls_stop"}
+
+
+def _is_number(value: Any) -> bool:
+    return value.__class__ is not bool and isinstance(value, (int, float))
 
 
 def _request_attributes(operation: str, model: str | None, params: Mapping[str, Any],
                         metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Operation, provider, model and request parameters of an inference run."""
+    """Operation, provider, model and request parameters of an inference run.
+
+    Runs on every model call: only the keys present in both the parameters and our tables are visited (a set
+    intersection in C), in sorted order so attributes come out in the same order in every process."""
     ls_provider = metadata.get("ls_provider")
     provider = _PROVIDER_MAP.get(str(ls_provider or "").lower(), str(ls_provider or "langchain"))
     attributes: dict[str, Any] = {
@@ -156,54 +166,75 @@ def _request_attributes(operation: str, model: str | None, params: Mapping[str, 
     }
     if model:
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-    for param, key in _REQUEST_NUMBERS:
-        value = params.get(param)
-        if value is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-            attributes[key] = value
-    for param, ls_key, key in _REQUEST_NUMBERS_FROM_METADATA:
-        if param not in params:
-            value = metadata.get(ls_key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+    present = _REQUEST_PARAMS.intersection(params.keys())
+    for param in sorted(present) if present else ():
+        value = params[param]
+        key = _REQUEST_NUMBERS.get(param)
+        if key is not None:
+            if value is not None and _is_number(value):
                 attributes[key] = value
-    choices = params.get("n")
-    if isinstance(choices, int) and choices != 1:
-        attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = choices
-    stop = params.get("stop") or metadata.get("ls_stop")
-    if stop:
-        attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop] if isinstance(stop, str) else list(stop)
-    if params.get("stream") or params.get("streaming"):
-        attributes[semconv.GEN_AI_REQUEST_STREAM] = True
+        elif param == "n":
+            if isinstance(value, int) and value != 1:
+                attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = value
+        elif param == "stop":
+            if value:
+                attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = [value] if isinstance(value, str) else list(value)
+        elif value:  # stream / streaming
+            attributes[semconv.GEN_AI_REQUEST_STREAM] = True
+    from_metadata = _REQUEST_METADATA.intersection(metadata.keys())
+    for ls_key in sorted(from_metadata) if from_metadata else ():
+        value = metadata[ls_key]
+        if ls_key == "ls_stop":
+            if value and semconv.GEN_AI_REQUEST_STOP_SEQUENCES not in attributes:
+                attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = [value] if isinstance(value, str) else list(value)
+            continue
+        param, key = _REQUEST_NUMBERS_FROM_METADATA[ls_key]
+        if param not in params and _is_number(value):
+            attributes[key] = value
     return attributes
 
 
-def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], list[dict[str, Any]], Any, Any]:
+def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], list[dict[str, Any]], str | None,
+                                                                Any, Any]:
     """From an LLMResult: the response attributes (id, model, finish reasons, token usage), the output messages,
-    and the input and output token counts as reported."""
+    their structure-only JSON, and the input and output token counts as reported. With content on, the JSON is None
+    (the messages are rendered under the content policy); with content off, only the JSON is built and the list
+    stays empty."""
     llm_output = response.llm_output or {}
     response_id = llm_output.get("id")
     response_model = llm_output.get("model_name") or llm_output.get("model")
-    outputs = []
+    outputs: list[dict[str, Any]] = []
+    structure: list[str] = []
     reasons = []
     usage: Mapping[str, Any] = {}
     for batch in response.generations or ():
         for generation in batch:
-            generation_fields = message_fields(generation)
+            # pydantic keeps fields in __dict__; message_fields() covers anything else
+            generation_fields = getattr(generation, "__dict__", None) or message_fields(generation)
             msg = generation_fields.get("message")
-            info = generation_fields.get("generation_info") or {}
-            msg_fields = message_fields(msg) if msg is not None else {}
-            metadata = msg_fields.get("response_metadata") or {}
-            raw_reason = metadata.get("finish_reason") or metadata.get("stop_reason") or info.get("finish_reason")
             if msg is not None:
-                reason = normalize_finish_reason(raw_reason) or (
-                    semconv.FINISH_TOOL_CALL if msg_fields.get("tool_calls") else semconv.FINISH_STOP)
-                outputs.append(output_message("assistant", message_parts(msg, with_content), reason))
+                msg_fields = getattr(msg, "__dict__", None) or message_fields(msg)
+                metadata = msg_fields.get("response_metadata") or {}
+                raw_reason = metadata.get("finish_reason") or metadata.get("stop_reason") \
+                    or (generation_fields.get("generation_info") or {}).get("finish_reason")
+                reason = FINISH_REASON_MAP.get(raw_reason, raw_reason) if raw_reason.__class__ is str else \
+                    normalize_finish_reason(raw_reason)
+                if not reason:
+                    reason = semconv.FINISH_TOOL_CALL if msg_fields.get("tool_calls") else semconv.FINISH_STOP
+                if with_content:
+                    outputs.append(output_message("assistant", message_parts(msg), reason))
+                else:
+                    structure.append(output_structure_json(msg, reason))
                 usage = msg_fields.get("usage_metadata") or usage
                 response_id = response_id or metadata.get("id")
                 response_model = response_model or metadata.get("model_name") or metadata.get("model")
             else:
+                raw_reason = (generation_fields.get("generation_info") or {}).get("finish_reason")
                 reason = normalize_finish_reason(raw_reason) or semconv.FINISH_STOP
-                parts = [text_part(generation.text)] if with_content else [{"type": "text"}]
-                outputs.append(output_message("assistant", parts, reason))
+                if with_content:
+                    outputs.append(output_message("assistant", [text_part(generation.text)], reason))
+                else:
+                    structure.append(to_json(output_message("assistant", [{"type": "text"}], reason)))
             reasons.append(reason)
     if not usage:
         token_usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
@@ -222,13 +253,13 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
         found[semconv.GEN_AI_USAGE_INPUT_TOKENS] = int(input_tokens)
     if output_tokens is not None:
         found[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = int(output_tokens)
-    cache_read = (usage.get("input_token_details") or {}).get("cache_read")
-    if cache_read:
-        found[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = int(cache_read)
-    reasoning = (usage.get("output_token_details") or {}).get("reasoning")
-    if reasoning:
-        found[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = int(reasoning)
-    return found, outputs, input_tokens, output_tokens
+    details = usage.get("input_token_details")
+    if details and details.get("cache_read"):
+        found[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = int(details["cache_read"])
+    details = usage.get("output_token_details")
+    if details and details.get("reasoning"):
+        found[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = int(details["reasoning"])
+    return found, outputs, "[" + ",".join(structure) + "]" if structure else None, input_tokens, output_tokens
 
 
 def _add_messages(attributes: dict[str, Any], key: str, messages: list[dict[str, Any]],
@@ -280,7 +311,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         agent_name: str | None = None,
         make_current: bool = False,
     ) -> _Run:
-        parent = self._parent(parent_run_id)
+        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
         if parent is not None and parent.pending is not None:
             self._confirm_pending(parent, metadata)
         parent_context = parent.parent_context if parent is not None else otel_context.get_current()
@@ -430,7 +461,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         params: Mapping[str, Any] = kwargs.get("invocation_params") or {}
         model = _model_name(params, metadata, serialized)
         attributes = _request_attributes(operation, model, params, metadata)
-        definitions = _tool_definitions(params.get("tools"))
+        tools = params.get("tools")
+        definitions = _tool_definitions(tools) if tools else None
         if definitions:
             value, masked = render(semconv.GEN_AI_TOOL_DEFINITIONS, definitions, get_content_settings())
             attributes[semconv.GEN_AI_TOOL_DEFINITIONS] = value
@@ -440,7 +472,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         run = self._start(run_id, parent_run_id, metadata, f"{operation} {model}" if model else operation,
                           SpanKind.CLIENT, attributes, make_current=True)
         run.suppress_token = inference_recorded_by.set("langchain")
-        silenced_request.set(None)  # only what the SDK sees during this call may be merged at its end
+        if silenced_request.get() is not None:  # only what the SDK sees during this call may be merged at its end
+            silenced_request.set(None)
         run.inputs = inputs
 
     def on_chat_model_start(self, serialized: Any, messages: list[list[Any]], *, run_id: UUID,
@@ -474,7 +507,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             return
         settings = get_content_settings()
         with_content = settings.enabled
-        found, outputs, input_tokens, output_tokens = _read_response(response, with_content)
+        found, outputs, outputs_json, input_tokens, output_tokens = _read_response(response, with_content)
         if semconv.GEN_AI_RESPONSE_MODEL in found:  # the metrics carry it too
             run.attributes[semconv.GEN_AI_RESPONSE_MODEL] = found[semconv.GEN_AI_RESPONSE_MODEL]
         span = run.span
@@ -484,20 +517,23 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
                 inputs_json = structure_json(run.inputs)
                 if inputs_json is not None:
                     found[semconv.GEN_AI_INPUT_MESSAGES] = inputs_json
-                if outputs:
-                    found[semconv.GEN_AI_OUTPUT_MESSAGES] = to_json(outputs)
+                if outputs_json is not None:
+                    found[semconv.GEN_AI_OUTPUT_MESSAGES] = outputs_json
             else:
                 inputs = to_otel_messages(run.inputs, with_content)
                 masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES, inputs, settings)
                 masked += _add_messages(found, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings)
             span.set_attributes(found)
             merge_silenced_request(span, run.attributes)
-            add_masked_count(span, run.attributes, masked)
-            if settings.on_events:  # never with content off
+            if masked:
+                add_masked_count(span, run.attributes, masked)
+            if with_content and settings.on_events:
                 emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: inputs,
                                           semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
-        self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started,
-                                         _int_or_none(input_tokens), _int_or_none(output_tokens))
+        instruments = self._instruments
+        if instruments.records_metrics():
+            instruments.record_metrics(run.attributes, time.perf_counter() - run.started,
+                                       _int_or_none(input_tokens), _int_or_none(output_tokens))
         self._finish(run_id)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

@@ -9,6 +9,8 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel, GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.tools import tool
@@ -403,3 +405,34 @@ def test_structure_only_messages_are_the_general_conversion_byte_for_byte():
         assert structure_json(chosen) == to_json(to_otel_messages(chosen, False)), chosen
     assert structure_json(messages) == to_json(to_otel_messages(messages, False))
     assert structure_json([]) is None
+
+
+def test_structure_only_output_messages_are_the_general_conversion_byte_for_byte():
+    """Content off, an output message's JSON is spliced from its input-form piece (output_structure_json); it must be
+    what building the OutputMessage and serializing it gives, for assistant messages of every shape and for the odd
+    generation that carries another kind of message."""
+    from langchain_core.messages import AIMessage, AIMessageChunk, ChatMessage, HumanMessage
+
+    from tracekit.instrumentors._langchain_messages import message_parts, output_structure_json
+    from tracekit.messages import output_message, to_json
+
+    outputs = [AIMessage("answer"), AIMessage(""), AIMessageChunk("streamed"),
+               AIMessage("", tool_calls=[{"name": "search", "args": {"q": "x"}, "id": "call_1"}]),
+               AIMessage("both", tool_calls=[{"name": 'quo"te', "args": {}, "id": None},
+                                             {"name": "b\u2028", "args": {}, "id": "call_\u00e9\n"}]),
+               AIMessage([{"type": "text", "text": "blocks"}, {"type": "reasoning", "reasoning": "r"}]),
+               AIMessage("named", name="bob"), ChatMessage("c", role="assistant"), HumanMessage("odd")]
+    for msg in outputs:
+        for reason in ("stop", "tool_call", 'we"ird'):
+            expected = to_json(output_message("assistant", message_parts(msg, False), reason))
+            assert output_structure_json(msg, reason) == expected, (msg, reason)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.none(), st.integers()))
+def test_json_string_is_the_serializer_for_any_value(value):
+    """The shortcut for ids and names must give exactly what the JSON serializer gives, escapes included."""
+    from tracekit.instrumentors._langchain_messages import json_string
+    from tracekit.messages import to_json
+
+    assert json_string(value) == to_json(value)
