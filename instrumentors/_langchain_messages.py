@@ -116,15 +116,15 @@ def to_otel_messages(messages: Sequence[Any], with_content: bool = True) -> list
 def json_string(value: Any) -> str:
     """`to_json(value)`: for a string with nothing to escape (ids and names, nearly always), without the serializer
     call. The serializer escapes only quotes, backslashes and control characters, none of which is printable."""
-    if value.__class__ is str and '"' not in value and "\\" not in value and value.isprintable():
-        return '"' + value + '"'
+    if value.__class__ is str and (value.isidentifier()  # call_x, toolu_x, search_flights: one check
+                                   or ('"' not in value and "\\" not in value and value.isprintable())):
+        return f'"{value}"'
     return to_json(value)
 
 
 def _tool_call_piece(call: Mapping[str, Any]) -> str:
     """Content off, one tool call part as JSON."""
-    return ('{"type":"tool_call","id":' + json_string(call.get("id")) + ',"name":' + json_string(call.get("name", ""))
-            + "}")
+    return f'{{"type":"tool_call","id":{json_string(call.get("id"))},"name":{json_string(call.get("name", ""))}}}'
 
 
 # Content off, a plain message (text or empty, no tool calls, no name) has one JSON form per role: built once.
@@ -149,8 +149,8 @@ def structure_json(messages: Sequence[Any]) -> str | None:
             role = _ROLE_BY_TYPE.get(fields.get("type"))  # type: ignore[arg-type]
             content = fields.get("content")
             if role == "tool":
-                pieces.append('{"role":"tool","parts":[{"type":"tool_call_response","id":'
-                              + json_string(fields.get("tool_call_id")) + "}]}")
+                call_id = json_string(fields.get("tool_call_id"))
+                pieces.append(f'{{"role":"tool","parts":[{{"type":"tool_call_response","id":{call_id}}}]}}')
                 continue
             if role is not None and isinstance(content, str):
                 calls = fields.get("tool_calls")
@@ -163,10 +163,10 @@ def structure_json(messages: Sequence[Any]) -> str | None:
                         break
                     parts.append(_tool_call_piece(call))
                 else:
-                    pieces.append('{"role":"' + role + '","parts":[' + ",".join(parts) + "]}")
+                    pieces.append(f'{{"role":"{role}","parts":[{",".join(parts)}]}}')
                     continue
         pieces.append(to_json(convert_message(msg, False)))
-    return "[" + ",".join(pieces) + "]"
+    return f"[{','.join(pieces)}]"
 
 
 _FINISH_REASON_JSON = {reason: to_json(reason) for reason in ("stop", "tool_call", "length", "content_filter", "error")}
@@ -187,5 +187,5 @@ def output_structure_json(msg: Any, finish_reason: str) -> str:
                 parts.append(_tool_call_piece(call))
             else:
                 reason = _FINISH_REASON_JSON.get(finish_reason) or json_string(finish_reason)
-                return '{"role":"assistant","parts":[' + ",".join(parts) + '],"finish_reason":' + reason + "}"
+                return f'{{"role":"assistant","parts":[{",".join(parts)}],"finish_reason":{reason}}}'
     return to_json(output_message("assistant", message_parts(msg, False), finish_reason))

@@ -259,7 +259,7 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
     details = usage.get("output_token_details")
     if details and details.get("reasoning"):
         found[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = int(details["reasoning"])
-    return found, outputs, "[" + ",".join(structure) + "]" if structure else None, input_tokens, output_tokens
+    return found, outputs, f"[{','.join(structure)}]" if structure else None, input_tokens, output_tokens
 
 
 def _add_messages(attributes: dict[str, Any], key: str, messages: list[dict[str, Any]],
