@@ -169,7 +169,6 @@ def structure_json(messages: Sequence[Any]) -> str | None:
     return f"[{','.join(pieces)}]"
 
 
-_FINISH_REASON_JSON = {reason: to_json(reason) for reason in ("stop", "tool_call", "length", "content_filter", "error")}
 _ASSISTANT_TYPES = frozenset(msg_type for msg_type, role in _ROLE_BY_TYPE.items() if role == "assistant")
 
 
@@ -186,6 +185,6 @@ def output_structure_json(msg: Any, finish_reason: str) -> str:
                     break
                 parts.append(_tool_call_piece(call))
             else:
-                reason = _FINISH_REASON_JSON.get(finish_reason) or json_string(finish_reason)
+                reason = json_string(finish_reason)
                 return f'{{"role":"assistant","parts":[{",".join(parts)}],"finish_reason":{reason}}}'
     return to_json(output_message("assistant", message_parts(msg, False), finish_reason))

@@ -31,10 +31,6 @@ __all__ = [
 Part = dict[str, Any]
 Message = dict[str, Any]
 
-def _json_dumps(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
-
-
 try:  # orjson is a dependency; fall back to json only if a broken install lacks it
     import orjson
 
@@ -42,11 +38,16 @@ try:  # orjson is a dependency; fall back to json only if a broken install lacks
         """Compact JSON (UTF-8 kept as is), with anything unknown turned into its string form."""
         try:
             return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
-        except TypeError:  # what orjson refuses: integers beyond 64 bits, lone surrogates (escaped here, so the
-            return json.dumps(value, default=str, separators=(",", ":"))  # text still encodes as UTF-8)
+        except TypeError:
+            # What orjson refuses: integers beyond 64 bits, lone surrogates. json takes both; its ASCII escapes
+            # keep a surrogate from breaking the UTF-8 encoding on export.
+            return json.dumps(value, default=str, separators=(",", ":"))
 
 except ImportError:  # pragma: no cover
-    to_json = _json_dumps
+
+    def to_json(value: Any) -> str:
+        """Compact JSON (UTF-8 kept as is), with anything unknown turned into its string form."""
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 def parse_arguments(arguments: Any) -> Any:
