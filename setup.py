@@ -27,7 +27,9 @@ setup(
         "tracekit.tui": ["*.tcss", "**/*.tcss"],
         "tracekit.dashboards": ["*.json", "*.kql", "*.toml"],
     },
-    # The compiled OTLP trace decoder; optional: without a C compiler the install succeeds and the Python path runs.
+    # Compiled twins of hot Python paths: the OTLP trace decoder, and the LangChain instrumentor's content-off message
+    # JSON. Optional: without a C compiler the install succeeds and the Python code runs.
     ext_modules=[Extension("tracekit.collector.ingest._fastdecode", ["collector/ingest/_fastdecode.c"],
-                           optional=True)],
+                           optional=True),
+                 Extension("tracekit.instrumentors._structure", ["instrumentors/_structure.c"], optional=True)],
 )

@@ -9,7 +9,8 @@ from tracekit.messages import (output_message, reasoning_part, structure_only, t
                                tool_call_response_part)
 
 __all__ = ["message_field", "message_fields", "message_role", "convert_message", "message_parts", "to_otel_messages",
-           "structure_json", "output_structure_json", "json_string"]
+           "structure_json", "output_structure_json", "json_string", "structure_json_python",
+           "output_structure_json_python"]
 
 _ROLE_BY_TYPE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool",
                  "chat": "user", "developer": "system", "AIMessageChunk": "assistant"}
@@ -134,7 +135,7 @@ _PLAIN_STRUCTURE = {
 }
 
 
-def structure_json(messages: Sequence[Any]) -> str | None:
+def structure_json_python(messages: Sequence[Any]) -> str | None:
     """`to_json(to_otel_messages(messages, with_content=False))`, the same text, built from JSON pieces.
 
     This runs on every model call with content off (the default), over the whole history the model is sent: plain
@@ -172,7 +173,7 @@ def structure_json(messages: Sequence[Any]) -> str | None:
 _ASSISTANT_TYPES = frozenset(msg_type for msg_type, role in _ROLE_BY_TYPE.items() if role == "assistant")
 
 
-def output_structure_json(msg: Any, finish_reason: str) -> str:
+def output_structure_json_python(msg: Any, finish_reason: str) -> str:
     """Content off, one output message as JSON: `to_json(output_message("assistant", message_parts(msg, False),
     finish_reason))`, the same text, from pieces for an assistant message with string content and no name."""
     fields = getattr(msg, "__dict__", None)
@@ -185,6 +186,35 @@ def output_structure_json(msg: Any, finish_reason: str) -> str:
                     break
                 parts.append(_tool_call_piece(call))
             else:
-                reason = json_string(finish_reason)
+                reason = json_string(finish_reason or "stop")  # as output_message() does
                 return f'{{"role":"assistant","parts":[{",".join(parts)}],"finish_reason":{reason}}}'
     return to_json(output_message("assistant", message_parts(msg, False), finish_reason))
+
+
+def _message_json(msg: Any) -> str:
+    """Content off, one input message by the general conversion (the C module's fallback)."""
+    return to_json(convert_message(msg, False))
+
+
+def _output_json(msg: Any, finish_reason: str) -> str:
+    """Content off, one output message by the general conversion (the C module's fallback)."""
+    return to_json(output_message("assistant", message_parts(msg, False), finish_reason))
+
+
+try:  # the compiled twins of the two functions above (setup.py builds them when a C compiler is present)
+    from tracekit.instrumentors import _structure
+except ImportError:  # pragma: no cover - exercised by installs without a compiler
+    _structure = None
+
+structure_json = structure_json_python
+output_structure_json = output_structure_json_python
+if _structure is not None:
+    # Same text, byte for byte (tests/instrumentors/test_structure_c.py); what the C code does not handle itself
+    # it hands to the Python functions given here.
+    _structure.setup(role_by_type=_ROLE_BY_TYPE,
+                     plain_with_text={role: _PLAIN_STRUCTURE[role, True] for role, _ in _PLAIN_STRUCTURE},
+                     plain_empty={role: _PLAIN_STRUCTURE[role, False] for role, _ in _PLAIN_STRUCTURE},
+                     assistant_types=_ASSISTANT_TYPES, slow_message=_message_json, slow_output=_output_json,
+                     json_string=json_string)
+    structure_json = _structure.structure_json
+    output_structure_json = _structure.output_structure_json

@@ -18,6 +18,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from opentelemetry.trace import SpanKind, StatusCode
 
 import tracekit
+from tracekit.instrumentors import _langchain_messages as lcm
 from tracekit.instrumentors.langchain import LangChainInstrumentor, TracekitCallbackHandler
 
 USER_TEXT = "What is the weather in Reykjavik-Q7?"
@@ -384,14 +385,18 @@ def test_failed_model_call_keeps_request_and_input_structure(instrumented, conte
     assert duration.attributes["error.type"] == "ConnectionError"
 
 
-def test_structure_only_messages_are_the_general_conversion_byte_for_byte():
-    """Content off, input messages are built as JSON pieces (structure_json); they must be exactly what the general
-    conversion and serializer give, for every kind of LangChain message and odd shapes."""
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "c"])
+def test_structure_only_messages_are_the_general_conversion_byte_for_byte(compiled):
+    """Content off, input messages are built as JSON pieces (structure_json, in Python and in C); they must be
+    exactly what the general conversion and serializer give, for every kind of LangChain message and odd shapes."""
     from langchain_core.messages import (AIMessage, ChatMessage, FunctionMessage, HumanMessage, SystemMessage,
                                          ToolMessage)
 
-    from tracekit.instrumentors._langchain_messages import structure_json, to_otel_messages
+    from tracekit.instrumentors._langchain_messages import to_otel_messages
     from tracekit.messages import to_json
+
+    structure_json = (pytest.importorskip("tracekit.instrumentors._structure").structure_json if compiled
+                      else lcm.structure_json_python)
 
     messages = [SystemMessage("rules"), HumanMessage("hi"), HumanMessage(""), AIMessage(""),
                 AIMessage("", tool_calls=[{"name": "search", "args": {"q": "x"}, "id": "call_1"}]),
@@ -407,14 +412,18 @@ def test_structure_only_messages_are_the_general_conversion_byte_for_byte():
     assert structure_json([]) is None
 
 
-def test_structure_only_output_messages_are_the_general_conversion_byte_for_byte():
-    """Content off, an output message's JSON is spliced from its input-form piece (output_structure_json); it must be
-    what building the OutputMessage and serializing it gives, for assistant messages of every shape and for the odd
-    generation that carries another kind of message."""
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "c"])
+def test_structure_only_output_messages_are_the_general_conversion_byte_for_byte(compiled):
+    """Content off, an output message's JSON is built from pieces (output_structure_json, in Python and in C); it
+    must be what building the OutputMessage and serializing it gives, for assistant messages of every shape and for
+    the odd generation that carries another kind of message."""
     from langchain_core.messages import AIMessage, AIMessageChunk, ChatMessage, HumanMessage
 
-    from tracekit.instrumentors._langchain_messages import message_parts, output_structure_json
+    from tracekit.instrumentors._langchain_messages import message_parts
     from tracekit.messages import output_message, to_json
+
+    output_structure_json = (pytest.importorskip("tracekit.instrumentors._structure").output_structure_json
+                             if compiled else lcm.output_structure_json_python)
 
     outputs = [AIMessage("answer"), AIMessage(""), AIMessageChunk("streamed"),
                AIMessage("", tool_calls=[{"name": "search", "args": {"q": "x"}, "id": "call_1"}]),
@@ -423,7 +432,7 @@ def test_structure_only_output_messages_are_the_general_conversion_byte_for_byte
                AIMessage([{"type": "text", "text": "blocks"}, {"type": "reasoning", "reasoning": "r"}]),
                AIMessage("named", name="bob"), ChatMessage("c", role="assistant"), HumanMessage("odd")]
     for msg in outputs:
-        for reason in ("stop", "tool_call", 'we"ird'):
+        for reason in ("stop", "tool_call", 'we"ird', "", None):
             expected = to_json(output_message("assistant", message_parts(msg, False), reason))
             assert output_structure_json(msg, reason) == expected, (msg, reason)
 

@@ -1,0 +1,487 @@
+/*
+ * _structure: content-off message JSON for the LangChain instrumentor, in C.
+ *
+ * With content recording off (the default), every model call turns its whole input history and its output into
+ * structure-only `gen_ai.input.messages` / `gen_ai.output.messages` JSON: roles, part types, tool call ids and
+ * names. `_langchain_messages.structure_json` and `output_structure_json` build that text from pieces in Python;
+ * reading each message's fields there costs ~5k instructions a message (a dict lookup is ~280, a function call
+ * ~1.5k), about a third of the handler's own cost per span. This module is the same two functions, reading the
+ * same fields from the message's `__dict__` with the C API.
+ *
+ * It produces the Python functions' text byte for byte (tests/instrumentors/test_structure_c.py checks that on
+ * generated messages) by taking its fast path only where the Python code takes its own, and by handing everything
+ * else back to Python:
+ *   - a message without a `__dict__`, with a name, of an unknown type, with non-string content, or with tool calls
+ *     that are not a list or tuple of dicts goes to `slow_message(msg)` / `slow_output(msg, finish_reason)`;
+ *   - a string value with anything but printable ASCII other than `"` and `\` (non-ASCII text, quotes, control
+ *     characters), and any value that is not a string or None, goes to `json_string(value)`.
+ * `setup()` hands over those callables and the role tables once, at import of `_langchain_messages`.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Set by setup(): the role of each LangChain message type, the prebuilt JSON of a plain message per role (with
+ * and without text), the message types that are assistant messages, and the Python fallbacks. */
+static PyObject *role_by_type, *plain_with_text, *plain_empty, *assistant_types;
+static PyObject *slow_message, *slow_output, *json_string;
+/* Interned field names. */
+static PyObject *s_dict, *s_name, *s_type, *s_content, *s_tool_call_id, *s_tool_calls, *s_id;
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* A growable byte buffer: starts on the stack, moves to the heap past 2 KB.                                    */
+
+typedef struct {
+    char *data;
+    Py_ssize_t size, capacity;
+    int ascii; /* every byte written so far is ASCII: the result can be built without decoding */
+    char inline_data[2048];
+} Buffer;
+
+static void buffer_init(Buffer *buf)
+{
+    buf->data = buf->inline_data;
+    buf->size = 0;
+    buf->capacity = sizeof(buf->inline_data);
+    buf->ascii = 1;
+}
+
+static void buffer_free(Buffer *buf)
+{
+    if (buf->data != buf->inline_data)
+        PyMem_Free(buf->data);
+}
+
+static int buffer_reserve(Buffer *buf, Py_ssize_t extra)
+{
+    if (buf->size + extra <= buf->capacity)
+        return 0;
+    Py_ssize_t capacity = buf->capacity;
+    while (capacity < buf->size + extra) {
+        if (capacity > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        capacity *= 2;
+    }
+    char *data = PyMem_Malloc((size_t)capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(data, buf->data, (size_t)buf->size);
+    buffer_free(buf);
+    buf->data = data;
+    buf->capacity = capacity;
+    return 0;
+}
+
+static int buffer_write(Buffer *buf, const char *bytes, Py_ssize_t length)
+{
+    if (buffer_reserve(buf, length) < 0)
+        return -1;
+    memcpy(buf->data + buf->size, bytes, (size_t)length);
+    buf->size += length;
+    return 0;
+}
+
+#define WRITE_LITERAL(buf, text) buffer_write((buf), (text), (Py_ssize_t)(sizeof(text) - 1))
+
+/* A Python str, as UTF-8. */
+static int buffer_write_str(Buffer *buf, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "expected str from a fallback, got %.100s", Py_TYPE(text)->tp_name);
+        return -1;
+    }
+    Py_ssize_t length;
+    const char *bytes = PyUnicode_AsUTF8AndSize(text, &length);
+    if (bytes == NULL)
+        return -1;
+    if (!PyUnicode_IS_ASCII(text))
+        buf->ascii = 0;
+    return buffer_write(buf, bytes, length);
+}
+
+/* Steals the reference to `text` (a fallback's result, possibly NULL on error). */
+static int buffer_write_result(Buffer *buf, PyObject *text)
+{
+    if (text == NULL)
+        return -1;
+    int status = buffer_write_str(buf, text);
+    Py_DECREF(text);
+    return status;
+}
+
+static PyObject *buffer_finish(Buffer *buf)
+{
+    if (!buf->ascii)
+        return PyUnicode_DecodeUTF8(buf->data, buf->size, NULL);
+    PyObject *result = PyUnicode_New(buf->size, 127);
+    if (result != NULL)
+        memcpy(PyUnicode_DATA(result), buf->data, (size_t)buf->size);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Pieces                                                                                                       */
+
+/* `json_string(value)`: a string of printable ASCII without `"` or `\` needs no escaping and is written quoted
+ * here; None is null; anything else is the Python function's answer. */
+static int write_json_string(Buffer *buf, PyObject *value)
+{
+    if (value == NULL || value == Py_None)
+        return WRITE_LITERAL(buf, "null");
+    if (PyUnicode_CheckExact(value) && PyUnicode_IS_ASCII(value)) {
+        const unsigned char *chars = PyUnicode_1BYTE_DATA(value);
+        Py_ssize_t length = PyUnicode_GET_LENGTH(value), i;
+        for (i = 0; i < length; i++) {
+            unsigned char c = chars[i];
+            if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+                break;
+        }
+        if (i == length) {
+            if (buffer_reserve(buf, length + 2) < 0)
+                return -1;
+            buf->data[buf->size++] = '"';
+            memcpy(buf->data + buf->size, chars, (size_t)length);
+            buf->size += length;
+            buf->data[buf->size++] = '"';
+            return 0;
+        }
+    }
+    Py_INCREF(value); /* borrowed from a dict that Python code could change during the call */
+    int status = buffer_write_result(buf, PyObject_CallOneArg(json_string, value));
+    Py_DECREF(value);
+    return status;
+}
+
+/* A field of a message's __dict__ (borrowed; NULL without an exception when absent). */
+static PyObject *field(PyObject *fields, PyObject *name)
+{
+    return PyDict_GetItemWithError(fields, name);
+}
+
+/* A truthy field? -1 on error. */
+static int field_is_true(PyObject *fields, PyObject *name)
+{
+    PyObject *value = field(fields, name);
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return PyObject_IsTrue(value);
+}
+
+/* Does every tool call in `calls` (a list or tuple, checked by the caller) take the fast path? */
+static int calls_are_dicts(PyObject *calls)
+{
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(calls);
+    PyObject **items = PySequence_Fast_ITEMS(calls);
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (!PyDict_CheckExact(items[i]))
+            return 0;
+    return 1;
+}
+
+/* One tool call part: {"type":"tool_call","id":...,"name":...}. */
+static int write_tool_call(Buffer *buf, PyObject *call)
+{
+    if (WRITE_LITERAL(buf, "{\"type\":\"tool_call\",\"id\":") < 0 ||
+        write_json_string(buf, field(call, s_id)) < 0 || PyErr_Occurred())
+        return -1;
+    if (WRITE_LITERAL(buf, ",\"name\":") < 0)
+        return -1;
+    PyObject *name = field(call, s_name);
+    if (name == NULL && PyErr_Occurred())
+        return -1;
+    if (name == NULL ? WRITE_LITERAL(buf, "\"\"") < 0 : write_json_string(buf, name) < 0)
+        return -1;
+    return WRITE_LITERAL(buf, "}");
+}
+
+/* The parts of a message with string content: an optional text part, then one part per tool call. `calls` is
+ * NULL or a list/tuple of dicts. */
+static int write_parts(Buffer *buf, int has_text, PyObject *calls)
+{
+    int first = 1;
+    if (has_text) {
+        if (WRITE_LITERAL(buf, "{\"type\":\"text\"}") < 0)
+            return -1;
+        first = 0;
+    }
+    /* The sizes and items are read afresh and held while fallbacks (Python code) run. */
+    for (Py_ssize_t i = 0; calls != NULL && i < PySequence_Fast_GET_SIZE(calls); i++) {
+        PyObject *call = PySequence_Fast_GET_ITEM(calls, i);
+        if (!PyDict_CheckExact(call)) {
+            PyErr_SetString(PyExc_RuntimeError, "tool calls changed while their JSON was built");
+            return -1;
+        }
+        if (!first && WRITE_LITERAL(buf, ",") < 0)
+            return -1;
+        first = 0;
+        Py_INCREF(call);
+        int status = write_tool_call(buf, call);
+        Py_DECREF(call);
+        if (status < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* `fields.get("tool_calls") or ()` when it is a list or tuple of dicts: sets *calls (a new reference; NULL for none) and
+ * returns 1; 0 when the calls need the Python path; -1 on error. */
+static int fast_calls(PyObject *fields, PyObject **calls)
+{
+    PyObject *value = field(fields, s_tool_calls);
+    *calls = NULL;
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : 1;
+    if (PyList_CheckExact(value) || PyTuple_CheckExact(value)) {
+        if (!calls_are_dicts(value))
+            return 0;
+        if (PySequence_Fast_GET_SIZE(value)) {
+            Py_INCREF(value);
+            *calls = value;
+        }
+        return 1;
+    }
+    int truthy = PyObject_IsTrue(value);
+    return truthy < 0 ? -1 : !truthy; /* None, or another empty value: no calls */
+}
+
+/* The message's __dict__ (new reference), or NULL without an exception when it has none. */
+static PyObject *fields_of(PyObject *msg)
+{
+    PyObject *fields = PyObject_GetAttr(msg, s_dict);
+    if (fields == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return NULL;
+        PyErr_Clear();
+        return NULL;
+    }
+    if (!PyDict_Check(fields)) {
+        Py_DECREF(fields);
+        return NULL;
+    }
+    return fields;
+}
+
+/* One input message; 1 written, 0 not handled here (nothing written), -1 error. */
+static int write_input_message(Buffer *buf, PyObject *fields)
+{
+    int named = field_is_true(fields, s_name);
+    if (named != 0)
+        return named < 0 ? -1 : 0;
+    PyObject *msg_type = field(fields, s_type);
+    if (msg_type == NULL && PyErr_Occurred())
+        return -1;
+    PyObject *role = PyDict_GetItemWithError(role_by_type, msg_type != NULL ? msg_type : Py_None);
+    if (role == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyUnicode_Check(role))
+        return 0;
+    if (PyUnicode_CompareWithASCIIString(role, "tool") == 0) {
+        PyObject *call_id = field(fields, s_tool_call_id);
+        if (call_id == NULL && PyErr_Occurred())
+            return -1;
+        if (WRITE_LITERAL(buf, "{\"role\":\"tool\",\"parts\":[{\"type\":\"tool_call_response\",\"id\":") < 0 ||
+            write_json_string(buf, call_id) < 0 || WRITE_LITERAL(buf, "}]}") < 0)
+            return -1;
+        return 1;
+    }
+    PyObject *content = field(fields, s_content);
+    if (content == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyUnicode_Check(content))
+        return 0;
+    int has_text = PyUnicode_GET_LENGTH(content) > 0;
+    PyObject *calls;
+    int fast = fast_calls(fields, &calls);
+    if (fast <= 0)
+        return fast;
+    if (calls == NULL) {
+        PyObject *plain = PyDict_GetItemWithError(has_text ? plain_with_text : plain_empty, role);
+        if (plain == NULL)
+            return PyErr_Occurred() ? -1 : 0;
+        return buffer_write_str(buf, plain) < 0 ? -1 : 1;
+    }
+    int status = WRITE_LITERAL(buf, "{\"role\":\"") < 0 || buffer_write_str(buf, role) < 0 ||
+        WRITE_LITERAL(buf, "\",\"parts\":[") < 0 || write_parts(buf, has_text, calls) < 0 ||
+        WRITE_LITERAL(buf, "]}") < 0 ? -1 : 1;
+    Py_DECREF(calls);
+    return status;
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* The module's functions                                                                                       */
+
+static PyObject *structure_json(PyObject *module, PyObject *messages)
+{
+    int any = PyObject_IsTrue(messages);
+    if (any <= 0) {
+        if (any < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *sequence = PySequence_Fast(messages, "messages must be iterable");
+    if (sequence == NULL)
+        return NULL;
+    Buffer buf;
+    buffer_init(&buf);
+    int status = WRITE_LITERAL(&buf, "[");
+    /* The size is read afresh and each message held: fallbacks run Python code. */
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence) && status >= 0; i++) {
+        PyObject *msg = PySequence_Fast_GET_ITEM(sequence, i);
+        if (i > 0 && (status = WRITE_LITERAL(&buf, ",")) < 0)
+            break;
+        Py_INCREF(msg);
+        PyObject *fields = fields_of(msg);
+        if (fields == NULL && PyErr_Occurred())
+            status = -1;
+        else {
+            Py_ssize_t mark = buf.size;
+            status = fields != NULL ? write_input_message(&buf, fields) : 0;
+            Py_XDECREF(fields);
+            if (status == 0) {
+                buf.size = mark;
+                status = buffer_write_result(&buf, PyObject_CallOneArg(slow_message, msg));
+            }
+        }
+        Py_DECREF(msg);
+    }
+    Py_DECREF(sequence);
+    PyObject *result = NULL;
+    if (status >= 0 && WRITE_LITERAL(&buf, "]") >= 0)
+        result = buffer_finish(&buf);
+    buffer_free(&buf);
+    return result;
+}
+
+/* One output message; 1 written, 0 not handled here, -1 error. */
+static int write_output_message(Buffer *buf, PyObject *fields, PyObject *finish_reason)
+{
+    PyObject *msg_type = field(fields, s_type);
+    if (msg_type == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    int assistant = PySet_Contains(assistant_types, msg_type);
+    if (assistant <= 0)
+        return assistant;
+    int named = field_is_true(fields, s_name);
+    if (named != 0)
+        return named < 0 ? -1 : 0;
+    PyObject *content = field(fields, s_content);
+    if (content == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyUnicode_CheckExact(content))
+        return 0;
+    PyObject *calls;
+    int fast = fast_calls(fields, &calls);
+    if (fast <= 0)
+        return fast;
+    int has_text = PyUnicode_GET_LENGTH(content) > 0;
+    int status = WRITE_LITERAL(buf, "{\"role\":\"assistant\",\"parts\":[") < 0 ||
+        write_parts(buf, has_text, calls) < 0 || WRITE_LITERAL(buf, "],\"finish_reason\":") < 0 ? -1 : 1;
+    if (status > 0) {
+        int reason_given = PyObject_IsTrue(finish_reason); /* none becomes "stop", as output_message() does */
+        status = reason_given < 0 || (reason_given ? write_json_string(buf, finish_reason)
+                                                   : WRITE_LITERAL(buf, "\"stop\"")) < 0 ||
+            WRITE_LITERAL(buf, "}") < 0 ? -1 : 1;
+    }
+    Py_XDECREF(calls);
+    return status;
+}
+
+static PyObject *output_structure_json(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "output_structure_json(msg, finish_reason) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *msg = args[0], *finish_reason = args[1];
+    PyObject *fields = fields_of(msg);
+    if (fields == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        return PyObject_CallFunctionObjArgs(slow_output, msg, finish_reason, NULL);
+    }
+    Buffer buf;
+    buffer_init(&buf);
+    int status = write_output_message(&buf, fields, finish_reason);
+    Py_DECREF(fields);
+    PyObject *result = NULL;
+    if (status > 0)
+        result = buffer_finish(&buf);
+    else if (status == 0)
+        result = PyObject_CallFunctionObjArgs(slow_output, msg, finish_reason, NULL);
+    buffer_free(&buf);
+    return result;
+}
+
+static int set_global(PyObject **slot, PyObject *value)
+{
+    Py_INCREF(value);
+    Py_XSETREF(*slot, value);
+    return 0;
+}
+
+static PyObject *setup(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"role_by_type", "plain_with_text", "plain_empty", "assistant_types",
+                               "slow_message", "slow_output", "json_string", NULL};
+    PyObject *roles, *with_text, *empty, *assistants, *message_fallback, *output_fallback, *string_fallback;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!O!OOO:setup", keywords, &PyDict_Type, &roles,
+                                     &PyDict_Type, &with_text, &PyDict_Type, &empty, &PyFrozenSet_Type,
+                                     &assistants, &message_fallback, &output_fallback, &string_fallback))
+        return NULL;
+    if (!PyCallable_Check(message_fallback) || !PyCallable_Check(output_fallback) ||
+        !PyCallable_Check(string_fallback)) {
+        PyErr_SetString(PyExc_TypeError, "setup: the fallbacks must be callable");
+        return NULL;
+    }
+    set_global(&role_by_type, roles);
+    set_global(&plain_with_text, with_text);
+    set_global(&plain_empty, empty);
+    set_global(&assistant_types, assistants);
+    set_global(&slow_message, message_fallback);
+    set_global(&slow_output, output_fallback);
+    set_global(&json_string, string_fallback);
+    Py_RETURN_NONE;
+}
+
+static PyObject *not_set_up(PyObject *module, PyObject *args)
+{
+    return PyBool_FromLong(role_by_type == NULL);
+}
+
+static PyMethodDef methods[] = {
+    {"setup", (PyCFunction)(void (*)(void))setup, METH_VARARGS | METH_KEYWORDS,
+     "setup(role_by_type, plain_with_text, plain_empty, assistant_types, slow_message, slow_output, json_string)"
+     "\n\nThe role tables and the Python fallbacks; called once before the other functions."},
+    {"structure_json", (PyCFunction)structure_json, METH_O,
+     "structure_json(messages) -> str | None\n\n_langchain_messages.structure_json, in C."},
+    {"output_structure_json", (PyCFunction)(void (*)(void))output_structure_json, METH_FASTCALL,
+     "output_structure_json(msg, finish_reason) -> str\n\n_langchain_messages.output_structure_json, in C."},
+    {"not_set_up", not_set_up, METH_NOARGS, "True until setup() has been called."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_structure",
+    "Content-off message JSON for the LangChain instrumentor, in C (see _langchain_messages).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__structure(void)
+{
+    s_dict = PyUnicode_InternFromString("__dict__");
+    s_name = PyUnicode_InternFromString("name");
+    s_type = PyUnicode_InternFromString("type");
+    s_content = PyUnicode_InternFromString("content");
+    s_tool_call_id = PyUnicode_InternFromString("tool_call_id");
+    s_tool_calls = PyUnicode_InternFromString("tool_calls");
+    s_id = PyUnicode_InternFromString("id");
+    if (!s_dict || !s_name || !s_type || !s_content || !s_tool_call_id || !s_tool_calls || !s_id)
+        return NULL;
+    return PyModule_Create(&module_def);
+}

@@ -1,0 +1,158 @@
+"""The compiled content-off message JSON (instrumentors/_structure.c) against the Python functions and the general
+conversion, text for text, on generated LangChain messages of every kind and odd shape; and its handling of errors
+and of messages that change under it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from langchain_core.messages import (AIMessage, AIMessageChunk, ChatMessage, FunctionMessage, HumanMessage,
+                                     SystemMessage, ToolMessage)
+
+from tracekit.instrumentors import _langchain_messages as lcm
+from tracekit.messages import output_message, to_json
+
+structure = pytest.importorskip("tracekit.instrumentors._structure",
+                                reason="the C module is optional: built only where a compiler is present")
+
+# Texts that take every branch of the string check: identifiers, printable ASCII, quotes and backslashes, control
+# characters, non-ASCII (printable or not), and lone surrogates (which orjson refuses).
+texts = st.one_of(st.sampled_from(["", "call_1", "search_flights", 'quo"te', "back\\slash", "tab\there", "caf\u00e9",
+                                   "line\u2028sep", "\ud800", "\x7f", "a b-c.d"]),
+                  st.text(max_size=12))
+ids = st.one_of(texts, st.none(), st.integers(-(2**70), 2**70))
+
+
+@st.composite
+def tool_calls(draw: Any) -> list[dict[str, Any]]:
+    calls = []
+    for _ in range(draw(st.integers(0, 3))):
+        call: dict[str, Any] = {"args": {}}
+        if draw(st.booleans()):
+            call["id"] = draw(ids)
+        if draw(st.booleans()):
+            call["name"] = draw(ids)
+        calls.append(call)
+    return calls
+
+
+contents = st.one_of(texts, st.lists(st.one_of(
+    texts, st.fixed_dictionaries({"type": st.just("text"), "text": texts}),
+    st.fixed_dictionaries({"type": st.just("image_url"), "image_url": st.fixed_dictionaries({"url": texts})}),
+    st.fixed_dictionaries({"type": st.sampled_from(["reasoning", "tool_use", "audio"])})), max_size=3))
+
+
+@st.composite
+def messages(draw: Any) -> Any:
+    """A LangChain message (built without validation, so any field may hold any shape), or a prompt string."""
+    kind = draw(st.sampled_from([SystemMessage, HumanMessage, AIMessage, AIMessageChunk, ToolMessage, ChatMessage,
+                                 FunctionMessage, str]))
+    if kind is str:
+        return draw(texts)
+    fields: dict[str, Any] = {"content": draw(contents)}
+    if draw(st.integers(0, 3)) == 0:
+        fields["name"] = draw(st.one_of(texts, st.none()))
+    if kind is ToolMessage:
+        fields["tool_call_id"] = draw(ids)
+    if kind is ChatMessage:
+        fields["role"] = draw(st.sampled_from(["critic", "assistant", "user"]))
+    if kind in (AIMessage, AIMessageChunk):
+        calls = draw(tool_calls())
+        fields["tool_calls"] = draw(st.sampled_from([list, tuple]))(calls) if calls else draw(
+            st.sampled_from([[], (), None]))
+    msg = kind.model_construct(**fields)
+    if draw(st.integers(0, 9)) == 0:  # a type LangChain does not have
+        msg.__dict__["type"] = draw(st.sampled_from(["custom", "developer", "chat"]))
+    return msg
+
+
+def general(messages_: list[Any]) -> str | None:
+    return to_json(lcm.to_otel_messages(messages_, False)) if messages_ else None
+
+
+def assert_same_json(pieces: str | None, whole: str | None) -> None:
+    """Text built from pieces is the general conversion's text, byte for byte; except that a lone surrogate anywhere
+    makes the serializer escape the whole document as ASCII while pieces escape only their own string: there the
+    two must mean the same JSON."""
+    if whole is not None and "\\ud" in whole and pieces != whole:
+        assert json.loads(pieces) == json.loads(whole)
+    else:
+        assert pieces == whole
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(messages(), max_size=6))
+def test_input_json_is_the_python_and_the_general_conversion(history):
+    compiled = structure.structure_json(history)
+    assert compiled == lcm.structure_json_python(history)
+    assert_same_json(compiled, general(history))
+
+
+@settings(max_examples=400, deadline=None)
+@given(messages(), st.one_of(st.sampled_from(["stop", "tool_call", "length"]), texts))
+def test_output_json_is_the_python_and_the_general_conversion(msg, reason):
+    compiled = structure.output_structure_json(msg, reason)
+    assert compiled == lcm.output_structure_json_python(msg, reason)
+    assert_same_json(compiled, to_json(output_message("assistant", lcm.message_parts(msg, False), reason)))
+
+
+def test_the_instrumentor_uses_the_compiled_functions():
+    assert lcm.structure_json is structure.structure_json
+    assert lcm.output_structure_json is structure.output_structure_json
+    assert not structure.not_set_up()
+
+
+def test_long_histories_grow_the_buffer():
+    """Past the 2 KB kept on the stack the text moves to the heap; non-ASCII pieces make it decode as UTF-8."""
+    history = [AIMessage("", tool_calls=[{"name": f"tool_{i}", "args": {}, "id": f"call_{i}_\u00e9"}])
+               for i in range(300)]
+    text = structure.structure_json(history)
+    assert len(text) > 20_000 and text == general(history)
+
+
+def test_tuples_and_non_list_iterables():
+    assert structure.structure_json((HumanMessage("a"), AIMessage("b"))) == general([HumanMessage("a"), AIMessage("b")])
+    assert structure.structure_json(iter([HumanMessage("a")])) == general([HumanMessage("a")])
+    assert structure.structure_json(()) is None
+
+
+def test_errors_propagate_instead_of_passing_wrong_text():
+    class Broken:
+        @property
+        def __dict__(self) -> Any:  # type: ignore[override]
+            raise RuntimeError("no fields for you")
+
+    with pytest.raises(RuntimeError, match="no fields for you"):
+        structure.structure_json([Broken()])
+    with pytest.raises(RuntimeError, match="no fields for you"):
+        structure.output_structure_json(Broken(), "stop")
+    with pytest.raises(TypeError):
+        structure.structure_json(42)
+    unhashable = HumanMessage.model_construct(content="x")
+    unhashable.__dict__["type"] = ["not", "hashable"]
+    with pytest.raises(TypeError):  # as the Python function does: the role table cannot look a list up
+        structure.structure_json([unhashable])
+    with pytest.raises(TypeError):
+        structure.output_structure_json(unhashable, "stop")
+    with pytest.raises(TypeError):
+        structure.output_structure_json(AIMessage("x"))
+
+
+def test_a_fallback_that_changes_the_message_is_survived():
+    """A non-string id is handed to Python, whose code could change the very list being read (here its __str__
+    empties it); the C code holds what it reads and reads the length afresh, instead of reading freed memory."""
+    calls: list[dict[str, Any]] = []
+
+    class Meddler:
+        def __str__(self) -> str:
+            calls.clear()
+            return "meddled"
+
+    calls.extend([{"name": "a", "args": {}, "id": Meddler()}, {"name": "b", "args": {}, "id": "call_2"}])
+    msg = AIMessage.model_construct(content="", tool_calls=calls)
+    assert structure.structure_json([msg]) == \
+        '[{"role":"assistant","parts":[{"type":"tool_call","id":"meddled","name":"a"}]}]'
