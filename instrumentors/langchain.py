@@ -23,6 +23,7 @@ in the run metadata (LangGraph copies `configurable.thread_id` there), else from
 from __future__ import annotations
 
 import time
+from types import MappingProxyType
 from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping, Sequence
 from uuid import UUID
@@ -151,19 +152,34 @@ def _is_number(value: Any) -> bool:
     return value.__class__ is not bool and isinstance(value, (int, float))
 
 
+# (operation, ls_provider) -> the attributes every span of that operation and provider starts with. Model classes
+# name a handful of providers, so this stays small; it is bounded all the same.
+_PREFIXES: dict[tuple[str, Any], dict[str, Any]] = {}
+
+
+def _prefix(operation: str, ls_provider: Any) -> dict[str, Any]:
+    key = (operation, ls_provider)
+    found = _PREFIXES.get(key)
+    if found is None:
+        provider = _PROVIDER_MAP.get(str(ls_provider or "").lower(), str(ls_provider or "langchain"))
+        found = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider,
+                 semconv.GEN_AI_SYSTEM: provider}
+        if len(_PREFIXES) < 256:
+            try:
+                _PREFIXES[key] = found
+            except TypeError:  # an unhashable ls_provider: just not remembered
+                pass
+    return found
+
+
 def _request_attributes(operation: str, model: str | None, params: Mapping[str, Any],
                         metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Operation, provider, model and request parameters of an inference run.
 
-    Runs on every model call: only the keys present in both the parameters and our tables are visited (a set
-    intersection in C), in sorted order so attributes come out in the same order in every process."""
-    ls_provider = metadata.get("ls_provider")
-    provider = _PROVIDER_MAP.get(str(ls_provider or "").lower(), str(ls_provider or "langchain"))
-    attributes: dict[str, Any] = {
-        semconv.GEN_AI_OPERATION_NAME: operation,
-        semconv.GEN_AI_PROVIDER_NAME: provider,
-        semconv.GEN_AI_SYSTEM: provider,
-    }
+    Runs on every model call: the operation and provider come as one remembered dict (copied), and only the keys
+    present in both the parameters and our tables are visited (a set intersection in C), in sorted order so
+    attributes come out in the same order in every process."""
+    attributes = _prefix(operation, metadata.get("ls_provider")).copy()
     if model:
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
     present = _REQUEST_PARAMS.intersection(params.keys())
@@ -171,7 +187,7 @@ def _request_attributes(operation: str, model: str | None, params: Mapping[str, 
         value = params[param]
         key = _REQUEST_NUMBERS.get(param)
         if key is not None:
-            if value is not None and _is_number(value):
+            if value.__class__ is not bool and isinstance(value, (int, float)):  # not None, not a flag
                 attributes[key] = value
         elif param == "n":
             if isinstance(value, int) and value != 1:
@@ -194,15 +210,21 @@ def _request_attributes(operation: str, model: str | None, params: Mapping[str, 
     return attributes
 
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
 def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], list[dict[str, Any]], str | None,
                                                                 Any, Any]:
     """From an LLMResult: the response attributes (id, model, finish reasons, token usage), the output messages,
     their structure-only JSON, and the input and output token counts as reported. With content on, the JSON is None
     (the messages are rendered under the content policy); with content off, only the JSON is built and the list
     stays empty."""
-    llm_output = response.llm_output or {}
-    response_id = llm_output.get("id")
-    response_model = llm_output.get("model_name") or llm_output.get("model")
+    llm_output = response.llm_output or _EMPTY
+    if llm_output:
+        response_id = llm_output.get("id")
+        response_model = llm_output.get("model_name") or llm_output.get("model")
+    else:
+        response_id = response_model = None
     outputs: list[dict[str, Any]] = []
     structure: list[str] = []
     reasons = []
@@ -214,7 +236,7 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
             msg = generation_fields.get("message")
             if msg is not None:
                 msg_fields = getattr(msg, "__dict__", None) or message_fields(msg)
-                metadata = msg_fields.get("response_metadata") or {}
+                metadata = msg_fields.get("response_metadata") or _EMPTY
                 raw_reason = metadata.get("finish_reason") or metadata.get("stop_reason") \
                     or (generation_fields.get("generation_info") or {}).get("finish_reason")
                 reason = FINISH_REASON_MAP.get(raw_reason, raw_reason) if raw_reason.__class__ is str else \
@@ -243,16 +265,20 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
     input_tokens = usage.get("input_tokens")
     output_tokens = usage.get("output_tokens")
     found: dict[str, Any] = {}
+    # str() and int() only where the value is not one already: this runs on every model call
     if response_id:
-        found[semconv.GEN_AI_RESPONSE_ID] = str(response_id)
+        found[semconv.GEN_AI_RESPONSE_ID] = response_id if response_id.__class__ is str else str(response_id)
     if response_model:
-        found[semconv.GEN_AI_RESPONSE_MODEL] = str(response_model)
+        found[semconv.GEN_AI_RESPONSE_MODEL] = response_model if response_model.__class__ is str \
+            else str(response_model)
     if reasons:
         found[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     if input_tokens is not None:
-        found[semconv.GEN_AI_USAGE_INPUT_TOKENS] = int(input_tokens)
+        found[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens if input_tokens.__class__ is int \
+            else int(input_tokens)
     if output_tokens is not None:
-        found[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = int(output_tokens)
+        found[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens if output_tokens.__class__ is int \
+            else int(output_tokens)
     details = usage.get("input_token_details")
     if details and details.get("cache_read"):
         found[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = int(details["cache_read"])
@@ -336,8 +362,13 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
 
     def _finish(self, run_id: UUID, error: BaseException | None = None) -> _Run | None:
         run = self._runs.pop(run_id, None)
-        if run is None:
-            return None
+        if run is not None:
+            self._close(run, error)
+        return run
+
+    @staticmethod
+    def _close(run: _Run, error: BaseException | None = None) -> None:
+        """End a run taken out of the table: restore the context, re-open the OpenAI instrumentor, end the span."""
         if run.context_token is not None:
             try:
                 run.context_token.var.reset(run.context_token)
@@ -351,7 +382,6 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             if error is not None:
                 record_error(run.span, error)
             run.span.end()
-        return run
 
     # -- chains / graphs -------------------------------------------------------------------------------------------------
 
@@ -502,7 +532,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Response id and model, finish reasons, token usage, input and output messages; then the metrics."""
-        run = self._runs.get(run_id)
+        run = self._runs.pop(run_id, None)  # taken out once: a run id (a UUID) hashes in Python, ~1.5k instructions
         if run is None:
             return
         settings = get_content_settings()
@@ -534,7 +564,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         if instruments.records_metrics():
             instruments.record_metrics(run.attributes, time.perf_counter() - run.started,
                                        _int_or_none(input_tokens), _int_or_none(output_tokens))
-        self._finish(run_id)
+        self._close(run)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """Close with the input messages and error.type; the duration metric carries the error type too."""
