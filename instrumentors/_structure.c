@@ -1,21 +1,24 @@
 /*
- * _structure: content-off message JSON for the LangChain instrumentor, in C.
+ * _structure: the LangChain instrumentor's content-off reads, in C.
  *
  * With content recording off (the default), every model call turns its whole input history and its output into
- * structure-only `gen_ai.input.messages` / `gen_ai.output.messages` JSON: roles, part types, tool call ids and
- * names. `_langchain_messages.structure_json` and `output_structure_json` build that text from pieces in Python;
- * reading each message's fields there costs ~5k instructions a message (a dict lookup is ~280, a function call
- * ~1.5k), about a third of the handler's own cost per span. This module is the same two functions, reading the
- * same fields from the message's `__dict__` with the C API.
+ * structure-only `gen_ai.input.messages` / `gen_ai.output.messages` JSON (roles, part types, tool call ids and
+ * names), and reads the response's id, model, finish reasons and token usage. In Python
+ * (`_langchain_messages.structure_json` / `output_structure_json`, `langchain._read_response`) that costs ~5k
+ * instructions a message, because each dict lookup is ~280 and each call ~1.5k; it was half of the handler's own
+ * cost per span. This module does the same reads from the objects' `__dict__` with the C API.
  *
- * It produces the Python functions' text byte for byte (tests/instrumentors/test_structure_c.py checks that on
- * generated messages) by taking its fast path only where the Python code takes its own, and by handing everything
- * else back to Python:
+ * The Python functions stay the reference and the fallback. The C code gives their results exactly
+ * (tests/instrumentors/test_structure_c.py checks that on generated messages and responses) by taking its fast
+ * path only for shapes it reads completely, and handing everything else back:
  *   - a message without a `__dict__`, with a name, of an unknown type, with non-string content, or with tool calls
  *     that are not a list or tuple of dicts goes to `slow_message(msg)` / `slow_output(msg, finish_reason)`;
  *   - a string value with anything but printable ASCII other than `"` and `\` (non-ASCII text, quotes, control
- *     characters), and any value that is not a string or None, goes to `json_string(value)`.
- * `setup()` hands over those callables and the role tables once, at import of `_langchain_messages`.
+ *     characters), and any value that is not a string or None, goes to `json_string(value)`;
+ *   - a response whose fields are not dicts and lists (or holds a text LLM's generation) makes `read_response`
+ *     return None, and the caller runs the Python function.
+ * `setup()` and `setup_response()` hand over those callables, the role tables and the attribute keys once, at
+ * import of `_langchain_messages` and `langchain`.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -28,8 +31,17 @@
  * and without text), the message types that are assistant messages, and the Python fallbacks. */
 static PyObject *role_by_type, *plain_with_text, *plain_empty, *assistant_types;
 static PyObject *slow_message, *slow_output, *json_string;
+/* Set by setup_response(): the attribute keys a response fills (see RESPONSE_KEYS), the finish-reason table, the
+ * Python normalizer for reasons that are not strings, and the two default reasons. */
+enum { KEY_ID, KEY_MODEL, KEY_REASONS, KEY_INPUT, KEY_OUTPUT, KEY_CACHE_READ, KEY_REASONING, N_KEYS };
+static PyObject *response_keys[N_KEYS];
+static PyObject *finish_reason_map, *normalize_reason, *reason_tool_call, *reason_stop;
 /* Interned field names. */
 static PyObject *s_dict, *s_name, *s_type, *s_content, *s_tool_call_id, *s_tool_calls, *s_id;
+static PyObject *s_llm_output, *s_generations, *s_message, *s_generation_info, *s_response_metadata,
+    *s_usage_metadata, *s_finish_reason, *s_stop_reason, *s_model_name, *s_model, *s_token_usage, *s_usage,
+    *s_prompt_tokens, *s_completion_tokens, *s_input_tokens, *s_output_tokens, *s_input_token_details,
+    *s_output_token_details, *s_cache_read, *s_reasoning;
 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* A growable byte buffer: starts on the stack, moves to the heap past 2 KB.                                    */
@@ -419,6 +431,322 @@ static PyObject *output_structure_json(PyObject *module, PyObject *const *args, 
     return result;
 }
 
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Reading an LLMResult (content off)                                                                           */
+
+/* NOT_HERE: this response takes the Python path (a shape the C code does not read); no exception is set. */
+#define NOT_HERE (-2)
+
+/* `mapping.get(name)` for a dict, with `or {}` semantics handled by the caller: borrowed, NULL when absent. */
+static PyObject *get(PyObject *mapping, PyObject *name)
+{
+    return mapping != NULL ? PyDict_GetItemWithError(mapping, name) : NULL;
+}
+
+/* `value or {}` where value must be a dict to be read here: sets *out (borrowed; NULL for an empty or absent
+ * value). Returns 0, NOT_HERE, or -1. */
+static int dict_or_empty(PyObject *value, PyObject **out)
+{
+    *out = NULL;
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (PyDict_Check(value)) {
+        *out = PyDict_GET_SIZE(value) ? value : NULL;
+        return 0;
+    }
+    int truthy = PyObject_IsTrue(value);
+    return truthy < 0 ? -1 : truthy ? NOT_HERE : 0;
+}
+
+/* `a or b`: the first truthy of the two (borrowed; either may be NULL for absent). -1 on error via *failed. */
+static PyObject *first_truthy(PyObject *a, PyObject *b, int *failed)
+{
+    if (PyErr_Occurred()) {
+        *failed = 1;
+        return NULL;
+    }
+    if (a != NULL) {
+        int truthy = PyObject_IsTrue(a);
+        if (truthy < 0) {
+            *failed = 1;
+            return NULL;
+        }
+        if (truthy)
+            return a;
+    }
+    return b;
+}
+
+/* The finish reason of one generation's message, as _read_response computes it (new reference). */
+static PyObject *finish_reason_of(PyObject *metadata, PyObject *generation_info, PyObject *msg_fields)
+{
+    int failed = 0;
+    PyObject *raw = first_truthy(get(metadata, s_finish_reason), NULL, &failed);
+    if (!failed && raw == NULL)
+        raw = first_truthy(get(metadata, s_stop_reason), NULL, &failed);
+    if (!failed && raw == NULL)
+        raw = get(generation_info, s_finish_reason);
+    if (failed || (raw == NULL && PyErr_Occurred()))
+        return NULL;
+    PyObject *reason;
+    if (raw != NULL && PyUnicode_CheckExact(raw)) {
+        reason = PyDict_GetItemWithError(finish_reason_map, raw);
+        if (reason == NULL && PyErr_Occurred())
+            return NULL;
+        reason = reason != NULL ? reason : raw;
+        Py_INCREF(reason);
+    } else {
+        reason = PyObject_CallOneArg(normalize_reason, raw != NULL ? raw : Py_None);
+        if (reason == NULL)
+            return NULL;
+    }
+    int truthy = PyObject_IsTrue(reason);
+    if (truthy < 0) {
+        Py_DECREF(reason);
+        return NULL;
+    }
+    if (!truthy) {
+        Py_DECREF(reason);
+        int calls = field_is_true(msg_fields, s_tool_calls);
+        if (calls < 0)
+            return NULL;
+        reason = calls ? reason_tool_call : reason_stop;
+        Py_INCREF(reason);
+    }
+    return reason;
+}
+
+/* `str(value)` / `int(value)` unless it is one already (new reference). */
+static PyObject *as_str(PyObject *value)
+{
+    if (PyUnicode_CheckExact(value)) {
+        Py_INCREF(value);
+        return value;
+    }
+    return PyObject_Str(value);
+}
+
+static PyObject *as_int(PyObject *value)
+{
+    if (PyLong_CheckExact(value)) {
+        Py_INCREF(value);
+        return value;
+    }
+    return PyNumber_Long(value);
+}
+
+/* found[key] = convert(value); 0 or -1. */
+static int put(PyObject *found, int key, PyObject *value, PyObject *(*convert)(PyObject *))
+{
+    PyObject *converted = convert(value);
+    if (converted == NULL)
+        return -1;
+    int status = PyDict_SetItem(found, response_keys[key], converted);
+    Py_DECREF(converted);
+    return status;
+}
+
+/* found[key] = int(details[name]) when `details` (a usage detail dict) has a truthy `name`. */
+static int put_detail(PyObject *found, int key, PyObject *usage, PyObject *details_name, PyObject *name)
+{
+    PyObject *details;
+    int status = dict_or_empty(get(usage, details_name), &details);
+    if (status < 0 || details == NULL)
+        return status;
+    PyObject *value = get(details, name);
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    int truthy = PyObject_IsTrue(value);
+    if (truthy <= 0)
+        return truthy;
+    return put(found, key, value, as_int);
+}
+
+/* Reads one generation into the running state; 0, NOT_HERE or -1. */
+typedef struct {
+    PyObject *reasons;   /* list */
+    PyObject *usage;     /* borrowed: the last truthy usage_metadata dict, or NULL */
+    PyObject *response_id, *response_model; /* borrowed, or NULL */
+    Buffer *json;
+    Py_ssize_t messages;
+} ResponseState;
+
+static int read_generation(ResponseState *state, PyObject *generation)
+{
+    PyObject *generation_fields = fields_of(generation);
+    if (generation_fields == NULL)
+        return PyErr_Occurred() ? -1 : NOT_HERE;
+    int status = NOT_HERE;
+    PyObject *msg_fields = NULL, *reason = NULL;
+    PyObject *msg = PyDict_GetItemWithError(generation_fields, s_message);
+    if (msg == NULL || msg == Py_None) { /* a text LLM's generation: the Python path */
+        status = PyErr_Occurred() ? -1 : NOT_HERE;
+        goto done;
+    }
+    msg_fields = fields_of(msg);
+    if (msg_fields == NULL) {
+        status = PyErr_Occurred() ? -1 : NOT_HERE;
+        goto done;
+    }
+    PyObject *metadata, *generation_info, *usage;
+    if ((status = dict_or_empty(get(msg_fields, s_response_metadata), &metadata)) != 0 ||
+        (status = dict_or_empty(get(generation_fields, s_generation_info), &generation_info)) != 0 ||
+        (status = dict_or_empty(get(msg_fields, s_usage_metadata), &usage)) != 0)
+        goto done;
+    status = -1;
+    reason = finish_reason_of(metadata, generation_info, msg_fields);
+    if (reason == NULL)
+        goto done;
+    if (state->messages++ > 0 && WRITE_LITERAL(state->json, ",") < 0)
+        goto done;
+    Py_ssize_t mark = state->json->size;
+    int written = write_output_message(state->json, msg_fields, reason);
+    if (written < 0)
+        goto done;
+    if (written == 0) {
+        state->json->size = mark;
+        if (buffer_write_result(state->json, PyObject_CallFunctionObjArgs(slow_output, msg, reason, NULL)) < 0)
+            goto done;
+    }
+    if (usage != NULL)
+        state->usage = usage;
+    int failed = 0;
+    if (state->response_id == NULL || !PyObject_IsTrue(state->response_id))
+        state->response_id = get(metadata, s_id);
+    if (state->response_model == NULL || !PyObject_IsTrue(state->response_model))
+        state->response_model = first_truthy(get(metadata, s_model_name), get(metadata, s_model), &failed);
+    if (failed || PyErr_Occurred() || PyList_Append(state->reasons, reason) < 0)
+        goto done;
+    status = 0;
+done:
+    Py_XDECREF(reason);
+    Py_XDECREF(msg_fields);
+    Py_DECREF(generation_fields);
+    return status;
+}
+
+/* The Python _read_response(response, with_content=False), or None when the response takes the Python path. */
+static PyObject *read_response(PyObject *module, PyObject *response)
+{
+    if (response_keys[0] == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_structure.setup_response() was not called");
+        return NULL;
+    }
+    PyObject *fields = fields_of(response);
+    if (fields == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *result = NULL, *found = NULL, *generations = NULL;
+    Buffer json;
+    buffer_init(&json);
+    ResponseState state = {PyList_New(0), NULL, NULL, NULL, &json, 0};
+    PyObject *llm_output;
+    int status = state.reasons == NULL ? -1 : dict_or_empty(get(fields, s_llm_output), &llm_output);
+    if (status != 0)
+        goto done;
+    status = -1;
+    int failed = 0;
+    state.response_id = get(llm_output, s_id);
+    state.response_model = first_truthy(get(llm_output, s_model_name), get(llm_output, s_model), &failed);
+    if (failed || PyErr_Occurred())
+        goto done;
+    /* The state's borrowed values live in dicts the holds below keep alive: generations (and so every message),
+     * the response's fields. Python code called on the way (reason normalizer, fallbacks) is our own. */
+    status = WRITE_LITERAL(&json, "[");
+    PyObject *value = get(fields, s_generations);
+    if (status < 0 || (value == NULL && PyErr_Occurred()))
+        goto done;
+    status = NOT_HERE;
+    if (value == NULL || !(PyList_CheckExact(value) || PyTuple_CheckExact(value)))
+        goto done;
+    generations = PySequence_Tuple(value); /* a snapshot: nothing it holds goes away while it is read */
+    if (generations == NULL) {
+        status = -1;
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(generations); i++) {
+        PyObject *batch = PyTuple_GET_ITEM(generations, i);
+        if (!(PyList_CheckExact(batch) || PyTuple_CheckExact(batch))) {
+            status = NOT_HERE;
+            goto done;
+        }
+        for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(batch); j++) {
+            PyObject *generation = PySequence_Fast_GET_ITEM(batch, j);
+            Py_INCREF(generation);
+            status = read_generation(&state, generation);
+            Py_DECREF(generation);
+            if (status != 0)
+                goto done;
+        }
+    }
+    status = -1;
+    PyObject *usage = state.usage, *token_usage = NULL;
+    if (usage == NULL) { /* tokens from llm_output: {"input_tokens": prompt_tokens or input_tokens, ...} */
+        PyObject *reported = first_truthy(get(llm_output, s_token_usage), get(llm_output, s_usage), &failed);
+        if (failed || (status = dict_or_empty(reported, &token_usage)) != 0)
+            goto done;
+        status = -1;
+    }
+    PyObject *input_tokens = NULL, *output_tokens = NULL;
+    if (usage != NULL) {
+        input_tokens = get(usage, s_input_tokens);
+        output_tokens = get(usage, s_output_tokens);
+    } else if (token_usage != NULL) { /* token_usage.get("prompt_tokens", token_usage.get("input_tokens")) */
+        input_tokens = get(token_usage, s_prompt_tokens);
+        if (input_tokens == NULL && !PyErr_Occurred())
+            input_tokens = get(token_usage, s_input_tokens);
+        output_tokens = get(token_usage, s_completion_tokens);
+        if (output_tokens == NULL && !PyErr_Occurred())
+            output_tokens = get(token_usage, s_output_tokens);
+    }
+    if (PyErr_Occurred() || (found = PyDict_New()) == NULL)
+        goto done;
+    int truthy;
+    if (state.response_id != NULL && ((truthy = PyObject_IsTrue(state.response_id)) < 0 ||
+                                      (truthy && put(found, KEY_ID, state.response_id, as_str) < 0)))
+        goto done;
+    if (state.response_model != NULL && ((truthy = PyObject_IsTrue(state.response_model)) < 0 ||
+                                          (truthy && put(found, KEY_MODEL, state.response_model, as_str) < 0)))
+        goto done;
+    if (PyList_GET_SIZE(state.reasons) && PyDict_SetItem(found, response_keys[KEY_REASONS], state.reasons) < 0)
+        goto done;
+    if (input_tokens != NULL && input_tokens != Py_None && put(found, KEY_INPUT, input_tokens, as_int) < 0)
+        goto done;
+    if (output_tokens != NULL && output_tokens != Py_None && put(found, KEY_OUTPUT, output_tokens, as_int) < 0)
+        goto done;
+    if (usage != NULL) {
+        if ((status = put_detail(found, KEY_CACHE_READ, usage, s_input_token_details, s_cache_read)) != 0 ||
+            (status = put_detail(found, KEY_REASONING, usage, s_output_token_details, s_reasoning)) != 0)
+            goto done;
+        status = -1;
+    }
+    PyObject *outputs = PyList_New(0), *outputs_json = Py_None;
+    Py_INCREF(Py_None);
+    if (outputs != NULL && state.messages > 0) {
+        Py_DECREF(outputs_json);
+        outputs_json = WRITE_LITERAL(&json, "]") < 0 ? NULL : buffer_finish(&json);
+    }
+    if (outputs != NULL && outputs_json != NULL)
+        result = PyTuple_Pack(5, found, outputs, outputs_json, input_tokens ? input_tokens : Py_None,
+                              output_tokens ? output_tokens : Py_None);
+    Py_XDECREF(outputs);
+    Py_XDECREF(outputs_json);
+    status = result != NULL ? 0 : -1;
+done:
+    if (status == NOT_HERE && !PyErr_Occurred()) {
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+    Py_XDECREF(found);
+    Py_XDECREF(generations);
+    Py_XDECREF(state.reasons);
+    Py_DECREF(fields);
+    buffer_free(&json);
+    return result;
+}
+
 static int set_global(PyObject **slot, PyObject *value)
 {
     Py_INCREF(value);
@@ -450,6 +778,32 @@ static PyObject *setup(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_RETURN_NONE;
 }
 
+static PyObject *setup_response(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"keys", "finish_reason_map", "normalize_finish_reason", "tool_call", "stop", NULL};
+    PyObject *keys, *reasons, *normalize, *tool_call, *stop;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!OUU:setup_response", keywords, &PyTuple_Type, &keys,
+                                     &PyDict_Type, &reasons, &normalize, &tool_call, &stop))
+        return NULL;
+    if (PyTuple_GET_SIZE(keys) != N_KEYS || !PyCallable_Check(normalize)) {
+        PyErr_Format(PyExc_TypeError, "setup_response: %d attribute keys and a callable normalizer expected", N_KEYS);
+        return NULL;
+    }
+    for (int i = 0; i < N_KEYS; i++) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(keys, i))) {
+            PyErr_SetString(PyExc_TypeError, "setup_response: attribute keys must be strings");
+            return NULL;
+        }
+    }
+    for (int i = 0; i < N_KEYS; i++)
+        set_global(&response_keys[i], PyTuple_GET_ITEM(keys, i));
+    set_global(&finish_reason_map, reasons);
+    set_global(&normalize_reason, normalize);
+    set_global(&reason_tool_call, tool_call);
+    set_global(&reason_stop, stop);
+    Py_RETURN_NONE;
+}
+
 static PyObject *not_set_up(PyObject *module, PyObject *args)
 {
     return PyBool_FromLong(role_by_type == NULL);
@@ -463,6 +817,13 @@ static PyMethodDef methods[] = {
      "structure_json(messages) -> str | None\n\n_langchain_messages.structure_json, in C."},
     {"output_structure_json", (PyCFunction)(void (*)(void))output_structure_json, METH_FASTCALL,
      "output_structure_json(msg, finish_reason) -> str\n\n_langchain_messages.output_structure_json, in C."},
+    {"setup_response", (PyCFunction)(void (*)(void))setup_response, METH_VARARGS | METH_KEYWORDS,
+     "setup_response(keys, finish_reason_map, normalize_finish_reason, tool_call, stop)\n\nWhat read_response "
+     "needs: the attribute keys (response id, response model, finish reasons, input tokens, output tokens, cache "
+     "read tokens, reasoning tokens), the finish-reason table and normalizer, the two default reasons."},
+    {"read_response", (PyCFunction)read_response, METH_O,
+     "read_response(llm_result) -> tuple | None\n\nlangchain._read_response(llm_result, with_content=False), in C; "
+     "None for a response shape only the Python function reads."},
     {"not_set_up", not_set_up, METH_NOARGS, "True until setup() has been called."},
     {NULL, NULL, 0, NULL},
 };
@@ -483,5 +844,18 @@ PyMODINIT_FUNC PyInit__structure(void)
     s_id = PyUnicode_InternFromString("id");
     if (!s_dict || !s_name || !s_type || !s_content || !s_tool_call_id || !s_tool_calls || !s_id)
         return NULL;
+    struct { PyObject **slot; const char *text; } names[] = {
+        {&s_llm_output, "llm_output"}, {&s_generations, "generations"}, {&s_message, "message"},
+        {&s_generation_info, "generation_info"}, {&s_response_metadata, "response_metadata"},
+        {&s_usage_metadata, "usage_metadata"}, {&s_finish_reason, "finish_reason"}, {&s_stop_reason, "stop_reason"},
+        {&s_model_name, "model_name"}, {&s_model, "model"}, {&s_token_usage, "token_usage"}, {&s_usage, "usage"},
+        {&s_prompt_tokens, "prompt_tokens"}, {&s_completion_tokens, "completion_tokens"},
+        {&s_input_tokens, "input_tokens"}, {&s_output_tokens, "output_tokens"},
+        {&s_input_token_details, "input_token_details"}, {&s_output_token_details, "output_token_details"},
+        {&s_cache_read, "cache_read"}, {&s_reasoning, "reasoning"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return NULL;
     return PyModule_Create(&module_def);
 }

@@ -45,7 +45,7 @@ from tracekit.content import ContentSettings, get_content_settings
 from tracekit.instrumentors._common import (FINISH_REASON_MAP, Instruments, add_masked_count, emit_content_event,
                                             inference_recorded_by, merge_silenced_request, normalize_finish_reason,
                                             set_messages, set_opt_in, silenced_request)
-from tracekit.instrumentors._langchain_messages import (message_fields, message_parts, message_role,
+from tracekit.instrumentors._langchain_messages import (_structure, message_fields, message_parts, message_role,
                                                        output_structure_json, structure_json, to_otel_messages)
 from tracekit.messages import function_tool_definition, output_message, render, text_part, to_json
 
@@ -286,6 +286,23 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
     if details and details.get("reasoning"):
         found[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = int(details["reasoning"])
     return found, outputs, f"[{','.join(structure)}]" if structure else None, input_tokens, output_tokens
+
+
+def _no_compiled_reader(response: Any) -> None:
+    return None
+
+
+# `_read_response(response, with_content=False)` in C (instrumentors/_structure.c), or None for a response shape
+# only the Python function reads; tests/instrumentors/test_structure_c.py holds the two to the same results.
+_read_structure = _no_compiled_reader
+if _structure is not None:
+    _structure.setup_response(
+        keys=(semconv.GEN_AI_RESPONSE_ID, semconv.GEN_AI_RESPONSE_MODEL, semconv.GEN_AI_RESPONSE_FINISH_REASONS,
+              semconv.GEN_AI_USAGE_INPUT_TOKENS, semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+              semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+        finish_reason_map=FINISH_REASON_MAP, normalize_finish_reason=normalize_finish_reason,
+        tool_call=semconv.FINISH_TOOL_CALL, stop=semconv.FINISH_STOP)
+    _read_structure = _structure.read_response
 
 
 def _add_messages(attributes: dict[str, Any], key: str, messages: list[dict[str, Any]],
@@ -537,7 +554,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             return
         settings = get_content_settings()
         with_content = settings.enabled
-        found, outputs, outputs_json, input_tokens, output_tokens = _read_response(response, with_content)
+        found, outputs, outputs_json, input_tokens, output_tokens = \
+            (not with_content and _read_structure(response)) or _read_response(response, with_content)
         if semconv.GEN_AI_RESPONSE_MODEL in found:  # the metrics carry it too
             run.attributes[semconv.GEN_AI_RESPONSE_MODEL] = found[semconv.GEN_AI_RESPONSE_MODEL]
         span = run.span

@@ -155,3 +155,100 @@ def test_a_fallback_that_changes_the_message_is_survived():
     msg = AIMessage.model_construct(content="", tool_calls=calls)
     assert structure.structure_json([msg]) == \
         '[{"role":"assistant","parts":[{"type":"tool_call","id":"meddled","name":"a"}]}]'
+
+
+# --- reading an LLMResult (content off) ---------------------------------------------------------------------------
+
+reasons = st.sampled_from([None, "", "stop", "tool_calls", "length", "end_turn", "content_filter", 5, 'we"ird'])
+counts = st.one_of(st.none(), st.integers(0, 10**6), st.sampled_from([True, 3.0, "12", "x"]))
+optional = st.one_of(st.none(), st.just(""), texts)
+
+
+@st.composite
+def usages(draw: Any) -> Any:
+    if draw(st.integers(0, 3)) == 0:
+        return draw(st.sampled_from([None, {}]))
+    usage: dict[str, Any] = {"input_tokens": draw(counts), "output_tokens": draw(counts), "total_tokens": 1}
+    if draw(st.booleans()):
+        usage["input_token_details"] = draw(st.sampled_from([None, {}, {"cache_read": 0}, {"cache_read": 7},
+                                                             {"audio": 1}]))
+    if draw(st.booleans()):
+        usage["output_token_details"] = draw(st.sampled_from([None, {"reasoning": 0}, {"reasoning": 9}]))
+    return usage
+
+
+@st.composite
+def llm_results(draw: Any) -> Any:
+    """LLMResults of chat models (built without validation, so any field may hold any shape)."""
+    from langchain_core.outputs import ChatGeneration, Generation, LLMResult
+
+    batches = []
+    for _ in range(draw(st.integers(0, 2))):
+        batch = []
+        for _ in range(draw(st.integers(0, 2))):
+            if draw(st.integers(0, 9)) == 0:  # a text LLM's generation: the Python path
+                batch.append(Generation(text="t"))
+                continue
+            metadata: dict[str, Any] = {}
+            for key in ("finish_reason", "stop_reason"):
+                if draw(st.booleans()):
+                    metadata[key] = draw(reasons)
+            for key in ("id", "model_name", "model"):
+                if draw(st.booleans()):
+                    metadata[key] = draw(optional)
+            fields: dict[str, Any] = {"content": draw(st.sampled_from(["", "answer", [{"type": "text", "text": "x"}]])),
+                                      "response_metadata": metadata, "usage_metadata": draw(usages())}
+            calls = draw(tool_calls())
+            fields["tool_calls"] = calls
+            msg = draw(st.sampled_from([AIMessage, AIMessageChunk, HumanMessage])).model_construct(**fields)
+            info = draw(st.sampled_from([None, {}, {"finish_reason": "length"}, {"finish_reason": None}]))
+            batch.append(ChatGeneration.model_construct(message=msg, generation_info=info, text=""))
+        batches.append(batch)
+    llm_output: Any = draw(st.sampled_from([None, {}]))
+    if draw(st.booleans()):
+        llm_output = {key: draw(optional) for key in draw(st.sets(st.sampled_from(["id", "model_name", "model"])))}
+        reported = {"prompt_tokens": draw(counts), "completion_tokens": draw(counts)} if draw(st.booleans()) else \
+            {"input_tokens": draw(counts), "output_tokens": draw(counts)}
+        llm_output[draw(st.sampled_from(["token_usage", "usage"]))] = reported
+    return LLMResult.model_construct(generations=batches, llm_output=llm_output)
+
+
+def outcome(read: Any, *args: Any) -> Any:
+    """What a reader returns, with the found attributes in order; or the type of what it raised."""
+    try:
+        found, outputs, outputs_json, input_tokens, output_tokens = read(*args)
+    except Exception as error:  # noqa: BLE001 - the two readers must fail alike
+        return type(error)
+    return list(found.items()), outputs, outputs_json, input_tokens, output_tokens
+
+
+@settings(max_examples=500, deadline=None)
+@given(llm_results())
+def test_response_reading_is_the_python_function(result):
+    from tracekit.instrumentors import langchain
+
+    compiled = outcome(lambda r: structure.read_response(r) or langchain._read_response(r, False), result)
+    assert compiled == outcome(langchain._read_response, result, False)
+
+
+def test_the_common_responses_are_read_in_c():
+    """The shapes chat models return are read by the C code itself (None would mean the Python path)."""
+    from langchain_core.outputs import ChatGeneration, LLMResult
+
+    answer = AIMessage("Take TK 1752.", response_metadata={"finish_reason": "stop", "model_name": "gpt-4o-mini",
+                                                           "id": "chatcmpl-1"},
+                       usage_metadata={"input_tokens": 412, "output_tokens": 31, "total_tokens": 443,
+                                       "input_token_details": {"cache_read": 400},
+                                       "output_token_details": {"reasoning": 12}})
+    calling = AIMessage("", tool_calls=[{"name": "search", "args": {}, "id": "call_1"}])
+    for llm_output in (None, {"token_usage": {"prompt_tokens": 5, "completion_tokens": 2}, "model_name": "m"}):
+        result = LLMResult(generations=[[ChatGeneration(message=answer)], [ChatGeneration(message=calling)]],
+                           llm_output=llm_output)
+        read = structure.read_response(result)
+        assert read is not None
+        found, outputs, outputs_json, input_tokens, output_tokens = read
+        assert found["gen_ai.response.finish_reasons"] == ["stop", "tool_call"]
+        assert found["gen_ai.usage.cache_read.input_tokens"] == 400
+        assert found["gen_ai.usage.reasoning.output_tokens"] == 12
+        assert (input_tokens, output_tokens, outputs) == (412, 31, [])
+        assert json.loads(outputs_json)[1]["parts"] == [{"type": "tool_call", "id": "call_1", "name": "search"}]
