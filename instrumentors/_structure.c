@@ -36,6 +36,9 @@ static PyObject *slow_message, *slow_output, *json_string;
 enum { KEY_ID, KEY_MODEL, KEY_REASONS, KEY_INPUT, KEY_OUTPUT, KEY_CACHE_READ, KEY_REASONING, N_KEYS };
 static PyObject *response_keys[N_KEYS];
 static PyObject *finish_reason_map, *normalize_reason, *reason_tool_call, *reason_stop;
+/* Set by setup_request(): the remembered (operation, ls_provider) prefixes and the Python function that makes one,
+ * the model attribute key, and the plans for invocation params and LangSmith metadata (see setup_request). */
+static PyObject *prefixes, *make_prefix, *model_key, *param_plan, *metadata_plan, *stop_key;
 /* Interned field names. */
 static PyObject *s_dict, *s_name, *s_type, *s_content, *s_tool_call_id, *s_tool_calls, *s_id;
 static PyObject *s_llm_output, *s_generations, *s_message, *s_generation_info, *s_response_metadata,
@@ -778,6 +781,203 @@ static PyObject *setup(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Request attributes                                                                                           */
+
+/* Plan entry kinds, as setup_request() receives them. */
+enum { PARAM_NUMBER = 0, PARAM_CHOICES = 1, PARAM_STOP = 2, PARAM_FLAG = 3 };
+
+/* `[value] if isinstance(value, str) else list(value)` (new reference). */
+static PyObject *stop_sequences(PyObject *value)
+{
+    if (PyUnicode_Check(value)) {
+        PyObject *list = PyList_New(1);
+        if (list != NULL) {
+            Py_INCREF(value);
+            PyList_SET_ITEM(list, 0, value);
+        }
+        return list;
+    }
+    return PySequence_List(value);
+}
+
+static int is_number(PyObject *value)
+{
+    return !PyBool_Check(value) && (PyLong_Check(value) || PyFloat_Check(value));
+}
+
+/* attributes[key] = value, stealing `value` (NULL: an error is set). */
+static int set_stolen(PyObject *attributes, PyObject *key, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int status = PyDict_SetItem(attributes, key, value);
+    Py_DECREF(value);
+    return status;
+}
+
+/* One invocation param by its plan entry (kind, attribute key). */
+static int apply_param(PyObject *attributes, long kind, PyObject *key, PyObject *value)
+{
+    int truthy;
+    switch (kind) {
+    case PARAM_NUMBER: /* a number, not a flag */
+        return is_number(value) ? PyDict_SetItem(attributes, key, value) : 0;
+    case PARAM_CHOICES: { /* an int other than 1 */
+        if (!PyLong_Check(value))
+            return 0;
+        PyObject *one = PyLong_FromLong(1);
+        if (one == NULL)
+            return -1;
+        int other = PyObject_RichCompareBool(value, one, Py_NE);
+        Py_DECREF(one);
+        return other <= 0 ? other : PyDict_SetItem(attributes, key, value);
+    }
+    case PARAM_STOP:
+        truthy = PyObject_IsTrue(value);
+        return truthy <= 0 ? truthy : set_stolen(attributes, key, stop_sequences(value));
+    default: /* stream / streaming */
+        truthy = PyObject_IsTrue(value);
+        return truthy <= 0 ? truthy : PyDict_SetItem(attributes, key, Py_True);
+    }
+}
+
+/* The Python langchain._request_attributes(operation, model, params, metadata), or None when params or metadata
+ * are not dicts (the Python function reads any mapping). */
+static PyObject *request_attributes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "request_attributes(operation, model, params, metadata) takes 4 arguments");
+        return NULL;
+    }
+    if (param_plan == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_structure.setup_request() was not called");
+        return NULL;
+    }
+    PyObject *operation = args[0], *model = args[1], *params = args[2], *metadata = args[3];
+    if (!PyDict_Check(params) || !PyDict_Check(metadata))
+        Py_RETURN_NONE;
+    PyObject *ls_provider = PyDict_GetItemString(metadata, "ls_provider");
+    ls_provider = ls_provider != NULL ? ls_provider : Py_None;
+    /* The remembered prefix for (operation, ls_provider); the Python function makes (and remembers) a new one. */
+    PyObject *prefix = NULL, *key = PyTuple_Pack(2, operation, ls_provider);
+    if (key == NULL)
+        return NULL;
+    prefix = PyDict_GetItemWithError(prefixes, key);
+    Py_DECREF(key);
+    if (prefix != NULL)
+        Py_INCREF(prefix);
+    else {
+        if (PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_TypeError)) /* TypeError: an unhashable ls_provider */
+                return NULL;
+            PyErr_Clear();
+        }
+        prefix = PyObject_CallFunctionObjArgs(make_prefix, operation, ls_provider, NULL);
+        if (prefix == NULL)
+            return NULL;
+    }
+    PyObject *attributes = PyDict_Check(prefix) ? PyDict_Copy(prefix) : NULL;
+    Py_DECREF(prefix);
+    if (attributes == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "the prefix function must return a dict");
+        return NULL;
+    }
+    int truthy = PyObject_IsTrue(model);
+    if (truthy < 0 || (truthy && PyDict_SetItem(attributes, model_key, model) < 0))
+        goto fail;
+    /* Plans are sorted by parameter name, so attributes come out in the same order in every process. */
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(param_plan); i++) {
+        PyObject *entry = PyTuple_GET_ITEM(param_plan, i); /* (param, kind, attribute key) */
+        PyObject *value = PyDict_GetItemWithError(params, PyTuple_GET_ITEM(entry, 0));
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            continue;
+        }
+        Py_INCREF(value);
+        int status = apply_param(attributes, PyLong_AsLong(PyTuple_GET_ITEM(entry, 1)), PyTuple_GET_ITEM(entry, 2),
+                                 value);
+        Py_DECREF(value);
+        if (status < 0)
+            goto fail;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(metadata_plan); i++) {
+        PyObject *entry = PyTuple_GET_ITEM(metadata_plan, i); /* (ls key, param or None, attribute key) */
+        PyObject *value = PyDict_GetItemWithError(metadata, PyTuple_GET_ITEM(entry, 0));
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            continue;
+        }
+        PyObject *param = PyTuple_GET_ITEM(entry, 1), *attribute = PyTuple_GET_ITEM(entry, 2);
+        int status;
+        Py_INCREF(value);
+        if (param == Py_None) { /* ls_stop: stop sequences unless the params gave them */
+            status = PyObject_IsTrue(value);
+            if (status > 0) {
+                status = PyDict_Contains(attributes, stop_key);
+                status = status != 0 ? (status < 0 ? -1 : 0) : set_stolen(attributes, attribute, stop_sequences(value));
+            }
+        } else { /* a number the params did not give */
+            status = PyDict_Contains(params, param);
+            status = status != 0 ? (status < 0 ? -1 : 0)
+                                 : (is_number(value) ? PyDict_SetItem(attributes, attribute, value) : 0);
+        }
+        Py_DECREF(value);
+        if (status < 0)
+            goto fail;
+    }
+    return attributes;
+fail:
+    Py_DECREF(attributes);
+    return NULL;
+}
+
+static int check_plan(PyObject *plan, const char *name)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(plan); i++) {
+        PyObject *entry = PyTuple_GET_ITEM(plan, i);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 3 || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(entry, 2))) {
+            PyErr_Format(PyExc_TypeError, "setup_request: %s entries are (name, kind or param, attribute key)", name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *setup_request(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"prefixes", "make_prefix", "model_key", "stop_key", "param_plan", "metadata_plan",
+                               NULL};
+    PyObject *known, *maker, *model_attribute, *stop_attribute, *params, *metadata;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OUUO!O!:setup_request", keywords, &PyDict_Type, &known,
+                                     &maker, &model_attribute, &stop_attribute, &PyTuple_Type, &params,
+                                     &PyTuple_Type, &metadata))
+        return NULL;
+    if (!PyCallable_Check(maker)) {
+        PyErr_SetString(PyExc_TypeError, "setup_request: make_prefix must be callable");
+        return NULL;
+    }
+    if (check_plan(params, "param_plan") < 0 || check_plan(metadata, "metadata_plan") < 0)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(params); i++) {
+        if (!PyLong_Check(PyTuple_GET_ITEM(PyTuple_GET_ITEM(params, i), 1))) {
+            PyErr_SetString(PyExc_TypeError, "setup_request: param_plan kinds are ints");
+            return NULL;
+        }
+    }
+    set_global(&prefixes, known);
+    set_global(&make_prefix, maker);
+    set_global(&model_key, model_attribute);
+    set_global(&stop_key, stop_attribute);
+    set_global(&metadata_plan, metadata);
+    set_global(&param_plan, params); /* last: request_attributes checks it to know setup is done */
+    Py_RETURN_NONE;
+}
+
 static PyObject *setup_response(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"keys", "finish_reason_map", "normalize_finish_reason", "tool_call", "stop", NULL};
@@ -824,13 +1024,22 @@ static PyMethodDef methods[] = {
     {"read_response", (PyCFunction)read_response, METH_O,
      "read_response(llm_result) -> tuple | None\n\nlangchain._read_response(llm_result, with_content=False), in C; "
      "None for a response shape only the Python function reads."},
+    {"setup_request", (PyCFunction)(void (*)(void))setup_request, METH_VARARGS | METH_KEYWORDS,
+     "setup_request(prefixes, make_prefix, model_key, stop_key, param_plan, metadata_plan)\n\nWhat "
+     "request_attributes needs: langchain._PREFIXES and _prefix, two attribute keys, and the sorted plans for "
+     "invocation params ((param, kind, key); kinds 0 number, 1 choice count, 2 stop sequences, 3 flag) and "
+     "metadata ((ls key, param it stands in for or None for stop sequences, key))."},
+    {"request_attributes", (PyCFunction)(void (*)(void))request_attributes, METH_FASTCALL,
+     "request_attributes(operation, model, params, metadata) -> dict | None\n\nlangchain._request_attributes in C; "
+     "None when params or metadata are not dicts."},
     {"not_set_up", not_set_up, METH_NOARGS, "True until setup() has been called."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "_structure",
-    "Content-off message JSON for the LangChain instrumentor, in C (see _langchain_messages).", -1, methods,
+    "The LangChain instrumentor's content-off reads, in C: message JSON, request and response attributes.", -1,
+    methods,
 };
 
 PyMODINIT_FUNC PyInit__structure(void)

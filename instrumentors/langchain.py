@@ -157,18 +157,23 @@ def _is_number(value: Any) -> bool:
 _PREFIXES: dict[tuple[str, Any], dict[str, Any]] = {}
 
 
+def _make_prefix(operation: str, ls_provider: Any) -> dict[str, Any]:
+    provider = _PROVIDER_MAP.get(str(ls_provider or "").lower(), str(ls_provider or "langchain"))
+    return {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider,
+            semconv.GEN_AI_SYSTEM: provider}
+
+
 def _prefix(operation: str, ls_provider: Any) -> dict[str, Any]:
+    """The remembered attributes for (operation, ls_provider): not to be changed, callers copy them."""
     key = (operation, ls_provider)
-    found = _PREFIXES.get(key)
+    try:
+        found = _PREFIXES.get(key)
+    except TypeError:  # an unhashable ls_provider: made every time
+        return _make_prefix(operation, ls_provider)
     if found is None:
-        provider = _PROVIDER_MAP.get(str(ls_provider or "").lower(), str(ls_provider or "langchain"))
-        found = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider,
-                 semconv.GEN_AI_SYSTEM: provider}
+        found = _make_prefix(operation, ls_provider)
         if len(_PREFIXES) < 256:
-            try:
-                _PREFIXES[key] = found
-            except TypeError:  # an unhashable ls_provider: just not remembered
-                pass
+            _PREFIXES[key] = found
     return found
 
 
@@ -208,6 +213,27 @@ def _request_attributes(operation: str, model: str | None, params: Mapping[str, 
         if param not in params and _is_number(value):
             attributes[key] = value
     return attributes
+
+
+def _no_compiled_request(operation: str, model: str | None, params: Any, metadata: Any) -> None:
+    return None
+
+
+# `_request_attributes` in C (instrumentors/_structure.c), or None when params or metadata are not dicts. Its plans
+# are these tables in the order the Python function visits them (sorted), so the two give the same attributes in
+# the same order (tests/instrumentors/test_structure_c.py).
+_request_structure = _no_compiled_request
+if _structure is not None:
+    _KINDS = {"n": 1, "stop": 2, "stream": 3, "streaming": 3}  # any other param in _REQUEST_PARAMS is a number (0)
+    _structure.setup_request(
+        prefixes=_PREFIXES, make_prefix=_prefix, model_key=semconv.GEN_AI_REQUEST_MODEL,
+        stop_key=semconv.GEN_AI_REQUEST_STOP_SEQUENCES,
+        param_plan=tuple((param, _KINDS.get(param, 0), _REQUEST_NUMBERS.get(param) or {
+            "n": semconv.GEN_AI_REQUEST_CHOICE_COUNT, "stop": semconv.GEN_AI_REQUEST_STOP_SEQUENCES}.get(
+                param, semconv.GEN_AI_REQUEST_STREAM)) for param in sorted(_REQUEST_PARAMS)),
+        metadata_plan=tuple((ls_key, *_REQUEST_NUMBERS_FROM_METADATA.get(
+            ls_key, (None, semconv.GEN_AI_REQUEST_STOP_SEQUENCES))) for ls_key in sorted(_REQUEST_METADATA)))
+    _request_structure = _structure.request_attributes
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -507,7 +533,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         metadata = metadata or {}
         params: Mapping[str, Any] = kwargs.get("invocation_params") or {}
         model = _model_name(params, metadata, serialized)
-        attributes = _request_attributes(operation, model, params, metadata)
+        attributes = _request_structure(operation, model, params, metadata) \
+            or _request_attributes(operation, model, params, metadata)
         tools = params.get("tools")
         definitions = _tool_definitions(tools) if tools else None
         if definitions:

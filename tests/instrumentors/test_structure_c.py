@@ -252,3 +252,39 @@ def test_the_common_responses_are_read_in_c():
         assert found["gen_ai.usage.reasoning.output_tokens"] == 12
         assert (input_tokens, output_tokens, outputs) == (412, 31, [])
         assert json.loads(outputs_json)[1]["parts"] == [{"type": "tool_call", "id": "call_1", "name": "search"}]
+
+
+# --- request attributes -----------------------------------------------------------------------------------------------
+
+param_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), texts,
+                         st.lists(texts, max_size=2), st.tuples(texts), st.just(5))
+param_names = st.sampled_from(["temperature", "max_tokens", "top_p", "top_k", "frequency_penalty", "presence_penalty",
+                               "seed", "n", "stop", "stream", "streaming", "model", "other"])
+metadata_names = st.sampled_from(["ls_provider", "ls_temperature", "ls_max_tokens", "ls_stop", "thread_id"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["chat", "text_completion"]), st.one_of(st.none(), st.just(""), texts),
+       st.dictionaries(param_names, param_values, max_size=6),
+       st.dictionaries(metadata_names, st.one_of(param_values, st.sampled_from(["openai", "Azure", "bedrock"])),
+                       max_size=4))
+def test_request_attributes_are_the_python_function(operation, model, params, metadata):
+    from tracekit.instrumentors import langchain
+
+    def attributes(read: Any) -> Any:
+        try:
+            return list(read(operation, model, params, metadata).items())
+        except Exception as error:  # noqa: BLE001 - the two must fail alike
+            return type(error)
+
+    assert attributes(structure.request_attributes) == attributes(langchain._request_attributes)
+
+
+def test_request_attributes_leave_other_mappings_to_python():
+    from types import MappingProxyType
+
+    assert structure.request_attributes("chat", "m", MappingProxyType({"temperature": 1.0}), {}) is None
+    assert structure.request_attributes("chat", "m", {}, MappingProxyType({})) is None
+    assert structure.request_attributes("chat", "m", {"temperature": 1.0}, {"ls_provider": "openai"}) == {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.system": "openai",
+        "gen_ai.request.model": "m", "gen_ai.request.temperature": 1.0}
