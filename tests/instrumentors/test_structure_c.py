@@ -288,3 +288,44 @@ def test_request_attributes_leave_other_mappings_to_python():
     assert structure.request_attributes("chat", "m", {"temperature": 1.0}, {"ls_provider": "openai"}) == {
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.system": "openai",
         "gen_ai.request.model": "m", "gen_ai.request.temperature": 1.0}
+
+
+def test_spans_are_the_same_without_the_compiled_module(monkeypatch):
+    """A real chat model run through the handler, with the C functions and with the Python ones they stand in for
+    (as an install without a compiler has them): the same span, attribute for attribute, in the same order."""
+    from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tracekit.instrumentors import langchain
+    from tracekit.instrumentors.langchain import TracekitCallbackHandler
+
+    reply = AIMessage("", tool_calls=[{"name": "search_flights", "args": {"to": "KIX"}, "id": "call_\u00e9"}],
+                      response_metadata={"finish_reason": "tool_calls", "model_name": "gpt-4o-mini", "id": "r-1"},
+                      usage_metadata={"input_tokens": 40, "output_tokens": 9, "total_tokens": 49})
+    history = [SystemMessage("be brief"), HumanMessage('find "cheap" flights'),
+               AIMessage("", tool_calls=[{"name": "lookup", "args": {}, "id": "c1"}]),
+               ToolMessage("3 options", tool_call_id="c1")]
+
+    def run() -> list[tuple[str, Any]]:
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        model = FakeMessagesListChatModel(responses=[reply])
+        model.invoke(history, config={"callbacks": [TracekitCallbackHandler(provider)],
+                                      "metadata": {"thread_id": "t-1", "ls_temperature": 0.3}}, stop=["END"])
+        (span,) = exporter.get_finished_spans()
+        return [(key, value) for key, value in span.attributes.items()]
+
+    compiled = run()
+    monkeypatch.setattr(langchain, "structure_json", lcm.structure_json_python)
+    monkeypatch.setattr(langchain, "output_structure_json", lcm.output_structure_json_python)
+    monkeypatch.setattr(langchain, "_read_structure", langchain._no_compiled_reader)
+    monkeypatch.setattr(langchain, "_request_structure", langchain._no_compiled_request)
+    assert compiled == run()
+    found = dict(compiled)
+    assert found["gen_ai.response.finish_reasons"] == ("tool_call",)
+    assert json.loads(found["gen_ai.output.messages"])[0]["parts"] == [
+        {"type": "tool_call", "id": "call_\u00e9", "name": "search_flights"}]
+    assert found["gen_ai.request.stop_sequences"] == ("END",)
