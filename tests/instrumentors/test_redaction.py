@@ -233,3 +233,29 @@ def test_the_number_screen_never_changes_what_is_masked(text: str) -> None:
     finally:
         redaction.SCREEN_NUMBERS_FROM = saved
     assert screened == unscreened
+
+
+_WIDE_NUMBERISH = st.text(alphabet=st.sampled_from(list("0123456789 .-+()x\u00e9\u20ac") + [
+    "\uff14", "\uff11", "\uff10", "\u0663", "\u0661", "\u06f5", "\u0967", "\ud800"]), max_size=80)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.one_of(_WIDE_NUMBERISH, st.sampled_from([
+    "4111 1111 1111 1111", "\uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11",
+    "+\u0669\u0667\u0661 \u0665\u0660 \u0661\u0662\u0663 \u0664\u0665\u0666\u0667", "+1 (206) 555-0100"])),
+    max_size=6).map("".join))
+@example(text="4111111111111111-8\uff11-3  3/")  # a fullwidth digit inside a card number
+def test_numbers_are_masked_as_the_exact_patterns_mask_them_in_any_script(text: str) -> None:
+    """What NumberRule masks is what its two patterns mask over the whole text, also where digits are not ASCII
+    (Python's \\d is every Unicode digit, so a card typed in fullwidth digits is a card); its fast path reads ASCII
+    digits only, so such texts must take the exact patterns."""
+    import tracekit.redaction as redaction
+
+    rule = redaction.NumberRule()
+    assert rule.apply(text) == rule._mask_window(text)
+
+
+def test_a_card_typed_in_fullwidth_digits_is_masked() -> None:
+    policy = RedactionPolicy.default()
+    prompt = "pay with \uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 please"
+    assert policy.redact_value("gen_ai.input.messages", prompt) == "pay with [REDACTED:card_number] please"
