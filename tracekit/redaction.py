@@ -363,7 +363,9 @@ def _number_screen(cards: bool, phones: bool) -> Any:
 
     from tracekit.redaction_screen import rule_screen
 
-    parts = [rule_screen(regex) for regex, wanted in ((NumberRule._CARD, cards), (NumberRule._PHONE, phones)) if wanted]
+    # ASCII shorthands: the text is Latin-1 bytes, and texts with other digits never get here (see apply)
+    parts = [rule_screen(regex, unicode=False)
+             for regex, wanted in ((NumberRule._CARD, cards), (NumberRule._PHONE, phones)) if wanted]
     options = re2.Options()
     options.encoding = re2.Options.Encoding.LATIN1
     return re2.compile("|".join(f"(?:{part})" for part in parts).encode("latin-1"), options)

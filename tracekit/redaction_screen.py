@@ -100,16 +100,56 @@ def _strip_lookarounds(pattern: str) -> str:
     return "".join(out)
 
 
-def rule_screen(regex: "re.Pattern[str]", *, json_text: bool = False) -> str | None:
+# What Python's \d, \w and \s match in a str pattern (every Unicode digit, letter, space), as RE2 class contents;
+# RE2's own shorthands are ASCII only. Python's \s also takes \v, the separators \x1c-\x1f and NEL.
+_UNICODE_SHORTHANDS = {"\\d": r"\p{Nd}", "\\w": r"\p{L}\p{N}_", "\\s": r"\s\x0b\x1c-\x1f\x{85}\p{Z}"}
+
+
+def unicode_shorthands(pattern: str) -> str:
+    r"""`pattern` with \d, \w and \s widened to what they match in Python (a card typed in fullwidth digits is a
+    card to the policy: an ASCII-only screen would pass it by). Inside a negated class they stay ASCII: there the
+    narrower set excludes less, which keeps the screen a superset."""
+    out: list[str] = []
+    index, in_class, negated, class_opening = 0, False, False, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            pair = pattern[index:index + 2]
+            wide = _UNICODE_SHORTHANDS.get(pair)
+            if wide is None or (in_class and negated):
+                out.append(pair)
+            else:
+                out.append(wide if in_class else f"[{wide}]")
+            index += 2
+            continue
+        if in_class:
+            if char == "]" and not class_opening:
+                in_class = False
+            class_opening = False
+        elif char == "[":
+            in_class, class_opening = True, True
+            negated = pattern.startswith("^", index + 1)
+            if negated:
+                out.append("[^")
+                index += 2
+                continue
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def rule_screen(regex: "re.Pattern[str]", *, json_text: bool = False, unicode: bool = True) -> str | None:
     """`regex` in a form RE2 runs that matches at least where `regex` does (lookarounds turned into guards or
-    dropped; with `json_text`, also where the value sits inside JSON text, see json_text_form); None when RE2 cannot
-    run even that."""
+    dropped; with `json_text`, also where the value sits inside JSON text, see json_text_form; with `unicode`, its
+    \\d, \\w and \\s as wide as Python's); None when RE2 cannot run even that."""
     flags = ("i" if regex.flags & re.IGNORECASE else "") + ("s" if regex.flags & re.DOTALL else "")
     candidate: str | None = _strip_lookarounds(regex.pattern)
     if json_text:
         candidate = json_text_form(candidate)
         if candidate is None:
             return None
+    if unicode:
+        candidate = unicode_shorthands(candidate)
     if flags:
         candidate = f"(?{flags}){candidate}"
     return candidate if _accepted_by_re2(candidate) else None

@@ -19,6 +19,9 @@ PLANTED = [
     "card: 4111 1111 1111 1111.", "(4111-1111-1111-1111)", "call +1 (206) 555-0100 today", "+442071838750",
     "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----",
     "Authorization: Bearer\nabcdefghijklmnop", "Bearer\t\u000babcdefghijklmnop",  # JSON escapes these spaces
+    # Python's \d and \s are Unicode: a card in fullwidth digits, a phone in Arabic-Indic ones, a no-break space
+    "pay \uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11",
+    "+\u0669\u0667\u0661 \u0665\u0660 \u0661\u0662\u0663 \u0664\u0665\u0666\u0667", "Bearer\u00a0abcdefghijklmnop",
 ]
 HARMLESS = ["call_78c37aa3951188059159", "sess-7a5841590038750e", "chatcmpl-802d9825022590575da1",
             "gen_ai.usage.input_tokens", "2026-11-22", "tokens: 120, latency 1.5 s", "Paris in spring"]
@@ -58,6 +61,14 @@ def test_anchored_user_rules_are_screened_where_values_start_and_end_inside_json
     assert expected == [0, 2, 3]  # the rules do match these values (the test's own premise)
     assert set(expected) <= set(flag_rows(policy, texts))
     assert 4 not in flag_rows(policy, texts)
+
+
+def test_user_rules_are_screened_with_python_s_unicode_classes():
+    """RE2's \\w is ASCII only; a user's rule means Python's, where accented letters are word characters."""
+    policy = RedactionPolicy.from_mapping({"patterns": [{"name": "badge", "regex": r"badge-\w{4}\b"}]})
+    texts = [json.dumps({"a": "badge-\u00c9l\u00e8v"}, ensure_ascii=False), json.dumps({"a": "badge-12"})] * 20
+    assert policy.redact_attributes(json.loads(texts[0]))[1] == 1  # the rule does match (the test's premise)
+    assert flag_rows(policy, texts) == list(range(0, 40, 2))
 
 
 def test_policies_that_depend_on_structure_check_every_row():
