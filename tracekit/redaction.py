@@ -335,24 +335,18 @@ class NumberRule:
 SCREEN_NUMBERS_FROM = 2048
 
 
-_NON_ASCII_DIGIT = re.compile(r"[^\D0-9]")  # a digit (Unicode Nd, as \d in a str pattern) other than 0-9
-
-
 def _has_non_ascii_digit(text: str) -> bool:
-    """Whether `text` holds a digit other than 0-9. RE2 finds one at ~120 MB/s here, UTF-8 encoding included;
-    Python's engine checks a Unicode category per character at ~60 MB/s and serves where RE2 cannot take the text
-    (a lone surrogate has no UTF-8 form)."""
-    try:
-        return _non_ascii_digit_screen().search(text) is not None
-    except UnicodeEncodeError:
-        return _NON_ASCII_DIGIT.search(text) is not None
+    """Whether `text` holds a digit other than 0-9, found by RE2 in its UTF-8 form (~200 MB/s here, the encoding
+    included; Python's engine checks a Unicode category per character at ~60 MB/s). A lone surrogate is passed
+    through as bytes RE2 reads as no character at all."""
+    return _non_ascii_digit_screen().search(text.encode("utf-8", "surrogatepass")) is not None
 
 
 @functools.lru_cache(maxsize=1)
 def _non_ascii_digit_screen() -> Any:
     import re2
 
-    return re2.compile(r"[^\P{Nd}0-9]")
+    return re2.compile(rb"[^\P{Nd}0-9]")
 
 
 @functools.lru_cache(maxsize=4)
