@@ -332,8 +332,19 @@ static int write_input_message(Buffer *buf, PyObject *fields)
 /* ------------------------------------------------------------------------------------------------------------ */
 /* The module's functions                                                                                       */
 
+/* Whether setup() has run (the functions below read its tables); raises when not. */
+static int is_set_up(void)
+{
+    if (role_by_type != NULL)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "_structure.setup() was not called (importing _langchain_messages does it)");
+    return 0;
+}
+
 static PyObject *structure_json(PyObject *module, PyObject *messages)
 {
+    if (!is_set_up())
+        return NULL;
     int any = PyObject_IsTrue(messages);
     if (any <= 0) {
         if (any < 0)
@@ -414,6 +425,8 @@ static PyObject *output_structure_json(PyObject *module, PyObject *const *args, 
         PyErr_SetString(PyExc_TypeError, "output_structure_json(msg, finish_reason) takes 2 arguments");
         return NULL;
     }
+    if (!is_set_up())
+        return NULL;
     PyObject *msg = args[0], *finish_reason = args[1];
     PyObject *fields = fields_of(msg);
     if (fields == NULL) {
@@ -631,6 +644,8 @@ done:
 /* The Python _read_response(response, with_content=False), or None when the response takes the Python path. */
 static PyObject *read_response(PyObject *module, PyObject *response)
 {
+    if (!is_set_up())
+        return NULL;
     if (response_keys[0] == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "_structure.setup_response() was not called");
         return NULL;
@@ -771,13 +786,13 @@ static PyObject *setup(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "setup: the fallbacks must be callable");
         return NULL;
     }
-    set_global(&role_by_type, roles);
     set_global(&plain_with_text, with_text);
     set_global(&plain_empty, empty);
     set_global(&assistant_types, assistants);
     set_global(&slow_message, message_fallback);
     set_global(&slow_output, output_fallback);
     set_global(&json_string, string_fallback);
+    set_global(&role_by_type, roles); /* last: is_set_up() checks it */
     Py_RETURN_NONE;
 }
 

@@ -329,3 +329,19 @@ def test_spans_are_the_same_without_the_compiled_module(monkeypatch):
     assert json.loads(found["gen_ai.output.messages"])[0]["parts"] == [
         {"type": "tool_call", "id": "call_\u00e9", "name": "search_flights"}]
     assert found["gen_ai.request.stop_sequences"] == ("END",)
+
+
+def test_calls_before_setup_raise_instead_of_crashing():
+    """The tables come from Python at import of _langchain_messages; the module loaded on its own must refuse."""
+    import subprocess
+    import sys
+
+    script = ("import importlib.util, sys\n"
+              f"spec = importlib.util.spec_from_file_location('_structure', {structure.__file__!r})\n"
+              "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+              "for call in (lambda: module.structure_json([1]), lambda: module.output_structure_json(1, 'stop'),\n"
+              "             lambda: module.read_response(1), lambda: module.request_attributes('chat', 'm', {}, {})):\n"
+              "    try:\n        call()\n    except RuntimeError as error:\n        print('refused:', error)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("refused: _structure.setup") == 4, done.stdout
