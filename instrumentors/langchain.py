@@ -23,8 +23,8 @@ in the run metadata (LangGraph copies `configurable.thread_id` there), else from
 from __future__ import annotations
 
 import time
-from types import MappingProxyType
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Collection, Mapping, Sequence
 from uuid import UUID
 
@@ -224,13 +224,15 @@ def _no_compiled_request(operation: str, model: str | None, params: Any, metadat
 # the same order (tests/instrumentors/test_structure_c.py).
 _request_structure = _no_compiled_request
 if _structure is not None:
-    _KINDS = {"n": 1, "stop": 2, "stream": 3, "streaming": 3}  # any other param in _REQUEST_PARAMS is a number (0)
+    # (kind, attribute) of the params that are not numbers; kinds as _structure.c numbers them (0 is a number)
+    _OTHER_PARAMS = {"n": (1, semconv.GEN_AI_REQUEST_CHOICE_COUNT), "stop": (2, semconv.GEN_AI_REQUEST_STOP_SEQUENCES),
+                     "stream": (3, semconv.GEN_AI_REQUEST_STREAM), "streaming": (3, semconv.GEN_AI_REQUEST_STREAM)}
     _structure.setup_request(
         prefixes=_PREFIXES, make_prefix=_prefix, model_key=semconv.GEN_AI_REQUEST_MODEL,
         stop_key=semconv.GEN_AI_REQUEST_STOP_SEQUENCES,
-        param_plan=tuple((param, _KINDS.get(param, 0), _REQUEST_NUMBERS.get(param) or {
-            "n": semconv.GEN_AI_REQUEST_CHOICE_COUNT, "stop": semconv.GEN_AI_REQUEST_STOP_SEQUENCES}.get(
-                param, semconv.GEN_AI_REQUEST_STREAM)) for param in sorted(_REQUEST_PARAMS)),
+        param_plan=tuple((param, *_OTHER_PARAMS.get(param, (0, _REQUEST_NUMBERS.get(param))))
+                         for param in sorted(_REQUEST_PARAMS)),
+        # ls_stop stands in for no param (None): stop sequences, unless the params gave them
         metadata_plan=tuple((ls_key, *_REQUEST_NUMBERS_FROM_METADATA.get(
             ls_key, (None, semconv.GEN_AI_REQUEST_STOP_SEQUENCES))) for ls_key in sorted(_REQUEST_METADATA)))
     _request_structure = _structure.request_attributes
