@@ -120,6 +120,7 @@ def unicode_shorthands(pattern: str) -> str:
                 out.append(pair)
             else:
                 out.append(wide if in_class else f"[{wide}]")
+            class_opening = False  # a "]" after an escape closes the class
             index += 2
             continue
         if in_class:

@@ -71,6 +71,15 @@ def test_user_rules_are_screened_with_python_s_unicode_classes():
     assert flag_rows(policy, texts) == list(range(0, 40, 2))
 
 
+def test_shorthands_widen_outside_negated_classes_only():
+    from tracekit.redaction_screen import unicode_shorthands
+
+    assert unicode_shorthands(r"\d[\d.]") == r"[\p{Nd}][\p{Nd}.]"
+    assert unicode_shorthands(r"[\d]\d") == r"[\p{Nd}][\p{Nd}]"  # the class closes after an escape
+    assert unicode_shorthands(r"[^\d]\w") == r"[^\d][\p{L}\p{N}_]"  # negated: kept ASCII; after it: widened
+    assert unicode_shorthands(r"[]\d][^]\s]\\d") == r"[]\p{Nd}][^]\s]\\d"  # a leading ] is literal
+
+
 def test_policies_that_depend_on_structure_check_every_row():
     policy = RedactionPolicy.from_mapping({"keys": ["customer.*"]})
     assert screening_pattern(policy) is None
