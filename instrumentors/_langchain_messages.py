@@ -135,6 +135,16 @@ _PLAIN_STRUCTURE = {
 }
 
 
+def _message_json(msg: Any) -> str:
+    """Content off, one input message by the general conversion (the fallback of the piece builders, in Python and in C)."""
+    return to_json(convert_message(msg, False))
+
+
+def _output_json(msg: Any, finish_reason: str) -> str:
+    """Content off, one output message by the general conversion (the fallback of the piece builders, in Python and in C)."""
+    return to_json(output_message("assistant", message_parts(msg, False), finish_reason))
+
+
 def structure_json_python(messages: Sequence[Any]) -> str | None:
     """`to_json(to_otel_messages(messages, with_content=False))`, the same text, built from JSON pieces.
 
@@ -166,7 +176,7 @@ def structure_json_python(messages: Sequence[Any]) -> str | None:
                 else:
                     pieces.append(f'{{"role":"{role}","parts":[{",".join(parts)}]}}')
                     continue
-        pieces.append(to_json(convert_message(msg, False)))
+        pieces.append(_message_json(msg))
     return f"[{','.join(pieces)}]"
 
 
@@ -188,17 +198,7 @@ def output_structure_json_python(msg: Any, finish_reason: str) -> str:
             else:
                 reason = json_string(finish_reason or "stop")  # as output_message() does
                 return f'{{"role":"assistant","parts":[{",".join(parts)}],"finish_reason":{reason}}}'
-    return to_json(output_message("assistant", message_parts(msg, False), finish_reason))
-
-
-def _message_json(msg: Any) -> str:
-    """Content off, one input message by the general conversion (the C module's fallback)."""
-    return to_json(convert_message(msg, False))
-
-
-def _output_json(msg: Any, finish_reason: str) -> str:
-    """Content off, one output message by the general conversion (the C module's fallback)."""
-    return to_json(output_message("assistant", message_parts(msg, False), finish_reason))
+    return _output_json(msg, finish_reason)
 
 
 try:  # the compiled twins of the two functions above (setup.py builds them when a C compiler is present)
