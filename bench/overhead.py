@@ -74,9 +74,8 @@ def timed(fn: Callable[[], Any], n: int) -> float:
     return (time.process_time() - start) / n
 
 
-def compare(name: str, bare: Callable[[], Any], ours: Callable[[], Any], n: int, rounds: int,
-            labels: tuple[str, str] = ("bare", "tracekit")) -> tuple[float, float]:
-    """Interleaved rounds of `bare` and `ours`; prints and returns the CPU seconds per call of each in its fastest
+def fastest_rounds(bare: Callable[[], Any], ours: Callable[[], Any], n: int, rounds: int) -> tuple[float, float]:
+    """Interleaved rounds of `bare` and `ours` (after a warm-up); the CPU seconds per call of each in its fastest
     round."""
     bare_times, our_times = [], []
     timed(bare, n // 10)
@@ -84,7 +83,13 @@ def compare(name: str, bare: Callable[[], Any], ours: Callable[[], Any], n: int,
     for _ in range(rounds):
         bare_times.append(timed(bare, n))
         our_times.append(timed(ours, n))
-    b, o = min(bare_times), min(our_times)
+    return min(bare_times), min(our_times)
+
+
+def compare(name: str, bare: Callable[[], Any], ours: Callable[[], Any], n: int, rounds: int,
+            labels: tuple[str, str] = ("bare", "tracekit")) -> tuple[float, float]:
+    """`fastest_rounds`, printed."""
+    b, o = fastest_rounds(bare, ours, n, rounds)
     print(f"  {name:<28} {labels[0]} {b * 1e6:7.1f} us CPU   {labels[1]} {o * 1e6:7.1f} us CPU   ratio {o / b:5.2f}x"
           f"   (+{(o - b) * 1e6:.1f} us)")
     return b, o
@@ -312,14 +317,8 @@ def chat_ratio_in_this_process(rounds: int) -> float:
     tracer = provider.get_tracer("bench")
     with using_tracer_provider(provider), using_content_settings(ContentSettings()):
         bare, ours = chat_scenario(tracer, provider, False)
-        for _ in range(200):
-            bare()
-            ours()
-        bare_times, our_times = [], []
-        for _ in range(rounds):
-            bare_times.append(timed(bare, 1000))
-            our_times.append(timed(ours, 1000))
-    return min(our_times) / min(bare_times)
+        b, o = fastest_rounds(bare, ours, 1000, rounds)
+    return o / b
 
 
 def chat_ratio_across_processes(processes: int, rounds: int) -> list[float]:
