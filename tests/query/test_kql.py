@@ -209,7 +209,7 @@ def test_helpers_answer_agent_questions(reader, workload):
 @pytest.mark.parametrize("text, line, column, reason", [
     ("dependencies | wherex", 1, 14, "syntax error"),
     ("dependencies\n| where duration >", 2, 19, "syntax error"),
-    ("dependencies\n| make-series n = count() on timestamp step 1h", 2, 3, "not supported"),
+    ("dependencies\n| top-nested 2 of type by count()", 2, 3, "not supported by the local KQL engine: `top-nested`"),
     ("dependencies | take 1\n| join (nosuchtable) on id", 2, 9, "unknown table 'nosuchtable'"),
 ])
 def test_errors_carry_line_and_column(reader, text, line, column, reason):
@@ -286,13 +286,6 @@ def test_microsoft_agent_queries_give_the_right_numbers(reader, workload):
                  and (s.context.span_id in agent_ids or (s.parent and s.parent.span_id in agent_ids)))
     # error.type never reaches customDimensions (the exporter drops it), so every failure is "Other" here as in Azure.
     assert errors == [{"ErrorType": "Other", "Errors": failed}]
-
-
-def test_make_series_is_reported_as_unsupported(reader):
-    text = ("dependencies | make-series Invocations=sum(itemCount) default=0 on timestamp "
-            "from ago(1d) to now() step 1h")
-    with pytest.raises(QueryError, match="not supported"):
-        run_kql(reader, text)
 
 
 def test_graph_operators_walk_the_span_tree(reader, workload):

@@ -32,7 +32,7 @@ from duckdb_kql._antlr.KqlLexer import KqlLexer
 from duckdb_kql.errors import KqlError, KqlSchemaError, KqlSyntaxError, KqlUnsupportedError
 
 from tracekit.errors import QueryError
-from tracekit.query import views
+from tracekit.query import make_series, views
 from tracekit.store.reader import StoreReader
 
 # Time column of every table a time range applies to.
@@ -103,6 +103,7 @@ def compile_kql(reader: StoreReader | None, text: str, params: dict[str, Any] | 
     Translations are cached (dashboards run the same tiles again and again); only the time bound changes per call.
     """
     schema = store_schema(reader) if reader is not None else None
+    text = workbook_time_range(text, since, now)
     key = (text, _params_key(params), _schema_key(schema), since is not None)
     cached = _compiled_cache.get(key) if key[1] is not None else None
     if cached is None:
@@ -116,6 +117,37 @@ def compile_kql(reader: StoreReader | None, text: str, params: dict[str, Any] | 
         moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
         sql_params[_SINCE_SLOT] = moment - since  # type: ignore[operator]
     return Compiled(cached.sql, sql_params, cached.fallback_sql)
+
+
+# --- workbook time-range placeholders ------------------------------------------------------------------------------
+_PLACEHOLDER = re.compile(r"\{TimeRange:(start|end|grain)\}")
+DEFAULT_WORKBOOK_RANGE = dt.timedelta(hours=24)
+# Grains a time chart can use, smallest first; the first giving at most ~100 bins over the range is taken.
+_GRAINS = [("1m", 60), ("5m", 300), ("15m", 900), ("30m", 1800), ("1h", 3600), ("3h", 10800), ("6h", 21600),
+           ("12h", 43200), ("1d", 86400), ("7d", 604800)]
+
+
+def workbook_time_range(text: str, since: dt.timedelta | None, now: dt.datetime | None = None) -> str:
+    """Replace Azure Monitor Workbook placeholders `{TimeRange:start}`, `{TimeRange:end}`, `{TimeRange:grain}`.
+
+    A query pasted from a workbook (Microsoft's Agents workbook uses them in `make-series ... from
+    {TimeRange:start} to {TimeRange:end} step {TimeRange:grain}`) then runs unmodified: the range is `since`
+    (24 h when not given) ending now, the grain the smallest of 1m, 5m, 15m... giving at most about 100 bins.
+    The text stays the same from one run to the next (`ago(...)`, `now()`) so its translation is cached; with an
+    explicit `now`, the bounds are written as datetimes.
+    """
+    if "{TimeRange:" not in text:
+        return text
+    span = since or DEFAULT_WORKBOOK_RANGE
+    seconds = span.total_seconds()
+    grain = next((name for name, size in _GRAINS if seconds / size <= 100), _GRAINS[-1][0])
+    if now is None:
+        bounds = {"start": f"ago({int(seconds)}s)", "end": "now()"}
+    else:
+        moment = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        bounds = {"start": f"datetime({(moment - span).isoformat()})", "end": f"datetime({moment.isoformat()})"}
+    bounds["grain"] = grain
+    return _PLACEHOLDER.sub(lambda match: bounds[match.group(1)], text)
 
 
 _CACHE_SIZE = 256
@@ -173,15 +205,25 @@ class _Translation:
 def _translate(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None) -> _Translation:
     if not text or not text.strip():
         raise QueryError("empty query: give a KQL query such as `dependencies | take 10`")
+    if "make-series" in text.lower():
+        series = make_series.find(text, _tokens(text))
+        if series is not None:
+            sql, values = make_series.translate(text, series, lambda piece: _translate_piece(piece, params, schema))
+            return _Translation(sql, values)
+    return _translate_piece(text, params, schema)
+
+
+def _translate_piece(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None) -> _Translation:
+    """duckdb-kql's translation of `text` after tracekit's rewrites, its errors as QueryError."""
     rewritten = expand_percentiles(text)
     try:
         result = duckdb_kql.to_sql(rewritten, schema=schema, parameters=params or None, allow_write=False)
     except KqlSchemaError as error:
         if error.hint and "unknown table" in error.hint:
             _check_tables(text, {error.name}, {})
-        raise _query_error(error) from None
+        raise _query_error(error, text) from None
     except KqlError as error:
-        raise _query_error(error) from None
+        raise _query_error(error, text) from None
     if result.unbound:
         names = ", ".join(result.unbound)
         raise QueryError(f"no value for query parameter {names}: pass --param {result.unbound[0]}=VALUE "
@@ -211,15 +253,27 @@ def _shorten(message: str) -> str:
     return message
 
 
-def _query_error(error: KqlError) -> QueryError:
+_NEAR = re.compile(r";?\s*near (['\"]).*\1\s*$")
+
+
+def _query_error(error: KqlError, text: str) -> QueryError:
     """duckdb-kql's error as a QueryError with a 1-based line and column where one is known."""
     if isinstance(error, KqlSyntaxError) and error.diagnostics:
         first = error.diagnostics[0]
         return QueryError(f"KQL syntax error: {_shorten(first.message)}", line=first.span.line, column=first.span.column + 1)
     if isinstance(error, KqlUnsupportedError):
-        reason = f"not supported by the local KQL engine: {error.construct}"
-        if error.hint:
-            reason += f" ({error.hint})"
+        construct = error.construct
+        if error.span is not None:
+            # Name the operator as the user wrote it (`make-series`), not by its grammar rule (MakeSeriesOperator).
+            word = next((token.text for token in _tokens(text)
+                         if (token.line, token.column) == (error.span.line, error.span.column)), None)
+            construct = f"`{word}`" if word else construct
+        reason = f"not supported by the local KQL engine: {construct}"
+        # duckdb-kql's hint quotes the source with its spaces removed ("near 'make-seriescount()on...'"): the
+        # position already points there.
+        hint = _NEAR.sub("", error.hint or "").strip()
+        if hint:
+            reason += f" ({hint})"
         reason += "; see docs/kql.md for what works"
         if error.span is not None:
             return QueryError(reason, line=error.span.line, column=error.span.column + 1)
@@ -399,7 +453,7 @@ _PUBLIC_COLUMNS = f"COLUMNS(lambda c: NOT starts_with(c, '{views.HIDDEN_PREFIX}'
 _ACCESSOR = re.compile(r'json_extract\("(customDimensions|Properties)", \'\$\."([^"\'\\]+)"\'\)( ->> \'\$\')?')
 _QUOTED = re.compile(r'"([^"]+)"')
 # Operators after which a pipeline's columns are spelled out, so a source needs only the columns the SQL names.
-_SHAPING_OPERATORS = {"summarize", "project", "count", "distinct", "graph-match"}
+_SHAPING_OPERATORS = {"summarize", "project", "count", "distinct", "graph-match", "make-series"}
 
 
 def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -> str | None:
