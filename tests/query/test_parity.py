@@ -18,7 +18,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.query.fake_ingestion import connection_string, fake_ingestion
-from tests.query.workload import make_workload, server_span_workload
+from tests.query.workload import make_workload, server_span_workload, special_mapping_workload
 
 _QUIET_EXPORTER_ENV = {
     "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
@@ -47,7 +47,7 @@ def captured(tmp_path_factory):
     from tracekit.collector.settings import CollectorSettings
 
     workload = make_workload(runs=9, seed=11)
-    spans = workload.spans + server_span_workload()
+    spans = workload.spans + server_span_workload() + special_mapping_workload()
     monkeypatch = pytest.MonkeyPatch()
     for key, value in _QUIET_EXPORTER_ENV.items():
         monkeypatch.setenv(key, value)
@@ -95,6 +95,9 @@ def _check_context(envelope: dict, row: dict) -> None:
     assert row["cloud_RoleInstance"] == tags.get("ai.cloud.roleInstance", "")
     assert row["application_Version"] == tags.get("ai.application.ver", "")
     assert row["session_Id"] == tags.get("ai.session.id", "")
+    # A non-string end-user id goes out as a JSON number; the table column holds its text.
+    assert row["user_Id"] == str(tags.get("ai.user.id", ""))
+    assert row["user_AuthenticatedId"] == str(tags.get("ai.user.authUserId", ""))
     assert row["timestamp"] == _time(envelope["time"])
     assert row["itemCount"] == 1
 

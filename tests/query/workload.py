@@ -134,6 +134,65 @@ def server_span_workload() -> list[ReadableSpan]:
     return list(exporter.get_finished_spans())
 
 
+# Attribute sets that take the exporter's other branches (HTTP, databases, messaging, RPC, peers, Azure SDK, users).
+SPECIAL_ATTRIBUTES: list[dict] = [
+    {"http.request.method": "GET", "url.full": "https://api.example.com/v1/items?q=1", "http.response.status_code": 503},
+    {"http.method": "POST", "http.url": "http://svc:8080/a", "http.route": "/a", "http.status_code": 201},
+    {"http.request.method": "GET", "url.full": "https://x.test", "server.address": "x.test", "server.port": 443},
+    {"http.request.method": "GET", "gen_ai.system": "openai", "server.address": "api.openai.com", "server.port": 443},
+    {"db.system.name": "postgresql", "db.query.text": "select 1", "server.address": "db", "server.port": 5432},
+    {"db.system": "mssql", "db.statement": "select 2"},
+    {"db.system": "cassandra", "db.operation": "get"},
+    {"messaging.system": "servicebus", "messaging.destination.name": "q"},
+    {"rpc.system": "grpc", "net.peer.name": "rpc.local", "net.peer.port": 50051},
+    {"peer.service": "search", "gen_ai.system": "openai"},
+    {"az.namespace": "Microsoft.CognitiveServices", "gen_ai.system": "az.ai.inference"},
+    {"az.namespace": "Microsoft.ServiceBus"},
+    {"gen_ai.system": "", "gen_ai.operation.name": "chat"},
+    {"gen_ai.system": 7},
+    {"enduser.id": "alice", "enduser.pseudo.id": "p-1", "session.id": "sess-9"},
+    {"session.id": 7, "enduser.id": 42},
+    {"http.request.method": "GET", "url.full": "https://Api.Example.com:443/p", "url.scheme": "https"},
+    {"http.request.method": "GET", "url.full": "http://a.test:8080/p?q", "url.scheme": "http", "server.port": 80},
+    {"http.request.method": "GET", "url.full": "http://a.test/p", "url.scheme": "http", "server.address": "a.test",
+     "server.port": 80, "http.response.status_code": "404"},
+    {"http.method": "GET", "http.scheme": "https", "http.host": "h.test:443", "http.target": "/t?x=1",
+     "http.status_code": 200.0},
+    {"http.method": "PUT", "http.scheme": "http", "http.target": "/t", "net.peer.ip": "10.0.0.2",
+     "net.peer.port": 8081, "http.server_name": "srv", "net.host.port": 8000},
+    {"http.request.method": "", "http.method": "GET", "url.scheme": "https", "url.path": "/p", "url.query": "a=1",
+     "server.address": "s.test", "server.port": 8443, "http.route": ""},
+    {"http.request.method": "POST", "url.scheme": "http", "url.path": "/only", "net.host.name": "nh",
+     "http.response.status_code": True},
+    {"db.system.name": "mysql", "db.namespace": "shop", "server.address": "db.local", "server.port": 3306},
+    {"db.system": "redis", "db.name": "0", "net.peer.name": "cache", "net.peer.port": 6379},
+    {"db.system.name": "", "db.system": "sqlite", "db.operation.name": "SELECT"},
+    {"messaging.system": "kafka", "messaging.destination": "orders", "client.address": "10.1.1.1"},
+    {"messaging.system": "rabbitmq", "messaging.destination": "q2", "net.peer.ip": "10.2.2.2"},
+    {"az.namespace": "Microsoft.EventHub", "server.address": "ns.servicebus.windows.net",
+     "messaging.destination.name": "hub", "peer.service": "eh"},
+    {"http.request.method": "GET", "gen_ai.system": "openai", "url.full": "https://api.openai.com/v1/chat"},
+    {"gen_ai.system": 0, "peer.service": ""},
+    {"gen_ai.system": False, "rpc.system": "grpc"},
+]
+
+
+def special_mapping_workload() -> list[ReadableSpan]:
+    """Every SPECIAL_ATTRIBUTES set on a span of every kind: the exporter's non-GenAI mappings."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("tracekit.tests")
+    start = BASE_NS + 2_000_000_000
+    for index, attributes in enumerate(SPECIAL_ATTRIBUTES):
+        for kind in SpanKind:
+            span = tracer.start_span(f"op {index}", kind=kind, start_time=start, attributes=attributes)
+            span.end(end_time=start + 3_000_000 + index)
+            start += 10_000_000
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
 def token_edge_workload() -> list[ReadableSpan]:
     """Chat spans whose token attributes are not plain ints: the cases the typed-column shortcut must not misread."""
     exporter = InMemorySpanExporter()

@@ -27,6 +27,9 @@ import socket
 
 import duckdb
 
+from tracekit.query.pystr import py_str_sql
+from tracekit.query.span_mapping import SPAN_DERIVED, SPAN_MAPPING_MACROS
+
 # --- the exporter's attribute filters (EXP/export/trace/_exporter.py, EXP/export/logs/_exporter.py) -------------------
 SPAN_EXCLUDED_PREFIXES = ("http.", "db.", "message.", "messaging.", "rpc.", "enduser.", "net.", "peer.",
                           "exception.", "thread.", "fass.", "code.")
@@ -69,36 +72,6 @@ def value_limit(key: str) -> int:
     return 256 * 1024 if key in LONG_VALUE_KEYS else 8 * 1024
 
 
-# DuckDB does not expand a macro inside a lambda, so the per-value expressions are built here as SQL text.
-def _py_repr_sql(s: str) -> str:
-    """Python's repr() of the string expression `s`, as the exporter's str() of a tuple shows its elements."""
-    escaped = (f"replace(replace(replace(replace({s}, '\\', '\\\\'), chr(10), '\\n'), chr(13), '\\r'), "
-               "chr(9), '\\t')")
-    return (f"CASE WHEN contains({s}, '''') AND NOT contains({s}, '\"') THEN '\"' || {escaped} || '\"' "
-            f"ELSE '''' || replace({escaped}, '''', '\\''') || '''' END")
-
-
-def _py_scalar_sql(v: str) -> str:
-    """Python's str() of one scalar attribute value stored as JSON."""
-    return (f"CASE json_type({v}) WHEN 'VARCHAR' THEN {v} ->> '$' "
-            f"WHEN 'BOOLEAN' THEN CASE WHEN CAST({v} AS VARCHAR) = 'true' THEN 'True' ELSE 'False' END "
-            f"WHEN 'NULL' THEN 'None' ELSE CAST({v} AS VARCHAR) END")
-
-
-def _py_element_sql(item: str) -> str:
-    return (f"CASE WHEN json_type({item}) = 'VARCHAR' THEN {_py_repr_sql(item + ' ->> ' + repr('$'))} "
-            f"ELSE {_py_scalar_sql(item)} END")
-
-
-def _py_str_sql(v: str) -> str:
-    """Python's str() of an attribute value: the OTel SDK keeps sequences as tuples, so ['a'] prints ('a',)."""
-    first = f"json_extract({v}, '$[0]')"  # not `v -> 0`: inside a macro DuckDB reads that as a lambda
-    return (f"CASE WHEN json_type({v}) = 'ARRAY' THEN CASE json_array_length({v}) WHEN 0 THEN '()' "
-            f"WHEN 1 THEN '(' || {_py_element_sql(first)} || ',)' "
-            f"ELSE '(' || array_to_string(list_transform(TRY_CAST({v} AS JSON[]), lambda x: {_py_element_sql('x')}), ', ')"
-            f" || ')' END ELSE {_py_scalar_sql(v)} END")
-
-
 def _span_key_excluded_sql(k: str) -> str:
     prefixes = " OR ".join(f"starts_with({k}, '{prefix}')" for prefix in SPAN_EXCLUDED_PREFIXES)
     return (f"({k} = '' OR length({k}) > {MAX_KEY_LENGTH} OR list_contains({_sql_list(SPAN_EXCLUDED_KEYS)}, {k}) "
@@ -118,11 +91,11 @@ def _properties_sql(a: str, excluded: str) -> str:
     return (f"to_json(map_from_entries(list_transform("
             f"list_filter(map_entries(CAST({a} AS MAP(VARCHAR, JSON))), "
             f"lambda e: NOT {excluded} AND json_type(e.value) <> 'NULL'), "
-            f"lambda e: {{'k': e.key, 'v': left({_py_str_sql('e.value')}, {_value_limit_sql('e.key')})}})))")
+            f"lambda e: {{'k': e.key, 'v': left({py_str_sql('e.value')}, {_value_limit_sql('e.key')})}})))")
 
 
 _MACROS = f"""
-CREATE OR REPLACE TEMP MACRO tk_py_str(v) AS {_py_str_sql('v')};
+CREATE OR REPLACE TEMP MACRO tk_py_str(v) AS {py_str_sql('v')};
 CREATE OR REPLACE TEMP MACRO tk_span_key_excluded(k) AS {_span_key_excluded_sql('k')};
 CREATE OR REPLACE TEMP MACRO tk_span_properties(a) AS {_properties_sql('a', _span_key_excluded_sql('e.key'))};
 CREATE OR REPLACE TEMP MACRO tk_log_properties(a) AS {_properties_sql('a', _log_key_excluded_sql('e.key'))};
@@ -138,8 +111,10 @@ CREATE OR REPLACE TEMP MACRO tk_dimension(a, path, lim) AS
 CREATE OR REPLACE TEMP MACRO tk_attr_str(a, path) AS
     CASE WHEN json_type(a, path) = 'VARCHAR' THEN a ->> path END;
 -- An attribute's value as text whatever its type (str() of it), NULL when absent.
+-- A string is read straight (a third of the cost of the general path); a missing path gives NULL either way.
 CREATE OR REPLACE TEMP MACRO tk_attr_text(a, path) AS
-    CASE WHEN json_type(a, path) IS NOT NULL AND json_type(a, path) <> 'NULL' THEN tk_py_str(json_extract(a, path)) END;
+    CASE json_type(a, path) WHEN 'VARCHAR' THEN a ->> path WHEN 'NULL' THEN NULL
+         ELSE tk_py_str(json_extract(a, path)) END;
 -- The envelope time the exporter writes: datetime.fromtimestamp(ns / 1e9), float rounding and all (µs, half-even).
 CREATE OR REPLACE TEMP MACRO tk_exporter_time(ns) AS
     make_timestamp(CAST(floor(ns / 1e9) AS BIGINT) * 1000000
@@ -186,55 +161,6 @@ _COMMON_EMPTY = """
     '' AS appId, '' AS appName, '' AS iKey, '{sdk}' AS sdkVersion
 """.format(sdk=SDK_VERSION)
 
-# HTTP, DB, messaging and Azure SDK facts the exporter reads, pulled out once per span. Each JSON read sits behind
-# a cheap text test, so GenAI-only traffic never pays for it.
-_SPAN_FACTS = """
-CREATE OR REPLACE TEMP MACRO tk_span_facts() AS TABLE
-SELECT s.*,
-    CASE WHEN NOT has_http THEN NULL
-         ELSE coalesce(s.attributes ->> '$."http.request.method"', s.attributes ->> '$."http.method"') END AS http_method,
-    CASE WHEN NOT has_http THEN NULL
-         ELSE coalesce(s.attributes ->> '$."url.full"', s.attributes ->> '$."http.url"') END AS http_url,
-    CASE WHEN NOT has_http THEN NULL ELSE s.attributes ->> '$."http.route"' END AS http_route,
-    CASE WHEN NOT has_http THEN 0
-         ELSE coalesce(TRY_CAST(coalesce(s.attributes ->> '$."http.response.status_code"',
-                                         s.attributes ->> '$."http.status_code"') AS BIGINT), 0) END AS http_status,
-    CASE WHEN NOT has_gen_ai_system THEN NULL ELSE tk_attr_text(s.attributes, '$."gen_ai.system"') END AS gen_ai_system,
-    CASE WHEN NOT has_az THEN NULL ELSE s.attributes ->> '$."az.namespace"' END AS az_namespace,
-    CASE WHEN NOT has_db THEN NULL
-         ELSE coalesce(s.attributes ->> '$."db.system.name"', s.attributes ->> '$."db.system"') END AS db_system,
-    CASE WHEN NOT has_db THEN NULL
-         ELSE coalesce(s.attributes ->> '$."db.query.text"', s.attributes ->> '$."db.statement"',
-                       s.attributes ->> '$."db.operation.name"', s.attributes ->> '$."db.operation"') END AS db_data,
-    CASE WHEN NOT has_messaging THEN NULL ELSE s.attributes ->> '$."messaging.system"' END AS messaging_system,
-    CASE WHEN NOT has_rpc THEN FALSE ELSE json_exists(s.attributes, '$."rpc.system"') END AS has_rpc_system,
-    CASE WHEN NOT has_peer THEN ''
-         ELSE coalesce(s.attributes ->> '$."peer.service"',
-                       coalesce(s.attributes ->> '$."net.peer.name"', s.attributes ->> '$."net.peer.ip"', '')
-                       || coalesce(':' || (s.attributes ->> '$."net.peer.port"'), '')) END AS peer_target,
-    CASE WHEN NOT has_server THEN NULL
-         ELSE (s.attributes ->> '$."server.address"')
-              || coalesce(':' || CASE WHEN (s.attributes ->> '$."server.port"') NOT IN ('80', '443')
-                                      THEN s.attributes ->> '$."server.port"' END, '') END AS server_target,
-    CASE WHEN NOT has_session THEN NULL ELSE tk_attr_str(s.attributes, '$."session.id"') END AS session_id,
-    CASE WHEN NOT has_enduser THEN NULL ELSE tk_attr_text(s.attributes, '$."enduser.id"') END AS enduser_id,
-    CASE WHEN NOT has_enduser THEN NULL ELSE tk_attr_text(s.attributes, '$."enduser.pseudo.id"') END AS enduser_pseudo_id
-FROM (
-    SELECT *,
-        contains(CAST(attributes AS VARCHAR), '"http.') AS has_http,
-        contains(CAST(attributes AS VARCHAR), '"gen_ai.system"') AS has_gen_ai_system,
-        contains(CAST(attributes AS VARCHAR), '"az.namespace"') AS has_az,
-        contains(CAST(attributes AS VARCHAR), '"db.') AS has_db,
-        contains(CAST(attributes AS VARCHAR), '"messaging.system"') AS has_messaging,
-        contains(CAST(attributes AS VARCHAR), '"rpc.system"') AS has_rpc,
-        contains(CAST(attributes AS VARCHAR), '"peer.service"') OR contains(CAST(attributes AS VARCHAR), '"net.peer.') AS has_peer,
-        contains(CAST(attributes AS VARCHAR), '"server.address"') AS has_server,
-        contains(CAST(attributes AS VARCHAR), '"session.id"') AS has_session,
-        contains(CAST(attributes AS VARCHAR), '"enduser.') AS has_enduser
-    FROM spans
-) s
-"""
-
 # Columns lifted from the store for the query layer's customDimensions shortcuts (tracekit.query.kql).
 TYPED_DIMENSIONS = {
     "gen_ai.operation.name": "operation_name",
@@ -265,76 +191,13 @@ SELECT
     s.kind AS __kind,
     s.status_code AS __status_code,
     CASE WHEN s.kind IN ('SERVER', 'CONSUMER') THEN 'request' ELSE 'dependency' END AS itemType,
-    left(CASE
-        WHEN s.kind IN ('SERVER', 'CONSUMER') AND s.http_method IS NOT NULL AND s.http_route IS NOT NULL
-            THEN s.http_method || ' ' || s.http_route
-        WHEN s.kind IN ('SERVER', 'CONSUMER') AND s.http_method IS NOT NULL AND s.http_url IS NOT NULL
-            THEN s.http_method || ' ' || coalesce(nullif(regexp_extract(s.http_url, '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/')
-        WHEN s.kind = 'CLIENT' AND s.gen_ai_system IS NULL AND s.az_namespace IS NULL AND s.http_method IS NOT NULL
-            THEN s.http_method || ' ' || coalesce(nullif(regexp_extract(coalesce(s.http_url, ''), '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/')
-        ELSE s.name END, 1024) AS name,
-    CASE WHEN s.kind IN ('SERVER', 'CONSUMER') AND s.http_method IS NOT NULL
-         THEN s.status_code <> 'ERROR' AND s.http_status <> 0 AND NOT (s.http_status BETWEEN 400 AND 499)
-         ELSE s.status_code <> 'ERROR' END AS success,
-    CASE WHEN s.http_method IS NOT NULL AND (s.kind IN ('SERVER', 'CONSUMER') OR s.kind = 'CLIENT')
-         THEN CAST(s.http_status AS VARCHAR) ELSE '0' END AS resultCode,
     tk_duration_ms(s.duration_ns) AS duration,
     tk_performance_bucket(tk_duration_ms(s.duration_ns)) AS performanceBucket,
-    left(CASE
-        WHEN s.kind = 'CLIENT' THEN CASE
-            WHEN s.gen_ai_system IS NOT NULL AND s.gen_ai_system <> '' THEN 'GenAI | ' || s.gen_ai_system
-            WHEN s.az_namespace IS NOT NULL THEN s.az_namespace
-            WHEN s.http_method IS NOT NULL THEN 'HTTP'
-            WHEN s.db_system IS NOT NULL THEN CASE
-                WHEN s.db_system IN ('mysql', 'postgresql', 'mongodb', 'redis') THEN s.db_system
-                WHEN s.db_system IN ('db2', 'derby', 'h2', 'hsqldb', 'mariadb', 'mssql', 'oracle', 'sqlite',
-                                     'other_sql', 'hive', 'informix', 'sybase', 'teradata', 'cloudscape',
-                                     'firebird', 'ingres', 'instantdb', 'pervasive', 'pointbase', 'adabas',
-                                     'cache', 'edb', 'filemaker', 'interbase', 'intersystems_cache', 'maxdb',
-                                     'netezza', 'progress', 'redshift', 'sap_hana', 'spanner', 'vertica',
-                                     'microsoft.sql_server', 'mssqlcompact') THEN 'SQL'
-                ELSE s.db_system END
-            WHEN s.messaging_system IS NOT NULL THEN s.messaging_system
-            WHEN s.has_rpc_system THEN 'rpc.system'
-            WHEN s.gen_ai_system IS NOT NULL THEN 'GenAI | '
-            ELSE 'N/A' END
-        WHEN s.kind = 'PRODUCER' THEN CASE
-            WHEN s.az_namespace IS NOT NULL THEN 'Queue Message | ' || s.az_namespace
-            ELSE 'Queue Message' || coalesce(' | ' || s.messaging_system, '') END
-        WHEN s.kind IN ('SERVER', 'CONSUMER') THEN ''
-        ELSE CASE
-            WHEN s.gen_ai_system IS NOT NULL THEN 'GenAI | ' || s.gen_ai_system
-            WHEN s.az_namespace IS NOT NULL THEN 'InProc | ' || s.az_namespace
-            ELSE 'InProc' END
-    END, 1024) AS type,
-    left(CASE
-        WHEN s.kind IN ('SERVER', 'CONSUMER') THEN ''
-        WHEN s.kind = 'CLIENT' AND s.gen_ai_system IS NULL AND s.az_namespace IS NULL AND s.http_method IS NOT NULL
-            THEN coalesce(s.server_target, nullif(s.peer_target, ''), '')
-        WHEN s.peer_target <> '' THEN s.peer_target
-        WHEN s.kind = 'CLIENT' AND s.gen_ai_system IS NOT NULL THEN s.gen_ai_system
-        ELSE '' END, 1024) AS target,
-    left(CASE
-        WHEN s.kind = 'CLIENT' AND s.gen_ai_system IS NULL AND s.http_method IS NOT NULL THEN coalesce(s.http_url, '')
-        WHEN s.kind = 'CLIENT' AND s.db_system IS NOT NULL THEN coalesce(s.db_data, '')
-        ELSE '' END, 8192) AS data,
-    CASE WHEN s.kind IN ('SERVER', 'CONSUMER') THEN coalesce(s.http_url, '') ELSE '' END AS url,
-    '' AS source,
     tk_span_properties(s.attributes) AS customDimensions,
     CAST(NULL AS JSON) AS customMeasurements,
-    CASE
-        WHEN s.kind IN ('SERVER', 'CONSUMER') AND s.http_method IS NOT NULL AND s.http_route IS NOT NULL
-            THEN s.http_method || ' ' || s.http_route
-        WHEN s.kind IN ('SERVER', 'CONSUMER') AND s.http_method IS NOT NULL AND s.http_url IS NOT NULL
-            THEN s.http_method || ' ' || coalesce(nullif(regexp_extract(s.http_url, '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/')
-        WHEN s.kind = 'CLIENT' AND s.gen_ai_system IS NULL AND s.az_namespace IS NULL AND s.http_method IS NOT NULL
-            THEN s.http_method || ' ' || coalesce(nullif(regexp_extract(coalesce(s.http_url, ''), '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*([^?#]*)', 1), ''), '/')
-        ELSE s.name END AS operation_Name,
+    {", ".join(f"{expression} AS {column}" for column, expression in SPAN_DERIVED.items())},
     s.trace_id AS operation_Id,
     coalesce(nullif(s.parent_span_id, '0000000000000000'), s.trace_id) AS operation_ParentId,
-    coalesce(s.session_id, '') AS session_Id,
-    coalesce(s.enduser_pseudo_id, '') AS user_Id,
-    coalesce(s.enduser_id, '') AS user_AuthenticatedId,
     coalesce(r.application_Version, '') AS application_Version,
     coalesce(r.cloud_RoleName, '') AS cloud_RoleName,
     coalesce(r.cloud_RoleInstance, '') AS cloud_RoleInstance,
@@ -626,9 +489,9 @@ GROUP BY conversation_id;
 """
 
 
-# Columns of requests/dependencies that need nothing but the span row itself (and its resource), as SQL over the
-# store's `spans` (alias s) and tk_resource_tags() (alias r). A query that reads only these gets a lean source
-# (see lean_source): binding the full view's expressions costs more than scanning a million spans.
+# Columns of requests/dependencies as SQL over the store's `spans` (alias s) and tk_resource_tags() (alias r). A
+# query that reads only these gets a lean source (see lean_source): binding the full view's expressions costs more
+# than scanning a million spans.
 _LEAN_SPAN_COLUMNS: dict[str, str] = {
     "timestamp": "tk_exporter_time(s.start_time_ns)",
     "id": "s.span_id",
@@ -647,12 +510,16 @@ _LEAN_SPAN_COLUMNS: dict[str, str] = {
     f"{HIDDEN_PREFIX}time": "s.start_time",
     **{f"{HIDDEN_PREFIX}{column}": f"s.{column}"
        for column in [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values()]},
+    **SPAN_DERIVED,
 }
-# Dependencies' success is the span status alone; requests' also looks at HTTP status codes, which needs the facts.
-_LEAN_ONLY_FOR = {("dependencies", "success"): "s.status_code <> 'ERROR'",
-                  ("dependencies", "itemType"): "'dependency'",
-                  ("requests", "itemType"): "'request'"}
-_LEAN_EMPTY = {"source", "url", "operation_SyntheticSource", "user_AccountId", "client_Type", "client_Model",
+# What a derived column is for every row of one table: a dependency's success is its status alone, a request has no
+# type/target/data. These need no tk_span_facts(), whose binding alone costs ~150 ms.
+_LEAN_ONLY_FOR = {("dependencies", "itemType"): "'dependency'",
+                  ("dependencies", "success"): "s.status_code <> 'ERROR'",
+                  ("dependencies", "url"): "''", ("dependencies", "source"): "''",
+                  ("requests", "itemType"): "'request'",
+                  ("requests", "type"): "''", ("requests", "target"): "''", ("requests", "data"): "''"}
+_LEAN_EMPTY = {"operation_SyntheticSource", "user_AccountId", "client_Type", "client_Model",
                "client_OS", "client_IP", "client_City", "client_StateOrProvince", "client_CountryOrRegion",
                "client_Browser", "appId", "appName", "iKey"}
 
@@ -726,7 +593,7 @@ def _lean_exception_rows(with_item_count: bool) -> str:
 
 def lean_source(table: str, columns: set[str]) -> str | None:
     """A FROM-clause subquery giving only `columns` of requests/dependencies/customEvents (or their App* twins),
-    hidden `__tk_*` columns included, or None when one of them needs the full view (HTTP/DB-derived fields...)."""
+    hidden `__tk_*` columns included, or None when one of them needs the full view."""
     classic = WORKSPACE_TABLES.get(table, table)
     if classic not in ("requests", "dependencies", "customEvents", "exceptions"):
         return None
@@ -742,15 +609,16 @@ def lean_source(table: str, columns: set[str]) -> str | None:
     else:
         constants = {}
     known = set(PUBLIC_COLUMNS[classic]) | set(lean) | set(renames) | set(constants)
-    select, joins_resource = [], False
+    select, joins_resource, needs_facts = [], False, False
     for name in sorted(columns & known):  # other names are the query's own aliases
         source = renames.get(name, name)
         if name in constants:
             expression = constants[name]
-        elif source in lean:
-            expression = lean[source]
         elif (classic, source) in _LEAN_ONLY_FOR:
             expression = _LEAN_ONLY_FOR[(classic, source)]
+        elif source in lean:
+            expression = lean[source]
+            needs_facts |= source in SPAN_DERIVED
         elif source in _LEAN_EMPTY:
             expression = "''"
         elif source == "sdkVersion":
@@ -771,7 +639,9 @@ def lean_source(table: str, columns: set[str]) -> str | None:
         return f"(SELECT {', '.join(select)} FROM logs l{join} WHERE {_LEAN_EVENT_FILTER})"
     kinds = "IN ('SERVER', 'CONSUMER')" if classic == "requests" else "NOT IN ('SERVER', 'CONSUMER')"
     join = " LEFT JOIN tk_resource_tags() r ON r.resource_id = s.resource_id" if joins_resource else ""
-    return f"(SELECT {', '.join(select)} FROM spans s{join} WHERE s.kind {kinds})"
+    # The exporter-derived columns read tk_span_facts(); binding it costs more than scanning spans, so only then.
+    source = "tk_span_facts()" if needs_facts else "spans"
+    return f"(SELECT {', '.join(select)} FROM {source} s{join} WHERE s.kind {kinds})"
 
 
 def log_key_excluded(key: str) -> bool:
@@ -785,7 +655,7 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("SET enable_progress_bar = false")  # readers print results, not DuckDB's progress bar
     except duckdb.Error:
         pass  # the collector locks its configuration; its connection prints nothing anyway
-    for statement in (_MACROS, _RESOURCE_TAGS.format(hostname=_hostname()), _SPAN_FACTS, _SPAN_ITEMS, _SPAN_TABLES,
+    for statement in (_MACROS, _RESOURCE_TAGS.format(hostname=_hostname()), SPAN_MAPPING_MACROS, _SPAN_ITEMS, _SPAN_TABLES,
                       _EVENT_BASE, _EVENT_TABLES, _METRICS, _HELPERS):
         con.execute(statement)
     _install_public_views(con)
