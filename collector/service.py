@@ -35,7 +35,7 @@ from tracekit.collector.writer import StoreWriter
 from tracekit.errors import StoreError
 from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store
 from tracekit.store.paths import state_file_for
-from tracekit.store.reader import LocalReader, read_state
+from tracekit.store.reader import LocalReader, process_start, read_state
 
 log = logging.getLogger("tracekit.collector")
 
@@ -219,6 +219,7 @@ class Collector:
     def _write_state(self) -> None:
         state = {
             "pid": os.getpid(),
+            "pid_start": process_start(os.getpid()),
             "db": str(self.db_path),
             "grpc": self.grpc_endpoint,
             "http": self.http_endpoint,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 
@@ -17,7 +18,7 @@ from tracekit.errors import QueryError, StoreError
 from tracekit.store import schema
 from tracekit.store.database import open_store, open_store_readonly
 from tracekit.store.paths import state_file_for
-from tracekit.store.reader import RemoteReader, open_reader
+from tracekit.store.reader import RemoteReader, open_reader, process_start, read_state
 
 
 def _batch(start_ns: int, count: int, first_id: int = 1, pad: int = 50):
@@ -128,6 +129,23 @@ def test_a_second_collector_on_the_same_store_is_refused(collector, collector_se
     with pytest.raises(StoreError, match="already runs"):
         with Collector(collector_settings).running():
             pass
+
+
+def test_a_stale_state_file_whose_pid_was_reused_does_not_block_a_new_collector(collector_settings):
+    """After kill -9 the state file stays; if its pid now names another process, the store is free."""
+    from tracekit.collector.service import Collector
+
+    path = state_file_for(collector_settings.db_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # This test process is alive, but did not start at that time: a pid reused since the crash.
+    path.write_text(json.dumps({"pid": os.getpid(), "pid_start": "1", "read_api": "http://127.0.0.1:9/",
+                                "token": "t", "grpc": "127.0.0.1:9", "http": "http://127.0.0.1:9"}))
+    assert read_state(collector_settings.db_path) is None
+    with Collector(collector_settings).running() as collector:
+        state = read_state(collector.db_path)
+        assert state is not None and state["pid"] == os.getpid() and state["pid_start"] == process_start(os.getpid())
+        assert isinstance(open_reader(collector.db_path), RemoteReader)
+    assert read_state(collector_settings.db_path) is None
 
 
 def test_retention_by_age_removes_old_spans_events_and_links(tmp_path):

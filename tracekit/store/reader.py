@@ -173,7 +173,21 @@ def read_state(db_path: Path) -> dict[str, Any] | None:
     pid = state.get("pid")
     if not isinstance(pid, int) or not _process_alive(pid):
         return None
+    # After a crash the pid may belong to another process by now: the start time tells them apart.
+    started = state.get("pid_start")
+    if started is not None and process_start(pid) not in (None, started):
+        return None
     return state
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return fields[19].decode()  # field 22 of stat(5); the two before the ")" are pid and comm
+    except (OSError, IndexError):
+        return None
 
 
 def _process_alive(pid: int) -> bool:
