@@ -47,7 +47,8 @@ class WriterStats:
     failed_commits: int = 0
 
 
-def _next_sequence(con: duckdb.DuckDBPyConnection) -> int:
+def next_sequence(con: duckdb.DuckDBPyConnection) -> int:
+    """The ingest_seq the next commit group takes: one past the highest in the store."""
     row = con.execute(
         "SELECT max(s) FROM (SELECT max(ingest_seq) AS s FROM spans UNION ALL SELECT max(ingest_seq) FROM logs "
         "UNION ALL SELECT max(ingest_seq) FROM metric_points)"
@@ -128,7 +129,7 @@ class StoreWriter:
         self._checkpointer = Checkpointer(connection.cursor(), checkpoint_wal_bytes,
                                           rows_written=lambda: self.stats.rows.get("spans", 0),
                                           rows_per_checkpoint=checkpoint_rows)
-        self._sequence = _next_sequence(connection)
+        self._sequence = next_sequence(connection)
         self._known_resources = {
             row[0] for row in connection.execute("SELECT resource_id FROM resources").fetchall()
         }

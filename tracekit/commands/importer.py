@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from tracekit.collector.offline import write_requests
     from tracekit.export.importer import import_file
     from tracekit.redaction import RedactionPolicy
     from tracekit.store.paths import resolve_db_path
@@ -45,7 +46,7 @@ def run_import(args: argparse.Namespace) -> int:
     else:
         policy = RedactionPolicy.from_env()
     db_path = resolve_db_path(args.db)
-    summaries = [import_file(path, db_path, policy=policy, token=args.auth_token) for path in args.files]
+    summaries = [import_file(path, db_path, write_offline=write_requests, policy=policy, token=args.auth_token) for path in args.files]
     if args.json:
         print(json.dumps([summary.to_json() for summary in summaries], indent=2))
     else:

@@ -1,9 +1,9 @@
 """`tracekit import`: OTLP JSON lines files (ours, or the OpenTelemetry Collector file exporter's) into a store.
 
 If a collector runs for the store it owns the file, so the data is sent to it over OTLP/HTTP (protobuf), like any
-other sender, and it stores, redacts and acknowledges it as usual. Otherwise the store is opened read-write and the
-requests are decoded and written with the collector's own normalizer and writer, in one transaction per chunk of
-lines. Either way the export redaction policy is applied to attribute values first.
+other sender, and it stores, redacts and acknowledges it as usual. Otherwise the caller's offline writer (the
+collector's own decoders and writer, tracekit.collector.offline) writes them into the file, one transaction per
+chunk. Either way the export redaction policy is applied to attribute values first.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -25,7 +25,6 @@ from tracekit.export.otlp_json import Request, read_json_lines
 from tracekit.redaction import RedactionPolicy
 from tracekit.store.reader import read_state
 
-LINES_PER_COMMIT = 64
 
 
 class ImportFailed(TracekitError):
@@ -169,58 +168,15 @@ def _partial_success(kind: type, payload: bytes, summary: ImportSummary) -> None
             summary.errors.append(partial.error_message)
 
 
-def write_to_store(requests: Iterable[Request], db_path: Path, summary: ImportSummary) -> None:
-    """Decode the requests with the collector's normalizer and write them into the store file, in chunks."""
-    from tracekit.collector.ingest.normalize import decode_logs, decode_metrics, decode_traces
-    from tracekit.collector.writer import write_batches
-    from tracekit.store.database import open_store
-
-    decoders = {ExportTraceServiceRequest: decode_traces, ExportLogsServiceRequest: decode_logs,
-                ExportMetricsServiceRequest: decode_metrics}
-    con = open_store(db_path)
-    try:
-        known = {row[0] for row in con.execute("SELECT DISTINCT resource_id FROM resources").fetchall()}
-        for chunk in _chunks(requests, LINES_PER_COMMIT):
-            batches = []
-            for request in chunk:
-                batch = decoders[type(request)](request)
-                summary.rejected += batch.rejected
-                summary.errors.extend(e for e in batch.errors if e not in summary.errors)
-                batches.append(batch)
-                _count(request, summary)
-            sequence = _next_sequence(con)
-            con.execute("BEGIN TRANSACTION")
-            try:
-                known |= write_batches(con, batches, sequence, known)
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
-    finally:
-        con.close()
+# How requests reach a store no collector owns: collector.offline.write_requests (the command passes it, so this
+# module does not depend on the collector's internals).
+OfflineWriter = Callable[[Iterable[Request], Path, Callable[[Request, Any], None]], None]
 
 
-def _next_sequence(con: Any) -> int:
-    row = con.execute(
-        "SELECT max(s) FROM (SELECT max(ingest_seq) AS s FROM spans UNION ALL SELECT max(ingest_seq) FROM logs "
-        "UNION ALL SELECT max(ingest_seq) FROM metric_points)").fetchone()
-    return int(row[0] or 0) + 1
-
-
-def _chunks(items: Iterable[Request], size: int) -> Iterator[list[Request]]:
-    chunk: list[Request] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def import_file(path: str, db_path: Path, *, policy: RedactionPolicy | None = None,
+def import_file(path: str, db_path: Path, *, write_offline: OfflineWriter, policy: RedactionPolicy | None = None,
                 token: str | None = None) -> ImportSummary:
-    """Import one OTLP JSON lines file into the store at `db_path` (through its collector when one runs)."""
+    """Import one OTLP JSON lines file into the store at `db_path`: through its collector when one runs, else with
+    `write_offline` (tracekit.collector.offline.write_requests) into the file itself."""
     started = time.monotonic()
     handle, name = open_lines(path)
     summary = ImportSummary(source=name)
@@ -238,7 +194,13 @@ def import_file(path: str, db_path: Path, *, policy: RedactionPolicy | None = No
             send_to_collector(requests(), state["http"], summary, token=token)
         else:
             summary.via = f"store file {db_path}"
-            write_to_store(requests(), db_path, summary)
+
+            def observe(request: Request, batch: Any) -> None:
+                summary.rejected += batch.rejected
+                summary.errors.extend(error for error in batch.errors if error not in summary.errors)
+                _count(request, summary)
+
+            write_offline(requests(), db_path, observe)
     finally:
         if handle is not None and name != "stdin":
             handle.close()
