@@ -207,7 +207,8 @@ def test_helpers_answer_agent_questions(reader, workload):
 
 
 @pytest.mark.parametrize("text, line, column, reason", [
-    ("dependencies | wherex", 1, 14, "syntax error"),
+    ("dependencies | wherex", 1, 16, "`wherex` is not a query operator; did you mean `where`?"),
+    ("dependencies\n| summarise count()", 2, 3, "did you mean `summarize`?"),
     ("dependencies\n| where duration >", 2, 19, "syntax error"),
     ("dependencies\n| top-nested 2 of type by count()", 2, 3, "not supported by the local KQL engine: `top-nested`"),
     ("dependencies | take 1\n| join (nosuchtable) on id", 2, 9, "unknown table 'nosuchtable'"),

@@ -120,8 +120,8 @@ def test_no_rows_no_series_and_the_time_range_applies(reader, workload):
     ("dependencies\n| make-series count() on timestamp", 2, 23, "needs a `step`"),
     ("dependencies\n| make-series kind=nonempty count() on timestamp step 1h", 2, 15, "kind"),
     ("dependencies | make-series count() on timestamp in range(ago(1d), now(), 1h)", 1, 49, "in range"),
-    ("dependencies\n| make-series count() on timestamp from ago(1d) to now() step 1h by type\n| wherex", 3, 1,
-     "syntax error"),
+    ("dependencies\n| make-series count() on timestamp from ago(1d) to now() step 1h by type\n| wherex", 3, 3,
+     "not a query operator"),
     ("dependencies\n| make-series n = count() on timestamp step 1h by type\n| where n == ", 3, 14, "syntax error"),
     ("let s = dependencies | make-series count() on timestamp step 1h;\ns", 1, 24, "not supported"),
 ])

@@ -20,6 +20,7 @@ What it adds to duckdb-kql (each documented in docs/kql.md):
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 import weakref
 from dataclasses import dataclass, field
@@ -256,10 +257,37 @@ def _shorten(message: str) -> str:
 _NEAR = re.compile(r";?\s*near (['\"]).*\1\s*$")
 
 
+# Tabular operators after a `|`, for naming a misspelt one (the grammar only reports the `|` before it).
+_OPERATORS = ("as", "consume", "count", "distinct", "evaluate", "extend", "facet", "find", "fork", "getschema",
+              "graph-match", "invoke", "join", "limit", "lookup", "make-graph", "make-series", "mv-apply", "mv-expand",
+              "order", "parse", "parse-where", "partition", "project", "project-away", "project-keep",
+              "project-rename", "project-reorder", "range", "reduce", "render", "sample", "sample-distinct",
+              "scan", "search", "serialize", "sort", "summarize", "take", "top", "top-hitters", "top-nested",
+              "union", "where")
+
+
+def _unknown_operator(text: str, line: int, column: int) -> QueryError | None:
+    """When the parser stopped at a `|` followed by a word that is no operator: name the word, suggest the nearest."""
+    tokens = _tokens(text)
+    for index, token in enumerate(tokens[:-1]):
+        if (token.line, token.column) == (line, column) and token.text == "|":
+            word = tokens[index + 1]
+            if word.text.lower() in _OPERATORS or not re.fullmatch(r"[A-Za-z_][\w-]*", word.text):
+                return None
+            close = difflib.get_close_matches(word.text.lower(), _OPERATORS, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            return QueryError(f"KQL syntax error: `{word.text}` is not a query operator{hint}",
+                              line=word.line, column=word.column + 1)
+    return None
+
+
 def _query_error(error: KqlError, text: str) -> QueryError:
     """duckdb-kql's error as a QueryError with a 1-based line and column where one is known."""
     if isinstance(error, KqlSyntaxError) and error.diagnostics:
         first = error.diagnostics[0]
+        unknown = _unknown_operator(text, first.span.line, first.span.column)
+        if unknown is not None:
+            return unknown
         return QueryError(f"KQL syntax error: {_shorten(first.message)}", line=first.span.line, column=first.span.column + 1)
     if isinstance(error, KqlUnsupportedError):
         construct = error.construct
