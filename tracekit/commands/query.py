@@ -30,6 +30,9 @@ Azure Monitor exporter's mapping, so a query written for Application Insights ru
 With --sql the text is DuckDB SQL instead; only a single SELECT is accepted, and the store cannot reach files or
 the network, so nothing a query says can change or leak data. The query runs through the collector's read API
 when a collector owns the store, else on the file directly (read-only).
+
+Queries pasted from an Azure Monitor workbook run as they are: {TimeRange:start}, {TimeRange:end} and
+{TimeRange:grain} take the --since range (24h when not given) ending now.
 """
 
 EPILOG = """\
@@ -43,6 +46,9 @@ examples:
   tracekit query --param model=gpt-4o \\
       'declare query_parameters(model:string); dependencies | where customDimensions["gen_ai.request.model"] == model | count'
   tracekit query --since 1h 'requests | summarize count() by bin(timestamp, 5m)'
+  tracekit query --since 24h 'dependencies | where customDimensions["gen_ai.operation.name"] == "invoke_agent"
+    | make-series runs = count() on timestamp from {TimeRange:start} to {TimeRange:end} step {TimeRange:grain}
+        by agent = tostring(customDimensions["gen_ai.agent.name"])'
   tracekit query --sql 'select name, count(*) from spans group by 1'
 
 See docs/kql.md for the KQL that works locally and what each view holds.
