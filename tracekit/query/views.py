@@ -14,7 +14,9 @@ turns a span into an envelope, see ../shared/reference/azure-monitor.md §2 and 
 spans are requests, CLIENT/PRODUCER/INTERNAL spans dependencies, a span event named "exception" an exception, any
 other span event a trace; log records with `microsoft.custom_event.name` are customEvents, other log records traces
 (or exceptions when they carry exception.* attributes), as the exporter's log path does. `customDimensions` is the
-exporter's filtered attribute map with every value stringified the way Python's `str()` does it.
+exporter's filtered attribute map with every value stringified the way Python's `str()` does it. The columns the
+exporter derives from HTTP, database, messaging, RPC, peer and Azure SDK attributes (name, type, target, data...)
+come from tracekit.query.span_mapping.
 
 Every public view has a `tk_<name>_wide` twin that adds `__tk_*` columns (the raw attribute JSON and typed store
 columns). tracekit.query.kql reads those to answer `customDimensions["key"]` without building the whole
