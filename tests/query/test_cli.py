@@ -137,6 +137,33 @@ def test_through_a_running_collector(tmp_path, capsys, workload):
     assert {row["evaluator"]: row["n"] for row in json.loads(out)} == dict(expected)
 
 
+SERIES = ('dependencies | where customDimensions["gen_ai.operation.name"] == "invoke_agent" '
+          '| make-series runs = count() on timestamp step 1h by agent = tostring(customDimensions["gen_ai.agent.name"]) '
+          '| extend bag = bag_pack("agent", agent)')
+
+
+def _check_series_json(out: str, workload) -> None:
+    rows = json.loads(out)
+    expected = Counter(s.attributes["gen_ai.agent.name"] for s in workload.spans
+                       if s.attributes.get("gen_ai.operation.name") == "invoke_agent")
+    # Dynamic values of any name (make-series arrays, a bag) are JSON values, not JSON text in a string.
+    assert {row["agent"]: sum(row["runs"]) for row in rows} == dict(expected)
+    assert all(isinstance(row["timestamp"], list) and row["bag"] == {"agent": row["agent"]} for row in rows)
+
+
+def test_json_output_nests_every_dynamic_column(store_file, capsys, workload):
+    code, out, err = _run(capsys, "--db", str(store_file), "--format", "json", SERIES)
+    assert code == 0, err
+    _check_series_json(out, workload)
+
+
+def test_json_output_nests_dynamic_columns_through_the_read_api(tmp_path, capsys, workload):
+    with collector_store(tmp_path, workload.spans) as collector:
+        code, out, err = _run(capsys, "--db", str(collector.db_path), "--format", "json", SERIES)
+    assert code == 0, err
+    _check_series_json(out, workload)
+
+
 def test_help_explains(capsys):
     with pytest.raises(SystemExit):
         main(["query", "--help"])

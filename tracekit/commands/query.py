@@ -179,7 +179,9 @@ DYNAMIC_COLUMNS = frozenset({"customDimensions", "customMeasurements", "Properti
 
 
 def _dynamic_columns(table: pa.Table) -> set[str]:
-    return {name for name in table.column_names if name in DYNAMIC_COLUMNS}
+    """Columns holding JSON: tagged by the reader (DuckDB JSON, KQL dynamic), or known by name."""
+    return {field.name for field in table.schema
+            if field.name in DYNAMIC_COLUMNS or (field.metadata or {}).get(b"tracekit.type") == b"json"}
 
 
 def rows_for_json(table: pa.Table) -> list[dict[str, Any]]:

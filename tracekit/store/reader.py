@@ -82,13 +82,27 @@ class LocalReader:
                 prepare_connection(self._connection)
                 self._views_ready = True
             try:
-                return self._connection.sql(query, params=params).to_arrow_table()
+                relation = self._connection.sql(query, params=params)
+                return mark_json_columns(relation.to_arrow_table(), [str(kind) for kind in relation.types])
             except duckdb.Error as error:
                 raise QueryError(_clean_duckdb_message(error)) from None
 
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+
+
+JSON_FIELD_METADATA = {b"tracekit.type": b"json"}
+
+
+def mark_json_columns(table: pa.Table, duckdb_types: list[str]) -> pa.Table:
+    """Tag the Arrow fields of DuckDB JSON columns (KQL `dynamic`), which Arrow would otherwise carry as plain text,
+    so printers can show them as JSON values. The tag survives the read API's Arrow IPC stream."""
+    if "JSON" not in duckdb_types:
+        return table
+    fields = [field.with_metadata(JSON_FIELD_METADATA) if kind == "JSON" else field
+              for field, kind in zip(table.schema, duckdb_types)]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
 class RemoteReader:
