@@ -33,6 +33,7 @@ class Selection:
     until: dt.timedelta | None = None      # leave out the most recent `until`
     where: str | None = None               # e.g. customDimensions["gen_ai.agent.name"] == "planner"
     keys: list[str] = field(default_factory=list)   # conversation, response or trace ids
+    trace_ids: list[str] | None = None               # exactly these traces (no id resolution)
     sample: float = 1.0
     limit: int | None = None
 
@@ -118,8 +119,9 @@ def _candidate_spans(reader: StoreReader, selection: Selection) -> list[dict[str
     if selection.until is not None:
         in_range.append("start_time < (now() AT TIME ZONE 'UTC') - to_microseconds($until)")
         params["until"] = int(selection.until.total_seconds() * 1e6)
-    if selection.keys:
-        params["traces"] = [trace for key in selection.keys for trace in resolve(reader, key).trace_ids]
+    if selection.keys or selection.trace_ids is not None:
+        params["traces"] = [*(selection.trace_ids or []),
+                            *(trace for key in selection.keys for trace in resolve(reader, key).trace_ids)]
         in_range.append("list_contains($traces, trace_id)")
     table = reader.sql(f"""
         SELECT trace_id, span_id, parent_span_id, operation_name, agent_name, response_id, conversation_id,
