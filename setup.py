@@ -27,9 +27,8 @@ setup(
         "tracekit.tui": ["*.tcss", "**/*.tcss"],
         "tracekit.dashboards": ["*.json", "*.kql", "*.toml"],
     },
-    # Compiled twins of hot Python paths: the OTLP trace decoder, and the LangChain instrumentor's content-off message
-    # JSON. Optional: without a C compiler the install succeeds and the Python code runs.
+    # The compiled twin of the collector's hot path, the OTLP trace decoder. Optional: without a C compiler the
+    # install succeeds and the Python decoder runs.
     ext_modules=[Extension("tracekit.collector.ingest._fastdecode", ["collector/ingest/_fastdecode.c"],
-                           optional=True),
-                 Extension("tracekit.instrumentors._structure", ["instrumentors/_structure.c"], optional=True)],
+                           optional=True)],
 )

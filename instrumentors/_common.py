@@ -11,9 +11,9 @@ from opentelemetry.metrics import NoOpHistogram
 from opentelemetry.trace import Span
 
 from tracekit import semconv
-from tracekit.api import get_tracer
 from tracekit.content import ContentSettings, get_content_settings
 from tracekit.messages import render, to_json
+from tracekit.tracing import get_tracer
 
 # Set while a framework-level instrumentor (LangChain chat model, Agents SDK model call) already records the model
 # call, so the OpenAI SDK instrumentor underneath does not add a second `chat` span for the same request.
@@ -103,10 +103,6 @@ class Instruments:
         if self._tracer is None:
             return get_tracer(self.scope)
         return self._tracer
-
-    def records_metrics(self) -> bool:
-        """Whether the metrics go anywhere (callers skip preparing their values when not)."""
-        return not _records_nowhere(self.duration)
 
     def record_metrics(
         self,

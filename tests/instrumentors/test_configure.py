@@ -15,10 +15,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import tracekit
-from tracekit.api import using_tracer_provider
 from tracekit.configuration import _prepend_span_processor, configure
 from tracekit.redaction import RedactionPolicy
 from tracekit.redaction_pipeline import RedactingSpanProcessor
+from tracekit.tracing import using_tracer_provider
 
 SECRET = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
 
