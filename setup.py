@@ -29,6 +29,6 @@ setup(
     },
     # The compiled twin of the collector's hot path, the OTLP trace decoder. Optional: without a C compiler the
     # install succeeds and the Python decoder runs.
-    ext_modules=[Extension("tracekit.collector.ingest._fastdecode", ["collector/ingest/_fastdecode.c"],
+    ext_modules=[Extension("tracekit.collector.processors._fastdecode", ["collector/processors/_fastdecode.c"],
                            optional=True)],
 )
