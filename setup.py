@@ -1,7 +1,7 @@
 """Maps the repository's top-level folders into the `tracekit` import namespace.
 
 Everything else about the distribution lives in pyproject.toml. The folders (instrumentors/, collector/, tui/,
-dashboards/) show the data path at a glance; installing them as `tracekit.<folder>` keeps PyPI's unrelated
+dashboards/, demo/) show the data path at a glance; installing them as `tracekit.<folder>` keeps PyPI's unrelated
 `collector` and `tui` distributions from clashing with ours. See docs/architecture.md.
 """
 
@@ -13,6 +13,7 @@ FOLDERS = {
     "tracekit.instrumentors": "instrumentors",
     "tracekit.tui": "tui",
     "tracekit.dashboards": "dashboards",
+    "tracekit.demo": "demo",
 }
 
 packages: list[str] = []
