@@ -133,18 +133,10 @@ class Instruments:
 
 def _records_nowhere(instrument: Any) -> bool:
     """Whether recording on `instrument` is a no-op: the API's NoOp instruments, or the proxy the global meter hands
-    out before any MeterProvider is set (it starts recording once one is; `_real_instrument` is how it knows).
-    Asked on every model call, so the class check is remembered per class instead of an ABC isinstance each time."""
-    cls = instrument.__class__
-    if cls is _PROXY_HISTOGRAM:
+    out before any MeterProvider is set (it starts recording once one is; `_real_instrument` is how it knows)."""
+    if instrument.__class__ is _PROXY_HISTOGRAM:
         return getattr(instrument, "_real_instrument", True) is None
-    nowhere = _NOWHERE_BY_CLASS.get(cls)
-    if nowhere is None:
-        nowhere = _NOWHERE_BY_CLASS[cls] = issubclass(cls, NoOpHistogram)
-    return nowhere
-
-
-_NOWHERE_BY_CLASS: dict[type, bool] = {}
+    return isinstance(instrument, NoOpHistogram)
 
 
 def set_messages(span: Span, key: str, items: Sequence[Mapping[str, Any]], settings: ContentSettings | None = None,

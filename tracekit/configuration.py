@@ -10,7 +10,6 @@ a destination asked for (an endpoint or a connection string), never a second one
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import logging
 import os
@@ -28,11 +27,13 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_OTLP_GRPC_ENDPOINT = "http://127.0.0.1:4317"
 
-# name -> (module, class, the import that must succeed for the framework to be "installed")
-INSTRUMENTORS: dict[str, tuple[str, str, str]] = {
-    "langchain": ("tracekit.instrumentors.langchain", "LangChainInstrumentor", "langchain_core"),
-    "openai": ("tracekit.instrumentors.openai", "OpenAIInstrumentor", "openai"),
-    "openai_agents": ("tracekit.instrumentors.openai_agents", "OpenAIAgentsInstrumentor", "agents"),
+# name -> (the instrumentor's `opentelemetry_instrumentor` entry point, the import that must succeed for the
+# framework to be "installed"). Instrumentors are found the way `opentelemetry-instrument` finds them, so the core
+# names no instrumentor module (imports go from the instrumentors to the core, never back).
+INSTRUMENTORS: dict[str, tuple[str, str]] = {
+    "langchain": ("tracekit_langchain", "langchain_core"),
+    "openai": ("tracekit_openai", "openai"),
+    "openai_agents": ("tracekit_openai_agents", "agents"),
 }
 
 
@@ -282,6 +283,17 @@ def _installed(module: str) -> bool:
         return False
 
 
+def _instrumentor(entry_point: str) -> Any:
+    """A new instance of the instrumentor registered under `entry_point`."""
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="opentelemetry_instrumentor", name=entry_point)
+    if not found:
+        raise RuntimeError(f"the instrumentor entry point {entry_point!r} is not registered: install tracekit-agents "
+                           "(pip install tracekit-agents, or pip install -e . in a checkout)")
+    return next(iter(found)).load()()
+
+
 def instrument(*frameworks: str, **kwargs: Any) -> list[str]:
     """Instrument the installed frameworks (all of `langchain`, `openai`, `openai_agents` by default).
 
@@ -294,12 +306,12 @@ def instrument(*frameworks: str, **kwargs: Any) -> list[str]:
         raise ValueError(f"unknown framework(s) {unknown}; tracekit instruments {', '.join(INSTRUMENTORS)}")
     done = []
     for name in frameworks or tuple(INSTRUMENTORS):
-        module_name, class_name, requirement = INSTRUMENTORS[name]
+        entry_point, requirement = INSTRUMENTORS[name]
         if not _installed(requirement):
             if frameworks:
                 raise ValueError(f"cannot instrument {name}: the package providing `{requirement}` is not installed")
             continue
-        instrumentor = getattr(importlib.import_module(module_name), class_name)()
+        instrumentor = _instrumentor(entry_point)
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(**kwargs)
         done.append(name)
@@ -309,9 +321,9 @@ def instrument(*frameworks: str, **kwargs: Any) -> list[str]:
 def uninstrument(*frameworks: str) -> None:
     """Undo `instrument()` for the named frameworks (all by default)."""
     for name in frameworks or tuple(INSTRUMENTORS):
-        module_name, class_name, requirement = INSTRUMENTORS[name]
+        entry_point, requirement = INSTRUMENTORS[name]
         if not _installed(requirement):
             continue
-        instrumentor = getattr(importlib.import_module(module_name), class_name)()
+        instrumentor = _instrumentor(entry_point)
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
