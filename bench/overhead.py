@@ -166,16 +166,17 @@ def model_call_scenario(provider: Any) -> tuple[Callable[[], Any], Callable[[], 
 
     model = ScriptedChatModel()
     instrumentor = LangChainInstrumentor()
+    config = {"configurable": {"thread_id": "t-1"}}  # a conversation id, as an agent framework passes one
 
     def plain() -> Any:
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
-        return model.invoke(messages)
+        return model.invoke(messages, config=config)
 
     def instrumented() -> Any:
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=provider)
-        return model.invoke(messages, config={"configurable": {"thread_id": "t-1"}})
+        return model.invoke(messages, config=config)
 
     def off() -> None:
         if instrumentor.is_instrumented_by_opentelemetry:
