@@ -26,7 +26,7 @@ setup(
     package_dir=FOLDERS,
     package_data={
         "tracekit.tui": ["*.tcss", "**/*.tcss"],
-        "tracekit.dashboards": ["*.json", "*.kql", "*.toml"],
+        "tracekit.dashboards": ["*.json", "*.kql", "*.toml", "alert_rules/*.toml"],
     },
     # The compiled twin of the collector's hot path, the OTLP trace decoder. Optional: without a C compiler the
     # install succeeds and the Python decoder runs.
