@@ -163,11 +163,11 @@ def _request_attributes(operation: str, model: str | None, params: Mapping[str, 
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
     for param, key in _REQUEST_NUMBERS.items():
         value = params.get(param)
-        if value is not None and _is_number(value):
+        if _is_number(value):
             attributes[key] = value
     for ls_key, (param, key) in _REQUEST_NUMBERS_FROM_METADATA.items():
         value = metadata.get(ls_key)
-        if value is not None and param not in params and _is_number(value):
+        if param not in params and _is_number(value):
             attributes[key] = value
     choices = params.get("n")
     if isinstance(choices, int) and choices != 1:
@@ -180,10 +180,9 @@ def _request_attributes(operation: str, model: str | None, params: Mapping[str, 
     return attributes
 
 
-def _finish_reason(generation: Any, msg: Any) -> str:
-    """A generation's finish reason in the OTel enum: from the message's response metadata (OpenAI's
+def _finish_reason(generation: Any, msg: Any, metadata: Mapping[str, Any]) -> str:
+    """A generation's finish reason in the OTel enum: from the message's response `metadata` (OpenAI's
     `finish_reason`, Anthropic's `stop_reason`) or the generation info; else inferred from the message."""
-    metadata = getattr(msg, "response_metadata", None) or {}
     info = generation.generation_info or {}
     reason = normalize_finish_reason(metadata.get("finish_reason") or metadata.get("stop_reason")
                                      or info.get("finish_reason"))
@@ -204,11 +203,11 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
     for batch in response.generations or ():
         for generation in batch:
             msg = getattr(generation, "message", None)  # a ChatGeneration's; a text LLM's Generation has none
-            reason = _finish_reason(generation, msg)
+            metadata = getattr(msg, "response_metadata", None) or {}
+            reason = _finish_reason(generation, msg, metadata)
             if msg is not None:
                 outputs.append(output_message("assistant", message_parts(msg, with_content), reason))
                 usage = getattr(msg, "usage_metadata", None) or usage
-                metadata = msg.response_metadata or {}
                 response_id = response_id or metadata.get("id")
                 response_model = response_model or metadata.get("model_name") or metadata.get("model")
             else:

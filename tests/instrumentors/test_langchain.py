@@ -410,3 +410,33 @@ def test_structure_only_messages_of_every_kind() -> None:
         {"role": "user", "parts": [{"type": "text"}]},
     ]
     assert lcm.to_otel_messages(messages, False) == structure_only(lcm.to_otel_messages(messages, True))
+
+
+def test_request_parameters_and_a_text_completion_run(instrumented, content_off) -> None:
+    """Invocation params become request attributes (flags are not numbers; LangSmith metadata stands in only for
+    an absent param); a plain-text LLM gets a `text_completion` span with its prompt and answer as structure."""
+    from langchain_core.language_models.fake import FakeListLLM
+    from langchain_core.outputs import Generation, LLMResult
+
+    handler = TracekitCallbackHandler(instrumented.tracer_provider)
+    run_id = __import__("uuid").uuid4()
+    params = {"model": "gpt-4o", "temperature": 0.3, "max_tokens": 100, "top_p": True, "n": 2, "stop": "END",
+              "seed": 7}
+    handler.on_chat_model_start({}, [[HumanMessage("hi")]], run_id=run_id, invocation_params=params,
+                                metadata={"ls_provider": "azure", "ls_max_tokens": 5, "ls_temperature": 0.9})
+    handler.on_llm_end(LLMResult(generations=[[Generation(text="x", generation_info={"finish_reason": "length"})]]),
+                       run_id=run_id)
+    chat = instrumented.span("chat gpt-4o")
+    assert {key: value for key, value in chat.attributes.items() if key.startswith("gen_ai.request.")} == {
+        "gen_ai.request.model": "gpt-4o", "gen_ai.request.temperature": 0.3, "gen_ai.request.max_tokens": 100,
+        "gen_ai.request.choice.count": 2, "gen_ai.request.stop_sequences": ("END",), "gen_ai.request.seed": 7}
+    assert chat.attributes["gen_ai.provider.name"] == "azure.ai.openai"
+    assert chat.attributes["gen_ai.response.finish_reasons"] == ("length",)
+
+    FakeListLLM(responses=["an answer"]).invoke("a prompt")
+    completion = next(span for span in instrumented.spans if span.name.startswith("text_completion"))
+    assert completion.attributes["gen_ai.operation.name"] == "text_completion"
+    assert json.loads(completion.attributes["gen_ai.input.messages"]) == [{"role": "user", "parts": [{"type": "text"}]}]
+    assert json.loads(completion.attributes["gen_ai.output.messages"]) == [
+        {"role": "assistant", "parts": [{"type": "text"}], "finish_reason": "stop"}]
+    assert "a prompt" not in instrumented.everything_exported()
