@@ -21,6 +21,7 @@ def get_field(obj: Any, key: str, default: Any = None) -> Any:
 
 
 def chat_content_parts(content: Any) -> list[dict[str, Any]]:
+    """A message's content (a string, or a list of text / image / audio / file blocks) as OTel parts."""
     if content is None:
         return []
     if isinstance(content, str):
@@ -43,7 +44,8 @@ def chat_content_parts(content: Any) -> list[dict[str, Any]]:
             elif get_field(block, "file_id"):
                 parts.append({"type": "file", "modality": "image", "file_id": get_field(block, "file_id")})
         elif block_type in ("input_audio",):
-            parts.append({"type": "blob", "modality": "audio", "content": get_field(get_field(block, "input_audio"), "data", "")})
+            audio = get_field(block, "input_audio")
+            parts.append({"type": "blob", "modality": "audio", "content": get_field(audio, "data", "")})
         elif block_type in ("file", "input_file"):
             file_id = get_field(block, "file_id") or get_field(get_field(block, "file"), "file_id")
             parts.append({"type": "file", "modality": "document", "file_id": file_id or ""})
@@ -53,6 +55,7 @@ def chat_content_parts(content: Any) -> list[dict[str, Any]]:
 
 
 def chat_input_messages(messages: Any) -> list[dict[str, Any]]:
+    """Chat Completions `messages` (dicts or SDK objects) as OTel input messages, tool calls and results included."""
     result = []
     for msg in messages or ():
         role = str(get_field(msg, "role", "user"))
@@ -62,24 +65,30 @@ def chat_input_messages(messages: Any) -> list[dict[str, Any]]:
             parts = chat_content_parts(get_field(msg, "content"))
             for call in get_field(msg, "tool_calls") or ():
                 function = get_field(call, "function") or {}
-                parts.append(tool_call_part(get_field(call, "id"), str(get_field(function, "name", "")), get_field(function, "arguments")))
+                parts.append(tool_call_part(get_field(call, "id"), str(get_field(function, "name", "")),
+                                            get_field(function, "arguments")))
         result.append(message(role, parts, name=get_field(msg, "name")))
     return result
 
 
 def responses_input_messages(items: Any) -> list[dict[str, Any]]:
+    """Responses `input` (a string, or message / function call / function output / reasoning items) as OTel input
+    messages."""
     if isinstance(items, str):
         return [message("user", [text_part(items)])]
     result: list[dict[str, Any]] = []
     for item in items or ():
         item_type = get_field(item, "type", "message")
-        if item_type == "message" or (get_field(item, "role") and item_type not in ("function_call", "function_call_output")):
+        if item_type == "message" or (get_field(item, "role")
+                                      and item_type not in ("function_call", "function_call_output")):
             result.append(message(str(get_field(item, "role", "user")), chat_content_parts(get_field(item, "content"))))
         elif item_type == "function_call":
-            result.append(message("assistant", [tool_call_part(get_field(item, "call_id"), str(get_field(item, "name", "")),
-                                                               get_field(item, "arguments"))]))
+            call = tool_call_part(get_field(item, "call_id"), str(get_field(item, "name", "")),
+                                  get_field(item, "arguments"))
+            result.append(message("assistant", [call]))
         elif item_type == "function_call_output":
-            result.append(message("tool", [tool_call_response_part(get_field(item, "call_id"), get_field(item, "output"))]))
+            response = tool_call_response_part(get_field(item, "call_id"), get_field(item, "output"))
+            result.append(message("tool", [response]))
         elif item_type == "reasoning":
             summary = " ".join(str(get_field(s, "text", "")) for s in get_field(item, "summary") or ())
             result.append(message("assistant", [reasoning_part(summary)]))

@@ -30,8 +30,7 @@ from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_
                                             silenced_request)
 from tracekit.instrumentors._openai_messages import (chat_content_parts, chat_input_messages, get_field,
                                                      responses_input_messages)
-from tracekit.messages import (function_tool_definition, output_message, reasoning_part, text_part,
-                               tool_call_part)
+from tracekit.messages import function_tool_definition, output_message, reasoning_part, text_part, tool_call_part
 from tracekit.tracing import error_type_of, record_error, redacted_text
 
 __all__ = ["OpenAIInstrumentor"]
@@ -220,9 +219,10 @@ class _Call:
         if usage is not None:
             input_tokens = get_field(usage, "prompt_tokens", get_field(usage, "input_tokens"))
             output_tokens = get_field(usage, "completion_tokens", get_field(usage, "output_tokens"))
-            cached = get_field(get_field(usage, "prompt_tokens_details") or get_field(usage, "input_tokens_details"), "cached_tokens")
-            reasoning = get_field(get_field(usage, "completion_tokens_details") or get_field(usage, "output_tokens_details"),
-                             "reasoning_tokens")
+            input_details = get_field(usage, "prompt_tokens_details") or get_field(usage, "input_tokens_details")
+            output_details = get_field(usage, "completion_tokens_details") or get_field(usage, "output_tokens_details")
+            cached = get_field(input_details, "cached_tokens")
+            reasoning = get_field(output_details, "reasoning_tokens")
             self.set(semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens)
             self.set(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens)
             if cached:
@@ -252,7 +252,8 @@ class _Call:
                 parts.append(text_part(str(get_field(msg, "refusal"))))
             for call in get_field(msg, "tool_calls") or ():
                 function = get_field(call, "function")
-                parts.append(tool_call_part(get_field(call, "id"), str(get_field(function, "name", "")), get_field(function, "arguments")))
+                parts.append(tool_call_part(get_field(call, "id"), str(get_field(function, "name", "")),
+                                            get_field(function, "arguments")))
             reason = normalize_finish_reason(get_field(choice, "finish_reason")) or semconv.FINISH_ERROR
             outputs.append(output_message("assistant", parts, reason))
             reasons.append(reason)
@@ -270,7 +271,8 @@ class _Call:
         if status == "failed":
             error = get_field(response, "error")
             self.span.set_attribute(semconv.ERROR_TYPE, str(get_field(error, "code") or "failed"))
-            self.span.set_status(Status(StatusCode.ERROR, redacted_text(str(get_field(error, "message") or "response failed"))))
+            message = redacted_text(str(get_field(error, "message") or "response failed"))
+            self.span.set_status(Status(StatusCode.ERROR, message))
         parts: list[dict[str, Any]] = []
         has_tool_call = False
         for item in get_field(response, "output") or ():
@@ -279,7 +281,8 @@ class _Call:
                 parts.extend(chat_content_parts(get_field(item, "content")))
             elif item_type == "function_call":
                 has_tool_call = True
-                parts.append(tool_call_part(get_field(item, "call_id"), str(get_field(item, "name", "")), get_field(item, "arguments")))
+                parts.append(tool_call_part(get_field(item, "call_id"), str(get_field(item, "name", "")),
+                                            get_field(item, "arguments")))
             elif item_type == "reasoning":
                 summary = " ".join(str(get_field(s, "text", "")) for s in get_field(item, "summary") or ())
                 if summary:
@@ -288,7 +291,8 @@ class _Call:
                 parts.append({"type": "server_tool_call", "id": get_field(item, "id"), "name": str(item_type),
                               "server_tool_call": {"type": str(item_type)}})
         if status == "incomplete":
-            reason = normalize_finish_reason(get_field(get_field(response, "incomplete_details"), "reason")) or semconv.FINISH_LENGTH
+            incomplete = get_field(response, "incomplete_details")
+            reason = normalize_finish_reason(get_field(incomplete, "reason")) or semconv.FINISH_LENGTH
             reason = semconv.FINISH_LENGTH if reason == "max_output_tokens" else reason
         elif status == "failed":
             reason = semconv.FINISH_ERROR
@@ -368,7 +372,8 @@ class _Call:
         error = getattr(self, "stream_error", None)
         if error is not None:
             self.span.set_attribute(semconv.ERROR_TYPE, str(get_field(error, "code") or "stream_error"))
-            self.span.set_status(Status(StatusCode.ERROR, redacted_text(str(get_field(error, "message") or "stream error"))))
+            message = redacted_text(str(get_field(error, "message") or "stream error"))
+            self.span.set_status(Status(StatusCode.ERROR, message))
         # Stream ended (or was closed) before the final event: keep what is known, mark the output unfinished.
         self._finish([], [semconv.FINISH_ERROR], None)
 

@@ -222,7 +222,8 @@ class TracekitAgentsProcessor:
                 parts.append(text_part(str(content)))
             for call in get_field(item, "tool_calls") or ():
                 function = get_field(call, "function") or {}
-                parts.append(tool_call_part(get_field(call, "id"), str(get_field(function, "name", "")), get_field(function, "arguments")))
+                parts.append(tool_call_part(get_field(call, "id"), str(get_field(function, "name", "")),
+                                            get_field(function, "arguments")))
             reason = normalize_finish_reason(get_field(item, "finish_reason")) or (
                 semconv.FINISH_TOOL_CALL if get_field(item, "tool_calls") else semconv.FINISH_STOP)
             outputs.append(output_message(str(get_field(item, "role", "assistant")), parts, reason))
