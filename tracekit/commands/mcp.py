@@ -36,9 +36,10 @@ environment:
   TRACEKIT_MCP_TOKEN   the bearer token for --http (default: a new random token each start)
 
 exit status:
-  0  the client closed the connection (stdio) or the server was stopped
-  2  bad usage or input (a non-loopback --http host without --allow-remote), or the MCP SDK is not installed
-  130 interrupted (Ctrl-C)
+  0    the client closed the connection (stdio), or the server was stopped
+  1    an unexpected failure (a bug: the traceback says where)
+  2    bad usage or input (a non-loopback --http host without --allow-remote), or the MCP SDK is not installed
+  130  interrupted (Ctrl-C)
 
 See docs/mcp.md for every tool, its parameters and its answer.
 """

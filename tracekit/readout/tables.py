@@ -8,7 +8,7 @@ script read the same thing. A dashboard is its tiles, each with its KQL and its 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 
@@ -68,7 +68,7 @@ def run_query(reader: StoreReader, query: str, *, language: str = "kql", since: 
 
 
 def dashboard_data(reader: StoreReader, name: str, *, since: str | None = None, tiles: list[str] | None = None,
-                   rows_per_tile: int | None = 100) -> dict[str, Any]:
+                   rows_per_tile: int | None = 100, on_tile: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run a dashboard's tiles and return them as data: id, title, chart, description, kql and the result.
 
     `since` is a duration (`24h`, `7d`), `all`, or None for the dashboard's own range. A tile whose query fails
@@ -92,5 +92,7 @@ def dashboard_data(reader: StoreReader, name: str, *, since: str | None = None, 
         except QueryError as error:
             item["error"] = str(error)
         shaped.append(item)
+        if on_tile is not None:
+            on_tile()
     return {"name": board.name, "title": board.title, "description": board.description,
-            "since": None if window is None else f"{window.total_seconds() / 3600:g}h", "tiles": shaped}
+            "since": since or (None if window is None else f"{window.total_seconds() / 3600:g}h"), "tiles": shaped}

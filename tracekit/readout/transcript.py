@@ -29,7 +29,9 @@ def _ms(ns: int | None) -> float | None:
 
 
 def _compact(data: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in data.items() if value not in (None, False, 0, "", [])}
+    """`data` without its empty entries (None, False, "", []); a 0 stays (turn 0 is the first model call)."""
+    return {key: value for key, value in data.items()
+            if not (value is None or value is False or (isinstance(value, (str, list)) and not value))}
 
 
 def _content(value: Any, limit: int | None, hint: str) -> dict[str, Any]:
@@ -51,7 +53,7 @@ def entry_data(entry: Entry, limit: int | None) -> dict[str, Any]:
     data.update(_compact({"agent": entry.agent, "trace_id": entry.trace_id, "span_id": entry.span_id,
                           "turn": entry.turn, "title": entry.title, "detail": cut(entry.detail, limit, hint),
                           "from_agent": entry.from_agent, "delegated": entry.delegated,
-                          "carried": entry.carried, "status": entry.status}))
+                          "carried": entry.carried or None, "status": entry.status}))
     if entry.message is not None:
         message = entry.message
         data["message"] = {"role": message.role, **_compact({"name": message.name,
