@@ -93,6 +93,7 @@ def page(items: Iterable[Any], *, offset: int, limit: int, max_chars: int, total
         budget = f"the {limit}-{what} limit" if stopped_by == "row" else f"the {max_chars:,}-character budget"
         of_total = f" of {total:,}" if total is not None else ""
         how = continue_with(offset + len(taken)) if continue_with else f"call again with offset={offset + len(taken)}"
-        info["note"] = (f"showing {what}s {offset + 1}-{offset + len(taken)}{of_total} ({budget} stopped here); "
+        plural = what[:-1] + "ies" if what.endswith("y") else what + "s"
+        info["note"] = (f"showing {plural} {offset + 1}-{offset + len(taken)}{of_total} ({budget} stopped here); "
                         f"{how} for more")
     return taken, info

@@ -84,8 +84,6 @@ def transcript_data(transcript: Transcript, *, limit: int | None = DEFAULT_LIMIT
     else:
         items, info = page(shaped, offset=offset, limit=entries or MAX_ROWS, max_chars=max_chars or MAX_CHARS,
                            total=len(transcript.entries), what="entry")
-        if info.get("note"):
-            info["note"] = info["note"].replace("entrys", "entries")
     in_page = {item.get("turn") for item in items}
     return {
         "kind": transcript.kind, "id": transcript.key, "conversation_id": transcript.conversation_id,
