@@ -65,9 +65,7 @@ def _ms(ns: int | None) -> float | None:
 
 def _has_cost(reader: StoreReader) -> bool:
     """Whether the store prices model calls (a `cost_usd` column on spans)."""
-    table = reader.sql("SELECT count(*) AS n FROM duckdb_columns() WHERE table_name = 'spans' "
-                       "AND column_name = 'cost_usd' AND schema_name = 'main'")
-    return bool(table.column("n")[0].as_py())
+    return "cost_usd" in reader.sql("SELECT * FROM spans LIMIT 0").column_names
 
 
 def check_trace_id(trace_id: str) -> str:
@@ -112,49 +110,54 @@ def search_traces(reader: StoreReader, *, since: str | None = None, until: str |
             params.extend([value] * predicate.count("?"))
     if errors_only:
         having.append("bool_or(status_code = 'ERROR')")
-    cost = "sum(cost_usd)" if _has_cost(reader) else "NULL::DOUBLE"
-    aggregate = "(" + ", ".join(f"'{name}'" for name in _AGGREGATE_OPERATIONS) + ")"
-    sql = f"""
-        WITH s AS (SELECT * FROM spans {'WHERE ' + ' AND '.join(where) if where else ''} {_LATEST}),
-        t AS (
-            SELECT trace_id,
-                   min(start_time_ns) AS start_ns, max(end_time_ns) - min(start_time_ns) AS duration_ns,
-                   first(name ORDER BY parent_span_id IS NOT NULL, start_time_ns) AS root_span,
-                   first(service_name ORDER BY parent_span_id IS NOT NULL, start_time_ns) AS service,
-                   count(*) AS spans,
-                   list(DISTINCT agent_name ORDER BY agent_name) FILTER (WHERE agent_name IS NOT NULL) AS agents,
-                   list(DISTINCT coalesce(response_model, request_model) ORDER BY coalesce(response_model, request_model))
-                       FILTER (WHERE coalesce(response_model, request_model) IS NOT NULL) AS models,
-                   sum(input_tokens) FILTER (WHERE operation_name IS NULL OR operation_name NOT IN {aggregate})::BIGINT
-                       AS input_tokens,
-                   sum(output_tokens) FILTER (WHERE operation_name IS NULL OR operation_name NOT IN {aggregate})::BIGINT
-                       AS output_tokens,
-                   {cost} AS cost_usd,
-                   count(*) FILTER (WHERE status_code = 'ERROR') AS errors,
-                   first(conversation_id ORDER BY start_time_ns) FILTER (WHERE conversation_id IS NOT NULL)
-                       AS conversation_id
-            FROM s GROUP BY trace_id
-            {'HAVING ' + ' AND '.join(having) if having else ''}
-        )
-        SELECT *, count(*) OVER () AS total FROM t ORDER BY start_ns DESC, trace_id LIMIT ? OFFSET ?
-    """
-    rows = reader.sql(sql, params + [limit + 1, offset]).to_pylist()
-    total = rows[0]["total"] if rows else None
-    if total is None and offset == 0:
-        total = 0
-    summaries = [{
-        "trace_id": row["trace_id"], "start": _iso_ns(row["start_ns"]), "root_span": row["root_span"],
-        "service": row["service"], "duration_ms": _ms(row["duration_ns"]), "spans": row["spans"],
-        "agents": row["agents"] or [], "models": row["models"] or [],
-        "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"], "cost_usd": row["cost_usd"],
-        "errors": row["errors"], "conversation_id": row["conversation_id"],
-    } for row in rows[:limit + 1]]
+    # First the page of trace ids (one cheap grouped scan), then the summaries of just those traces, whole.
+    chosen = reader.sql(f"""
+        SELECT trace_id, min(start_time_ns) AS start_ns, count(*) OVER () AS total FROM spans
+        {'WHERE ' + ' AND '.join(where) if where else ''}
+        GROUP BY trace_id {'HAVING ' + ' AND '.join(having) if having else ''}
+        ORDER BY start_ns DESC, trace_id LIMIT ? OFFSET ?""", params + [limit + 1, offset]).to_pylist()
+    total = chosen[0]["total"] if chosen else (0 if offset == 0 else None)
+    details = _trace_summaries(reader, [row["trace_id"] for row in chosen])
+    summaries = [details[row["trace_id"]] for row in chosen]
     traces, info = page(summaries, offset=offset, limit=limit, max_chars=max_chars, total=total, what="trace")
     filters = {key: value for key, value in (("since", since), ("until", until), ("agent", agent),
                                               ("errors_only", errors_only or None), ("text", text),
                                               ("conversation", conversation), ("model", model), ("tool", tool))
                if value is not None}
     return {"filters": filters, "traces": traces, "page": info}
+
+
+def _trace_summaries(reader: StoreReader, trace_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The summary of each of these traces, over all their spans."""
+    if not trace_ids:
+        return {}
+    cost = "sum(cost_usd)" if _has_cost(reader) else "NULL::DOUBLE"
+    aggregate = "(" + ", ".join(f"'{name}'" for name in _AGGREGATE_OPERATIONS) + ")"
+    counted = f"(operation_name IS NULL OR operation_name NOT IN {aggregate})"
+    rows = reader.sql(f"""
+        WITH s AS (SELECT * FROM spans WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) {_LATEST})
+        SELECT trace_id,
+               min(start_time_ns) AS start_ns, max(end_time_ns) - min(start_time_ns) AS duration_ns,
+               first(name ORDER BY parent_span_id IS NOT NULL, start_time_ns) AS root_span,
+               first(service_name ORDER BY parent_span_id IS NOT NULL, start_time_ns) AS service,
+               count(*) AS spans,
+               list(DISTINCT agent_name ORDER BY agent_name) FILTER (WHERE agent_name IS NOT NULL) AS agents,
+               list(DISTINCT coalesce(response_model, request_model) ORDER BY coalesce(response_model, request_model))
+                   FILTER (WHERE coalesce(response_model, request_model) IS NOT NULL) AS models,
+               sum(input_tokens) FILTER (WHERE {counted})::BIGINT AS input_tokens,
+               sum(output_tokens) FILTER (WHERE {counted})::BIGINT AS output_tokens,
+               {cost} AS cost_usd,
+               count(*) FILTER (WHERE status_code = 'ERROR') AS errors,
+               first(conversation_id ORDER BY start_time_ns) FILTER (WHERE conversation_id IS NOT NULL)
+                   AS conversation_id
+        FROM s GROUP BY trace_id""", [trace_ids]).to_pylist()
+    return {row["trace_id"]: {
+        "trace_id": row["trace_id"], "start": _iso_ns(row["start_ns"]), "root_span": row["root_span"],
+        "service": row["service"], "duration_ms": _ms(row["duration_ns"]), "spans": row["spans"],
+        "agents": row["agents"] or [], "models": row["models"] or [],
+        "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"], "cost_usd": row["cost_usd"],
+        "errors": row["errors"], "conversation_id": row["conversation_id"],
+    } for row in rows}
 
 
 # --- get_trace --------------------------------------------------------------------------------------------------------
