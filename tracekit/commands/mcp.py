@@ -6,7 +6,7 @@ import argparse
 import importlib.util
 import os
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument
 from tracekit.errors import TracekitError
 
 HELP = "serve the traces to coding agents (Claude Code, VS Code, Codex...) as a read-only MCP server"

@@ -47,7 +47,7 @@ def run_query(reader: StoreReader, query: str, *, language: str = "kql", since: 
 
     Errors (syntax, unknown tables, anything that is not a read) raise QueryError with the position and reason.
     """
-    from tracekit.commands.query import parse_duration
+    from tracekit.commands._options import parse_duration
     from tracekit.query.kql import run_kql
 
     if language not in LANGUAGES:
@@ -75,7 +75,7 @@ def dashboard_data(reader: StoreReader, name: str, *, since: str | None = None, 
     carries `error` instead of a result; the other tiles still run.
     """
     from tracekit import dashboards
-    from tracekit.commands.query import parse_duration
+    from tracekit.commands._options import parse_duration
 
     board = dashboards.load(name)
     if since == "all":

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from tracekit import semconv
+from tracekit.commands._options import DurationError, parse_duration
 from tracekit.errors import QueryError
 from tracekit.readout.budget import (DEFAULT_CHARS, DEFAULT_ROWS, MAX_CHARS, MAX_ROWS, VALUE_CHARS, check_offset,
                                      clamp, cut, json_size, page)
@@ -20,8 +21,6 @@ from tracekit.store.reader import StoreReader
 
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Operations whose token counts repeat their model calls' (an agent run reports the sum of its chats).
 _AGGREGATE_OPERATIONS = sorted(semconv.AGENT_OPERATIONS | semconv.MULTI_AGENT_OPERATIONS | {semconv.OP_EXECUTE_TOOL})
 _LATEST = "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq DESC) = 1"
@@ -36,9 +35,10 @@ def parse_time(text: str | None, name: str) -> dt.datetime | None:
     if text is None or not str(text).strip() or str(text).strip().lower() == "all":
         return None
     value = str(text).strip()
-    match = _DURATION.match(value.lower())
-    if match:
-        return _now() - dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return _now() - parse_duration(value, name)
+    except DurationError:
+        pass
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
