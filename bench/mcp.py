@@ -11,10 +11,8 @@ ratio, and the size of the answer in characters of compact JSON against the defa
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import orjson
@@ -24,7 +22,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from query import generate  # noqa: E402  (bench/query.py's store generator)
+from query import generate, median_ms  # noqa: E402  (bench/query.py's store generator and timer)
 
 from tracekit.readout import budget, tables, traces, transcript  # noqa: E402
 from tracekit.store.database import open_store  # noqa: E402
@@ -43,16 +41,6 @@ def _lowercase_ids(path: Path) -> None:
         con.execute("CHECKPOINT")
     finally:
         con.close()
-
-
-def median_ms(action, runs: int) -> float:
-    action()  # warm-up: the first read of a column pays the disk
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def main() -> int:
