@@ -23,6 +23,7 @@ import socket
 import sys
 import threading
 from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Callable, Iterator, Literal
 
 from mcp.server.mcpserver import MCPServer
@@ -118,6 +119,13 @@ class StoreAccess:
                 self._reader = None
 
 
+def _version() -> str:
+    try:
+        return version("tracekit-agents")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _result(data: dict[str, Any], text: str | None = None) -> CallToolResult:
     """Structured content, and the same data as compact JSON text (or `text`) for clients that read text only."""
     body = text if text is not None else json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -126,8 +134,6 @@ def _result(data: dict[str, Any], text: str | None = None) -> CallToolResult:
 
 def build_server(db: str | None) -> tuple[MCPServer, StoreAccess]:
     """The MCP server over the store at `db` (None: the default store), and its store access to close at exit."""
-    from tracekit.cli import _version
-
     store = StoreAccess(db)
     server = MCPServer(name="tracekit", title="tracekit traces", instructions=INSTRUCTIONS, version=_version(),
                        log_level="WARNING")
@@ -314,7 +320,11 @@ def serve_http(server: MCPServer, host: str, port: int, token: str | None, *, an
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise TracekitError(f"--http {host}:{port}: cannot listen there ({error.strerror or error})") from None
     bound_port = listener.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     out = announce or sys.stderr

@@ -113,3 +113,15 @@ async def test_through_a_running_collector_the_server_sees_new_spans(collector):
     assert found.structured_content["page"]["total"] == 2
     stored = collector.reader().sql("SELECT count(*) AS n FROM spans").column("n")[0].as_py()
     assert counted.structured_content["rows"] == [{"Count": stored}]
+
+
+def test_http_on_a_port_in_use_is_one_line(demo_store, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["mcp", "--db", str(demo_store), "--http", f"127.0.0.1:{port}"]) == 2
+    error = capsys.readouterr().err
+    assert f"127.0.0.1:{port}: cannot listen there" in error and "Traceback" not in error
