@@ -13,6 +13,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from tracekit.commands.query import rows_for_json
+from tracekit.durations import parse_duration
 from tracekit.errors import QueryError
 from tracekit.readout.budget import (DEFAULT_CHARS, DEFAULT_ROWS, MAX_CHARS, MAX_ROWS, VALUE_CHARS, check_offset,
                                      clamp, cut, page)
@@ -47,7 +48,6 @@ def run_query(reader: StoreReader, query: str, *, language: str = "kql", since: 
 
     Errors (syntax, unknown tables, anything that is not a read) raise QueryError with the position and reason.
     """
-    from tracekit.commands._options import parse_duration
     from tracekit.query.kql import run_kql
 
     if language not in LANGUAGES:
@@ -75,7 +75,6 @@ def dashboard_data(reader: StoreReader, name: str, *, since: str | None = None, 
     carries `error` instead of a result; the other tiles still run.
     """
     from tracekit import dashboards
-    from tracekit.commands._options import parse_duration
 
     board = dashboards.load(name)
     if since == "all":

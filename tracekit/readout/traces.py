@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from tracekit import semconv
-from tracekit.commands._options import DurationError, parse_duration
+from tracekit.durations import DurationError, parse_duration
 from tracekit.errors import QueryError
 from tracekit.readout.budget import (DEFAULT_CHARS, DEFAULT_ROWS, MAX_CHARS, MAX_ROWS, VALUE_CHARS, check_offset,
                                      clamp, cut, json_size, page)
