@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -71,4 +72,6 @@ def test_every_help_documents_the_exit_codes(command, capsys):
         main([*command.split(), "--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
-    assert "exit status:" in out and "\n  0 " in out and "\n  2 " in out
+    assert "exit status:" in out
+    codes = out.split("exit status:", 1)[1]
+    assert re.search(r"\b0\b", codes) and re.search(r"\b2\b", codes)
