@@ -29,7 +29,7 @@ from tracekit.collector.exporters.store_writer import StoreWriter
 from tracekit.collector.pipeline import IngestPipeline, build_processors
 from tracekit.collector.read_api import ReaderPool, build_read_app
 from tracekit.collector.receivers.grpc import start_grpc_server
-from tracekit.collector.receivers.http import build_http_app
+from tracekit.collector.receivers.http import build_http_app, site_options
 from tracekit.collector.settings import CollectorSettings, parse_address
 from tracekit.errors import StoreError
 from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store
@@ -159,11 +159,13 @@ class Collector:
                 host, port = parse_address(settings.grpc, 4317)
                 grpc_server, bound = await start_grpc_server(
                     host, port, self.pipeline, token=settings.auth_token,
-                    max_message_bytes=2 * settings.max_request_bytes)
+                    max_message_bytes=settings.max_request_bytes)
                 self.grpc_endpoint = f"{host}:{bound}"
             if settings.http:
                 host, port = parse_address(settings.http, 4318)
-                runner, bound = await _start_site(build_http_app(self.pipeline, token=settings.auth_token), host, port)
+                app = build_http_app(self.pipeline, token=settings.auth_token,
+                                     body_timeout=settings.body_timeout_seconds)
+                runner, bound = await _start_site(app, host, port, **site_options(settings.header_timeout_seconds))
                 runners.append(runner)
                 self.http_endpoint = f"http://{host}:{bound}"
             host, port = parse_address(settings.read_api, 0)
@@ -256,8 +258,8 @@ class Collector:
             await asyncio.sleep(settings.retention_interval_seconds)
 
 
-async def _start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None)
+async def _start_site(app: web.Application, host: str, port: int, **options: object) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None, **options)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:

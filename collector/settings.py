@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tracekit.collector.processors.anyvalue import AttributeLimits
+
 MIB = 1024 * 1024
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -57,6 +59,9 @@ class CollectorSettings:
     forward_azure_monitor: str | None = None     # a connection string
     forward_otlp: str | None = None              # an OTLP endpoint URL
     redaction: str = "default"                   # "default" (built-in rules), "off", or a policy file path
+    attribute_limits: AttributeLimits = AttributeLimits()  # attributes kept per span/event/link/log record/map
+    header_timeout_seconds: float = 30.0         # an HTTP request's headers must arrive within this (and idle close)
+    body_timeout_seconds: float = 30.0           # an HTTP request's body must arrive within this
     extra: dict[str, str] = field(default_factory=dict)
 
     def redaction_policy(self):  # -> RedactionPolicy
@@ -98,6 +103,37 @@ class CollectorSettings:
             settings.redaction = env["TRACEKIT_REDACTION_FILE"]
         elif env.get("TRACEKIT_REDACTION", "").strip().lower() in {"off", "false", "0", "none"}:
             settings.redaction = "off"
+        settings.attribute_limits = attribute_limits_from_env(env)
+        if "TRACEKIT_HEADER_TIMEOUT" in env:
+            settings.header_timeout_seconds = float(env["TRACEKIT_HEADER_TIMEOUT"])
+        if "TRACEKIT_BODY_TIMEOUT" in env:
+            settings.body_timeout_seconds = float(env["TRACEKIT_BODY_TIMEOUT"])
         if "APPLICATIONINSIGHTS_CONNECTION_STRING" in env and "TRACEKIT_FORWARD_AZURE_MONITOR" in env:
             settings.forward_azure_monitor = env["APPLICATIONINSIGHTS_CONNECTION_STRING"]
         return settings
+
+
+def attribute_limits_from_env(env: "os._Environ[str] | dict[str, str]", general: int | None = None) -> AttributeLimits:
+    """The limits as the OpenTelemetry SDK reads them: OTEL_ATTRIBUTE_COUNT_LIMIT (or TRACEKIT_ATTRIBUTE_COUNT_LIMIT,
+    or `general` from the command line, which wins) for every kind, then OTEL_SPAN_ / OTEL_EVENT_ / OTEL_LINK_ /
+    OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT for their kind."""
+    def number(name: str, default: int) -> int:
+        text = env.get(name, "").strip()
+        if not text:
+            return default
+        value = int(text)
+        if value < 0:
+            raise ValueError(f"{name} must be 0 or more, not {value}")
+        return value
+
+    base = number("OTEL_ATTRIBUTE_COUNT_LIMIT", AttributeLimits().span)
+    base = number("TRACEKIT_ATTRIBUTE_COUNT_LIMIT", base)
+    if general is not None:
+        if general < 0:
+            raise ValueError(f"--attribute-count-limit must be 0 or more, not {general}")
+        return AttributeLimits(general, general, general, general, general)
+    return AttributeLimits(span=number("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", base),
+                           event=number("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", base),
+                           link=number("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", base),
+                           log_record=number("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", base),
+                           kvlist=base)
