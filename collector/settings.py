@@ -62,6 +62,7 @@ class CollectorSettings:
     attribute_limits: AttributeLimits = AttributeLimits()  # attributes kept per span/event/link/log record/map
     header_timeout_seconds: float = 30.0         # an HTTP request's headers must arrive within this (and idle close)
     body_timeout_seconds: float = 30.0           # an HTTP request's body must arrive within this
+    alert_rules: str | None = None               # a rule file (tracekit.alerts) checked on each rule's frequency
     extra: dict[str, str] = field(default_factory=dict)
 
     def redaction_policy(self):  # -> RedactionPolicy
@@ -108,6 +109,8 @@ class CollectorSettings:
             settings.header_timeout_seconds = float(env["TRACEKIT_HEADER_TIMEOUT"])
         if "TRACEKIT_BODY_TIMEOUT" in env:
             settings.body_timeout_seconds = float(env["TRACEKIT_BODY_TIMEOUT"])
+        if env.get("TRACEKIT_ALERTS"):
+            settings.alert_rules = env["TRACEKIT_ALERTS"]
         if "APPLICATIONINSIGHTS_CONNECTION_STRING" in env and "TRACEKIT_FORWARD_AZURE_MONITOR" in env:
             settings.forward_azure_monitor = env["APPLICATIONINSIGHTS_CONNECTION_STRING"]
         return settings

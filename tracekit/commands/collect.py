@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument
 from tracekit.store.paths import resolve_db_path
 
 HELP = "run the OTLP collector (gRPC and HTTP) that stores traces, logs and metrics in the DuckDB store"
@@ -55,7 +55,7 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
                             "TOML/JSON policy file ($TRACEKIT_REDACTION_FILE, $TRACEKIT_REDACTION=off)")
     group.add_argument("--attribute-count-limit", metavar="N", type=int, default=None,
                        help="attributes kept per span, event, link, log record and map value, as the OpenTelemetry "
-                            "SDK counts them; the rest are dropped and counted in dropped_attributes_count "
+                            "specification counts them; the rest are dropped and counted in dropped_attributes_count "
                             "($OTEL_ATTRIBUTE_COUNT_LIMIT, $OTEL_SPAN_/EVENT_/LINK_/LOGRECORD_ATTRIBUTE_COUNT_LIMIT; "
                             "default 128)")
     group.add_argument("--header-timeout", metavar="SECONDS", type=float, default=None,
@@ -64,6 +64,10 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--body-timeout", metavar="SECONDS", type=float, default=None,
                        help="answer 408 to an OTLP/HTTP request whose body has not arrived by then "
                             "($TRACEKIT_BODY_TIMEOUT; default 30)")
+    group.add_argument("--alerts", metavar="FILE", default=None,
+                       help="check these alert rules on their frequency while collecting; changes of state are "
+                            "stored as tracekit.alert events and shown in the TUI (see `tracekit alerts --help`; "
+                            "$TRACEKIT_ALERTS)")
     group.add_argument("--forward-otlp", metavar="URL", default=None,
                        help="also forward what is stored to this OTLP endpoint (from a durable queue in the store)")
     group.add_argument("--forward-azure-monitor", metavar="CONNECTION_STRING", default=None,
@@ -89,6 +93,7 @@ def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
         "auth_token": ("auth_token", str), "redaction": ("redaction", str),
         "forward_otlp": ("forward_otlp", str), "forward_azure_monitor": ("forward_azure_monitor", str),
         "header_timeout": ("header_timeout_seconds", float), "body_timeout": ("body_timeout_seconds", float),
+        "alerts": ("alert_rules", str),
     }
     settings = CollectorSettings.from_env(resolve_db_path(args.db))
     if getattr(args, "attribute_count_limit", None) is not None:
