@@ -116,10 +116,10 @@ class CollectorSettings:
         return settings
 
 
-def attribute_limits_from_env(env: "os._Environ[str] | dict[str, str]", general: int | None = None) -> AttributeLimits:
+def attribute_limits_from_env(env: "os._Environ[str] | dict[str, str]") -> AttributeLimits:
     """The limits as the OpenTelemetry SDK reads them: OTEL_ATTRIBUTE_COUNT_LIMIT (or TRACEKIT_ATTRIBUTE_COUNT_LIMIT,
-    or `general` from the command line, which wins) for every kind, then OTEL_SPAN_ / OTEL_EVENT_ / OTEL_LINK_ /
-    OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT for their kind."""
+    which wins) for every kind, then OTEL_SPAN_ / OTEL_EVENT_ / OTEL_LINK_ / OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT for
+    their own kind."""
     def number(name: str, default: int) -> int:
         text = env.get(name, "").strip()
         if not text:
@@ -129,12 +129,7 @@ def attribute_limits_from_env(env: "os._Environ[str] | dict[str, str]", general:
             raise ValueError(f"{name} must be 0 or more, not {value}")
         return value
 
-    base = number("OTEL_ATTRIBUTE_COUNT_LIMIT", AttributeLimits().span)
-    base = number("TRACEKIT_ATTRIBUTE_COUNT_LIMIT", base)
-    if general is not None:
-        if general < 0:
-            raise ValueError(f"--attribute-count-limit must be 0 or more, not {general}")
-        return AttributeLimits(general, general, general, general, general)
+    base = number("TRACEKIT_ATTRIBUTE_COUNT_LIMIT", number("OTEL_ATTRIBUTE_COUNT_LIMIT", AttributeLimits().span))
     return AttributeLimits(span=number("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", base),
                            event=number("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", base),
                            link=number("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", base),

@@ -81,7 +81,8 @@ def _off_or(value: str) -> str | None:
 
 def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
     """CollectorSettings from defaults, then TRACEKIT_* variables, then flags."""
-    from tracekit.collector.settings import CollectorSettings, attribute_limits_from_env, parse_size
+    from tracekit.collector.processors.anyvalue import AttributeLimits
+    from tracekit.collector.settings import CollectorSettings, parse_size
 
     # flag -> (setting, conversion); a flag left out keeps the environment's or the default value
     flags = {
@@ -96,8 +97,11 @@ def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
         "alerts": ("alert_rules", str),
     }
     settings = CollectorSettings.from_env(resolve_db_path(args.db))
-    if getattr(args, "attribute_count_limit", None) is not None:
-        settings.attribute_limits = attribute_limits_from_env({}, args.attribute_count_limit)
+    limit = getattr(args, "attribute_count_limit", None)
+    if limit is not None:
+        if limit < 0:
+            raise ValueError(f"--attribute-count-limit must be 0 or more, not {limit}")
+        settings.attribute_limits = AttributeLimits(limit, limit, limit, limit, limit)
     for flag, (setting, convert) in flags.items():
         value = getattr(args, flag, None)
         if value is not None:
