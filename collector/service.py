@@ -222,7 +222,8 @@ class Collector:
         settings = self.settings
         if not (settings.forward_otlp or settings.forward_azure_monitor):
             return
-        from tracekit.collector.exporters.forwarders import start_forwarders  # only loaded when forwarding is configured
+        # only loaded when forwarding is configured
+        from tracekit.collector.exporters.forwarders import start_forwarders
 
         self._background.extend(start_forwarders(self, settings))
 

@@ -50,7 +50,7 @@ class CollectorSettings:
     queue_bytes: int = 256 * MIB                 # request bytes accepted but not yet committed
     memory_limit: str = "2GB"                    # DuckDB's memory_limit
     decode_workers: int = 0                      # >0: decode in that many worker processes
-    checkpoint_rows: int = 245_760               # span rows between checkpoints under load (writer.CHECKPOINT_SPAN_ROWS)
+    checkpoint_rows: int = 245_760               # span rows between checkpoints under load (CHECKPOINT_SPAN_ROWS)
     retention_days: float | None = None
     max_db_bytes: int | None = None
     retention_interval_seconds: float = 60.0

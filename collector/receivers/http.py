@@ -158,8 +158,9 @@ def build_http_app(pipeline: IngestPipeline, *, token: str | None = None,
             # OTLP/JSON is converted in the decode workers with the rest of the decoding, off this loop.
             result = await pipeline.export(signal, bytes(body), json=is_json, reserved=reserved)
         except _BodyTimeout:
-            return _status_response(408, _INVALID_ARGUMENT, f"the request body did not arrive within {body_timeout:g} s",
-                                    is_json, {"Connection": "close"})
+            return _status_response(408, _INVALID_ARGUMENT,
+                                    f"the request body did not arrive within {body_timeout:g} s", is_json,
+                                    {"Connection": "close"})
         except TooLarge as error:
             return _status_response(413, _INVALID_ARGUMENT, str(error), is_json)
         except InvalidRequest as error:
