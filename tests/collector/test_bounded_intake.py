@@ -181,3 +181,23 @@ def test_a_large_json_request_does_not_hold_up_a_small_protobuf_request(collecto
     assert finished["json"] - finished["protobuf"] > 0.5, finished
     count = collector.reader().sql("SELECT count(*) AS n FROM spans").column("n")[0].as_py()
     assert count == 3001
+
+
+def test_bodies_are_read_a_bounded_number_at_a_time(collector_settings, monkeypatch):
+    """Past the read slots, a request waits for one: here until the body holding the only slot times out."""
+    from tracekit.collector.receivers import http
+    from tracekit.collector.service import Collector
+
+    monkeypatch.setattr(http, "MAX_CONCURRENT_BODY_READS", 1)
+    collector_settings.body_timeout_seconds = 3.0
+    with Collector(collector_settings).running() as collector:
+        host, port = collector.http_endpoint.removeprefix("http://").rsplit(":", 1)
+        with _connect((host, int(port))) as slow:
+            slow.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                         b"Content-Length: 10\r\n\r\n\x0a")  # holds the only read slot for 3 s
+            time.sleep(0.5)
+            started = time.monotonic()
+            status, _, _ = _post(collector.http_endpoint + "/v1/traces", _small_request(), "application/x-protobuf")
+            waited = time.monotonic() - started
+            assert slow.recv(65536).startswith(b"HTTP/1.1 408")
+        assert status == 200 and waited > 1.5  # it was read only once the slow body gave the slot back
