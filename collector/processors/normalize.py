@@ -455,7 +455,7 @@ def decode_logs(request: ExportLogsServiceRequest, limits: AttributeLimits = _DE
                 try:
                     dropped = Dropped(limits.kvlist, record.dropped_attributes_count)
                     attributes = key_values(record.attributes, limits.log_record, dropped)
-                    body = any_value(record.body, 0, dropped) if record.HasField("body") else None
+                    body = any_value(record.body) if record.HasField("body") else None  # kept whole
                 except InvalidValue as error:
                     batch.reject(1, str(error))
                     continue

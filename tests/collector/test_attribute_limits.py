@@ -49,3 +49,21 @@ def test_spans_over_the_limit_keep_the_first_keys_and_the_tui_shows_what_was_dro
     console = Console(record=True, width=120)
     console.print(render_details(SpanDetails(span=row)))
     assert "3 more dropped by an attribute count limit" in console.export_text()
+
+
+def test_log_records_are_limited_and_their_bodies_kept_whole():
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    from tracekit.collector.processors.normalize import decode_logs
+
+    request = ExportLogsServiceRequest()
+    record = request.resource_logs.add().scope_logs.add().log_records.add(dropped_attributes_count=1)
+    record.attributes.extend(KeyValue(key=f"a{index}", value=AnyValue(int_value=index)) for index in range(5))
+    record.body.kvlist_value.values.extend(KeyValue(key=f"b{index}", value=AnyValue(int_value=index))
+                                           for index in range(5))
+    batch = decode_logs(request, AttributeLimits(log_record=2, kvlist=2))
+    (row,) = batch.tables["logs"].select(["attributes", "body", "dropped_attributes_count"]).to_pylist()
+    assert json.loads(row["attributes"]) == {"a0": 0, "a1": 1}
+    assert row["dropped_attributes_count"] == 1 + 3
+    assert json.loads(row["body"]) == {f"b{index}": index for index in range(5)}
