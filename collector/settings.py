@@ -63,6 +63,7 @@ class CollectorSettings:
     header_timeout_seconds: float = 30.0         # an HTTP request's headers must arrive within this (and idle close)
     body_timeout_seconds: float = 30.0           # an HTTP request's body must arrive within this
     alert_rules: str | None = None               # a rule file (tracekit.alerts) checked on each rule's frequency
+    evaluation_rules: str | None = None          # continuous evaluation rules (tracekit.evaluators.rules)
     extra: dict[str, str] = field(default_factory=dict)
 
     def redaction_policy(self):  # -> RedactionPolicy
@@ -111,6 +112,8 @@ class CollectorSettings:
             settings.body_timeout_seconds = float(env["TRACEKIT_BODY_TIMEOUT"])
         if env.get("TRACEKIT_ALERTS"):
             settings.alert_rules = env["TRACEKIT_ALERTS"]
+        if env.get("TRACEKIT_EVALUATION_RULES"):
+            settings.evaluation_rules = env["TRACEKIT_EVALUATION_RULES"]
         if "APPLICATIONINSIGHTS_CONNECTION_STRING" in env and "TRACEKIT_FORWARD_AZURE_MONITOR" in env:
             settings.forward_azure_monitor = env["APPLICATIONINSIGHTS_CONNECTION_STRING"]
         return settings

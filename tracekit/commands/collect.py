@@ -68,6 +68,9 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
                        help="check these alert rules on their frequency while collecting; changes of state are "
                             "stored as tracekit.alert events and shown in the TUI (see `tracekit alerts --help`; "
                             "$TRACEKIT_ALERTS)")
+    group.add_argument("--evaluation-rules", metavar="FILE", default=None,
+                       help="evaluate new agent responses as they arrive, per these rules (evaluators, agent, "
+                            "sample rate, hourly cap; see docs/evaluation.md) ($TRACEKIT_EVALUATION_RULES)")
     group.add_argument("--forward-otlp", metavar="URL", default=None,
                        help="also forward what is stored to this OTLP endpoint (from a durable queue in the store)")
     group.add_argument("--forward-azure-monitor", metavar="CONNECTION_STRING", default=None,
@@ -94,7 +97,7 @@ def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
         "auth_token": ("auth_token", str), "redaction": ("redaction", str),
         "forward_otlp": ("forward_otlp", str), "forward_azure_monitor": ("forward_azure_monitor", str),
         "header_timeout": ("header_timeout_seconds", float), "body_timeout": ("body_timeout_seconds", float),
-        "alerts": ("alert_rules", str),
+        "alerts": ("alert_rules", str), "evaluation_rules": ("evaluation_rules", str),
     }
     settings = CollectorSettings.from_env(resolve_db_path(args.db))
     limit = getattr(args, "attribute_count_limit", None)
