@@ -29,7 +29,7 @@ from tracekit.collector.exporters.store_writer import StoreWriter
 from tracekit.collector.pipeline import IngestPipeline, build_processors
 from tracekit.collector.read_api import ReaderPool, build_read_app
 from tracekit.collector.receivers.grpc import start_grpc_server
-from tracekit.collector.receivers.http import build_http_app
+from tracekit.collector.receivers.http import build_http_app, site_options
 from tracekit.collector.settings import CollectorSettings, parse_address
 from tracekit.errors import StoreError
 from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store
@@ -173,11 +173,13 @@ class Collector:
                 host, port = parse_address(settings.grpc, 4317)
                 grpc_server, bound = await start_grpc_server(
                     host, port, self.pipeline, token=settings.auth_token,
-                    max_message_bytes=2 * settings.max_request_bytes)
+                    max_message_bytes=settings.max_request_bytes)
                 self.grpc_endpoint = f"{host}:{bound}"
             if settings.http:
                 host, port = parse_address(settings.http, 4318)
-                runner, bound = await _start_site(build_http_app(self.pipeline, token=settings.auth_token), host, port)
+                app = build_http_app(self.pipeline, token=settings.auth_token,
+                                     body_timeout=settings.body_timeout_seconds)
+                runner, bound = await _start_site(app, host, port, **site_options(settings.header_timeout_seconds))
                 runners.append(runner)
                 self.http_endpoint = f"http://{host}:{bound}"
             host, port = parse_address(settings.read_api, 0)
@@ -229,7 +231,8 @@ class Collector:
         settings = self.settings
         if not (settings.forward_otlp or settings.forward_azure_monitor):
             return
-        from tracekit.collector.exporters.forwarders import start_forwarders  # only loaded when forwarding is configured
+        # only loaded when forwarding is configured
+        from tracekit.collector.exporters.forwarders import start_forwarders
 
         self._background.extend(start_forwarders(self, settings))
 
@@ -298,8 +301,8 @@ class Collector:
             await asyncio.sleep(settings.retention_interval_seconds)
 
 
-async def _start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None)
+async def _start_site(app: web.Application, host: str, port: int, **options: object) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None, **options)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:

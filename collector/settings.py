@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tracekit.collector.processors.anyvalue import AttributeLimits
+
 MIB = 1024 * 1024
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -48,7 +50,7 @@ class CollectorSettings:
     queue_bytes: int = 256 * MIB                 # request bytes accepted but not yet committed
     memory_limit: str = "2GB"                    # DuckDB's memory_limit
     decode_workers: int = 0                      # >0: decode in that many worker processes
-    checkpoint_rows: int = 245_760               # span rows between checkpoints under load (writer.CHECKPOINT_SPAN_ROWS)
+    checkpoint_rows: int = 245_760               # span rows between checkpoints under load (CHECKPOINT_SPAN_ROWS)
     retention_days: float | None = None
     max_db_bytes: int | None = None
     retention_interval_seconds: float = 60.0
@@ -57,6 +59,9 @@ class CollectorSettings:
     forward_azure_monitor: str | None = None     # a connection string
     forward_otlp: str | None = None              # an OTLP endpoint URL
     redaction: str = "default"                   # "default" (built-in rules), "off", or a policy file path
+    attribute_limits: AttributeLimits = AttributeLimits()  # attributes kept per span/event/link/log record/map
+    header_timeout_seconds: float = 30.0         # an HTTP request's headers must arrive within this (and idle close)
+    body_timeout_seconds: float = 30.0           # an HTTP request's body must arrive within this
     alert_rules: str | None = None               # a rule file (tracekit.alerts) checked on each rule's frequency
     evaluation_rules: str | None = None          # continuous evaluation rules (tracekit.evaluators.rules)
     extra: dict[str, str] = field(default_factory=dict)
@@ -100,6 +105,11 @@ class CollectorSettings:
             settings.redaction = env["TRACEKIT_REDACTION_FILE"]
         elif env.get("TRACEKIT_REDACTION", "").strip().lower() in {"off", "false", "0", "none"}:
             settings.redaction = "off"
+        settings.attribute_limits = attribute_limits_from_env(env)
+        if "TRACEKIT_HEADER_TIMEOUT" in env:
+            settings.header_timeout_seconds = float(env["TRACEKIT_HEADER_TIMEOUT"])
+        if "TRACEKIT_BODY_TIMEOUT" in env:
+            settings.body_timeout_seconds = float(env["TRACEKIT_BODY_TIMEOUT"])
         if env.get("TRACEKIT_ALERTS"):
             settings.alert_rules = env["TRACEKIT_ALERTS"]
         if env.get("TRACEKIT_EVALUATION_RULES"):
@@ -107,3 +117,24 @@ class CollectorSettings:
         if "APPLICATIONINSIGHTS_CONNECTION_STRING" in env and "TRACEKIT_FORWARD_AZURE_MONITOR" in env:
             settings.forward_azure_monitor = env["APPLICATIONINSIGHTS_CONNECTION_STRING"]
         return settings
+
+
+def attribute_limits_from_env(env: "os._Environ[str] | dict[str, str]") -> AttributeLimits:
+    """The limits as the OpenTelemetry SDK reads them: OTEL_ATTRIBUTE_COUNT_LIMIT (or TRACEKIT_ATTRIBUTE_COUNT_LIMIT,
+    which wins) for every kind, then OTEL_SPAN_ / OTEL_EVENT_ / OTEL_LINK_ / OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT for
+    their own kind."""
+    def number(name: str, default: int) -> int:
+        text = env.get(name, "").strip()
+        if not text:
+            return default
+        value = int(text)
+        if value < 0:
+            raise ValueError(f"{name} must be 0 or more, not {value}")
+        return value
+
+    base = number("TRACEKIT_ATTRIBUTE_COUNT_LIMIT", number("OTEL_ATTRIBUTE_COUNT_LIMIT", AttributeLimits().span))
+    return AttributeLimits(span=number("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", base),
+                           event=number("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", base),
+                           link=number("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", base),
+                           log_record=number("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", base),
+                           kvlist=base)

@@ -53,6 +53,17 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--redaction", metavar="POLICY", default=None,
                        help="masking applied before storage: 'default' (secrets and personal data), 'off', or a "
                             "TOML/JSON policy file ($TRACEKIT_REDACTION_FILE, $TRACEKIT_REDACTION=off)")
+    group.add_argument("--attribute-count-limit", metavar="N", type=int, default=None,
+                       help="attributes kept per span, event, link, log record and map value, as the OpenTelemetry "
+                            "specification counts them; the rest are dropped and counted in dropped_attributes_count "
+                            "($OTEL_ATTRIBUTE_COUNT_LIMIT, $OTEL_SPAN_/EVENT_/LINK_/LOGRECORD_ATTRIBUTE_COUNT_LIMIT; "
+                            "default 128)")
+    group.add_argument("--header-timeout", metavar="SECONDS", type=float, default=None,
+                       help="close an OTLP/HTTP connection whose request headers have not arrived by then, or that "
+                            "sits idle that long ($TRACEKIT_HEADER_TIMEOUT; default 30)")
+    group.add_argument("--body-timeout", metavar="SECONDS", type=float, default=None,
+                       help="answer 408 to an OTLP/HTTP request whose body has not arrived by then "
+                            "($TRACEKIT_BODY_TIMEOUT; default 30)")
     group.add_argument("--alerts", metavar="FILE", default=None,
                        help="check these alert rules on their frequency while collecting; changes of state are "
                             "stored as tracekit.alert events and shown in the TUI (see `tracekit alerts --help`; "
@@ -73,6 +84,7 @@ def _off_or(value: str) -> str | None:
 
 def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
     """CollectorSettings from defaults, then TRACEKIT_* variables, then flags."""
+    from tracekit.collector.processors.anyvalue import AttributeLimits
     from tracekit.collector.settings import CollectorSettings, parse_size
 
     # flag -> (setting, conversion); a flag left out keeps the environment's or the default value
@@ -84,9 +96,15 @@ def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
         "retention_days": ("retention_days", float), "max_db_size": ("max_db_bytes", parse_size),
         "auth_token": ("auth_token", str), "redaction": ("redaction", str),
         "forward_otlp": ("forward_otlp", str), "forward_azure_monitor": ("forward_azure_monitor", str),
+        "header_timeout": ("header_timeout_seconds", float), "body_timeout": ("body_timeout_seconds", float),
         "alerts": ("alert_rules", str), "evaluation_rules": ("evaluation_rules", str),
     }
     settings = CollectorSettings.from_env(resolve_db_path(args.db))
+    limit = getattr(args, "attribute_count_limit", None)
+    if limit is not None:
+        if limit < 0:
+            raise ValueError(f"--attribute-count-limit must be 0 or more, not {limit}")
+        settings.attribute_limits = AttributeLimits(limit, limit, limit, limit, limit)
     for flag, (setting, convert) in flags.items():
         value = getattr(args, flag, None)
         if value is not None:

@@ -29,12 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-redaction", action="store_true", help="store attribute values as they are in the file")
     parser.add_argument("--auth-token", metavar="TOKEN", default=os.environ.get("TRACEKIT_AUTH_TOKEN"),
                         help="bearer token of a collector started with --auth-token ($TRACEKIT_AUTH_TOKEN)")
+    parser.add_argument("--max-record-size", metavar="SIZE", default="64MiB",
+                        help="refuse a line (one request) longer than this once decompressed, e.g. 64MiB "
+                             "(default 64MiB)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(handler=run_import)
 
 
 def run_import(args: argparse.Namespace) -> int:
     from tracekit.collector.offline import write_requests
+    from tracekit.collector.settings import parse_size
     from tracekit.file_import import import_file
     from tracekit.redaction import RedactionPolicy
     from tracekit.store.paths import resolve_db_path
@@ -46,7 +50,13 @@ def run_import(args: argparse.Namespace) -> int:
     else:
         policy = RedactionPolicy.from_env()
     db_path = resolve_db_path(args.db)
-    summaries = [import_file(path, db_path, write_offline=write_requests, policy=policy, token=args.auth_token) for path in args.files]
+    try:
+        max_record = parse_size(args.max_record_size)
+    except ValueError as error:
+        print(f"tracekit import: error: --max-record-size: {error}", file=sys.stderr)
+        return 2
+    summaries = [import_file(path, db_path, write_offline=write_requests, policy=policy, token=args.auth_token,
+                             max_record_bytes=max_record) for path in args.files]
     if args.json:
         print(json.dumps([summary.to_json() for summary in summaries], indent=2))
     else:

@@ -82,6 +82,10 @@ def render_details(details: SpanDetails) -> Group:
     parts: list[Text] = [header, identity, timing, Text("")]
     parts.append(_section("attributes", len(details.attributes)))
     parts.extend(_key_values(details.attributes, EXPAND_HINT))
+    if span.dropped_attributes_count:
+        dropped = span.dropped_attributes_count
+        parts.append(Text(f"{dropped} more dropped by an attribute count limit (the sender's or the collector's)",
+                          style="yellow"))
     if details.events:
         parts.append(_section("events", len(details.events)))
         for event in details.events:
