@@ -3,7 +3,7 @@
     with Collector(CollectorSettings(db_path=path, grpc="127.0.0.1:0", http="127.0.0.1:0")).running() as collector:
         ...  # send OTLP to collector.grpc_endpoint / collector.http_endpoint, read with collector.reader()
 
-`run_forever()` is the headless `tracekit collect`: SIGINT/SIGTERM stop the receivers, drain what was accepted into
+`run_forever()` is the headless `tracekit collect`: SIGINT/SIGTERM/SIGHUP stop the receivers, drain what was accepted into
 the store, remove the state file, and exit.
 """
 
@@ -33,6 +33,7 @@ from tracekit.collector.receivers.http import build_http_app
 from tracekit.collector.settings import CollectorSettings, parse_address
 from tracekit.collector.writer import StoreWriter
 from tracekit.errors import StoreError
+from tracekit.files import write_private_atomically
 from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store
 from tracekit.store.paths import state_file_for
 from tracekit.store.reader import LocalReader, process_start, read_state
@@ -105,7 +106,11 @@ class Collector:
         """Run in a background thread for the duration of the block; stop and drain on exit."""
         self._thread = threading.Thread(target=self._thread_main, name="tracekit-collector", daemon=True)
         self._thread.start()
-        self._ready.wait()
+        try:
+            self._ready.wait()
+        except BaseException:  # interrupted while starting: stop the thread, which removes the state file
+            self.stop()
+            raise
         if self._startup_error is not None:
             self._thread.join()
             raise self._startup_error
@@ -178,7 +183,7 @@ class Collector:
             self._start_forwarders()
             retention_task = asyncio.create_task(self._retention_loop())
             if install_signals:
-                for signum in (signal.SIGINT, signal.SIGTERM):
+                for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                     self._loop.add_signal_handler(signum, self._stop.set)
             self._ready.set()
             if on_ready is not None:
@@ -227,13 +232,8 @@ class Collector:
             "token": self._token,
             "started_at": self.started_at,
         }
-        path = state_file_for(self.db_path)
-        temporary = path.with_name(path.name + ".tmp")
-        # 0600: the token lets its holder read every span in the store
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state, handle)
-        os.replace(temporary, path)
+        # 0600 through a fresh temporary file: the token lets its holder read every span in the store
+        write_private_atomically(state_file_for(self.db_path), json.dumps(state).encode())
 
     def _lowest_forwarder_position(self) -> int | None:
         """The ingest_seq every forwarder has sent up to: retention keeps what comes after it."""

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import tracekit.commands
 from tracekit.errors import TracekitError
+from tracekit.files import restrict_umask
 
 Handler = Callable[[argparse.Namespace], int | None]
 
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments.insert(0, "run")
     args = parser.parse_args(arguments)
     handler: Handler = args.handler
+    restrict_umask()  # the store, its WAL, logs, exports: owner-only (tracekit/files.py)
     try:
         return int(handler(args) or 0)
     except TracekitError as error:

@@ -10,6 +10,9 @@ replay, dashboards (KQL tiles), the KQL console, the key help. Data comes only t
 
 from __future__ import annotations
 
+import asyncio
+import signal
+
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
@@ -43,6 +46,11 @@ class TracekitApp(App):
         self.sub_title = reader.location
 
     def on_mount(self) -> None:
+        # SIGTERM, or SIGHUP when the terminal is closed, end the app as `q` does: whoever started it (the collector
+        # in `tracekit`) then shuts down cleanly instead of being killed with its state file left behind.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, self.exit)
         self.push_screen(TraceListScreen(live=self.live))
 
     def open_trace(self, trace_id: str, *, select_span: str | None = None) -> None:

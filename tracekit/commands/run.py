@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
 
 from tracekit.cli import add_db_argument
 from tracekit.commands.collect import add_collector_arguments, settings_from_args
+from tracekit.files import open_private
 from tracekit.store.paths import resolve_db_path
 
 HELP = "collector + terminal UI in one process (the default when no command is given)"
@@ -33,11 +35,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _log_to_file(db_path) -> None:
     """The TUI owns the terminal: collector logs go to a file beside the store."""
     log_path = db_path.with_name(db_path.name + ".log")
+    open_private(log_path, "a").close()  # created 0600 (and its directory 0700) before logging appends to it
     handler = logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+
+
+_LEAVING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _store_is_empty(reader) -> bool:
@@ -79,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     _log_to_file(db_path)
+    # Until the UI takes over SIGTERM/SIGHUP (tui/app.py), they interrupt the start like Ctrl-C, so the collector
+    # still stops and removes its state file; once the UI has quit, the collector's drain is not cut short.
+    for signum in _LEAVING_SIGNALS:
+        signal.signal(signum, _interrupt)
     with Collector(settings).running() as collector:
         reader = collector.reader()
         if not args.no_demo and collector.grpc_endpoint and _store_is_empty(reader):
@@ -88,4 +102,6 @@ def run(args: argparse.Namespace) -> int:
         if collector.grpc_endpoint:
             title += f" · OTLP gRPC {collector.grpc_endpoint}"
         run_app(reader, live=True, title=title)
+        for signum in _LEAVING_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
     return 0
