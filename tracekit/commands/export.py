@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tracekit.cli import add_db_argument
+from tracekit.files import open_private
 
 HELP = "send stored spans to Azure Monitor (Application Insights), an OTLP endpoint, or an OTLP JSON file"
 
@@ -245,7 +246,7 @@ def run_otlp_json(args: argparse.Namespace) -> int:
         target = Path(args.output)
         temporary = target.with_name(target.name + ".partial")
         try:
-            with open(temporary, "wb") as out:
+            with open_private(temporary, "wb") as out:
                 summary = run_file_export(source, out, path=str(target), redactor=redactor,
                                           page_size=args.batch_size or 1000, show_progress=not args.no_progress)
             os.replace(temporary, target)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import re
 import threading
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.ipc
 
 from tracekit.errors import CollectorUnavailable, QueryError, StoreError
+from tracekit.files import read_trusted
 from tracekit.store.database import open_store_readonly
 from tracekit.store.paths import resolve_db_path, state_file_for
 
@@ -181,8 +183,15 @@ def read_state(db_path: Path) -> dict[str, Any] | None:
     """The running collector's state for this store, or None when no live collector owns it."""
     state_path = state_file_for(db_path)
     try:
-        state = json.loads(state_path.read_text())
+        # Only a state file this user owns and nobody else can write is trusted: a planted one could send queries,
+        # imports and the TUI to someone else's endpoint.
+        state = json.loads(read_trusted(state_path))
+    except PermissionError as error:
+        logging.getLogger("tracekit").warning("%s", error)
+        return None
     except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict):
         return None
     pid = state.get("pid")
     if not isinstance(pid, int) or not _process_alive(pid):
