@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument
 from tracekit.commands.collect import add_collector_arguments, settings_from_args
 from tracekit.files import open_private
 from tracekit.store.paths import resolve_db_path
