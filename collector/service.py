@@ -25,6 +25,7 @@ from aiohttp import web
 
 from tracekit.collector import retention
 from tracekit.collector.admission import Admission
+from tracekit.collector.host_check import allowed_hosts, host_check_middleware
 from tracekit.collector.exporters.store_writer import StoreWriter
 from tracekit.collector.pipeline import IngestPipeline, build_processors
 from tracekit.collector.read_api import ReaderPool, build_read_app
@@ -160,6 +161,8 @@ class Collector:
         pool: ReaderPool | None = None
         try:
             pool = ReaderPool(self.new_reader)
+            allowed = allowed_hosts(settings.allowed_hosts, [
+                parse_address(address, 0)[0] for address in (settings.grpc, settings.http, settings.read_api) if address])
             if settings.grpc:
                 host, port = parse_address(settings.grpc, 4317)
                 grpc_server, bound = await start_grpc_server(
@@ -168,11 +171,12 @@ class Collector:
                 self.grpc_endpoint = f"{host}:{bound}"
             if settings.http:
                 host, port = parse_address(settings.http, 4318)
-                runner, bound = await _start_site(build_http_app(self.pipeline, token=settings.auth_token), host, port)
+                runner, bound = await _start_site(build_http_app(self.pipeline, token=settings.auth_token), host, port,
+                                                  allowed)
                 runners.append(runner)
                 self.http_endpoint = f"http://{host}:{bound}"
             host, port = parse_address(settings.read_api, 0)
-            runner, bound = await _start_site(build_read_app(pool, self._token, self.status), host, port)
+            runner, bound = await _start_site(build_read_app(pool, self._token, self.status), host, port, allowed)
             runners.append(runner)
             self.read_api_url = f"http://{host}:{bound}"
             if settings.write_state_file:
@@ -256,7 +260,10 @@ class Collector:
             await asyncio.sleep(settings.retention_interval_seconds)
 
 
-async def _start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def _start_site(app: web.Application, host: str, port: int,
+                      allowed: frozenset[str]) -> tuple[web.AppRunner, int]:
+    # First, before a handler reads a body: only local Host names are answered (DNS rebinding, host_check.py).
+    app.middlewares.insert(0, host_check_middleware(allowed))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -48,6 +48,10 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
                        help="delete telemetry older than this, in the background ($TRACEKIT_RETENTION_DAYS)")
     group.add_argument("--max-db-size", metavar="SIZE", default=None,
                        help="delete the oldest telemetry while the store is larger, e.g. 2GB ($TRACEKIT_MAX_DB_SIZE)")
+    group.add_argument("--allowed-hosts", metavar="HOST[,HOST]", default=None,
+                       help="Host names the HTTP receiver and read API answer besides localhost, 127.0.0.1 and [::1] "
+                            "(requests naming any other host get 403, against DNS rebinding); '*' answers any "
+                            "($TRACEKIT_ALLOWED_HOSTS)")
     group.add_argument("--auth-token", metavar="TOKEN", default=None,
                        help="require 'Authorization: Bearer TOKEN' from senders ($TRACEKIT_AUTH_TOKEN)")
     group.add_argument("--redaction", metavar="POLICY", default=None,
@@ -66,7 +70,7 @@ def _off_or(value: str) -> str | None:
 
 def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
     """CollectorSettings from defaults, then TRACEKIT_* variables, then flags."""
-    from tracekit.collector.settings import CollectorSettings, parse_size
+    from tracekit.collector.settings import CollectorSettings, parse_size, split_hosts
 
     # flag -> (setting, conversion); a flag left out keeps the environment's or the default value
     flags = {
@@ -75,7 +79,7 @@ def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
         "memory_limit": ("memory_limit", str), "decode_workers": ("decode_workers", int),
         "checkpoint_rows": ("checkpoint_rows", int),
         "retention_days": ("retention_days", float), "max_db_size": ("max_db_bytes", parse_size),
-        "auth_token": ("auth_token", str), "redaction": ("redaction", str),
+        "auth_token": ("auth_token", str), "allowed_hosts": ("allowed_hosts", split_hosts), "redaction": ("redaction", str),
         "forward_otlp": ("forward_otlp", str), "forward_azure_monitor": ("forward_azure_monitor", str),
     }
     settings = CollectorSettings.from_env(resolve_db_path(args.db))
