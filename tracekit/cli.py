@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import tracekit.commands
 from tracekit.errors import TracekitError
 from tracekit.files import restrict_umask
+from tracekit.terminal_text import clean
 
 Handler = Callable[[argparse.Namespace], int | None]
 
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except TracekitError as error:
-        print(f"tracekit: error: {error}", file=sys.stderr)
+        print(f"tracekit: error: {clean(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

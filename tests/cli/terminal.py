@@ -106,6 +106,12 @@ class TerminalSession:
             time.sleep(0.05)
         return self._status  # type: ignore[return-value]
 
+    def finish(self, timeout: float) -> tuple[int, str]:
+        """Wait for the command to exit and return its status and everything it wrote to the terminal."""
+        status = self.wait(timeout)
+        self._reader.join(timeout)
+        return status, self.output
+
     def kill(self) -> None:
         if self.poll() is None:
             os.kill(self.pid, signal.SIGKILL)

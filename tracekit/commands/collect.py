@@ -8,6 +8,7 @@ import sys
 
 from tracekit.commands._options import add_db_argument
 from tracekit.store.paths import resolve_db_path
+from tracekit.terminal_text import CleanFormatter, clean
 
 HELP = "run the OTLP collector (gRPC and HTTP) that stores traces, logs and metrics in the DuckDB store"
 
@@ -102,12 +103,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tracekit.collector.service import Collector
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    # log lines quote what senders sent: control characters are shown as escapes, not acted on by the terminal
+    handler.setFormatter(CleanFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
         settings = settings_from_args(args)
     except ValueError as error:
-        print(f"tracekit collect: error: {error}", file=sys.stderr)
+        print(f"tracekit collect: error: {clean(str(error))}", file=sys.stderr)
         return 2
 
     def announce(collector: Collector) -> None:

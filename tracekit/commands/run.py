@@ -18,6 +18,7 @@ from tracekit.commands._options import add_db_argument
 from tracekit.commands.collect import add_collector_arguments, settings_from_args
 from tracekit.files import open_private
 from tracekit.store.paths import resolve_db_path
+from tracekit.terminal_text import CleanFormatter
 
 HELP = "collector + terminal UI in one process (the default when no command is given)"
 
@@ -37,7 +38,7 @@ def _log_to_file(db_path) -> None:
     log_path = db_path.with_name(db_path.name + ".log")
     open_private(log_path, "a").close()  # created 0600 (and its directory 0700) before logging appends to it
     handler = logging.FileHandler(log_path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(CleanFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
