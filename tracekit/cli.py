@@ -27,11 +27,14 @@ Observability for AI agents.
 Run with no command to start the local collector (OTLP gRPC on 127.0.0.1:4317, HTTP on 127.0.0.1:4318) and the
 terminal UI on one DuckDB store. Point any OpenTelemetry SDK at it with
 OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 and spans appear as they arrive.
+
+Files tracekit creates are readable by you only, and span content is printed with control characters escaped.
 """
 
 EPILOG = """\
 environment:
   TRACEKIT_DB                 the store file used when --db is not given
+  TRACEKIT_ALLOWED_HOSTS      Host names the collector answers besides localhost (see `tracekit collect --help`)
   OTEL_EXPORTER_OTLP_ENDPOINT where `tracekit demo` and tracekit.configure() send, when set
 
 Run `tracekit COMMAND --help` for the options of a command.

@@ -104,3 +104,16 @@ def test_bind_addresses_and_wildcards() -> None:
     assert not host_allowed("192.0.2.7:4318", allowed_hosts([], ["0.0.0.0", "::"]))
     assert host_allowed("anything.example", allowed_hosts(["*"]))
     assert host_allowed(None, allowed_hosts([]))  # HTTP/1.0 without Host: not a browser
+
+
+def test_allowed_hosts_flag_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tracekit.cli import build_parser
+    from tracekit.commands.collect import settings_from_args
+
+    parser = build_parser()
+    assert "--allowed-hosts" in parser._subparsers._group_actions[0].choices["collect"].format_help()
+    monkeypatch.setenv("TRACEKIT_ALLOWED_HOSTS", "from-env.example")
+    args = parser.parse_args(["collect", "--db", str(tmp_path / "t.duckdb")])
+    assert settings_from_args(args).allowed_hosts == ("from-env.example",)
+    args = parser.parse_args(["collect", "--db", str(tmp_path / "t.duckdb"), "--allowed-hosts", "a.example, b.example"])
+    assert settings_from_args(args).allowed_hosts == ("a.example", "b.example")

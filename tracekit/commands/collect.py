@@ -15,7 +15,10 @@ HELP = "run the OTLP collector (gRPC and HTTP) that stores traces, logs and metr
 DESCRIPTION = """\
 Run the OTLP collector headless. It listens on 127.0.0.1 only unless told otherwise, stores everything it receives in
 one DuckDB file, and acknowledges a request only after its data is committed. While it runs, `tracekit query`, `tui`,
-`replay` and `export` on the same --db reach the store through its local read API.
+`replay` and `export` on the same --db reach the store through its local read API. The HTTP receiver and the read
+API answer only requests addressed to localhost, 127.0.0.1 or [::1] (see --allowed-hosts). The store, its WAL, the
+state file and any directory created for them are readable by you only (0600/0700). Ctrl-C, SIGTERM or SIGHUP stop
+it cleanly.
 
 Every option also has an environment variable (the option wins). Port 0 picks a free port; the chosen addresses are
 printed and written to the state file beside the database (<db>.collector.json).

@@ -4,6 +4,9 @@ One process, because DuckDB lets one process hold the store read-write: the coll
 through the same database instance, so spans appear on screen as they are committed. If the store is empty a demo
 multi-agent workload is sent through the collector, so a first run shows something real. If a collector already
 runs for this store, the TUI attaches to it instead of starting another.
+
+The first run creates the data directory (0700) and the store. q, Ctrl-C, SIGTERM and closing the terminal (SIGHUP)
+all quit the same way: the collector commits what it accepted and removes its state file.
 """
 
 from __future__ import annotations
