@@ -234,7 +234,11 @@ class Collector:
             "started_at": self.started_at,
         }
         # 0600 through a fresh temporary file: the token lets its holder read every span in the store
-        write_private_atomically(state_file_for(self.db_path), json.dumps(state).encode())
+        path = state_file_for(self.db_path)
+        try:
+            write_private_atomically(path, json.dumps(state).encode())
+        except OSError as error:  # e.g. another user's file in a sticky directory such as /tmp
+            raise StoreError(f"cannot write the state file {path}: {error.strerror or error}") from None
 
     def _lowest_forwarder_position(self) -> int | None:
         """The ingest_seq every forwarder has sent up to: retention keeps what comes after it."""

@@ -231,3 +231,19 @@ def test_a_pre_created_temporary_state_file_does_not_receive_the_token(tmp_path:
         if planted == "file":
             assert token not in temporary.read_text()
         assert not leak.exists()
+
+
+
+def test_a_state_file_that_cannot_be_replaced_is_a_clear_error(tmp_path: Path) -> None:
+    """Whatever blocks the rename (another user's file in a sticky directory such as /tmp, here a directory in the
+    way) stops the collector with one clear line, not a traceback, and leaves no temporary file behind."""
+    db = tmp_path / "traces.duckdb"
+    state_file_for(db).mkdir()
+    (state_file_for(db) / "keep").write_text("")
+    home = tmp_path / "home"
+    home.mkdir()
+    result = run_tracekit("collect", "--db", str(db), "--grpc", "off", "--http", "off", home=home, check=False)
+    assert result.returncode == 2, result.stderr
+    assert f"cannot write the state file {state_file_for(db)}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("*.tmp"))
