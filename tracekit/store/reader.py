@@ -10,6 +10,8 @@ access switched off, so a query can neither write nor reach files outside the st
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import importlib.util
 import json
 import logging
@@ -107,6 +109,16 @@ def mark_json_columns(table: pa.Table, duckdb_types: list[str]) -> pa.Table:
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
+def _param_json(value: Any) -> Any:
+    """Parameters JSON cannot carry (the time bound of `--since`, dashboards' ranges) as text DuckDB casts back
+    where they are compared with a timestamp column."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    raise TypeError(f"a query parameter of type {type(value).__name__} cannot be sent to the read API")
+
+
 class RemoteReader:
     """Reads through a running collector's read API (HTTP on 127.0.0.1, bearer token from the state file)."""
 
@@ -117,7 +129,7 @@ class RemoteReader:
         self.location = location
 
     def sql(self, query: str, params: Params = None) -> pa.Table:
-        body = json.dumps({"sql": query, "params": params}).encode()
+        body = json.dumps({"sql": query, "params": params}, default=_param_json).encode()
         request = urllib.request.Request(
             self._url + "/v1/sql",
             data=body,
