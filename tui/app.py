@@ -23,6 +23,8 @@ from tracekit.tui.screens.help import HelpScreen
 from tracekit.tui.screens.trace_list import TraceListScreen
 from tracekit.tui.screens.trace_view import TraceViewScreen
 
+QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
 
 class TracekitApp(App):
     """Trace explorer, live tail and conversation replay over one store."""
@@ -49,9 +51,17 @@ class TracekitApp(App):
         # SIGTERM, or SIGHUP when the terminal is closed, end the app as `q` does: whoever started it (the collector
         # in `tracekit`) then shuts down cleanly instead of being killed with its state file left behind.
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(signum, self.exit)
+        for signum in QUIT_SIGNALS:
+            try:
+                loop.add_signal_handler(signum, self.exit)
+            except (RuntimeError, ValueError):  # not the main thread (an embedding app): its signals, its call
+                break
         self.push_screen(TraceListScreen(live=self.live))
+
+    def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in QUIT_SIGNALS:
+            loop.remove_signal_handler(signum)
 
     def open_trace(self, trace_id: str, *, select_span: str | None = None) -> None:
         """Show one trace's span tree (optionally with a span selected)."""

@@ -4,9 +4,10 @@ no state file is left behind and the store opens intact with the demo's spans in
 
 from __future__ import annotations
 
-import os
 import signal
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,24 @@ def test_no_stale_state_file_however_the_user_leaves(tmp_path: Path, leave: str)
         _assert_clean_exit(session, store, spans)
     finally:
         session.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["sigint", "sigterm", "sighup"])
+def test_headless_collect_leaves_no_state_file(tmp_path: Path, signum: int) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    store = default_store(home)
+    process = subprocess.Popen([tracekit_command(), "collect", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+                               env=fresh_environment(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not state_file_for(store).exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read().decode()
+            time.sleep(0.1)
+        process.send_signal(signum)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not state_file_for(store).exists()
+    LocalReader.open_file(store).close()

@@ -13,7 +13,6 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
