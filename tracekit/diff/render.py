@@ -9,9 +9,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from tracekit.terminal_text import clean
 from tracekit.diff.compare import RunDiff, StepDiff, Totals
 from tracekit.diff.steps import Step
+from tracekit.terminal_text import clean
 
 CELL_LIMIT = 60
 
