@@ -95,7 +95,7 @@ def read_trusted(path: Path, uid: int | None = None) -> bytes:
     try:
         reason = untrusted_reason(os.fstat(fd), uid)
         if reason is not None:
-            raise PermissionError(f"not trusting {path}: {reason}")
+            raise PermissionError(f"{path}: {reason}")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             return handle.read()
     finally:

@@ -199,7 +199,7 @@ def test_planted_state_file_redirects_neither_query_nor_import(tmp_path: Path, s
     query = run_tracekit("query", "--db", str(db), "--format", "csv", "--sql", "SELECT count(*) AS n FROM spans",
                          home=home)
     assert query.stdout.split() == ["n", "1"], query.stdout
-    assert "not trusting" in query.stderr
+    assert f"tracekit: warning: ignoring the state file {state_file_for(db)}: " in query.stderr
 
     lines = tmp_path / "spans.jsonl"
     lines.write_text(json.dumps(otlp_json_request("imported")) + "\n")

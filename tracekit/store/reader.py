@@ -199,7 +199,7 @@ def read_state(db_path: Path) -> dict[str, Any] | None:
         # imports and the TUI to someone else's endpoint.
         state = json.loads(read_trusted(state_path))
     except PermissionError as error:
-        logging.getLogger("tracekit").warning("%s", error)
+        logging.getLogger("tracekit").warning("tracekit: warning: ignoring the state file %s", error)
         return None
     except (OSError, ValueError):
         return None
