@@ -32,7 +32,7 @@ from tracekit.collector.read_api import ReaderPool, build_read_app
 from tracekit.collector.receivers.grpc import start_grpc_server
 from tracekit.collector.receivers.http import build_http_app
 from tracekit.collector.settings import CollectorSettings, parse_address
-from tracekit.errors import StoreError
+from tracekit.errors import ListenError, StoreError
 from tracekit.files import write_private_atomically
 from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store
 from tracekit.store.paths import state_file_for
@@ -53,6 +53,7 @@ class Collector:
         self._token = secrets.token_urlsafe(24)
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
+        self._serving = False  # set once every receiver listens: an error before that is a startup error
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -118,9 +119,10 @@ class Collector:
         except BaseException:  # interrupted while starting: stop the thread, which removes the state file
             self.stop()
             raise
-        if self._startup_error is not None:
+        if not self._serving:
+            # Startup failed (a port in use, a locked store): the thread ends after recording why.
             self._thread.join()
-            raise self._startup_error
+            raise self._startup_error or StoreError("the collector stopped while starting")
         try:
             yield self
         finally:
@@ -142,7 +144,7 @@ class Collector:
         try:
             asyncio.run(self._serve())
         except BaseException as error:  # surfaced to running() when startup failed
-            if not self._ready.is_set():
+            if not self._serving:
                 self._startup_error = error
                 self._ready.set()
             else:
@@ -194,6 +196,7 @@ class Collector:
             if install_signals:
                 for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                     self._loop.add_signal_handler(signum, self._stop.set)
+            self._serving = True
             self._ready.set()
             if on_ready is not None:
                 on_ready(self)
@@ -300,6 +303,7 @@ async def _start_site(app: web.Application, host: str, port: int,
         await site.start()
     except OSError as error:
         await runner.cleanup()
-        raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        raise ListenError(f"cannot listen on {host}:{port}: {error.strerror or error} (choose another address with "
+                          "--http HOST:PORT, or --http off)") from None
     sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
     return runner, sockets[0].getsockname()[1] if sockets else port

@@ -105,3 +105,45 @@ def test_headless_collect_leaves_no_state_file(tmp_path: Path, signum: int) -> N
             process.kill()
     assert not state_file_for(store).exists()
     LocalReader.open_file(store).close()
+
+
+@pytest.fixture
+def busy_port() -> int:
+    """A port some other program (an OpenTelemetry Collector, Jaeger...) already listens on."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+@pytest.mark.parametrize("receiver", ["grpc", "http"])
+def test_a_busy_port_is_one_clear_line(tmp_path: Path, busy_port: int, receiver: str) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    other = "http" if receiver == "grpc" else "grpc"
+    result = subprocess.run([tracekit_command(), "collect", f"--{receiver}", f"127.0.0.1:{busy_port}",
+                             f"--{other}", "off"], env=fresh_environment(home), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2, result.stderr
+    # (grpcio's C core logs its own line before ours)
+    assert f"tracekit: error: cannot listen " in result.stderr and f"127.0.0.1:{busy_port}" in result.stderr
+    assert f"--{receiver}" in result.stderr and "Traceback" not in result.stderr
+    assert not state_file_for(default_store(home)).exists()
+
+
+def test_first_run_with_the_grpc_port_taken(tmp_path: Path, busy_port: int) -> None:
+    """`tracekit` where another collector already has 4317: a line saying so on the terminal, not a traceback."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = fresh_environment(home, TRACEKIT_GRPC=f"127.0.0.1:{busy_port}", TRACEKIT_HTTP="127.0.0.1:0")
+    session = TerminalSession([tracekit_command()], env, cwd=home)
+    try:
+        status, output = session.finish(60)
+    finally:
+        session.close()
+    assert status == 2, output
+    assert f"cannot listen for OTLP/gRPC on 127.0.0.1:{busy_port}: the port is in use" in output
+    assert "Traceback" not in output
+    assert not state_file_for(default_store(home)).exists()
