@@ -51,7 +51,8 @@ class AlertScheduler:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
         if self._reader is not None:
             self._reader.close()
             self._reader = None

@@ -64,6 +64,7 @@ class CollectorSettings:
     allowed_hosts: tuple[str, ...] = ()          # Host names answered besides loopback ("*": any); DNS rebinding
     redaction: str = "default"                   # "default" (built-in rules), "off", or a policy file path
     alert_rules: str | None = None               # a rule file (tracekit.alerts) checked on each rule's frequency
+    evaluation_rules: str | None = None          # continuous evaluation rules (tracekit.evaluators.rules)
     extra: dict[str, str] = field(default_factory=dict)
 
     def redaction_policy(self):  # -> RedactionPolicy
@@ -109,6 +110,8 @@ class CollectorSettings:
             settings.redaction = "off"
         if env.get("TRACEKIT_ALERTS"):
             settings.alert_rules = env["TRACEKIT_ALERTS"]
+        if env.get("TRACEKIT_EVALUATION_RULES"):
+            settings.evaluation_rules = env["TRACEKIT_EVALUATION_RULES"]
         if "APPLICATIONINSIGHTS_CONNECTION_STRING" in env and "TRACEKIT_FORWARD_AZURE_MONITOR" in env:
             settings.forward_azure_monitor = env["APPLICATIONINSIGHTS_CONNECTION_STRING"]
         return settings

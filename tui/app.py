@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Any, Callable
 
 from textual.app import App
 from textual.binding import Binding
@@ -40,9 +41,12 @@ class TracekitApp(App):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, reader: StoreReader, *, live: bool = True, title: str | None = None) -> None:
+    def __init__(self, reader: StoreReader, *, live: bool = True, title: str | None = None,
+                 collector_status: Callable[[], dict[str, Any]] | None = None) -> None:
         super().__init__()
         self.reader = reader
+        # The collector's counters (alerts, continuous evaluation), when the UI runs beside or through a collector.
+        self.collector_status = collector_status or getattr(reader, "collector_status", None)
         self.live = live
         if title:
             self.title = title
@@ -106,6 +110,7 @@ class TracekitApp(App):
             self.push_screen(HelpScreen(self.screen))
 
 
-def run_app(reader: StoreReader, *, live: bool = True, title: str | None = None) -> None:
+def run_app(reader: StoreReader, *, live: bool = True, title: str | None = None,
+            collector_status: Callable[[], dict[str, Any]] | None = None) -> None:
     """Run the TUI on `reader` until the user quits (`live` polls the store for new spans)."""
-    TracekitApp(reader, live=live, title=title).run()
+    TracekitApp(reader, live=live, title=title, collector_status=collector_status).run()

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         title = f"tracekit · {db_path.name}"
         if collector.grpc_endpoint:
             title += f" · OTLP gRPC {collector.grpc_endpoint}"
-        run_app(reader, live=True, title=title)
+        run_app(reader, live=True, title=title, collector_status=collector.status)
         for signum in _LEAVING_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
     return 0
