@@ -38,6 +38,11 @@ def parse_address(text: str, default_port: int) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+def split_hosts(text: str) -> tuple[str, ...]:
+    """'tracekit.internal, 192.0.2.7' -> ('tracekit.internal', '192.0.2.7')."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 @dataclass
 class CollectorSettings:
     """How a collector listens, stores, and protects itself. Defaults are safe for a laptop."""
@@ -58,6 +63,7 @@ class CollectorSettings:
     write_state_file: bool = True
     forward_azure_monitor: str | None = None     # a connection string
     forward_otlp: str | None = None              # an OTLP endpoint URL
+    allowed_hosts: tuple[str, ...] = ()          # Host names answered besides loopback ("*": any); DNS rebinding
     redaction: str = "default"                   # "default" (built-in rules), "off", or a policy file path
     attribute_limits: AttributeLimits = AttributeLimits()  # attributes kept per span/event/link/log record/map
     header_timeout_seconds: float = 30.0         # an HTTP request's headers must arrive within this (and idle close)
@@ -99,6 +105,8 @@ class CollectorSettings:
             settings.retention_days = float(env["TRACEKIT_RETENTION_DAYS"])
         if "TRACEKIT_MAX_DB_SIZE" in env:
             settings.max_db_bytes = parse_size(env["TRACEKIT_MAX_DB_SIZE"])
+        if env.get("TRACEKIT_ALLOWED_HOSTS"):
+            settings.allowed_hosts = split_hosts(env["TRACEKIT_ALLOWED_HOSTS"])
         if "TRACEKIT_AUTH_TOKEN" in env:
             settings.auth_token = env["TRACEKIT_AUTH_TOKEN"] or None
         if env.get("TRACEKIT_REDACTION_FILE"):

@@ -8,13 +8,17 @@ import sys
 
 from tracekit.commands._options import add_db_argument
 from tracekit.store.paths import resolve_db_path
+from tracekit.terminal_text import CleanFormatter, clean
 
 HELP = "run the OTLP collector (gRPC and HTTP) that stores traces, logs and metrics in the DuckDB store"
 
 DESCRIPTION = """\
 Run the OTLP collector headless. It listens on 127.0.0.1 only unless told otherwise, stores everything it receives in
 one DuckDB file, and acknowledges a request only after its data is committed. While it runs, `tracekit query`, `tui`,
-`replay` and `export` on the same --db reach the store through its local read API.
+`replay` and `export` on the same --db reach the store through its local read API. The HTTP receiver and the read
+API answer only requests addressed to localhost, 127.0.0.1 or [::1] (see --allowed-hosts). The store, its WAL, the
+state file and any directory created for them are readable by you only (0600/0700). Ctrl-C, SIGTERM or SIGHUP stop
+it cleanly.
 
 Every option also has an environment variable (the option wins). Port 0 picks a free port; the chosen addresses are
 printed and written to the state file beside the database (<db>.collector.json).
@@ -48,6 +52,10 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
                        help="delete telemetry older than this, in the background ($TRACEKIT_RETENTION_DAYS)")
     group.add_argument("--max-db-size", metavar="SIZE", default=None,
                        help="delete the oldest telemetry while the store is larger, e.g. 2GB ($TRACEKIT_MAX_DB_SIZE)")
+    group.add_argument("--allowed-hosts", metavar="HOST[,HOST]", default=None,
+                       help="Host names the HTTP receiver and read API answer besides localhost, 127.0.0.1 and [::1] "
+                            "(requests naming any other host get 403, against DNS rebinding); '*' answers any "
+                            "($TRACEKIT_ALLOWED_HOSTS)")
     group.add_argument("--auth-token", metavar="TOKEN", default=None,
                        help="require 'Authorization: Bearer TOKEN' from senders ($TRACEKIT_AUTH_TOKEN)")
     group.add_argument("--redaction", metavar="POLICY", default=None,
@@ -85,7 +93,7 @@ def _off_or(value: str) -> str | None:
 def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
     """CollectorSettings from defaults, then TRACEKIT_* variables, then flags."""
     from tracekit.collector.processors.anyvalue import AttributeLimits
-    from tracekit.collector.settings import CollectorSettings, parse_size
+    from tracekit.collector.settings import CollectorSettings, parse_size, split_hosts
 
     # flag -> (setting, conversion); a flag left out keeps the environment's or the default value
     flags = {
@@ -94,7 +102,7 @@ def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
         "memory_limit": ("memory_limit", str), "decode_workers": ("decode_workers", int),
         "checkpoint_rows": ("checkpoint_rows", int),
         "retention_days": ("retention_days", float), "max_db_size": ("max_db_bytes", parse_size),
-        "auth_token": ("auth_token", str), "redaction": ("redaction", str),
+        "auth_token": ("auth_token", str), "allowed_hosts": ("allowed_hosts", split_hosts), "redaction": ("redaction", str),
         "forward_otlp": ("forward_otlp", str), "forward_azure_monitor": ("forward_azure_monitor", str),
         "header_timeout": ("header_timeout_seconds", float), "body_timeout": ("body_timeout_seconds", float),
         "alerts": ("alert_rules", str), "evaluation_rules": ("evaluation_rules", str),
@@ -124,12 +132,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tracekit.collector.service import Collector
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    # log lines quote what senders sent: control characters are shown as escapes, not acted on by the terminal
+    handler.setFormatter(CleanFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
         settings = settings_from_args(args)
     except ValueError as error:
-        print(f"tracekit collect: error: {error}", file=sys.stderr)
+        print(f"tracekit collect: error: {clean(str(error))}", file=sys.stderr)
         return 2
 
     def announce(collector: Collector) -> None:

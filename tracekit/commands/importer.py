@@ -8,6 +8,7 @@ import os
 import sys
 
 from tracekit.commands._options import add_db_argument
+from tracekit.terminal_text import clean
 
 HELP = "read OTLP JSON lines files (from `tracekit export otlp-json` or the Collector's file exporter) into the store"
 
@@ -62,7 +63,8 @@ def run_import(args: argparse.Namespace) -> int:
     else:
         for summary in summaries:
             rejected = f", {summary.rejected} rejected ({'; '.join(summary.errors)})" if summary.rejected else ""
-            print(f"imported {summary.spans:,} spans, {summary.log_records:,} log records and "
-                  f"{summary.metric_points:,} metrics from {summary.source} into {summary.via}"
-                  f"{rejected}; {summary.redacted} values redacted", file=sys.stderr)
+            # the errors quote the file's content
+            print(clean(f"imported {summary.spans:,} spans, {summary.log_records:,} log records and "
+                        f"{summary.metric_points:,} metrics from {summary.source} into {summary.via}"
+                        f"{rejected}; {summary.redacted} values redacted"), file=sys.stderr)
     return 0 if all(not s.rejected for s in summaries) else 1

@@ -11,7 +11,8 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tracekit.conversation.literal import clean, literal, to_display_string, truncation_marker
+from tracekit.conversation.literal import literal, to_display_string, truncation_marker
+from tracekit.terminal_text import clean
 from tracekit.tui.data import AttributeValue, SpanDetails
 from tracekit.tui.format import clock, format_duration
 
