@@ -6,23 +6,21 @@ from __future__ import annotations
 import json
 
 import openai
-import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from tests.instrumentors.fake_openai import FIXTURES, FakeOpenAI, load_cassette
+from tests.instrumentors.fake_openai import FakeOpenAI, load_exchanges
 from tracekit.api import using_tracer_provider
 from tracekit.content import reset_content_settings, set_content_recording
 from tracekit.conversation import EntryKind, load_transcript
 from tracekit.instrumentors.openai import OpenAIInstrumentor
 
-CASSETTE = "chat_completion_tool_calls_with_content.yaml"
-pytestmark = pytest.mark.skipif(not (FIXTURES / CASSETTE).exists(), reason="recorded OpenAI fixtures not present")
+CASSETTE = "chat_tool_calls.json"
 
 
 def test_openai_tool_calls_replay_paired_with_results(collector):
-    (request1, response1), (request2, response2) = load_cassette(CASSETTE)
+    (request1, response1), (request2, response2) = load_exchanges(CASSETTE)
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=collector.grpc_endpoint, insecure=True)))
     instrumentor = OpenAIInstrumentor()
