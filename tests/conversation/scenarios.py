@@ -28,9 +28,9 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from tests.conversation.sequential_ids import SequentialIds
 from tracekit.export.otlp_json import from_json_object
 
 BASE_NS = 1_768_471_200_000_000_000  # 2026-01-15 10:00:00 UTC
@@ -39,22 +39,6 @@ HOSTILE_MARKUP = "[bold red]pwned[/bold red]"
 HOSTILE_ESCAPE = "\x1b]52;c;SGVsbG8=\x07\x1b[2J"
 HUGE = 5_000_000
 RECORDINGS = Path(__file__).resolve().parents[1] / "recordings"
-
-
-class SequentialIds(IdGenerator):
-    """Predictable trace and span ids, so rendered screens are the same on every run."""
-
-    def __init__(self, seed: int = 1) -> None:
-        self.trace = seed << 64
-        self.span = seed << 32
-
-    def generate_trace_id(self) -> int:
-        self.trace += 1
-        return self.trace
-
-    def generate_span_id(self) -> int:
-        self.span += 1
-        return self.span
 
 
 @dataclass

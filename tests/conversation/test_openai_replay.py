@@ -1,4 +1,4 @@
-"""Replay of a real `openai` client run (recorded OpenAI responses served locally), traced by tracekit's OpenAI
+"""Replay of a real `openai` client run (canned OpenAI responses served locally), traced by tracekit's OpenAI
 instrumentor and exported over OTLP to the collector: parallel tool calls paired with the results sent back."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from tracekit.content import reset_content_settings, set_content_recording
 from tracekit.conversation import EntryKind, load_transcript
 from tracekit.instrumentors.openai import OpenAIInstrumentor
 
-CASSETTE = "chat_tool_calls.json"
+EXCHANGES = "chat_tool_calls.json"
 
 
 def test_openai_tool_calls_replay_paired_with_results(collector):
-    (request1, response1), (request2, response2) = load_exchanges(CASSETTE)
+    (request1, response1), (request2, response2) = load_exchanges(EXCHANGES)
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=collector.grpc_endpoint, insecure=True)))
     instrumentor = OpenAIInstrumentor()

@@ -1,4 +1,4 @@
-"""The real `openai` client against a local server that answers with recorded OpenAI responses."""
+"""The real `openai` client against a local server that answers with canned OpenAI responses (tests/fixtures/openai)."""
 
 from __future__ import annotations
 
@@ -109,7 +109,8 @@ def test_chat_streaming_reassembles_tool_call_fragments(instrumented, server, cl
     assert span.attributes["gen_ai.response.finish_reasons"] == ("tool_call",)
     (output,) = json.loads(span.attributes["gen_ai.output.messages"])
     assert [(p["name"], p["arguments"]) for p in output["parts"]] == [
-        ("get_current_weather", {"location": "Lisbon, Portugal"}), ("get_current_weather", {"location": "Oslo, Norway"})]
+        ("get_current_weather", {"location": "Lisbon, Portugal"}),
+        ("get_current_weather", {"location": "Oslo, Norway"})]
     assert all(p["id"].startswith("call_") for p in output["parts"])
 
 

@@ -8,14 +8,10 @@ import time
 from collections import defaultdict
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from tests.query.spanfactory import collector_store
-from tests.query.workload import RESOURCE, make_workload
+from tests.query.workload import agent_request_workload, make_workload, operation
 from tracekit.query.kql import run_kql
 
 HOUR_NS = 3_600_000_000_000
@@ -62,35 +58,13 @@ MICROSOFT_QUERIES = {
 }
 
 
-def agent_request_spans(start_ns: int) -> list:
-    """An agent served over HTTP: a SERVER span naming the agent, with a model call and a tool call under it."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("tests.published_queries")
-    request = tracer.start_span("POST /agents/x/run", kind=SpanKind.SERVER, start_time=start_ns,
-                                attributes={"http.request.method": "POST", "http.route": "/agents/x/run",
-                                            "http.response.status_code": 200, "gen_ai.agent.name": "x"})
-    context = trace.set_span_in_context(request)
-    for offset, (name, kind, attributes) in enumerate([
-            ("chat gpt-4o", SpanKind.CLIENT, {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}),
-            ("execute_tool search", SpanKind.INTERNAL, {"gen_ai.operation.name": "execute_tool",
-                                                        "gen_ai.tool.name": "search"})]):
-        child = tracer.start_span(name, context=context, kind=kind, attributes=attributes,
-                                  start_time=start_ns + (offset + 1) * 1_000_000)
-        child.end(end_time=start_ns + (offset + 2) * 1_000_000)
-    request.end(end_time=start_ns + 5_000_000)
-    provider.shutdown()
-    return list(exporter.get_finished_spans())
-
-
 @pytest.fixture(scope="module")
 def workload():
     """Runs from ten to the hour some five hours ago (the Foundry queries look at the last 24 hours of the real
     clock), so they fall in more than one hourly bin."""
     start_ns = (time.time_ns() - 5 * HOUR_NS) // HOUR_NS * HOUR_NS + 50 * 60 * 1_000_000_000
     workload = make_workload(runs=24, seed=13, base_ns=start_ns)
-    workload.spans += agent_request_spans(start_ns)
+    workload.spans += agent_request_workload(start_ns)
     return workload
 
 
@@ -98,10 +72,6 @@ def workload():
 def reader(workload, tmp_path_factory):
     with collector_store(tmp_path_factory.mktemp("published"), workload.spans, workload.logs) as collector:
         yield collector.reader()
-
-
-def _op(span) -> str | None:
-    return span.attributes.get("gen_ai.operation.name")
 
 
 def _dependencies(workload) -> list:
@@ -131,10 +101,10 @@ def _run(reader, name: str, **placeholders: str) -> list[dict]:
 
 def test_gen_ai_data_check_selected_agent_and_errors(reader, workload):
     spans = _dependencies(workload)
-    assert _run(reader, "GenAIDataCheck") == [{"count_": sum(1 for s in spans if _op(s))}]
+    assert _run(reader, "GenAIDataCheck") == [{"count_": sum(1 for s in spans if operation(s))}]
     agents = {row["AgentName"] for row in _run(reader, "SelectedAgent")}
-    assert agents == {s.attributes["gen_ai.agent.name"] for s in spans if _op(s) == "invoke_agent"}
-    agent_ids = {s.context.span_id for s in spans if _op(s) == "invoke_agent"}
+    assert agents == {s.attributes["gen_ai.agent.name"] for s in spans if operation(s) == "invoke_agent"}
+    agent_ids = {s.context.span_id for s in spans if operation(s) == "invoke_agent"}
     failed = sum(1 for s in spans if not s.status.is_ok
                  and (s.context.span_id in agent_ids or (s.parent and s.parent.span_id in agent_ids)))
     assert failed > 0
@@ -146,7 +116,7 @@ def test_foundry_overview_by_hour(reader, workload):
     expected: dict[dt.datetime, dict] = defaultdict(lambda: {"spanCount": 0, "errorCount": 0, "durations": [],
                                                              "totalInputTokens": 0, "totalOutputTokens": 0})
     for span in _dependencies(workload):
-        if _op(span):
+        if operation(span):
             bucket = expected[_hour(span.start_time)]
             bucket["spanCount"] += 1
             bucket["errorCount"] += not span.status.is_ok
@@ -165,7 +135,7 @@ def test_foundry_overview_by_hour(reader, workload):
 def test_foundry_models(reader, workload):
     expected: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for span in _dependencies(workload):
-        if _op(span) == "chat":
+        if operation(span) == "chat":
             entry = expected[span.attributes["gen_ai.request.model"]]
             entry[0] += 1
             entry[1] += span.attributes.get("gen_ai.usage.input_tokens", 0)
@@ -177,7 +147,7 @@ def test_foundry_models(reader, workload):
 def test_foundry_tools_of_one_operation(reader, workload):
     tools_by_trace: dict[int, list] = defaultdict(list)
     for span in _dependencies(workload):
-        if _op(span) == "execute_tool":
+        if operation(span) == "execute_tool":
             tools_by_trace[span.context.trace_id].append(span)
     trace_id, tools = max(tools_by_trace.items(), key=lambda item: (len(item[1]), item[0]))
     assert len(tools) > 1

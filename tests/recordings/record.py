@@ -249,23 +249,9 @@ def run(name: str, out: Path) -> None:
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.id_generator import IdGenerator
-
-    class SequentialIds(IdGenerator):
-        """Readable, repeatable ids (the SDK's hook for them); everything else is the library's own."""
-
-        def __init__(self, seed: int) -> None:
-            self.trace, self.span = seed << 64, seed << 32
-
-        def generate_trace_id(self) -> int:
-            self.trace += 1
-            return self.trace
-
-        def generate_span_id(self) -> int:
-            self.span += 1
-            return self.span
 
     sys.path.insert(0, str(REPO))
+    from tests.conversation.sequential_ids import SequentialIds
     from tests.instrumentors.fake_openai import FakeOpenAI
 
     out.unlink(missing_ok=True)
