@@ -286,6 +286,8 @@ SELECT
     1 AS itemCount,
     l.time AS __time
 FROM logs l
+-- Start records and heartbeats of spans in flight (tracekit.live) are tracekit's plumbing, not the application's logs.
+WHERE l.event_name IS NULL OR l.event_name NOT IN ('tracekit.span.started', 'tracekit.heartbeat')
 """
 
 # A log record's body as the exporter's message: the string itself, else its JSON text.
