@@ -19,6 +19,7 @@ from tracekit.export.redact import Redactor
 from tracekit.export.selection import SPAN_COLUMNS, StoreKey, StoreSource
 from tracekit.redaction import RedactionPolicy
 from tracekit.redaction_screen import flag_rows
+from tracekit.store.open_spans import NOT_LIVE_RECORD
 
 _loads = orjson.loads
 ChildKey = tuple[int, str, str]  # (ingest_seq, trace_id, span_id): a span stored twice keeps its own children
@@ -138,7 +139,8 @@ class RowReader:
                 "SELECT time_ns, observed_time_ns, severity_number, severity_text, body, event_name, trace_id, "
                 "span_id, flags, resource_id, scope_name, scope_version, attributes, dropped_attributes_count "
                 "FROM logs WHERE span_id IN (SELECT unnest(string_split(?, ','))) AND trace_id || span_id IN "
-                "(SELECT unnest(string_split(?, ','))) ORDER BY trace_id, span_id, time_ns, event_name, attributes",
+                "(SELECT unnest(string_split(?, ','))) AND " + NOT_LIVE_RECORD + " "
+                "ORDER BY trace_id, span_id, time_ns, event_name, attributes",
                 [span_ids, joined]).to_pylist()
             for row in logs:
                 page.log_keys.append(log_key(row))

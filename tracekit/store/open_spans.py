@@ -20,15 +20,16 @@ import orjson
 from tracekit.live import ATTR_INTERVAL, ATTR_KIND, ATTR_NAME, ATTR_PARENT, DEFAULT_INTERVAL_S, HEARTBEAT, SPAN_STARTED
 from tracekit.store.reader import StoreReader
 
-__all__ = ["OpenSpan", "open_spans", "LIVE_EVENTS", "RUNNING", "NOT_REPORTING"]
+__all__ = ["OpenSpan", "open_spans", "NOT_LIVE_RECORD", "RUNNING", "NOT_REPORTING"]
 
-LIVE_EVENTS = (SPAN_STARTED, HEARTBEAT)
 RUNNING = "running"
 NOT_REPORTING = "no longer reporting"
 STALE_FACTOR = 3          # heartbeats a process may miss before its open spans are no longer reporting
 EXPORT_DELAY_S = 2.0      # the SDK's log batching delay and the trip to the collector
 FORGET_AFTER_S = 3600.0   # a silent process's open spans are dropped from view after this long
 MAX_OPEN = 10_000
+# A SQL condition on `logs` rows: not a start record or heartbeat (those are tracekit's plumbing, never exported).
+NOT_LIVE_RECORD = f"(event_name IS NULL OR event_name NOT IN ('{SPAN_STARTED}', '{HEARTBEAT}'))"
 
 
 @dataclass(frozen=True)
