@@ -16,6 +16,8 @@ from textual.widgets import Input
 
 from tests.tui.tui_helpers import plain, wait_for
 from tracekit.collector.service import Collector
+from tracekit.export.rows import RowReader
+from tracekit.export.selection import Selection, StoreSource
 from tracekit.query.kql import run_kql
 from tracekit.store.open_spans import EXPORT_DELAY_S, NOT_REPORTING, RUNNING, open_spans
 from tracekit.tui.app import TracekitApp
@@ -122,6 +124,12 @@ async def test_a_held_tool_call_is_open_under_its_agent_then_stored_when_release
 
     until(lambda: not open_spans(reader), what="the open spans to close")
     assert {"invoke_agent researcher", "execute_tool wait_for_approval"} <= ended_names(collector)
+    # Export and forwarding send the spans and their own log records, never the start records.
+    source = StoreSource(reader, Selection())
+    keys = source.list_keys()
+    assert len(keys) == 4  # warmup, researcher, lookup, wait_for_approval
+    assert source.fetch(keys).logs == [] and RowReader(source).fetch(keys).logs == []
+    assert reader.sql("SELECT count(*) AS n FROM logs WHERE span_id IS NOT NULL").to_pylist()[0]["n"] == 4
 
 
 def test_a_killed_process_is_no_longer_reporting_after_its_heartbeat_window(collector, held):
