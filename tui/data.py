@@ -235,6 +235,13 @@ def open_span_rows(reader: StoreReader, trace_id: str) -> list[SpanRow]:
     return rows
 
 
+def in_flight(reader: StoreReader, conversation_id: str | None, trace_ids: list[str]) -> list[OpenSpan]:
+    """The open spans of a conversation (in its traces, or carrying its id), oldest first: its turn in progress."""
+    traces = set(trace_ids)
+    return [span for span in open_spans(reader) if span.trace_id in traces or (
+        conversation_id and span.attributes.get(semconv.GEN_AI_CONVERSATION_ID) == conversation_id)]
+
+
 def latest_seq(reader: StoreReader) -> int:
     """The newest ingest sequence number of a span or a span start in the store (0 when empty): the live tail polls
     for a change."""

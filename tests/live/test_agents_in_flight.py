@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
-from tests.tui.tui_helpers import plain, wait_for
+from tests.tui.tui_helpers import plain, shown, wait_for
 from tracekit.collector.service import Collector
 from tracekit.export.rows import RowReader
 from tracekit.export.selection import Selection, StoreSource
 from tracekit.query.kql import run_kql
 from tracekit.store.open_spans import EXPORT_DELAY_S, NOT_REPORTING, RUNNING, open_spans
 from tracekit.tui.app import TracekitApp
+from tracekit.tui.screens.conversation import ConversationScreen
 from tracekit.tui.screens.trace_view import TraceViewScreen
 from tracekit.tui.widgets.span_tree import SpanTree
 from tracekit.tui.widgets.trace_table import TraceTable
@@ -116,6 +117,14 @@ async def test_a_held_tool_call_is_open_under_its_agent_then_stored_when_release
         children = [plain(node.label) for node in tree.root.children[0].children]
         assert any("execute_tool lookup" in line and "running" not in line for line in children)
         assert any("● running" in line and "execute_tool wait_for_approval" in line for line in children)
+
+        # The conversation replay shows the turn in progress.
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConversationScreen) and app.screen.in_flight)
+        status = shown(app.screen.query_one("#conversation-status", Static))
+        assert "● in progress  invoke_agent researcher › execute_tool wait_for_approval" in status
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, TraceViewScreen))
 
         held.release()
         # The ended spans replace the open ones in the open trace view.
