@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from typing import Any
 
 from opentelemetry import trace
@@ -69,9 +70,14 @@ class LiveSpanProcessor(SpanProcessor):
         self._wake = threading.Condition(self._lock)
         self._stopped = False
         self._thread: threading.Thread | None = None
+        if hasattr(os, "register_at_fork"):
+            after_fork = weakref.WeakMethod(self._after_fork)
+            os.register_at_fork(after_in_child=lambda: (method := after_fork()) and method())
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         """Send the start record (the span's own context, so the record carries its trace and span id)."""
+        if not span.context.trace_flags.sampled:
+            return  # recorded but not sampled: it is never exported, so it would look open for ever
         parent = span.parent
         attributes = dict(span.attributes or {})
         attributes[ATTR_NAME] = span.name
@@ -87,8 +93,15 @@ class LiveSpanProcessor(SpanProcessor):
                 self._thread.start()
 
     def on_end(self, span: Any) -> None:  # noqa: D102 - the span itself is the end record
-        with self._lock:
-            self._open -= 1
+        if span.context.trace_flags.sampled:
+            with self._lock:
+                self._open = max(0, self._open - 1)  # a forked child may end spans its parent counted
+
+    def _after_fork(self) -> None:
+        # The child has no heartbeat thread and may not inherit a usable lock: start afresh.
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._open, self._thread = 0, None
 
     def _beat(self) -> None:
         # The first beat goes out at once, so a reader knows this process's interval even if it dies before the next.
