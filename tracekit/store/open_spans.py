@@ -4,7 +4,7 @@ The collector stores start records (`tracekit.span.started`) and heartbeats (`tr
 tracekit.live) as ordinary log rows: ingest does nothing extra for them, and no row is deleted on the hot path. A
 span is open while its start record has no span of the same (trace id, span id) in `spans`; the end record replaces
 it simply by arriving. Whether the process behind an open span is still there is read from its newest heartbeat
-(or the span's own start, if later): past `stale_factor` heartbeat intervals plus the log batching delay it is
+(or the span's own start, if later): past `STALE_FACTOR` heartbeat intervals plus the log batching delay it is
 "no longer reporting" instead of running forever, and once silent for `forget_after` (also what a collector
 restart falls back on: nothing is held in memory) it is not listed at all. Start records older than `WINDOW_S` are
 not read, which bounds what a look costs: ids only go through the set difference with the spans of that window,
