@@ -26,7 +26,7 @@ from tracekit.api import using_tracer_provider
 from tracekit.configuration import genai_metric_views
 from tracekit.content import reset_content_settings, set_content_recording
 from tracekit.redaction import RedactionPolicy
-from tracekit.redaction_pipeline import RedactingSpanProcessor
+from tracekit.redaction.sdk import RedactingSpanProcessor
 
 
 class Telemetry:

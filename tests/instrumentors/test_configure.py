@@ -18,7 +18,7 @@ import tracekit
 from tracekit.api import using_tracer_provider
 from tracekit.configuration import _prepend_span_processor, configure
 from tracekit.redaction import RedactionPolicy
-from tracekit.redaction_pipeline import RedactingSpanProcessor
+from tracekit.redaction.sdk import RedactingSpanProcessor
 
 SECRET = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
 

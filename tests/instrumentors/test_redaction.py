@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from tracekit.redaction import JsonPathRule, RedactionError, RedactionPolicy
-from tracekit.redaction_pipeline import RedactingSpanExporter, RedactingSpanProcessor
+from tracekit.redaction.sdk import RedactingSpanExporter, RedactingSpanProcessor
 
 OPENAI_KEY = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
@@ -183,7 +183,7 @@ def test_log_record_processor_masks_attributes_and_body() -> None:
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
-    from tracekit.redaction_pipeline import RedactingLogRecordProcessor
+    from tracekit.redaction.sdk import RedactingLogRecordProcessor
 
     exporter = InMemoryLogRecordExporter()
     provider = LoggerProvider()

@@ -1,48 +1,26 @@
-"""Masking secrets and personal data in span, event and log attributes.
+"""The built-in redaction rules: what a secret or a piece of personal data looks like in text, and which attribute
+keys hold a secret as their whole value.
 
-A `RedactionPolicy` is plain Python (no OpenTelemetry SDK needed), so the collector can run it on decoded attribute
-dicts before storage and the export code before sending. Three kinds of rules:
-
-* pattern rules: regular expressions over string values (built-in: API keys, bearer tokens, JWTs, connection-string
-  keys, private-key blocks, emails, phone numbers, Luhn-checked card numbers; plus the user's own);
-* key rules: attribute keys whose whole value is masked (built-in: password/secret/api_key-like key names);
-* JSON-path rules: paths inside JSON payloads such as `gen_ai.input.messages` (`$[*].parts[*].content`, `$..email`).
+* pattern rules (`PatternRule`): a regular expression over string values, with a cheap literal trigger checked
+  with `in` (or located with `str.find`) before the regex runs, so text without e.g. an `@` never pays for the
+  email pattern; `validate` vetoes matches that only look right (Luhn for cards, mod 97 for IBANs);
+* `NumberRule`: card and phone numbers, found in one pass over byte classes;
+* `SECRET_KEY_NAMES`: attribute-key names whose whole value is masked (matched on the key's last segment).
 
 Masked text becomes `[REDACTED:<rule>]`, so a reader sees that something was there and which rule removed it.
-Speed matters (content can be megabytes per span): each pattern rule carries a cheap literal trigger checked with
-`in` before its regex runs, so text without e.g. an `@` never pays for the email pattern.
-
-`tracekit.redaction_pipeline` applies a policy inside the OpenTelemetry SDK pipeline (span and log processors).
+How to write a rule of your own: docs/instrumentation.md ("Redaction") and SECURITY.md.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import os
 import re
-import tomllib
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
 
-from tracekit.errors import TracekitError
+import re2
 
-__all__ = [
-    "RedactionError",
-    "PatternRule",
-    "JsonPathRule",
-    "RedactionPolicy",
-    "BUILTIN_RULE_NAMES",
-]
-
-ENV_REDACTION = "TRACEKIT_REDACTION"  # "off" disables the built-in rules; "on"/unset keeps them
-ENV_REDACTION_FILE = "TRACEKIT_REDACTION_FILE"  # a TOML or JSON policy file (format: docs/instrumentation.md)
-
-
-class RedactionError(TracekitError):
-    """A redaction policy (file, rule or JSON path) is invalid."""
-
+from tracekit.redaction.re2_forms import rule_screen
 
 def mask_text(rule_name: str) -> str:
     """The placeholder a masked value becomes."""
@@ -180,12 +158,41 @@ def _rule(name: str, pattern: str, *, category: str, group: int = 0, triggers: S
 
 _DIGITS = tuple("0123456789")
 _WORD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
-_DIGITS_AND_DASH = "0123456789-"
+_ALNUM = _WORD[:-1]
+
+
+# Attribute-key names whose whole value is a secret (regex fragments, case-insensitive), matched on the key's end
+# after a separator: `db.password`, `http.request.header.x-api-key`, `AWS_SECRET_ACCESS_KEY`. The one list: the
+# policy's key rule and the fast screen are both built from it.
+SECRET_KEY_NAMES: tuple[str, ...] = (
+    "password", "passwd", "pwd", "passphrase", "secret", "client[_-]?secret", "secret[_-]?(?:key|token)",
+    "secret[_-]?access[_-]?key", "api[_-]?key", "access[_-]?token", "auth[_-]?token", "refresh[_-]?token",
+    "id[_-]?token", "session[_-]?token", "bearer[_-]?token", "security[_-]?token", "private[_-]?key",
+    "authorization", "cookie", "set[_-]cookie", "credentials?",
+)
+
+
+def _iban_ok(candidate: str) -> bool:
+    """ISO 13616: the country code and check digits moved to the end, letters as 10..35, the number mod 97 is 1."""
+    compact = candidate.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+
+
+def _ssn_ok(candidate: str) -> bool:
+    """US SSNs are never issued with area 000, 666 or 900-999, group 00 or serial 0000."""
+    area, group, serial = candidate.split("-")
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
 
 # Order matters a little: specific token formats run before the broad ones (a JWT inside "Bearer eyJ..." is masked
 # once, as a JWT, and the bearer rule then finds only the placeholder, which it leaves alone).
-BUILTIN_RULES: tuple[PatternRule | NumberRule, ...] = (
-    _rule("private_key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|$)",
+_PATTERN_RULES: tuple[PatternRule, ...] = (
+    _rule("private_key",
+          r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?"
+          r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)",
           category="secret", triggers=["-----BEGIN "], flags=re.DOTALL, anchored=True),
     _rule("jwt", r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}", category="secret",
           triggers=["eyJ"], left_guard=_WORD, anchored=True),
@@ -193,10 +200,20 @@ BUILTIN_RULES: tuple[PatternRule | NumberRule, ...] = (
           triggers=["sk-"], left_guard=_WORD + "-", anchored=True),
     _rule("aws_access_key", r"(?:AKIA|ASIA)[0-9A-Z]{16}\b", category="secret", triggers=["AKIA", "ASIA"],
           left_guard=_WORD, anchored=True, locator=r"A(?:KIA|SIA)"),
+    # A secret access key is 40 characters of base64 with nothing of its own to recognise it by: only next to
+    # its name (AWS_SECRET_ACCESS_KEY=..., "aws_secret_access_key": "...", aws ... secret: ...).
+    _rule("aws_secret_key",
+          r"(?i)(aws_?secret_?(?:access_?)?key|aws.{0,16}?secret)[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+]{40})"
+          r"(?![A-Za-z0-9/+=])",
+          group=2, category="secret", triggers=["aws"], left_guard=_ALNUM, anchored=True, fold=True),
     _rule("github_token", r"(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})", category="secret",
           triggers=["gh", "github_pat_"], left_guard=_WORD, anchored=True, locator=r"g(?:h[pousr]_|ithub_pat_)"),
-    _rule("slack_token", r"xox[abposr]-[A-Za-z0-9-]{10,}", category="secret", triggers=["xox"], left_guard=_WORD,
-          anchored=True),
+    _rule("gitlab_token", r"gl(?:pat|ptt|dt|rt|soat|cbt|imt|ft)-[A-Za-z0-9_-]{20,}", category="secret",
+          triggers=["gl"], left_guard=_WORD, anchored=True, locator=r"gl(?:pat|ptt|dt|rt|soat|cbt|imt|ft)-"),
+    _rule("slack_token", r"(?:xox[abposr]|xapp)-[A-Za-z0-9-]{10,}", category="secret", triggers=["xox", "xapp-"],
+          left_guard=_WORD, anchored=True, locator=r"x(?:ox[abposr]|app)-"),
+    _rule("slack_webhook", r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_-]{20,}",
+          category="secret", triggers=["hooks.slack.com/"]),
     _rule("google_api_key", r"AIza[0-9A-Za-z_-]{35}", category="secret", triggers=["AIza"], left_guard=_WORD,
           anchored=True),
     _rule("bearer_token", r"(?i)(bearer)\s+([A-Za-z0-9._~+/-]{8,}=*)", group=2, category="secret",
@@ -210,8 +227,17 @@ BUILTIN_RULES: tuple[PatternRule | NumberRule, ...] = (
                     "pwd="]),
     _rule("sas_signature", r"(?i)(sig)=([A-Za-z0-9%+/=]{16,})", group=2, category="secret", triggers=["sig="],
           left_guard=_WORD, anchored=True, fold=True),
+    # A secret-named field inside JSON text (tool-call arguments, a request body recorded as a string), where the
+    # key rule cannot see it: {"password": "..."} masks the value.
+    _rule("secret_field",
+          r'(?i)"(?:[\w.-]*[._-])?(?:' + "|".join(SECRET_KEY_NAMES) + r')"\s*:\s*"((?:[^"\\]|\\.)*)"',
+          group=1, category="secret", triggers=['"']),
     _rule("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b", category="personal",
           triggers=["@"]),
+    _rule("us_ssn", r"\d{3}-\d{2}-\d{4}(?![\w-])", category="personal", triggers=["-"], validate=_ssn_ok,
+          left_guard=_WORD + "-"),
+    _rule("iban", r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])", category="personal",
+          validate=_iban_ok, left_guard=_WORD),
 )
 
 
@@ -344,8 +370,6 @@ def _has_non_ascii_digit(text: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _non_ascii_digit_screen() -> Any:
-    import re2
-
     return re2.compile(rb"[^\P{Nd}0-9]")
 
 
@@ -353,10 +377,6 @@ def _non_ascii_digit_screen() -> Any:
 def _number_screen(cards: bool, phones: bool) -> Any:
     """The screen for NumberRule over one-byte-per-character text: its patterns as RE2 runs them (Latin-1, so
     positions are characters; RE2's ASCII classes only widen the match where Python's are Unicode-aware)."""
-    import re2
-
-    from tracekit.redaction_screen import rule_screen
-
     # ASCII shorthands: the text is Latin-1 bytes, and texts with other digits never get here (see apply)
     parts = [rule_screen(regex, unicode=False)
              for regex, wanted in ((NumberRule._CARD, cards), (NumberRule._PHONE, phones)) if wanted]
@@ -387,324 +407,7 @@ def _runs_around(marks: bytes, regions: Sequence[tuple[int, int]]) -> Iterable[t
         yield stretch_start, run.end()
 
 
-BUILTIN_RULES = BUILTIN_RULES + (NumberRule(),)
-BUILTIN_RULE_NAMES: tuple[str, ...] = tuple(rule.name for rule in BUILTIN_RULES[:-1]) + ("card_number", "phone_number")
+BUILTIN_RULES: tuple[PatternRule | NumberRule, ...] = _PATTERN_RULES + (NumberRule(),)
+BUILTIN_RULE_NAMES: tuple[str, ...] = tuple(rule.name for rule in _PATTERN_RULES) + ("card_number", "phone_number")
 
-# Attribute keys whose whole value is a secret, matched on the key's last segment (after the last '.').
-_SECRET_KEY_RE = re.compile(
-    r"(?i)(?:^|[._-])(password|passwd|pwd|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?token|"
-    r"auth[_-]?token|refresh[_-]?token|authorization|cookie|set[_-]cookie|private[_-]?key|x-api-key)$"
-)
-
-
-# --- JSON paths ---------------------------------------------------------------------------------------------------------
-
-_PATH_TOKEN = re.compile(r"\.\.([A-Za-z_][\w-]*|\*)|\.([A-Za-z_][\w-]*|\*)|\[(\*|-?\d+|'[^']*'|\"[^\"]*\")\]")
-
-
-def _parse_json_path(path: str) -> tuple[tuple[str, Any], ...]:
-    """A small JSONPath subset: `$`, `.name`, `..name` (any depth), `[*]`, `[n]`, `['name']`, `.*`."""
-    if not path.startswith("$"):
-        raise RedactionError(f"JSON path {path!r} must start with '$'")
-    steps: list[tuple[str, Any]] = []
-    position = 1
-    while position < len(path):
-        match = _PATH_TOKEN.match(path, position)
-        if match is None:
-            raise RedactionError(f"JSON path {path!r}: cannot read from column {position + 1} ({path[position:]!r})")
-        deep, child, bracket = match.groups()
-        if deep is not None:
-            steps.append(("deep", deep))
-        elif child is not None:
-            steps.append(("child", child))
-        elif bracket == "*":
-            steps.append(("child", "*"))
-        elif bracket[0] in "'\"":
-            steps.append(("child", bracket[1:-1]))
-        else:
-            steps.append(("index", int(bracket)))
-        position = match.end()
-    if not steps:
-        raise RedactionError(f"JSON path {path!r} selects the whole value; use a key rule instead")
-    return tuple(steps)
-
-
-def _mask_path(node: Any, steps: tuple[tuple[str, Any], ...], placeholder: str) -> tuple[Any, int]:
-    """Replace the values `steps` select inside `node` (in place for containers). Returns (node, masked)."""
-    if not steps:
-        return placeholder, 1
-    kind, arg = steps[0]
-    rest = steps[1:]
-    count = 0
-    if kind == "deep":
-        # `..name`: apply `.name` + rest here, then recurse into every child with the deep step again.
-        count += _mask_path_children(node, (("child", arg),) + rest, placeholder)
-        for child in (node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()):
-            if isinstance(child, (dict, list)):
-                _, sub = _mask_path(child, steps, placeholder)
-                count += sub
-        return node, count
-    count += _mask_path_children(node, steps, placeholder)
-    return node, count
-
-
-def _mask_path_children(node: Any, steps: tuple[tuple[str, Any], ...], placeholder: str) -> int:
-    kind, arg = steps[0]
-    rest = steps[1:]
-    count = 0
-    if isinstance(node, dict):
-        keys: Iterable[Any] = list(node.keys()) if arg == "*" else ([arg] if kind != "index" and arg in node else [])
-    elif isinstance(node, list):
-        if arg == "*":
-            keys = range(len(node))
-        elif kind == "index" and -len(node) <= arg < len(node):
-            keys = [arg]
-        else:
-            keys = []
-    else:
-        return 0
-    for key in keys:
-        node[key], sub = _mask_path(node[key], rest, placeholder)
-        count += sub
-    return count
-
-
-@dataclass(frozen=True)
-class JsonPathRule:
-    """Mask the values at `path` inside JSON payloads of the attributes matching `attribute` (a glob)."""
-
-    path: str
-    attribute: str = "*"
-    name: str = "json_path"
-    steps: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", _parse_json_path(self.path))
-
-
-def _glob_to_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile("^" + re.escape(pattern).replace(r"\*", ".*") + "$")
-
-
-# --- the policy ---------------------------------------------------------------------------------------------------------
-
-
-class RedactionPolicy:
-    """What to mask, and the functions that mask it.
-
-    >>> policy = RedactionPolicy.default()
-    >>> policy.redact_value("gen_ai.input.messages", "mail me at ann@example.com")
-    'mail me at [REDACTED:email]'
-    """
-
-    def __init__(
-        self,
-        rules: Sequence[PatternRule | NumberRule] = (),
-        *,
-        secret_keys: Sequence[str] = (),
-        json_paths: Sequence[JsonPathRule] = (),
-        builtin_key_rule: bool = True,
-        allow_keys: Sequence[str] = (),
-    ) -> None:
-        """Build a policy from explicit rules. Most callers want `default()`, `from_env()` or `from_file()`.
-
-        `secret_keys` are attribute-key globs whose whole value is masked; `allow_keys` are globs never touched
-        (e.g. ids you know are safe). `builtin_key_rule` masks values of keys named like passwords, secrets and
-        API keys.
-        """
-        self.rules: tuple[PatternRule | NumberRule, ...] = tuple(rules)
-        self.secret_keys = tuple(secret_keys)
-        self.json_paths = tuple(json_paths)
-        self.builtin_key_rule = builtin_key_rule
-        self.allow_keys = tuple(allow_keys)
-        self._secret_key_res = tuple(_glob_to_regex(key) for key in self.secret_keys)
-        self._allow_key_res = tuple(_glob_to_regex(key) for key in self.allow_keys)
-        self._path_rules_by_glob = tuple((_glob_to_regex(rule.attribute), rule) for rule in self.json_paths)
-        # Per-key decision cache: attribute keys repeat across millions of spans, the decision does not change.
-        self._key_cache: dict[str, tuple[str | None, tuple[JsonPathRule, ...]] | None] = {}
-
-    # -- constructors --------------------------------------------------------------------------------------------------
-
-    @classmethod
-    def default(cls) -> RedactionPolicy:
-        """Every built-in rule: secrets, personal data and secret-named keys."""
-        return cls(BUILTIN_RULES)
-
-    @classmethod
-    def disabled(cls) -> RedactionPolicy:
-        """A policy that masks nothing (for tests and for users who redact elsewhere)."""
-        return cls((), builtin_key_rule=False)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> RedactionPolicy:
-        """The policy the environment asks for: `TRACEKIT_REDACTION_FILE` if set, else the default policy
-        (or none at all with `TRACEKIT_REDACTION=off`)."""
-        env = os.environ if environ is None else environ
-        path = env.get(ENV_REDACTION_FILE)
-        if path:
-            return cls.from_file(Path(path))
-        if env.get(ENV_REDACTION, "").strip().lower() in {"off", "false", "0", "none"}:
-            return cls.disabled()
-        return cls.default()
-
-    @classmethod
-    def from_file(cls, path: Path | str) -> RedactionPolicy:
-        """Read a policy from a TOML or JSON file (see `from_mapping` for the keys)."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise RedactionError(f"cannot read redaction policy {path}: {error.strerror}") from error
-        try:
-            data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
-            raise RedactionError(f"redaction policy {path} is not valid {path.suffix[1:].upper() or 'TOML'}: {error}") from error
-        return cls.from_mapping(data.get("redaction", data), source=str(path))
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "policy") -> RedactionPolicy:
-        """Build a policy from a mapping with these optional keys:
-
-        `builtin` (true | false | list of built-in rule names to keep), `disable` (built-in rule names to drop),
-        `patterns` ([{name, regex, group?}]), `keys` (attribute-key globs to mask whole),
-        `json_paths` ([{path, attribute?, name?}]), `allow_keys` (globs never masked).
-        """
-        builtin = data.get("builtin", True)
-        disabled = set(data.get("disable", ()))
-        unknown = (disabled | (set(builtin) if isinstance(builtin, list) else set())) - set(BUILTIN_RULE_NAMES)
-        if unknown:
-            raise RedactionError(
-                f"{source}: unknown built-in rule(s) {sorted(unknown)}; known: {', '.join(BUILTIN_RULE_NAMES)}"
-            )
-        wanted = set(BUILTIN_RULE_NAMES) if builtin is True else set() if builtin is False else set(builtin)
-        wanted -= disabled
-        rules: list[PatternRule | NumberRule] = [
-            rule for rule in BUILTIN_RULES if isinstance(rule, PatternRule) and rule.name in wanted
-        ]
-        if "card_number" in wanted or "phone_number" in wanted:
-            rules.append(NumberRule(cards="card_number" in wanted, phones="phone_number" in wanted))
-        for index, entry in enumerate(data.get("patterns", ())):
-            try:
-                regex = re.compile(entry["regex"])
-            except KeyError:
-                raise RedactionError(f"{source}: patterns[{index}] needs a 'regex'") from None
-            except re.error as error:
-                raise RedactionError(
-                    f"{source}: patterns[{index}] regex {entry['regex']!r} is invalid at position {error.pos}: {error.msg}"
-                ) from error
-            rules.append(PatternRule(str(entry.get("name", f"pattern{index}")), regex, int(entry.get("group", 0))))
-        json_paths = []
-        for index, entry in enumerate(data.get("json_paths", ())):
-            if isinstance(entry, str):
-                entry = {"path": entry}
-            if "path" not in entry:
-                raise RedactionError(f"{source}: json_paths[{index}] needs a 'path'")
-            json_paths.append(JsonPathRule(entry["path"], entry.get("attribute", "*"), entry.get("name", "json_path")))
-        return cls(
-            rules,
-            secret_keys=list(data.get("keys", ())),
-            json_paths=json_paths,
-            builtin_key_rule=builtin is not False and "secret_key" not in disabled,
-            allow_keys=list(data.get("allow_keys", ())),
-        )
-
-    # -- masking ---------------------------------------------------------------------------------------------------------
-
-    def _key_decision(self, key: str) -> tuple[str | None, tuple[JsonPathRule, ...]] | None:
-        """None: leave the key alone. Else (whole-value mask rule name or None, JSON-path rules for the key)."""
-        try:
-            return self._key_cache[key]
-        except KeyError:
-            pass
-        decision: tuple[str | None, tuple[JsonPathRule, ...]] | None
-        if any(allow.match(key) for allow in self._allow_key_res):
-            decision = None
-        else:
-            whole = None
-            if any(secret.match(key) for secret in self._secret_key_res):
-                whole = "key"
-            elif self.builtin_key_rule and _SECRET_KEY_RE.search(key):
-                whole = "secret_key"
-            paths = tuple(rule for glob, rule in self._path_rules_by_glob if glob.match(key))
-            decision = (whole, paths)
-        if len(self._key_cache) < 10_000:
-            self._key_cache[key] = decision
-        return decision
-
-    def redact_text(self, text: str) -> tuple[str, int]:
-        """`text` with every pattern rule applied, and the number of values masked."""
-        total = 0
-        folded: str | None = None
-        for rule in self.rules:
-            if getattr(rule, "fold", False) and folded is None:
-                folded = text.lower()
-            text, count = rule.apply(text, folded)
-            if count:
-                total += count
-                folded = None  # the text changed
-        return text, total
-
-    def redact_value_counted(self, key: str, value: Any) -> tuple[Any, int]:
-        """Like `redact_value`, also returning how many values were masked."""
-        decision = self._key_decision(key)
-        if decision is None:
-            return value, 0
-        whole, paths = decision
-        if whole is not None:
-            if value is None or value == "" or isinstance(value, bool):
-                return value, 0
-            return mask_text(whole), 1
-        if isinstance(value, str):
-            count = 0
-            if paths and value[:1] in "[{":
-                value, count = self._apply_json_paths(value, paths)
-            value, pattern_count = self.redact_text(value)
-            return value, count + pattern_count
-        if isinstance(value, (list, tuple)):
-            total = 0
-            items = []
-            for item in value:
-                if isinstance(item, str):
-                    item, count = self.redact_text(item)
-                    total += count
-                items.append(item)
-            return (tuple(items) if isinstance(value, tuple) else items) if total else value, total
-        if isinstance(value, dict):
-            if paths:
-                for rule in paths:
-                    value, _ = _mask_path(value, rule.steps, mask_text(rule.name))
-            masked, count = self.redact_attributes(value)
-            return masked, count
-        return value, 0
-
-    def redact_value(self, key: str, value: Any) -> Any:
-        """`value` (an attribute value under `key`) with secrets and personal data masked."""
-        return self.redact_value_counted(key, value)[0]
-
-    def redact_attributes(self, attrs: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
-        """A copy of `attrs` with every value redacted, and the number of values masked."""
-        result: dict[str, Any] = {}
-        total = 0
-        for key, value in attrs.items():
-            new_value, count = self.redact_value_counted(key, value)
-            result[key] = new_value
-            total += count
-        return result, total
-
-    def _apply_json_paths(self, text: str, paths: tuple[JsonPathRule, ...]) -> tuple[str, int]:
-        try:
-            document = json.loads(text)
-        except ValueError:
-            return text, 0
-        total = 0
-        for rule in paths:
-            document, count = _mask_path(document, rule.steps, mask_text(rule.name))
-            total += count
-        if not total:
-            return text, 0
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":")), total
-
-    @property
-    def is_noop(self) -> bool:
-        """True when this policy can never mask anything (lets pipelines skip it)."""
-        return not (self.rules or self.secret_keys or self.json_paths or self.builtin_key_rule)
+SECRET_KEY_RE = re.compile(r"(?i)(?:^|[._-])(?:" + "|".join(SECRET_KEY_NAMES) + r")$")
