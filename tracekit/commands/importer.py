@@ -15,7 +15,8 @@ DESCRIPTION = """\
 Import OTLP JSON lines files: one TracesData, LogsData or MetricsData object per line, as written by
 `tracekit export otlp-json` and by the OpenTelemetry Collector's file exporter (gzip files are recognised). If a
 collector runs for the store, the data is sent to it over OTLP/HTTP; otherwise it is written into the store file.
-The redaction policy (built-in rules, --redaction-policy FILE or $TRACEKIT_REDACTION_FILE) is applied on the way in.
+Everything is redacted before it is stored: by the running collector with its own policy, or, written into the file,
+with the built-in rules, --redaction-policy FILE or $TRACEKIT_REDACTION_FILE (--no-redaction: as they are).
 """
 
 
@@ -36,17 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from tracekit.collector.offline import write_requests
     from tracekit.export.importer import import_file
-    from tracekit.redaction import RedactionPolicy
+    from tracekit.redaction import policy_from_options
     from tracekit.store.paths import resolve_db_path
 
-    if args.no_redaction:
-        policy = None
-    elif args.redaction_policy:
-        policy = RedactionPolicy.from_file(args.redaction_policy)
-    else:
-        policy = RedactionPolicy.from_env()
+    policy = policy_from_options(args.redaction_policy, disabled=args.no_redaction)
     db_path = resolve_db_path(args.db)
-    summaries = [import_file(path, db_path, write_offline=write_requests, policy=policy, token=args.auth_token) for path in args.files]
+    given = bool(args.redaction_policy or args.no_redaction)
+    summaries = [import_file(path, db_path, write_offline=write_requests, policy=policy, policy_given=given,
+                             token=args.auth_token) for path in args.files]
     if args.json:
         print(json.dumps([summary.to_json() for summary in summaries], indent=2))
     else:
@@ -54,5 +52,6 @@ def run_import(args: argparse.Namespace) -> int:
             rejected = f", {summary.rejected} rejected ({'; '.join(summary.errors)})" if summary.rejected else ""
             print(f"imported {summary.spans:,} spans, {summary.log_records:,} log records and "
                   f"{summary.metric_points:,} metrics from {summary.source} into {summary.via}"
-                  f"{rejected}; {summary.redacted} values redacted", file=sys.stderr)
+                  f"{rejected}; {summary.redaction}"
+                  f"{f' ({summary.redacted} values)' if summary.redacted else ''}", file=sys.stderr)
     return 0 if all(not s.rejected for s in summaries) else 1

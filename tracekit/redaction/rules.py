@@ -172,6 +172,13 @@ SECRET_KEY_NAMES: tuple[str, ...] = (
 )
 
 
+_PLACEHOLDER = re.compile(r"(?:\[REDACTED:[\w+]+\])?")  # empty, or masked already by an earlier rule
+
+
+def _not_masked(value: str) -> bool:
+    return _PLACEHOLDER.fullmatch(value) is None
+
+
 def _iban_ok(candidate: str) -> bool:
     """ISO 13616: the country code and check digits moved to the end, letters as 10..35, the number mod 97 is 1."""
     compact = candidate.replace(" ", "")
@@ -231,7 +238,7 @@ _PATTERN_RULES: tuple[PatternRule, ...] = (
     # key rule cannot see it: {"password": "..."} masks the value.
     _rule("secret_field",
           r'(?i)"(?:[\w.-]*[._-])?(?:' + "|".join(SECRET_KEY_NAMES) + r')"\s*:\s*"((?:[^"\\]|\\.)*)"',
-          group=1, category="secret", triggers=['"']),
+          group=1, category="secret", triggers=['"'], validate=_not_masked),
     _rule("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b", category="personal",
           triggers=["@"]),
     _rule("us_ssn", r"\d{3}-\d{2}-\d{4}(?![\w-])", category="personal", triggers=["-"], validate=_ssn_ok,
