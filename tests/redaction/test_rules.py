@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
 import pytest
 
 from tracekit.redaction import RedactionPolicy
-from tracekit.redaction.screen import flag_rows
+from tracekit.redaction.screen import flag_rows, quote
 
 POLICY = RedactionPolicy.default()
 
@@ -65,8 +66,10 @@ def test_each_rule_masks_the_real_shape_and_leaves_a_near_miss(rule: str, text: 
 def test_the_screen_flags_every_masked_text(rule: str, text: str, secret: str, near_miss: str) -> None:
     rows = [json.dumps({"clean": "nothing here"}), json.dumps({"note": text}), json.dumps(["plain"])]
     assert 1 in flag_rows(POLICY, rows)
-    # Plain columns (span names, messages) are searched glued together in the Arrow buffer.
-    assert 1 in flag_rows(POLICY, ["word", text, "word"], plain=True)
+    # Plain columns (span names, messages) are searched end to end in one buffer, each row quoted; a secret at the
+    # very start or end of a row, next to a row ending or starting with a word character, is still flagged.
+    for row in [text] + ([secret] if POLICY.redact_text(secret)[1] else []):
+        assert flag_rows(POLICY, quote(pa.array(["word", row, "word"])), quoted=True) == [1]
 
 
 @pytest.mark.parametrize("key", ["client_secret", "secret_token", "private_key", "aws_secret_access_key",

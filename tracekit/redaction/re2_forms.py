@@ -41,9 +41,8 @@ def _negated_class_guard(group: str) -> str:
     return f"(?:^|{negated})" if behind else f"(?:$|{negated})"
 
 
-def _strip_lookarounds(pattern: str, *, guards: bool = True) -> str:
-    """`pattern` in a form RE2 runs: lookarounds turned into guards or dropped (see _negated_class_guard); all
-    dropped without `guards`."""
+def _strip_lookarounds(pattern: str) -> str:
+    """`pattern` in a form RE2 runs: lookarounds turned into guards or dropped (see _negated_class_guard)."""
     out: list[str] = []
     index = 0
     while index < len(pattern):
@@ -65,7 +64,7 @@ def _strip_lookarounds(pattern: str, *, guards: bool = True) -> str:
                     if depth == 0:
                         break
                 cursor += 1
-            out.append(_negated_class_guard(pattern[index:cursor + 1]) if guards else "")
+            out.append(_negated_class_guard(pattern[index:cursor + 1]))
             index = cursor + 1
             continue
         if pattern[index] == "\\":
@@ -116,16 +115,12 @@ def unicode_shorthands(pattern: str) -> str:
     return "".join(out)
 
 
-def rule_screen(regex: "re.Pattern[str]", *, json_text: bool = False, unicode: bool = True,
-                unanchored: bool = False) -> str | None:
+def rule_screen(regex: "re.Pattern[str]", *, json_text: bool = False, unicode: bool = True) -> str | None:
     """`regex` in a form RE2 runs that matches at least where `regex` does (lookarounds turned into guards or
     dropped; with `json_text`, also where the value sits inside JSON text, see json_text_form; with `unicode`, its
-    \\d, \\w and \\s as wide as Python's; with `unanchored`, without lookarounds, anchors or word boundaries, so it
-    also matches a text glued to its neighbours); None when RE2 cannot run even that."""
+    \\d, \\w and \\s as wide as Python's); None when RE2 cannot run even that."""
     flags = ("i" if regex.flags & re.IGNORECASE else "") + ("s" if regex.flags & re.DOTALL else "")
-    candidate: str | None = _strip_lookarounds(regex.pattern, guards=not unanchored)
-    if unanchored:
-        candidate = _drop_anchors(candidate)
+    candidate: str | None = _strip_lookarounds(regex.pattern)
     if json_text:
         candidate = json_text_form(candidate)
         if candidate is None:
@@ -135,31 +130,6 @@ def rule_screen(regex: "re.Pattern[str]", *, json_text: bool = False, unicode: b
     if flags:
         candidate = f"(?{flags}){candidate}"
     return candidate if _accepted_by_re2(candidate) else None
-
-
-def _drop_anchors(pattern: str) -> str:
-    """`pattern` without ^, $, \\A, \\Z, \\z, \\b, \\B outside character classes (a wider match)."""
-    out: list[str] = []
-    index, in_class = 0, False
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\" and index + 1 < len(pattern):
-            pair = pattern[index:index + 2]
-            if in_class or pair not in ("\\A", "\\Z", "\\z", "\\b", "\\B"):
-                out.append(pair)
-            index += 2
-            continue
-        if in_class:
-            if char == "]" and not out[-1].endswith("[") and not "".join(out).endswith("[^"):
-                in_class = False
-        elif char == "[":
-            in_class = True
-        elif char in "^$":
-            index += 1
-            continue
-        out.append(char)
-        index += 1
-    return "".join(out)
 
 
 # In JSON text a value's whitespace is escaped (a newline is the two characters \n, other control characters

@@ -6,10 +6,9 @@ has none; dropping them only widens the match), or its literal triggers, plus th
 superset check: only the rows it flags need the policy (tracekit.redaction.columns runs it on every column).
 
 The regex is compiled once per policy and searched over the Arrow column's data buffer as it is, all rows at once:
-one call into RE2 per batch (plus one per flagged row) with the DFA warm from earlier batches. Two forms exist:
-for JSON columns (attribute maps, bodies), whose rows begin and end with a bracket or a quote, the rules keep their
-boundary guards; for plain text columns (span names, status messages), whose rows may begin with anything, the
-screen has no guards or anchors at all, so a row glued to its neighbour in the buffer is still flagged.
+one call into RE2 per batch (plus one per flagged row) with the DFA warm from earlier batches. The screen is written
+for JSON text (the attribute maps and bodies); plain text columns (span names, status messages) are screened as JSON
+strings, each row wrapped in quotes (`quoted`), which is all the regex needs to see a row's start and end.
 """
 
 from __future__ import annotations
@@ -27,12 +26,11 @@ from tracekit.redaction.re2_forms import _literal, rule_screen
 from tracekit.redaction.rules import SECRET_KEY_NAMES, NumberRule, PatternRule
 
 
-def screening_pattern(policy: RedactionPolicy, *, plain: bool = False) -> str | None:
+def screening_pattern(policy: RedactionPolicy) -> str | None:
     """One RE2 regex matching (at least) every text the policy could change; None when no such regex exists.
 
     Each rule contributes its own regex with lookarounds removed (a wider match, so still a superset), or, when RE2
-    cannot run that, its literal triggers. Without `plain` the texts are JSON (values escaped, keys included); with
-    it, plain text searched glued to its neighbours (no guards, no anchors).
+    cannot run that, its literal triggers.
     """
     if policy.secret_keys or policy.json_paths:
         return None  # key globs and JSON paths depend on structure, not on text
@@ -40,15 +38,15 @@ def screening_pattern(policy: RedactionPolicy, *, plain: bool = False) -> str | 
     for rule in policy.rules:
         regexes = [rule._CARD, rule._PHONE] if isinstance(rule, NumberRule) else [getattr(rule, "regex", None)]
         for regex in regexes:
-            screen = rule_screen(regex, json_text=not plain, unanchored=plain) if regex is not None else None
+            screen = rule_screen(regex, json_text=True) if regex is not None else None
             if screen is None and isinstance(rule, PatternRule) and rule.triggers:
                 literals = "|".join(_literal(trigger) for trigger in rule.triggers)
                 screen = f"(?i:{literals})" if rule.fold else literals
             if screen is None:
                 return None  # a rule neither RE2 nor its triggers can screen: every row goes through the policy
             parts.append(screen)
-    if policy.builtin_key_rule and not plain:
-        # A JSON text holds its keys: any mention of a secret-like key name flags it (plain texts have no keys).
+    if policy.builtin_key_rule:
+        # A JSON text holds its keys: any mention of a secret-like key name flags it.
         parts.append("(?i:" + "|".join(SECRET_KEY_NAMES) + ")")
     return "|".join(f"(?:{part})" for part in parts) if parts else None
 
@@ -66,34 +64,34 @@ _RE2_MAX_MEM = 64 << 20
 
 
 def flag_rows(policy: RedactionPolicy, texts: pa.Array | pa.ChunkedArray | Sequence[str | None], *,
-              plain: bool = False) -> list[int]:
+              quoted: bool = False) -> list[int]:
     """Indices of the texts the policy could change (a superset; nulls never); every index when no screen exists.
-    `plain`: the texts are plain strings (span names, messages), not JSON."""
-    screen = compiled_screen(policy, plain)
+    `quoted`: every row is known to start and end with a quote (plain texts wrapped by `quote`)."""
+    screen = compiled_screen(policy)
     if screen is None:
         return list(range(len(texts)))
     if isinstance(texts, pa.ChunkedArray):
         flagged: list[int] = []
         base = 0
         for chunk in texts.chunks:
-            flagged.extend(base + row for row in _flag_arrow(screen, chunk, plain))
+            flagged.extend(base + row for row in _flag_arrow(screen, chunk, quoted))
             base += len(chunk)
         return flagged
     if isinstance(texts, pa.Array):
-        return _flag_arrow(screen, texts, plain)
-    return _flag_texts(screen, texts, plain)
+        return _flag_arrow(screen, texts, quoted)
+    return _flag_texts(screen, texts)
 
 
-def _flag_arrow(screen: "re2._Regexp", array: pa.Array, plain: bool) -> list[int]:
+def _flag_arrow(screen: "re2._Regexp", array: pa.Array, quoted: bool) -> list[int]:
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-        return _flag_texts(screen, array.to_pylist(), plain)
+        return _flag_texts(screen, array.to_pylist())
     if len(array) == 0 or array.null_count == len(array):
         return []
     _, offsets_buffer, data_buffer = array.buffers()
     offsets = memoryview(offsets_buffer).cast("q" if pa.types.is_large_string(array.type) else "i")
     offsets = offsets[array.offset:array.offset + len(array) + 1]
     data = memoryview(data_buffer) if data_buffer is not None else memoryview(b"")
-    if not plain and not _safe_boundaries(array, data, offsets):
+    if not quoted and not _safe_boundaries(array, data, offsets):
         # Each row as a text of its own (a slice, not pos/endpos: RE2's `$` does not match at an endpos).
         return [row for row in range(len(array))
                 if offsets[row] < offsets[row + 1] and array[row].is_valid
@@ -131,9 +129,9 @@ def _search_rows(screen: "re2._Regexp", data: memoryview, offsets: Sequence[int]
     return flagged
 
 
-def _flag_texts(screen: "re2._Regexp", texts: Sequence[str | None], plain: bool) -> list[int]:
+def _flag_texts(screen: "re2._Regexp", texts: Sequence[str | None]) -> list[int]:
     encoded = [text.encode("utf-8", "surrogatepass") if isinstance(text, str) else b"" for text in texts]
-    if plain or all(not blob or (blob[0] in _SAFE_FIRST and blob[-1] in _SAFE_LAST) for blob in encoded):
+    if all(not blob or (blob[0] in _SAFE_FIRST and blob[-1] in _SAFE_LAST) for blob in encoded):
         offsets = [0]
         for blob in encoded:
             offsets.append(offsets[-1] + len(blob))
@@ -141,11 +139,23 @@ def _flag_texts(screen: "re2._Regexp", texts: Sequence[str | None], plain: bool)
     return [row for row, blob in enumerate(encoded) if blob and screen.search(blob) is not None]
 
 
-@functools.lru_cache(maxsize=16)
-def compiled_screen(policy: RedactionPolicy, plain: bool = False) -> "re2._Regexp | None":
-    """The policy's screening pattern compiled for byte texts (UTF-8), once per policy object and form (checking
-    each rule with RE2 takes a few ms); None when none exists."""
-    pattern = screening_pattern(policy, plain=plain)
+def quote(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A plain text column as the screen reads it: each row in quotes, so it begins and ends like a JSON string
+    (no escaping needed: the screen's JSON forms only widen the rules, so raw text matches at least as much)."""
+    if not pa.types.is_string(column.type):
+        column = column.cast(pa.string())
+    return pc.binary_join_element_wise(_QUOTE, column, _QUOTE, _NOTHING)
+
+
+# Made once: converting a Python str to an Arrow scalar on every call costs more than the join itself.
+_QUOTE, _NOTHING = pa.scalar('"'), pa.scalar("")
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_screen(policy: RedactionPolicy) -> "re2._Regexp | None":
+    """The policy's screening pattern compiled for byte texts (UTF-8), once per policy object (checking each rule
+    with RE2 takes a few ms); None when none exists."""
+    pattern = screening_pattern(policy)
     if pattern is None:
         return None
     options = re2.Options()
