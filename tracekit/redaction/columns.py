@@ -58,6 +58,7 @@ class TableRedactor:
         self.masked = 0
         # Every request repeats its sender's resource: remember what redacting each distinct one gave.
         self._resource_results: dict[str, tuple[str | None, int]] = {}
+        self._clean_resources: set[tuple[Any, ...]] = set()
 
     def redact_tables(self, tables: dict[str, pa.Table]) -> int:
         """Mask every table of `tables` in place (the dict's values are replaced); return how many values."""
@@ -70,8 +71,15 @@ class TableRedactor:
         """`table` (a store table `name`, any subset of its columns) with every sender-controlled column masked."""
         if self.policy.is_noop or table.num_rows == 0:
             return table
-        present = [(column, kind) for column, kind in SENDER_COLUMNS.get(name, {}).items()
-                   if column in table.column_names]
+        names = set(table.column_names)
+        if name == "resources":
+            # Every request repeats its sender's resource: a resource table seen clean before is clean again.
+            seen = tuple(tuple(table.column(column).to_pylist()) for column in ("attributes", "schema_url")
+                         if column in names)
+            if seen in self._clean_resources:
+                return table
+        masked_before = self.masked
+        present = [(column, kind) for column, kind in SENDER_COLUMNS.get(name, {}).items() if column in names]
         json_columns = [(column, kind) for column, kind in present if kind in (MAP, ANY)]
         flagged = {column: flag_rows(self.policy, table.column(column)) for column, _ in json_columns}
         flagged.update(self._flag_plain(table, [column for column, kind in present if kind not in (MAP, ANY)]))
@@ -79,8 +87,10 @@ class TableRedactor:
             rows = flagged.get(column_name)
             if rows:
                 table = self._mask_rows(table, name, column_name, kind, rows)
-        if name == "spans" and "attributes" not in table.column_names:
+        if name == "spans" and "attributes" not in names:
             table = self._mask_typed_copies(table)
+        if name == "resources" and self.masked == masked_before and len(self._clean_resources) < _RESOURCE_CACHE_SIZE:
+            self._clean_resources.add(seen)
         return table
 
     def _flag_plain(self, table: pa.Table, columns: list[str]) -> dict[str, list[int]]:
@@ -134,7 +144,7 @@ class TableRedactor:
         if isinstance(kind, tuple):
             key = kind[1]
             return lambda text: policy.redact_value_counted(key, text)
-        if table_name == "resources":
+        if table_name == "resources" and kind == MAP:
             return self._redact_resource
         if kind == ANY:
             return lambda text: _redact_json(policy, text, top_key="body")

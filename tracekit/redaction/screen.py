@@ -144,11 +144,12 @@ def quote(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     (no escaping needed: the screen's JSON forms only widen the rules, so raw text matches at least as much)."""
     if not pa.types.is_string(column.type):
         column = column.cast(pa.string())
-    return pc.binary_join_element_wise(_QUOTE, column, _QUOTE, _NOTHING)
+    # Two slice replacements (a quote before the first and after the last character) cost half of one
+    # binary_join_element_wise.
+    return pc.binary_replace_slice(pc.binary_replace_slice(column, 0, 0, '"'), _END, _END, '"')
 
 
-# Made once: converting a Python str to an Arrow scalar on every call costs more than the join itself.
-_QUOTE, _NOTHING = pa.scalar('"'), pa.scalar("")
+_END = 2**31 - 1  # a slice position past the end of any row
 
 
 @functools.lru_cache(maxsize=8)
