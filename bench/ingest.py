@@ -318,9 +318,10 @@ def ceilings(payloads: list[bytes]) -> tuple[float, float, float | None]:
 
 
 def stages(payloads: list[bytes]) -> dict[str, float]:
-    """CPU microseconds a span for each stage the collector runs on these requests, in this process: decode (parse +
-    Arrow columns), the redaction processor with the default policy, the store insert, and the checkpoint. CPU time
-    (this thread's; DuckDB's own threads are not counted) is steadier than wall time on a shared machine."""
+    """Microseconds a span for each stage the collector runs on these requests, in this process: decode (parse +
+    Arrow columns) and the redaction processor with the default policy in CPU time of this thread (steadier than
+    wall time on a shared machine), the store insert and the checkpoint in wall time (DuckDB works on its own
+    threads too)."""
     from tracekit.collector.exporters.store_writer import next_sequence, write_batches
     from tracekit.collector.processors.decode import decode_payload
     from tracekit.collector.processors.redaction import BatchRedactor
@@ -341,14 +342,14 @@ def stages(payloads: list[bytes]) -> dict[str, float]:
         timings["redaction"].append(time.thread_time() - started)
         with tempfile.TemporaryDirectory() as tmp:
             con = open_store(Path(tmp) / "stages.duckdb")
-            started = time.thread_time()
+            started = time.perf_counter()
             con.execute("BEGIN TRANSACTION")
             write_batches(con, batches, next_sequence(con), set())
             con.execute("COMMIT")
-            timings["insert"].append(time.thread_time() - started)
-            started = time.thread_time()
+            timings["insert"].append(time.perf_counter() - started)
+            started = time.perf_counter()
             con.execute("CHECKPOINT")
-            timings["checkpoint"].append(time.thread_time() - started)
+            timings["checkpoint"].append(time.perf_counter() - started)
             con.close()
     return {stage: 1e6 * statistics.median(values) / spans for stage, values in timings.items()}
 
@@ -418,7 +419,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
               f"{durable_rate / compiled_rate:.3f}   ({1e6 / compiled_rate:.1f} us/span, "
               f"{compiled_rate / normalize_rate:.1f}x the Python path)")
     by_stage = stages(payloads)
-    print("time by stage (CPU of this process's thread, median of 3):")
+    print("time by stage (decode and redaction: CPU of one thread; insert and checkpoint: wall; median of 3):")
     for stage, micros in by_stage.items():
         print(f"  {stage:<12} {micros:>8.2f} us/span   {size / micros:>8,.0f} MB/s")
     return {"durable_spans_per_s": durable_rate, "collector_us_per_span": collector_us, "bytes_per_span": size,
