@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import re2
+
 from tracekit.errors import TracekitError
+from tracekit.redaction.re2_forms import _literal, rule_screen
 from tracekit.redaction.rules import (BUILTIN_RULE_NAMES, BUILTIN_RULES, SECRET_KEY_RE, NumberRule, PatternRule,
                                       mask_text)
 
@@ -156,6 +159,7 @@ class RedactionPolicy:
         self._secret_key_res = tuple(_glob_to_regex(key) for key in self.secret_keys)
         self._allow_key_res = tuple(_glob_to_regex(key) for key in self.allow_keys)
         self._path_rules_by_glob = tuple((_glob_to_regex(rule.attribute), rule) for rule in self.json_paths)
+        self._text_screen: Any = None  # built on first use (see text_screen); not pickled
         # Per-key decision cache: attribute keys repeat across millions of spans, the decision does not change.
         self._key_cache: dict[str, tuple[str | None, str | None, tuple[JsonPathRule, ...]] | None] = {}
 
@@ -163,8 +167,12 @@ class RedactionPolicy:
 
     @classmethod
     def default(cls) -> RedactionPolicy:
-        """Every built-in rule: secrets, personal data and secret-named keys."""
-        return cls(BUILTIN_RULES)
+        """Every built-in rule: secrets, personal data and secret-named keys (one shared instance: its screen and
+        key decisions are built once per process)."""
+        global _DEFAULT
+        if _DEFAULT is None:
+            _DEFAULT = cls(BUILTIN_RULES)
+        return _DEFAULT
 
     @classmethod
     def disabled(cls) -> RedactionPolicy:
@@ -271,9 +279,18 @@ class RedactionPolicy:
 
     def redact_text(self, text: str) -> tuple[str, int]:
         """`text` with every pattern rule applied, and the number of values masked."""
+        screen = self.text_screen()
+        rules: Sequence[PatternRule | NumberRule] = self.rules
+        if screen is not None:
+            # One RE2 pass says which rules can match at all (most texts: none); only those run in Python.
+            matched = screen.Match(('"' + text + '"').encode("utf-8", "surrogatepass"))
+            if not matched:
+                return text, 0
+            owners = self._screen_owners
+            rules = [self.rules[index] for index in sorted({owners[match] for match in matched})]
         total = 0
         folded: str | None = None
-        for rule in self.rules:
+        for rule in rules:
             if getattr(rule, "fold", False) and folded is None:
                 folded = text.lower()
             text, count = rule.apply(text, folded)
@@ -354,6 +371,46 @@ class RedactionPolicy:
             return text, 0
         return json.dumps(document, ensure_ascii=False, separators=(",", ":")), total
 
+    def rule_screens(self) -> list[tuple[int, str]] | None:
+        """Each pattern rule as RE2 regexes over JSON text that match at least where the rule does (the rule's
+        regex with lookarounds turned into guards, else its literal triggers), with the rule's index; None when a
+        rule has neither."""
+        parts: list[tuple[int, str]] = []
+        for index, rule in enumerate(self.rules):
+            regexes = [rule._CARD, rule._PHONE] if isinstance(rule, NumberRule) else [getattr(rule, "regex", None)]
+            for regex in regexes:
+                screen = rule_screen(regex, json_text=True) if regex is not None else None
+                if screen is None and isinstance(rule, PatternRule) and rule.triggers:
+                    literals = "|".join(_literal(trigger) for trigger in rule.triggers)
+                    screen = f"(?i:{literals})" if rule.fold else literals
+                if screen is None:
+                    return None
+                parts.append((index, screen))
+        return parts
+
+    def text_screen(self) -> Any:
+        """The pattern rules as one RE2 set (`Match(text)` gives the screens that match a text in quotes; a rule
+        whose screens all miss cannot change it), or None when the rules cannot be screened. Built on first use."""
+        if self._text_screen is None:
+            parts = self.rule_screens()
+            if not parts:
+                self._text_screen = False
+            else:
+                options = re2.Options()
+                options.max_mem = _RE2_MAX_MEM
+                screen = re2.Set.SearchSet(options)
+                for _, pattern in parts:
+                    screen.Add(pattern)
+                screen.Compile()
+                self._screen_owners = [index for index, _ in parts]
+                self._text_screen = screen
+        return self._text_screen or None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_text_screen"] = None  # compiled RE2 objects do not pickle (worker processes build their own)
+        return state
+
     @property
     def is_noop(self) -> bool:
         """True when this policy can never mask anything (lets pipelines skip it)."""
@@ -367,3 +424,16 @@ def policy_from_options(policy_file: str | None = None, *, disabled: bool = Fals
         return None
     policy = RedactionPolicy.from_file(policy_file) if policy_file else RedactionPolicy.from_env()
     return None if policy.is_noop else policy
+
+
+_DEFAULT: RedactionPolicy | None = None
+
+# Big enough that RE2's DFA for a whole screen stays in memory instead of falling back to the slower NFA.
+_RE2_MAX_MEM = 64 << 20
+
+
+def compile_screen(pattern: str) -> Any:
+    """An RE2 screen compiled for UTF-8 byte texts."""
+    options = re2.Options()
+    options.max_mem = _RE2_MAX_MEM
+    return re2.compile(pattern.encode(), options)

@@ -66,6 +66,7 @@ class PatternRule:
     fold: bool = False
     locator: re.Pattern[str] | None = None  # finds match starts (a pattern with a literal first character is fast)
     ends_with: str = ""  # every trigger ends with this character; see _apply_anchored
+    screened: bool = False  # no cheap trigger: the rule's own RE2 form checks the text first (see _apply_scan)
 
     def apply(self, text: str, folded: str | None = None) -> tuple[str, int]:
         """`text` with this rule's matches masked, and how many were masked. `folded` is `text.lower()` when the
@@ -76,6 +77,11 @@ class PatternRule:
 
     def _apply_scan(self, text: str) -> tuple[str, int]:
         if self.triggers and not self.fold and not any(trigger in text for trigger in self.triggers):
+            return text, 0
+        if self.screened and _own_screen(self.regex.pattern, self.regex.flags).search(
+                text.encode("utf-8", "surrogatepass")) is None:
+            # Digits and capitals are everywhere: Python's engine would try the pattern at each of them, RE2 reads
+            # the text once (~10x faster on message JSON).
             return text, 0
         count = 0
         placeholder = mask_text(self.name)
@@ -151,9 +157,20 @@ class PatternRule:
 
 def _rule(name: str, pattern: str, *, category: str, group: int = 0, triggers: Sequence[str] = (),
           flags: int = 0, validate: Callable[[str], bool] | None = None, left_guard: str = "",
-          anchored: bool = False, fold: bool = False, locator: str | None = None, ends_with: str = "") -> PatternRule:
+          anchored: bool = False, fold: bool = False, locator: str | None = None, ends_with: str = "",
+          screened: bool = False) -> PatternRule:
     return PatternRule(name, re.compile(pattern, flags), group, tuple(triggers), validate, category, left_guard,
-                       anchored, fold, re.compile(locator) if locator else None, ends_with)
+                       anchored, fold, re.compile(locator) if locator else None, ends_with, screened)
+
+
+@functools.lru_cache(maxsize=64)
+def _own_screen(pattern: str, flags: int) -> Any:
+    """A rule's regex as RE2 runs it on plain text (a superset: lookarounds become guards or go), compiled once per
+    process (compiled RE2 objects do not pickle, so rules hold only their pattern)."""
+    screen = rule_screen(re.compile(pattern, flags))
+    return re2.compile((screen or "").encode()) if screen else _ALWAYS
+
+
 
 
 _DIGITS = tuple("0123456789")
@@ -238,13 +255,13 @@ _PATTERN_RULES: tuple[PatternRule, ...] = (
     # key rule cannot see it: {"password": "..."} masks the value.
     _rule("secret_field",
           r'(?i)"(?:[\w.-]*[._-])?(?:' + "|".join(SECRET_KEY_NAMES) + r')"\s*:\s*"((?:[^"\\]|\\.)*)"',
-          group=1, category="secret", triggers=['"'], validate=_not_masked),
+          group=1, category="secret", triggers=['"'], validate=_not_masked, screened=True),
     _rule("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b", category="personal",
           triggers=["@"]),
     _rule("us_ssn", r"\d{3}-\d{2}-\d{4}(?![\w-])", category="personal", triggers=["-"], validate=_ssn_ok,
-          left_guard=_WORD + "-"),
+          left_guard=_WORD + "-", screened=True),
     _rule("iban", r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])", category="personal",
-          validate=_iban_ok, left_guard=_WORD),
+          validate=_iban_ok, left_guard=_WORD, screened=True),
 )
 
 
@@ -418,3 +435,14 @@ BUILTIN_RULES: tuple[PatternRule | NumberRule, ...] = _PATTERN_RULES + (NumberRu
 BUILTIN_RULE_NAMES: tuple[str, ...] = tuple(rule.name for rule in _PATTERN_RULES) + ("card_number", "phone_number")
 
 SECRET_KEY_RE = re.compile(r"(?i)(?:^|[._-])(?:" + "|".join(SECRET_KEY_NAMES) + r")$")
+
+
+class _Always:
+    """Stands in for a screen RE2 cannot build: every text may match."""
+
+    @staticmethod
+    def search(_: bytes) -> bool:
+        return True
+
+
+_ALWAYS = _Always()

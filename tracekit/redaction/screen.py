@@ -19,11 +19,9 @@ from typing import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import re2
 
-from tracekit.redaction.policy import RedactionPolicy
-from tracekit.redaction.re2_forms import _literal, rule_screen
-from tracekit.redaction.rules import SECRET_KEY_NAMES, NumberRule, PatternRule
+from tracekit.redaction.policy import RedactionPolicy, compile_screen
+from tracekit.redaction.rules import SECRET_KEY_NAMES
 
 
 def screening_pattern(policy: RedactionPolicy) -> str | None:
@@ -34,17 +32,10 @@ def screening_pattern(policy: RedactionPolicy) -> str | None:
     """
     if policy.secret_keys or policy.json_paths:
         return None  # key globs and JSON paths depend on structure, not on text
-    parts: list[str] = []
-    for rule in policy.rules:
-        regexes = [rule._CARD, rule._PHONE] if isinstance(rule, NumberRule) else [getattr(rule, "regex", None)]
-        for regex in regexes:
-            screen = rule_screen(regex, json_text=True) if regex is not None else None
-            if screen is None and isinstance(rule, PatternRule) and rule.triggers:
-                literals = "|".join(_literal(trigger) for trigger in rule.triggers)
-                screen = f"(?i:{literals})" if rule.fold else literals
-            if screen is None:
-                return None  # a rule neither RE2 nor its triggers can screen: every row goes through the policy
-            parts.append(screen)
+    screens = policy.rule_screens()
+    if screens is None:
+        return None  # a rule neither RE2 nor its triggers can screen: every row goes through the policy
+    parts = [pattern for _, pattern in screens]
     if policy.builtin_key_rule:
         # A JSON text holds its keys: any mention of a secret-like key name flags it.
         parts.append("(?i:" + "|".join(SECRET_KEY_NAMES) + ")")
@@ -58,10 +49,6 @@ def screening_pattern(policy: RedactionPolicy) -> str | None:
 # then checks it exactly). Other rows (a log body that is a bare number) are searched one by one.
 _SAFE_FIRST = frozenset(b'{["')
 _SAFE_LAST = frozenset(b'}]"')
-
-# Big enough that RE2's DFA for the whole screen stays in memory instead of falling back to the slower NFA.
-_RE2_MAX_MEM = 64 << 20
-
 
 def flag_rows(policy: RedactionPolicy, texts: pa.Array | pa.ChunkedArray | Sequence[str | None], *,
               quoted: bool = False) -> list[int]:
@@ -157,8 +144,4 @@ def compiled_screen(policy: RedactionPolicy) -> "re2._Regexp | None":
     """The policy's screening pattern compiled for byte texts (UTF-8), once per policy object (checking each rule
     with RE2 takes a few ms); None when none exists."""
     pattern = screening_pattern(policy)
-    if pattern is None:
-        return None
-    options = re2.Options()
-    options.max_mem = _RE2_MAX_MEM
-    return re2.compile(pattern.encode(), options)
+    return None if pattern is None else compile_screen(pattern)
