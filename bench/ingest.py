@@ -68,6 +68,7 @@ _ASKS = [
     "Compare the morning and evening departures from {a} to {b} on {d}.",
     "Is there a train option between {a} and {b} that is cheaper than flying?",
     "Add a rental car in {b} from {d} to {r}, compact is fine.",
+    "Send the confirmation to {e} and copy my assistant.",  # what redaction is for: an address in a prompt
 ]
 _ANSWERS = [
     "I found {n} direct options from {a} to {b} on {d}; the cheapest is {p} USD with a {h}:{m:02d} departure.",
@@ -85,7 +86,8 @@ def _content(rng: random.Random) -> dict[str, str]:
         return template.format(a=a, b=b, d=f"2026-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
                                r=f"2026-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
                                n=rng.randrange(2, 9), p=rng.randrange(180, 2400), h=rng.randrange(6, 22),
-                               m=rng.randrange(0, 60), t=rng.randrange(-5, 34), w=rng.choice(_HOTELS))
+                               m=rng.randrange(0, 60), t=rng.randrange(-5, 34), w=rng.choice(_HOTELS),
+                               e=f"{rng.choice(['ann', 'raj', 'li', 'sam'])}.{rng.getrandbits(16):x}@example.com")
 
     def tool_result() -> str:
         return json.dumps({"results": [

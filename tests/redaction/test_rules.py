@@ -7,6 +7,8 @@ import json
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tracekit.redaction import RedactionPolicy
 from tracekit.redaction.screen import flag_rows, quote
@@ -94,3 +96,11 @@ def test_values_nested_in_lists_and_maps_and_keys_themselves_are_masked() -> Non
                       {"password": "[REDACTED:secret_key]"}] and count == 3
     masked_map, count = POLICY.redact_attributes({f"header {key}": "x"})
     assert masked_map == {"header [REDACTED:openai_key]": "x"} and count == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab.-+_%@ x9", max_size=60))
+def test_the_email_rule_finds_what_a_scan_of_the_pattern_finds(text: str) -> None:
+    """EmailRule starts from each "@" instead of scanning; it must mask exactly what the pattern's own scan masks."""
+    (rule,) = [rule for rule in POLICY.rules if rule.name == "email"]
+    assert rule.apply(text) == rule.regex.subn("[REDACTED:email]", text)

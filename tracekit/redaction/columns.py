@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracekit import semconv
 from tracekit.redaction.policy import RedactionPolicy
@@ -117,24 +118,20 @@ class TableRedactor:
     def _mask_rows(self, table: pa.Table, name: str, column_name: str, kind: Any, rows: list[int]) -> pa.Table:
         column = table.column(column_name)
         mask = self._masker(name, column_name, kind)
-        values: list[Any] | None = None
-        changed: list[int] = []
+        changes: dict[int, Any] = {}
         for index in rows:
             old = column[index].as_py()
             if old is None:
                 continue
             new, count = mask(old)
             if count:
-                if values is None:
-                    values = column.to_pylist()
-                values[index] = new
+                changes[index] = new
                 self.masked += count
-                changed.append(index)
-        if values is None:
+        if not changes:
             return table
-        table = _replace_column(table, column_name, values)
+        table = _replace_rows(table, column_name, changes)
         if name == "spans" and column_name == "attributes":
-            table = _refresh_typed_columns(table, values, changed)
+            table = _refresh_typed_columns(table, changes)
         return table
 
     def _masker(self, table_name: str, column_name: str, kind: Any) -> Callable[[str], tuple[Any, int]]:
@@ -194,22 +191,40 @@ def _replace_column(table: pa.Table, name: str, values: list[Any]) -> pa.Table:
     return table.set_column(position, field, pa.array(values, field.type))
 
 
-def _refresh_typed_columns(table: pa.Table, attributes: list[str], rows: list[int]) -> pa.Table:
+def _replace_rows(table: pa.Table, name: str, changes: dict[int, Any]) -> pa.Table:
+    """`table` with the rows `changes` names given new values in column `name` (the other rows' values are copied
+    by Arrow, never turned into Python objects: a column of message JSON is megabytes)."""
+    position = table.schema.get_field_index(name)
+    field = table.schema.field(name)
+    column = table.column(name).combine_chunks()
+    selected = [False] * len(column)
+    for row in changes:
+        selected[row] = True
+    values = pa.array([changes[row] for row in sorted(changes)], field.type)
+    return table.set_column(position, field, pc.replace_with_mask(column, pa.array(selected, pa.bool_()), values))
+
+
+def _refresh_typed_columns(table: pa.Table, changes: dict[int, str]) -> pa.Table:
     """Typed columns copy attribute values: where a row's attributes were masked, its copies are taken again from
     the masked attributes (a column that was empty for the row stays empty)."""
     present = [(name, keys) for name, keys in TYPED_COPIES.items() if name in table.column_names]
     if not present:
         return table
-    parsed = {row: orjson.loads(attributes[row]) for row in rows}
+    parsed = {row: orjson.loads(text) for row, text in changes.items()}
     for name, keys in present:
-        values = table.column(name).to_pylist()
-        for row in rows:
-            if values[row] is None:
+        column = table.column(name)
+        updates: dict[int, Any] = {}
+        for row, attributes in parsed.items():
+            current = column[row].as_py()
+            if current is None:
                 continue
-            value = next((parsed[row][key] for key in keys if parsed[row].get(key) is not None), None)
+            value = next((attributes[key] for key in keys if attributes.get(key) is not None), None)
             if name in semconv.TYPED_INTEGER_COLUMNS:
-                values[row] = value if isinstance(value, int) and not isinstance(value, bool) else None
+                value = value if isinstance(value, int) and not isinstance(value, bool) else None
             else:
-                values[row] = value if value is None or isinstance(value, str) else orjson.dumps(value).decode()
-        table = _replace_column(table, name, values)
+                value = value if value is None or isinstance(value, str) else orjson.dumps(value).decode()
+            if value != current:
+                updates[row] = value
+        if updates:
+            table = _replace_rows(table, name, updates)
     return table

@@ -189,6 +189,40 @@ SECRET_KEY_NAMES: tuple[str, ...] = (
 )
 
 
+_EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+
+
+@dataclass(frozen=True)
+class EmailRule(PatternRule):
+    """E-mail addresses, found from their "@": scanning a whole message with the pattern made Python's engine try
+    it at every word (~40 us per KB); here only the characters before each "@" are looked at."""
+
+    def apply(self, text: str, folded: str | None = None) -> tuple[str, int]:
+        at = text.find("@")
+        if at < 0:
+            return text, 0
+        pieces: list[str] = []
+        last = count = 0
+        placeholder = mask_text(self.name)
+        while at >= 0:
+            start = at
+            while start > last and at - start < 256 and text[start - 1] in _EMAIL_LOCAL:
+                start -= 1
+            for candidate in range(start, at):  # the leftmost start the pattern accepts, as a search would find
+                match = self.regex.match(text, candidate)
+                if match is not None:
+                    pieces.append(text[last:match.start()])
+                    pieces.append(placeholder)
+                    last = match.end()
+                    count += 1
+                    break
+            at = text.find("@", max(at + 1, last))
+        if not count:
+            return text, 0
+        pieces.append(text[last:])
+        return "".join(pieces), count
+
+
 _PLACEHOLDER = re.compile(r"(?:\[REDACTED:[\w+]+\])?")  # empty, or masked already by an earlier rule
 
 
@@ -256,8 +290,8 @@ _PATTERN_RULES: tuple[PatternRule, ...] = (
     _rule("secret_field",
           r'(?i)"(?:[\w.-]*[._-])?(?:' + "|".join(SECRET_KEY_NAMES) + r')"\s*:\s*"((?:[^"\\]|\\.)*)"',
           group=1, category="secret", triggers=['"'], validate=_not_masked, screened=True),
-    _rule("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b", category="personal",
-          triggers=["@"]),
+    EmailRule("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+              triggers=("@",), category="personal"),
     _rule("us_ssn", r"\d{3}-\d{2}-\d{4}(?![\w-])", category="personal", triggers=["-"], validate=_ssn_ok,
           left_guard=_WORD + "-", screened=True),
     _rule("iban", r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])", category="personal",
