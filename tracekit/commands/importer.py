@@ -26,8 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", metavar="FILE", nargs="+", help="OTLP JSON lines files; - reads stdin")
     add_db_argument(parser)
-    parser.add_argument("--redaction-policy", metavar="FILE", help="a TOML or JSON redaction policy")
-    parser.add_argument("--no-redaction", action="store_true", help="store attribute values as they are in the file")
+    parser.add_argument("--redaction-policy", metavar="FILE",
+                        help="a TOML or JSON redaction policy (a store no collector owns; a running collector uses its own)")
+    parser.add_argument("--no-redaction", action="store_true",
+                        help="store values as they are in the file (a store no collector owns)")
     parser.add_argument("--auth-token", metavar="TOKEN", default=os.environ.get("TRACEKIT_AUTH_TOKEN"),
                         help="bearer token of a collector started with --auth-token ($TRACEKIT_AUTH_TOKEN)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
