@@ -58,9 +58,21 @@ class Collector:
         self.writer: StoreWriter | None = None
         self.pipeline: IngestPipeline | None = None
         self.started_at = time.time()
-        self._background: list[Any] = []
+        self._background: list[Any] = []  # things with stop() started beside the receivers (forwarders)
         self._shared_reader: LocalReader | None = None
-        self._reader_lock = threading.Lock()  # things with stop() started beside the receivers (forwarders)
+        self.alerting: Any = None  # the AlertScheduler when --alerts is given
+        self._alert_rules = None
+        if settings.alert_rules:  # a bad rule file stops the start, before any port is taken
+            from tracekit.alerts.rules import load_rules
+
+            self._alert_rules = load_rules(settings.alert_rules)
+        self.continuous_evaluation: Any = None  # ContinuousEvaluation when --evaluation-rules is given
+        self._evaluation_rules = None
+        if settings.evaluation_rules:  # likewise: unknown evaluators, a missing judge or package fail the start
+            from tracekit.evaluators.rules import load_evaluation_rules
+
+            self._evaluation_rules = load_evaluation_rules(settings.evaluation_rules)
+        self._reader_lock = threading.Lock()
 
     # --- public API ---------------------------------------------------------------------------------------------
     def reader(self) -> LocalReader:
@@ -94,6 +106,8 @@ class Collector:
             "commits": writer.stats.commits if writer else 0,
             "last_ingest_seq": writer.last_sequence if writer else 0,
             "forwarders": [component.status() for component in self._background if hasattr(component, "status")],
+            **(self.alerting.status() if self.alerting is not None else {}),
+            **(self.continuous_evaluation.status() if self.continuous_evaluation is not None else {}),
             # OS thread id -> name, so per-thread CPU from /proc can be told apart (bench/ingest.py prints it).
             "threads": {str(thread.native_id): thread.name for thread in threading.enumerate()
                         if thread.native_id is not None},
@@ -173,6 +187,8 @@ class Collector:
             if settings.write_state_file:
                 self._write_state()
             self._start_forwarders()
+            self._start_alerting()
+            self._start_continuous_evaluation()
             retention_task = asyncio.create_task(self._retention_loop())
             if install_signals:
                 for signum in (signal.SIGINT, signal.SIGTERM):
@@ -189,6 +205,10 @@ class Collector:
                 await grpc_server.stop(grace=5.0)
             for runner in runners:
                 await runner.cleanup()
+            for component in (self.alerting, self.continuous_evaluation):
+                if component is not None:
+                    # Off the loop: a check may be waiting on this loop to store its events.
+                    await self._loop.run_in_executor(None, component.stop)
             for component in self._background:
                 with contextlib.suppress(Exception):
                     component.stop()
@@ -212,6 +232,28 @@ class Collector:
         from tracekit.collector.exporters.forwarders import start_forwarders  # only loaded when forwarding is configured
 
         self._background.extend(start_forwarders(self, settings))
+
+    def _start_alerting(self) -> None:
+        if not self._alert_rules:
+            return
+        from tracekit.collector.alerting import AlertScheduler
+
+        self.alerting = AlertScheduler(self._alert_rules, self.new_reader, self.ingest).start()
+
+    def _start_continuous_evaluation(self) -> None:
+        if not self._evaluation_rules:
+            return
+        from tracekit.collector.continuous_evaluation import ContinuousEvaluation
+
+        self.continuous_evaluation = ContinuousEvaluation(self._evaluation_rules, self.new_reader,
+                                                          self.ingest).start()
+
+    def ingest(self, signal: str, payload: bytes, timeout: float = 30.0) -> None:
+        """Store one serialized OTLP request from another thread of this process, through the pipeline like a
+        receiver would, and wait for its commit (the alert scheduler records its events this way)."""
+        if self._loop is None or self.pipeline is None:
+            raise RuntimeError("the collector is not running")
+        asyncio.run_coroutine_threadsafe(self.pipeline.export(signal, payload), self._loop).result(timeout)
 
     def _write_state(self) -> None:
         state = {

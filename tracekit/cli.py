@@ -36,14 +36,26 @@ Run `tracekit COMMAND --help` for the options of a command.
 """
 
 
-def add_db_argument(parser: argparse.ArgumentParser) -> None:
-    """The `--db` option every command takes."""
-    parser.add_argument(
-        "--db",
-        metavar="PATH",
-        default=None,
-        help="the DuckDB store (default: $TRACEKIT_DB, else traces.duckdb in the user's data directory)",
-    )
+EXIT_STATUS = """\
+exit status:
+  0    success
+  1    an unexpected failure (a bug: the traceback says where)
+  2    bad usage or input, or a failure tracekit explains in one line on stderr (no store, a bad query, ...)
+  130  interrupted (Ctrl-C)
+  141  the output pipe was closed early (e.g. piped into `head`)
+"""
+
+
+def _document_exit_status(parser: argparse.ArgumentParser) -> None:
+    """Add the exit codes to the --help of `parser` and of every subcommand under it that does not state its own."""
+    if "exit status:" not in (parser.epilog or ""):
+        parser.epilog = f"{parser.epilog.rstrip()}\n\n{EXIT_STATUS}" if parser.epilog else EXIT_STATUS
+        if parser.formatter_class is argparse.HelpFormatter:
+            parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the table's lines
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _document_exit_status(child)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,10 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_info in sorted(pkgutil.iter_modules(tracekit.commands.__path__), key=lambda m: m.name):
+        if module_info.name.startswith("_"):
+            continue   # shared helpers such as _options, not commands
         module = importlib.import_module(f"tracekit.commands.{module_info.name}")
         register = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
+    for command in set(subparsers.choices.values()):
+        _document_exit_status(command)
     return parser
 
 

@@ -10,6 +10,8 @@ replay, dashboards (KQL tiles), the KQL console, the key help. Data comes only t
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
@@ -31,12 +33,16 @@ class TracekitApp(App):
         Binding("question_mark", "help", "Keys"),
         Binding("d", "dashboards", "Dashboards"),
         Binding("colon", "kql", "KQL console"),
+        Binding("a", "alerts", "Alerts"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, reader: StoreReader, *, live: bool = True, title: str | None = None) -> None:
+    def __init__(self, reader: StoreReader, *, live: bool = True, title: str | None = None,
+                 collector_status: Callable[[], dict[str, Any]] | None = None) -> None:
         super().__init__()
         self.reader = reader
+        # The collector's counters (alerts, continuous evaluation), when the UI runs beside or through a collector.
+        self.collector_status = collector_status or getattr(reader, "collector_status", None)
         self.live = live
         if title:
             self.title = title
@@ -75,11 +81,19 @@ class TracekitApp(App):
         if not isinstance(self.screen, KqlConsoleScreen):
             self.push_screen(KqlConsoleScreen())
 
+    def action_alerts(self) -> None:
+        """The alert rules' latest states (recorded by `tracekit collect --alerts`)."""
+        from tracekit.tui.screens.alerts import AlertsScreen
+
+        if not isinstance(self.screen, AlertsScreen):
+            self.push_screen(AlertsScreen())
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
 
-def run_app(reader: StoreReader, *, live: bool = True, title: str | None = None) -> None:
+def run_app(reader: StoreReader, *, live: bool = True, title: str | None = None,
+            collector_status: Callable[[], dict[str, Any]] | None = None) -> None:
     """Run the TUI on `reader` until the user quits (`live` polls the store for new spans)."""
-    TracekitApp(reader, live=live, title=title).run()
+    TracekitApp(reader, live=live, title=title, collector_status=collector_status).run()

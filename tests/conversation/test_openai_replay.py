@@ -12,10 +12,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from tests.instrumentors.fake_openai import FIXTURES, FakeOpenAI, load_cassette
-from tracekit.api import using_tracer_provider
 from tracekit.content import reset_content_settings, set_content_recording
 from tracekit.conversation import EntryKind, load_transcript
 from tracekit.instrumentors.openai import OpenAIInstrumentor
+from tracekit.tracing import using_tracer_provider
 
 CASSETTE = "chat_completion_tool_calls_with_content.yaml"
 pytestmark = pytest.mark.skipif(not (FIXTURES / CASSETTE).exists(), reason="recorded OpenAI fixtures not present")

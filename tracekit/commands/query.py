@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument, parse_duration
 from tracekit.errors import QueryError
 
 HELP = "ask the store a question in KQL (Application Insights tables) or read-only SQL"
@@ -54,8 +54,6 @@ examples:
 See docs/kql.md for the KQL that works locally and what each view holds.
 """
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `tracekit query` to the CLI."""
@@ -65,30 +63,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("text", metavar="QUERY", nargs="?",
                         help="the KQL (or with --sql, SQL) query; '-' or nothing reads it from standard input")
     parser.add_argument("--sql", action="store_true", help="the query is read-only DuckDB SQL, not KQL")
-    parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
-                        help="output format (default: table; json is one array of row objects)")
+    parser.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table",
+                        help="output format (default: table). Stable for scripts: json is one array of row "
+                             "objects, jsonl one row object per line, csv a header line then one line per row; "
+                             "timestamps are ISO 8601 and dynamic columns JSON values (text in csv)")
     parser.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],
                         help="a value for a `declare query_parameters(...)` parameter (repeatable); "
                              "with --sql, binds $NAME")
     parser.add_argument("--since", metavar="DURATION", default=None,
                         help="only rows from the last DURATION (e.g. 30m, 24h, 7d) of every table the query reads")
     parser.add_argument("--max-rows", metavar="N", type=int, default=1000,
-                        help="rows shown by --format table (default 1000; json and csv print all)")
+                        help="rows shown by --format table (default 1000; json, jsonl and csv print all)")
     parser.set_defaults(handler=run)
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """`30m`, `24h`, `7d`, `90s` (or a plain number of seconds) to a timedelta."""
-    value = text.strip().lower()
-    unit = value[-1:] if value[-1:] in _UNITS else "s"
-    number = value[:-1] if value[-1:] in _UNITS else value
-    try:
-        seconds = float(number) * _UNITS[unit]
-    except ValueError:
-        raise QueryError(f"--since {text!r}: expected a duration such as 30m, 24h or 7d") from None
-    if seconds <= 0:
-        raise QueryError(f"--since {text!r}: the duration must be positive")
-    return dt.timedelta(seconds=seconds)
 
 
 def parse_params(pairs: list[str], kql_text: str | None) -> dict[str, Any]:
@@ -210,10 +196,14 @@ def _cell_text(value: Any) -> str:
 
 
 def write_table(table: pa.Table, fmt: str, out: Any, *, max_rows: int = 1000) -> None:
-    """Print `table` as a Rich table, a JSON array or CSV. Cell text is printed literally (no markup)."""
+    """Print `table` as a Rich table, a JSON array, JSON lines or CSV. Cell text is printed literally (no markup)."""
     if fmt == "json":
         json.dump(rows_for_json(table), out, ensure_ascii=False, indent=2)
         out.write("\n")
+        return
+    if fmt == "jsonl":
+        for row in rows_for_json(table):
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
         return
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")

@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument
 from tracekit.commands.collect import add_collector_arguments, settings_from_args
 from tracekit.store.paths import resolve_db_path
 
@@ -87,5 +87,5 @@ def run(args: argparse.Namespace) -> int:
         title = f"tracekit · {db_path.name}"
         if collector.grpc_endpoint:
             title += f" · OTLP gRPC {collector.grpc_endpoint}"
-        run_app(reader, live=True, title=title)
+        run_app(reader, live=True, title=title, collector_status=collector.status)
     return 0

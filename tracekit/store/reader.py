@@ -140,6 +140,16 @@ class RemoteReader:
     def close(self) -> None:
         pass
 
+    def collector_status(self) -> dict[str, Any]:
+        """The collector's counters (GET /v1/status): intake, forwarders, alerts, continuous evaluation."""
+        request = urllib.request.Request(self._url + "/v1/status",
+                                         headers={"Authorization": f"Bearer {self._token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                return json.loads(response.read())
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError) as error:
+            raise CollectorUnavailable(f"the collector at {self._url} did not answer: {error}") from None
+
 
 _STORE_TABLES = {"spans", "span_events", "span_links", "logs", "metric_points", "resources", "tracekit_meta",
                  "export_cursors"}
