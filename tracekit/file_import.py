@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tracekit.errors import CollectorUnavailable, TracekitError
-from tracekit.export.otlp_json import Request, read_json_lines
+from tracekit.export.otlp_json import MAX_RECORD_BYTES, Request, bounded_lines, read_json_lines
 from tracekit.redaction import RedactionPolicy
 from tracekit.store.reader import read_state
 
@@ -138,17 +138,19 @@ OfflineWriter = Callable[..., None]
 
 
 def import_file(path: str, db_path: Path, *, write_offline: OfflineWriter, policy: RedactionPolicy | None = None,
-                policy_given: bool = False, token: str | None = None) -> ImportSummary:
+                policy_given: bool = False, token: str | None = None,
+                max_record_bytes: int = MAX_RECORD_BYTES) -> ImportSummary:
     """Import one OTLP JSON lines file into the store at `db_path`: through its collector when one runs (which
     redacts with its own policy), else with `write_offline` (tracekit.collector.offline.write_requests) into the file
     itself, masked with `policy` (None: as they are). `policy_given`: the user chose the policy; a running collector
-    cannot honour that, which is an error rather than a silent change of policy."""
+    cannot honour that, which is an error rather than a silent change of policy. A line longer than
+    `max_record_bytes` stops the import with an error naming it, without being read whole."""
     started = time.monotonic()
     handle, name = open_lines(path)
     summary = ImportSummary(source=name)
 
     def requests() -> Iterator[Request]:
-        yield from read_json_lines(handle, name)
+        yield from read_json_lines(bounded_lines(handle, name, max_record_bytes), name)
 
     try:
         state = read_state(db_path)
