@@ -9,25 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.alerts.test_alerts import FAILED_TOOLS
 from tracekit.alerts.rules import RuleError
 from tracekit.collector.service import Collector
 from tracekit.collector.settings import CollectorSettings
 from tracekit.demo import run_demo
 from tracekit.query.kql import run_kql
 
-RULES = '''
-[[alert]]
-name = "failed tool calls"
-severity = 1
-description = "a tool call failed"
-query = \'\'\'dependencies | where success == false
-| where customDimensions["gen_ai.operation.name"] == "execute_tool"
-| summarize value = count() by tool = tostring(customDimensions["gen_ai.tool.name"])\'\'\'
-operator = ">"
-threshold = 0
-window = "WINDOW"
-frequency = "1s"
-'''
+# The failed-tool-calls rule of test_alerts.py, with a window each test sets and checked every second.
+RULES = FAILED_TOOLS.split("[[alert]]")[1].replace('window = "1h"', 'window = "WINDOW"').replace(
+    'frequency = "5m"', 'frequency = "1s"')
+RULES = "[[alert]]" + RULES
 
 
 def _settings(tmp_path: Path, window: str) -> CollectorSettings:
