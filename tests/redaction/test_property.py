@@ -4,7 +4,7 @@ exporter sends to a local ingestion endpoint.
 
 Each generated plan goes to two collectors: one with the default policy (its store must be clean) and one with
 redaction off, from which the exports are then made with the default export policy (so the exports' own redaction
-is what is tested there, not the collector's). Bounded: a dozen plans, a few seconds.
+is what is tested there, not the collector's). Bounded: eight plans, a few seconds of sending.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_nothing_planted_is_stored_or_exported(tmp_path: Path) -> None:
     with Collector(_settings(tmp_path, "masked")).running() as masked, \
             Collector(_settings(tmp_path, "open", redaction="off")).running() as open_:
 
-        @settings(max_examples=12, deadline=None, derandomize=True,
+        @settings(max_examples=8, deadline=None, derandomize=True,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
         @given(plan=plans())
         def each_plan_is_masked_before_storage(plan: Plan) -> None:
@@ -67,7 +67,7 @@ def test_nothing_planted_is_stored_or_exported(tmp_path: Path) -> None:
             needles.extend(plan.needles)
 
         each_plan_is_masked_before_storage()
-        assert len(needles) >= 12
+        assert len(needles) >= 8
 
         out = tmp_path / "export.jsonl"
         assert main(["export", "otlp-json", "--db", str(open_.settings.db_path), "-o", str(out),
@@ -77,4 +77,4 @@ def test_nothing_planted_is_stored_or_exported(tmp_path: Path) -> None:
             assert main(["export", "azure-monitor", "--db", str(open_.settings.db_path), "--connection-string",
                          fake.connection_string, "--no-progress"]) == 0
             sent = json.dumps(fake.telemetry())
-        assert found(needles, sent) == [] and sent.count("baseData") >= 12
+        assert found(needles, sent) == [] and sent.count("baseData") >= 8
