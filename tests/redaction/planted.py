@@ -149,8 +149,8 @@ class _Places:
         result = dict(base)
         for index, text in enumerate(self.texts.get(place, [])):
             result[f"planted.{index}"] = text
-        for key, value in self.keyed.get(place, []):
-            result[f"app.{key}"] = value
+        for index, (key, value) in enumerate(self.keyed.get(place, [])):
+            result[f"app.{index}.{key}"] = value  # one key each: the same name twice would keep only one value
         return result
 
     def nested(self, place: str) -> dict[str, Any]:
@@ -158,8 +158,8 @@ class _Places:
         result: dict[str, Any] = {"role": "user"}
         for index, text in enumerate(self.texts.get(place, [])):
             result[f"content{index}"] = text
-        for key, value in self.keyed.get(place, []):
-            result[key] = value
+        for index, (key, value) in enumerate(self.keyed.get(place, [])):
+            result[f"n{index}_{key}"] = value
         return result
 
 
