@@ -3,6 +3,8 @@
 DuckDB lets one process hold the file read-write, so `tracekit query`, the TUI and exports started while a
 collector runs send their read-only SQL here. It listens on 127.0.0.1 only, requires the random bearer token the
 collector writes into the state file (readable by the file's owner only), and answers with an Arrow IPC stream.
+User SQL reaches the database only through LocalReader.sql: on the readers' own cursors, inside read-only
+transactions that are always rolled back (tracekit.store.read_only), never on the writer's connection.
 """
 
 from __future__ import annotations

@@ -27,8 +27,9 @@ Azure Monitor exporter's mapping, so a query written for Application Insights ru
   native:     spans, span_events, span_links, logs, metric_points, resources
   helpers:    span_agents (the invoke_agent span owning each span), conversations (one row per conversation)
 
-With --sql the text is DuckDB SQL instead; only a single SELECT is accepted, and the store cannot reach files or
-the network, so nothing a query says can change or leak data. The query runs through the collector's read API
+With --sql the text is DuckDB SQL instead: one SELECT (or EXPLAIN [ANALYZE] of one), run in a read-only
+transaction that is always rolled back, on a store that cannot reach files or the network, so nothing a query
+says can change or leak data. The query runs through the collector's read API
 when a collector owns the store, else on the file directly (read-only).
 
 Queries pasted from an Azure Monitor workbook run as they are: {TimeRange:start}, {TimeRange:end} and
