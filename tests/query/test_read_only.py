@@ -178,17 +178,9 @@ def workload():
 
 
 @pytest.fixture(scope="module")
-def store_file(workload, tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("readonly-file")
-    with collector_store(directory, workload.spans, workload.logs):
-        pass
-    return directory / "traces.duckdb"
-
-
-@pytest.fixture(scope="module")
-def file_reader(store_file):
+def file_reader(stopped_store):
     """One read-only open for the module (opening and installing the views per test would dominate the time)."""
-    reader = LocalReader.open_file(store_file)
+    reader = LocalReader.open_file(stopped_store)
     yield reader
     reader.close()
 
@@ -223,12 +215,12 @@ def _assert_refused(reader, sql: str) -> None:
 
 
 @pytest.mark.parametrize("sql", REFUSED)
-def test_store_file_refuses(store_file, file_reader, sql):
-    before_bytes = _file_digest(store_file)
+def test_stopped_store_refuses(stopped_store, file_reader, sql):
+    before_bytes = _file_digest(stopped_store)
     before = fingerprint(file_reader)
     _assert_refused(file_reader, sql)
     assert fingerprint(file_reader) == before
-    assert _file_digest(store_file) == before_bytes
+    assert _file_digest(stopped_store) == before_bytes
 
 
 @pytest.mark.parametrize("sql", REFUSED)
@@ -262,22 +254,22 @@ def _cli(capsys, db: Path, *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def test_cli_sql_refuses_through_the_read_api_and_the_file(store_file, collector, capsys):
-    before_api, before_bytes = fingerprint(collector.reader()), _file_digest(store_file)
-    for db in (collector.db_path, store_file):
+def test_cli_sql_refuses_through_the_read_api_and_the_file(stopped_store, collector, capsys):
+    before_api, before_bytes = fingerprint(collector.reader()), _file_digest(stopped_store)
+    for db in (collector.db_path, stopped_store):
         for sql in REFUSED:
             code, out, err = _cli(capsys, db, "--sql", sql)
             assert code == 2, (sql, out, err)
             assert err.startswith("tracekit: error: ") and err.count("\n") == 1, (sql, err)
             assert out == ""
     assert fingerprint(collector.reader()) == before_api
-    assert _file_digest(store_file) == before_bytes
+    assert _file_digest(stopped_store) == before_bytes
 
 
 @pytest.mark.parametrize("text", KQL_WRITES)
-def test_kql_writes_are_refused(store_file, collector, text, capsys):
-    before_api, before_bytes = fingerprint(collector.reader()), _file_digest(store_file)
-    for db in (collector.db_path, store_file):
+def test_kql_writes_are_refused(stopped_store, collector, text, capsys):
+    before_api, before_bytes = fingerprint(collector.reader()), _file_digest(stopped_store)
+    for db in (collector.db_path, stopped_store):
         reader = open_reader(db)
         try:
             try:
@@ -291,7 +283,7 @@ def test_kql_writes_are_refused(store_file, collector, text, capsys):
         code, _, err = _cli(capsys, db, text)
         assert code in (0, 2) and "Traceback" not in err
     assert fingerprint(collector.reader()) == before_api
-    assert _file_digest(store_file) == before_bytes
+    assert _file_digest(stopped_store) == before_bytes
 
 
 def test_a_statement_that_ends_its_transaction_is_refused(tmp_path):

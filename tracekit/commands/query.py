@@ -95,7 +95,7 @@ def parse_duration(text: str) -> dt.timedelta:
 def parse_params(pairs: list[str], kql_text: str | None) -> dict[str, Any]:
     """`name=value` pairs to typed values, using the KQL `declare query_parameters` types when there are any."""
     declared: dict[str, str] = {}
-    if kql_text is not None:
+    if kql_text is not None and pairs:  # parsing the query for its declarations costs a KQL parse: only when needed
         import duckdb_kql
 
         try:
@@ -132,7 +132,6 @@ def _convert(name: str, raw: str, kind: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of `tracekit query`."""
-    from tracekit.query.kql import run_kql
     from tracekit.store.reader import open_reader
 
     text = args.text
@@ -149,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
                 raise QueryError("--since applies to KQL queries; in SQL write the time predicate yourself")
             table = reader.sql(text, params or None)
         else:
+            from tracekit.query.kql import run_kql  # not imported for --sql: it brings the KQL machinery
+
             table = run_kql(reader, text, params, since=since)
     finally:
         reader.close()

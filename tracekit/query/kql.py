@@ -30,15 +30,20 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb_kql
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
-from antlr4 import InputStream
-from duckdb_kql._antlr.KqlLexer import KqlLexer
-from duckdb_kql.errors import KqlError, KqlSchemaError, KqlSyntaxError, KqlUnsupportedError
 
 from tracekit.errors import QueryError
-from tracekit.query import make_series, sql_tree, views
-from tracekit.store.reader import StoreReader
+from tracekit.query import sql_tree, translation_cache, views
+
+if TYPE_CHECKING:
+    from duckdb_kql.errors import KqlError
+
+    from tracekit.store.reader import StoreReader
+
+# duckdb-kql (its ANTLR parser above all) is imported where a query is translated, not here: a translation found in
+# the cache (tracekit.query.translation_cache) needs neither.
 
 # Time column of every table a time range applies to.
 TIME_COLUMNS: dict[str, str] = {
@@ -80,6 +85,12 @@ def run_kql(reader: StoreReader, text: str, params: dict[str, Any] | None = None
     `since` limits every table the query reads to rows from the last `since` (relative to `now`, default the
     current UTC time). Raises QueryError (line, column, reason) for bad KQL and for queries the store refuses.
     """
+    remote = getattr(reader, "kql", None)
+    if callable(remote):  # a running collector's read API translates and runs it
+        answer = remote(text, params, since.total_seconds() if since is not None else None,
+                        now.isoformat() if now is not None else None)
+        if answer is not None:
+            return _as_kql_types(answer)
     compiled = compile_kql(reader, text, params, since=since, now=now)
     try:
         table = reader.sql(compiled.sql, compiled.params or None)
@@ -111,12 +122,16 @@ def compile_kql(reader: StoreReader | None, text: str, params: dict[str, Any] | 
     text = workbook_time_range(text, since, now)
     key = (text, _params_key(params), _schema_key(schema), since is not None)
     cached = _compiled_cache.get(key) if key[1] is not None else None
+    if cached is None and key[1] is not None:
+        cached = _from_disk(text, params, schema, since is not None)
     if cached is None:
         cached = _compile(text, params, schema, since is not None)
         if key[1] is not None:
-            _compiled_cache[key] = cached
-            while len(_compiled_cache) > _CACHE_SIZE:
-                _compiled_cache.pop(next(iter(_compiled_cache)))
+            _to_disk(text, params, schema, since is not None, cached)
+    if key[1] is not None:
+        _compiled_cache[key] = cached
+        while len(_compiled_cache) > _CACHE_SIZE:
+            _compiled_cache.pop(next(iter(_compiled_cache)))
     sql_params = dict(cached.params)
     if _SINCE_SLOT in cached.sql or (cached.fallback_sql and _SINCE_SLOT in cached.fallback_sql):
         moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
@@ -157,6 +172,27 @@ def workbook_time_range(text: str, since: dt.timedelta | None, now: dt.datetime 
 
 _CACHE_SIZE = 256
 _compiled_cache: dict[tuple[Any, ...], Compiled] = {}
+
+
+def _disk_key(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None,
+              time_filtered: bool) -> str:
+    return translation_cache.key(text, sorted((params or {}).items()), schema, time_filtered)
+
+
+def _from_disk(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None,
+               time_filtered: bool) -> Compiled | None:
+    entry = translation_cache.load(_disk_key(text, params, schema, time_filtered))
+    if entry is None or not isinstance(entry.get("sql"), str) or not isinstance(entry.get("params"), dict):
+        return None
+    fallback = entry.get("fallback_sql")
+    return Compiled(entry["sql"], entry["params"], fallback if isinstance(fallback, str) else None)
+
+
+def _to_disk(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None, time_filtered: bool,
+             compiled: Compiled) -> None:
+    if all(isinstance(value, (str, int, float, bool, type(None))) for value in compiled.params.values()):
+        translation_cache.save(_disk_key(text, params, schema, time_filtered),
+                               {"sql": compiled.sql, "params": compiled.params, "fallback_sql": compiled.fallback_sql})
 
 
 def _params_key(params: dict[str, Any] | None) -> tuple[Any, ...] | None:
@@ -217,6 +253,8 @@ def _translate(text: str, params: dict[str, Any] | None, schema: dict[str, list[
     if not text or not text.strip():
         raise QueryError("empty query: give a KQL query such as `dependencies | take 10`")
     if "make-series" in text.lower():
+        from tracekit.query import make_series
+
         series = make_series.find(text, _tokens(text))
         if series is not None:
             sql, values = make_series.translate(text, series, lambda piece: _translate_piece(piece, params, schema))
@@ -226,6 +264,9 @@ def _translate(text: str, params: dict[str, Any] | None, schema: dict[str, list[
 
 def _translate_piece(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None) -> _Translation:
     """duckdb-kql's translation of `text` after tracekit's rewrites, its errors as QueryError."""
+    import duckdb_kql
+    from duckdb_kql.errors import KqlError, KqlSchemaError
+
     rewritten = expand_percentiles(text)
     try:
         result = duckdb_kql.to_sql(rewritten, schema=schema, parameters=params or None, allow_write=False)
@@ -293,6 +334,8 @@ def _unknown_operator(text: str, line: int, column: int) -> QueryError | None:
 
 def _query_error(error: KqlError, text: str) -> QueryError:
     """duckdb-kql's error as a QueryError with a 1-based line and column where one is known."""
+    from duckdb_kql.errors import KqlSchemaError, KqlSyntaxError, KqlUnsupportedError
+
     if isinstance(error, KqlSyntaxError) and error.diagnostics:
         first = error.diagnostics[0]
         unknown = _unknown_operator(text, first.span.line, first.span.column)
@@ -327,14 +370,17 @@ def store_schema(reader: StoreReader) -> dict[str, list[str]]:
     if cached is not None:
         return cached
     rows = reader.sql(
-        "SELECT table_name, column_name FROM duckdb_columns() "
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
         "WHERE NOT starts_with(column_name, '__') AND NOT starts_with(table_name, 'tk_') "
         "AND NOT starts_with(table_name, 'sqlite_') AND table_name <> 'tracekit_meta' "
-        "AND schema_name IN ('main', 'temp') ORDER BY table_name, column_index"
+        "AND schema_name IN ('main', 'temp') ORDER BY table_name, schema_name, column_index"
     ).to_pylist()
     schema: dict[str, list[str]] = {}
+    shadowed = {row["table_name"] for row in rows if row["schema_name"] == "temp"}
     for row in rows:
-        schema.setdefault(row["table_name"], []).append(row["column_name"])
+        # A TEMP view (a reader's own, on a store from another version) hides the store's view of the same name.
+        if row["schema_name"] == "temp" or row["table_name"] not in shadowed:
+            schema.setdefault(row["table_name"], []).append(row["column_name"])
     try:
         _schema_cache[reader] = schema
     except TypeError:
@@ -347,6 +393,9 @@ _schema_cache: "weakref.WeakKeyDictionary[Any, dict[str, list[str]]]" = weakref.
 
 # --- percentiles() --------------------------------------------------------------------------------------------------
 def _tokens(text: str) -> list[Any]:
+    from antlr4 import InputStream
+    from duckdb_kql._antlr.KqlLexer import KqlLexer
+
     lexer = KqlLexer(InputStream(text))
     lexer.removeErrorListeners()
     return [token for token in lexer.getAllTokens() if token.channel == 0]
@@ -667,6 +716,9 @@ def _conversion_lambdas() -> list[tuple[dict[str, Any], str]]:
     version's different lambda simply turns this shortcut off)."""
     global _lambdas
     if _lambdas is None:
+        import duckdb_kql
+        from duckdb_kql.errors import KqlError
+
         found = []
         for function in _FAST_CONVERSION:
             try:

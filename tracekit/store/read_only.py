@@ -66,7 +66,8 @@ def check_read_only(sql: str, parser: duckdb.DuckDBPyConnection) -> None:
     elif kind != duckdb.StatementType.SELECT:
         name = kind.name if kind is not None else "non-SELECT"
         raise QueryError(f"only read-only queries are allowed here (got a {name} statement); use a SELECT")
-    _check_table_functions(sql, parser)
+    if "(" in sql:  # a table function is called with parentheses: without any, there is none to check
+        _check_table_functions(sql, parser)
 
 
 def _statement_type(statement: Any) -> duckdb.StatementType | None:

@@ -104,10 +104,21 @@ class RemoteReader:
         self.location = location
 
     def sql(self, query: str, params: Params = None) -> pa.Table:
-        body = json.dumps({"sql": query, "params": params}).encode()
+        table = self._post("/v1/sql", {"sql": query, "params": params})
+        assert table is not None
+        return table
+
+    def kql(self, text: str, params: dict[str, Any] | None = None, since_seconds: float | None = None,
+            now: str | None = None) -> pa.Table | None:
+        """Run KQL in the collector, which translates it (its parser warm, its translations cached) and runs the SQL
+        on its readers; None when the collector predates this endpoint (then the caller translates)."""
+        return self._post("/v1/kql", {"kql": text, "params": params, "since_seconds": since_seconds, "now": now},
+                          missing_ok=True)
+
+    def _post(self, path: str, body: dict[str, Any], *, missing_ok: bool = False) -> pa.Table | None:
         request = urllib.request.Request(
-            self._url + "/v1/sql",
-            data=body,
+            self._url + path,
+            data=json.dumps(body).encode(),
             method="POST",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
         )
@@ -115,13 +126,16 @@ class RemoteReader:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return pyarrow.ipc.open_stream(response.read()).read_all()
         except urllib.error.HTTPError as error:
+            if error.code == 404 and missing_ok:
+                return None
             detail = error.read().decode(errors="replace")
             try:
-                message = json.loads(detail).get("error", detail)
+                answer = json.loads(detail)
             except ValueError:
-                message = detail
+                answer = {"error": detail}
+            message = answer.get("error", detail) if isinstance(answer, dict) else detail
             if error.code == 400:
-                raise QueryError(message) from None
+                raise QueryError(message, line=answer.get("line"), column=answer.get("column")) from None
             raise StoreError(f"the collector's read API answered {error.code}: {message}") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
             raise CollectorUnavailable(f"the collector at {self._url} did not answer: {error}") from None
