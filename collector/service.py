@@ -25,13 +25,12 @@ from aiohttp import web
 
 from tracekit.collector import retention
 from tracekit.collector.admission import Admission
-from tracekit.collector.ingest.pipeline import IngestPipeline
-from tracekit.collector.ingest.redact import BatchRedactor
+from tracekit.collector.exporters.store_writer import StoreWriter
+from tracekit.collector.pipeline import IngestPipeline, build_processors
 from tracekit.collector.read_api import ReaderPool, build_read_app
 from tracekit.collector.receivers.grpc import start_grpc_server
 from tracekit.collector.receivers.http import build_http_app
 from tracekit.collector.settings import CollectorSettings, parse_address
-from tracekit.collector.writer import StoreWriter
 from tracekit.errors import StoreError
 from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store
 from tracekit.store.paths import state_file_for
@@ -61,6 +60,12 @@ class Collector:
         self.started_at = time.time()
         self._background: list[Any] = []
         self._shared_reader: LocalReader | None = None
+        self.alerting: Any = None  # the AlertScheduler when --alerts is given
+        self._alert_rules = None
+        if settings.alert_rules:  # a bad rule file stops the start, before any port is taken
+            from tracekit.alerts.rules import load_rules
+
+            self._alert_rules = load_rules(settings.alert_rules)
         self._reader_lock = threading.Lock()  # things with stop() started beside the receivers (forwarders)
 
     # --- public API ---------------------------------------------------------------------------------------------
@@ -95,6 +100,7 @@ class Collector:
             "commits": writer.stats.commits if writer else 0,
             "last_ingest_seq": writer.last_sequence if writer else 0,
             "forwarders": [component.status() for component in self._background if hasattr(component, "status")],
+            **(self.alerting.status() if self.alerting is not None else {}),
             # OS thread id -> name, so per-thread CPU from /proc can be told apart (bench/ingest.py prints it).
             "threads": {str(thread.native_id): thread.name for thread in threading.enumerate()
                         if thread.native_id is not None},
@@ -148,11 +154,9 @@ class Collector:
                                       checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
         self.writer = StoreWriter(self._connection, checkpoint_rows=settings.checkpoint_rows)
         self.writer.start()
-        policy = settings.redaction_policy()
-        self.pipeline = IngestPipeline(self.writer, Admission(settings.queue_bytes),
+        self.pipeline = IngestPipeline(build_processors(settings), self.writer, Admission(settings.queue_bytes),
                                        max_request_bytes=settings.max_request_bytes,
-                                       decode_workers=settings.decode_workers,
-                                       redactor=None if policy.is_noop else BatchRedactor(policy))
+                                       decode_workers=settings.decode_workers)
         runners: list[web.AppRunner] = []
         grpc_server = None
         pool: ReaderPool | None = None
@@ -176,6 +180,7 @@ class Collector:
             if settings.write_state_file:
                 self._write_state()
             self._start_forwarders()
+            self._start_alerting()
             retention_task = asyncio.create_task(self._retention_loop())
             if install_signals:
                 for signum in (signal.SIGINT, signal.SIGTERM):
@@ -192,6 +197,9 @@ class Collector:
                 await grpc_server.stop(grace=5.0)
             for runner in runners:
                 await runner.cleanup()
+            if self.alerting is not None:
+                # Off the loop: a check may be waiting on this loop to store its event.
+                await self._loop.run_in_executor(None, self.alerting.stop)
             for component in self._background:
                 with contextlib.suppress(Exception):
                     component.stop()
@@ -212,9 +220,23 @@ class Collector:
         settings = self.settings
         if not (settings.forward_otlp or settings.forward_azure_monitor):
             return
-        from tracekit.collector.forward import start_forwarders  # only loaded when forwarding is configured
+        from tracekit.collector.exporters.forwarders import start_forwarders  # only loaded when forwarding is configured
 
         self._background.extend(start_forwarders(self, settings))
+
+    def _start_alerting(self) -> None:
+        if not self._alert_rules:
+            return
+        from tracekit.collector.alerting import AlertScheduler
+
+        self.alerting = AlertScheduler(self._alert_rules, self.new_reader, self.ingest).start()
+
+    def ingest(self, signal: str, payload: bytes, timeout: float = 30.0) -> None:
+        """Store one serialized OTLP request from another thread of this process, through the pipeline like a
+        receiver would, and wait for its commit (the alert scheduler records its events this way)."""
+        if self._loop is None or self.pipeline is None:
+            raise RuntimeError("the collector is not running")
+        asyncio.run_coroutine_threadsafe(self.pipeline.export(signal, payload), self._loop).result(timeout)
 
     def _write_state(self) -> None:
         state = {

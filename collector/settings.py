@@ -57,6 +57,7 @@ class CollectorSettings:
     forward_azure_monitor: str | None = None     # a connection string
     forward_otlp: str | None = None              # an OTLP endpoint URL
     redaction: str = "default"                   # "default" (built-in rules), "off", or a policy file path
+    alert_rules: str | None = None               # a rule file (tracekit.alerts) checked on each rule's frequency
     extra: dict[str, str] = field(default_factory=dict)
 
     def redaction_policy(self):  # -> RedactionPolicy
@@ -98,6 +99,8 @@ class CollectorSettings:
             settings.redaction = env["TRACEKIT_REDACTION_FILE"]
         elif env.get("TRACEKIT_REDACTION", "").strip().lower() in {"off", "false", "0", "none"}:
             settings.redaction = "off"
+        if env.get("TRACEKIT_ALERTS"):
+            settings.alert_rules = env["TRACEKIT_ALERTS"]
         if "APPLICATIONINSIGHTS_CONNECTION_STRING" in env and "TRACEKIT_FORWARD_AZURE_MONITOR" in env:
             settings.forward_azure_monitor = env["APPLICATIONINSIGHTS_CONNECTION_STRING"]
         return settings

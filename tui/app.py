@@ -31,6 +31,7 @@ class TracekitApp(App):
         Binding("question_mark", "help", "Keys"),
         Binding("d", "dashboards", "Dashboards"),
         Binding("colon", "kql", "KQL console"),
+        Binding("a", "alerts", "Alerts"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
@@ -74,6 +75,13 @@ class TracekitApp(App):
 
         if not isinstance(self.screen, KqlConsoleScreen):
             self.push_screen(KqlConsoleScreen())
+
+    def action_alerts(self) -> None:
+        """The alert rules' latest states (recorded by `tracekit collect --alerts`)."""
+        from tracekit.tui.screens.alerts import AlertsScreen
+
+        if not isinstance(self.screen, AlertsScreen):
+            self.push_screen(AlertsScreen())
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

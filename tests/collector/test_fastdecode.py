@@ -37,11 +37,11 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace import Status as SdkStatus
 from opentelemetry.trace import StatusCode
 
-from tracekit.collector.ingest import normalize
-from tracekit.collector.ingest.decode import decode_payload
-from tracekit.collector.ingest.normalize import Batch, _decode_traces_python, decode_traces_payload
+from tracekit.collector.processors import normalize
+from tracekit.collector.processors.decode import decode_payload
+from tracekit.collector.processors.normalize import Batch, _decode_traces_python, decode_traces_payload
 
-fastdecode = pytest.importorskip("tracekit.collector.ingest._fastdecode",
+fastdecode = pytest.importorskip("tracekit.collector.processors._fastdecode",
                                  reason="the compiled decoder was not built (no C compiler at install time)")
 
 TRACE_ID = bytes(range(1, 17))
@@ -780,7 +780,7 @@ def test_a_request_the_compiled_decoder_refuses_is_decoded_in_python(monkeypatch
     payload, _ = sdk_payload()
     request = ExportTraceServiceRequest.FromString(payload)
     monkeypatch.setattr(normalize, "_fastdecode", Refusing)
-    with caplog.at_level("WARNING", logger="tracekit.collector.ingest"):
+    with caplog.at_level("WARNING", logger="tracekit.collector.processors"):
         batch = decode_traces_payload(payload, request)
     assert_same(_decode_traces_python(request), batch)
     assert batch.accepted == 8

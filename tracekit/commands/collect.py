@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument
 from tracekit.store.paths import resolve_db_path
 
 HELP = "run the OTLP collector (gRPC and HTTP) that stores traces, logs and metrics in the DuckDB store"
@@ -53,6 +53,10 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--redaction", metavar="POLICY", default=None,
                        help="masking applied before storage: 'default' (secrets and personal data), 'off', or a "
                             "TOML/JSON policy file ($TRACEKIT_REDACTION_FILE, $TRACEKIT_REDACTION=off)")
+    group.add_argument("--alerts", metavar="FILE", default=None,
+                       help="check these alert rules on their frequency while collecting; changes of state are "
+                            "stored as tracekit.alert events and shown in the TUI (see `tracekit alerts --help`; "
+                            "$TRACEKIT_ALERTS)")
     group.add_argument("--forward-otlp", metavar="URL", default=None,
                        help="also forward what is stored to this OTLP endpoint (from a durable queue in the store)")
     group.add_argument("--forward-azure-monitor", metavar="CONNECTION_STRING", default=None,
@@ -77,6 +81,7 @@ def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
         "retention_days": ("retention_days", float), "max_db_size": ("max_db_bytes", parse_size),
         "auth_token": ("auth_token", str), "redaction": ("redaction", str),
         "forward_otlp": ("forward_otlp", str), "forward_azure_monitor": ("forward_azure_monitor", str),
+        "alerts": ("alert_rules", str),
     }
     settings = CollectorSettings.from_env(resolve_db_path(args.db))
     for flag, (setting, convert) in flags.items():

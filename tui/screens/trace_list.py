@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from tracekit.errors import TracekitError
-from tracekit.tui.data import PAGE_SIZE, TraceSummary, latest_seq, trace_page
+from tracekit.tui.data import PAGE_SIZE, TraceSummary, alert_states, latest_seq, trace_page
 from tracekit.tui.filters import TraceFilter
 from tracekit.tui.widgets.filter_bar import FilterBar
 from tracekit.tui.widgets.trace_table import TraceTable
@@ -33,6 +33,8 @@ class TraceListScreen(Screen):
         Binding("r", "refresh", "Refresh"),
         Binding("y", "copy_id", "Copy trace id"),
         Binding("p", "toggle_live", "Pause/resume live"),
+        Binding("m", "mark", "Mark to compare"),
+        Binding("D", "compare", "Compare with marked"),
     ]
 
     def __init__(self, *, live: bool = True) -> None:
@@ -44,6 +46,8 @@ class TraceListScreen(Screen):
         self.exhausted = False
         self.loaded_at = 0.0
         self.generation = 0  # bumped per request, so a slow stale answer never overwrites a newer one
+        self.marked: str | None = None  # a trace marked with `m`, compared with another by `D`
+        self.firing: list[str] = []     # alert rules firing at the last look (status line)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -71,9 +75,11 @@ class TraceListScreen(Screen):
         try:
             seq = latest_seq(reader)
             traces = trace_page(reader, trace_filter, limit=rows)
+            firing = [alert.name for alert in alert_states(reader) if alert.firing]
         except TracekitError as error:
             self.app.call_from_thread(self.show_error, str(error))
             return
+        self.firing = firing
         self.app.call_from_thread(self.show_page, generation, traces, seq, False, rows)
 
     @work(thread=True, group="trace-more", exit_on_error=False)
@@ -128,6 +134,11 @@ class TraceListScreen(Screen):
             text.append(self.trace_filter.text)
         text.append("  ·  ")
         text.append("live" if self.live else "paused", style="green" if self.live else "yellow")
+        if self.marked:
+            text.append(f"  ·  marked {self.marked[:8]} (D compares)", style="magenta")
+        if self.firing:
+            text.append(f"  ·  ⚠ {len(self.firing)} alert{'s' if len(self.firing) != 1 else ''} firing (a)",
+                        style="bold red")
         text.append(f"  ·  {self.app.reader.location}", style="dim")
         self.query_one("#list-status", Static).update(text)
 
@@ -153,6 +164,10 @@ class TraceListScreen(Screen):
         trace = self.query_one(TraceTable).current_trace
         if trace is not None:
             self.app.open_trace(trace.trace_id)
+
+    def apply_filter(self, text: str) -> None:
+        """Show `text` in the filter bar and apply it (the alerts screen jumps here with what fired)."""
+        self.query_one(FilterBar).set_text(text)
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter-input", Input).focus()
@@ -182,6 +197,25 @@ class TraceListScreen(Screen):
 
     def action_refresh(self) -> None:
         self.reload(max(PAGE_SIZE, len(self.query_one(TraceTable).traces)))
+
+    def action_mark(self) -> None:
+        """Mark the selected trace as run A of a comparison (again on the same trace: unmark)."""
+        trace = self.query_one(TraceTable).current_trace
+        if trace is not None:
+            self.marked = None if self.marked == trace.trace_id else trace.trace_id
+            self.update_status()
+
+    def action_compare(self) -> None:
+        """Compare the marked trace (A) with the selected one (B), step by step."""
+        trace = self.query_one(TraceTable).current_trace
+        if trace is None:
+            return
+        if self.marked is None or self.marked == trace.trace_id:
+            self.notify("mark a run with m first, then press D on the run to compare it with")
+            return
+        from tracekit.tui.screens.run_diff import RunDiffScreen
+
+        self.app.push_screen(RunDiffScreen(self.marked, trace.trace_id))
 
     def action_toggle_live(self) -> None:
         self.live = not self.live
