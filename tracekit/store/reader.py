@@ -16,8 +16,6 @@ import json
 import os
 import re
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -112,10 +110,17 @@ class RemoteReader:
             now: str | None = None) -> pa.Table | None:
         """Run KQL in the collector, which translates it (its parser warm, its translations cached) and runs the SQL
         on its readers; None when the collector predates this endpoint (then the caller translates)."""
-        return self._post("/v1/kql", {"kql": text, "params": params, "since_seconds": since_seconds, "now": now},
-                          missing_ok=True)
+        body = {"kql": text, "params": params, "since_seconds": since_seconds, "now": now}
+        try:
+            json.dumps(body)
+        except (TypeError, ValueError):
+            return None  # parameter values JSON cannot carry: translated here, bound as values
+        return self._post("/v1/kql", body, missing_ok=True)
 
     def _post(self, path: str, body: dict[str, Any], *, missing_ok: bool = False) -> pa.Table | None:
+        import urllib.error  # here, not at the top: a reader of a file needs no HTTP client (nor its ssl import)
+        import urllib.request
+
         request = urllib.request.Request(
             self._url + path,
             data=json.dumps(body).encode(),
