@@ -40,8 +40,10 @@ def _expected(workload) -> list[dict]:
     return [{"m": model, "n": n} for model, n in sorted(counts.items())]
 
 
-def test_the_collector_puts_the_views_in_the_store(stopped_store, workload):
-    reader = LocalReader.open_file(stopped_store)
+def test_the_collector_puts_the_views_in_the_store(workload, tmp_path):
+    with collector_store(tmp_path, workload.spans, workload.logs) as collector:
+        assert collector.views.installed.wait(120)  # a few seconds after start, on its own cursor
+    reader = LocalReader.open_file(collector.db_path)
     try:
         stamped = reader.sql("SELECT value FROM tracekit_meta WHERE key = 'views_version'").to_pylist()
         assert stamped == [{"value": views.version()}]
@@ -53,11 +55,23 @@ def test_the_collector_puts_the_views_in_the_store(stopped_store, workload):
         reader.close()
 
 
+def test_a_collector_that_lives_a_moment_leaves_the_views_to_readers(stopped_store, workload):
+    """Short-lived collectors (tests, one-off imports) do not pay for the views; readers then create their own."""
+    reader = LocalReader.open_file(stopped_store)
+    try:
+        assert reader.sql("SELECT count(*) AS n FROM tracekit_meta WHERE key = 'views_version'").to_pylist() == \
+            [{"n": 0}]
+        assert run_kql(reader, KQL).to_pylist() == _expected(workload)
+    finally:
+        reader.close()
+
+
 def test_a_store_from_another_version_gets_temp_views_and_then_the_collector_replaces_them(tmp_path, stopped_store,
                                                                                           workload):
     copy = tmp_path / "other.duckdb"
     copy.write_bytes(stopped_store.read_bytes())
     con = open_store(copy)
+    views.install_in_store(con)
     con.execute("UPDATE tracekit_meta SET value = 'another-version' WHERE key = 'views_version'")
     con.execute("CREATE OR REPLACE VIEW dependencies AS SELECT 1 AS stale")
     con.close()
@@ -71,8 +85,8 @@ def test_a_store_from_another_version_gets_temp_views_and_then_the_collector_rep
         assert run_kql(reader, KQL).to_pylist() == _expected(workload)  # TEMP views shadow the stale ones
     finally:
         reader.close()
-    con = open_store(copy)  # the collector's open: the views are brought up to date
-    assert views.stored_version(con) == views.version()
+    con = open_store(copy)  # what the collector does a few seconds after start: the views are brought up to date
+    assert views.install_in_store(con) and views.stored_version(con) == views.version()
     assert "stale" not in [row[0] for row in con.execute("DESCRIBE dependencies").fetchall()]
     con.close()
 

@@ -188,6 +188,7 @@ def file_reader(stopped_store):
 @pytest.fixture(scope="module")
 def collector(workload, tmp_path_factory):
     with collector_store(tmp_path_factory.mktemp("readonly-api"), workload.spans, workload.logs) as running:
+        assert running.views.installed.wait(120)  # the store's catalog is settled before fingerprints are taken
         yield running
 
 

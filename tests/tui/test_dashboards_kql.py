@@ -68,6 +68,7 @@ async def test_kql_console_cannot_change_the_store(store):
     from tests.query.test_read_only import KQL_WRITES, fingerprint
     from tracekit.store.reader import RemoteReader, open_reader
 
+    assert store.collector.views.installed.wait(120)  # the store's catalog settled before the fingerprint
     before = fingerprint(store.collector.reader())
     remote = open_reader(store.collector.db_path)
     assert isinstance(remote, RemoteReader)

@@ -1,8 +1,9 @@
 """Application Insights-shaped views over the store, so KQL written for Azure Monitor runs here unchanged.
 
-The collector creates the macros and views in the store itself when it opens it (`install_in_store`, stamped with
-a digest of their SQL in tracekit_meta), so readers find them ready; on a store stamped by another tracekit version
-`install(con)` creates them as TEMP objects on the reader's connection instead (TEMP names come first):
+The collector creates the macros and views in the store itself shortly after it starts (`install_in_store`, from
+collector/query_views.py, stamped with a digest of their SQL in tracekit_meta), so readers find them ready; on a
+store without this version's views `install(con)` creates them as TEMP objects on the reader's connection instead
+(TEMP names come first):
 
 * classic tables `requests`, `dependencies`, `traces`, `exceptions`, `customEvents`, `customMetrics`;
 * workspace tables `AppRequests`, `AppDependencies`, `AppTraces`, `AppExceptions`, `AppEvents`, `AppMetrics`

@@ -38,8 +38,7 @@ def open_store(
     threads: int | None = None,
     checkpoint_threshold: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the store read-write, migrate it to the current schema and bring its query views
-    up to date.
+    """Open (creating if needed) the store read-write and migrate it to the current schema.
 
     Only the collector should call this: DuckDB lets one process hold a file read-write.
     External file access is switched off for the whole database so that queries served from it cannot read or write
@@ -56,18 +55,9 @@ def open_store(
     except duckdb.Error as error:
         raise _describe_lock_error(path, error) from error
     schema.migrate(con)
-    _install_views(con)
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
-
-
-def _install_views(con: duckdb.DuckDBPyConnection) -> None:
-    """The query-side views and macros, created in the store once per tracekit version so that every reader finds
-    them ready (creating them costs about a second, which `tracekit query` would otherwise pay on every run)."""
-    from tracekit.query.views import install_in_store
-
-    install_in_store(con)
 
 
 def open_store_readonly(path: Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
