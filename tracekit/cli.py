@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 
 import tracekit.commands
 from tracekit.errors import TracekitError
+from tracekit.files import restrict_umask
+from tracekit.terminal_text import clean
 
 Handler = Callable[[argparse.Namespace], int | None]
 
@@ -26,15 +28,40 @@ Observability for AI agents.
 Run with no command to start the local collector (OTLP gRPC on 127.0.0.1:4317, HTTP on 127.0.0.1:4318) and the
 terminal UI on one DuckDB store. Point any OpenTelemetry SDK at it with
 OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 and spans appear as they arrive.
+
+Files tracekit creates are readable by you only, and span content is printed with control characters escaped.
 """
 
 EPILOG = """\
 environment:
   TRACEKIT_DB                 the store file used when --db is not given
+  TRACEKIT_ALLOWED_HOSTS      Host names the collector answers besides localhost (see `tracekit collect --help`)
   OTEL_EXPORTER_OTLP_ENDPOINT where `tracekit demo` and tracekit.configure() send, when set
 
 Run `tracekit COMMAND --help` for the options of a command.
 """
+
+
+EXIT_STATUS = """\
+exit status:
+  0    success
+  1    an unexpected failure (a bug: the traceback says where)
+  2    bad usage or input, or a failure tracekit explains in one line on stderr (no store, a bad query, ...)
+  130  interrupted (Ctrl-C)
+  141  the output pipe was closed early (e.g. piped into `head`)
+"""
+
+
+def _document_exit_status(parser: argparse.ArgumentParser) -> None:
+    """Add the exit codes to the --help of `parser` and of every subcommand under it that does not state its own."""
+    if "exit status:" not in (parser.epilog or ""):
+        parser.epilog = f"{parser.epilog.rstrip()}\n\n{EXIT_STATUS}" if parser.epilog else EXIT_STATUS
+        if parser.formatter_class is argparse.HelpFormatter:
+            parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the table's lines
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _document_exit_status(child)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -55,6 +82,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
+    for command in set(subparsers.choices.values()):
+        _document_exit_status(command)
     return parser
 
 
@@ -98,10 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments.insert(0, "run")
     args = _parser_for(arguments[0]).parse_args(arguments)
     handler: Handler = args.handler
+    restrict_umask()  # the store, its WAL, logs, exports: owner-only (tracekit/files.py)
     try:
         return int(handler(args) or 0)
     except TracekitError as error:
-        print(f"tracekit: error: {error}", file=sys.stderr)
+        print(f"tracekit: error: {clean(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -11,8 +11,11 @@ external file access switched off, so a query can neither write nor reach files 
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import importlib.util
 import json
+import logging
 import os
 import re
 import threading
@@ -24,6 +27,7 @@ import pyarrow as pa
 import pyarrow.ipc
 
 from tracekit.errors import CollectorUnavailable, QueryError, StoreError
+from tracekit.files import read_trusted
 from tracekit.store.database import open_store_readonly
 from tracekit.store.read_only import check_read_only, in_read_only_transaction
 from tracekit.store.paths import resolve_db_path, state_file_for
@@ -92,6 +96,16 @@ def mark_json_columns(table: pa.Table, duckdb_types: list[str]) -> pa.Table:
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
+def _param_json(value: Any) -> Any:
+    """Parameters JSON cannot carry (the time bound of `--since`, dashboards' ranges) as text DuckDB casts back
+    where they are compared with a timestamp column."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    raise TypeError(f"a query parameter of type {type(value).__name__} cannot be sent to the read API")
+
+
 class RemoteReader:
     """Reads through a running collector's read API (HTTP on 127.0.0.1, bearer token from the state file)."""
 
@@ -112,7 +126,7 @@ class RemoteReader:
         on its readers; None when the collector predates this endpoint (then the caller translates)."""
         body = {"kql": text, "params": params, "since_seconds": since_seconds, "now": now}
         try:
-            json.dumps(body)
+            json.dumps(body, default=_param_json)
         except (TypeError, ValueError):
             return None  # parameter values JSON cannot carry: translated here, bound as values
         return self._post("/v1/kql", body, missing_ok=True)
@@ -123,7 +137,7 @@ class RemoteReader:
 
         request = urllib.request.Request(
             self._url + path,
-            data=json.dumps(body).encode(),
+            data=json.dumps(body, default=_param_json).encode(),
             method="POST",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
         )
@@ -147,6 +161,16 @@ class RemoteReader:
 
     def close(self) -> None:
         pass
+
+    def collector_status(self) -> dict[str, Any]:
+        """The collector's counters (GET /v1/status): intake, forwarders, alerts, continuous evaluation."""
+        request = urllib.request.Request(self._url + "/v1/status",
+                                         headers={"Authorization": f"Bearer {self._token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                return json.loads(response.read())
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError) as error:
+            raise CollectorUnavailable(f"the collector at {self._url} did not answer: {error}") from None
 
 
 _STORE_TABLES = {"spans", "span_events", "span_links", "logs", "metric_points", "resources", "tracekit_meta",
@@ -189,8 +213,15 @@ def read_state(db_path: Path) -> dict[str, Any] | None:
     """The running collector's state for this store, or None when no live collector owns it."""
     state_path = state_file_for(db_path)
     try:
-        state = json.loads(state_path.read_text())
+        # Only a state file this user owns and nobody else can write is trusted: a planted one could send queries,
+        # imports and the TUI to someone else's endpoint.
+        state = json.loads(read_trusted(state_path))
+    except PermissionError as error:
+        logging.getLogger("tracekit").warning("tracekit: warning: ignoring the state file %s", error)
+        return None
     except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict):
         return None
     pid = state.get("pid")
     if not isinstance(pid, int) or not _process_alive(pid):

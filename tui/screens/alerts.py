@@ -1,5 +1,6 @@
-"""Alert rules and their latest state (`tracekit collect --alerts FILE` records them); Enter on a firing rule goes
-back to the trace list filtered to what fired (its agent, tool or model, over the rule's window)."""
+"""Alert rules and their latest state (`tracekit collect --alerts FILE` records them), and the collector's
+continuous evaluation counters; Enter on a firing rule goes back to the trace list filtered to what fired (its
+agent, tool or model, over the rule's window)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class AlertsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(Text("alerts: loading…", style="dim"), id="alerts-status")
+        yield Static("", id="evaluation-status")
         yield DataTable(id="alerts", cursor_type="row", zebra_stripes=True)
         yield Static("", id="alert-details")
         yield Footer()
@@ -68,10 +70,23 @@ class AlertsScreen(Screen):
     def load(self) -> None:
         try:
             alerts = alert_states(self.app.reader)
+            status = self.app.collector_status() if self.app.collector_status else {}
         except TracekitError as error:
             self.app.call_from_thread(self.notify, str(error), severity="error", title="query failed")
             return
+        self.app.call_from_thread(self.show_evaluation, status.get("evaluation"))
         self.app.call_from_thread(self.show, alerts)
+
+    def show_evaluation(self, state: dict | None) -> None:
+        """The continuous evaluation's counters (`tracekit collect --evaluation-rules`), when it runs."""
+        if not state:
+            text = Text("continuous evaluation: off (tracekit collect --evaluation-rules FILE)", style="dim")
+        else:
+            text = Text("continuous evaluation: ", style="bold")
+            text.append(f"{len(state['rules'])} rule(s) · {state['evaluated']} judged · {state['failed']} failed · "
+                        f"backlog {state['backlog']} · dropped {state['dropped']} · over the hourly cap "
+                        f"{state['capped']} · content not recorded {state['not_recorded']}")
+        self.query_one("#evaluation-status", Static).update(text)
 
     def show(self, alerts: list[AlertState]) -> None:
         self.alerts = alerts

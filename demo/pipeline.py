@@ -14,12 +14,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from tracekit.api import using_tracer_provider
 from tracekit.configuration import _otlp_exporters, genai_metric_views
 from tracekit.content import ContentMode, ContentSettings, using_content_settings
 from tracekit.errors import CollectorUnavailable
 from tracekit.redaction import RedactionPolicy
 from tracekit.redaction_pipeline import RedactingLogRecordProcessor, RedactingSpanProcessor
+from tracekit.tracing import using_tracer_provider
 
 DEMO_SERVICE_NAME = "tracekit-demo"
 

@@ -4,6 +4,10 @@ No network beyond the collector and no API key: the models are langchain-core's 
 plausible answers, the agents are real LangGraph graphs with real tools, and everything goes through the same
 instrumentation a user's application would use.
 
+The demo is an application of tracekit, not part of its core: it lives in the top-level `demo/` folder (installed
+as `tracekit.demo`) because it uses the LangChain instrumentor, and imports run from the instrumentors to the core,
+never back.
+
     from tracekit.demo import run_demo
     sent = run_demo("http://127.0.0.1:4317")
 """
