@@ -299,3 +299,22 @@ def test_a_statement_that_ends_its_transaction_is_refused(tmp_path):
     assert connection.execute("SELECT count(*) FROM t").fetchall() == [(1,)]
     connection.close()
     (tmp_path / "t.duckdb").unlink()
+
+
+def test_the_mcp_query_tool_refuses_too(stopped_store, file_reader, collector):
+    """`tracekit mcp`'s run_query tool (tracekit.readout.tables.run_query) reaches the same readers."""
+    from tracekit.readout.tables import run_query
+
+    before_api, before_bytes = fingerprint(collector.reader()), _file_digest(stopped_store)
+    remote = open_reader(collector.db_path)
+    for reader in (file_reader, remote):
+        for sql in REFUSED:
+            with pytest.raises(QueryError):
+                run_query(reader, sql, language="sql")
+        for text in KQL_WRITES:
+            try:
+                assert run_query(reader, text)["page"]["total"] == 0, text
+            except QueryError:
+                pass
+    assert fingerprint(collector.reader()) == before_api
+    assert _file_digest(stopped_store) == before_bytes
