@@ -235,7 +235,7 @@ def live_scenario(policy: RedactionPolicy) -> tuple[Callable[[], Any], Callable[
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExportResult, LogRecordExporter
 
     from tracekit.live import LiveSpanProcessor
-    from tracekit.redaction_pipeline import RedactingLogRecordProcessor
+    from tracekit.redaction.sdk import RedactingLogRecordProcessor
 
     class DropLogs(LogRecordExporter):
         def export(self, batch: Any) -> Any:

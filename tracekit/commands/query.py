@@ -28,8 +28,9 @@ Azure Monitor exporter's mapping, so a query written for Application Insights ru
   native:     spans, span_events, span_links, logs, metric_points, resources
   helpers:    span_agents (the invoke_agent span owning each span), conversations (one row per conversation)
 
-With --sql the text is DuckDB SQL instead; only a single SELECT is accepted, and the store cannot reach files or
-the network, so nothing a query says can change or leak data. The query runs through the collector's read API
+With --sql the text is DuckDB SQL instead: one SELECT (or EXPLAIN [ANALYZE] of one), run in a read-only
+transaction that is always rolled back, on a store that cannot reach files or the network, so nothing a query
+says can change or leak data. The query runs through the collector's read API
 when a collector owns the store, else on the file directly (read-only).
 
 Queries pasted from an Azure Monitor workbook run as they are: {TimeRange:start}, {TimeRange:end} and
@@ -81,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def parse_params(pairs: list[str], kql_text: str | None) -> dict[str, Any]:
     """`name=value` pairs to typed values, using the KQL `declare query_parameters` types when there are any."""
     declared: dict[str, str] = {}
-    if kql_text is not None:
+    if kql_text is not None and pairs:  # parsing the query for its declarations costs a KQL parse: only when needed
         import duckdb_kql
 
         try:
@@ -118,7 +119,6 @@ def _convert(name: str, raw: str, kind: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of `tracekit query`."""
-    from tracekit.query.kql import run_kql
     from tracekit.store.reader import open_reader
 
     text = args.text
@@ -135,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
                 raise QueryError("--since applies to KQL queries; in SQL write the time predicate yourself")
             table = reader.sql(text, params or None)
         else:
+            from tracekit.query.kql import run_kql  # not imported for --sql: it brings the KQL machinery
+
             table = run_kql(reader, text, params, since=since)
     finally:
         reader.close()
