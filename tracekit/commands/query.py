@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
-import decimal
-import io
 import json
 import sys
 from typing import Any
@@ -15,6 +12,7 @@ import pyarrow as pa
 
 from tracekit.commands._options import add_db_argument, parse_duration
 from tracekit.errors import QueryError
+from tracekit.query.json_rows import json_value, rows_for_json
 from tracekit.terminal_text import clean, clean_json, is_terminal
 
 HELP = "ask the store a question in KQL (Application Insights tables) or read-only SQL"
@@ -145,57 +143,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 # --- output -------------------------------------------------------------------------------------------------------
-def _json_value(value: Any) -> Any:
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {str(key): _json_value(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_value(item) for item in value]
-    return value
-
-
-# Columns that hold JSON text (KQL `dynamic`). DuckDB's JSON type reaches Arrow as plain strings, so they are known
-# by name: the App Insights dynamic columns and the store's JSON columns.
-DYNAMIC_COLUMNS = frozenset({"customDimensions", "customMeasurements", "Properties", "Measurements", "details",
-                             "Details", "attributes", "body"})
-
-
-def _dynamic_columns(table: pa.Table) -> set[str]:
-    """Columns holding JSON: tagged by the reader (DuckDB JSON, KQL dynamic), or known by name."""
-    return {field.name for field in table.schema
-            if field.name in DYNAMIC_COLUMNS or (field.metadata or {}).get(b"tracekit.type") == b"json"}
-
-
-def rows_for_json(table: pa.Table) -> list[dict[str, Any]]:
-    """The table's rows as JSON-ready dicts (timestamps ISO 8601, dynamic columns parsed)."""
-    dynamic = _dynamic_columns(table)
-    rows = []
-    for row in table.to_pylist():
-        out = {}
-        for key, value in row.items():
-            if key in dynamic and isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except ValueError:
-                    pass
-            out[key] = _json_value(value)
-        rows.append(out)
-    return rows
-
-
 def _cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
-        return json.dumps(_json_value(value), ensure_ascii=False)
-    return str(_json_value(value))
+        return json.dumps(json_value(value), ensure_ascii=False)
+    return str(json_value(value))
 
 
 def write_table(table: pa.Table, fmt: str, out: Any, *, max_rows: int = 1000) -> None:
