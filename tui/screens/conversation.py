@@ -7,13 +7,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from tracekit.conversation import load_transcript
 from tracekit.conversation.literal import DEFAULT_LIMIT
 from tracekit.conversation.model import Transcript
 from tracekit.errors import TracekitError
 from tracekit.tui.data import conversation_seq
+from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.transcript_view import TranscriptView
 
 EXPANDED_LIMIT = 200_000
@@ -50,7 +51,7 @@ class ConversationScreen(Screen):
         yield Header()
         yield Static(Text(f"conversation {self.key}: loading…", style="dim"), id="conversation-status")
         yield TranscriptView(id="transcript")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(TranscriptView).focus()

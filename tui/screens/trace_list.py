@@ -9,11 +9,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from tracekit.errors import TracekitError
 from tracekit.tui.data import PAGE_SIZE, TraceSummary, alert_states, latest_seq, trace_page
 from tracekit.tui.filters import TraceFilter
+from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.filter_bar import FilterBar
 from tracekit.tui.widgets.trace_table import TraceTable
 
@@ -54,7 +55,7 @@ class TraceListScreen(Screen):
         yield FilterBar(id="filter-bar")
         yield TraceTable(id="traces")
         yield Static("loading…", id="list-status")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(TraceTable).focus()

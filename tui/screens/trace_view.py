@@ -8,11 +8,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from tracekit.errors import TracekitError
 from tracekit.tui.data import SpanRow, attribute_value, span_details, trace_spans
 from tracekit.tui.format import count, format_duration
+from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.span_details import SpanDetailsView
 from tracekit.tui.widgets.span_tree import SpanTree
 
@@ -55,7 +56,7 @@ class TraceViewScreen(Screen):
             yield SpanDetailsView(id="span-details")
         yield Input(placeholder="find a span: name, agent, tool, model or id (Enter; n / N for next / previous)",
                     id="span-search")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#span-search", Input).display = False
