@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
+from tracekit.errors import TracekitError
 from tracekit.store.reader import StoreReader
 from tracekit.tui.screens.conversation import ConversationScreen
 from tracekit.tui.screens.help import HelpScreen
 from tracekit.tui.screens.trace_list import TraceListScreen
-from tracekit.tui.screens.trace_view import TraceViewScreen
+from tracekit.tui.screens.trace_view import LoadedTrace, TraceViewScreen, load_trace
 
 
 class TracekitApp(App):
@@ -47,13 +49,36 @@ class TracekitApp(App):
         if title:
             self.title = title
         self.sub_title = reader.location
+        self.trace_view: TraceViewScreen | None = None  # kept (installed) and reused for every trace opened
 
     def on_mount(self) -> None:
         self.push_screen(TraceListScreen(live=self.live))
 
     def open_trace(self, trace_id: str, *, select_span: str | None = None) -> None:
-        """Show one trace's span tree (optionally with a span selected)."""
-        self.push_screen(TraceViewScreen(trace_id, select_span=select_span, live=self.live))
+        """Show one trace's span tree (optionally with a span selected), once its first frame's data is loaded."""
+        self.load_trace(trace_id, select_span)
+
+    @work(thread=True, exclusive=True, group="open-trace", exit_on_error=False)
+    def load_trace(self, trace_id: str, select_span: str | None) -> None:
+        try:
+            trace = load_trace(self.reader, trace_id, select_span)
+        except TracekitError as error:
+            self.call_from_thread(self.notify, str(error), severity="error", title="query failed")
+            return
+        if not get_current_worker().is_cancelled:  # another trace was asked for meanwhile
+            self.call_from_thread(self.show_trace, trace)
+
+    def show_trace(self, trace: LoadedTrace) -> None:
+        """Push the trace view with `trace` in it: the kept instance, unless it is already on the stack (a trace
+        opened from a conversation opened from a trace), then a new one."""
+        screen = self.trace_view
+        if screen is None:
+            screen = self.trace_view = TraceViewScreen(live=self.live)
+            self.install_screen(screen, "trace-view")
+        elif screen in self.screen_stack:
+            screen = TraceViewScreen(live=self.live)
+        screen.show_trace(trace)
+        self.push_screen(screen)
 
     def open_conversation(self, key: str) -> None:
         """Replay a conversation (conversation id, response id or trace id)."""
