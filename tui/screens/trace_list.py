@@ -49,6 +49,7 @@ class TraceListScreen(Screen):
         self.generation = 0  # bumped per request, so a slow stale answer never overwrites a newer one
         self.marked: str | None = None  # a trace marked with `m`, compared with another by `D`
         self.firing: list[str] = []     # alert rules firing at the last look (status line)
+        self.focus_table_on_load = False  # a filter was submitted: focus goes back to the table with its rows
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -112,6 +113,7 @@ class TraceListScreen(Screen):
             return
         table = self.query_one(TraceTable)
         table.set_traces(traces, append=append)
+        self.focus_table()
         if seq is not None:
             self.last_seq = seq
         self.loading_more = False
@@ -121,6 +123,7 @@ class TraceListScreen(Screen):
 
     def show_error(self, message: str) -> None:
         self.loading_more = False
+        self.focus_table()
         self.query_one("#list-status", Static).update(Text(message, style="bold red"))
         self.notify(message, severity="error", title="query failed")
 
@@ -157,8 +160,13 @@ class TraceListScreen(Screen):
 
     def on_filter_bar_applied(self, event: FilterBar.Applied) -> None:
         self.trace_filter = event.trace_filter
-        self.query_one(TraceTable).focus()
+        self.focus_table_on_load = True  # with the new rows: a focus change repaints every cell, so paint once
         self.reload()
+
+    def focus_table(self) -> None:
+        if self.focus_table_on_load:
+            self.focus_table_on_load = False
+            self.query_one(TraceTable).focus()
 
     # --- actions -------------------------------------------------------------------------------------------------------
     def action_open_trace(self) -> None:
