@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tracekit.errors import CollectorUnavailable, TracekitError
-from tracekit.export.otlp_json import Request, read_json_lines
+from tracekit.export.otlp_json import MAX_RECORD_BYTES, Request, bounded_lines, read_json_lines
 from tracekit.redaction import RedactionPolicy
 from tracekit.store.reader import read_state
 
@@ -174,15 +174,16 @@ OfflineWriter = Callable[[Iterable[Request], Path, Callable[[Request, Any], None
 
 
 def import_file(path: str, db_path: Path, *, write_offline: OfflineWriter, policy: RedactionPolicy | None = None,
-                token: str | None = None) -> ImportSummary:
+                token: str | None = None, max_record_bytes: int = MAX_RECORD_BYTES) -> ImportSummary:
     """Import one OTLP JSON lines file into the store at `db_path`: through its collector when one runs, else with
-    `write_offline` (tracekit.collector.offline.write_requests) into the file itself."""
+    `write_offline` (tracekit.collector.offline.write_requests) into the file itself. A line longer than
+    `max_record_bytes` stops the import with an error naming it, without being read whole."""
     started = time.monotonic()
     handle, name = open_lines(path)
     summary = ImportSummary(source=name)
 
     def requests() -> Iterator[Request]:
-        for request in read_json_lines(handle, name):
+        for request in read_json_lines(bounded_lines(handle, name, max_record_bytes), name):
             if policy is not None:
                 summary.redacted += redact_request(request, policy)
             yield request

@@ -8,6 +8,7 @@ import os
 import sys
 
 from tracekit.commands._options import add_db_argument
+from tracekit.terminal_text import clean
 
 HELP = "read OTLP JSON lines files (from `tracekit export otlp-json` or the Collector's file exporter) into the store"
 
@@ -29,12 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-redaction", action="store_true", help="store attribute values as they are in the file")
     parser.add_argument("--auth-token", metavar="TOKEN", default=os.environ.get("TRACEKIT_AUTH_TOKEN"),
                         help="bearer token of a collector started with --auth-token ($TRACEKIT_AUTH_TOKEN)")
+    parser.add_argument("--max-record-size", metavar="SIZE", default="64MiB",
+                        help="refuse a line (one request) longer than this once decompressed, e.g. 64MiB "
+                             "(default 64MiB)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(handler=run_import)
 
 
 def run_import(args: argparse.Namespace) -> int:
     from tracekit.collector.offline import write_requests
+    from tracekit.collector.settings import parse_size
     from tracekit.file_import import import_file
     from tracekit.redaction import RedactionPolicy
     from tracekit.store.paths import resolve_db_path
@@ -46,13 +51,20 @@ def run_import(args: argparse.Namespace) -> int:
     else:
         policy = RedactionPolicy.from_env()
     db_path = resolve_db_path(args.db)
-    summaries = [import_file(path, db_path, write_offline=write_requests, policy=policy, token=args.auth_token) for path in args.files]
+    try:
+        max_record = parse_size(args.max_record_size)
+    except ValueError as error:
+        print(f"tracekit import: error: --max-record-size: {error}", file=sys.stderr)
+        return 2
+    summaries = [import_file(path, db_path, write_offline=write_requests, policy=policy, token=args.auth_token,
+                             max_record_bytes=max_record) for path in args.files]
     if args.json:
         print(json.dumps([summary.to_json() for summary in summaries], indent=2))
     else:
         for summary in summaries:
             rejected = f", {summary.rejected} rejected ({'; '.join(summary.errors)})" if summary.rejected else ""
-            print(f"imported {summary.spans:,} spans, {summary.log_records:,} log records and "
-                  f"{summary.metric_points:,} metrics from {summary.source} into {summary.via}"
-                  f"{rejected}; {summary.redacted} values redacted", file=sys.stderr)
+            # the errors quote the file's content
+            print(clean(f"imported {summary.spans:,} spans, {summary.log_records:,} log records and "
+                        f"{summary.metric_points:,} metrics from {summary.source} into {summary.via}"
+                        f"{rejected}; {summary.redacted} values redacted"), file=sys.stderr)
     return 0 if all(not s.rejected for s in summaries) else 1

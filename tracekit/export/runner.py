@@ -27,6 +27,7 @@ from tracekit.export.rebuild import StoredSpan
 from tracekit.export.redact import Redactor
 from tracekit.export.rows import RowPage, RowReader
 from tracekit.export.selection import SpanPage, StoreSource
+from tracekit.terminal_text import clean
 
 TOO_OLD = "older than 48 hours: Application Insights refuses it (use --retime)"
 
@@ -182,7 +183,7 @@ def run_export(
                                      shaper=shaper, redactor=redactor)
 
         def note_retry() -> None:
-            progress.update(task, note=f"retrying: {escape(sender.last_error)[:60]}")
+            progress.update(task, note=f"retrying: {_shown(sender.last_error)[:60]}")
 
         try:
             for chunk, page in prefetched_pages(keys, page_size, read_rows or read_spans):
@@ -292,11 +293,16 @@ def _prepare_page(page: SpanPage, sender: Sender, *, shaper: AzureShaper | None,
     return prepared
 
 
+def _shown(text: str) -> str:
+    """Span names, reasons and destination answers, printed as they are: no Rich markup, no terminal controls."""
+    return escape(clean(text))
+
+
 def print_summary(summary: ExportSummary, console: Console | None = None, *, max_items: int = 20) -> None:
     """The end-of-run report: counts, what limits changed, and each refusal (span content shown literally)."""
     console = console or Console(stderr=True)
     status = "[green]complete[/]" if summary.complete else "[yellow]stopped; run the same command again to resume[/]"
-    console.print(f"Export to {escape(summary.destination)}: {status}")
+    console.print(f"Export to {_shown(summary.destination)}: {status}")
     table = Table(show_header=False, box=None, padding=(0, 2))
     rate = summary.spans_done / summary.seconds if summary.seconds else 0.0
     rows = [
@@ -323,14 +329,14 @@ def print_summary(summary: ExportSummary, console: Console | None = None, *, max
     if summary.last_error and not summary.complete:
         rows.append(("last error", summary.last_error))
     for label, value in rows:
-        table.add_row(label, escape(value))
+        table.add_row(label, _shown(value))
     console.print(table)
     if summary.refused:
         console.print("Refused:")
         for (status_code, reason), count in summary.refused_by_reason.most_common():
-            console.print(f"  {count:,} x {status_code}: {escape(reason)}")
+            console.print(f"  {count:,} x {status_code}: {_shown(reason)}")
         for item in summary.refused[:max_items]:
-            console.print(f"  {escape(item.key)} {escape(item.name)!s}: {item.status} {escape(item.reason)}")
+            console.print(f"  {_shown(item.key)} {_shown(item.name)!s}: {item.status} {_shown(item.reason)}")
         if len(summary.refused) > max_items:
             console.print(f"  ... and {len(summary.refused) - max_items:,} more (see --json)")
 
