@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual import work
 from textual.app import App
@@ -21,10 +21,10 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from tracekit.errors import TracekitError
 from tracekit.store.reader import StoreReader
-from tracekit.tui.screens.conversation import ConversationScreen
-from tracekit.tui.screens.help import HelpScreen
 from tracekit.tui.screens.trace_list import TraceListScreen
-from tracekit.tui.screens.trace_view import LoadedTrace, TraceViewScreen, load_trace
+
+if TYPE_CHECKING:  # the other screens are imported when first opened: the first paint needs only the list
+    from tracekit.tui.screens.trace_view import LoadedTrace, TraceViewScreen
 
 QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -77,6 +77,8 @@ class TracekitApp(App):
 
     @work(thread=True, exclusive=True, group="open-trace", exit_on_error=False)
     def load_trace(self, trace_id: str, select_span: str | None) -> None:
+        from tracekit.tui.screens.trace_view import load_trace
+
         try:
             trace = load_trace(self.reader, trace_id, select_span)
         except TracekitError as error:
@@ -88,6 +90,8 @@ class TracekitApp(App):
     def show_trace(self, trace: LoadedTrace) -> None:
         """Push the trace view with `trace` in it: the kept instance, unless it is already on the stack (a trace
         opened from a conversation opened from a trace), then a new one."""
+        from tracekit.tui.screens.trace_view import TraceViewScreen
+
         screen = self.trace_view
         if screen is None:
             screen = self.trace_view = TraceViewScreen(live=self.live)
@@ -99,6 +103,8 @@ class TracekitApp(App):
 
     def open_conversation(self, key: str) -> None:
         """Replay a conversation (conversation id, response id or trace id)."""
+        from tracekit.tui.screens.conversation import ConversationScreen
+
         self.push_screen(ConversationScreen(key, live=self.live))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -131,6 +137,8 @@ class TracekitApp(App):
             self.push_screen(AlertsScreen())
 
     def action_help(self) -> None:
+        from tracekit.tui.screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 

@@ -75,14 +75,17 @@ class TraceListScreen(Screen):
         reader = self.app.reader
         trace_filter = self.trace_filter
         try:
-            seq = latest_seq(reader)
+            seq = latest_seq(reader)  # before the page, so spans arriving meanwhile are seen by the next poll
             traces = trace_page(reader, trace_filter, limit=rows)
-            firing = [alert.name for alert in alert_states(reader) if alert.firing]
         except TracekitError as error:
             self.app.call_from_thread(self.show_error, str(error))
             return
-        self.firing = firing
         self.app.call_from_thread(self.show_page, generation, traces, seq, False, rows)
+        try:  # after the rows are on screen: only the status line waits for it
+            firing = [alert.name for alert in alert_states(reader) if alert.firing]
+        except TracekitError:
+            return
+        self.app.call_from_thread(self.show_firing, firing)
 
     @work(thread=True, group="trace-more", exit_on_error=False)
     def load_more(self, generation: int, after: tuple[int, str]) -> None:
@@ -120,6 +123,11 @@ class TraceListScreen(Screen):
         self.exhausted = len(traces) < requested
         self.loaded_at = time.time()
         self.update_status()
+
+    def show_firing(self, firing: list[str]) -> None:
+        if firing != self.firing:
+            self.firing = firing
+            self.update_status()
 
     def show_error(self, message: str) -> None:
         self.loading_more = False
