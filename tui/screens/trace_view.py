@@ -1,8 +1,9 @@
 """One trace: the span tree with its waterfall on the left, the selected span's details on the right.
 
-The app keeps one instance of this screen and loads each trace into it (`show_trace`) with everything its first
-frame needs already queried (spans, forest, the first span's details, see `load_trace`): opening a trace is then
-one paint of a screen that exists, not composing and mounting a new one and repainting it as each part arrives.
+The app keeps one instance of this screen and loads each trace into it (`show_trace`) with its spans and their
+forest already queried (`load_trace`): opening a trace is one paint of a screen that exists, not composing and
+mounting a new one and repainting it as each part arrives. The details of the span under the cursor follow, as
+for every cursor move.
 """
 
 from __future__ import annotations
@@ -30,25 +31,20 @@ LIVE_INTERVAL = 1.0
 
 @dataclass
 class LoadedTrace:
-    """A trace as the screen shows it first: its spans and forest, and the details of the span under the cursor."""
+    """A trace as the screen shows it first: its spans and their forest."""
 
     trace_id: str
     rows: list[SpanRow]
     forest: list[SpanNode]
     conversation_id: str | None
     select_span: str | None  # the span to put the cursor on (None: the first line)
-    details: SpanDetails | None  # of the span the cursor starts on, when it is a received span
 
 
 def load_trace(reader, trace_id: str, select_span: str | None = None) -> LoadedTrace:
-    """Query a trace for the trace view (in a worker): spans, their forest and the first span's details."""
+    """Query a trace for the trace view (in a worker): its spans and their forest."""
     rows = trace_spans(reader, trace_id)
-    forest = build_forest(rows)
-    by_id = {row.span_id: row for row in rows}
-    first = by_id.get(select_span) if select_span else (forest[0].span if forest else None)
     conversation = next((row.conversation_id for row in rows if row.conversation_id), None)
-    details = span_details(reader, first) if first is not None else None
-    return LoadedTrace(trace_id, rows, forest, conversation, select_span, details)
+    return LoadedTrace(trace_id, rows, build_forest(rows), conversation, select_span)
 
 
 class TraceViewScreen(Screen):
@@ -114,13 +110,9 @@ class TraceViewScreen(Screen):
         self.query_one(SpanTree).focus()
         self.conversation_id = trace.conversation_id
         self.spans = {row.span_id: row for row in trace.rows}
-        details = self.query_one(SpanDetailsView)
-        if trace.details is not None:
-            self.details_for = trace.details.span.span_id  # so the cursor's first highlight does not query again
-            details.show(trace.details)
-        else:
-            self.details_for = None
-            details.show(None, f"no spans for trace {self.trace_id} (yet)" if not trace.rows else None)
+        self.details_for = None  # the cursor's first highlight loads the details
+        self.query_one(SpanDetailsView).show(
+            None, f"no spans for trace {self.trace_id} (yet)" if not trace.rows else "loading details…")
         self.redraw(keep=trace.select_span, forest=trace.forest)
         self.loaded = True
 
