@@ -9,8 +9,9 @@ The store is generated directly by DuckDB (fast; the collector is not what is me
   process painting a 200-row DataTable from constants. Target: ≤ 1.2x the floor.
 - open the 10,000-span trace: from Enter on it until its span tree is on screen, against the floor: a bare Textual
   app that runs the same span query and fills a plain Tree with those spans. Target: ≤ floor + 0.3 s.
-- what a user does most once the app is up: Enter on a small trace until its tree is shown, Escape back to the
-  list, and a filter typed and submitted until the list is reloaded. Target: each ≤ 100 ms.
+- what a user does most once the app is up: Enter on a small trace until its tree is shown (the app's first open,
+  which composes the trace view, and another one), Escape back to the list, and a filter typed and submitted
+  until the list is reloaded. Target: each ≤ 100 ms.
 
 Every figure is the median of --repeat runs; the floors are measured in the same run, interleaved, so a noisy
 machine moves both. The paged first page is also compared with loading every trace summary at once.
@@ -187,6 +188,13 @@ async def _measure_app(reader: LocalReader) -> dict[str, float]:
         await pilot.press("escape")
         await _wait(pilot, lambda: app.screen is trace_list and table.has_focus)
         times["back"], times["back_cpu"] = time.perf_counter() - started, time.process_time() - cpu
+        table.move_cursor(row=2)  # another one: the trace view exists now, as for every open after the first
+        started, cpu = time.perf_counter(), time.process_time()
+        await pilot.press("enter")
+        await _wait(pilot, trace_shown)
+        times["open_again"], times["open_again_cpu"] = time.perf_counter() - started, time.process_time() - cpu
+        await pilot.press("escape")
+        await _wait(pilot, lambda: app.screen is trace_list and table.has_focus)
 
         assert isinstance(trace_list, TraceListScreen)
         await pilot.press("slash")
@@ -294,12 +302,13 @@ def main() -> int:
     print(f"open the {args.big_trace:,}-span trace                {ms(open_big)}")
     print(f"  floor: same query into a bare Tree          {ms(open_floor)}   +{(open_big - open_floor) * 1000:.0f} ms "
           f"(target <= +300 ms)")
-    for key, label in (("open_small", "open an 8-span trace                       "),
-                       ("back", "back to the trace list                     "),
-                       ("filter", "filter typed and submitted, list reloaded  ")):
-        print(f"{label}   {ms(median(app_times[key]))}   (target <= 100 ms; CPU {ms(median(app_times[key + '_cpu']))})")
+    for key, label in (("open_small", "open an 8-span trace (the app's first open)"),
+                       ("open_again", "open another 8-span trace"),
+                       ("back", "back to the trace list"),
+                       ("filter", "filter typed and submitted, list reloaded")):
+        print(f"{label:46s}{ms(median(app_times[key]))}   (target <= 100 ms; CPU {ms(median(app_times[key + '_cpu']))})")
     ok = (paint <= 1.2 * paint_floor and open_big <= open_floor + 0.3
-          and all(median(app_times[k]) <= 0.1 for k in ("open_small", "back", "filter")))
+          and all(median(app_times[k]) <= 0.1 for k in ("open_small", "open_again", "back", "filter")))
     print("result:", "every target met" if ok else "TARGET MISSED")
     return 0 if ok else 1
 
