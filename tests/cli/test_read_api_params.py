@@ -19,7 +19,7 @@ def test_since_through_the_read_api_matches_the_file(tmp_path: Path, capsys) -> 
     now = dt.datetime.fromtimestamp(scenarios.BASE_NS / 1e9 + 3600, dt.timezone.utc)
     query = "spans | summarize n = count()"
     with Collector(CollectorSettings(db_path=db, grpc="127.0.0.1:0", http=None)).running() as collector:
-        scenarios.record(collector.grpc_endpoint, scenarios.response_chain, scenarios.legacy_indexed)
+        scenarios.record(collector.grpc_endpoint, scenarios.response_chain, scenarios.v137_shape)
         remote = open_reader(db)
         assert type(remote).__name__ == "RemoteReader"
         through_api = [run_kql(remote, query, since=dt.timedelta(hours=hours), now=now).column("n")[0].as_py()

@@ -76,7 +76,7 @@ def test_gzip_bombs_that_withhold_their_last_byte_and_idle_connections_keep_rss_
             sockets.append(connection)
         for _ in range(300):
             connection = _connect(address)
-            connection.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-")
+            connection.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-")
             sockets.append(connection)
         peak = baseline
         deadline = time.monotonic() + 6
@@ -105,7 +105,7 @@ def test_a_body_that_stops_arriving_gets_408_and_frees_its_budget(collector_sett
     with Collector(collector_settings).running() as collector:
         host, port = collector.http_endpoint.removeprefix("http://").rsplit(":", 1)
         with _connect((host, int(port))) as connection:
-            connection.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            connection.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
                                b"Content-Length: 1000\r\n\r\n" + b"\x0a" * 100)
             answer = connection.recv(65536)
         assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
@@ -122,7 +122,7 @@ def test_a_connection_that_never_finishes_its_headers_is_closed(collector_settin
         host, port = collector.http_endpoint.removeprefix("http://").rsplit(":", 1)
         with _connect((host, int(port))) as connection:
             connection.settimeout(15)
-            connection.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")
+            connection.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             started = time.monotonic()
             assert connection.recv(65536) == b""  # closed by the collector, not by our timeout
             assert time.monotonic() - started < 10
@@ -139,7 +139,7 @@ def test_bodies_being_read_count_against_the_admission_budget(collector_settings
         bomb = gzip.compress(filler)
         with _connect((host, int(port))) as holder:
             # the first body is taken whole (an idle collector takes any one request) and held: last byte withheld
-            holder.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            holder.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
                            b"Content-Encoding: gzip\r\n" + f"Content-Length: {len(bomb) + 1}\r\n\r\n".encode() + bomb)
             deadline = time.monotonic() + 10
             while collector.pipeline.admission.used < len(filler) and time.monotonic() < deadline:
@@ -193,7 +193,7 @@ def test_bodies_are_read_a_bounded_number_at_a_time(collector_settings, monkeypa
     with Collector(collector_settings).running() as collector:
         host, port = collector.http_endpoint.removeprefix("http://").rsplit(":", 1)
         with _connect((host, int(port))) as slow:
-            slow.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            slow.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
                          b"Content-Length: 10\r\n\r\n\x0a")  # holds the only read slot for 3 s
             time.sleep(0.5)
             started = time.monotonic()

@@ -24,7 +24,6 @@ from rich.table import Table
 from tracekit.export.cursor import CursorRecord, CursorStore, cursor_id
 from tracekit.export.limits import AzureShaper, LimitReport, retime_offset
 from tracekit.export.rebuild import StoredSpan
-from tracekit.export.redact import Redactor
 from tracekit.export.rows import RowPage, RowReader
 from tracekit.export.selection import SpanPage, StoreSource
 from tracekit.terminal_text import clean
@@ -119,8 +118,8 @@ def prefetched_pages(keys: list[Any], page_size: int, fetch: Callable[[list[Any]
 @contextmanager
 def _frozen_heap() -> Iterator[None]:
     """Keep the cyclic garbage collector off the objects alive before the run (imported modules, the exporter, the
-    selection's keys) while it runs: every full collection traversed them all, ~100 ms each, 12-16 % of the Azure
-    export's wall time. The run's own garbage is collected as usual; `unfreeze` hands the rest back afterwards."""
+    selection's keys) while it runs: every full collection traversed them all, a large share of the Azure export's
+    wall time (docs/export.md). The run's own garbage is collected as usual; `unfreeze` hands the rest back afterwards."""
     gc.freeze()
     try:
         yield
@@ -135,14 +134,15 @@ def run_export(
     *,
     shaper: AzureShaper | None = None,
     retime: bool = False,
-    redactor: Redactor | None = None,
     page_size: int = 500,
     restart: bool = False,
     console: Console | None = None,
     show_progress: bool = True,
 ) -> ExportSummary:
-    """Export the selection of `source` through `sender`, resuming from (and updating) the cursor."""
+    """Export the selection of `source` through `sender`, resuming from (and updating) the cursor. The source
+    redacts what it reads (its `redactor`), so every sender sends masked values."""
     started = time.monotonic()
+    masked_before = source.redactor.masked if source.redactor is not None else 0
     key = cursor_id(sender.destination, source.selection.describe())
     record = None if restart else cursors.load(key)
     summary = ExportSummary(destination=sender.destination, resumed=record is not None and (
@@ -171,8 +171,6 @@ def run_export(
             def read_rows(chunk: list[Any]) -> RowPage:
                 # On the prefetch thread: the next page is read, redacted and encoded while this one is on the wire.
                 page = row_reader.fetch(chunk)
-                if redactor is not None:
-                    page.redact(redactor)
                 sender.prepare(page)  # type: ignore[attr-defined]
                 return page
         else:
@@ -180,7 +178,7 @@ def run_export(
                 # On the prefetch thread: the next page is read, redacted, shaped and turned into envelopes while
                 # this one is on the wire.
                 return _prepare_page(source.fetch(chunk, with_main_agents=shaper is not None), sender,
-                                     shaper=shaper, redactor=redactor)
+                                     shaper=shaper)
 
         def note_retry() -> None:
             progress.update(task, note=f"retrying: {_shown(sender.last_error)[:60]}")
@@ -232,7 +230,7 @@ def run_export(
             summary.rejected_by_destination = (getattr(sender, "rejected_spans", 0)
                                                + getattr(sender, "rejected_log_records", 0))
             summary.rejection_message = getattr(sender, "rejection_message", "")
-            summary.redacted = redactor.count if redactor is not None else 0
+            summary.redacted = source.redactor.masked - masked_before if source.redactor is not None else 0
             summary.seconds = time.monotonic() - started
     return summary
 
@@ -262,13 +260,10 @@ class PreparedPage:
     envelopes: list[Any] | None = None        # from sender.prepare_spans, aligned with `spans`
 
 
-def _prepare_page(page: SpanPage, sender: Sender, *, shaper: AzureShaper | None,
-                  redactor: Redactor | None) -> PreparedPage:
+def _prepare_page(page: SpanPage, sender: Sender, *, shaper: AzureShaper | None) -> PreparedPage:
     from tracekit.export.azure import span_item_keys
 
     spans, logs, log_keys = page.spans, page.logs, page.log_keys
-    if redactor is not None:
-        spans, logs = redactor.spans(spans, page.attribute_texts), redactor.logs(logs)
     prepared = PreparedPage(spans=[], logs=[], log_keys=[], names={
         span_item_keys(span)[0]: span.name for span in page.spans})
     if shaper is None:
@@ -357,8 +352,7 @@ class FileSummary:
                 "redacted_values": self.redacted, "seconds": round(self.seconds, 3)}
 
 
-def run_file_export(source: StoreSource, out: Any, *, path: str, redactor: Redactor | None = None,
-                    page_size: int = 1000, console: Console | None = None,
+def run_file_export(source: StoreSource, out: Any, *, path: str, page_size: int = 1000, console: Console | None = None,
                     show_progress: bool = True) -> FileSummary:
     """Write the selection to `out` (a binary file) as OTLP JSON lines: per page one traces line, one logs line."""
     from tracekit.export.otlp_encode import OtlpEncoder
@@ -374,8 +368,6 @@ def run_file_export(source: StoreSource, out: Any, *, path: str, redactor: Redac
     with progress:
         task = progress.add_task("write OTLP JSON", total=len(keys))
         for _, page in prefetched_pages(keys, page_size, rows.fetch):
-            if redactor is not None:
-                page.redact(redactor)
             if page.keys:
                 out.write(to_json_line(encoder.traces(page)))
                 summary.lines += 1
@@ -385,6 +377,6 @@ def run_file_export(source: StoreSource, out: Any, *, path: str, redactor: Redac
                 summary.lines += 1
                 summary.log_records += len(page.logs)
             progress.update(task, advance=len(page.keys))
-    summary.redacted = redactor.count if redactor is not None else 0
+    summary.redacted = source.redactor.masked if source.redactor is not None else 0
     summary.seconds = time.monotonic() - started
     return summary

@@ -67,12 +67,16 @@ class TraceTable(DataTable):
     def _cells(trace: TraceSummary) -> list[Text]:
         widths = dict(COLUMNS)
         root = trace.root_name if trace.has_root else f"{trace.root_name} (root missing)"
+        duration = Text(format_duration(trace.duration_ns), justify="right")
+        if trace.live_state:  # in flight: the elapsed time so far, and whether its process still reports
+            root = f"{'● running' if trace.running else '◌ no longer reporting'}  {root}"
+            duration.stylize("bold green" if trace.running else "yellow")
         return [
             Text(clock(trace.start_ns), style="dim"),
             _cell(root, widths["root span"], "bold" if trace.has_root else "italic"),
             _cell(trace.agents, widths["agent"], "cyan"),
             _cell(trace.service, widths["service"]),
-            Text(format_duration(trace.duration_ns), justify="right"),
+            duration,
             Text(count(trace.span_count), justify="right"),
             Text(count(trace.tokens), justify="right"),
             Text(str(trace.errors) if trace.errors else "", style="bold red", justify="right"),
