@@ -9,8 +9,9 @@ The store is generated directly by DuckDB (fast; the collector is not what is me
   process painting a 200-row DataTable from constants. Target: ≤ 1.2x the floor.
 - open the 10,000-span trace: from Enter on it until its span tree is on screen, against the floor: a bare Textual
   app that runs the same span query and fills a plain Tree with those spans. Target: ≤ floor + 0.3 s.
-- what a user does most once the app is up: Enter on a small trace until its tree is shown, Escape back to the
-  list, and a filter typed and submitted until the list is reloaded. Target: each ≤ 100 ms.
+- what a user does most once the app is up: Enter on a small trace until its tree is shown (the app's first open,
+  which composes the trace view, and another one), Escape back to the list, and a filter typed and submitted
+  until the list is reloaded. Target: each ≤ 100 ms.
 
 Every figure is the median of --repeat runs; the floors are measured in the same run, interleaved, so a noisy
 machine moves both. The paged first page is also compared with loading every trace summary at once.
@@ -160,7 +161,8 @@ async def _wait(pilot, ready) -> None:
 
 
 async def _measure_app(reader: LocalReader) -> dict[str, float]:
-    """Open a small trace, back, a filter, then the big trace; seconds for each."""
+    """Open a small trace, back, a filter, then the big trace; seconds for each (wall, and `<name>_cpu`: the
+    process's CPU time, every thread included, which a loaded machine distorts less)."""
     from textual.widgets import DataTable, Input
 
     from tracekit.tui.app import TracekitApp
@@ -178,23 +180,30 @@ async def _measure_app(reader: LocalReader) -> dict[str, float]:
             return isinstance(app.screen, TraceViewScreen) and app.screen.loaded
 
         table.move_cursor(row=1)  # an ordinary 8-span trace (row 0 is the big one)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await pilot.press("enter")
         await _wait(pilot, trace_shown)
-        times["open_small"] = time.perf_counter() - started
-        started = time.perf_counter()
+        times["open_small"], times["open_small_cpu"] = time.perf_counter() - started, time.process_time() - cpu
+        started, cpu = time.perf_counter(), time.process_time()
         await pilot.press("escape")
         await _wait(pilot, lambda: app.screen is trace_list and table.has_focus)
-        times["back"] = time.perf_counter() - started
+        times["back"], times["back_cpu"] = time.perf_counter() - started, time.process_time() - cpu
+        table.move_cursor(row=2)  # another one: the trace view exists now, as for every open after the first
+        started, cpu = time.perf_counter(), time.process_time()
+        await pilot.press("enter")
+        await _wait(pilot, trace_shown)
+        times["open_again"], times["open_again_cpu"] = time.perf_counter() - started, time.process_time() - cpu
+        await pilot.press("escape")
+        await _wait(pilot, lambda: app.screen is trace_list and table.has_focus)
 
         assert isinstance(trace_list, TraceListScreen)
         await pilot.press("slash")
         trace_list.query_one("#filter-input", Input).value = "agent:planner status:error"
         loaded_before = trace_list.loaded_at
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await pilot.press("enter")
         await _wait(pilot, lambda: trace_list.loaded_at != loaded_before)
-        times["filter"] = time.perf_counter() - started
+        times["filter"], times["filter_cpu"] = time.perf_counter() - started, time.process_time() - cpu
         assert table.row_count > 0, "the filter matched nothing"
 
         loaded_before = trace_list.loaded_at
@@ -293,11 +302,13 @@ def main() -> int:
     print(f"open the {args.big_trace:,}-span trace                {ms(open_big)}")
     print(f"  floor: same query into a bare Tree          {ms(open_floor)}   +{(open_big - open_floor) * 1000:.0f} ms "
           f"(target <= +300 ms)")
-    print(f"open an 8-span trace                          {ms(median(app_times['open_small']))}   (target <= 100 ms)")
-    print(f"back to the trace list                        {ms(median(app_times['back']))}   (target <= 100 ms)")
-    print(f"filter typed and submitted, list reloaded     {ms(median(app_times['filter']))}   (target <= 100 ms)")
+    for key, label in (("open_small", "open an 8-span trace (the app's first open)"),
+                       ("open_again", "open another 8-span trace"),
+                       ("back", "back to the trace list"),
+                       ("filter", "filter typed and submitted, list reloaded")):
+        print(f"{label:46s}{ms(median(app_times[key]))}   (target <= 100 ms; CPU {ms(median(app_times[key + '_cpu']))})")
     ok = (paint <= 1.2 * paint_floor and open_big <= open_floor + 0.3
-          and all(median(app_times[k]) <= 0.1 for k in ("open_small", "back", "filter")))
+          and all(median(app_times[k]) <= 0.1 for k in ("open_small", "open_again", "back", "filter")))
     print("result:", "every target met" if ok else "TARGET MISSED")
     return 0 if ok else 1
 

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
+from tracekit.errors import TracekitError
 from tracekit.store.reader import StoreReader
-from tracekit.tui.screens.conversation import ConversationScreen
-from tracekit.tui.screens.help import HelpScreen
 from tracekit.tui.screens.trace_list import TraceListScreen
-from tracekit.tui.screens.trace_view import TraceViewScreen
+
+if TYPE_CHECKING:  # the other screens are imported when first opened: the first paint needs only the list
+    from tracekit.tui.screens.trace_view import LoadedTrace, TraceViewScreen
 
 QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -51,6 +53,7 @@ class TracekitApp(App):
         if title:
             self.title = title
         self.sub_title = reader.location
+        self.trace_view: TraceViewScreen | None = None  # kept (installed) and reused for every trace opened
 
     def on_mount(self) -> None:
         # SIGTERM, or SIGHUP when the terminal is closed, end the app as `q` does: whoever started it (the collector
@@ -69,11 +72,39 @@ class TracekitApp(App):
             loop.remove_signal_handler(signum)
 
     def open_trace(self, trace_id: str, *, select_span: str | None = None) -> None:
-        """Show one trace's span tree (optionally with a span selected)."""
-        self.push_screen(TraceViewScreen(trace_id, select_span=select_span, live=self.live))
+        """Show one trace's span tree (optionally with a span selected), once its first frame's data is loaded."""
+        self.load_trace(trace_id, select_span)
+
+    @work(thread=True, exclusive=True, group="open-trace", exit_on_error=False)
+    def load_trace(self, trace_id: str, select_span: str | None) -> None:
+        from tracekit.tui.screens.trace_view import load_trace
+
+        try:
+            trace = load_trace(self.reader, trace_id, select_span)
+        except TracekitError as error:
+            self.call_from_thread(self.notify, str(error), severity="error", title="query failed")
+            return
+        if not get_current_worker().is_cancelled:  # another trace was asked for meanwhile
+            self.call_from_thread(self.show_trace, trace)
+
+    def show_trace(self, trace: LoadedTrace) -> None:
+        """Push the trace view with `trace` in it: the kept instance, unless it is already on the stack (a trace
+        opened from a conversation opened from a trace), then a new one."""
+        from tracekit.tui.screens.trace_view import TraceViewScreen
+
+        screen = self.trace_view
+        if screen is None:
+            screen = self.trace_view = TraceViewScreen(live=self.live)
+            self.install_screen(screen, "trace-view")
+        elif screen in self.screen_stack:
+            screen = TraceViewScreen(live=self.live)
+        screen.show_trace(trace)
+        self.push_screen(screen)
 
     def open_conversation(self, key: str) -> None:
         """Replay a conversation (conversation id, response id or trace id)."""
+        from tracekit.tui.screens.conversation import ConversationScreen
+
         self.push_screen(ConversationScreen(key, live=self.live))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -106,6 +137,8 @@ class TracekitApp(App):
             self.push_screen(AlertsScreen())
 
     def action_help(self) -> None:
+        from tracekit.tui.screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 

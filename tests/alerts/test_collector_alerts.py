@@ -80,6 +80,7 @@ def test_a_bad_rule_file_stops_the_collector_before_it_listens(tmp_path) -> None
 async def test_tui_shows_firing_alerts_and_jumps_to_their_traces(tmp_path) -> None:
     from textual.widgets import DataTable, Input
 
+    from tests.tui.tui_helpers import wait_for
     from tracekit.tui.app import TracekitApp
     from tracekit.tui.screens.alerts import AlertsScreen
     from tracekit.tui.screens.trace_list import TraceListScreen
@@ -91,9 +92,9 @@ async def test_tui_shows_firing_alerts_and_jumps_to_their_traces(tmp_path) -> No
         async with app.run_test(size=(180, 50)) as pilot:
             trace_list = app.screen
             assert isinstance(trace_list, TraceListScreen)
-            while trace_list.loaded_at == 0:
-                await pilot.pause(0.02)
-            await pilot.pause(0)
+            # the firing count follows the first page onto the status line (read once the rows are shown)
+            await wait_for(pilot, lambda: trace_list.loaded_at != 0
+                           and "alert" in str(trace_list.query_one("#list-status").render()))
             assert "1 alert firing (a)" in str(trace_list.query_one("#list-status").render())
             await pilot.press("a")
             while not (isinstance(app.screen, AlertsScreen) and app.screen.loaded):

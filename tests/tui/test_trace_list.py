@@ -9,6 +9,7 @@ from tests.tui.tui_helpers import plain, shown, wait_for
 from tracekit.tui.app import TracekitApp
 from tracekit.tui.screens.help import HelpScreen
 from tracekit.tui.screens.trace_list import TraceListScreen
+from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.trace_table import TraceTable
 
 
@@ -118,3 +119,26 @@ async def test_keys_move_open_and_show_help(store):
         await wait_for(pilot, lambda: type(app.screen).__name__ == "TraceViewScreen")
         await pilot.press("escape")
         assert isinstance(app.screen, TraceListScreen)
+
+
+async def test_key_bar_shows_the_screens_keys_and_a_click_presses_one(store):
+    app = TracekitApp(store.reader, live=False)
+    async with app.run_test(size=(180, 40)) as pilot:
+        await loaded(pilot, app)
+        bar = app.screen.query_one(KeyBar)
+        line = bar.render().plain
+        assert line.startswith(" / Filter  c Conversation ") and " ? Keys " in line
+        assert line.rstrip().endswith("▏^p palette")
+        await pilot.click(KeyBar, offset=(line.index(" ? Keys") + 2, 0))
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)  # the click pressed `?`
+        await pilot.press("escape")
+        await pilot.click(KeyBar, offset=(line.index(" / Filter") + 1, 0))
+        await pilot.pause()
+        assert app.screen.query_one("#filter-input", Input).has_focus
+        await pilot.press("escape", "enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "TraceViewScreen" and app.screen.loaded)
+        assert " o Expand all " in app.screen.query_one(KeyBar).render().plain  # the focused tree's keys
+        await pilot.press("tab")  # focus moves to the details panel: the tree's keys leave the bar
+        await pilot.pause()
+        assert " o Expand all " not in app.screen.query_one(KeyBar).render().plain

@@ -9,12 +9,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from tracekit.conversation.literal import literal
 from tracekit.errors import TracekitError
 from tracekit.tui.data import AlertState, alert_states
 from tracekit.tui.format import clock
+from tracekit.tui.widgets.key_bar import KeyBar
 
 STATE_STYLE = {"fired": "bold red", "resolved": "green", "error": "bold yellow"}
 # Dimension names (as rules commonly name them) -> the trace list's filter keys.
@@ -56,7 +57,7 @@ class AlertsScreen(Screen):
         yield Static("", id="evaluation-status")
         yield DataTable(id="alerts", cursor_type="row", zebra_stripes=True)
         yield Static("", id="alert-details")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

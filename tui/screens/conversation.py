@@ -9,7 +9,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from tracekit.conversation import load_transcript
 from tracekit.conversation.literal import DEFAULT_LIMIT, literal
@@ -18,6 +18,7 @@ from tracekit.errors import TracekitError
 from tracekit.store.open_spans import OpenSpan
 from tracekit.tui.data import conversation_seq, in_flight
 from tracekit.tui.format import format_duration
+from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.transcript_view import TranscriptView
 
 EXPANDED_LIMIT = 200_000
@@ -55,7 +56,7 @@ class ConversationScreen(Screen):
         yield Header()
         yield Static(Text(f"conversation {self.key}: loading…", style="dim"), id="conversation-status")
         yield TranscriptView(id="transcript")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(TranscriptView).focus()

@@ -7,12 +7,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from tracekit.conversation.literal import literal
 from tracekit.errors import TracekitError
 from tracekit.tui.data import conversations_page
 from tracekit.tui.format import clock, count
+from tracekit.tui.widgets.key_bar import KeyBar
 
 
 class ConversationListScreen(Screen):
@@ -34,7 +35,7 @@ class ConversationListScreen(Screen):
         yield Header()
         yield Static(Text("conversations: loading…", style="dim"), id="conversations-status")
         yield DataTable(id="conversations", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

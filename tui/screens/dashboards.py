@@ -13,9 +13,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from tracekit.errors import TracekitError
+from tracekit.tui.widgets.key_bar import KeyBar
 
 RANGES: dict[str, dt.timedelta | None] = {
     "1h": dt.timedelta(hours=1), "24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "all": None}
@@ -51,7 +52,7 @@ class DashboardsScreen(Screen):
         yield Static("", id="dashboard-status")
         with VerticalScroll(id="dashboard-scroll"):
             yield Grid(id="tiles")
-        yield Footer()
+        yield KeyBar()
 
     async def on_mount(self) -> None:
         await self.show_board()

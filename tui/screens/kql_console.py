@@ -10,10 +10,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static, TextArea
+from textual.widgets import DataTable, Header, Static, TextArea
 
 from tracekit.conversation.literal import literal
 from tracekit.errors import QueryError, TracekitError
+from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.query_error import QueryErrorView
 
 MAX_ROWS = 1_000  # rows put in the table; the status line gives the full count
@@ -45,7 +46,7 @@ class KqlConsoleScreen(Screen):
         yield QueryErrorView("", id="kql-error")
         yield Static(Text("ctrl+r or F5 runs the query", style="dim"), id="kql-status")
         yield DataTable(id="kql-results", zebra_stripes=True)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(QueryErrorView).clear()

@@ -8,7 +8,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from tracekit.conversation.literal import literal
 from tracekit.diff import RunDiff, diff_runs
@@ -16,6 +16,7 @@ from tracekit.diff.render import summary_lines
 from tracekit.diff.steps import Step
 from tracekit.errors import TracekitError
 from tracekit.tui.format import format_duration
+from tracekit.tui.widgets.key_bar import KeyBar
 
 
 class RunDiffScreen(Screen):
@@ -41,7 +42,7 @@ class RunDiffScreen(Screen):
         yield Header()
         yield Static(Text("comparing…", style="dim"), id="diff-summary")
         yield DataTable(id="diff-steps", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

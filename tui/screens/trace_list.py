@@ -9,11 +9,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from tracekit.errors import TracekitError
 from tracekit.tui.data import PAGE_SIZE, TraceSummary, alert_states, latest_seq, trace_page
 from tracekit.tui.filters import TraceFilter
+from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.filter_bar import FilterBar
 from tracekit.tui.widgets.trace_table import TraceTable
 
@@ -48,13 +49,14 @@ class TraceListScreen(Screen):
         self.generation = 0  # bumped per request, so a slow stale answer never overwrites a newer one
         self.marked: str | None = None  # a trace marked with `m`, compared with another by `D`
         self.firing: list[str] = []     # alert rules firing at the last look (status line)
+        self.focus_table_on_load = False  # a filter was submitted: focus goes back to the table with its rows
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield FilterBar(id="filter-bar")
         yield TraceTable(id="traces")
         yield Static("loading…", id="list-status")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(TraceTable).focus()
@@ -73,14 +75,17 @@ class TraceListScreen(Screen):
         reader = self.app.reader
         trace_filter = self.trace_filter
         try:
-            seq = latest_seq(reader)
+            seq = latest_seq(reader)  # before the page, so spans arriving meanwhile are seen by the next poll
             traces = trace_page(reader, trace_filter, limit=rows)
-            firing = [alert.name for alert in alert_states(reader) if alert.firing]
         except TracekitError as error:
             self.app.call_from_thread(self.show_error, str(error))
             return
-        self.firing = firing
         self.app.call_from_thread(self.show_page, generation, traces, seq, False, rows)
+        try:  # after the rows are on screen: only the status line waits for it
+            firing = [alert.name for alert in alert_states(reader) if alert.firing]
+        except TracekitError:
+            return
+        self.app.call_from_thread(self.show_firing, firing)
 
     @work(thread=True, group="trace-more", exit_on_error=False)
     def load_more(self, generation: int, after: tuple[int, str]) -> None:
@@ -113,6 +118,7 @@ class TraceListScreen(Screen):
             return
         table = self.query_one(TraceTable)
         table.set_traces(traces, append=append)
+        self.focus_table()
         if seq is not None:
             self.last_seq = seq
         self.loading_more = False
@@ -120,8 +126,14 @@ class TraceListScreen(Screen):
         self.loaded_at = time.time()
         self.update_status()
 
+    def show_firing(self, firing: list[str]) -> None:
+        if firing != self.firing:
+            self.firing = firing
+            self.update_status()
+
     def show_error(self, message: str) -> None:
         self.loading_more = False
+        self.focus_table()
         self.query_one("#list-status", Static).update(Text(message, style="bold red"))
         self.notify(message, severity="error", title="query failed")
 
@@ -158,8 +170,13 @@ class TraceListScreen(Screen):
 
     def on_filter_bar_applied(self, event: FilterBar.Applied) -> None:
         self.trace_filter = event.trace_filter
-        self.query_one(TraceTable).focus()
+        self.focus_table_on_load = True  # with the new rows: a focus change repaints every cell, so paint once
         self.reload()
+
+    def focus_table(self) -> None:
+        if self.focus_table_on_load:
+            self.focus_table_on_load = False
+            self.query_one(TraceTable).focus()
 
     # --- actions -------------------------------------------------------------------------------------------------------
     def action_open_trace(self) -> None:

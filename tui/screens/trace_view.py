@@ -1,6 +1,14 @@
-"""One trace: the span tree with its waterfall on the left, the selected span's details on the right."""
+"""One trace: the span tree with its waterfall on the left, the selected span's details on the right.
+
+The app keeps one instance of this screen and loads each trace into it (`show_trace`) with its spans and their
+forest already queried (`load_trace`): opening a trace is one paint of a screen that exists, not composing and
+mounting a new one and repainting it as each part arrives. The details of the span under the cursor follow, as
+for every cursor move.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual import work
@@ -8,15 +16,35 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from tracekit.errors import TracekitError
-from tracekit.tui.data import SpanRow, attribute_value, span_details, trace_spans
+from tracekit.tui.data import SpanDetails, SpanRow, attribute_value, span_details, trace_spans
 from tracekit.tui.format import count, format_duration
+from tracekit.tui.span_forest import SpanNode, build_forest
+from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.span_details import SpanDetailsView
 from tracekit.tui.widgets.span_tree import SpanTree
 
 LIVE_INTERVAL = 1.0
+
+
+@dataclass
+class LoadedTrace:
+    """A trace as the screen shows it first: its spans and their forest."""
+
+    trace_id: str
+    rows: list[SpanRow]
+    forest: list[SpanNode]
+    conversation_id: str | None
+    select_span: str | None  # the span to put the cursor on (None: the first line)
+
+
+def load_trace(reader, trace_id: str, select_span: str | None = None) -> LoadedTrace:
+    """Query a trace for the trace view (in a worker): its spans and their forest."""
+    rows = trace_spans(reader, trace_id)
+    conversation = next((row.conversation_id for row in rows if row.conversation_id), None)
+    return LoadedTrace(trace_id, rows, build_forest(rows), conversation, select_span)
 
 
 class TraceViewScreen(Screen):
@@ -34,11 +62,11 @@ class TraceViewScreen(Screen):
         Binding("N", "next_match(-1)", "Previous match", show=False),
     ]
 
-    def __init__(self, trace_id: str, *, select_span: str | None = None, live: bool = True) -> None:
+    def __init__(self, *, live: bool = True) -> None:
         super().__init__()
-        self.trace_id = trace_id
-        self.select_span = select_span
+        self.trace_id = ""
         self.live = live
+        self.pending: LoadedTrace | None = None  # loaded before the screen was mounted: shown on mount
         self.spans: dict[str, SpanRow] = {}
         self.max_seq = 0
         self.loaded = False
@@ -55,48 +83,56 @@ class TraceViewScreen(Screen):
             yield SpanDetailsView(id="span-details")
         yield Input(placeholder="find a span: name, agent, tool, model or id (Enter; n / N for next / previous)",
                     id="span-search")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#span-search", Input).display = False
-        self.query_one(SpanTree).focus()
-        self.load_spans()
+        if self.pending is not None:
+            self.fill(self.pending)
         self.set_interval(LIVE_INTERVAL, self.poll)
 
     # --- loading ---------------------------------------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="spans", exit_on_error=False)
-    def load_spans(self) -> None:
-        try:
-            rows = trace_spans(self.app.reader, self.trace_id)
-        except TracekitError as error:
-            self.app.call_from_thread(self.notify, str(error), severity="error", title="query failed")
-            return
-        conversation = next((row.conversation_id for row in rows if row.conversation_id), None)
-        self.app.call_from_thread(self.show_spans, rows, conversation)
+    def show_trace(self, trace: LoadedTrace) -> None:
+        """Show a loaded trace, replacing whatever this screen showed before (kept until mounted if need be)."""
+        self.trace_id = trace.trace_id
+        self.loaded = False
+        if self.is_mounted:
+            self.fill(trace)
+        else:
+            self.pending = trace
+
+    def fill(self, trace: LoadedTrace) -> None:
+        self.pending = None
+        self.matches, self.match_index = [], -1
+        search = self.query_one("#span-search", Input)
+        search.display = False
+        search.value = ""
+        self.query_one(SpanTree).focus()
+        self.conversation_id = trace.conversation_id
+        self.spans = {row.span_id: row for row in trace.rows}
+        self.details_for = None  # the cursor's first highlight loads the details
+        self.query_one(SpanDetailsView).show(
+            None, f"no spans for trace {self.trace_id} (yet)" if not trace.rows else "loading details…")
+        self.redraw(keep=trace.select_span, forest=trace.forest)
+        self.loaded = True
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
-    def poll_spans(self, since: int) -> None:
+    def poll_spans(self, trace_id: str, since: int) -> None:
         try:
-            rows = trace_spans(self.app.reader, self.trace_id, since_seq=since)
+            rows = trace_spans(self.app.reader, trace_id, since_seq=since)
         except TracekitError:
             return
         if rows:
-            self.app.call_from_thread(self.add_spans, rows)
+            self.app.call_from_thread(self.add_spans, trace_id, rows)
 
     def poll(self) -> None:
         """Timer callback: spans of this trace that arrived since the last look are added to the tree."""
         if self.live and self.loaded and self.app.screen is self:
-            self.poll_spans(self.max_seq)
+            self.poll_spans(self.trace_id, self.max_seq)
 
-    def show_spans(self, rows: list[SpanRow], conversation: str | None) -> None:
-        self.conversation_id = conversation
-        self.spans = {row.span_id: row for row in rows}
-        self.redraw(keep=self.select_span)
-        self.loaded = True
-        if not rows:
-            self.query_one(SpanDetailsView).show(None, f"no spans for trace {self.trace_id} (yet)")
-
-    def add_spans(self, rows: list[SpanRow]) -> None:
+    def add_spans(self, trace_id: str, rows: list[SpanRow]) -> None:
+        if trace_id != self.trace_id:
+            return  # this screen shows another trace by now
         self.spans.update({row.span_id: row for row in rows})
         self.conversation_id = self.conversation_id or next(
             (row.conversation_id for row in rows if row.conversation_id), None)
@@ -104,11 +140,11 @@ class TraceViewScreen(Screen):
         current = tree.cursor_node.data.span_id if tree.cursor_node and tree.cursor_node.data else None
         self.redraw(keep=current)
 
-    def redraw(self, keep: str | None) -> None:
+    def redraw(self, keep: str | None, forest: list[SpanNode] | None = None) -> None:
         rows = list(self.spans.values())
-        self.max_seq = max((row.ingest_seq for row in rows), default=self.max_seq)
+        self.max_seq = max((row.ingest_seq for row in rows), default=0)
         tree = self.query_one(SpanTree)
-        tree.show_spans(rows, keep=keep)
+        tree.show_spans(rows, keep=keep, forest=forest)
         self.query_one("#trace-summary", Static).update(self.summary(rows))
 
     def summary(self, rows: list[SpanRow]) -> Text:
@@ -138,8 +174,8 @@ class TraceViewScreen(Screen):
             return
         self.app.call_from_thread(self.show_details, details)
 
-    def show_details(self, details) -> None:
-        if details.span.span_id == self.details_for:
+    def show_details(self, details: SpanDetails) -> None:
+        if details.span.span_id == self.details_for and details.span.trace_id == self.trace_id:
             self.query_one(SpanDetailsView).show(details)
 
     @work(thread=True, exclusive=True, group="expand", exit_on_error=False)
@@ -149,7 +185,7 @@ class TraceViewScreen(Screen):
         except TracekitError as error:
             self.app.call_from_thread(self.notify, str(error), severity="error", title="query failed")
             return
-        self.app.call_from_thread(self.query_one(SpanDetailsView).replace_attributes, values)
+        self.app.call_from_thread(self.query_one(SpanDetailsView).replace_attributes, span, values)
 
     # --- events and actions ---------------------------------------------------------------------------------------------
     def on_span_tree_span_highlighted(self, event: SpanTree.SpanHighlighted) -> None:

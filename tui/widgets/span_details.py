@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 from tracekit.conversation.literal import literal, to_display_string, truncation_marker
 from tracekit.terminal_text import clean
-from tracekit.tui.data import AttributeValue, SpanDetails
+from tracekit.tui.data import AttributeValue, SpanDetails, SpanRow
 from tracekit.tui.format import clock, format_duration
 
 EXPAND_HINT = "press e to expand"
@@ -139,9 +139,9 @@ class SpanDetailsView(VerticalScroll):
             body.update(render_details(details))
         self.scroll_home(animate=False)
 
-    def replace_attributes(self, expanded: list[AttributeValue]) -> None:
-        """Swap in fully loaded values for attributes that were cut, and redraw."""
-        if self.details is None:
+    def replace_attributes(self, span: SpanRow, expanded: list[AttributeValue]) -> None:
+        """Swap in fully loaded values of `span`'s attributes that were cut, and redraw (if it is still shown)."""
+        if self.details is None or self.details.span != span:
             return
         by_key = {item.key: item for item in expanded}
         self.details.attributes = [by_key.get(item.key, item) for item in self.details.attributes]

@@ -71,24 +71,27 @@ class SpanTree(Tree[SpanNode]):
         self._unbuilt: dict[int, tuple[TreeNode, SpanNode]] = {}  # tree node id -> children not built yet
         self._more_markers: dict[int, tuple[TreeNode, list[SpanNode], int, TreeNode]] = {}  # "more" markers
 
-    def show_spans(self, spans: list[SpanRow], *, keep: str | None = None) -> int:
-        """Replace the tree with these spans; keep the cursor on span id `keep` if given. Returns the span count.
+    def show_spans(self, spans: list[SpanRow], *, keep: str | None = None,
+                   forest: list[SpanNode] | None = None) -> int:
+        """Replace the tree with these spans (`forest`: their forest, when already built); keep the cursor on span
+        id `keep` if given, else put it on the first line. Returns the span count.
 
         Nodes are built lazily: the first EXPAND_DEPTH levels now, deeper levels when opened, and at most
         CHILD_BATCH children at a time, so a 10,000-span trace opens as fast as a small one.
         """
-        forest = build_forest(spans)
+        forest = build_forest(spans) if forest is None else forest
         self.forest = forest
         self.trace_start = min((s.start_ns for s in spans), default=0)
         self.trace_end = max((s.end_ns for s in spans), default=1)
         self.clear()
+        self.unselect()  # no cursor line carried over from the spans shown before
         self._span_items, self._unbuilt, self._more_markers = {}, {}, {}
         self._span_parents = {child.span_id: node for node in walk(forest) for child in node.children}
         with self.app.batch_update():
             self._add_children(self.root, forest, 0)
             self.root.expand()
-        if not keep or not self.select_span(keep):
-            self.call_after_refresh(self.move_cursor_to_line, 0)
+        if (not keep or not self.select_span(keep)) and self.forest:
+            self.move_cursor_to_line(0)  # now, so the first frame of the tree already has its cursor
         return len(spans)
 
     def _add_children(self, parent: TreeNode, children: list[SpanNode], offset: int) -> None:
