@@ -214,12 +214,20 @@ def _calc(provider_id: str | None, model: str, tokens: tuple[tuple[str, int], ..
                  rates=str(result.model_price), tokens=dict(tokens))
 
 
+def has_cost_column(reader: Any) -> bool:
+    """Whether the store prices model calls: a store of schema v3+ has a `cost_usd` column on spans (an older one
+    opened read-only has not)."""
+    return "cost_usd" in reader.sql("SELECT * FROM spans LIMIT 0").column_names
+
+
 def format_cost(value: float | None) -> str:
     """A cost for people: "—" when unknown, more digits for fractions of a cent."""
     if value is None:
         return "—"
     if value == 0:
         return "$0"
+    if value < 0.0001:
+        return f"${value:.6f}"
     if value < 0.01:
         return f"${value:.5f}"
     return f"${value:.4f}" if value < 1 else f"${value:,.2f}"

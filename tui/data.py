@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from tracekit import semconv
+from tracekit.cost import Price, has_cost_column, price_call
 from tracekit.store.reader import StoreReader
 from tracekit.tui.filters import TraceFilter
 
@@ -36,6 +37,8 @@ class TraceSummary:
     tokens: int | None
     errors: int
     conversation_id: str | None
+    cost_usd: float | None = None   # the priced model calls' total; None when none is priced
+    cost_partial: bool = False      # some model call with tokens has no known price: the total is a lower bound
 
 
 class SpanRow(NamedTuple):
@@ -89,6 +92,25 @@ class SpanDetails:
     links: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
     resource: list[AttributeValue] = field(default_factory=list)
+    price: Price | None = None      # the price the span's model call is costed at (None: not a call, or unknown)
+
+    def attribute_map(self) -> dict[str, Any]:
+        """The attributes loaded whole, as values (numbers as numbers): what pricing and the linter read."""
+        values: dict[str, Any] = {}
+        for item in self.attributes:
+            if item.truncated:
+                values[item.key] = item.value  # content: its key and kind matter here, not the whole value
+            elif item.json_type in ("BIGINT", "UBIGINT", "INTEGER"):
+                values[item.key] = int(item.value)
+            elif item.json_type == "DOUBLE":
+                values[item.key] = float(item.value)
+            elif item.json_type == "BOOLEAN":
+                values[item.key] = item.value == "true"
+            elif item.json_type in ("OBJECT", "ARRAY"):
+                values[item.key] = orjson.loads(item.value)
+            else:
+                values[item.key] = item.value
+        return values
 
 
 def _keyset(cursor: tuple[int, str] | None) -> tuple[str, list[Any]]:
@@ -129,7 +151,8 @@ def trace_page(reader: StoreReader, trace_filter: TraceFilter | None = None, *,
                                     AND (s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL)),
                         sum(s.input_tokens + s.output_tokens))::BIGINT AS tokens,
                count(*) FILTER (WHERE s.status_code = 'ERROR') AS errors,
-               any_value(s.conversation_id) FILTER (WHERE s.conversation_id IS NOT NULL) AS conversation_id
+               any_value(s.conversation_id) FILTER (WHERE s.conversation_id IS NOT NULL) AS conversation_id,
+               {_cost_columns(reader)}
         FROM page JOIN spans s ON s.trace_id = page.trace_id {lower_bound}
         GROUP BY page.trace_id, page.first_ns
         ORDER BY page.first_ns DESC, page.trace_id DESC
@@ -140,7 +163,16 @@ def trace_page(reader: StoreReader, trace_filter: TraceFilter | None = None, *,
         trace_id=row["trace_id"], start_ns=row["first_ns"], duration_ns=row["duration_ns"] or 0,
         span_count=row["span_count"], root_name=row["root_name"] or "", has_root=bool(row["has_root"]),
         agents=row["agents"] or "", service=row["service"] or "", tokens=row["tokens"], errors=row["errors"],
-        conversation_id=row["conversation_id"]) for row in rows]
+        conversation_id=row["conversation_id"], cost_usd=row["cost_usd"], cost_partial=bool(row["cost_partial"]))
+        for row in rows]
+
+
+def _cost_columns(reader: StoreReader) -> str:
+    if not has_cost_column(reader):  # a store from before prices (opened read-only, not migrated)
+        return "NULL::DOUBLE AS cost_usd, false AS cost_partial"
+    return (f"sum(s.cost_usd) AS cost_usd, "
+            f"bool_or(s.cost_usd IS NULL AND s.operation_name IN ({_INFERENCE}) "
+            f"AND coalesce(s.input_tokens, s.output_tokens) IS NOT NULL) AS cost_partial")
 
 
 def latest_seq(reader: StoreReader) -> int:
@@ -207,6 +239,7 @@ def span_details(reader: StoreReader, span: SpanRow, *, preview: int = VALUE_PRE
     details.resource = _attributes(
         reader, "resources", "resource_id = (SELECT any_value(resource_id) FROM spans WHERE trace_id = ? "
         "AND span_id = ?)", key, preview)
+    details.price = price_call(details.attribute_map(), operation=span.operation_name, start_time_ns=span.start_ns)
     return details
 
 

@@ -82,7 +82,22 @@ def test_turns_carry_tokens_and_latency(recorded):
     assert [turn.input_tokens for turn in transcript.turns] == [120, 300, 380, 450, 480]
     assert transcript.turns[2].duration_ns == 37 * scenarios.MS
     assert (transcript.input_tokens, transcript.output_tokens) == (1730, 101)
-    assert "turn 3 · booker · gpt-4o · 380 → 20 tokens · 37ms" in rendered(transcript)
+    # Priced with genai-prices at the call's date; the header shows it and the per-agent totals.
+    from datetime import datetime, timezone
+
+    from genai_prices import Usage, calc_price
+
+    from tracekit.cost import format_cost
+    when = datetime.fromtimestamp(scenarios.BASE_NS / 1e9, timezone.utc).replace(hour=12)
+    price = float(calc_price(Usage(input_tokens=380, output_tokens=20), "gpt-4o", provider_id="openai",
+                             genai_request_timestamp=when).total_price)
+    assert transcript.turns[2].cost_usd == pytest.approx(price)
+    text = rendered(transcript)
+    assert f"turn 3 · booker · gpt-4o · 380 → 20 tokens · {format_cost(price)} · 37ms" in text
+    by_agent = transcript.cost_by_agent()
+    assert set(by_agent) == {"triage", "booker"}
+    assert sum(by_agent.values()) == pytest.approx(transcript.cost_usd)
+    assert f"booker {format_cost(by_agent['booker'])}" in text
 
 
 def test_structure_only_content_shows_roles_and_says_not_recorded(variant_store):

@@ -59,6 +59,7 @@ class SpanRecord:
     error_type: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cost_usd: float | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     events: list[EventRecord] = field(default_factory=list)
     logs: list[EventRecord] = field(default_factory=list)
@@ -218,7 +219,7 @@ class _Builder:
             _int_attribute(span, "llm.token_count.prompt"),
             output_tokens=span.output_tokens if span.output_tokens is not None else
             _int_attribute(span, "llm.token_count.completion"),
-            status=span.status_code, response_id=span.response_id,
+            status=span.status_code, response_id=span.response_id, cost_usd=span.cost_usd,
             content_recorded=any(m.recorded for m in [*content.input, *content.output]) or bool(
                 content.system and any(p.recorded for p in content.system)),
         )

@@ -8,11 +8,12 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from tracekit.conversation.literal import literal
+from tracekit.cost import format_cost
 from tracekit.tui.data import TraceSummary
 from tracekit.tui.format import clock, count, format_duration
 
-COLUMNS = (("time", 18), ("root span", 40), ("agent", 26), ("service", 14), ("duration", 9), ("spans", 7),
-           ("tokens", 9), ("errors", 6))
+COLUMNS = (("time", 18), ("root span", 34), ("agent", 26), ("service", 12), ("duration", 9), ("spans", 7),
+           ("tokens", 9), ("cost", 10), ("errors", 6))
 
 
 def _cell(value: str, width: int, style: str = "") -> Text:
@@ -20,6 +21,13 @@ def _cell(value: str, width: int, style: str = "") -> Text:
     text = literal(value, limit=max(width * 4, 64), pretty=False, style=style)
     text.truncate(width, overflow="ellipsis")
     return text
+
+
+def trace_cost(trace: TraceSummary) -> str:
+    """The trace's cost; "≥" when some model call in it has no known price, "" when it made no priced call."""
+    if trace.cost_usd is None:
+        return "—" if trace.cost_partial else ""
+    return ("≥" if trace.cost_partial else "") + format_cost(trace.cost_usd)
 
 
 class TraceTable(DataTable):
@@ -75,6 +83,7 @@ class TraceTable(DataTable):
             Text(format_duration(trace.duration_ns), justify="right"),
             Text(count(trace.span_count), justify="right"),
             Text(count(trace.tokens), justify="right"),
+            Text(trace_cost(trace), justify="right"),
             Text(str(trace.errors) if trace.errors else "", style="bold red", justify="right"),
         ]
 
