@@ -13,6 +13,7 @@ import orjson
 
 from tracekit import semconv
 from tracekit.cost import Price, has_cost_column, price_call
+from tracekit.lint.rules import UNREAD, Finding, check_span
 from tracekit.store.reader import StoreReader
 from tracekit.tui.filters import TraceFilter
 
@@ -99,7 +100,7 @@ class SpanDetails:
         values: dict[str, Any] = {}
         for item in self.attributes:
             if item.truncated:
-                values[item.key] = item.value  # content: its key and kind matter here, not the whole value
+                values[item.key] = UNREAD  # content cut for display: its key matters here, not its value
             elif item.json_type in ("BIGINT", "UBIGINT", "INTEGER"):
                 values[item.key] = int(item.value)
             elif item.json_type == "DOUBLE":
