@@ -94,6 +94,7 @@ class SpanDetails:
     logs: list[dict[str, Any]] = field(default_factory=list)
     resource: list[AttributeValue] = field(default_factory=list)
     price: Price | None = None      # the price the span's model call is costed at (None: not a call, or unknown)
+    findings: list[Finding] = field(default_factory=list)  # what `tracekit lint` finds wrong with this span
 
     def attribute_map(self) -> dict[str, Any]:
         """The attributes loaded whole, as values (numbers as numbers): what pricing and the linter read."""
@@ -240,7 +241,9 @@ def span_details(reader: StoreReader, span: SpanRow, *, preview: int = VALUE_PRE
     details.resource = _attributes(
         reader, "resources", "resource_id = (SELECT any_value(resource_id) FROM spans WHERE trace_id = ? "
         "AND span_id = ?)", key, preview)
-    details.price = price_call(details.attribute_map(), operation=span.operation_name, start_time_ns=span.start_ns)
+    values = details.attribute_map()
+    details.price = price_call(values, operation=span.operation_name, start_time_ns=span.start_ns)
+    details.findings = check_span(values, kind=span.kind, event_names=[event["name"] for event in details.events])
     return details
 
 

@@ -90,6 +90,14 @@ def render_details(details: SpanDetails) -> Group:
     elif span.operation_name in PRICED_OPERATIONS and (span.input_tokens or span.output_tokens):
         parts.append(Text("cost —  (no known price for this model)", style="dim"))
     parts.append(Text(""))
+    if details.findings:
+        parts.append(_section("conventions", len(details.findings)))
+        for finding in details.findings:
+            line = Text(f"{finding.rule}  ", style="yellow")
+            line.append_text(literal(finding.key, limit=300, pretty=False, style="bold"))
+            line.append("  ")
+            line.append_text(literal(finding.message, limit=500, pretty=False))
+            parts.append(line)
     parts.append(_section("attributes", len(details.attributes)))
     parts.extend(_key_values(details.attributes, EXPAND_HINT))
     if details.events:
