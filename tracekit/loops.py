@@ -11,6 +11,7 @@ Two patterns, each flagged once it repeats `threshold` times (default 3, `--loop
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -20,7 +21,14 @@ import orjson
 from tracekit import semconv
 
 DEFAULT_THRESHOLD = 3
+THRESHOLD_ENV = "TRACEKIT_LOOP_THRESHOLD"  # what the TUI and the replay use; `tracekit lint --loop-threshold` too
 _HANDOFF_OPERATIONS = {semconv.OP_AGENT_TO_AGENT}
+
+
+def configured_threshold() -> int:
+    """TRACEKIT_LOOP_THRESHOLD when set to a number of 2 or more, else 3."""
+    value = os.environ.get(THRESHOLD_ENV, "")
+    return int(value) if value.isdigit() and int(value) >= 2 else DEFAULT_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -141,3 +149,41 @@ def _ping_pong(trace_id: str, spans: list[LoopSpan], threshold: int) -> list[Loo
 
 def loop_counts(loops: Iterable[Loop]) -> Counter[str]:
     return Counter(loop.kind for loop in loops)
+
+
+_LOOP_SPANS_SQL = """
+SELECT trace_id, span_id, parent_span_id, start_time_ns, operation_name, agent_name, tool_name,
+       json_object(
+           'gen_ai.tool.call.arguments', left(attributes->>'$."gen_ai.tool.call.arguments"', 4000),
+           'gen_ai.tool.call.result', attributes->>'$."gen_ai.tool.call.result"' IS NOT NULL,
+           'gen_ai.transfer.target.name', attributes->>'$."gen_ai.transfer.target.name"',
+           'gen_ai.transfer.source.name', attributes->>'$."gen_ai.transfer.source.name"',
+           'gen_ai.response.finish_reasons', attributes->'$."gen_ai.response.finish_reasons"'
+       )::VARCHAR AS attributes
+FROM spans
+WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))
+  AND (operation_name IN ('execute_tool', 'invoke_agent', 'agent_to_agent_interaction', 'chat', 'text_completion',
+                          'generate_content'))
+"""
+
+
+def trace_loops(reader: Any, trace_ids: list[str], threshold: int = DEFAULT_THRESHOLD) -> dict[str, list[Loop]]:
+    """Loops in each of these traces (only traces with loops are keys), reading only what detection needs."""
+    if not trace_ids:
+        return {}
+    spans: dict[str, dict[str, LoopSpan]] = {}
+    for row in reader.sql(_LOOP_SPANS_SQL, [trace_ids]).to_pylist():
+        attributes = {key: value for key, value in orjson.loads(row["attributes"]).items() if value is not None}
+        reasons = attributes.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)
+        if isinstance(reasons, str):
+            try:
+                attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = orjson.loads(reasons)
+            except orjson.JSONDecodeError:
+                pass
+        if attributes.get(semconv.GEN_AI_TOOL_CALL_RESULT) is False:
+            attributes.pop(semconv.GEN_AI_TOOL_CALL_RESULT)
+        spans.setdefault(row["trace_id"], {})[row["span_id"]] = LoopSpan(  # one row per span id (retried exports)
+            row["span_id"], row["parent_span_id"], row["start_time_ns"], row["operation_name"], row["agent_name"],
+            row["tool_name"], attributes)
+    found = {trace_id: find_loops(trace_id, list(by_id.values()), threshold) for trace_id, by_id in spans.items()}
+    return {trace_id: loops for trace_id, loops in found.items() if loops}

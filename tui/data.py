@@ -14,6 +14,7 @@ import orjson
 from tracekit import semconv
 from tracekit.cost import Price, has_cost_column, price_call
 from tracekit.lint.rules import UNREAD, Finding, check_span
+from tracekit.loops import configured_threshold, trace_loops
 from tracekit.store.reader import StoreReader
 from tracekit.tui.filters import TraceFilter
 
@@ -40,6 +41,7 @@ class TraceSummary:
     conversation_id: str | None
     cost_usd: float | None = None   # the priced model calls' total; None when none is priced
     cost_partial: bool = False      # some model call with tokens has no known price: the total is a lower bound
+    loops: tuple[str, ...] = ()     # what goes in circles in this trace (tracekit.loops), as messages
 
 
 class SpanRow(NamedTuple):
@@ -123,7 +125,8 @@ def _keyset(cursor: tuple[int, str] | None) -> tuple[str, list[Any]]:
 
 
 def trace_page(reader: StoreReader, trace_filter: TraceFilter | None = None, *,
-               after: tuple[int, str] | None = None, limit: int = PAGE_SIZE) -> list[TraceSummary]:
+               after: tuple[int, str] | None = None, limit: int = PAGE_SIZE,
+               loop_threshold: int | None = None) -> list[TraceSummary]:
     """A page of traces, newest first, that have spans matching the filter; `after` is the last row's cursor."""
     trace_filter = trace_filter or TraceFilter()
     conditions = trace_filter.span_conditions + trace_filter.trace_conditions
@@ -161,12 +164,13 @@ def trace_page(reader: StoreReader, trace_filter: TraceFilter | None = None, *,
     """
     params = [*trace_filter.params, *trace_filter.trace_params, *keyset_params, limit]
     rows = reader.sql(sql, params).to_pylist()
+    loops = trace_loops(reader, [row["trace_id"] for row in rows], loop_threshold or configured_threshold())
     return [TraceSummary(
         trace_id=row["trace_id"], start_ns=row["first_ns"], duration_ns=row["duration_ns"] or 0,
         span_count=row["span_count"], root_name=row["root_name"] or "", has_root=bool(row["has_root"]),
         agents=row["agents"] or "", service=row["service"] or "", tokens=row["tokens"], errors=row["errors"],
-        conversation_id=row["conversation_id"], cost_usd=row["cost_usd"], cost_partial=bool(row["cost_partial"]))
-        for row in rows]
+        conversation_id=row["conversation_id"], cost_usd=row["cost_usd"], cost_partial=bool(row["cost_partial"]),
+        loops=tuple(loop.message for loop in loops.get(row["trace_id"], ()))) for row in rows]
 
 
 def _cost_columns(reader: StoreReader) -> str:

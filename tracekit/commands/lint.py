@@ -50,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--trace", default=None, metavar="ID", help="only this trace (32 hex digits)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="table (default) or json")
     parser.add_argument("--strict", action="store_true", help="exit 1 when there is any finding")
-    parser.add_argument("--loop-threshold", type=int, default=3, metavar="N",
-                        help="repetitions that make a loop (default 3)")
+    parser.add_argument("--loop-threshold", type=int, default=None, metavar="N",
+                        help="repetitions that make a loop (default: $TRACEKIT_LOOP_THRESHOLD, else 3)")
     parser.set_defaults(handler=run)
 
 
@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     except DurationError as error:
         print(f"tracekit lint: {error}", file=sys.stderr)
         return 2
+    from tracekit.loops import configured_threshold
+
+    args.loop_threshold = args.loop_threshold or configured_threshold()
     if args.loop_threshold < 2:
         print("tracekit lint: --loop-threshold must be 2 or more", file=sys.stderr)
         return 2

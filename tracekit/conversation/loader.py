@@ -18,6 +18,7 @@ from tracekit.conversation.build import SpanRecord, build_transcript
 from tracekit.conversation.model import Transcript
 from tracekit.conversation.shapes import EventRecord
 from tracekit.cost import has_cost_column
+from tracekit.loops import LoopSpan, configured_threshold, find_loops
 from tracekit.errors import TracekitError
 from tracekit.store.reader import StoreReader
 
@@ -186,5 +187,18 @@ def load_transcript(reader: StoreReader, key: str) -> Transcript:
     """The transcript for a conversation id, response id or trace id (see `resolve`)."""
     resolution = resolve(reader, key)
     spans = load_spans(reader, resolution.trace_ids)
-    return build_transcript(key, resolution.kind, spans, conversation_id=resolution.conversation_id,
-                            truncated_traces=resolution.truncated)
+    transcript = build_transcript(key, resolution.kind, spans, conversation_id=resolution.conversation_id,
+                                  truncated_traces=resolution.truncated)
+    transcript.loops = _loops(spans)
+    return transcript
+
+
+def _loops(spans: list[SpanRecord]) -> list[str]:
+    """What goes in circles in these spans' traces (tracekit.loops), as messages for the replay header."""
+    by_trace: dict[str, list[LoopSpan]] = {}
+    for span in spans:
+        by_trace.setdefault(span.trace_id, []).append(LoopSpan(
+            span.span_id, span.parent_span_id, span.start_time_ns, span.operation_name, span.agent_name,
+            span.tool_name, span.attributes))
+    return [loop.message for trace_id, trace_spans in by_trace.items()
+            for loop in find_loops(trace_id, trace_spans, configured_threshold())]

@@ -166,6 +166,7 @@ class Transcript:
     agents: list[str] = field(default_factory=list)
     content_recorded: bool = False
     truncated_traces: bool = False
+    loops: list[str] = field(default_factory=list)  # agents going in circles (tracekit.loops), as messages
 
     @property
     def input_tokens(self) -> int:

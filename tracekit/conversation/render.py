@@ -276,6 +276,9 @@ def summary(transcript: Transcript) -> Text:
                     "(turn it on with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true)", style="yellow")
     if transcript.truncated_traces:
         text.append("\nthis conversation has more traces than shown; the oldest are listed", style="yellow")
+    for loop in transcript.loops:
+        text.append("\n↻ loop: ", style="bold yellow")
+        text.append_text(literal(loop, pretty=False, limit=500, style="yellow"))
     return text
 
 

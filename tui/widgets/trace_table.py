@@ -75,9 +75,12 @@ class TraceTable(DataTable):
     def _cells(trace: TraceSummary) -> list[Text]:
         widths = dict(COLUMNS)
         root = trace.root_name if trace.has_root else f"{trace.root_name} (root missing)"
+        name = _cell(root, widths["root span"] - (2 if trace.loops else 0), "bold" if trace.has_root else "italic")
+        if trace.loops:  # an agent going in circles: marked before the name
+            name = Text.assemble(("↻ ", "bold yellow"), name)
         return [
             Text(clock(trace.start_ns), style="dim"),
-            _cell(root, widths["root span"], "bold" if trace.has_root else "italic"),
+            name,
             _cell(trace.agents, widths["agent"], "cyan"),
             _cell(trace.service, widths["service"]),
             Text(format_duration(trace.duration_ns), justify="right"),
