@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from typing import Any, Callable
 
@@ -20,6 +19,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tracekit.alerts.check import RuleResult, check_rule
 from tracekit.alerts.rules import AlertRule
+from tracekit.collector.periodic import PeriodicJob
 
 log = logging.getLogger("tracekit.collector.alerting")
 
@@ -29,33 +29,20 @@ MAX_ROWS_RECORDED = 50
 SEVERITY_NUMBERS = {0: 21, 1: 17, 2: 13, 3: 9, 4: 5}  # Azure severity -> OTel FATAL, ERROR, WARN, INFO, DEBUG
 
 
-class AlertScheduler:
+class AlertScheduler(PeriodicJob):
     """A thread that checks each rule when it is due and records every change of state."""
+
+    name = "tracekit-alerts"
 
     def __init__(self, rules: list[AlertRule], reader_factory: Callable[[], Any],
                  ingest: Callable[[str, bytes], Any], *, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(reader_factory, interval=1.0)
         self.rules = [rule for rule in rules if rule.enabled]
-        self._reader_factory = reader_factory
         self._ingest = ingest
         self._clock = clock
         self._due = {rule.name: 0.0 for rule in self.rules}
         self.states: dict[str, str] = {}          # rule name -> fired, ok, error (last recorded)
         self.checks = 0
-        self._reader: Any = None  # one reader for every check: opening one installs the query views
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tracekit-alerts", daemon=True)
-
-    def start(self) -> "AlertScheduler":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
 
     def status(self) -> dict[str, Any]:
         return {"alerts": {"rules": len(self.rules), "checks": self.checks,
@@ -67,9 +54,7 @@ class AlertScheduler:
         due = [rule for rule in self.rules if self._due[rule.name] <= now]
         if not due:
             return []
-        if self._reader is None:
-            self._reader = self._reader_factory()
-        results = [check_rule(self._reader, rule) for rule in due]
+        results = [check_rule(self.reader, rule) for rule in due]
         for result in results:
             self._due[result.rule.name] = now + result.rule.frequency.total_seconds()
             self.checks += 1
@@ -85,13 +70,8 @@ class AlertScheduler:
             self.states[result.rule.name] = state
         return results
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_due()
-            except Exception:
-                log.exception("alert check failed")
-            self._stop.wait(1.0)
+    def tick(self) -> None:
+        self.run_due()
 
     def _record(self, result: RuleResult, state: str) -> None:
         self._ingest("logs", alert_event(result, state))

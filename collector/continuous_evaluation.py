@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from tracekit.collector.periodic import PeriodicJob
 from tracekit.evaluators.builtin import Evaluator, NotApplicable
 from tracekit.evaluators.items import Item, Selection, in_sample, select_items
 from tracekit.evaluators.results import evaluation_request
@@ -32,18 +33,18 @@ WORKERS = 2
 HOUR = 3600.0
 
 
-class ContinuousEvaluation:
+class ContinuousEvaluation(PeriodicJob):
     """Finds new agent responses and judges them per rule, off the ingest path."""
+
+    name = "tracekit-evaluation-watch"
 
     def __init__(self, rules: list[EvaluationRule], reader_factory: Callable[[], Any],
                  ingest: Callable[[str, bytes], Any], *, backlog: int = BACKLOG, poll_seconds: float = POLL_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(reader_factory, interval=poll_seconds)
         self.rules = rules
-        self._reader_factory = reader_factory
         self._ingest = ingest
-        self._poll_seconds = poll_seconds
         self._clock = clock
-        self._reader: Any = None
         self._last_seq: int | None = None
         self._backlog: collections.deque[tuple[EvaluationRule, Evaluator, Item]] = collections.deque()
         self._backlog_limit = backlog
@@ -51,23 +52,12 @@ class ContinuousEvaluation:
         self._lock = threading.Lock()
         self.counters = {"evaluated": 0, "failed": 0, "not_applicable": 0, "dropped": 0, "capped": 0,
                          "not_recorded": 0}
-        self._stop = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS,
                                                            thread_name_prefix="tracekit-evaluation")
-        self._thread = threading.Thread(target=self._run, name="tracekit-evaluation-watch", daemon=True)
-
-    def start(self) -> "ContinuousEvaluation":
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        super().stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -77,18 +67,16 @@ class ContinuousEvaluation:
     # --- finding work ---------------------------------------------------------------------------------------------
     def look(self) -> int:
         """Queue the agent responses of traces completed since the last look; returns how many were queued."""
-        if self._reader is None:
-            self._reader = self._reader_factory()
         if self._last_seq is None:  # start with what arrives from now on, not the whole history
             self._last_seq = self._latest_seq()
             return 0
-        rows = self._reader.sql(
+        rows = self.reader.sql(
             "SELECT DISTINCT trace_id, ingest_seq FROM spans WHERE ingest_seq > ? AND parent_span_id IS NULL",
             [self._last_seq]).to_pylist()
         if not rows:
             return 0
         self._last_seq = max(row["ingest_seq"] for row in rows)
-        items = select_items(self._reader, Selection(trace_ids=sorted({row["trace_id"] for row in rows})))
+        items = select_items(self.reader, Selection(trace_ids=sorted({row["trace_id"] for row in rows})))
         queued = 0
         for item in items:
             if not item.recorded:
@@ -104,7 +92,7 @@ class ContinuousEvaluation:
         return queued
 
     def _latest_seq(self) -> int:
-        table = self._reader.sql("SELECT coalesce(max(ingest_seq), 0) AS seq FROM spans")
+        table = self.reader.sql("SELECT coalesce(max(ingest_seq), 0) AS seq FROM spans")
         return int(table.column("seq")[0].as_py())
 
     def _enqueue(self, rule: EvaluationRule, evaluator: Evaluator, item: Item) -> None:
@@ -115,14 +103,9 @@ class ContinuousEvaluation:
             self._backlog.append((rule, evaluator, item))
 
     # --- doing work -------------------------------------------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.look()
-                self._drain()
-            except Exception:
-                log.exception("continuous evaluation pass failed")
-            self._stop.wait(self._poll_seconds)
+    def tick(self) -> None:
+        self.look()
+        self._drain()
 
     def _drain(self) -> None:
         """Judge what is queued, WORKERS at a time, within each rule's hourly cap; store the verdicts."""

@@ -18,7 +18,7 @@ from tracekit.configuration import _otlp_exporters, genai_metric_views
 from tracekit.content import ContentMode, ContentSettings, using_content_settings
 from tracekit.errors import CollectorUnavailable
 from tracekit.redaction import RedactionPolicy
-from tracekit.redaction_pipeline import RedactingLogRecordProcessor, RedactingSpanProcessor
+from tracekit.redaction.sdk import RedactingLogRecordProcessor, RedactingSpanProcessor
 from tracekit.tracing import using_tracer_provider
 
 DEMO_SERVICE_NAME = "tracekit-demo"

@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 
 import tracekit.commands
 from tracekit.errors import TracekitError
+from tracekit.files import restrict_umask
+from tracekit.terminal_text import clean
 
 Handler = Callable[[argparse.Namespace], int | None]
 
@@ -25,11 +27,14 @@ Observability for AI agents.
 Run with no command to start the local collector (OTLP gRPC on 127.0.0.1:4317, HTTP on 127.0.0.1:4318) and the
 terminal UI on one DuckDB store. Point any OpenTelemetry SDK at it with
 OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 and spans appear as they arrive.
+
+Files tracekit creates are readable by you only, and span content is printed with control characters escaped.
 """
 
 EPILOG = """\
 environment:
   TRACEKIT_DB                 the store file used when --db is not given
+  TRACEKIT_ALLOWED_HOSTS      Host names the collector answers besides localhost (see `tracekit collect --help`)
   OTEL_EXPORTER_OTLP_ENDPOINT where `tracekit demo` and tracekit.configure() send, when set
 
 Run `tracekit COMMAND --help` for the options of a command.
@@ -98,10 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments.insert(0, "run")
     args = parser.parse_args(arguments)
     handler: Handler = args.handler
+    restrict_umask()  # the store, its WAL, logs, exports: owner-only (tracekit/files.py)
     try:
         return int(handler(args) or 0)
     except TracekitError as error:
-        print(f"tracekit: error: {error}", file=sys.stderr)
+        print(f"tracekit: error: {clean(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -151,7 +151,7 @@ def _prepend_span_processor(provider: Any, processor: Any) -> bool:
     processors = getattr(multi, "_span_processors", None)
     if multi is None or processors is None:
         return False
-    from tracekit.redaction_pipeline import RedactingSpanProcessor
+    from tracekit.redaction.sdk import RedactingSpanProcessor
 
     if any(isinstance(existing, RedactingSpanProcessor) for existing in processors):
         return True
@@ -198,7 +198,7 @@ def configure(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from tracekit.redaction_pipeline import RedactingLogRecordProcessor, RedactingSpanProcessor
+    from tracekit.redaction.sdk import RedactingLogRecordProcessor, RedactingSpanProcessor
 
     if content is not None:
         set_content_recording(content, redaction=redaction)

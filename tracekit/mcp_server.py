@@ -322,6 +322,7 @@ def serve_http(server: MCPServer, host: str, port: int, token: str | None, *, an
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
+        listener.listen(128)  # before the address is announced: a client that connects at once waits, not fails
     except OSError as error:
         listener.close()
         raise TracekitError(f"--http {host}:{port}: cannot listen there ({error.strerror or error})") from None

@@ -10,6 +10,8 @@ replay, dashboards (KQL tiles), the KQL console, the key help. Data comes only t
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from typing import Any, Callable
 
 from textual.app import App
@@ -21,6 +23,8 @@ from tracekit.tui.screens.conversation import ConversationScreen
 from tracekit.tui.screens.help import HelpScreen
 from tracekit.tui.screens.trace_list import TraceListScreen
 from tracekit.tui.screens.trace_view import TraceViewScreen
+
+QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class TracekitApp(App):
@@ -49,7 +53,20 @@ class TracekitApp(App):
         self.sub_title = reader.location
 
     def on_mount(self) -> None:
+        # SIGTERM, or SIGHUP when the terminal is closed, end the app as `q` does: whoever started it (the collector
+        # in `tracekit`) then shuts down cleanly instead of being killed with its state file left behind.
+        loop = asyncio.get_running_loop()
+        for signum in QUIT_SIGNALS:
+            try:
+                loop.add_signal_handler(signum, self.exit)
+            except (RuntimeError, ValueError):  # not the main thread (an embedding app): its signals, its call
+                break
         self.push_screen(TraceListScreen(live=self.live))
+
+    def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in QUIT_SIGNALS:
+            loop.remove_signal_handler(signum)
 
     def open_trace(self, trace_id: str, *, select_span: str | None = None) -> None:
         """Show one trace's span tree (optionally with a span selected)."""

@@ -65,6 +65,7 @@ class SpanRow(NamedTuple):
     output_tokens: int | None
     ingest_seq: int
     conversation_id: str | None = None
+    dropped_attributes_count: int = 0
 
     @property
     def duration_ns(self) -> int:
@@ -199,7 +200,7 @@ _SPAN_COLUMNS = """
     trace_id, span_id, parent_span_id, name, kind, start_time_ns AS start_ns, end_time_ns AS end_ns, status_code,
     left(status_message, 500) AS status_message, service_name, operation_name, agent_name,
     coalesce(response_model, request_model) AS model, tool_name, input_tokens, output_tokens, ingest_seq,
-    conversation_id
+    conversation_id, dropped_attributes_count
 """
 
 

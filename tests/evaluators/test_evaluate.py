@@ -72,6 +72,16 @@ def _results(db: Path, name: str) -> list[dict]:
                        AND json_extract_string(attributes, '$."gen_ai.evaluation.name"') = ?""", [name])
 
 
+def _wait_for_model_calls(collector) -> None:
+    """Until the collector stored the run's model calls (and a moment more for the rest of its spans)."""
+    deadline = time.monotonic() + 15
+    while not collector.reader().sql("SELECT count(*) AS n FROM spans WHERE operation_name = 'chat'").column(
+            "n")[0].as_py():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1)
+
+
 def _judge_args(judge: JudgeStandIn) -> list[str]:
     return ["--judge-endpoint", judge.url, "--judge-model", "gpt-4o", "--judge-api-key", "test-key"]
 
@@ -186,12 +196,7 @@ def test_user_evaluator_and_where(store, capsys) -> None:
 
 def test_through_a_running_collector(collector, capsys) -> None:
     run_demo(f"http://{collector.grpc_endpoint}", conversations=1)
-    deadline = time.monotonic() + 15
-    while not collector.reader().sql("SELECT count(*) AS n FROM spans WHERE operation_name = 'chat'").column(
-            "n")[0].as_py():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    time.sleep(1)
+    _wait_for_model_calls(collector)
     assert main(["evaluate", "--db", str(collector.db_path), "--evaluator",
                  "tests.evaluators.user_checks:no_apologies"]) == 0
     stored = collector.reader().sql(
@@ -217,12 +222,7 @@ def test_content_not_recorded_is_skipped_and_the_switch_is_named(collector, caps
     from tests.conversation.instrumented import record_langgraph_run
 
     record_langgraph_run(collector.grpc_endpoint, thread_id="quiet", content=False)
-    deadline = time.monotonic() + 15
-    while not collector.reader().sql("SELECT count(*) AS n FROM spans WHERE operation_name = 'chat'").column(
-            "n")[0].as_py():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    time.sleep(1)
+    _wait_for_model_calls(collector)
     assert main(["evaluate", "--db", str(collector.db_path), "--evaluator",
                  "tests.evaluators.user_checks:no_apologies"]) == 0
     out = capsys.readouterr().out

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tracekit.configuration import genai_metric_views
 from tracekit.content import reset_content_settings, set_content_recording
 from tracekit.redaction import RedactionPolicy
-from tracekit.redaction_pipeline import RedactingSpanProcessor
+from tracekit.redaction.sdk import RedactingSpanProcessor
 from tracekit.tracing import using_tracer_provider
 
 

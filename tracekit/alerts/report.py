@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracekit.alerts.check import RuleResult
-from tracekit.conversation.literal import clean
+from tracekit.terminal_text import clean
 
 STATUS_STYLE = {"fired": "bold red", "ok": "green", "error": "bold yellow", "disabled": "dim"}
 MAX_ROWS_SHOWN = 10

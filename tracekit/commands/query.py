@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from tracekit.commands._options import add_db_argument, parse_duration
 from tracekit.errors import QueryError
+from tracekit.terminal_text import clean, clean_json, is_terminal
 
 HELP = "ask the store a question in KQL (Application Insights tables) or read-only SQL"
 
@@ -196,20 +197,24 @@ def _cell_text(value: Any) -> str:
 
 
 def write_table(table: pa.Table, fmt: str, out: Any, *, max_rows: int = 1000) -> None:
-    """Print `table` as a Rich table, a JSON array, JSON lines or CSV. Cell text is printed literally (no markup)."""
+    """Print `table` as a Rich table, a JSON array, JSON lines or CSV. Cell text is printed literally (no markup), with
+    control characters as visible escapes; JSON and CSV keep the data exact, except on a terminal (terminal_text.py)."""
+    on_terminal = is_terminal(out)
     if fmt == "json":
-        json.dump(rows_for_json(table), out, ensure_ascii=False, indent=2)
-        out.write("\n")
+        text = json.dumps(rows_for_json(table), ensure_ascii=False, indent=2)
+        out.write((clean_json(text) if on_terminal else text) + "\n")
         return
     if fmt == "jsonl":
         for row in rows_for_json(table):
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            line = json.dumps(row, ensure_ascii=False)
+            out.write((clean_json(line) if on_terminal else line) + "\n")
         return
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(table.column_names)
+        writer.writerow([clean(name) if on_terminal else name for name in table.column_names])
         for row in table.to_pylist():
-            writer.writerow([_cell_text(row[name]) for name in table.column_names])
+            cells = [_cell_text(row[name]) for name in table.column_names]
+            writer.writerow([clean(cell) for cell in cells] if on_terminal else cells)
         return
     from rich.console import Console
     from rich.table import Table
@@ -218,10 +223,11 @@ def write_table(table: pa.Table, fmt: str, out: Any, *, max_rows: int = 1000) ->
     console = Console(file=out, highlight=False, soft_wrap=False)
     view = Table(show_lines=False, header_style="bold")
     for name in table.column_names:
-        view.add_column(Text(name), overflow="fold")
+        view.add_column(Text(clean(name)), overflow="fold")
     for row in table.slice(0, max_rows).to_pylist():
-        # Text() renders its content literally: span content can never be read as Rich markup.
-        view.add_row(*(Text(_cell_text(row[name])) for name in table.column_names))
+        # Text() renders its content literally: span content can never be read as Rich markup, and clean() keeps
+        # it from acting on the terminal (a table is for people, whatever stdout is).
+        view.add_row(*(Text(clean(_cell_text(row[name]))) for name in table.column_names))
     console.print(view)
     shown = min(table.num_rows, max_rows)
     note = f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}"

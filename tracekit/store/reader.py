@@ -10,8 +10,11 @@ access switched off, so a query can neither write nor reach files outside the st
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import importlib.util
 import json
+import logging
 import os
 import re
 import threading
@@ -25,6 +28,7 @@ import pyarrow as pa
 import pyarrow.ipc
 
 from tracekit.errors import CollectorUnavailable, QueryError, StoreError
+from tracekit.files import read_trusted
 from tracekit.store.database import open_store_readonly
 from tracekit.store.paths import resolve_db_path, state_file_for
 
@@ -105,6 +109,16 @@ def mark_json_columns(table: pa.Table, duckdb_types: list[str]) -> pa.Table:
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
+def _param_json(value: Any) -> Any:
+    """Parameters JSON cannot carry (the time bound of `--since`, dashboards' ranges) as text DuckDB casts back
+    where they are compared with a timestamp column."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    raise TypeError(f"a query parameter of type {type(value).__name__} cannot be sent to the read API")
+
+
 class RemoteReader:
     """Reads through a running collector's read API (HTTP on 127.0.0.1, bearer token from the state file)."""
 
@@ -115,7 +129,7 @@ class RemoteReader:
         self.location = location
 
     def sql(self, query: str, params: Params = None) -> pa.Table:
-        body = json.dumps({"sql": query, "params": params}).encode()
+        body = json.dumps({"sql": query, "params": params}, default=_param_json).encode()
         request = urllib.request.Request(
             self._url + "/v1/sql",
             data=body,
@@ -191,8 +205,15 @@ def read_state(db_path: Path) -> dict[str, Any] | None:
     """The running collector's state for this store, or None when no live collector owns it."""
     state_path = state_file_for(db_path)
     try:
-        state = json.loads(state_path.read_text())
+        # Only a state file this user owns and nobody else can write is trusted: a planted one could send queries,
+        # imports and the TUI to someone else's endpoint.
+        state = json.loads(read_trusted(state_path))
+    except PermissionError as error:
+        logging.getLogger("tracekit").warning("tracekit: warning: ignoring the state file %s", error)
+        return None
     except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict):
         return None
     pid = state.get("pid")
     if not isinstance(pid, int) or not _process_alive(pid):

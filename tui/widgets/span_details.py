@@ -11,8 +11,9 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tracekit.conversation.literal import clean, literal, to_display_string, truncation_marker
+from tracekit.conversation.literal import literal, to_display_string, truncation_marker
 from tracekit.cost import PRICED_OPERATIONS, format_cost
+from tracekit.terminal_text import clean
 from tracekit.tui.data import AttributeValue, SpanDetails
 from tracekit.tui.format import clock, format_duration
 
@@ -100,6 +101,10 @@ def render_details(details: SpanDetails) -> Group:
             parts.append(line)
     parts.append(_section("attributes", len(details.attributes)))
     parts.extend(_key_values(details.attributes, EXPAND_HINT))
+    if span.dropped_attributes_count:
+        dropped = span.dropped_attributes_count
+        parts.append(Text(f"{dropped} more dropped by an attribute count limit (the sender's or the collector's)",
+                          style="yellow"))
     if details.events:
         parts.append(_section("events", len(details.events)))
         for event in details.events:
