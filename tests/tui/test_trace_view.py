@@ -193,17 +193,17 @@ async def test_find_a_span_by_name_and_step_through_matches(store):
 
 
 async def test_details_show_convention_findings_and_the_price(store):
-    """A v1.36-style span (gen_ai.system alone, prompt/completion tokens, per-message events) lists what
+    """A model call recorded from azure-ai-inference (gen_ai.system alone, per-message events) lists what
     `tracekit lint` finds; the current-shape travel spans list nothing and show their cost with the price used."""
     app = TracekitApp(store.reader, live=False)
     async with app.run_test(size=(200, 50)) as pilot:
-        screen = await open_trace(pilot, app, "conv:conv-legacy-events")
+        screen = await open_trace(pilot, app, "conv:conv-azure-ai-inference")
+        await pilot.press("j")  # the model call, as azure-ai-inference records it (content in span events)
         text = await details_of(pilot, screen)
         assert "── conventions" in text
         assert "deprecated  gen_ai.system  deprecated; use gen_ai.provider.name" in text
-        assert "gen_ai.usage.prompt_tokens  deprecated; use gen_ai.usage.input_tokens" in text
         assert "content-placement  gen_ai.choice, gen_ai.system.message, gen_ai.user.message" in text
-        assert "cost $" in text and "gpt-4o-mini" in text  # priced from the deprecated token names
+        assert "cost $" in text and "azure gpt-4o-mini" in text  # az.ai.inference: priced as Azure
     app = TracekitApp(store.reader, live=False)
     async with app.run_test(size=(200, 50)) as pilot:
         screen = await open_trace(pilot, app, "status:error")
