@@ -11,6 +11,7 @@ Two patterns, each flagged once it repeats `threshold` times (default 3, `--loop
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -62,14 +63,13 @@ class LoopSpan:
 
 
 def _arguments_key(value: Any) -> str | None:
+    """The arguments as one comparable text: JSON re-serialized with sorted keys, other text as it is."""
     if value is None:
         return None
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(orjson.JSONDecodeError):
             value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def find_loops(trace_id: str, spans: Iterable[LoopSpan], threshold: int = DEFAULT_THRESHOLD) -> list[Loop]:

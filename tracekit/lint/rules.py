@@ -16,9 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-import orjson
-
 from tracekit import semconv
+from tracekit.conversation.shapes import parse_json
 from tracekit.lint.registry import KNOWN_CUSTOM_OPERATIONS, Conventions, conventions
 
 _FLATTENED = re.compile(r"^gen_ai\.(prompt|completion)\.\d+\.")
@@ -130,11 +129,7 @@ def _content(attributes: Mapping[str, Any], operation: Any, event_names: Iterabl
 def _messages_shaped(value: Any) -> bool:
     if value is UNREAD:
         return True
-    if isinstance(value, str):
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return False
+    value = parse_json(value)  # a string that is not JSON stays a string, and fails below
     return isinstance(value, list) and all(
         isinstance(message, dict) and "role" in message and isinstance(message.get("parts"), list)
         for message in value)
