@@ -206,3 +206,24 @@ def test_prices_show_names_the_price_used_and_refuses_unknown_models(capsys):
     assert "openai gpt-4o" in out and "input MTok" in out
     assert cli.main(["prices", "show", "in-house-model-7"]) == 2
     assert "no price known" in capsys.readouterr().err
+
+
+def test_reprice_prices_spans_stored_before_prices_existed(tmp_path, monkeypatch, capsys):
+    """A store written without prices (cost_usd NULL, as a v2 store migrates) gets them from `--reprice`."""
+    import duckdb
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    _emit(provider)
+    provider.shutdown()
+    db_path = tmp_path / "old.duckdb"
+    write_requests([encode_spans(memory.get_finished_spans())], db_path)
+    con = duckdb.connect(str(db_path))
+    con.execute("UPDATE spans SET cost_usd = NULL")
+    con.close()
+    assert all(value is None for value in _stored_costs(db_path).values())
+
+    assert cli.main(["prices", "reprice", "--db", str(db_path)]) == 0
+    assert "repriced 8 of 11 spans with tokens" in capsys.readouterr().out
+    _assert_priced(_stored_costs(db_path))

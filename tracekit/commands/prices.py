@@ -20,8 +20,9 @@ cache-write prices, price changes over time. A model the database does not know 
 
   tracekit prices show MODEL [--provider P]   the price used for a model, and what 1M input/output tokens cost
   tracekit prices update [--reprice]          fetch the newest price data (needs network); without network the
-                                              data packaged with genai-prices stays in use. --reprice prices the
-                                              spans already stored again (the collector must not be running).
+                                              data packaged with genai-prices stays in use. --reprice: then reprice
+  tracekit prices reprice                     price the spans already stored again with the prices in use (spans
+                                              stored before prices existed have none); the collector must not run
 
 exit status: 0 done, 1 the update could not be fetched (the packaged prices stay in use), 2 unknown model or
 the store cannot be opened.
@@ -45,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     update.add_argument("--reprice", action="store_true", help="price the spans already in the store again")
     add_db_argument(update)
     update.set_defaults(handler=run_update)
+    reprice = actions.add_parser("reprice", help="price the spans already in the store with the prices in use")
+    add_db_argument(reprice)
+    reprice.set_defaults(handler=lambda args: _reprice(args.db))
 
 
 def run_show(args: argparse.Namespace) -> int:
