@@ -217,3 +217,27 @@ def test_malformed_content_never_breaks_the_transcript(attributes):
     transcript = build_transcript("t", "trace", [span])
     assert transcript.entries  # at least the request line
     rendered(transcript)  # and it renders
+
+
+def test_turns_show_reasoning_tokens_and_time_to_first_chunk(collector):
+    """The newest conventions' streaming and reasoning attributes, on a model call sent through the collector."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import SpanKind
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.grpc_endpoint,
+                                                                     insecure=True)))
+    with provider.get_tracer("scg").start_as_current_span("chat o3", kind=SpanKind.CLIENT, attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "o3",
+            "gen_ai.conversation.id": "conv-reasoning", "gen_ai.request.stream": True,
+            "gen_ai.response.time_to_first_chunk": 0.42, "gen_ai.usage.input_tokens": 1200,
+            "gen_ai.usage.output_tokens": 900, "gen_ai.usage.reasoning.output_tokens": 700}):
+        pass
+    provider.shutdown()
+    transcript = load_transcript(collector.reader(), "conv-reasoning")
+    turn = transcript.turns[0]
+    assert (turn.reasoning_tokens, turn.time_to_first_chunk_s) == (700, 0.42)
+    assert "1,200 → 900 (700 reasoning) tokens" in rendered(transcript)
+    assert "first chunk 420ms" in rendered(transcript)

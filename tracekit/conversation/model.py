@@ -151,6 +151,8 @@ class Turn:
     response_id: str | None = None
     content_recorded: bool = True
     cost_usd: float | None = None  # None: no known price (tracekit/cost.py)
+    reasoning_tokens: int | None = None  # gen_ai.usage.reasoning.output_tokens, part of output_tokens
+    time_to_first_chunk_s: float | None = None  # gen_ai.response.time_to_first_chunk (streaming)
 
 
 @dataclass

@@ -57,8 +57,11 @@ def turn_header(transcript: Transcript, turn: Turn) -> Text:
     if turn.model:
         pieces.append(turn.model)
     if turn.input_tokens is not None or turn.output_tokens is not None:
-        pieces.append(f"{turn.input_tokens or 0:,} → {turn.output_tokens or 0:,} tokens")
+        reasoning = f" ({turn.reasoning_tokens:,} reasoning)" if turn.reasoning_tokens else ""
+        pieces.append(f"{turn.input_tokens or 0:,} → {turn.output_tokens or 0:,}{reasoning} tokens")
         pieces.append(format_cost(turn.cost_usd))
+    if turn.time_to_first_chunk_s is not None:
+        pieces.append(f"first chunk {format_duration(int(turn.time_to_first_chunk_s * 1e9))}")
     pieces.append(format_duration(turn.duration_ns))
     if turn.status == "ERROR":
         pieces.append("ERROR")
