@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracekit import cost
 from tracekit.collector.processors.normalize import Batch
@@ -29,21 +30,26 @@ class CostProcessor:
 
 def price_table(table: pa.Table) -> pa.Table:
     """The spans table with a `cost_usd` column (replaced if there is one already)."""
-    values = price_rows(table)
-    column = pa.array(values, pa.float64())
+    candidates = pc.indices_nonzero(pc.or_kleene(pc.is_valid(table.column("input_tokens")),
+                                                 pc.is_valid(table.column("output_tokens"))))
+    if len(candidates):
+        column = pa.array(price_rows(table.take(candidates), candidates.to_pylist(), table.num_rows), pa.float64())
+    else:  # most requests: no span with tokens, nothing to convert (to_pylist's first call imports pandas)
+        column = pa.nulls(table.num_rows, pa.float64())
     position = table.schema.get_field_index(COLUMN)
     if position >= 0:
         return table.set_column(position, COLUMN, column)
     return table.append_column(COLUMN, column)
 
 
-def price_rows(table: pa.Table) -> list[float | None]:
-    columns = {name: table.column(name).to_pylist()
+def price_rows(rows: pa.Table, positions: list[int], total: int) -> list[float | None]:
+    """Costs for `total` spans, of which `rows` (at `positions`) have tokens; None for the rest."""
+    columns = {name: rows.column(name).to_pylist()
                for name in ("input_tokens", "output_tokens", "operation_name", "provider_name", "request_model",
                             "response_model", "start_time_ns")}
-    attributes = table.column("attributes")
-    values: list[float | None] = [None] * table.num_rows
-    for row in range(table.num_rows):
+    attributes = rows.column("attributes")
+    values: list[float | None] = [None] * total
+    for row, position in enumerate(positions):
         if not columns["input_tokens"][row] and not columns["output_tokens"][row]:
             continue
         if not cost.is_priced_operation(columns["operation_name"][row]):
@@ -55,5 +61,5 @@ def price_rows(table: pa.Table) -> list[float | None]:
                                 response_model=columns["response_model"][row],
                                 start_time_ns=columns["start_time_ns"][row])
         if price is not None:
-            values[row] = price.total_usd
+            values[position] = price.total_usd
     return values
