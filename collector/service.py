@@ -28,6 +28,7 @@ from tracekit.collector.admission import Admission
 from tracekit.collector.host_check import allowed_hosts, host_check_middleware
 from tracekit.collector.exporters.store_writer import StoreWriter
 from tracekit.collector.pipeline import IngestPipeline, build_processors
+from tracekit.collector.query_views import ViewsInstaller
 from tracekit.collector.read_api import ReaderPool, build_read_app
 from tracekit.collector.receivers.grpc import start_grpc_server
 from tracekit.collector.receivers.http import build_http_app, site_options
@@ -60,6 +61,7 @@ class Collector:
         self._connection = None
         self.writer: StoreWriter | None = None
         self.pipeline: IngestPipeline | None = None
+        self.views: ViewsInstaller | None = None  # creates the query views in the store shortly after start
         self.started_at = time.time()
         self._background: list[Any] = []  # things with stop() started beside the receivers (forwarders)
         self._shared_reader: LocalReader | None = None
@@ -169,6 +171,8 @@ class Collector:
                                       checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
         self.writer = StoreWriter(self._connection, checkpoint_rows=settings.checkpoint_rows)
         self.writer.start()
+        self.views = ViewsInstaller(self._connection)
+        self.views.start()
         self.pipeline = IngestPipeline(build_processors(settings), self.writer, Admission(settings.queue_bytes),
                                        max_request_bytes=settings.max_request_bytes,
                                        decode_workers=settings.decode_workers)
@@ -227,6 +231,7 @@ class Collector:
                 with contextlib.suppress(Exception):
                     component.stop()
             self.pipeline.close()
+            self.views.stop()
             self.writer.stop()
             if pool is not None:
                 pool.close()

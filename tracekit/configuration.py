@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlparse
@@ -175,6 +176,7 @@ def configure(
     metrics: bool = True,
     instrument: bool | Sequence[str] = False,
     set_global: bool = True,
+    live: bool | None = None,
 ) -> ConfigureResult:
     """Set up OpenTelemetry for GenAI telemetry and return what was built.
 
@@ -192,12 +194,16 @@ def configure(
       rules, or `TRACEKIT_REDACTION_FILE`).
     * `instrument=True` also calls `tracekit.instrument()` (or pass framework names).
     * `service_name` falls back to `OTEL_SERVICE_NAME`.
+    * `live` (default on, `TRACEKIT_LIVE=false` turns it off): with OTLP export and logs on, every span that starts
+      also sends a `tracekit.span.started` log record and a heartbeat runs while spans are open (tracekit.live), so
+      the collector can show work in flight. Not added to an existing TracerProvider or for Azure Monitor.
     """
     from opentelemetry import _logs, metrics as otel_metrics, trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from tracekit.live import LiveSpanProcessor, live_enabled
     from tracekit.redaction.sdk import RedactingLogRecordProcessor, RedactingSpanProcessor
 
     if content is not None:
@@ -228,6 +234,10 @@ def configure(
     if service_name:
         attributes[semconv.SERVICE_NAME] = service_name
     resource = Resource.create(attributes)
+    live_on = live_enabled(live) and logs and not connection_string
+    if live_on and semconv.SERVICE_INSTANCE_ID not in resource.attributes:
+        # The heartbeat names the process by its resource: one instance id per configured process.
+        resource = resource.merge(Resource({semconv.SERVICE_INSTANCE_ID: str(uuid.uuid4())}))
 
     if connection_string:
         span_exporter, log_exporter, metric_exporter = _azure_exporters(connection_string, azure_options, logs=logs,
@@ -251,6 +261,8 @@ def configure(
         logger_provider.add_log_record_processor(RedactingLogRecordProcessor(policy))
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
         result.logger_provider = logger_provider
+        if live_on:
+            tracer_provider.add_span_processor(LiveSpanProcessor(logger_provider))
     if metrics:
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader

@@ -6,6 +6,7 @@ first), long values are cut in SQL with `left()` so a 5 MB attribute never cross
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -15,6 +16,7 @@ from tracekit import semconv
 from tracekit.cost import Price, has_cost_column, price_call
 from tracekit.lint.rules import UNREAD, Finding, check_span
 from tracekit.loops import configured_threshold, trace_loops
+from tracekit.store.open_spans import NOT_REPORTING, RUNNING, SPAN_STARTED, OpenSpan, open_spans
 from tracekit.store.reader import StoreReader
 from tracekit.tui.filters import TraceFilter
 
@@ -42,6 +44,11 @@ class TraceSummary:
     cost_usd: float | None = None   # the priced model calls' total; None when none is priced
     cost_partial: bool = False      # some model call with tokens has no known price: the total is a lower bound
     loops: tuple[str, ...] = ()     # what goes in circles in this trace (tracekit.loops), as messages
+    live_state: str | None = None  # RUNNING or NOT_REPORTING while the trace has open spans (tracekit.live)
+
+    @property
+    def running(self) -> bool:
+        return self.live_state == RUNNING
 
 
 class SpanRow(NamedTuple):
@@ -70,6 +77,17 @@ class SpanRow(NamedTuple):
     @property
     def duration_ns(self) -> int:
         return max(0, self.end_ns - self.start_ns)
+
+    @property
+    def live_state(self) -> str | None:
+        """RUNNING or NOT_REPORTING for a span that has started and not ended (see `open_span_rows`)."""
+        return _LIVE_STATUS.get(self.status_code)
+
+
+# Open spans travel through the tree as SpanRows with one of these pseudo status codes (no real span has them).
+STATUS_RUNNING = "RUNNING"
+STATUS_NOT_REPORTING = "NOT_REPORTING"
+_LIVE_STATUS = {STATUS_RUNNING: RUNNING, STATUS_NOT_REPORTING: NOT_REPORTING}
 
 
 @dataclass
@@ -126,11 +144,20 @@ def _keyset(cursor: tuple[int, str] | None) -> tuple[str, list[Any]]:
 
 
 def trace_page(reader: StoreReader, trace_filter: TraceFilter | None = None, *,
-               after: tuple[int, str] | None = None, limit: int = PAGE_SIZE,
-               loop_threshold: int | None = None) -> list[TraceSummary]:
+               after: tuple[int, str] | None = None, limit: int = PAGE_SIZE) -> list[TraceSummary]:
     """A page of traces, newest first, that have spans matching the filter; `after` is the last row's cursor."""
     trace_filter = trace_filter or TraceFilter()
     conditions = trace_filter.span_conditions + trace_filter.trace_conditions
+    if after is None or trace_filter.running:
+        # Traces in flight come first (and only those with `status:running`): their roots may not have ended yet.
+        return _with_running(reader, trace_filter, conditions, limit)
+    return _ended_trace_page(reader, trace_filter, conditions, after, limit)
+
+
+def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions: list[str],
+                      after: tuple[int, str] | None, limit: int, only: list[str] | None = None) -> list[TraceSummary]:
+    if only is not None:
+        conditions = [*conditions, "trace_id IN (SELECT unnest(?::VARCHAR[]))"]
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     having, keyset_params = _keyset(after)
     # Without a filter, page.first_ns is each trace's earliest span, so no span of the page starts before the
@@ -163,9 +190,10 @@ def trace_page(reader: StoreReader, trace_filter: TraceFilter | None = None, *,
         GROUP BY page.trace_id, page.first_ns
         ORDER BY page.first_ns DESC, page.trace_id DESC
     """
-    params = [*trace_filter.params, *trace_filter.trace_params, *keyset_params, limit]
+    params = [*trace_filter.params, *trace_filter.trace_params, *([only] if only is not None else []),
+              *keyset_params, limit]
     rows = reader.sql(sql, params).to_pylist()
-    loops = trace_loops(reader, [row["trace_id"] for row in rows], loop_threshold or configured_threshold())
+    loops = trace_loops(reader, [row["trace_id"] for row in rows], configured_threshold())
     return [TraceSummary(
         trace_id=row["trace_id"], start_ns=row["first_ns"], duration_ns=row["duration_ns"] or 0,
         span_count=row["span_count"], root_name=row["root_name"] or "", has_root=bool(row["has_root"]),
@@ -182,9 +210,82 @@ def _cost_columns(reader: StoreReader) -> str:
             f"AND coalesce(s.input_tokens, s.output_tokens) IS NOT NULL) AS cost_partial")
 
 
+def _with_running(reader: StoreReader, trace_filter: TraceFilter, conditions: list[str],
+                  limit: int) -> list[TraceSummary]:
+    """The first page: traces with open spans (their ended spans merged in), then the ended traces."""
+    by_trace: dict[str, list[OpenSpan]] = {}
+    for span in open_spans(reader):
+        by_trace.setdefault(span.trace_id, []).append(span)
+    ended: dict[str, TraceSummary] = {}
+    if by_trace:
+        ended = {t.trace_id: t for t in _ended_trace_page(reader, trace_filter, conditions, None, len(by_trace),
+                                                          only=list(by_trace))}
+    now_ns = time.time_ns()
+    running = []
+    for trace_id, spans in by_trace.items():
+        stored = ended.get(trace_id)
+        if stored is None and conditions:
+            continue  # the filter's terms are matched against ended spans; none has ended here yet
+        running.append(_running_summary(trace_id, spans, stored, now_ns))
+    running.sort(key=lambda t: (t.start_ns, t.trace_id), reverse=True)
+    if trace_filter.running:
+        return running[:limit]
+    shown = {t.trace_id for t in running}
+    rest = [t for t in _ended_trace_page(reader, trace_filter, conditions, None, limit) if t.trace_id not in shown]
+    return (running + rest)[:max(limit, len(running))]
+
+
+def _running_summary(trace_id: str, spans: list[OpenSpan], stored: TraceSummary | None, now_ns: int) -> TraceSummary:
+    """A trace list row for a trace in flight: elapsed time so far, the open root when it has not ended."""
+    start = min(min(s.start_ns for s in spans), stored.start_ns if stored else now_ns)
+    roots = [s for s in spans if s.parent_span_id is None]
+    state = RUNNING if any(s.running for s in spans) else NOT_REPORTING
+    end = now_ns if state == RUNNING else max(s.last_seen_ns for s in spans)
+    agents = {a for a in (stored.agents.split(", ") if stored and stored.agents else [])}
+    agents.update(str(s.attributes[semconv.GEN_AI_AGENT_NAME]) for s in spans
+                  if s.attributes.get(semconv.GEN_AI_AGENT_NAME))
+    return TraceSummary(
+        trace_id=trace_id, start_ns=start, duration_ns=max(0, end - start),
+        span_count=(stored.span_count if stored else 0) + len(spans),
+        root_name=roots[0].name if roots else (stored.root_name if stored else spans[0].name),
+        has_root=bool(roots) or bool(stored and stored.has_root), agents=", ".join(sorted(agents)),
+        service=(stored.service if stored else "") or spans[0].service_name or "",
+        tokens=stored.tokens if stored else None, errors=stored.errors if stored else 0,
+        conversation_id=stored.conversation_id if stored else None, live_state=state,
+        cost_usd=stored.cost_usd if stored else None, cost_partial=bool(stored and stored.cost_partial),
+        loops=stored.loops if stored else ())
+
+
+def open_span_rows(reader: StoreReader, trace_id: str) -> list[SpanRow]:
+    """The open spans of one trace as SpanRows (status RUNNING or NOT_REPORTING, ending now or when last heard)."""
+    now_ns = time.time_ns()
+    rows = []
+    for span in open_spans(reader, trace_id, now_ns=now_ns):
+        attributes = span.attributes
+        rows.append(SpanRow(
+            trace_id=span.trace_id, span_id=span.span_id, parent_span_id=span.parent_span_id, name=span.name,
+            kind=span.kind, start_ns=span.start_ns, end_ns=now_ns if span.running else span.last_seen_ns,
+            status_code=STATUS_RUNNING if span.running else STATUS_NOT_REPORTING, status_message=span.state,
+            service_name=span.service_name, operation_name=attributes.get(semconv.GEN_AI_OPERATION_NAME),
+            agent_name=attributes.get(semconv.GEN_AI_AGENT_NAME),
+            model=attributes.get(semconv.GEN_AI_REQUEST_MODEL), tool_name=attributes.get(semconv.GEN_AI_TOOL_NAME),
+            input_tokens=None, output_tokens=None, ingest_seq=0,
+            conversation_id=attributes.get(semconv.GEN_AI_CONVERSATION_ID)))
+    return rows
+
+
+def in_flight(reader: StoreReader, conversation_id: str | None, trace_ids: list[str]) -> list[OpenSpan]:
+    """The open spans of a conversation (in its traces, or carrying its id), oldest first: its turn in progress."""
+    traces = set(trace_ids)
+    return [span for span in open_spans(reader) if span.trace_id in traces or (
+        conversation_id and span.attributes.get(semconv.GEN_AI_CONVERSATION_ID) == conversation_id)]
+
+
 def latest_seq(reader: StoreReader) -> int:
-    """The newest ingest sequence number in the store (0 when empty): the live tail polls for a change."""
-    table = reader.sql("SELECT coalesce(max(ingest_seq), 0) AS seq FROM spans")
+    """The newest ingest sequence number of a span or a span start in the store (0 when empty): the live tail polls
+    for a change."""
+    table = reader.sql(f"SELECT coalesce(greatest((SELECT max(ingest_seq) FROM spans), (SELECT max(ingest_seq) "
+                       f"FROM logs WHERE event_name = '{SPAN_STARTED}')), 0) AS seq")
     return int(table.column("seq")[0].as_py())
 
 
@@ -213,7 +314,9 @@ def trace_spans(reader: StoreReader, trace_id: str, *, since_seq: int = 0) -> li
         ORDER BY start_time_ns, span_id
     """
     columns = reader.sql(sql, [trace_id, since_seq]).to_pydict()  # column-wise: much faster than row dicts
-    return list(map(SpanRow._make, zip(*(columns[name] for name in SpanRow._fields))))
+    ended = list(map(SpanRow._make, zip(*(columns[name] for name in SpanRow._fields))))
+    # Open spans come every time (their state and elapsed time change); an ended span with the same id replaces one.
+    return ended + open_span_rows(reader, trace_id)
 
 
 _VALUE = "CASE WHEN json_type(value) = 'VARCHAR' THEN value->>'$' ELSE value::VARCHAR END"
@@ -231,6 +334,11 @@ def span_details(reader: StoreReader, span: SpanRow, *, preview: int = VALUE_PRE
     """Attributes (values cut at `preview` characters), events, links, correlated logs and resource of a span."""
     key = [span.trace_id, span.span_id]
     details = SpanDetails(span=span)
+    if span.live_state:  # not ended: what its start record knew
+        details.attributes = [a for a in _attributes(
+            reader, "logs", f"event_name = '{SPAN_STARTED}' AND trace_id = ? AND span_id = ?", key, preview)
+            if not a.key.startswith("tracekit.span.")]
+        return details
     details.attributes = _attributes(reader, "spans", "trace_id = ? AND span_id = ?", key, preview)
     details.events = reader.sql(
         "SELECT event_index, time_ns, name, left(attributes::VARCHAR, ?) AS attributes, "

@@ -19,7 +19,7 @@ from tracekit.errors import QueryError
 
 KEYS = {
     "agent": "agent name (gen_ai.agent.name)",
-    "status": "error or ok",
+    "status": "error, ok or running (traces with spans in flight)",
     "since": "a duration (30s, 15m, 2h, 7d) or an ISO time",
     "until": "a duration ago or an ISO time",
     "conv": "conversation id",
@@ -48,10 +48,11 @@ class TraceFilter:
     trace_conditions: list[str] = field(default_factory=list)  # conditions on the whole trace (status:ok)
     params: list[Any] = field(default_factory=list)
     trace_params: list[Any] = field(default_factory=list)
+    running: bool = False  # status:running: only traces with open spans (tracekit.store.open_spans)
 
     @property
     def empty(self) -> bool:
-        return not self.span_conditions and not self.trace_conditions
+        return not self.span_conditions and not self.trace_conditions and not self.running
 
 
 def _time(value: str, now: datetime, column: int) -> datetime:
@@ -129,11 +130,13 @@ def parse_filter(text: str, *, now: datetime | None = None) -> TraceFilter:
             lowered = value.lower()
             if lowered in ("error", "err", "failed"):
                 result.span_conditions.append("status_code = 'ERROR'")
+            elif lowered in ("running", "live", "open"):
+                result.running = True
             elif lowered in ("ok", "success", "unset"):
                 result.trace_conditions.append(
                     "trace_id NOT IN (SELECT trace_id FROM spans WHERE status_code = 'ERROR')")
             else:
-                raise FilterError(f"status: expects error or ok, got {value!r}", line=1, column=column)
+                raise FilterError(f"status: expects error, ok or running, got {value!r}", line=1, column=column)
         elif key == "since":
             # Bound as text: parameters travel as JSON when the reader is a running collector's read API.
             result.span_conditions.append("start_time >= CAST(? AS TIMESTAMP)")

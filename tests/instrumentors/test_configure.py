@@ -49,8 +49,11 @@ def test_configure_sends_redacted_spans_and_evaluations_to_the_collector(collect
         ("execute_tool lookup", "trip-planner"), ("invoke_agent planner", "trip-planner")]
     tool_attrs = json.loads(spans[0]["attributes"])
     assert json.loads(tool_attrs["gen_ai.tool.call.arguments"]) == {"api_key": "[REDACTED:openai_key]", "q": "fares"}
-    logs = _rows(collector, "SELECT event_name, span_id FROM logs")
-    assert [row["event_name"] for row in logs] == ["gen_ai.evaluation.result"]
+    logs = _rows(collector, "SELECT event_name, span_id FROM logs WHERE event_name <> 'tracekit.heartbeat' "
+                            "ORDER BY event_name")
+    # The evaluation, and a start record per span (tracekit.live, on by default).
+    assert [row["event_name"] for row in logs] == [
+        "gen_ai.evaluation.result", "tracekit.span.started", "tracekit.span.started"]
 
 
 # The Azure exporter's own periodic self-telemetry would reach the fake ingestion endpoint too.

@@ -236,3 +236,46 @@ def test_graph_operators_walk_the_span_tree(reader, workload):
                  format(s.context.span_id, "016x"))
                 for s in workload.spans if s.kind.name != "SERVER"}
     assert {(row["parent_id"], row["child_id"]) for row in table.to_pylist()} == expected
+
+
+def test_duckdb_kql_is_within_the_tested_range():
+    """The shortcuts are tested against the duckdb-kql versions pyproject.toml allows; a release outside that range
+    is tested before the range is widened."""
+    import tomllib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    requirement = next(Requirement(spec) for spec in project["project"]["dependencies"]
+                       if Requirement(spec).name == "duckdb-kql")
+    assert requirement.specifier.contains(version("duckdb-kql"))
+    assert any(spec.operator == "<" for spec in requirement.specifier)  # an upper bound: no untested release
+
+
+def test_shortcuts_rewrite_the_parse_tree_not_the_text(mixed_reader):
+    """Each rewrite works on DuckDB's parse tree of duckdb-kql's SQL: accessors become typed-column reads,
+    toint() of a token count reads the typed column, and text inside string literals is never touched."""
+    from tracekit.query import sql_tree
+    from tracekit.query.kql import _accessor
+
+    text = ('dependencies | where customDimensions["gen_ai.operation.name"] == "chat" '
+            '| summarize t = sum(toint(customDimensions["gen_ai.usage.input_tokens"])), '
+            'r = make_set(tostring(customDimensions["gen_ai.response.finish_reasons"])) '
+            'by m = tostring(customDimensions["gen_ai.request.model"]) | order by m asc')
+    compiled = compile_kql(mixed_reader, text, since=dt.timedelta(days=3650))
+    tree = sql_tree.parse(compiled.sql)
+    assert not [node for node in sql_tree.walk(tree) if _accessor(node)]  # every customDimensions[...] replaced
+    columns = sql_tree.column_names(tree)
+    assert {"__tk_operation_name", "__tk_request_model", "__tk_input_tokens", "__tk_attributes"} <= columns
+    assert "BETWEEN -2147483648 AND 2147483647" in compiled.sql  # toint() of the typed column
+    assert "tk_since" in compiled.sql  # the time range, applied to the table the tree reads
+    assert mixed_reader.sql(compiled.sql, compiled.params).to_pylist() == \
+        mixed_reader.sql(compiled.fallback_sql, compiled.params).to_pylist()
+
+    look_alike = 'FROM "dependencies" json_extract("customDimensions", \'$."gen_ai.operation.name"\')'
+    text = f'dependencies | where name == "{look_alike.replace(chr(34), chr(92) + chr(34))}" | count'
+    compiled = compile_kql(mixed_reader, text, since=dt.timedelta(days=1))
+    assert look_alike.replace("'", "''") in compiled.sql
+    assert run_kql(mixed_reader, text, since=dt.timedelta(days=3650)).to_pylist() == [{"Count": 0}]

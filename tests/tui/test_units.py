@@ -15,7 +15,7 @@ from tracekit.tui.span_forest import build_forest, walk
 @pytest.mark.parametrize("text, column, message", [
     ("checkout colour:blue", 10, "unknown filter key 'colour'"),
     ("agent:", 1, "agent: needs a value"),
-    ("status:maybe", 1, "status: expects error or ok"),
+    ("status:maybe", 1, "status: expects error, ok or running"),
     ("x since:yesterday", 3, "neither a duration"),
     ("trace:xyz", 1, "trace: expects hex digits"),
     ('agent:"open', 7, "unclosed quote"),

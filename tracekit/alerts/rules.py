@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import operator as op
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from tracekit.durations import DurationError, parse_duration
 from tracekit.errors import TracekitError
+from tracekit.toml_files import read_toml
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">": op.gt, ">=": op.ge, "<": op.lt, "<=": op.le, "==": op.eq, "!=": op.ne,
@@ -69,14 +69,7 @@ class AlertRule:
 
 def load_rules(path: str | Path) -> list[AlertRule]:
     """Read and check a rule file; RuleError names the rule and the key at fault."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise RuleError(f"cannot read the rule file {path}: {error.strerror or error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise RuleError(f"{path}: not valid TOML: {error}") from None
-    return parse_rules(data, str(path))
+    return parse_rules(read_toml(path, RuleError), str(path))
 
 
 def parse_rules(data: dict[str, Any], source: str = "rules") -> list[AlertRule]:

@@ -15,12 +15,12 @@ rule: which evaluators, for which agent's responses, on what share of them, at m
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tracekit.errors import TracekitError
+from tracekit.toml_files import read_toml
 from tracekit.evaluators.builtin import BUILTIN, Evaluator, make_evaluators
 from tracekit.evaluators.judge import judge_from
 
@@ -43,13 +43,7 @@ class EvaluationRule:
 
 def load_evaluation_rules(path: str | Path) -> list[EvaluationRule]:
     """Read and check the file, and set up its evaluators (so a missing package or judge fails at start)."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise EvaluationRuleError(f"cannot read {path}: {error.strerror or error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise EvaluationRuleError(f"{path}: not valid TOML: {error}") from None
+    data = read_toml(path, EvaluationRuleError)
     judge_table: dict[str, Any] = data.get("judge", {})
     unknown = set(judge_table) - _JUDGE_KEYS
     if unknown:

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from tracekit.export.rebuild import log_key
 from tracekit.export.selection import SPAN_COLUMNS, StoreKey, StoreSource
+from tracekit.store.open_spans import NOT_LIVE_RECORD
 
 _loads = orjson.loads
 ChildKey = tuple[int, str, str]  # (ingest_seq, trace_id, span_id): a span stored twice keeps its own children
@@ -111,7 +112,8 @@ class RowReader:
                 "logs", "SELECT time_ns, observed_time_ns, severity_number, severity_text, body, event_name, trace_id, "
                 "span_id, flags, resource_id, scope_name, scope_version, attributes, dropped_attributes_count "
                 "FROM logs WHERE span_id IN (SELECT unnest(string_split(?, ','))) AND trace_id || span_id IN "
-                "(SELECT unnest(string_split(?, ','))) ORDER BY trace_id, span_id, time_ns, event_name, attributes",
+                "(SELECT unnest(string_split(?, ','))) AND " + NOT_LIVE_RECORD + " "
+                "ORDER BY trace_id, span_id, time_ns, event_name, attributes",
                 [span_ids, joined]).to_pylist()
             for row in logs:
                 page.log_keys.append(log_key(row))

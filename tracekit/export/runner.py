@@ -118,8 +118,8 @@ def prefetched_pages(keys: list[Any], page_size: int, fetch: Callable[[list[Any]
 @contextmanager
 def _frozen_heap() -> Iterator[None]:
     """Keep the cyclic garbage collector off the objects alive before the run (imported modules, the exporter, the
-    selection's keys) while it runs: every full collection traversed them all, ~100 ms each, 12-16 % of the Azure
-    export's wall time. The run's own garbage is collected as usual; `unfreeze` hands the rest back afterwards."""
+    selection's keys) while it runs: every full collection traversed them all, a large share of the Azure export's
+    wall time (docs/export.md). The run's own garbage is collected as usual; `unfreeze` hands the rest back afterwards."""
     gc.freeze()
     try:
         yield

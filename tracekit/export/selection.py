@@ -19,6 +19,7 @@ import pyarrow as pa
 from tracekit.errors import TracekitError
 from tracekit.redaction.columns import TableRedactor
 from tracekit.export.rebuild import ResourceCache, StoredSpan, log_key, rebuild_log_records, rebuild_spans
+from tracekit.store.open_spans import NOT_LIVE_RECORD
 from tracekit.store.reader import StoreReader
 
 StoreKey = tuple[int, str, str]  # (ingest_seq, trace_id, span_id)
@@ -268,7 +269,8 @@ class StoreSource:
                 "logs", "SELECT time_ns, observed_time_ns, severity_number, severity_text, body, event_name, trace_id, span_id, "
                 "flags, resource_id, scope_name, scope_version, attributes FROM logs "
                 "WHERE span_id IN (SELECT unnest(string_split(?, ','))) AND trace_id || span_id IN "
-                "(SELECT unnest(string_split(?, ','))) ORDER BY trace_id, span_id, time_ns, event_name, attributes",
+                "(SELECT unnest(string_split(?, ','))) AND " + NOT_LIVE_RECORD + " "
+                "ORDER BY trace_id, span_id, time_ns, event_name, attributes",
                 [span_ids, joined])
             if log_rows.num_rows:
                 self._load_resources(log_rows.column("resource_id").to_pylist())

@@ -12,9 +12,9 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from tracekit.commands.query import rows_for_json
 from tracekit.durations import parse_duration
 from tracekit.errors import QueryError
+from tracekit.query.json_rows import rows_for_json
 from tracekit.readout.budget import (DEFAULT_CHARS, DEFAULT_ROWS, MAX_CHARS, MAX_ROWS, VALUE_CHARS, check_offset,
                                      clamp, cut, page)
 from tracekit.store.reader import StoreReader

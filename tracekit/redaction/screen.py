@@ -1,6 +1,6 @@
 """The fast screen: which texts could a RedactionPolicy change at all?
 
-Running a policy's rules on every text in Python costs 20-150 us per span. Most spans hold nothing to mask, so
+Running a policy's rules on every text in Python is costly (docs/performance.md). Most spans hold nothing to mask, so
 texts are screened first with one RE2 regex (google-re2, in C): each rule's own regex with lookarounds removed (RE2
 has none; dropping them only widens the match), or its literal triggers, plus the secret-like key names. It is a
 superset check: only the rows it flags need the policy (tracekit.redaction.columns runs it on every column).

@@ -4,8 +4,9 @@ DuckDB lets one process open a file read-write. While a collector runs it owns t
 query`, the TUI, exports) go through its local read API, found in the state file beside the database. With no
 collector running they open the file read-only themselves. `open_reader()` picks the right one.
 
-Every path is read-only: SQL is checked to be a single SELECT before it runs, and the database has external file
-access switched off, so a query can neither write nor reach files outside the store.
+Every path is read-only by construction (tracekit.store.read_only): each query runs in a read-only transaction that
+is always rolled back, after a check that it is one SELECT calling only reading functions, and the database has
+external file access switched off, so a query can neither write nor reach files outside the store.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import logging
 import os
 import re
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -30,25 +29,10 @@ import pyarrow.ipc
 from tracekit.errors import CollectorUnavailable, QueryError, StoreError
 from tracekit.files import read_trusted
 from tracekit.store.database import open_store_readonly
+from tracekit.store.read_only import check_read_only, in_read_only_transaction
 from tracekit.store.paths import resolve_db_path, state_file_for
 
 Params = Sequence[Any] | dict[str, Any] | None
-
-_ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
-
-
-def ensure_read_only(sql: str) -> None:
-    """Raise QueryError unless `sql` is exactly one SELECT (or EXPLAIN) statement."""
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.ParserException as error:
-        raise QueryError(f"SQL syntax error: {error}") from None
-    if len(statements) != 1:
-        raise QueryError(f"expected exactly one SQL statement, got {len(statements)}")
-    kind = statements[0].type
-    if kind not in _ALLOWED_STATEMENTS:
-        raise QueryError(f"only read-only queries are allowed here (got a {kind.name} statement)")
-
 
 class StoreReader(Protocol):
     """What readers of the store need: run a read-only SQL query and get an Arrow table back."""
@@ -79,17 +63,20 @@ class LocalReader:
         return cls(open_store_readonly(db_path), str(db_path))
 
     def sql(self, query: str, params: Params = None) -> pa.Table:
-        ensure_read_only(query)
         with self._lock:
+            check_read_only(query, self._connection)
             if not self._views_ready and _uses_views(query):
                 # Installing the views costs about a second per connection: paid only by queries that use them.
                 prepare_connection(self._connection)
                 self._views_ready = True
             try:
-                relation = self._connection.sql(query, params=params)
-                return mark_json_columns(relation.to_arrow_table(), [str(kind) for kind in relation.types])
+                return in_read_only_transaction(self._connection, lambda: self._run(query, params))
             except duckdb.Error as error:
                 raise QueryError(_clean_duckdb_message(error)) from None
+
+    def _run(self, query: str, params: Params) -> pa.Table:
+        relation = self._connection.sql(query, params=params)
+        return mark_json_columns(relation.to_arrow_table(), [str(kind) for kind in relation.types])
 
     def close(self) -> None:
         with self._lock:
@@ -129,10 +116,28 @@ class RemoteReader:
         self.location = location
 
     def sql(self, query: str, params: Params = None) -> pa.Table:
-        body = json.dumps({"sql": query, "params": params}, default=_param_json).encode()
+        table = self._post("/v1/sql", {"sql": query, "params": params})
+        assert table is not None
+        return table
+
+    def kql(self, text: str, params: dict[str, Any] | None = None, since_seconds: float | None = None,
+            now: str | None = None) -> pa.Table | None:
+        """Run KQL in the collector, which translates it (its parser warm, its translations cached) and runs the SQL
+        on its readers; None when the collector predates this endpoint (then the caller translates)."""
+        body = {"kql": text, "params": params, "since_seconds": since_seconds, "now": now}
+        try:
+            json.dumps(body, default=_param_json)
+        except (TypeError, ValueError):
+            return None  # parameter values JSON cannot carry: translated here, bound as values
+        return self._post("/v1/kql", body, missing_ok=True)
+
+    def _post(self, path: str, body: dict[str, Any], *, missing_ok: bool = False) -> pa.Table | None:
+        import urllib.error  # here, not at the top: a reader of a file needs no HTTP client (nor its ssl import)
+        import urllib.request
+
         request = urllib.request.Request(
-            self._url + "/v1/sql",
-            data=body,
+            self._url + path,
+            data=json.dumps(body, default=_param_json).encode(),
             method="POST",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
         )
@@ -140,13 +145,16 @@ class RemoteReader:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return pyarrow.ipc.open_stream(response.read()).read_all()
         except urllib.error.HTTPError as error:
+            if error.code == 404 and missing_ok:
+                return None
             detail = error.read().decode(errors="replace")
             try:
-                message = json.loads(detail).get("error", detail)
+                answer = json.loads(detail)
             except ValueError:
-                message = detail
+                answer = {"error": detail}
+            message = answer.get("error", detail) if isinstance(answer, dict) else detail
             if error.code == 400:
-                raise QueryError(message) from None
+                raise QueryError(message, line=answer.get("line"), column=answer.get("column")) from None
             raise StoreError(f"the collector's read API answered {error.code}: {message}") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
             raise CollectorUnavailable(f"the collector at {self._url} did not answer: {error}") from None

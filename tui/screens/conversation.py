@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -10,10 +12,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from tracekit.conversation import load_transcript
-from tracekit.conversation.literal import DEFAULT_LIMIT
+from tracekit.conversation.literal import DEFAULT_LIMIT, literal
 from tracekit.conversation.model import Transcript
 from tracekit.errors import TracekitError
-from tracekit.tui.data import conversation_seq
+from tracekit.store.open_spans import OpenSpan
+from tracekit.tui.data import conversation_seq, in_flight
+from tracekit.tui.format import format_duration
 from tracekit.tui.widgets.transcript_view import TranscriptView
 
 EXPANDED_LIMIT = 200_000
@@ -45,6 +49,7 @@ class ConversationScreen(Screen):
         self.limit: int | None = DEFAULT_LIMIT
         self.loaded = False
         self.seq = 0
+        self.in_flight: list[OpenSpan] = []  # the turn in progress: open spans of this conversation
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -76,10 +81,17 @@ class ConversationScreen(Screen):
     def check_for_new_spans(self, conversation_id: str | None, trace_ids: list[str]) -> None:
         try:
             seq = conversation_seq(self.app.reader, conversation_id, trace_ids)
+            running = in_flight(self.app.reader, conversation_id, trace_ids)
         except TracekitError:
             return
         if seq > self.seq:
             self.app.call_from_thread(self.load)
+        if running or self.in_flight:
+            self.app.call_from_thread(self.show_in_flight, running)
+
+    def show_in_flight(self, spans: list[OpenSpan]) -> None:
+        self.in_flight = spans
+        self.update_status()
 
     async def show(self, transcript: Transcript, seq: int = 0) -> None:
         view = self.query_one(TranscriptView)
@@ -103,6 +115,9 @@ class ConversationScreen(Screen):
         text = Text("turn ", style="dim")
         text.append(f"{view.current_turn + 1 if view.current_turn >= 0 else '–'} of {total}", style="bold")
         text.append("  ·  n/p step through turns, e expands long values, t opens the trace", style="dim")
+        if self.in_flight:
+            text.append("\n")
+            text.append_text(in_progress(self.in_flight))
         self.query_one("#conversation-status", Static).update(text)
 
     def action_back(self) -> None:
@@ -139,3 +154,23 @@ class ConversationScreen(Screen):
         turn = view.turn_widgets[max(view.current_turn, 0)].block.turn
         if turn is not None:
             self.app.open_trace(turn.trace_id, select_span=turn.span_id)
+
+
+def in_progress(spans: list[OpenSpan]) -> Text:
+    """The turn in progress as one line: the innermost open span's chain of open ancestors, and the time so far."""
+    by_id = {span.span_id: span for span in spans}
+    innermost = max(spans, key=lambda span: span.start_ns)
+    chain = [innermost]
+    while chain[-1].parent_span_id in by_id and len(chain) < 20:
+        chain.append(by_id[chain[-1].parent_span_id])
+    chain.reverse()
+    running = innermost.running
+    text = Text("● in progress  " if running else "◌ no longer reporting  ",
+                style="bold green" if running else "bold yellow")
+    for index, span in enumerate(chain):
+        if index:
+            text.append(" › ", style="dim")
+        text.append_text(literal(span.name, limit=80, pretty=False))
+    end = time.time_ns() if running else innermost.last_seen_ns
+    text.append(f"  {format_duration(max(0, end - chain[0].start_ns))}", style="dim")
+    return text

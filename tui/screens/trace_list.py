@@ -92,18 +92,20 @@ class TraceListScreen(Screen):
         self.app.call_from_thread(self.show_page, generation, traces, None, True, PAGE_SIZE)
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
-    def poll_store(self, rows: int) -> None:
+    def poll_store(self, rows: int, in_flight: bool = False) -> None:
         try:
             seq = latest_seq(self.app.reader)
         except TracekitError:
             return  # the next poll tries again; a collector restarting is not an error worth a popup
-        if seq != self.last_seq:
+        if seq != self.last_seq or in_flight:  # a running trace's elapsed time ticks
             self.app.call_from_thread(self.reload, rows)
 
     def poll(self) -> None:
         """Timer callback: look for new spans while live and on screen."""
         if self.live and self.app.screen is self:
-            self.poll_store(min(MAX_LIVE_ROWS, max(PAGE_SIZE, len(self.query_one(TraceTable).traces))))
+            traces = self.query_one(TraceTable).traces
+            self.poll_store(min(MAX_LIVE_ROWS, max(PAGE_SIZE, len(traces))),
+                            any(trace.live_state for trace in traces))
 
     def show_page(self, generation: int, traces: list[TraceSummary], seq: int | None, append: bool,
                   requested: int) -> None:

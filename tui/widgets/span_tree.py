@@ -10,6 +10,7 @@ from textual.widgets.tree import TreeNode
 
 from tracekit import semconv
 from tracekit.conversation.literal import literal
+from tracekit.store.open_spans import NOT_REPORTING, RUNNING
 from tracekit.tui.data import SpanRow
 from tracekit.tui.format import format_duration, short_id
 from tracekit.tui.span_forest import SpanNode, build_forest, walk
@@ -22,6 +23,7 @@ GUIDE = 4  # Tree's default guide width per level
 
 KIND_STYLE = {"agent": "cyan", "model": "magenta", "tool": "yellow", "step": "blue", "other": "bright_black"}
 ICONS = {"agent": "▶", "model": "✦", "tool": "⚙", "step": "◆", "other": "•"}
+LIVE_MARKS = {RUNNING: ("● running ", "bold green"), NOT_REPORTING: ("◌ no longer reporting ", "bold yellow")}
 
 
 def span_role(span: SpanRow) -> str:
@@ -184,6 +186,8 @@ class SpanTree(Tree[SpanNode]):
             label.append_text(literal(extra, limit=80, pretty=False, style="cyan"))
         if span.status_code == "ERROR":
             label.append(" ✖", style="bold red")
+        if span.live_state:  # not ended yet: said before the name is cut to the column
+            label = Text.assemble(LIVE_MARKS[span.live_state], label)
         label.truncate(width, overflow="ellipsis", pad=True)
         label.append(f" {format_duration(span.duration_ns):>7} ", style="dim")
         label.append_text(self._bar(span, role))

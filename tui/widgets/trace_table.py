@@ -75,6 +75,10 @@ class TraceTable(DataTable):
     def _cells(trace: TraceSummary) -> list[Text]:
         widths = dict(COLUMNS)
         root = trace.root_name if trace.has_root else f"{trace.root_name} (root missing)"
+        duration = Text(format_duration(trace.duration_ns), justify="right")
+        if trace.live_state:  # in flight: the elapsed time so far, and whether its process still reports
+            root = f"{'● running' if trace.running else '◌ no longer reporting'}  {root}"
+            duration.stylize("bold green" if trace.running else "yellow")
         name = _cell(root, widths["root span"] - (2 if trace.loops else 0), "bold" if trace.has_root else "italic")
         if trace.loops:  # an agent going in circles: marked before the name
             name = Text.assemble(("↻ ", "bold yellow"), name)
@@ -83,7 +87,7 @@ class TraceTable(DataTable):
             name,
             _cell(trace.agents, widths["agent"], "cyan"),
             _cell(trace.service, widths["service"]),
-            Text(format_duration(trace.duration_ns), justify="right"),
+            duration,
             Text(count(trace.span_count), justify="right"),
             Text(count(trace.tokens), justify="right"),
             Text(trace_cost(trace), justify="right"),
