@@ -27,6 +27,7 @@ setup(
     package_data={
         "tracekit.tui": ["*.tcss", "**/*.tcss"],
         "tracekit.dashboards": ["*.json", "*.kql", "*.toml", "alert_rules/*.toml"],
+        "tracekit.lint": ["*.json"],
     },
     # The compiled twin of the collector's hot path, the OTLP trace decoder. Optional: without a C compiler the
     # install succeeds and the Python decoder runs.

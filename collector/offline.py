@@ -15,12 +15,14 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tracekit.collector.exporters.store_writer import next_sequence, write_batches
+from tracekit.collector.processors.cost import CostProcessor
 from tracekit.collector.processors.normalize import Batch, decode_logs, decode_metrics, decode_traces
 from tracekit.collector.processors.redaction import BatchRedactor
 from tracekit.redaction import RedactionPolicy
 from tracekit.store.database import open_store
 
 REQUESTS_PER_COMMIT = 64
+_COST = CostProcessor()  # spans are priced on import as the collector prices them
 _DECODERS: dict[type, Callable[[Any], Batch]] = {
     ExportTraceServiceRequest: decode_traces, ExportLogsServiceRequest: decode_logs,
     ExportMetricsServiceRequest: decode_metrics}
@@ -44,6 +46,8 @@ def write_requests(requests: Iterable[Any], db_path: Path,
                 batch = _DECODERS[type(request)](request)
                 if redactor is not None:
                     redactor.process("", batch)
+                if isinstance(request, ExportTraceServiceRequest):
+                    batch = _COST.process("traces", batch)
                 if observe is not None:
                     observe(request, batch)
                 batches.append(batch)

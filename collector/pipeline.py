@@ -19,6 +19,7 @@ from typing import Sequence
 from tracekit.collector.admission import Admission
 from tracekit.collector.exporters.store_writer import StoreWriter
 from tracekit.collector.processors import Processor, install, run_installed, run_processors
+from tracekit.collector.processors.cost import CostProcessor
 from tracekit.collector.processors.decode import Decode, InvalidRequest, Received
 from tracekit.collector.processors.normalize import Batch
 from tracekit.collector.processors.redaction import BatchRedactor
@@ -33,6 +34,7 @@ def build_processors(settings: CollectorSettings) -> list[Processor]:
     policy = settings.redaction_policy()
     if not policy.is_noop:
         processors.append(BatchRedactor(policy))
+    processors.append(CostProcessor())
     return processors
 
 

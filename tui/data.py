@@ -13,6 +13,9 @@ from typing import Any, NamedTuple
 import orjson
 
 from tracekit import semconv
+from tracekit.cost import Price, has_cost_column, price_call
+from tracekit.lint.rules import UNREAD, Finding, check_span
+from tracekit.loops import configured_threshold, trace_loops
 from tracekit.store.open_spans import NOT_REPORTING, RUNNING, SPAN_STARTED, OpenSpan, open_spans
 from tracekit.store.reader import StoreReader
 from tracekit.tui.filters import TraceFilter
@@ -38,6 +41,9 @@ class TraceSummary:
     tokens: int | None
     errors: int
     conversation_id: str | None
+    cost_usd: float | None = None   # the priced model calls' total; None when none is priced
+    cost_partial: bool = False      # some model call with tokens has no known price: the total is a lower bound
+    loops: tuple[str, ...] = ()     # what goes in circles in this trace (tracekit.loops), as messages
     live_state: str | None = None  # RUNNING or NOT_REPORTING while the trace has open spans (tracekit.live)
 
     @property
@@ -108,6 +114,26 @@ class SpanDetails:
     links: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
     resource: list[AttributeValue] = field(default_factory=list)
+    price: Price | None = None      # the price the span's model call is costed at (None: not a call, or unknown)
+    findings: list[Finding] = field(default_factory=list)  # what `tracekit lint` finds wrong with this span
+
+    def attribute_map(self) -> dict[str, Any]:
+        """The attributes loaded whole, as values (numbers as numbers): what pricing and the linter read."""
+        values: dict[str, Any] = {}
+        for item in self.attributes:
+            if item.truncated:
+                values[item.key] = UNREAD  # content cut for display: its key matters here, not its value
+            elif item.json_type in ("BIGINT", "UBIGINT", "INTEGER"):
+                values[item.key] = int(item.value)
+            elif item.json_type == "DOUBLE":
+                values[item.key] = float(item.value)
+            elif item.json_type == "BOOLEAN":
+                values[item.key] = item.value == "true"
+            elif item.json_type in ("OBJECT", "ARRAY"):
+                values[item.key] = orjson.loads(item.value)
+            else:
+                values[item.key] = item.value
+        return values
 
 
 def _keyset(cursor: tuple[int, str] | None) -> tuple[str, list[Any]]:
@@ -158,7 +184,8 @@ def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions
                                     AND (s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL)),
                         sum(s.input_tokens + s.output_tokens))::BIGINT AS tokens,
                count(*) FILTER (WHERE s.status_code = 'ERROR') AS errors,
-               any_value(s.conversation_id) FILTER (WHERE s.conversation_id IS NOT NULL) AS conversation_id
+               any_value(s.conversation_id) FILTER (WHERE s.conversation_id IS NOT NULL) AS conversation_id,
+               {_cost_columns(reader)}
         FROM page JOIN spans s ON s.trace_id = page.trace_id {lower_bound}
         GROUP BY page.trace_id, page.first_ns
         ORDER BY page.first_ns DESC, page.trace_id DESC
@@ -166,11 +193,21 @@ def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions
     params = [*trace_filter.params, *trace_filter.trace_params, *([only] if only is not None else []),
               *keyset_params, limit]
     rows = reader.sql(sql, params).to_pylist()
+    loops = trace_loops(reader, [row["trace_id"] for row in rows], configured_threshold())
     return [TraceSummary(
         trace_id=row["trace_id"], start_ns=row["first_ns"], duration_ns=row["duration_ns"] or 0,
         span_count=row["span_count"], root_name=row["root_name"] or "", has_root=bool(row["has_root"]),
         agents=row["agents"] or "", service=row["service"] or "", tokens=row["tokens"], errors=row["errors"],
-        conversation_id=row["conversation_id"]) for row in rows]
+        conversation_id=row["conversation_id"], cost_usd=row["cost_usd"], cost_partial=bool(row["cost_partial"]),
+        loops=tuple(loop.message for loop in loops.get(row["trace_id"], ()))) for row in rows]
+
+
+def _cost_columns(reader: StoreReader) -> str:
+    if not has_cost_column(reader):  # a store from before prices (opened read-only, not migrated)
+        return "NULL::DOUBLE AS cost_usd, false AS cost_partial"
+    return (f"sum(s.cost_usd) AS cost_usd, "
+            f"bool_or(s.cost_usd IS NULL AND s.operation_name IN ({_INFERENCE}) "
+            f"AND coalesce(s.input_tokens, s.output_tokens) IS NOT NULL) AS cost_partial")
 
 
 def _with_running(reader: StoreReader, trace_filter: TraceFilter, conditions: list[str],
@@ -214,7 +251,9 @@ def _running_summary(trace_id: str, spans: list[OpenSpan], stored: TraceSummary 
         has_root=bool(roots) or bool(stored and stored.has_root), agents=", ".join(sorted(agents)),
         service=(stored.service if stored else "") or spans[0].service_name or "",
         tokens=stored.tokens if stored else None, errors=stored.errors if stored else 0,
-        conversation_id=stored.conversation_id if stored else None, live_state=state)
+        conversation_id=stored.conversation_id if stored else None, live_state=state,
+        cost_usd=stored.cost_usd if stored else None, cost_partial=bool(stored and stored.cost_partial),
+        loops=stored.loops if stored else ())
 
 
 def open_span_rows(reader: StoreReader, trace_id: str) -> list[SpanRow]:
@@ -315,6 +354,9 @@ def span_details(reader: StoreReader, span: SpanRow, *, preview: int = VALUE_PRE
     details.resource = _attributes(
         reader, "resources", "resource_id = (SELECT any_value(resource_id) FROM spans WHERE trace_id = ? "
         "AND span_id = ?)", key, preview)
+    values = details.attribute_map()
+    details.price = price_call(values, operation=span.operation_name, start_time_ns=span.start_ns)
+    details.findings = check_span(values, kind=span.kind, event_names=[event["name"] for event in details.events])
     return details
 
 

@@ -82,7 +82,22 @@ def test_turns_carry_tokens_and_latency(recorded):
     assert [turn.input_tokens for turn in transcript.turns] == [120, 300, 380, 450, 480]
     assert transcript.turns[2].duration_ns == 37 * scenarios.MS
     assert (transcript.input_tokens, transcript.output_tokens) == (1730, 101)
-    assert "turn 3 · booker · gpt-4o · 380 → 20 tokens · 37ms" in rendered(transcript)
+    # Priced with genai-prices at the call's date; the header shows it and the per-agent totals.
+    from datetime import datetime, timezone
+
+    from genai_prices import Usage, calc_price
+
+    from tracekit.cost import format_cost
+    when = datetime.fromtimestamp(scenarios.BASE_NS / 1e9, timezone.utc).replace(hour=12)
+    price = float(calc_price(Usage(input_tokens=380, output_tokens=20), "gpt-4o", provider_id="openai",
+                             genai_request_timestamp=when).total_price)
+    assert transcript.turns[2].cost_usd == pytest.approx(price)
+    text = rendered(transcript)
+    assert f"turn 3 · booker · gpt-4o · 380 → 20 tokens · {format_cost(price)} · 37ms" in text
+    by_agent = transcript.cost_by_agent()
+    assert set(by_agent) == {"triage", "booker"}
+    assert sum(by_agent.values()) == pytest.approx(transcript.cost_usd)
+    assert f"booker {format_cost(by_agent['booker'])}" in text
 
 
 def test_structure_only_content_shows_roles_and_says_not_recorded(variant_store):
@@ -202,3 +217,27 @@ def test_malformed_content_never_breaks_the_transcript(attributes):
     transcript = build_transcript("t", "trace", [span])
     assert transcript.entries  # at least the request line
     rendered(transcript)  # and it renders
+
+
+def test_turns_show_reasoning_tokens_and_time_to_first_chunk(collector):
+    """The newest conventions' streaming and reasoning attributes, on a model call sent through the collector."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import SpanKind
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.grpc_endpoint,
+                                                                     insecure=True)))
+    with provider.get_tracer("scg").start_as_current_span("chat o3", kind=SpanKind.CLIENT, attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "o3",
+            "gen_ai.conversation.id": "conv-reasoning", "gen_ai.request.stream": True,
+            "gen_ai.response.time_to_first_chunk": 0.42, "gen_ai.usage.input_tokens": 1200,
+            "gen_ai.usage.output_tokens": 900, "gen_ai.usage.reasoning.output_tokens": 700}):
+        pass
+    provider.shutdown()
+    transcript = load_transcript(collector.reader(), "conv-reasoning")
+    turn = transcript.turns[0]
+    assert (turn.reasoning_tokens, turn.time_to_first_chunk_s) == (700, 0.42)
+    assert "1,200 → 900 (700 reasoning) tokens" in rendered(transcript)
+    assert "first chunk 420ms" in rendered(transcript)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tracekit.cost import format_cost
+
 from textual.widgets import Input, Static
 
 from tests.conversation import scenarios
@@ -38,8 +40,12 @@ async def test_traces_listed_newest_first_with_their_columns(store):
         assert workflow[2] == "booker, triage"  # agents
         assert workflow[3] == "travel-app"
         assert workflow[4] == "100ms" and workflow[5] == "12" and workflow[6] == "875"
+        trace_cost = store.reader.sql(
+            "SELECT sum(cost_usd) AS c FROM spans WHERE trace_id = (SELECT trace_id FROM spans "
+            "WHERE name = 'invoke_workflow travel_planner')").to_pylist()[0]["c"]
+        assert trace_cost > 0 and workflow[7] == format_cost(trace_cost)  # the model calls' cost (gpt-4o)
         booking = listed[names.index("invoke_agent booker")]
-        assert booking[7] == "1"  # the failed book_flight span
+        assert booking[8] == "1"  # the failed book_flight span
 
 
 async def test_filters_narrow_the_list(store):

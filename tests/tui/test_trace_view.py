@@ -161,7 +161,9 @@ async def test_details_show_span_events_and_correlated_log_records(store):
         await pilot.press("j")  # the first model call (azure-ai-inference): its content arrived as span events
         text = await details_of(pilot, screen)
         assert "── events (3)" in text
-        assert text.index("gen_ai.system.message") < text.index("gen_ai.user.message") < text.index("gen_ai.choice")
+        events = text[text.index("── events (3)"):]  # (the conventions section above names them too)
+        assert events.index("gen_ai.system.message") < events.index("gen_ai.user.message") < events.index(
+            "gen_ai.choice")
         assert scenarios.RECORDED_QUESTION in text
         await pilot.press("escape")
         screen = await open_trace(pilot, app, "conv:conv-openai-v2-legacy")
@@ -188,3 +190,24 @@ async def test_find_a_span_by_name_and_step_through_matches(store):
         await pilot.press("N", "N")
         await wait_for(pilot, lambda: tree.cursor_node.data.span_id == screen.matches[2])
         assert tree.cursor_node.data.span.agent_name == "booker"
+
+
+async def test_details_show_convention_findings_and_the_price(store):
+    """A model call recorded from azure-ai-inference (gen_ai.system alone, per-message events) lists what
+    `tracekit lint` finds; the current-shape travel spans list nothing and show their cost with the price used."""
+    app = TracekitApp(store.reader, live=False)
+    async with app.run_test(size=(200, 50)) as pilot:
+        screen = await open_trace(pilot, app, "conv:conv-azure-ai-inference")
+        await pilot.press("j")  # the model call, as azure-ai-inference records it (content in span events)
+        text = await details_of(pilot, screen)
+        assert "── conventions" in text
+        assert "deprecated  gen_ai.system  deprecated; use gen_ai.provider.name" in text
+        assert "content-placement  gen_ai.choice, gen_ai.system.message, gen_ai.user.message" in text
+        assert "cost $" in text and "azure gpt-4o-mini" in text  # az.ai.inference: priced as Azure
+    app = TracekitApp(store.reader, live=False)
+    async with app.run_test(size=(200, 50)) as pilot:
+        screen = await open_trace(pilot, app, "status:error")
+        await pilot.press("j")  # the first model call
+        text = await details_of(pilot, screen)
+        assert "── conventions" not in text
+        assert "cost $" in text and "openai gpt-4o: $" in text and "input MTok" in text

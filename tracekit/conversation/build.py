@@ -59,6 +59,7 @@ class SpanRecord:
     error_type: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cost_usd: float | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     events: list[EventRecord] = field(default_factory=list)
     logs: list[EventRecord] = field(default_factory=list)
@@ -218,7 +219,9 @@ class _Builder:
             _int_attribute(span, "llm.token_count.prompt"),
             output_tokens=span.output_tokens if span.output_tokens is not None else
             _int_attribute(span, "llm.token_count.completion"),
-            status=span.status_code, response_id=span.response_id,
+            status=span.status_code, response_id=span.response_id, cost_usd=span.cost_usd,
+            reasoning_tokens=_int_attribute(span, semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+            time_to_first_chunk_s=_float_attribute(span, semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK),
             content_recorded=any(m.recorded for m in [*content.input, *content.output]) or bool(
                 content.system and any(p.recorded for p in content.system)),
         )
@@ -412,6 +415,11 @@ def _str(value: Any) -> str | None:
 def _int_attribute(span: SpanRecord, key: str) -> int | None:
     value = span.attributes.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float_attribute(span: SpanRecord, key: str) -> float | None:
+    value = span.attributes.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _openinference_model(span: SpanRecord) -> str | None:

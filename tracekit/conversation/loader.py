@@ -17,6 +17,8 @@ from tracekit import semconv
 from tracekit.conversation.build import SpanRecord, build_transcript
 from tracekit.conversation.model import Transcript
 from tracekit.conversation.shapes import EventRecord
+from tracekit.cost import has_cost_column
+from tracekit.loops import LoopSpan, configured_threshold, find_loops
 from tracekit.errors import TracekitError
 from tracekit.store.reader import StoreReader
 
@@ -131,7 +133,7 @@ def _traces_of_response_chain(reader: StoreReader, response_id: str) -> list[str
 _SPAN_QUERY = """
 SELECT trace_id, span_id, parent_span_id, name, start_time_ns, end_time_ns, status_code, status_message,
        operation_name, agent_name, request_model, response_model, response_id, conversation_id, tool_name,
-       tool_call_id, error_type, input_tokens, output_tokens, attributes::VARCHAR AS attributes
+       tool_call_id, error_type, input_tokens, output_tokens, {cost} AS cost_usd, attributes::VARCHAR AS attributes
 FROM spans
 WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))
 QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq DESC) = 1
@@ -164,7 +166,8 @@ def load_spans(reader: StoreReader, trace_ids: list[str]) -> list[SpanRecord]:
     if not trace_ids:
         return []
     spans: dict[tuple[str, str], SpanRecord] = {}
-    for row in reader.sql(_SPAN_QUERY, [trace_ids]).to_pylist():
+    span_query = _SPAN_QUERY.format(cost="cost_usd" if has_cost_column(reader) else "NULL::DOUBLE")
+    for row in reader.sql(span_query, [trace_ids]).to_pylist():
         attributes = _loads(row.pop("attributes")) or {}
         record = SpanRecord(**row, attributes=attributes if isinstance(attributes, dict) else {})
         spans[(record.trace_id, record.span_id)] = record
@@ -184,5 +187,18 @@ def load_transcript(reader: StoreReader, key: str) -> Transcript:
     """The transcript for a conversation id, response id or trace id (see `resolve`)."""
     resolution = resolve(reader, key)
     spans = load_spans(reader, resolution.trace_ids)
-    return build_transcript(key, resolution.kind, spans, conversation_id=resolution.conversation_id,
-                            truncated_traces=resolution.truncated)
+    transcript = build_transcript(key, resolution.kind, spans, conversation_id=resolution.conversation_id,
+                                  truncated_traces=resolution.truncated)
+    transcript.loops = _loops(spans)
+    return transcript
+
+
+def _loops(spans: list[SpanRecord]) -> list[str]:
+    """What goes in circles in these spans' traces (tracekit.loops), as messages for the replay header."""
+    by_trace: dict[str, list[LoopSpan]] = {}
+    for span in spans:
+        by_trace.setdefault(span.trace_id, []).append(LoopSpan(
+            span.span_id, span.parent_span_id, span.start_time_ns, span.operation_name, span.agent_name,
+            span.tool_name, span.attributes))
+    return [loop.message for trace_id, trace_spans in by_trace.items()
+            for loop in find_loops(trace_id, trace_spans, configured_threshold())]

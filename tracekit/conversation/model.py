@@ -150,6 +150,9 @@ class Turn:
     status: str = "UNSET"
     response_id: str | None = None
     content_recorded: bool = True
+    cost_usd: float | None = None  # None: no known price (tracekit/cost.py)
+    reasoning_tokens: int | None = None  # gen_ai.usage.reasoning.output_tokens, part of output_tokens
+    time_to_first_chunk_s: float | None = None  # gen_ai.response.time_to_first_chunk (streaming)
 
 
 @dataclass
@@ -165,6 +168,7 @@ class Transcript:
     agents: list[str] = field(default_factory=list)
     content_recorded: bool = False
     truncated_traces: bool = False
+    loops: list[str] = field(default_factory=list)  # agents going in circles (tracekit.loops), as messages
 
     @property
     def input_tokens(self) -> int:
@@ -173,6 +177,24 @@ class Transcript:
     @property
     def output_tokens(self) -> int:
         return sum(turn.output_tokens or 0 for turn in self.turns)
+
+    @property
+    def cost_usd(self) -> float | None:
+        """What the priced model calls cost; None when none has a known price."""
+        costs = [turn.cost_usd for turn in self.turns if turn.cost_usd is not None]
+        return sum(costs) if costs else None
+
+    @property
+    def unpriced_turns(self) -> int:
+        return sum(1 for turn in self.turns if turn.cost_usd is None and (turn.input_tokens or turn.output_tokens))
+
+    def cost_by_agent(self) -> dict[str, float]:
+        """Priced model calls' cost per agent (calls outside any agent under "")."""
+        totals: dict[str, float] = {}
+        for turn in self.turns:
+            if turn.cost_usd is not None:
+                totals[turn.agent or ""] = totals.get(turn.agent or "", 0.0) + turn.cost_usd
+        return totals
 
     @property
     def model_time_ns(self) -> int:

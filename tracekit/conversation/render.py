@@ -16,6 +16,7 @@ from rich.text import Text
 from tracekit.conversation.build import format_duration
 from tracekit.conversation.literal import DEFAULT_LIMIT, literal
 from tracekit.conversation.model import NOT_RECORDED, Entry, EntryKind, Message, Part, PartKind, Transcript, Turn
+from tracekit.cost import format_cost
 
 AGENT_COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan", "bright_magenta")
 ROLE_STYLES = {"user": "bold bright_white", "assistant": "bold", "tool": "bold yellow", "system": "bold blue"}
@@ -56,7 +57,11 @@ def turn_header(transcript: Transcript, turn: Turn) -> Text:
     if turn.model:
         pieces.append(turn.model)
     if turn.input_tokens is not None or turn.output_tokens is not None:
-        pieces.append(f"{turn.input_tokens or 0:,} → {turn.output_tokens or 0:,} tokens")
+        reasoning = f" ({turn.reasoning_tokens:,} reasoning)" if turn.reasoning_tokens else ""
+        pieces.append(f"{turn.input_tokens or 0:,} → {turn.output_tokens or 0:,}{reasoning} tokens")
+        pieces.append(format_cost(turn.cost_usd))
+    if turn.time_to_first_chunk_s is not None:
+        pieces.append(f"first chunk {format_duration(int(turn.time_to_first_chunk_s * 1e9))}")
     pieces.append(format_duration(turn.duration_ns))
     if turn.status == "ERROR":
         pieces.append("ERROR")
@@ -241,6 +246,16 @@ def render_entry(transcript: Transcript, entry: Entry, *, limit: int | None = DE
     return literal(entry.title, pretty=False)
 
 
+def _total_cost(transcript: Transcript) -> str:
+    """The priced calls' total; "≥" and a count when some calls have no known price."""
+    unpriced = transcript.unpriced_turns
+    if transcript.cost_usd is None:
+        return format_cost(None)
+    if unpriced:
+        return f"≥{format_cost(transcript.cost_usd)} ({unpriced} call{'s' if unpriced != 1 else ''} without a price)"
+    return format_cost(transcript.cost_usd)
+
+
 def summary(transcript: Transcript) -> Text:
     """The transcript's header line: what it is, how many traces, turns and tokens, which agents."""
     text = Text(f"{transcript.kind} ", style="bold")
@@ -249,17 +264,24 @@ def summary(transcript: Transcript) -> Text:
                 f" · {len(transcript.turns)} model call{'s' if len(transcript.turns) != 1 else ''}"
                 f" · {transcript.input_tokens:,} → {transcript.output_tokens:,} tokens"
                 f" · model time {format_duration(transcript.model_time_ns)}", style="dim")
+    text.append(f" · cost {_total_cost(transcript)}", style="dim")
+    costs = transcript.cost_by_agent()
     if transcript.agents:
         text.append("\nagents: ", style="dim")
         for index, agent in enumerate(transcript.agents):
             if index:
                 text.append(", ", style="dim")
             text.append_text(literal(agent, pretty=False, limit=200, style=agent_colour(transcript, agent)))
+            if agent in costs:
+                text.append(f" {format_cost(costs[agent])}", style="dim")
     if not transcript.content_recorded:
         text.append("\ncontent was not recorded for these spans: showing the structure only "
                     "(turn it on with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true)", style="yellow")
     if transcript.truncated_traces:
         text.append("\nthis conversation has more traces than shown; the oldest are listed", style="yellow")
+    for loop in transcript.loops:
+        text.append("\n↻ loop: ", style="bold yellow")
+        text.append_text(literal(loop, pretty=False, limit=500, style="yellow"))
     return text
 
 

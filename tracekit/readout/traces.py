@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from tracekit import semconv
+from tracekit.cost import has_cost_column
 from tracekit.durations import DurationError, parse_duration
 from tracekit.errors import QueryError
 from tracekit.readout.budget import (DEFAULT_CHARS, DEFAULT_ROWS, MAX_CHARS, MAX_ROWS, VALUE_CHARS, check_offset,
@@ -61,11 +62,6 @@ def _iso_ns(ns: int | None) -> str | None:
 
 def _ms(ns: int | None) -> float | None:
     return None if ns is None else round(ns / 1e6, 3)
-
-
-def _has_cost(reader: StoreReader) -> bool:
-    """Whether the store prices model calls (a `cost_usd` column on spans)."""
-    return "cost_usd" in reader.sql("SELECT * FROM spans LIMIT 0").column_names
 
 
 def check_trace_id(trace_id: str) -> str:
@@ -131,7 +127,7 @@ def _trace_summaries(reader: StoreReader, trace_ids: list[str]) -> dict[str, dic
     """The summary of each of these traces, over all their spans."""
     if not trace_ids:
         return {}
-    cost = "sum(cost_usd)" if _has_cost(reader) else "NULL::DOUBLE"
+    cost = "sum(cost_usd)" if has_cost_column(reader) else "NULL::DOUBLE"
     aggregate = "(" + ", ".join(f"'{name}'" for name in _AGGREGATE_OPERATIONS) + ")"
     counted = f"(operation_name IS NULL OR operation_name NOT IN {aggregate})"
     rows = reader.sql(f"""

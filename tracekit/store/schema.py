@@ -169,10 +169,18 @@ _V2 = [
     """,
 ]
 
+# v3: what each model call cost in USD, priced at ingest from its tokens (tracekit/cost.py, collector/processors/cost.py);
+# NULL for spans that are not model calls and for models without a known price. Spans stored before stay NULL until
+# `tracekit prices update --reprice` prices them.
+_V3_COST = [
+    "ALTER TABLE spans ADD COLUMN IF NOT EXISTS cost_usd DOUBLE",
+]
+
 # (version, statements) in order. The store's version is the last step applied.
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
     (2, _V2),
+    (3, _V3_COST),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

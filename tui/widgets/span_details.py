@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from tracekit.conversation.literal import literal, to_display_string, truncation_marker
+from tracekit.cost import PRICED_OPERATIONS, format_cost
 from tracekit.terminal_text import clean
 from tracekit.tui.data import AttributeValue, SpanDetails, SpanRow
 from tracekit.tui.format import clock, format_duration
@@ -80,7 +81,24 @@ def render_details(details: SpanDetails) -> Group:
     if span.service_name:
         timing.append("  service ", style="dim")
         timing.append_text(literal(span.service_name, limit=200, pretty=False))
-    parts: list[Text] = [header, identity, timing, Text("")]
+    parts: list[Text] = [header, identity, timing]
+    if details.price is not None:
+        price = details.price
+        line = Text(f"cost {format_cost(price.total_usd)}", style="bold")
+        line.append(f"  (input {format_cost(price.input_usd)}, output {format_cost(price.output_usd)}; "
+                    f"{price.provider} {price.model}: {price.rates})", style="dim")
+        parts.append(line)
+    elif span.operation_name in PRICED_OPERATIONS and (span.input_tokens or span.output_tokens):
+        parts.append(Text("cost —  (no known price for this model)", style="dim"))
+    parts.append(Text(""))
+    if details.findings:
+        parts.append(_section("conventions", len(details.findings)))
+        for finding in details.findings:
+            line = Text(f"{finding.rule}  ", style="yellow")
+            line.append_text(literal(finding.key, limit=300, pretty=False, style="bold"))
+            line.append("  ")
+            line.append_text(literal(finding.message, limit=500, pretty=False))
+            parts.append(line)
     parts.append(_section("attributes", len(details.attributes)))
     parts.extend(_key_values(details.attributes, EXPAND_HINT))
     if span.dropped_attributes_count:

@@ -8,11 +8,12 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from tracekit.conversation.literal import literal
+from tracekit.cost import format_cost
 from tracekit.tui.data import TraceSummary
 from tracekit.tui.format import clock, count, format_duration
 
-COLUMNS = (("time", 18), ("root span", 40), ("agent", 26), ("service", 14), ("duration", 9), ("spans", 7),
-           ("tokens", 9), ("errors", 6))
+COLUMNS = (("time", 18), ("root span", 34), ("agent", 26), ("service", 12), ("duration", 9), ("spans", 7),
+           ("tokens", 9), ("cost", 10), ("errors", 6))
 
 
 def _cell(value: str, width: int, style: str = "") -> Text:
@@ -20,6 +21,13 @@ def _cell(value: str, width: int, style: str = "") -> Text:
     text = literal(value, limit=max(width * 4, 64), pretty=False, style=style)
     text.truncate(width, overflow="ellipsis")
     return text
+
+
+def trace_cost(trace: TraceSummary) -> str:
+    """The trace's cost; "≥" when some model call in it has no known price, "" when it made no priced call."""
+    if trace.cost_usd is None:
+        return "—" if trace.cost_partial else ""
+    return ("≥" if trace.cost_partial else "") + format_cost(trace.cost_usd)
 
 
 class TraceTable(DataTable):
@@ -71,14 +79,18 @@ class TraceTable(DataTable):
         if trace.live_state:  # in flight: the elapsed time so far, and whether its process still reports
             root = f"{'● running' if trace.running else '◌ no longer reporting'}  {root}"
             duration.stylize("bold green" if trace.running else "yellow")
+        name = _cell(root, widths["root span"] - (2 if trace.loops else 0), "bold" if trace.has_root else "italic")
+        if trace.loops:  # an agent going in circles: marked before the name
+            name = Text.assemble(("↻ ", "bold yellow"), name)
         return [
             Text(clock(trace.start_ns), style="dim"),
-            _cell(root, widths["root span"], "bold" if trace.has_root else "italic"),
+            name,
             _cell(trace.agents, widths["agent"], "cyan"),
             _cell(trace.service, widths["service"]),
             duration,
             Text(count(trace.span_count), justify="right"),
             Text(count(trace.tokens), justify="right"),
+            Text(trace_cost(trace), justify="right"),
             Text(str(trace.errors) if trace.errors else "", style="bold red", justify="right"),
         ]
 

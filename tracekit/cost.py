@@ -1,0 +1,233 @@
+"""What a model call cost, from its tokens, priced with genai-prices (Pydantic's maintained LLM price database).
+
+Token semantics are the GenAI conventions': `gen_ai.usage.input_tokens` is the whole input, cached tokens included
+(`gen_ai.usage.cache_read.input_tokens` and `gen_ai.usage.cache_write.input_tokens` are subsets of it), and
+`gen_ai.usage.output_tokens` the whole output, reasoning included (`gen_ai.usage.reasoning.output_tokens` is a
+subset). genai-prices' `Usage` counts the same way, so the numbers pass through unchanged. One exception: a sender
+that copied Anthropic's own counts (input without cache) reports cache subsets larger than the total; the cache
+counts are then added to the input, as the conventions' Anthropic refinement says an instrumentation must.
+
+Which spans are priced: model calls (chat, text_completion, generate_content, embeddings) and spans with tokens and
+a model but no operation name. Agent and workflow spans are not: their usage, when present, aggregates the model
+calls under them and pricing it too would count those twice.
+
+The price is looked up by provider and response model, else request model, at the call's start time (the database
+keeps dated prices). A model or provider the database does not know costs None (NULL in the store, "—" on screen),
+never 0. A provider that is named but has no counterpart in the database (a local server, for instance) is None too:
+matching its model names against other providers would bill a local model as if it were a hosted one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+
+from tracekit import semconv
+
+# gen_ai.provider.name (and the older gen_ai.system values) -> genai-prices provider id.
+PROVIDER_IDS: dict[str, str] = {
+    "openai": "openai",
+    "azure.ai.openai": "azure",
+    "az.ai.openai": "azure",
+    "azure.openai": "azure",
+    "azure.ai.inference": "azure",
+    "az.ai.inference": "azure",
+    "azure.ai.foundry": "azure",
+    "microsoft.foundry": "azure",
+    "anthropic": "anthropic",
+    "aws.bedrock": "aws",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "gemini": "google",
+    "vertex_ai": "google",
+    "cohere": "cohere",
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "mistral_ai": "mistral",
+    "moonshot_ai": "moonshotai",
+    "perplexity": "perplexity",
+    "x_ai": "x-ai",
+}
+
+PRICED_OPERATIONS = semconv.INFERENCE_OPERATIONS | {semconv.OP_EMBEDDINGS}
+
+# Cache-write input tokens under the current name and the one before #440; cache reads under the current name and
+# OpenLLMetry's flat form.
+CACHE_READ_KEYS = (semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, "gen_ai.usage.cache_read_input_tokens")
+CACHE_WRITE_KEYS = (semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+                    "gen_ai.usage.cache_creation_input_tokens")
+REASONING_KEYS = (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,)
+
+PRICES_FILE_ENV = "TRACEKIT_PRICES_FILE"
+
+
+@dataclass(frozen=True)
+class Price:
+    """One priced call: the total in USD and what it was computed from (for span details)."""
+
+    total_usd: float
+    input_usd: float
+    output_usd: float
+    provider: str          # genai-prices' provider id
+    model: str             # genai-prices' model id (the reference may have been an alias or a dated version)
+    rates: str             # the price used, as genai-prices states it ("$2.5/input MTok, $10/output MTok, ...")
+    tokens: Mapping[str, int]
+
+
+def prices_file() -> Path:
+    """Where `tracekit prices update` keeps newer price data than the packaged snapshot."""
+    override = os.environ.get(PRICES_FILE_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_data_dir("tracekit", appauthor=False)) / "genai-prices.json"
+
+
+@functools.cache
+def _load_prices() -> None:
+    """Use the data `tracekit prices update` saved, if any; else genai-prices' packaged snapshot stays in use."""
+    from genai_prices import data_snapshot
+    from genai_prices.types import _providers_from_raw  # the loader genai-prices' own updater uses
+
+    path = prices_file()
+    if not path.is_file():
+        return
+    try:
+        providers = _providers_from_raw(json.loads(path.read_bytes()))
+    except (OSError, ValueError):
+        return  # a damaged file: the packaged prices are still right, if older
+    data_snapshot.set_custom_snapshot(data_snapshot.DataSnapshot(providers, from_auto_update=True))
+
+
+def reload_prices() -> None:
+    """Forget the loaded price data (after an update wrote a new file)."""
+    from genai_prices import data_snapshot
+
+    data_snapshot.set_custom_snapshot(None)
+    _load_prices.cache_clear()
+    _calc.cache_clear()
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _first_int(attributes: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        value = _int(attributes.get(key))
+        if value is not None:
+            return value
+    return None
+
+
+def usage_tokens(attributes: Mapping[str, Any]) -> dict[str, int]:
+    """The token counts of one span in genai-prices' `Usage` terms (input totals include the cache, as priced)."""
+    tokens = {
+        "input_tokens": _first_int(attributes, (semconv.GEN_AI_USAGE_INPUT_TOKENS, semconv.GEN_AI_USAGE_PROMPT_TOKENS)),
+        "output_tokens": _first_int(attributes,
+                                    (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, semconv.GEN_AI_USAGE_COMPLETION_TOKENS)),
+        "cache_read_tokens": _first_int(attributes, CACHE_READ_KEYS),
+        "cache_write_tokens": _first_int(attributes, CACHE_WRITE_KEYS),
+        "output_reasoning_tokens": _first_int(attributes, REASONING_KEYS),
+    }
+    counted = {key: value for key, value in tokens.items() if value is not None and value >= 0}
+    cached = counted.get("cache_read_tokens", 0) + counted.get("cache_write_tokens", 0)
+    if cached > counted.get("input_tokens", 0):
+        counted["input_tokens"] = counted.get("input_tokens", 0) + cached  # Anthropic's own counting, see above
+    if counted.get("output_reasoning_tokens", 0) > counted.get("output_tokens", 0):
+        counted.pop("output_reasoning_tokens")  # not a subset: the output total is what is billed
+    return counted
+
+
+def is_priced_operation(operation: str | None) -> bool:
+    return operation in PRICED_OPERATIONS if operation else True
+
+
+def price_call(attributes: Mapping[str, Any], *, operation: str | None = None, provider: str | None = None,
+               request_model: str | None = None, response_model: str | None = None,
+               start_time_ns: int | None = None) -> Price | None:
+    """The price of one span's model call, or None when it is not a model call or its price is not known.
+
+    The typed values default to the attributes' own (the store passes its typed columns, which already resolved
+    the older names).
+    """
+    operation = operation or attributes.get(semconv.GEN_AI_OPERATION_NAME)
+    if not is_priced_operation(operation):
+        return None
+    tokens = usage_tokens(attributes)
+    if not tokens.get("input_tokens") and not tokens.get("output_tokens"):
+        return None
+    provider = provider or attributes.get(semconv.GEN_AI_PROVIDER_NAME) or attributes.get(semconv.GEN_AI_SYSTEM)
+    models = [m for m in (response_model or attributes.get(semconv.GEN_AI_RESPONSE_MODEL),
+                          request_model or attributes.get(semconv.GEN_AI_REQUEST_MODEL)) if isinstance(m, str) and m]
+    if not models:
+        return None
+    if provider:
+        provider_id = PROVIDER_IDS.get(str(provider).lower())
+        if provider_id is None:
+            return None
+    else:
+        provider_id = None
+    day = _day(start_time_ns)
+    key = tuple(sorted(tokens.items()))
+    for model in dict.fromkeys(models):  # response model first; the request model may be an Azure deployment name
+        price = _calc(provider_id, model, key, day)
+        if price is not None:
+            return price
+    return None
+
+
+def _day(start_time_ns: int | None) -> str:
+    moment = datetime.now(timezone.utc) if not start_time_ns else datetime.fromtimestamp(start_time_ns / 1e9,
+                                                                                           timezone.utc)
+    return moment.strftime("%Y-%m-%d")
+
+
+# genai-prices takes ~1-3 ms a call (it validates and decomposes the usage each time); agents repeat the same calls
+# with the same counts often enough that remembering recent answers pays. Prices are dated by day, not by instant.
+@functools.lru_cache(maxsize=4096)
+def _calc(provider_id: str | None, model: str, tokens: tuple[tuple[str, int], ...], day: str) -> Price | None:
+    from genai_prices import Usage, calc_price
+
+    _load_prices()
+    when = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc, hour=12)
+    try:
+        result = calc_price(Usage(**dict(tokens)), model_ref=model, provider_id=provider_id,
+                            genai_request_timestamp=when)
+    except (LookupError, ValueError):  # unknown model or provider; counts the price cannot take
+        return None
+    return Price(total_usd=float(result.total_price), input_usd=float(result.input_price),
+                 output_usd=float(result.output_price), provider=result.provider.id, model=result.model.id,
+                 rates=str(result.model_price), tokens=dict(tokens))
+
+
+def has_cost_column(reader: Any) -> bool:
+    """Whether the store prices model calls: a store of schema v3+ has a `cost_usd` column on spans (an older one
+    opened read-only has not)."""
+    return "cost_usd" in reader.sql("SELECT * FROM spans LIMIT 0").column_names
+
+
+def format_cost(value: float | None) -> str:
+    """A cost for people: "—" when unknown, more digits for fractions of a cent."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "$0"
+    if value < 0.0001:
+        return f"${value:.6f}"
+    if value < 0.01:
+        return f"${value:.5f}"
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
