@@ -29,7 +29,7 @@ setup(
     },
     # Compiled twins of hot Python paths: the OTLP trace decoder, and the LangChain instrumentor's content-off message
     # JSON. Optional: without a C compiler the install succeeds and the Python code runs.
-    ext_modules=[Extension("tracekit.collector.ingest._fastdecode", ["collector/ingest/_fastdecode.c"],
+    ext_modules=[Extension("tracekit.collector.processors._fastdecode", ["collector/processors/_fastdecode.c"],
                            optional=True),
                  Extension("tracekit.instrumentors._structure", ["instrumentors/_structure.c"], optional=True)],
 )

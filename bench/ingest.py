@@ -213,7 +213,7 @@ def ceilings(payloads: list[bytes]) -> tuple[float, float, float | None]:
     """Spans/s for protobuf parse alone, parse + Python normalize, parse + compiled normalize (None if not built)."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    from tracekit.collector.ingest import normalize
+    from tracekit.collector.processors import normalize
 
     def rate(work) -> float:
         runs = []

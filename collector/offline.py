@@ -13,8 +13,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tracekit.collector.ingest.normalize import Batch, decode_logs, decode_metrics, decode_traces
-from tracekit.collector.writer import next_sequence, write_batches
+from tracekit.collector.processors.normalize import Batch, decode_logs, decode_metrics, decode_traces
+from tracekit.collector.exporters.store_writer import next_sequence, write_batches
 from tracekit.store.database import open_store
 
 REQUESTS_PER_COMMIT = 64

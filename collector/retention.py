@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from tracekit.collector.writer import duckdb_size_bytes
+from tracekit.collector.exporters.store_writer import duckdb_size_bytes
 
 log = logging.getLogger("tracekit.collector.retention")
 

@@ -25,13 +25,12 @@ from aiohttp import web
 
 from tracekit.collector import retention
 from tracekit.collector.admission import Admission
-from tracekit.collector.ingest.pipeline import IngestPipeline
-from tracekit.collector.ingest.redact import BatchRedactor
+from tracekit.collector.exporters.store_writer import StoreWriter
+from tracekit.collector.pipeline import IngestPipeline, build_processors
 from tracekit.collector.read_api import ReaderPool, build_read_app
 from tracekit.collector.receivers.grpc import start_grpc_server
 from tracekit.collector.receivers.http import build_http_app
 from tracekit.collector.settings import CollectorSettings, parse_address
-from tracekit.collector.writer import StoreWriter
 from tracekit.errors import StoreError
 from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store
 from tracekit.store.paths import state_file_for
@@ -148,11 +147,9 @@ class Collector:
                                       checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
         self.writer = StoreWriter(self._connection, checkpoint_rows=settings.checkpoint_rows)
         self.writer.start()
-        policy = settings.redaction_policy()
-        self.pipeline = IngestPipeline(self.writer, Admission(settings.queue_bytes),
+        self.pipeline = IngestPipeline(build_processors(settings), self.writer, Admission(settings.queue_bytes),
                                        max_request_bytes=settings.max_request_bytes,
-                                       decode_workers=settings.decode_workers,
-                                       redactor=None if policy.is_noop else BatchRedactor(policy))
+                                       decode_workers=settings.decode_workers)
         runners: list[web.AppRunner] = []
         grpc_server = None
         pool: ReaderPool | None = None
@@ -212,7 +209,7 @@ class Collector:
         settings = self.settings
         if not (settings.forward_otlp or settings.forward_azure_monitor):
             return
-        from tracekit.collector.forward import start_forwarders  # only loaded when forwarding is configured
+        from tracekit.collector.exporters.forwarders import start_forwarders  # only loaded when forwarding is configured
 
         self._background.extend(start_forwarders(self, settings))
 

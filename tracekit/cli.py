@@ -36,16 +36,6 @@ Run `tracekit COMMAND --help` for the options of a command.
 """
 
 
-def add_db_argument(parser: argparse.ArgumentParser) -> None:
-    """The `--db` option every command takes."""
-    parser.add_argument(
-        "--db",
-        metavar="PATH",
-        default=None,
-        help="the DuckDB store (default: $TRACEKIT_DB, else traces.duckdb in the user's data directory)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every command module found under tracekit/commands/."""
     parser = argparse.ArgumentParser(
@@ -57,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_info in sorted(pkgutil.iter_modules(tracekit.commands.__path__), key=lambda m: m.name):
+        if module_info.name.startswith("_"):
+            continue   # shared helpers such as _options, not commands
         module = importlib.import_module(f"tracekit.commands.{module_info.name}")
         register = getattr(module, "register", None)
         if register is not None:

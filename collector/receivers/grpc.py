@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from tracekit.collector.ingest.pipeline import ExportResult, IngestPipeline, InvalidRequest, Overloaded, TooLarge
+from tracekit.collector.pipeline import ExportResult, IngestPipeline, InvalidRequest, Overloaded, TooLarge
 
 log = logging.getLogger("tracekit.collector.grpc")
 

@@ -14,8 +14,8 @@ import math
 from aiohttp import web
 from google.rpc.status_pb2 import Status
 
-from tracekit.collector.ingest.decode import InvalidRequest, json_to_protobuf, protobuf_response_to_json
-from tracekit.collector.ingest.pipeline import IngestPipeline, Overloaded, TooLarge
+from tracekit.collector.processors.decode import InvalidRequest, json_to_protobuf, protobuf_response_to_json
+from tracekit.collector.pipeline import IngestPipeline, Overloaded, TooLarge
 from tracekit.collector.receivers.grpc import export_response
 
 log = logging.getLogger("tracekit.collector.http")

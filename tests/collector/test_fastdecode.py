@@ -40,9 +40,9 @@ from opentelemetry.trace import StatusCode
 
 from tests.collector import fuzz_decoder
 from tests.collector.fuzz_decoder import assert_same
-from tracekit.collector.ingest import normalize
-from tracekit.collector.ingest.decode import decode_payload
-from tracekit.collector.ingest.normalize import Batch, _decode_traces_python, decode_traces_payload
+from tracekit.collector.processors import normalize
+from tracekit.collector.processors.decode import decode_payload
+from tracekit.collector.processors.normalize import Batch, _decode_traces_python, decode_traces_payload
 
 fastdecode = normalize._fastdecode  # None when the extension was not built (no C compiler or Python headers)
 NOT_BUILT = "the compiled decoder was not built (no C compiler or Python headers at install time)"

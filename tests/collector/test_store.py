@@ -12,8 +12,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tracekit.collector import retention
-from tracekit.collector.ingest.normalize import decode_traces
-from tracekit.collector.writer import write_batches
+from tracekit.collector.processors.normalize import decode_traces
+from tracekit.collector.exporters.store_writer import write_batches
 from tracekit.errors import QueryError, StoreError
 from tracekit.store import schema
 from tracekit.store.database import open_store, open_store_readonly
@@ -232,7 +232,7 @@ def _checkpoints_while(writer, action) -> int:
 
 
 def test_checkpoints_come_every_n_span_rows_under_load_and_when_ingest_goes_idle(tmp_path):
-    from tracekit.collector.writer import StoreWriter
+    from tracekit.collector.exporters.store_writer import StoreWriter
 
     con = open_store(tmp_path / "s.duckdb")
     writer = StoreWriter(con, checkpoint_rows=3_000, checkpoint_wal_bytes=1 << 40)

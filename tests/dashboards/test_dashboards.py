@@ -187,3 +187,21 @@ def test_workbook_export_carries_the_same_kql(capsys):
 def test_list(capsys):
     assert main(["dashboards", "list"]) == 0
     assert capsys.readouterr().out.startswith("agents\t")
+
+
+def test_workbook_export_with_db_runs_every_tile_first(tmp_path, capsys):
+    """--db: each tile runs over the store before export; a tile whose KQL fails is named with the reason."""
+    from tracekit.commands.dashboards import _check_tiles_run
+    from tracekit.errors import QueryError
+
+    with collector_store(tmp_path):
+        pass
+    db = str(tmp_path / "traces.duckdb")
+    assert main(["dashboards", "export", "agents", "--workbook", "--db", db]) == 0
+    assert json.loads(capsys.readouterr().out) == to_workbook(dashboards.load("agents"))
+
+    broken = dashboards.parse({"tiles": [
+        {"id": "ok", "title": "ok", "kql": "dependencies | count", "chart": "number"},
+        {"id": "typo", "title": "typo", "kql": "dependencies | summarise count()", "chart": "number"}]}, "mine")
+    with pytest.raises(QueryError, match=r"tile 'typo' of 'mine' does not run: .*summari"):
+        _check_tiles_run(broken, db)

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from tracekit.collector.ingest.normalize import decode_logs, decode_traces
+from tracekit.collector.processors.normalize import decode_logs, decode_traces
 from tracekit.store.database import open_store
 
 RESOURCE = Resource({"service.name": "travel-agent", "service.namespace": "demo", "service.instance.id": "laptop-1",

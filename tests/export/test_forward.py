@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from tests.export.fake_ingestion import FakeIngestion, Planned
 from tests.export.helpers import RESOURCE, agent_run
-from tracekit.collector.forward import Forwarder
+from tracekit.collector.exporters.forwarders import Forwarder
 from tracekit.collector.service import Collector
 from tracekit.collector.settings import CollectorSettings
 from tracekit.export.azure import AzureMonitorSender

@@ -20,7 +20,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.export.helpers import agent_run, make_providers, write_store
 from tracekit.cli import main
-from tracekit.collector.ingest.normalize import decode_traces
+from tracekit.collector.processors.normalize import decode_traces
 from tracekit.collector.service import Collector
 from tracekit.export.cursor import CursorRecord, SidecarCursorStore, cursor_id, sidecar_path
 from tracekit.export.otlp import OtlpSender

@@ -62,3 +62,33 @@ def test_cli_reports_a_missing_collector_in_one_line(capsys) -> None:
     assert main(["demo", "--endpoint", "http://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tracekit: error: nothing accepts OTLP") and "Traceback" not in err
+
+
+def test_cli_demo_into_a_store_with_no_collector_running(tmp_path, capsys) -> None:
+    """--db with no collector: one is started for the run, the spans are stored, and it leaves no state file."""
+    from tracekit.store.reader import open_reader
+
+    db = tmp_path / "demo.duckdb"
+    assert main(["demo", "--db", str(db), "--conversations", "1"]) == 0
+    sent = int(capsys.readouterr().out.split()[1])
+    assert sent > 10
+    assert not (tmp_path / "demo.duckdb.collector.json").exists()
+    reader = open_reader(str(db))
+    try:
+        assert reader.sql("SELECT count(*) AS n FROM spans").column("n")[0].as_py() == sent
+    finally:
+        reader.close()
+
+
+def test_cli_demo_into_a_store_whose_collector_runs(collector, capsys) -> None:
+    """--db with a collector running for that store: the demo goes to that collector's receiver."""
+    assert main(["demo", "--db", str(collector.db_path), "--conversations", "1", "--protocol", "http"]) == 0
+    out = capsys.readouterr().out
+    assert collector.http_endpoint in out
+    _wait_for_spans(collector, int(out.split()[1]))
+    assert _rows(collector, "SELECT count(DISTINCT conversation_id) AS n FROM spans")[0]["n"] == 1
+
+
+def test_cli_demo_refuses_db_and_endpoint_together(tmp_path, capsys) -> None:
+    assert main(["demo", "--db", str(tmp_path / "x.duckdb"), "--endpoint", "http://127.0.0.1:9"]) == 2
+    assert "not both" in capsys.readouterr().err

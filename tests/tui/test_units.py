@@ -9,7 +9,7 @@ import pytest
 from tracekit.conversation.literal import clean, literal
 from tracekit.tui.data import SpanRow
 from tracekit.tui.filters import FilterError, parse_filter
-from tracekit.tui.spantree import build_forest, walk
+from tracekit.tui.span_forest import build_forest, walk
 
 
 @pytest.mark.parametrize("text, column, message", [

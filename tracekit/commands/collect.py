@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument
 from tracekit.store.paths import resolve_db_path
 
 HELP = "run the OTLP collector (gRPC and HTTP) that stores traces, logs and metrics in the DuckDB store"

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument
 
 HELP = "list, show in the terminal, or export as an Azure Monitor Workbook the KQL dashboards"
 
@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("name", metavar="NAME", help="the dashboard (see `tracekit dashboards list`)")
     export.add_argument("--workbook", action="store_true", required=True,
                         help="Azure Monitor Workbook format (the only export format)")
+    add_db_argument(export, help="first run every tile over this store, so a query that fails is found before it "
+                                 "is deployed (default: export without running)")
     export.set_defaults(handler=run_export)
 
 
@@ -67,7 +69,7 @@ def run_show(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     from tracekit import dashboards
-    from tracekit.commands.query import parse_duration
+    from tracekit.commands._options import parse_duration
     from tracekit.dashboards.terminal import render_tile
     from tracekit.store.reader import open_reader
 
@@ -109,6 +111,26 @@ def run_export(args: argparse.Namespace) -> int:
     from tracekit import dashboards
     from tracekit.dashboards.workbook import to_workbook
 
-    json.dump(to_workbook(dashboards.load(args.name)), sys.stdout, indent=2)
+    board = dashboards.load(args.name)
+    if args.db:
+        _check_tiles_run(board, args.db)
+    json.dump(to_workbook(board), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+def _check_tiles_run(board, db: str) -> None:
+    """Run each tile once over the store; a tile whose query fails stops the export with its id and the reason."""
+    from tracekit import dashboards
+    from tracekit.errors import QueryError
+    from tracekit.store.reader import open_reader
+
+    reader = open_reader(db)
+    try:
+        for tile in board.tiles:
+            try:
+                dashboards.run_tile(reader, tile, board.default_since)
+            except QueryError as error:
+                raise QueryError(f"tile {tile.id!r} of {board.name!r} does not run: {error}") from None
+    finally:
+        reader.close()

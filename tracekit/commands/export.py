@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument
 
 HELP = "send stored spans to Azure Monitor (Application Insights), an OTLP endpoint, or an OTLP JSON file"
 

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument
 
 HELP = "read OTLP JSON lines files (from `tracekit export otlp-json` or the Collector's file exporter) into the store"
 
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from tracekit.collector.offline import write_requests
-    from tracekit.export.importer import import_file
+    from tracekit.file_import import import_file
     from tracekit.redaction import RedactionPolicy
     from tracekit.store.paths import resolve_db_path
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument, parse_duration
 from tracekit.errors import QueryError
 
 HELP = "ask the store a question in KQL (Application Insights tables) or read-only SQL"
@@ -54,8 +54,6 @@ examples:
 See docs/kql.md for the KQL that works locally and what each view holds.
 """
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `tracekit query` to the CLI."""
@@ -75,20 +73,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-rows", metavar="N", type=int, default=1000,
                         help="rows shown by --format table (default 1000; json and csv print all)")
     parser.set_defaults(handler=run)
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """`30m`, `24h`, `7d`, `90s` (or a plain number of seconds) to a timedelta."""
-    value = text.strip().lower()
-    unit = value[-1:] if value[-1:] in _UNITS else "s"
-    number = value[:-1] if value[-1:] in _UNITS else value
-    try:
-        seconds = float(number) * _UNITS[unit]
-    except ValueError:
-        raise QueryError(f"--since {text!r}: expected a duration such as 30m, 24h or 7d") from None
-    if seconds <= 0:
-        raise QueryError(f"--since {text!r}: the duration must be positive")
-    return dt.timedelta(seconds=seconds)
 
 
 def parse_params(pairs: list[str], kql_text: str | None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument
 
 DESCRIPTION = """\
 Print a conversation as the chat it was: system instructions, user and assistant messages, each tool call with

@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument
 from tracekit.commands.collect import add_collector_arguments, settings_from_args
 from tracekit.store.paths import resolve_db_path
 

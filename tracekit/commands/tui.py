@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tracekit.cli import add_db_argument
+from tracekit.commands._options import add_db_argument
 
 DESCRIPTION = """\
 Browse traces in the terminal: the trace list (newest first, live as spans arrive), the span tree with a timing

@@ -16,7 +16,7 @@ Two paths share the selection, the cursor and the runner:
   with the exporter as the oracle for each span shape and the fallback for shapes it does not claim.
 * `azure`, `otlp` and `otlp_json` are the senders; `limits` applies Application Insights' limits before sending;
   `cursor` keeps what was sent so a re-run resumes; `runner` drives a selection through a sender with a progress bar
-  and a summary; `importer` reads OTLP JSON lines files back.
+  and a summary. Reading OTLP JSON lines files back into a store is an import: tracekit.file_import.
 
 See docs/export.md for the decisions behind each part.
 """

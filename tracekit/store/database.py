@@ -12,7 +12,7 @@ from tracekit.store import schema
 DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's own default is 80 % of RAM; a local tool should not take that much
 # DuckDB checkpoints inside the committing transaction once the WAL passes checkpoint_threshold (16 MB by default),
 # stalling that commit for seconds on a large table. The collector raises the threshold and checkpoints from a
-# background thread instead (collector/writer.py, Checkpointer); the threshold stays as a backstop.
+# background thread instead (collector/exporters/store_writer.py, Checkpointer); the threshold stays as a backstop.
 COLLECTOR_CHECKPOINT_THRESHOLD = "1GB"
 
 

@@ -153,7 +153,7 @@ _V1 = [
     """,
 ]
 
-# v2: where each export / forward destination has got to (tracekit/export/cursor.py, collector/forward.py).
+# v2: where each export / forward destination has got to (tracekit/export/cursor.py, collector/exporters/forwarders.py).
 _V2 = [
     """
     CREATE TABLE export_cursors (

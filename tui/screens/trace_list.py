@@ -33,6 +33,8 @@ class TraceListScreen(Screen):
         Binding("r", "refresh", "Refresh"),
         Binding("y", "copy_id", "Copy trace id"),
         Binding("p", "toggle_live", "Pause/resume live"),
+        Binding("m", "mark", "Mark to compare"),
+        Binding("D", "compare", "Compare with marked"),
     ]
 
     def __init__(self, *, live: bool = True) -> None:
@@ -44,6 +46,7 @@ class TraceListScreen(Screen):
         self.exhausted = False
         self.loaded_at = 0.0
         self.generation = 0  # bumped per request, so a slow stale answer never overwrites a newer one
+        self.marked: str | None = None  # a trace marked with `m`, compared with another by `D`
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -128,6 +131,8 @@ class TraceListScreen(Screen):
             text.append(self.trace_filter.text)
         text.append("  ·  ")
         text.append("live" if self.live else "paused", style="green" if self.live else "yellow")
+        if self.marked:
+            text.append(f"  ·  marked {self.marked[:8]} (D compares)", style="magenta")
         text.append(f"  ·  {self.app.reader.location}", style="dim")
         self.query_one("#list-status", Static).update(text)
 
@@ -182,6 +187,25 @@ class TraceListScreen(Screen):
 
     def action_refresh(self) -> None:
         self.reload(max(PAGE_SIZE, len(self.query_one(TraceTable).traces)))
+
+    def action_mark(self) -> None:
+        """Mark the selected trace as run A of a comparison (again on the same trace: unmark)."""
+        trace = self.query_one(TraceTable).current_trace
+        if trace is not None:
+            self.marked = None if self.marked == trace.trace_id else trace.trace_id
+            self.update_status()
+
+    def action_compare(self) -> None:
+        """Compare the marked trace (A) with the selected one (B), step by step."""
+        trace = self.query_one(TraceTable).current_trace
+        if trace is None:
+            return
+        if self.marked is None or self.marked == trace.trace_id:
+            self.notify("mark a run with m first, then press D on the run to compare it with")
+            return
+        from tracekit.tui.screens.run_diff import RunDiffScreen
+
+        self.app.push_screen(RunDiffScreen(self.marked, trace.trace_id))
 
     def action_toggle_live(self) -> None:
         self.live = not self.live

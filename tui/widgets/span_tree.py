@@ -12,7 +12,7 @@ from tracekit import semconv
 from tracekit.conversation.literal import literal
 from tracekit.tui.data import SpanRow
 from tracekit.tui.format import format_duration, short_id
-from tracekit.tui.spantree import SpanNode, build_forest, walk
+from tracekit.tui.span_forest import SpanNode, build_forest, walk
 
 NAME_WIDTH = 52
 BAR_WIDTH = 36

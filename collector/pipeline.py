@@ -1,25 +1,39 @@
-"""From received bytes to a durable acknowledgement: admit, decode, hand to the writer, wait for the commit.
+"""From received bytes to a durable acknowledgement: admission, the processors, the store exporter, the commit.
 
-Receivers (gRPC, HTTP) call `IngestPipeline.export()` from the asyncio loop. Decoding runs off the loop (a thread, or
-worker processes so both cores decode), the writer commits in groups, and the call returns only after the commit,
-so what a sender sees acknowledged is on disk.
+Receivers (gRPC, HTTP) call `IngestPipeline.export()` from the asyncio loop. The request is admitted against the
+memory budget, then runs through the list of processors (`build_processors`: decode, then redaction, ...) off the
+loop (a thread, or worker processes so both cores decode), the store writer commits in groups, and the call returns
+only after the commit, so what a sender sees acknowledged is on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import multiprocessing
 from dataclasses import dataclass
+from typing import Sequence
 
 from tracekit.collector.admission import Admission
-from tracekit.collector.ingest.decode import InvalidRequest
-from tracekit.collector.ingest.normalize import Batch
-from tracekit.collector.ingest.redact import BatchRedactor, decode_and_redact
-from tracekit.collector.writer import StoreWriter
+from tracekit.collector.exporters.store_writer import StoreWriter
+from tracekit.collector.processors import Processor, install, run_installed, run_processors
+from tracekit.collector.processors.decode import Decode, InvalidRequest
+from tracekit.collector.processors.normalize import Batch
+from tracekit.collector.processors.redaction import BatchRedactor
+from tracekit.collector.settings import CollectorSettings
 
-log = logging.getLogger("tracekit.collector.ingest")
+log = logging.getLogger("tracekit.collector.pipeline")
+
+
+def build_processors(settings: CollectorSettings) -> list[Processor]:
+    """The processors every request runs through, in order, as the settings ask for them."""
+    processors: list[Processor] = [Decode()]
+    policy = settings.redaction_policy()
+    if not policy.is_noop:
+        processors.append(BatchRedactor(policy))
+    return processors
 
 
 class Overloaded(Exception):
@@ -44,20 +58,23 @@ class ExportResult:
 
 
 class IngestPipeline:
-    """Admission, decoding and durable writes for the three OTLP signals."""
+    """Admission, the processors and durable writes for the three OTLP signals."""
 
-    def __init__(self, writer: StoreWriter, admission: Admission, *, max_request_bytes: int,
-                 decode_workers: int = 0, redactor: BatchRedactor | None = None) -> None:
-        self._writer = writer
-        self._redactor = redactor
+    def __init__(self, processors: Sequence[Processor], exporter: StoreWriter, admission: Admission, *,
+                 max_request_bytes: int, decode_workers: int = 0) -> None:
+        self.processors = list(processors)
+        self._exporter = exporter
         self._admission = admission
         self.max_request_bytes = max_request_bytes
         if decode_workers > 0:
-            # spawn, not fork: forking a process that runs gRPC threads is unsafe.
+            # spawn, not fork: forking a process that runs gRPC threads is unsafe. Each worker gets the list once.
             self._executor: concurrent.futures.Executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=decode_workers, mp_context=multiprocessing.get_context("spawn"))
+                max_workers=decode_workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=install, initargs=(self.processors,))
+            self._process = run_installed
         else:
             self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-decode")
+            self._process = functools.partial(run_processors, self.processors)
         self.received = {"traces": 0, "logs": 0, "metrics": 0}
         self.rejected = {"traces": 0, "logs": 0, "metrics": 0}
         self.masked = 0
@@ -75,8 +92,7 @@ class IngestPipeline:
             raise Overloaded(self._admission.retry_after_seconds())
         try:
             loop = asyncio.get_running_loop()
-            batch: Batch = await loop.run_in_executor(self._executor, decode_and_redact, signal, payload,
-                                                      self._redactor)
+            batch: Batch = await loop.run_in_executor(self._executor, self._process, signal, payload)
             if batch.accepted:
                 await self._commit(loop, batch)
             self.received[signal] += batch.accepted
@@ -94,7 +110,7 @@ class IngestPipeline:
         def done(error: BaseException | None) -> None:
             loop.call_soon_threadsafe(_settle, committed, error)
 
-        self._writer.submit(batch, done)
+        self._exporter.submit(batch, done)
         await committed
 
     def close(self) -> None:

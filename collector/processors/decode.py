@@ -11,8 +11,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tracekit.collector.ingest.normalize import (Batch, decode_logs, decode_metrics, decode_traces,
-                                                  decode_traces_payload)
+from tracekit.collector.processors.normalize import (Batch, decode_logs, decode_metrics, decode_traces,
+                                                     decode_traces_payload)
 
 SIGNALS: dict[str, tuple[type, Callable[[Any], Batch]]] = {
     "traces": (ExportTraceServiceRequest, decode_traces),
@@ -26,6 +26,13 @@ _HEX_ID_FIELDS = {"traceId": 16, "spanId": 8, "parentSpanId": 8, "trace_id": 16,
 
 class InvalidRequest(ValueError):
     """The request cannot be decoded at all; the sender gets INVALID_ARGUMENT / HTTP 400 with this message."""
+
+
+class Decode:
+    """The first processor: protobuf request bytes to a normalized `Batch` (OTLP/JSON arrives already converted)."""
+
+    def process(self, signal: str, payload: bytes) -> Batch:
+        return decode_payload(signal, payload)
 
 
 def decode_payload(signal: str, payload: bytes) -> Batch:

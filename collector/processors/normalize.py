@@ -20,10 +20,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tracekit import semconv
-from tracekit.collector.ingest.anyvalue import MAX_DEPTH, InvalidValue, any_value, key_values
+from tracekit.collector.processors.anyvalue import MAX_DEPTH, InvalidValue, any_value, key_values
 
 try:  # the compiled decoder (setup.py builds it when a C compiler is present); the Python path serves without it
-    from tracekit.collector.ingest import _fastdecode
+    from tracekit.collector.processors import _fastdecode
 except ImportError:
     _fastdecode = None
 
@@ -31,7 +31,7 @@ SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUM
 STATUS_CODES = ("UNSET", "OK", "ERROR")
 TEMPORALITIES = (None, "DELTA", "CUMULATIVE")
 
-log = logging.getLogger("tracekit.collector.ingest")
+log = logging.getLogger("tracekit.collector.processors")
 _dumps = orjson.dumps
 _ts_ns = pa.timestamp("ns")
 _MAX_NS = 2**63 - 1  # the store keeps nanosecond times as BIGINT

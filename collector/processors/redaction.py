@@ -16,8 +16,7 @@ import orjson
 import pyarrow as pa
 
 from tracekit import semconv
-from tracekit.collector.ingest.decode import decode_payload
-from tracekit.collector.ingest.normalize import Batch
+from tracekit.collector.processors.normalize import Batch
 from tracekit.redaction import RedactionPolicy
 from tracekit.redaction_screen import flag_rows
 
@@ -60,6 +59,10 @@ class BatchRedactor:
         if not count:
             return text, 0
         return orjson.dumps(redacted).decode(), count
+
+    def process(self, signal: str, batch: Batch) -> Batch:
+        self.redact(batch)
+        return batch
 
     def redact(self, batch: Batch) -> int:
         """Mask in place (replacing the affected Arrow columns); return how many values were masked."""
@@ -115,11 +118,3 @@ def _refresh_typed_columns(table: pa.Table, attributes: list[str], rows: list[in
                 values[row] = value if value is None or isinstance(value, str) else orjson.dumps(value).decode()
         table = _replace_column(table, name, values)
     return table
-
-
-def decode_and_redact(signal: str, payload: bytes, redactor: BatchRedactor | None) -> Batch:
-    """The decode step with redaction before storage (module-level so worker processes can run it)."""
-    batch = decode_payload(signal, payload)
-    if redactor is not None:
-        redactor.redact(batch)
-    return batch

@@ -25,7 +25,7 @@ from tracekit.export.runner import ExportSummary, Sender, run_export
 from tracekit.export.selection import Selection, StoreSource
 from tracekit.store.reader import StoreReader
 
-log = logging.getLogger("tracekit.collector.forward")
+log = logging.getLogger("tracekit.collector.exporters.forwarders")
 
 SELECTION = "forward"
 AFTER_EVERYTHING = "~"  # sorts after every hex id: "start after the newest span of this ingest_seq"

@@ -19,9 +19,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracekit.collector.ingest.normalize import Batch
+from tracekit.collector.processors.normalize import Batch
 
-log = logging.getLogger("tracekit.collector.writer")
+log = logging.getLogger("tracekit.collector.exporters.store_writer")
 
 # Tables whose rows carry the commit group's ingest_seq.
 SEQUENCED_TABLES = ("spans", "span_events", "span_links", "logs", "metric_points")
