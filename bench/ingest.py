@@ -4,7 +4,8 @@
 
 1. Starts `tracekit collect` in its own process on a fresh store (ephemeral port).
 2. Builds distinct 512-span ExportTraceServiceRequests with GenAI-like attributes (~800 bytes/span) and serializes
-   them up front, so the load process spends its CPU on sending, not on encoding.
+   them up front, so the load process spends its CPU on sending, not on encoding; each send stamps a counter into
+   the trace ids, so every span sent is new (the collector stores a span once, and would drop resent ones).
 3. A separate load process sends them over gRPC with several requests in flight for a fixed time, counting spans
    the collector acknowledged.
 4. Counts the rows in the store (through the collector's read API): durable spans/s = stored spans / load time.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing
 import os
@@ -121,9 +123,41 @@ def build_request(seed: int) -> bytes:
     return request.SerializeToString()
 
 
+def trace_id_offsets(payload: bytes) -> list[int]:
+    """Where each span's trace id sits in the serialized request (random bytes: they occur nowhere else)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    offsets = []
+    for trace_id in {span.trace_id for span in ExportTraceServiceRequest.FromString(payload).resource_spans[0]
+                     .scope_spans[0].spans}:
+        position = payload.find(trace_id)
+        while position >= 0:
+            offsets.append(position)
+            position = payload.find(trace_id, position + 16)
+    return offsets
+
+
+def stamped(payload: bytes, offsets: list[int], stamp: int) -> bytes:
+    """`payload` with `stamp` in the first 8 bytes of each trace id (offsets from `trace_id_offsets`)."""
+    data = bytearray(payload)
+    prefix = stamp.to_bytes(8, "big")
+    for offset in offsets:
+        data[offset:offset + 8] = prefix
+    return bytes(data)
+
+
 def load_process(target: str, payloads: list[bytes], seconds: float, in_flight: int, result_queue) -> None:
-    """Send payloads round-robin with `in_flight` concurrent requests for `seconds`; report acknowledged spans."""
+    """Send payloads round-robin with `in_flight` concurrent requests for `seconds`; report acknowledged spans.
+
+    Each send stamps a counter into the first 8 bytes of every trace id, so every span sent is a new span: the
+    collector stores a span (trace id, span id) once, and resending the same requests would store nothing new."""
     import grpc
+
+    offsets = [trace_id_offsets(payload) for payload in payloads]
+    sends = itertools.count()
+
+    def fresh(index: int) -> bytes:
+        return stamped(payloads[index], offsets[index], next(sends))
 
     async def main() -> tuple[int, int, float, float]:
         acknowledged = refused = 0
@@ -136,7 +170,7 @@ def load_process(target: str, payloads: list[bytes], seconds: float, in_flight: 
                 index = offset
                 while time.perf_counter() < deadline:
                     try:
-                        await export(payloads[index % len(payloads)], timeout=30)
+                        await export(fresh(index % len(payloads)), timeout=30)
                         acknowledged += SPANS_PER_REQUEST
                     except grpc.aio.AioRpcError as error:
                         if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
