@@ -37,7 +37,7 @@ def commit(con, batches, sequence: int, known: set[int], *, check: bool, or_igno
     """One commit group through write_batches; returns the CPU seconds it took."""
     original = dedup.drop_duplicates
     if not check:
-        dedup.drop_duplicates = lambda con, tables: {}
+        dedup.drop_duplicates = lambda con, tables, since=0: {}
     started = time.process_time()
     try:
         con.execute("BEGIN TRANSACTION")
