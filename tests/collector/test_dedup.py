@@ -28,8 +28,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind
 
-from tests.tui.test_trace_view import open_trace, outline
 from tests.tui.conftest import NamedReader
+from tests.tui.test_trace_view import open_trace, outline
 from tracekit.cli import main
 from tracekit.collector.service import Collector
 from tracekit.collector.settings import CollectorSettings
@@ -221,6 +221,7 @@ def test_a_retry_that_arrives_after_a_collector_restart_is_stored_once(tmp_path:
             sender.join(60)
             assert results and results[0].name == "SUCCESS"
             assert second.writer.stats.duplicates == {"spans": 3, "span_events": 1, "span_links": 1}
+            assert second.status()["duplicates_left_out"] == {"spans": 3, "span_events": 1, "span_links": 1}
             assert _count(second, "SELECT count(*) FROM spans") == 3
             assert _count(second, "SELECT count(*) FROM span_events") == 1
             assert _count(second, "SELECT count(*) FROM span_links") == 1
