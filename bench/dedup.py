@@ -6,8 +6,8 @@ In this process, the real store writer's `write_batches` commits groups of bench
 trace ids every request) into three fresh stores side by side, one group into each in turn, so the three see the
 same machine minute and the same store sizes:
 - "no check": the writer with the duplicate check turned off (what the collector did before);
-- "check": the writer as it is (collector/exporters/dedup.py: repeats within the group, copies stored by the recent
-  groups, at most --window-rows rows, found through a join);
+- "check": the writer as it is (collector/exporters/dedup.py: repeats within the group; copies stored by the recent
+  groups, at most --window-rows rows, prefiltered by start time in memory and confirmed through a join);
 - "unique index": a UNIQUE index on spans (trace_id, span_id) and INSERT OR IGNORE, the alternative.
 CPU time (this process, all DuckDB threads included) per span for each, and the ratio to "no check". A final group
 resends every request of the previous group (a sender retrying after lost acknowledgements) to each store with a
@@ -37,18 +37,15 @@ def commit(con, batches, sequence: int, known: set[int], *, check: bool, or_igno
     """One commit group through write_batches; returns the CPU seconds it took."""
     original = dedup.drop_duplicates
     if not check:
-        dedup.drop_duplicates = lambda con, tables, since=0: {}
+        dedup.drop_duplicates = lambda *args: {}
     started = time.process_time()
     try:
         con.execute("BEGIN TRANSACTION")
         if or_ignore:
             _insert_or_ignore(con, batches, sequence)
         else:
-            since = recent.first_sequence(sequence) if recent else 0
-            known |= store_writer.write_batches(con, batches, sequence, known, check_since=since)
+            known |= store_writer.write_batches(con, batches, sequence, known, window=recent)
         con.execute("COMMIT")
-        if recent:
-            recent.committed(sequence, sum(batch.accepted for batch in batches))
     finally:
         dedup.drop_duplicates = original
     return time.process_time() - started

@@ -42,12 +42,14 @@ WINDOW_ROWS = 2**20
 
 
 class RecentGroups:
-    """The commit groups a new group is checked against: those of the last `seconds`, holding at most `rows` rows."""
+    """The commit groups a new group is checked against: those of the last `seconds`, holding at most `rows` rows,
+    with the start times of their spans kept in memory (8 bytes a span) as a first, cheap filter."""
 
     def __init__(self, seconds: float = WINDOW_SECONDS, rows: int = WINDOW_ROWS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._seconds, self._max_rows, self._clock = seconds, rows, clock
-        self._groups: deque[tuple[int, float, int]] = deque()  # (ingest_seq, committed at, rows)
+        # (ingest_seq, committed at, rows, start_time_ns of its spans)
+        self._groups: deque[tuple[int, float, int, pa.Array]] = deque()
         self._rows = 0
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -56,16 +58,22 @@ class RecentGroups:
         groups = con.execute(
             "SELECT ingest_seq, count(*) FROM (SELECT ingest_seq FROM spans UNION ALL SELECT ingest_seq FROM logs "
             "UNION ALL SELECT ingest_seq FROM metric_points) GROUP BY ingest_seq ORDER BY ingest_seq DESC").fetchall()
-        rows = 0
+        rows, loaded = 0, []
         for sequence, count in groups:
             if rows >= self._max_rows:
                 break
-            self._groups.appendleft((sequence, self._clock(), count))
+            loaded.append((sequence, count))
             rows += count
-        self._rows = rows
+        if not loaded:
+            return
+        starts = con.sql(f"SELECT ingest_seq, start_time_ns FROM spans WHERE ingest_seq >= {int(loaded[-1][0])}"
+                         ).to_arrow_table()
+        for sequence, count in reversed(loaded):
+            mine = starts.filter(pc.equal(starts.column("ingest_seq"), sequence)).column("start_time_ns")
+            self.committed(sequence, count, mine.combine_chunks() if mine.num_chunks else pa.array([], pa.int64()))
 
-    def committed(self, sequence: int, rows: int) -> None:
-        self._groups.append((sequence, self._clock(), rows))
+    def committed(self, sequence: int, rows: int, starts: pa.Array) -> None:
+        self._groups.append((sequence, self._clock(), rows, starts))
         self._rows += rows
 
     def first_sequence(self, next_sequence: int) -> int:
@@ -75,14 +83,19 @@ class RecentGroups:
             self._rows -= self._groups.popleft()[2]
         return self._groups[0][0] if self._groups else next_sequence
 
+    def start_times(self) -> pa.ChunkedArray:
+        return pa.chunked_array([group[3] for group in self._groups], pa.int64())
 
-def drop_duplicates(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], since: int = 0) -> dict[str, int]:
-    """Leave out of `tables` (in place) the items stored in groups `since` onwards and the repeats within; return how
-    many, per table."""
+
+def drop_duplicates(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], sequence: int,
+                    window: RecentGroups | None = None) -> dict[str, int]:
+    """Leave out of `tables` (in place) the repeats within and the items stored by the groups of `window` (the whole
+    store without one); return how many, per table. `sequence` is the ingest_seq this group will get."""
     before = {name: table.num_rows for name, table in tables.items()}
+    since = window.first_sequence(sequence) if window is not None else 0
     spans = tables.get("spans")
     if spans is not None:
-        kept = _unique_spans(con, spans, since)
+        kept = _unique_spans(con, spans, since, window)
         if kept.num_rows < spans.num_rows:
             tables["spans"] = kept
             keys = _span_keys(kept)
@@ -94,18 +107,36 @@ def drop_duplicates(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table],
     for name in ("logs", "metric_points"):
         if name in tables:
             tables[name] = _unique_rows(con, name, tables[name], since)
+    if window is not None:
+        rows = sum(tables[name].num_rows for name in ("spans", "logs", "metric_points") if name in tables)
+        starts = tables["spans"].column("start_time_ns").combine_chunks() if "spans" in tables else pa.array(
+            [], pa.int64())
+        window.committed(sequence, rows, starts)  # if the commit then fails, the join below still decides
     return {name: rows - tables[name].num_rows for name, rows in before.items() if tables[name].num_rows < rows}
 
 
-def _unique_spans(con: duckdb.DuckDBPyConnection, spans: pa.Table, since: int) -> pa.Table:
+def _unique_spans(con: duckdb.DuckDBPyConnection, spans: pa.Table, since: int, window: RecentGroups | None
+                  ) -> pa.Table:
     # Span ids are random 64-bit numbers: when they are all distinct (the usual group), so are the (trace, span) pairs.
     if pc.count_distinct(spans.column("span_id")).as_py() < spans.num_rows:
         spans = _first_of_each(spans, ["trace_id", "span_id"])
-    con.register(_INCOMING, spans.select(["trace_id", "span_id", "start_time_ns"]))
+    candidates = spans
+    if window is not None:
+        # A stored copy has the same start time: only spans whose start time recurs in the window need the join.
+        # Hashing the group's start times and probing the window's costs ~1 ms for 2^20 rows; the join that reads
+        # the stored ids costs 20-40 ns a row (bench/dedup.py, docs/decisions/2026-12-06-store-each-item-once.md).
+        starts = spans.column("start_time_ns")
+        recurring = window.start_times()
+        recurring = recurring.filter(pc.is_in(recurring, value_set=starts.combine_chunks()))
+        if len(recurring) == 0:
+            return spans
+        candidates = spans.filter(pc.is_in(starts, value_set=recurring.combine_chunks()))
+    con.register(_INCOMING, candidates.select(["trace_id", "span_id", "start_time_ns"]))
     try:
         stored = con.sql(
             f"SELECT i.trace_id, i.span_id FROM {_INCOMING} i JOIN spans s ON s.start_time_ns = i.start_time_ns "
-            f"AND s.span_id = i.span_id AND s.trace_id = i.trace_id WHERE s.ingest_seq >= {int(since)}").to_arrow_table()
+            f"AND s.span_id = i.span_id AND s.trace_id = i.trace_id WHERE s.ingest_seq >= {int(since)}"
+        ).to_arrow_table()
     finally:
         con.unregister(_INCOMING)
     if stored.num_rows == 0:

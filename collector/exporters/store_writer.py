@@ -64,13 +64,13 @@ def write_batches(
     sequence: int,
     known_resources: set[int],
     stats: WriterStats | None = None,
-    check_since: int = 0,
+    window: dedup.RecentGroups | None = None,
 ) -> set[int]:
     """Insert every table of `batches` inside the caller's transaction; return the resource ids newly inserted.
 
     Each span, log record and metric point is stored once (collector/exporters/dedup.py): copies within the group
-    and copies stored by groups `check_since` onwards (a sender that retried after a lost acknowledgement) are left
-    out.
+    and copies stored by the recent groups of `window` (the whole store without one: a sender that retried after a
+    lost acknowledgement) are left out.
     Usable without a running collector (import into a store nobody owns): open the store, BEGIN, call this, COMMIT.
     """
     by_table: dict[str, list[pa.Table]] = {}
@@ -82,7 +82,7 @@ def write_batches(
     # docs/performance.md).
     tables = {name: pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
               for name, parts in by_table.items()}
-    duplicates = dedup.drop_duplicates(con, tables, check_since)
+    duplicates = dedup.drop_duplicates(con, tables, sequence, window)
     new_resources: set[int] = set()
     for name, table in tables.items():
         if name == "resources":
@@ -207,14 +207,11 @@ class StoreWriter:
         with self._lock:
             try:
                 self._con.execute("BEGIN TRANSACTION")
-                rows_before = sum(self.stats.rows.get(name, 0) for name in SEQUENCED_TABLES)
                 new_resources = write_batches(
                     self._con, (batch for batch, _ in group), self._sequence, self._known_resources, self.stats,
-                    check_since=self._recent.first_sequence(self._sequence),
+                    self._recent,
                 )
                 self._con.execute("COMMIT")
-                self._recent.committed(self._sequence,
-                                       sum(self.stats.rows.get(name, 0) for name in SEQUENCED_TABLES) - rows_before)
                 self._known_resources |= new_resources
                 self._sequence += 1
                 self.stats.commits += 1
