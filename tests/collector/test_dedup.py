@@ -228,3 +228,41 @@ def test_a_retry_that_arrives_after_a_collector_restart_is_stored_once(tmp_path:
     finally:
         proxy.close()
         exporter.shutdown()
+
+
+def test_copies_within_one_commit_and_a_file_imported_twice_are_stored_once(tmp_path: Path) -> None:
+    """Without a collector (`tracekit import`'s path) the check covers the whole store; within one commit group,
+    repeats are left out too. Log records and metric points, which have no id, are compared by their whole content."""
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk._logs import export as log_export
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from tracekit.collector.offline import write_requests
+    from tracekit.store.database import open_store_readonly
+
+    logs = (getattr(log_export, "InMemoryLogRecordExporter", None) or log_export.InMemoryLogExporter)()
+    spans = InMemorySpanExporter()
+    tracer_provider, logger_provider = TracerProvider(resource=RESOURCE), LoggerProvider(resource=RESOURCE)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    logger_provider.add_log_record_processor(log_export.SimpleLogRecordProcessor(logs))
+    _trace(tracer_provider, logger_provider.get_logger("tests.dedup"))
+    metrics = InMemoryMetricReader()
+    meter = MeterProvider(resource=RESOURCE, metric_readers=[metrics]).get_meter("tests.dedup")
+    meter.create_counter("gen_ai.tokens").add(3)
+    requests = [encode_spans(spans.get_finished_spans()), encode_logs(logs.get_finished_logs()),
+                encode_metrics(metrics.get_metrics_data())]
+    db = tmp_path / "traces.duckdb"
+    write_requests(requests + requests, db)  # twice in one transaction
+    write_requests(requests, db)  # and again later
+    # a genuinely new record with the same text is a new record (another time)
+    logger_provider.get_logger("tests.dedup").emit(body="first", severity_number=SeverityNumber.INFO)
+    write_requests([encode_logs(logs.get_finished_logs()[-1:])], db)
+    con = open_store_readonly(db)
+    try:
+        counts = {table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+                  for table in ("spans", "span_events", "span_links", "logs", "metric_points")}
+    finally:
+        con.close()
+    assert counts == {"spans": 3, "span_events": 1, "span_links": 1, "logs": 3, "metric_points": 1}
