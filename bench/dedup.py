@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import SPANS_PER_REQUEST, build_request, stamped, trace_id_offsets  # noqa: E402
+from ingest import SPANS_PER_REQUEST, build_request, stamp_plan, stamped  # noqa: E402
 
 from tracekit.collector.exporters import dedup, store_writer  # noqa: E402
 from tracekit.collector.processors.decode import decode_payload  # noqa: E402
@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
 
     payloads = [build_request(seed) for seed in range(16)]
-    offsets = [trace_id_offsets(payload) for payload in payloads]
+    plans = [stamp_plan(payload) for payload in payloads]
     with tempfile.TemporaryDirectory() as tmp:
         stores = {name: open_store(Path(tmp) / f"{name.replace(' ', '_')}.duckdb")
                   for name in ("no check", "check", "unique index")}
@@ -83,7 +83,7 @@ def main() -> None:
             group = []
             for index in range(args.requests_per_group):
                 stamp += 1
-                group.append(decode_payload("traces", stamped(payloads[index % 16], offsets[index % 16], stamp)))
+                group.append(decode_payload("traces", stamped(plans[index % 16], stamp)))
             for name, con in stores.items():
                 cpu[name].append(commit(con, group, sequence, known[name], check=name != "no check",
                                         or_ignore=name == "unique index", recent=recent if name == "check" else None))
