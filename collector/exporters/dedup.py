@@ -5,10 +5,11 @@ request again: the copy can land in the same commit group as the first delivery,
 of the collector. The store writer calls `drop_duplicates` on each commit group's tables inside the commit's
 transaction, so the check sees exactly what is committed, in commit order.
 
-The check reads the rows of recent commit groups only (`RecentGroups`: the last 10 minutes, at most 2^20 rows; the
-ingest_seq column is in insertion order, so DuckDB skips older row groups by their min/max): a sender's retries end
-well within that (the OpenTelemetry SDKs give up after seconds to 5 minutes), and the cost per commit stays flat
-as the store grows. After a restart the groups already stored count as committed at startup. A copy that arrives
+The check covers the rows of recent commit groups only (`RecentGroups`: the last 10 minutes, at most 2^18 rows): the
+start times of their spans, kept in memory, pick the spans that may be copies, and only those are joined against
+the stored rows of those groups (the ingest_seq column is in insertion order, so DuckDB skips older row groups by
+their min/max). A sender's retries come within seconds (an immediate retry of a broken connection, or after its
+timeout and backoff); the cost per commit stays flat as the store grows. After a restart the groups already stored count as committed at startup. A copy that arrives
 later than that is stored again. `tracekit import` without a collector checks against the whole store.
 
 What counts as the same item:
@@ -38,7 +39,7 @@ _INCOMING = "_tk_incoming"
 
 
 WINDOW_SECONDS = 600.0
-WINDOW_ROWS = 2**20
+WINDOW_ROWS = 2**18  # two DuckDB row groups; probing the window's start times costs ~15 ns a row per commit
 
 
 class RecentGroups:
@@ -117,14 +118,13 @@ def drop_duplicates(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table],
 
 def _unique_spans(con: duckdb.DuckDBPyConnection, spans: pa.Table, since: int, window: RecentGroups | None
                   ) -> pa.Table:
-    # Span ids are random 64-bit numbers: when they are all distinct (the usual group), so are the (trace, span) pairs.
-    if pc.count_distinct(spans.column("span_id")).as_py() < spans.num_rows:
+    if pc.count_distinct(_span_keys(spans)).as_py() < spans.num_rows:
         spans = _first_of_each(spans, ["trace_id", "span_id"])
     candidates = spans
     if window is not None:
         # A stored copy has the same start time: only spans whose start time recurs in the window need the join.
-        # Hashing the group's start times and probing the window's costs ~1 ms for 2^20 rows; the join that reads
-        # the stored ids costs 20-40 ns a row (bench/dedup.py, docs/decisions/2026-12-06-store-each-item-once.md).
+        # Probing the window's start times costs ~15 ns a row, the join that reads the stored ids 20-40 ns a row
+        # (docs/decisions/2026-12-06-store-each-item-once.md).
         starts = spans.column("start_time_ns")
         recurring = window.start_times()
         recurring = recurring.filter(pc.is_in(recurring, value_set=starts.combine_chunks()))
