@@ -23,7 +23,7 @@ suffix="$(python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFI
 library="$build/_fastdecode$suffix"
 echo "building $library with ASan + UBSan ($CC)"
 "$CC" -shared -fPIC -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
-    -I"$include" collector/ingest/_fastdecode.c -o "$library"
+    -I"$include" collector/processors/_fastdecode.c -o "$library"
 
 # Python itself is not built with ASan: preload the runtime, and let malloc (not pymalloc) serve Python objects so
 # ASan sees their bounds too. Leak reports are off: CPython keeps objects alive until exit by design (the decoder

@@ -13,7 +13,7 @@ import importlib.util
 import os
 import sys
 
-PACKAGE = "tracekit.collector.ingest"
+PACKAGE = "tracekit.collector.processors"
 NAME = f"{PACKAGE}._fastdecode"
 
 

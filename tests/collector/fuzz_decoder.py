@@ -37,9 +37,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tracekit.collector.ingest import normalize
-from tracekit.collector.ingest.decode import InvalidRequest, decode_payload
-from tracekit.collector.ingest.normalize import Batch
+from tracekit.collector.processors import normalize
+from tracekit.collector.processors.decode import InvalidRequest, decode_payload
+from tracekit.collector.processors.normalize import Batch
 
 JSON_COLUMNS = {"spans": {"attributes"}, "span_events": {"attributes"}, "span_links": {"attributes"},
                 "resources": {"attributes"}}
