@@ -80,7 +80,7 @@ class RecentGroups:
     def first_sequence(self, next_sequence: int) -> int:
         """The oldest ingest_seq still in the window (`next_sequence` when the window is empty)."""
         oldest = self._clock() - self._seconds
-        while self._groups and (self._groups[0][1] < oldest or self._rows - self._groups[0][2] >= self._max_rows):
+        while self._groups and (self._groups[0][1] < oldest or self._rows > self._max_rows):
             self._rows -= self._groups.popleft()[2]
         return self._groups[0][0] if self._groups else next_sequence
 

@@ -266,3 +266,22 @@ def test_copies_within_one_commit_and_a_file_imported_twice_are_stored_once(tmp_
     finally:
         con.close()
     assert counts == {"spans": 3, "span_events": 1, "span_links": 1, "logs": 3, "metric_points": 1}
+
+
+def test_the_check_covers_the_groups_of_the_last_ten_minutes_up_to_its_row_bound() -> None:
+    import pyarrow as pa
+
+    from tracekit.collector.exporters.dedup import RecentGroups
+
+    now = [1000.0]
+    window = RecentGroups(seconds=600, rows=100, clock=lambda: now[0])
+    assert window.first_sequence(1) == 1  # nothing committed: nothing to check against
+    for sequence in range(1, 5):
+        window.committed(sequence, 30, pa.array([sequence], pa.int64()))
+        now[0] += 100
+    assert window.first_sequence(5) == 2  # 4 x 30 rows: the oldest group falls out of the 100-row bound
+    assert window.start_times().to_pylist() == [2, 3, 4]
+    now[0] += 500  # groups 2 and 3 were committed 800 and 700 s ago, group 4 600 s ago
+    assert window.first_sequence(5) == 4
+    now[0] += 1000
+    assert window.first_sequence(5) == 5 and window.start_times().to_pylist() == []
