@@ -1,7 +1,7 @@
 """Maps the repository's top-level folders into the `tracekit` import namespace.
 
 Everything else about the distribution lives in pyproject.toml. The folders (instrumentors/, collector/, tui/,
-dashboards/) show the data path at a glance; installing them as `tracekit.<folder>` keeps PyPI's unrelated
+dashboards/, demo/) show the data path at a glance; installing them as `tracekit.<folder>` keeps PyPI's unrelated
 `collector` and `tui` distributions from clashing with ours. See docs/architecture.md.
 """
 
@@ -13,6 +13,7 @@ FOLDERS = {
     "tracekit.instrumentors": "instrumentors",
     "tracekit.tui": "tui",
     "tracekit.dashboards": "dashboards",
+    "tracekit.demo": "demo",
 }
 
 packages: list[str] = []
@@ -25,11 +26,10 @@ setup(
     package_dir=FOLDERS,
     package_data={
         "tracekit.tui": ["*.tcss", "**/*.tcss"],
-        "tracekit.dashboards": ["*.json", "*.kql", "*.toml"],
+        "tracekit.dashboards": ["*.json", "*.kql", "*.toml", "alert_rules/*.toml"],
     },
-    # Compiled twins of hot Python paths: the OTLP trace decoder, and the LangChain instrumentor's content-off message
-    # JSON. Optional: without a C compiler the install succeeds and the Python code runs.
+    # The compiled twin of the collector's hot path, the OTLP trace decoder. Optional: without a C compiler the
+    # install succeeds and the Python decoder runs.
     ext_modules=[Extension("tracekit.collector.processors._fastdecode", ["collector/processors/_fastdecode.c"],
-                           optional=True),
-                 Extension("tracekit.instrumentors._structure", ["instrumentors/_structure.c"], optional=True)],
+                           optional=True)],
 )

@@ -129,12 +129,14 @@ def bench_azure(db: Path, prebuilt: list, batch_size: int) -> None:
         print(f"  ratio           : {base_wall / wall:.1f}x wall, {base_cpu / cpu:.1f}x CPU")
         sender.close()
         # What `tracekit export azure-monitor` does by default: the built-in redaction policy (pages screened first).
-        from tracekit.export.redact import export_redactor
+        from tracekit.redaction import RedactionPolicy
+        from tracekit.redaction.columns import TableRedactor
 
         sender = AzureMonitorSender(connection_string)
         red_wall, red_cpu, summary = _timed(lambda: run_export(
-            StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(db)), shaper=AzureShaper(),
-            redactor=export_redactor(), page_size=batch_size, restart=True, show_progress=False))
+            StoreSource(reader, Selection(), redactor=TableRedactor(RedactionPolicy.default())), sender,
+            SidecarCursorStore(sidecar_path(db)), shaper=AzureShaper(), page_size=batch_size, restart=True,
+            show_progress=False))
         assert summary.complete and summary.delivered == spans, summary.to_json()
         sender.close()
         print(f"  with the default redaction policy: {spans / red_wall:,.0f} spans/s wall, "
@@ -254,14 +256,15 @@ def bench_otlp(db: Path, spans: int, batch_size: int, workdir: Path, protocols: 
             print(f"  ratio          : {base_wall / wall:.1f}x wall, {base_cpu / cpu:.1f}x CPU")
             if protocol == "grpc":
                 # What `tracekit export otlp` does by default: the built-in redaction policy on every value.
-                from tracekit.export.redact import export_redactor
+                from tracekit.redaction import RedactionPolicy
+                from tracekit.redaction.columns import TableRedactor
 
                 reader = LocalReader.open_file(db)
-                source = StoreSource(reader, Selection())
+                source = StoreSource(reader, Selection(), redactor=TableRedactor(RedactionPolicy.default()))
                 sender = OtlpSender(endpoint, protocol=protocol)
                 wall, cpu, summary = _timed(lambda: run_export(
                     source, sender, SidecarCursorStore(workdir / "cursor-redacted.json"), page_size=batch_size,
-                    redactor=export_redactor(), restart=True, show_progress=False))
+                    restart=True, show_progress=False))
                 assert summary.complete and summary.spans_done == spans, summary.to_json()
                 sender.close()
                 reader.close()

@@ -1,18 +1,23 @@
 """Ingest benchmark: sustained durable spans/s through the real collector over OTLP/gRPC.
 
-    python bench/ingest.py [--seconds 20] [--in-flight 8] [--decode-workers 0] [--requests 16]
+    python bench/ingest.py [--seconds 20] [--in-flight 8] [--decode-workers 0] [--requests 16] [--content]
 
 1. Starts `tracekit collect` in its own process on a fresh store (ephemeral port).
 2. Builds distinct 512-span ExportTraceServiceRequests with GenAI-like attributes (~800 bytes/span) and serializes
    them up front, so the load process spends its CPU on sending, not on encoding; each send stamps a counter into
    the trace ids and start times, so every span sent is new (the collector stores a span once and would drop resent
-   ones; distinct spans also differ in start time, which its check relies on to stay cheap).
+   ones; distinct spans also differ in start time, which its check relies on to stay cheap). With `--content`,
+   agents with content recording on: chat spans carry system instructions, ~3 KB of input messages and the output,
+   tool spans their arguments and results (~3 KB a span on average), written from varied sentences, tool results and
+   numbers (not repeated bytes); the figures then include MB/s.
 3. A separate load process sends them over gRPC with several requests in flight for a fixed time, counting spans
    the collector acknowledged.
 4. Counts the rows in the store (through the collector's read API): durable spans/s = stored spans / load time.
    Also prints each collector thread's share of a core during the load (named from the collector's status).
 5. Samples the collector's RSS throughout, and measures in this process the decode-only ceiling (protobuf parse of the
-   same bytes) and the normalize ceiling (parse + Arrow columns), printed as ratios to the durable rate.
+   same bytes) and the normalize ceiling (parse + Arrow columns), printed as ratios to the durable rate, and the
+   time by stage for the same requests (decode, the redaction processor with the default policy, store insert,
+   checkpoint), each in microseconds a span and MB/s.
 """
 
 from __future__ import annotations
@@ -38,8 +43,84 @@ SPANS_PER_REQUEST = 512
 SERVICE = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-def build_request(seed: int) -> bytes:
-    """One ExportTraceServiceRequest of agent-like traffic: invoke_agent > chat / execute_tool spans."""
+# Material for recorded content: what agents with content recording on send (instructions, user turns, tool calls
+# and their results, answers). Sentences are combined at random with varied names and numbers, so no two spans
+# carry the same bytes.
+_INSTRUCTIONS = [
+    "You are a travel planning assistant for a corporate travel desk.",
+    "Always confirm the traveller's dates, origin and destination before searching.",
+    "Prefer direct flights under the company's fare cap unless the traveller asks otherwise.",
+    "When a tool fails, explain the failure briefly and offer an alternative.",
+    "Never book without an explicit confirmation from the traveller.",
+    "Quote prices in the traveller's currency and mention taxes separately.",
+    "Keep answers short: three sentences or a compact list.",
+    "Hotels must be within walking distance of the meeting venue when one is given.",
+    "Respect loyalty programme preferences recorded in the traveller profile.",
+    "If the weather forecast shows storms, suggest a flexible fare.",
+    "Summarise the itinerary at the end of each planning session.",
+    "Use the tools for facts; do not guess schedules or availability.",
+]
+_CITIES = ["Seattle", "Paris", "Tokyo", "Lisbon", "Nairobi", "Toronto", "Berlin", "Singapore", "Austin", "Oslo",
+           "Madrid", "Seoul", "Dublin", "Lima", "Cairo", "Zurich"]
+_ASKS = [
+    "I need to get from {a} to {b} on {d} for a customer workshop, returning {r}.",
+    "Can you find a hotel near the {b} convention centre for {n} nights?",
+    "What's the weather going to be like in {b} around {d}? I might need a coat.",
+    "My manager approved up to {p} USD for the trip to {b}; what are my options?",
+    "Please rebook me: the {a} flight on {d} was cancelled and I still need to be in {b} by noon.",
+    "Compare the morning and evening departures from {a} to {b} on {d}.",
+    "Is there a train option between {a} and {b} that is cheaper than flying?",
+    "Add a rental car in {b} from {d} to {r}, compact is fine.",
+    "Send the confirmation to {e} and copy my assistant.",  # what redaction is for: an address in a prompt
+]
+_ANSWERS = [
+    "I found {n} direct options from {a} to {b} on {d}; the cheapest is {p} USD with a {h}:{m:02d} departure.",
+    "The forecast for {b} on {d} is {t} degrees with light rain in the afternoon, so a flexible fare is wise.",
+    "Hotel {w} is {n} minutes' walk from the venue at {p} USD a night, breakfast included.",
+    "Your itinerary: depart {a} {d} {h}:{m:02d}, arrive {b} the same evening, return {r}. Shall I book it?",
+    "The evening departure saves {n} hours of waiting but costs {p} USD more than the morning flight.",
+]
+_HOTELS = ["Harbour View", "Le Petit Jardin", "Sakura Inn", "Alfama Suites", "Savannah Lodge", "Maple Court"]
+
+
+def _content(rng: random.Random) -> dict[str, str]:
+    def fill(template: str) -> str:
+        a, b = rng.sample(_CITIES, 2)
+        return template.format(a=a, b=b, d=f"2026-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+                               r=f"2026-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+                               n=rng.randrange(2, 9), p=rng.randrange(180, 2400), h=rng.randrange(6, 22),
+                               m=rng.randrange(0, 60), t=rng.randrange(-5, 34), w=rng.choice(_HOTELS),
+                               e=f"{rng.choice(['ann', 'raj', 'li', 'sam'])}.{rng.getrandbits(16):x}@example.com")
+
+    def tool_result() -> str:
+        return json.dumps({"results": [
+            {"carrier": rng.choice(["AF", "LH", "UA", "JL", "TP", "KQ", "AC"]),
+             "flight": f"{rng.randrange(10, 9999)}", "depart": f"{rng.randrange(5, 23):02d}:{rng.randrange(0, 60):02d}",
+             "duration_min": rng.randrange(55, 900), "stops": rng.randrange(0, 3), "fare_usd": rng.randrange(90, 3200),
+             "seats_left": rng.randrange(1, 40), "cabin": rng.choice(["economy", "premium", "business"])}
+            for _ in range(rng.randrange(2, 6))], "currency": "USD", "source": "gds"})
+
+    system = [{"type": "text", "content": " ".join(rng.sample(_INSTRUCTIONS, rng.randrange(6, 11)))}]
+    messages: list[dict] = []
+    for _ in range(rng.randrange(2, 5)):
+        messages.append({"role": "user", "parts": [{"type": "text", "content": fill(rng.choice(_ASKS))}]})
+        call_id = f"call_{rng.getrandbits(96):024x}"
+        messages.append({"role": "assistant", "parts": [{"type": "tool_call", "id": call_id, "name": "search_flights",
+                                                         "arguments": {"origin": rng.choice(_CITIES),
+                                                                       "destination": rng.choice(_CITIES),
+                                                                       "date": f"2026-{rng.randrange(1, 13):02d}-"
+                                                                               f"{rng.randrange(1, 29):02d}"}}]})
+        messages.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": call_id,
+                                                    "response": tool_result()}]})
+    output = [{"role": "assistant", "finish_reason": "stop",
+               "parts": [{"type": "text", "content": " ".join(fill(rng.choice(_ANSWERS)) for _ in range(3))}]}]
+    return {"system": json.dumps(system), "input": json.dumps(messages), "output": json.dumps(output),
+            "tool_result": tool_result() + tool_result()}
+
+
+def build_request(seed: int, content: bool = False) -> bytes:
+    """One ExportTraceServiceRequest of agent-like traffic: invoke_agent > chat / execute_tool spans (with recorded
+    message content when `content`)."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
     from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
@@ -90,6 +171,11 @@ def build_request(seed: int) -> bytes:
                           ("gen_ai.usage.output_tokens", rng.randrange(5, 800)),
                           ("gen_ai.request.temperature", 0.2), ("server.address", "api.openai.com"),
                           ("server.port", 443), ("gen_ai.response.finish_reasons", "stop")]
+            if content:
+                recorded = _content(rng)
+                attributes += [("gen_ai.system_instructions", recorded["system"]),
+                               ("gen_ai.input.messages", recorded["input"]),
+                               ("gen_ai.output.messages", recorded["output"])]
         else:
             tool = rng.choice(tools)
             span.name, span.kind = f"execute_tool {tool}", Span.SPAN_KIND_INTERNAL
@@ -98,7 +184,8 @@ def build_request(seed: int) -> bytes:
                           ("gen_ai.agent.name", agent),
                           ("gen_ai.tool.call.arguments", json.dumps({"city": "Paris", "date": "2026-11-22",
                                                                      "passengers": rng.randrange(1, 5)})),
-                          ("gen_ai.tool.call.result", json.dumps({"ok": True, "items": rng.randrange(0, 9)}))]
+                          ("gen_ai.tool.call.result", _content(rng)["tool_result"] if content
+                           else json.dumps({"ok": True, "items": rng.randrange(0, 9)}))]
             if rng.random() < 0.05:
                 span.status.code = Status.STATUS_CODE_ERROR
                 span.status.message = "tool failed"
@@ -279,19 +366,49 @@ def ceilings(payloads: list[bytes]) -> tuple[float, float, float | None]:
     return parse, python, compiled
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--in-flight", type=int, default=32)
-    parser.add_argument("--requests", type=int, default=16, help="distinct pre-serialized requests")
-    parser.add_argument("--decode-workers", type=int, default=0)
-    parser.add_argument("--checkpoint-rows", type=int, default=None,
-                        help="span rows between the collector's checkpoints (default: the collector's)")
-    args = parser.parse_args()
+def stages(payloads: list[bytes]) -> dict[str, float]:
+    """Microseconds a span for each stage the collector runs on these requests, in this process: decode (parse +
+    Arrow columns) and the redaction processor with the default policy in CPU time of this thread (steadier than
+    wall time on a shared machine), the store insert and the checkpoint in wall time (DuckDB works on its own
+    threads too)."""
+    from tracekit.collector.exporters.store_writer import next_sequence, write_batches
+    from tracekit.collector.processors.decode import decode_payload
+    from tracekit.collector.processors.redaction import BatchRedactor
+    from tracekit.redaction import RedactionPolicy
+    from tracekit.store.database import open_store
 
-    payloads = [build_request(seed) for seed in range(args.requests)]
+    spans = len(payloads) * SPANS_PER_REQUEST
+    timings: dict[str, list[float]] = {"decode": [], "redaction": [], "insert": [], "checkpoint": []}
+    redactor = BatchRedactor(RedactionPolicy.default())
+    redactor.process("traces", decode_payload("traces", payloads[0]))  # compile the screen outside the timing
+    for _ in range(3):
+        started = time.thread_time()
+        batches = [decode_payload("traces", payload) for payload in payloads]
+        timings["decode"].append(time.thread_time() - started)
+        started = time.thread_time()
+        for batch in batches:
+            redactor.process("traces", batch)
+        timings["redaction"].append(time.thread_time() - started)
+        with tempfile.TemporaryDirectory() as tmp:
+            con = open_store(Path(tmp) / "stages.duckdb")
+            started = time.perf_counter()
+            con.execute("BEGIN TRANSACTION")
+            write_batches(con, batches, next_sequence(con), set())
+            con.execute("COMMIT")
+            timings["insert"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            con.execute("CHECKPOINT")
+            timings["checkpoint"].append(time.perf_counter() - started)
+            con.close()
+    return {stage: 1e6 * statistics.median(values) / spans for stage, values in timings.items()}
+
+
+def measure(args: argparse.Namespace) -> dict[str, float]:
+    """Run the load against a collector of this interpreter's tracekit and return the figures."""
+    payloads = [build_request(seed, args.content) for seed in range(args.requests)]
     size = sum(map(len, payloads)) / len(payloads) / SPANS_PER_REQUEST
-    print(f"payload: {len(payloads)} requests x {SPANS_PER_REQUEST} spans, {size:.0f} bytes/span")
+    print(f"payload: {len(payloads)} requests x {SPANS_PER_REQUEST} spans, {size:.0f} bytes/span"
+          f"{' (recorded content)' if args.content else ''}")
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
@@ -334,7 +451,7 @@ def main() -> None:
     print(f"load: {elapsed:.1f}s, {args.in_flight} requests in flight, decode workers {args.decode_workers}")
     print(f"acknowledged spans      {acknowledged:>12,}   (refused requests, retried: {refused})")
     print(f"stored spans            {stored:>12,}   (must be >= acknowledged: {stored >= acknowledged})")
-    print(f"durable spans/s         {durable_rate:>12,.0f}")
+    print(f"durable spans/s         {durable_rate:>12,.0f}   ({durable_rate * size / 1e6:,.1f} MB/s of OTLP)")
     print(f"peak collector RSS      {peak_rss / 2**20:>12,.0f} MiB")
     # CPU per span is steadier than wall-clock rates when other work shares the cores.
     collector_us, load_us = 1e6 * collector_cpu / stored, 1e6 * load_cpu / max(acknowledged, 1)
@@ -350,6 +467,48 @@ def main() -> None:
         print(f"normalize ceiling (compiled) {compiled_rate:>7,.0f} spans/s   durable/compiled = "
               f"{durable_rate / compiled_rate:.3f}   ({1e6 / compiled_rate:.1f} us/span, "
               f"{compiled_rate / normalize_rate:.1f}x the Python path)")
+    by_stage = stages(payloads)
+    print("time by stage (decode and redaction: CPU of one thread; insert and checkpoint: wall; median of 3):")
+    for stage, micros in by_stage.items():
+        print(f"  {stage:<12} {micros:>8.2f} us/span   {size / micros:>8,.0f} MB/s")
+    return {"durable_spans_per_s": durable_rate, "collector_us_per_span": collector_us, "bytes_per_span": size,
+            **{f"{stage}_us_per_span": micros for stage, micros in by_stage.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--in-flight", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=16, help="distinct pre-serialized requests")
+    parser.add_argument("--decode-workers", type=int, default=0)
+    parser.add_argument("--checkpoint-rows", type=int, default=None,
+                        help="span rows between the collector's checkpoints (default: the collector's)")
+    parser.add_argument("--content", action="store_true",
+                        help="spans with recorded message content (~3 KB a span), as agents with content on send")
+    parser.add_argument("--against", metavar="PYTHON",
+                        help="also run the same measurement with another interpreter whose tracekit is a baseline "
+                             "checkout (e.g. main's), in this run, and print the ratios")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # figures for --against
+    args = parser.parse_args()
+
+    figures = measure(args)
+    if args.json:
+        print("FIGURES " + json.dumps(figures))
+    if args.against:
+        command = [args.against, __file__, "--json", "--seconds", str(args.seconds), "--in-flight",
+                   str(args.in_flight), "--requests", str(args.requests), "--decode-workers", str(args.decode_workers)]
+        if args.content:
+            command.append("--content")
+        if args.checkpoint_rows is not None:
+            command += ["--checkpoint-rows", str(args.checkpoint_rows)]
+        print(f"\n--- baseline: {args.against} ---", flush=True)
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        print(output.split("FIGURES ")[0], end="")
+        baseline = json.loads(output.split("FIGURES ")[1])
+        print("\n--- this checkout / baseline ---")
+        for name, value in figures.items():
+            if name in baseline and baseline[name]:
+                print(f"  {name:<28} {value:>10,.2f} / {baseline[name]:>10,.2f} = {value / baseline[name]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tracekit import dashboards  # noqa: E402
+from tracekit.query import views  # noqa: E402
 from tracekit.query.kql import _compiled_cache, compile_kql, run_kql  # noqa: E402
 from tracekit.store.database import open_store  # noqa: E402
 from tracekit.store.reader import LocalReader  # noqa: E402
@@ -151,6 +152,7 @@ def generate(path: Path, spans: int) -> None:
                 WHERE parent_span_id IS NULL AND hash(trace_id) % 10 = 0""")
             con.unregister("batch")
             progress.update(task, completed=hi)
+    views.install_in_store(con)  # as a running collector does, so readers find the views in the store
     con.execute("CHECKPOINT")
     con.close()
 

@@ -27,10 +27,11 @@ class Admission:
     def used(self) -> int:
         return self._used
 
-    def try_acquire(self, size: int) -> bool:
-        """Reserve `size` bytes; False when that would pass the bound (an idle collector takes any one request)."""
+    def try_acquire(self, size: int, held: int = 0) -> bool:
+        """Reserve `size` more bytes for a request that already holds `held` (a body read chunk by chunk); False
+        when that would pass the bound. A request alone in the queue may take any size (up to the request limit)."""
         with self._lock:
-            if self._used and self._used + size > self.capacity:
+            if self._used > held and self._used + size > self.capacity:
                 self.refused += 1
                 return False
             self._used += size

@@ -19,7 +19,7 @@ from typing import Sequence
 from tracekit.collector.admission import Admission
 from tracekit.collector.exporters.store_writer import StoreWriter
 from tracekit.collector.processors import Processor, install, run_installed, run_processors
-from tracekit.collector.processors.decode import Decode, InvalidRequest
+from tracekit.collector.processors.decode import Decode, InvalidRequest, Received
 from tracekit.collector.processors.normalize import Batch
 from tracekit.collector.processors.redaction import BatchRedactor
 from tracekit.collector.settings import CollectorSettings
@@ -29,7 +29,7 @@ log = logging.getLogger("tracekit.collector.pipeline")
 
 def build_processors(settings: CollectorSettings) -> list[Processor]:
     """The processors every request runs through, in order, as the settings ask for them."""
-    processors: list[Processor] = [Decode()]
+    processors: list[Processor] = [Decode(settings.attribute_limits)]
     policy = settings.redaction_policy()
     if not policy.is_noop:
         processors.append(BatchRedactor(policy))
@@ -72,9 +72,14 @@ class IngestPipeline:
                 max_workers=decode_workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=install, initargs=(self.processors,))
             self._process = run_installed
+            self._json_executor = self._executor
         else:
             self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-decode")
             self._process = functools.partial(run_processors, self.processors)
+            # OTLP/JSON takes far longer per byte than protobuf: its own thread, so it never queues protobuf
+            # requests behind it (one at a time, which also bounds the memory its parse trees take).
+            self._json_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                                        thread_name_prefix="tracekit-decode-json")
         self.received = {"traces": 0, "logs": 0, "metrics": 0}
         self.rejected = {"traces": 0, "logs": 0, "metrics": 0}
         self.masked = 0
@@ -83,16 +88,29 @@ class IngestPipeline:
     def admission(self) -> Admission:
         return self._admission
 
-    async def export(self, signal: str, payload: bytes) -> ExportResult:
-        """Store one OTLP request durably; raise Overloaded, TooLarge or InvalidRequest when it cannot be taken."""
+    async def export(self, signal: str, payload: bytes, *, json: bool = False, reserved: int = 0) -> ExportResult:
+        """Store one OTLP request (protobuf, or OTLP/JSON with `json`) durably; raise Overloaded, TooLarge or
+        InvalidRequest when it cannot be taken. `reserved`: bytes the receiver already took from the admission
+        budget for this request while reading it; they are released here, whatever happens."""
         size = len(payload)
         if size > self.max_request_bytes:
+            self._admission.release(reserved)
             raise TooLarge(f"request of {size} bytes is over the limit of {self.max_request_bytes} bytes")
-        if not self._admission.try_acquire(size):
+        if reserved:
+            size = reserved
+        elif not self._admission.try_acquire(size):
             raise Overloaded(self._admission.retry_after_seconds())
         try:
             loop = asyncio.get_running_loop()
-            batch: Batch = await loop.run_in_executor(self._executor, self._process, signal, payload)
+            executor = self._json_executor if json else self._executor
+            try:
+                batch: Batch = await loop.run_in_executor(executor, self._process, signal, Received(payload, json))
+            except (InvalidRequest, concurrent.futures.BrokenExecutor):
+                raise
+            except Exception as error:
+                # The same bytes would fail the same way again: a permanent error for the sender, never a retry.
+                log.exception("could not decode a %s request", signal)
+                raise InvalidRequest(f"the request could not be decoded: {type(error).__name__}: {error}") from None
             if batch.accepted:
                 await self._commit(loop, batch)
             self.received[signal] += batch.accepted
@@ -115,6 +133,7 @@ class IngestPipeline:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=False)
+        self._json_executor.shutdown(wait=True, cancel_futures=False)
 
 
 def _settle(future: "asyncio.Future[None]", error: BaseException | None) -> None:

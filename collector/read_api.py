@@ -3,11 +3,14 @@
 DuckDB lets one process hold the file read-write, so `tracekit query`, the TUI and exports started while a
 collector runs send their read-only SQL here. It listens on 127.0.0.1 only, requires the random bearer token the
 collector writes into the state file (readable by the file's owner only), and answers with an Arrow IPC stream.
+User SQL reaches the database only through LocalReader.sql: on the readers' own cursors, inside read-only
+transactions that are always rolled back (tracekit.store.read_only), never on the writer's connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hmac
 import io
 import queue
@@ -34,6 +37,16 @@ class ReaderPool:
         self._lock = threading.Lock()
 
     def run(self, sql: str, params: Any) -> pa.Table:
+        return self._borrow(lambda reader: reader.sql(sql, params))
+
+    def kql(self, text: str, params: dict[str, Any] | None, since: Any, now: Any) -> pa.Table:
+        """Translate and run KQL on one of the readers (tracekit.query.kql, with its translation caches)."""
+        from tracekit.query.kql import run_kql
+
+        return self._borrow(lambda reader: run_kql(reader, text, params, since=since, now=now))
+
+    def _borrow(self, use: Callable[[LocalReader], pa.Table]) -> pa.Table:
+        """Run `use(reader)` on an idle reader (opening one while fewer than `size` are open)."""
         with self._slots:
             try:
                 reader = self._idle.get_nowait()
@@ -42,7 +55,7 @@ class ReaderPool:
                 with self._lock:
                     self._opened.append(reader)
             try:
-                return reader.sql(sql, params)
+                return use(reader)
             finally:
                 self._idle.put(reader)
 
@@ -61,7 +74,8 @@ def _ipc_bytes(table: pa.Table) -> bytes:
 
 
 def build_read_app(pool: ReaderPool, token: str, status: Callable[[], dict[str, Any]]) -> web.Application:
-    """POST /v1/sql {"sql": ..., "params": [...] | {...}} -> Arrow IPC; GET /v1/status -> JSON counters."""
+    """POST /v1/sql {"sql": ..., "params": [...] | {...}} -> Arrow IPC; POST /v1/kql (below) -> Arrow IPC;
+    GET /v1/status -> JSON counters."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
 
     def authorized(request: web.Request) -> bool:
@@ -86,11 +100,36 @@ def build_read_app(pool: ReaderPool, token: str, status: Callable[[], dict[str, 
         payload = await loop.run_in_executor(None, _ipc_bytes, table)
         return web.Response(body=payload, content_type="application/vnd.apache.arrow.stream")
 
+    async def kql(request: web.Request) -> web.Response:
+        """POST /v1/kql {"kql": ..., "params": {...}, "since_seconds": n, "now": iso} -> Arrow IPC; errors carry
+        their line and column."""
+        if not authorized(request):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        try:
+            body = orjson.loads(await request.read())
+            text, params = body["kql"], body.get("params") or None
+            since = body.get("since_seconds")
+            since = dt.timedelta(seconds=float(since)) if since is not None else None
+            now = dt.datetime.fromisoformat(body["now"]) if body.get("now") else None
+            if not isinstance(text, str) or not isinstance(params, (dict, type(None))):
+                raise TypeError("kql must be a string and params an object")
+        except (ValueError, KeyError, TypeError) as error:
+            return web.json_response({"error": f"bad request: {error}"}, status=400)
+        loop = asyncio.get_running_loop()
+        try:
+            table = await loop.run_in_executor(None, pool.kql, text, params, since, now)
+        except QueryError as error:
+            return web.json_response({"error": error.args[0] if error.args else str(error), "line": error.line,
+                                      "column": error.column}, status=400)
+        payload = await loop.run_in_executor(None, _ipc_bytes, table)
+        return web.Response(body=payload, content_type="application/vnd.apache.arrow.stream")
+
     async def get_status(request: web.Request) -> web.Response:
         if not authorized(request):
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         return web.json_response(status())
 
     app.router.add_post("/v1/sql", sql)
+    app.router.add_post("/v1/kql", kql)
     app.router.add_get("/v1/status", get_status)
     return app

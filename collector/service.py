@@ -3,7 +3,7 @@
     with Collector(CollectorSettings(db_path=path, grpc="127.0.0.1:0", http="127.0.0.1:0")).running() as collector:
         ...  # send OTLP to collector.grpc_endpoint / collector.http_endpoint, read with collector.reader()
 
-`run_forever()` is the headless `tracekit collect`: SIGINT/SIGTERM stop the receivers, drain what was accepted into
+`run_forever()` is the headless `tracekit collect`: SIGINT/SIGTERM/SIGHUP stop the receivers, drain what was accepted into
 the store, remove the state file, and exit.
 """
 
@@ -25,13 +25,16 @@ from aiohttp import web
 
 from tracekit.collector import retention
 from tracekit.collector.admission import Admission
+from tracekit.collector.host_check import allowed_hosts, host_check_middleware
 from tracekit.collector.exporters.store_writer import StoreWriter
 from tracekit.collector.pipeline import IngestPipeline, build_processors
+from tracekit.collector.query_views import ViewsInstaller
 from tracekit.collector.read_api import ReaderPool, build_read_app
 from tracekit.collector.receivers.grpc import start_grpc_server
-from tracekit.collector.receivers.http import build_http_app
+from tracekit.collector.receivers.http import build_http_app, site_options
 from tracekit.collector.settings import CollectorSettings, parse_address
-from tracekit.errors import StoreError
+from tracekit.errors import ListenError, StoreError
+from tracekit.files import write_private_atomically
 from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store
 from tracekit.store.paths import state_file_for
 from tracekit.store.reader import LocalReader, process_start, read_state
@@ -51,16 +54,30 @@ class Collector:
         self._token = secrets.token_urlsafe(24)
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
+        self._serving = False  # set once every receiver listens: an error before that is a startup error
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._connection = None
         self.writer: StoreWriter | None = None
         self.pipeline: IngestPipeline | None = None
+        self.views: ViewsInstaller | None = None  # creates the query views in the store shortly after start
         self.started_at = time.time()
-        self._background: list[Any] = []
+        self._background: list[Any] = []  # things with stop() started beside the receivers (forwarders)
         self._shared_reader: LocalReader | None = None
-        self._reader_lock = threading.Lock()  # things with stop() started beside the receivers (forwarders)
+        self.alerting: Any = None  # the AlertScheduler when --alerts is given
+        self._alert_rules = None
+        if settings.alert_rules:  # a bad rule file stops the start, before any port is taken
+            from tracekit.alerts.rules import load_rules
+
+            self._alert_rules = load_rules(settings.alert_rules)
+        self.continuous_evaluation: Any = None  # ContinuousEvaluation when --evaluation-rules is given
+        self._evaluation_rules = None
+        if settings.evaluation_rules:  # likewise: unknown evaluators, a missing judge or package fail the start
+            from tracekit.evaluators.rules import load_evaluation_rules
+
+            self._evaluation_rules = load_evaluation_rules(settings.evaluation_rules)
+        self._reader_lock = threading.Lock()
 
     # --- public API ---------------------------------------------------------------------------------------------
     def reader(self) -> LocalReader:
@@ -95,6 +112,8 @@ class Collector:
             "duplicates_left_out": dict(writer.stats.duplicates) if writer else {},  # copies of items already stored
             "last_ingest_seq": writer.last_sequence if writer else 0,
             "forwarders": [component.status() for component in self._background if hasattr(component, "status")],
+            **(self.alerting.status() if self.alerting is not None else {}),
+            **(self.continuous_evaluation.status() if self.continuous_evaluation is not None else {}),
             # OS thread id -> name, so per-thread CPU from /proc can be told apart (bench/ingest.py prints it).
             "threads": {str(thread.native_id): thread.name for thread in threading.enumerate()
                         if thread.native_id is not None},
@@ -105,10 +124,15 @@ class Collector:
         """Run in a background thread for the duration of the block; stop and drain on exit."""
         self._thread = threading.Thread(target=self._thread_main, name="tracekit-collector", daemon=True)
         self._thread.start()
-        self._ready.wait()
-        if self._startup_error is not None:
+        try:
+            self._ready.wait()
+        except BaseException:  # interrupted while starting: stop the thread, which removes the state file
+            self.stop()
+            raise
+        if not self._serving:
+            # Startup failed (a port in use, a locked store): the thread ends after recording why.
             self._thread.join()
-            raise self._startup_error
+            raise self._startup_error or StoreError("the collector stopped while starting")
         try:
             yield self
         finally:
@@ -130,7 +154,7 @@ class Collector:
         try:
             asyncio.run(self._serve())
         except BaseException as error:  # surfaced to running() when startup failed
-            if not self._ready.is_set():
+            if not self._serving:
                 self._startup_error = error
                 self._ready.set()
             else:
@@ -148,6 +172,8 @@ class Collector:
                                       checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
         self.writer = StoreWriter(self._connection, checkpoint_rows=settings.checkpoint_rows)
         self.writer.start()
+        self.views = ViewsInstaller(self._connection)
+        self.views.start()
         self.pipeline = IngestPipeline(build_processors(settings), self.writer, Admission(settings.queue_bytes),
                                        max_request_bytes=settings.max_request_bytes,
                                        decode_workers=settings.decode_workers)
@@ -156,28 +182,36 @@ class Collector:
         pool: ReaderPool | None = None
         try:
             pool = ReaderPool(self.new_reader)
+            allowed = allowed_hosts(settings.allowed_hosts, [
+                parse_address(address, 0)[0] for address in (settings.grpc, settings.http, settings.read_api) if address])
             if settings.grpc:
                 host, port = parse_address(settings.grpc, 4317)
                 grpc_server, bound = await start_grpc_server(
                     host, port, self.pipeline, token=settings.auth_token,
-                    max_message_bytes=2 * settings.max_request_bytes)
+                    max_message_bytes=settings.max_request_bytes)
                 self.grpc_endpoint = f"{host}:{bound}"
             if settings.http:
                 host, port = parse_address(settings.http, 4318)
-                runner, bound = await _start_site(build_http_app(self.pipeline, token=settings.auth_token), host, port)
+                app = build_http_app(self.pipeline, token=settings.auth_token,
+                                     body_timeout=settings.body_timeout_seconds)
+                runner, bound = await _start_site(app, host, port, allowed,
+                                                  **site_options(settings.header_timeout_seconds))
                 runners.append(runner)
                 self.http_endpoint = f"http://{host}:{bound}"
             host, port = parse_address(settings.read_api, 0)
-            runner, bound = await _start_site(build_read_app(pool, self._token, self.status), host, port)
+            runner, bound = await _start_site(build_read_app(pool, self._token, self.status), host, port, allowed)
             runners.append(runner)
             self.read_api_url = f"http://{host}:{bound}"
             if settings.write_state_file:
                 self._write_state()
             self._start_forwarders()
+            self._start_alerting()
+            self._start_continuous_evaluation()
             retention_task = asyncio.create_task(self._retention_loop())
             if install_signals:
-                for signum in (signal.SIGINT, signal.SIGTERM):
+                for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                     self._loop.add_signal_handler(signum, self._stop.set)
+            self._serving = True
             self._ready.set()
             if on_ready is not None:
                 on_ready(self)
@@ -190,10 +224,15 @@ class Collector:
                 await grpc_server.stop(grace=5.0)
             for runner in runners:
                 await runner.cleanup()
+            for component in (self.alerting, self.continuous_evaluation):
+                if component is not None:
+                    # Off the loop: a check may be waiting on this loop to store its events.
+                    await self._loop.run_in_executor(None, component.stop)
             for component in self._background:
                 with contextlib.suppress(Exception):
                     component.stop()
             self.pipeline.close()
+            self.views.stop()
             self.writer.stop()
             if pool is not None:
                 pool.close()
@@ -210,9 +249,32 @@ class Collector:
         settings = self.settings
         if not (settings.forward_otlp or settings.forward_azure_monitor):
             return
-        from tracekit.collector.exporters.forwarders import start_forwarders  # only loaded when forwarding is configured
+        # only loaded when forwarding is configured
+        from tracekit.collector.exporters.forwarders import start_forwarders
 
         self._background.extend(start_forwarders(self, settings))
+
+    def _start_alerting(self) -> None:
+        if not self._alert_rules:
+            return
+        from tracekit.collector.alerting import AlertScheduler
+
+        self.alerting = AlertScheduler(self._alert_rules, self.new_reader, self.ingest).start()
+
+    def _start_continuous_evaluation(self) -> None:
+        if not self._evaluation_rules:
+            return
+        from tracekit.collector.continuous_evaluation import ContinuousEvaluation
+
+        self.continuous_evaluation = ContinuousEvaluation(self._evaluation_rules, self.new_reader,
+                                                          self.ingest).start()
+
+    def ingest(self, signal: str, payload: bytes, timeout: float = 30.0) -> None:
+        """Store one serialized OTLP request from another thread of this process, through the pipeline like a
+        receiver would, and wait for its commit (the alert scheduler records its events this way)."""
+        if self._loop is None or self.pipeline is None:
+            raise RuntimeError("the collector is not running")
+        asyncio.run_coroutine_threadsafe(self.pipeline.export(signal, payload), self._loop).result(timeout)
 
     def _write_state(self) -> None:
         state = {
@@ -225,13 +287,12 @@ class Collector:
             "token": self._token,
             "started_at": self.started_at,
         }
+        # 0600 through a fresh temporary file: the token lets its holder read every span in the store
         path = state_file_for(self.db_path)
-        temporary = path.with_name(path.name + ".tmp")
-        # 0600: the token lets its holder read every span in the store
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state, handle)
-        os.replace(temporary, path)
+        try:
+            write_private_atomically(path, json.dumps(state).encode())
+        except OSError as error:  # e.g. another user's file in a sticky directory such as /tmp
+            raise StoreError(f"cannot write the state file {path}: {error.strerror or error}") from None
 
     def _lowest_forwarder_position(self) -> int | None:
         """The ingest_seq every forwarder has sent up to: retention keeps what comes after it."""
@@ -257,14 +318,18 @@ class Collector:
             await asyncio.sleep(settings.retention_interval_seconds)
 
 
-async def _start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None)
+async def _start_site(app: web.Application, host: str, port: int, allowed: frozenset[str],
+                      **options: object) -> tuple[web.AppRunner, int]:
+    # First, before a handler reads a body: only local Host names are answered (DNS rebinding, host_check.py).
+    app.middlewares.insert(0, host_check_middleware(allowed))
+    runner = web.AppRunner(app, access_log=None, **options)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
         await site.start()
     except OSError as error:
         await runner.cleanup()
-        raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        raise ListenError(f"cannot listen on {host}:{port}: {error.strerror or error} (choose another address with "
+                          "--http HOST:PORT, or --http off)") from None
     sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
     return runner, sockets[0].getsockname()[1] if sockets else port

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tracekit.collector.processors.anyvalue import AttributeLimits
+
 MIB = 1024 * 1024
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -36,6 +38,11 @@ def parse_address(text: str, default_port: int) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+def split_hosts(text: str) -> tuple[str, ...]:
+    """'tracekit.internal, 192.0.2.7' -> ('tracekit.internal', '192.0.2.7')."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 @dataclass
 class CollectorSettings:
     """How a collector listens, stores, and protects itself. Defaults are safe for a laptop."""
@@ -48,7 +55,7 @@ class CollectorSettings:
     queue_bytes: int = 256 * MIB                 # request bytes accepted but not yet committed
     memory_limit: str = "2GB"                    # DuckDB's memory_limit
     decode_workers: int = 0                      # >0: decode in that many worker processes
-    checkpoint_rows: int = 245_760               # span rows between checkpoints under load (writer.CHECKPOINT_SPAN_ROWS)
+    checkpoint_rows: int = 245_760               # span rows between checkpoints under load (CHECKPOINT_SPAN_ROWS)
     retention_days: float | None = None
     max_db_bytes: int | None = None
     retention_interval_seconds: float = 60.0
@@ -56,7 +63,13 @@ class CollectorSettings:
     write_state_file: bool = True
     forward_azure_monitor: str | None = None     # a connection string
     forward_otlp: str | None = None              # an OTLP endpoint URL
+    allowed_hosts: tuple[str, ...] = ()          # Host names answered besides loopback ("*": any); DNS rebinding
     redaction: str = "default"                   # "default" (built-in rules), "off", or a policy file path
+    attribute_limits: AttributeLimits = AttributeLimits()  # attributes kept per span/event/link/log record/map
+    header_timeout_seconds: float = 30.0         # an HTTP request's headers must arrive within this (and idle close)
+    body_timeout_seconds: float = 30.0           # an HTTP request's body must arrive within this
+    alert_rules: str | None = None               # a rule file (tracekit.alerts) checked on each rule's frequency
+    evaluation_rules: str | None = None          # continuous evaluation rules (tracekit.evaluators.rules)
     extra: dict[str, str] = field(default_factory=dict)
 
     def redaction_policy(self):  # -> RedactionPolicy
@@ -92,12 +105,44 @@ class CollectorSettings:
             settings.retention_days = float(env["TRACEKIT_RETENTION_DAYS"])
         if "TRACEKIT_MAX_DB_SIZE" in env:
             settings.max_db_bytes = parse_size(env["TRACEKIT_MAX_DB_SIZE"])
+        if env.get("TRACEKIT_ALLOWED_HOSTS"):
+            settings.allowed_hosts = split_hosts(env["TRACEKIT_ALLOWED_HOSTS"])
         if "TRACEKIT_AUTH_TOKEN" in env:
             settings.auth_token = env["TRACEKIT_AUTH_TOKEN"] or None
         if env.get("TRACEKIT_REDACTION_FILE"):
             settings.redaction = env["TRACEKIT_REDACTION_FILE"]
         elif env.get("TRACEKIT_REDACTION", "").strip().lower() in {"off", "false", "0", "none"}:
             settings.redaction = "off"
+        settings.attribute_limits = attribute_limits_from_env(env)
+        if "TRACEKIT_HEADER_TIMEOUT" in env:
+            settings.header_timeout_seconds = float(env["TRACEKIT_HEADER_TIMEOUT"])
+        if "TRACEKIT_BODY_TIMEOUT" in env:
+            settings.body_timeout_seconds = float(env["TRACEKIT_BODY_TIMEOUT"])
+        if env.get("TRACEKIT_ALERTS"):
+            settings.alert_rules = env["TRACEKIT_ALERTS"]
+        if env.get("TRACEKIT_EVALUATION_RULES"):
+            settings.evaluation_rules = env["TRACEKIT_EVALUATION_RULES"]
         if "APPLICATIONINSIGHTS_CONNECTION_STRING" in env and "TRACEKIT_FORWARD_AZURE_MONITOR" in env:
             settings.forward_azure_monitor = env["APPLICATIONINSIGHTS_CONNECTION_STRING"]
         return settings
+
+
+def attribute_limits_from_env(env: "os._Environ[str] | dict[str, str]") -> AttributeLimits:
+    """The limits as the OpenTelemetry SDK reads them: OTEL_ATTRIBUTE_COUNT_LIMIT (or TRACEKIT_ATTRIBUTE_COUNT_LIMIT,
+    which wins) for every kind, then OTEL_SPAN_ / OTEL_EVENT_ / OTEL_LINK_ / OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT for
+    their own kind."""
+    def number(name: str, default: int) -> int:
+        text = env.get(name, "").strip()
+        if not text:
+            return default
+        value = int(text)
+        if value < 0:
+            raise ValueError(f"{name} must be 0 or more, not {value}")
+        return value
+
+    base = number("TRACEKIT_ATTRIBUTE_COUNT_LIMIT", number("OTEL_ATTRIBUTE_COUNT_LIMIT", AttributeLimits().span))
+    return AttributeLimits(span=number("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", base),
+                           event=number("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", base),
+                           link=number("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", base),
+                           log_record=number("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", base),
+                           kvlist=base)

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracekit.dashboards import Tile
+from tracekit.terminal_text import clean
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 BAR_WIDTH = 30
@@ -36,7 +37,7 @@ def _fmt(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M")
-    return str(value)
+    return clean(str(value))
 
 
 def render_tile(tile: Tile, table: pa.Table) -> RenderableType:

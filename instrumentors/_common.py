@@ -11,9 +11,9 @@ from opentelemetry.metrics import NoOpHistogram
 from opentelemetry.trace import Span
 
 from tracekit import semconv
-from tracekit.api import get_tracer
 from tracekit.content import ContentSettings, get_content_settings
 from tracekit.messages import render, to_json
+from tracekit.tracing import get_tracer
 
 # Set while a framework-level instrumentor (LangChain chat model, Agents SDK model call) already records the model
 # call, so the OpenAI SDK instrumentor underneath does not add a second `chat` span for the same request.
@@ -104,10 +104,6 @@ class Instruments:
             return get_tracer(self.scope)
         return self._tracer
 
-    def records_metrics(self) -> bool:
-        """Whether the metrics go anywhere (callers skip preparing their values when not)."""
-        return not _records_nowhere(self.duration)
-
     def record_metrics(
         self,
         span_attributes: Mapping[str, Any],
@@ -137,18 +133,10 @@ class Instruments:
 
 def _records_nowhere(instrument: Any) -> bool:
     """Whether recording on `instrument` is a no-op: the API's NoOp instruments, or the proxy the global meter hands
-    out before any MeterProvider is set (it starts recording once one is; `_real_instrument` is how it knows).
-    Asked on every model call, so the class check is remembered per class instead of an ABC isinstance each time."""
-    cls = instrument.__class__
-    if cls is _PROXY_HISTOGRAM:
+    out before any MeterProvider is set (it starts recording once one is; `_real_instrument` is how it knows)."""
+    if instrument.__class__ is _PROXY_HISTOGRAM:
         return getattr(instrument, "_real_instrument", True) is None
-    nowhere = _NOWHERE_BY_CLASS.get(cls)
-    if nowhere is None:
-        nowhere = _NOWHERE_BY_CLASS[cls] = issubclass(cls, NoOpHistogram)
-    return nowhere
-
-
-_NOWHERE_BY_CLASS: dict[type, bool] = {}
+    return isinstance(instrument, NoOpHistogram)
 
 
 def set_messages(span: Span, key: str, items: Sequence[Mapping[str, Any]], settings: ContentSettings | None = None,

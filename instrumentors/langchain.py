@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Collection, Mapping, Sequence
 from uuid import UUID
 
@@ -40,14 +39,14 @@ except ImportError:  # not installed: the module still imports, so entry-point l
     BaseCallbackHandler = object  # type: ignore[assignment,misc]  # conflict instead of failing with a traceback
 
 from tracekit import semconv
-from tracekit.api import current_agent_name, current_conversation_id, error_type_of, record_error
+from tracekit.api import current_agent_name, current_conversation_id
 from tracekit.content import ContentSettings, get_content_settings
-from tracekit.instrumentors._common import (FINISH_REASON_MAP, Instruments, add_masked_count, emit_content_event,
-                                            inference_recorded_by, merge_silenced_request, normalize_finish_reason,
-                                            set_messages, set_opt_in, silenced_request)
-from tracekit.instrumentors._langchain_messages import (_structure, message_fields, message_parts, message_role,
-                                                       output_structure_json, structure_json, to_otel_messages)
-from tracekit.messages import function_tool_definition, output_message, render, text_part, to_json
+from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event, inference_recorded_by,
+                                            merge_silenced_request, normalize_finish_reason, set_messages, set_opt_in,
+                                            silenced_request)
+from tracekit.instrumentors._langchain_messages import message_parts, message_role, to_otel_messages
+from tracekit.messages import function_tool_definition, output_message, render, text_part
+from tracekit.tracing import error_type_of, record_error
 
 __all__ = ["LangChainInstrumentor", "TracekitCallbackHandler"]
 
@@ -143,148 +142,77 @@ _REQUEST_NUMBERS_FROM_METADATA = {
     "ls_temperature": ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
     "ls_max_tokens": ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
 }
-# Every invocation-params key a request attribute comes from.
-_REQUEST_PARAMS = frozenset(_REQUEST_NUMBERS) | {"n", "stop", "stream", "streaming"}
-_REQUEST_METADATA = frozenset(_REQUEST_NUMBERS_FROM_METADATA) | {"ls_stop"}
 
 
 def _is_number(value: Any) -> bool:
-    return value.__class__ is not bool and isinstance(value, (int, float))
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-# (operation, ls_provider) -> the attributes every span of that operation and provider starts with. Model classes
-# name a handful of providers, so this stays small; it is bounded all the same.
-_PREFIXES: dict[tuple[str, Any], dict[str, Any]] = {}
-
-
-def _make_prefix(operation: str, ls_provider: Any) -> dict[str, Any]:
-    provider = _PROVIDER_MAP.get(str(ls_provider or "").lower(), str(ls_provider or "langchain"))
-    return {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider,
-            semconv.GEN_AI_SYSTEM: provider}
-
-
-def _prefix(operation: str, ls_provider: Any) -> dict[str, Any]:
-    """The remembered attributes for (operation, ls_provider): not to be changed, callers copy them."""
-    key = (operation, ls_provider)
-    try:
-        found = _PREFIXES.get(key)
-    except TypeError:  # an unhashable ls_provider: made every time
-        return _make_prefix(operation, ls_provider)
-    if found is None:
-        found = _make_prefix(operation, ls_provider)
-        if len(_PREFIXES) < 256:
-            _PREFIXES[key] = found
-    return found
+def _stop_sequences(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _request_attributes(operation: str, model: str | None, params: Mapping[str, Any],
                         metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Operation, provider, model and request parameters of an inference run.
-
-    Runs on every model call: the operation and provider come as one remembered dict (copied), and only the keys
-    present in both the parameters and our tables are visited (a set intersection in C), in sorted order so
-    attributes come out in the same order in every process."""
-    attributes = _prefix(operation, metadata.get("ls_provider")).copy()
+    """Operation, provider, model and request parameters of an inference run."""
+    ls_provider = metadata.get("ls_provider")
+    provider = _PROVIDER_MAP.get(str(ls_provider or "").lower(), str(ls_provider or "langchain"))
+    attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider,
+                                  semconv.GEN_AI_SYSTEM: provider}
     if model:
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-    present = _REQUEST_PARAMS.intersection(params.keys())
-    for param in sorted(present) if present else ():
-        value = params[param]
-        key = _REQUEST_NUMBERS.get(param)
-        if key is not None:
-            if value.__class__ is not bool and isinstance(value, (int, float)):  # not None, not a flag
-                attributes[key] = value
-        elif param == "n":
-            if isinstance(value, int) and value != 1:
-                attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = value
-        elif param == "stop":
-            if value:
-                attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = [value] if isinstance(value, str) else list(value)
-        elif value:  # stream / streaming
-            attributes[semconv.GEN_AI_REQUEST_STREAM] = True
-    from_metadata = _REQUEST_METADATA.intersection(metadata.keys())
-    for ls_key in sorted(from_metadata) if from_metadata else ():
-        value = metadata[ls_key]
-        if ls_key == "ls_stop":
-            if value and semconv.GEN_AI_REQUEST_STOP_SEQUENCES not in attributes:
-                attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = [value] if isinstance(value, str) else list(value)
-            continue
-        param, key = _REQUEST_NUMBERS_FROM_METADATA[ls_key]
+    for param, key in _REQUEST_NUMBERS.items():
+        value = params.get(param)
+        if _is_number(value):
+            attributes[key] = value
+    for ls_key, (param, key) in _REQUEST_NUMBERS_FROM_METADATA.items():
+        value = metadata.get(ls_key)
         if param not in params and _is_number(value):
             attributes[key] = value
+    choices = params.get("n")
+    if isinstance(choices, int) and choices != 1:
+        attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = choices
+    stop = params.get("stop") or metadata.get("ls_stop")
+    if stop:
+        attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = _stop_sequences(stop)
+    if params.get("stream") or params.get("streaming"):
+        attributes[semconv.GEN_AI_REQUEST_STREAM] = True
     return attributes
 
 
-def _no_compiled_request(operation: str, model: str | None, params: Any, metadata: Any) -> None:
-    return None
+def _finish_reason(generation: Any, msg: Any, metadata: Mapping[str, Any]) -> str:
+    """A generation's finish reason in the OTel enum: from the message's response `metadata` (OpenAI's
+    `finish_reason`, Anthropic's `stop_reason`) or the generation info; else inferred from the message."""
+    info = generation.generation_info or {}
+    reason = normalize_finish_reason(metadata.get("finish_reason") or metadata.get("stop_reason")
+                                     or info.get("finish_reason"))
+    if reason:
+        return reason
+    return semconv.FINISH_TOOL_CALL if getattr(msg, "tool_calls", None) else semconv.FINISH_STOP
 
 
-# `_request_attributes` in C (instrumentors/_structure.c), or None when params or metadata are not dicts. Its plans
-# are these tables in the order the Python function visits them (sorted), so the two give the same attributes in
-# the same order (tests/instrumentors/test_structure_c.py).
-_request_structure = _no_compiled_request
-if _structure is not None:
-    # (kind, attribute) of the params that are not numbers; kinds as _structure.c numbers them (0 is a number)
-    _OTHER_PARAMS = {"n": (1, semconv.GEN_AI_REQUEST_CHOICE_COUNT), "stop": (2, semconv.GEN_AI_REQUEST_STOP_SEQUENCES),
-                     "stream": (3, semconv.GEN_AI_REQUEST_STREAM), "streaming": (3, semconv.GEN_AI_REQUEST_STREAM)}
-    _structure.setup_request(
-        prefixes=_PREFIXES, make_prefix=_prefix, model_key=semconv.GEN_AI_REQUEST_MODEL,
-        stop_key=semconv.GEN_AI_REQUEST_STOP_SEQUENCES,
-        param_plan=tuple((param, *_OTHER_PARAMS.get(param, (0, _REQUEST_NUMBERS.get(param))))
-                         for param in sorted(_REQUEST_PARAMS)),
-        # ls_stop stands in for no param (None): stop sequences, unless the params gave them
-        metadata_plan=tuple((ls_key, *_REQUEST_NUMBERS_FROM_METADATA.get(
-            ls_key, (None, semconv.GEN_AI_REQUEST_STOP_SEQUENCES))) for ls_key in sorted(_REQUEST_METADATA)))
-    _request_structure = _structure.request_attributes
-
-
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], list[dict[str, Any]], str | None,
-                                                                Any, Any]:
-    """From an LLMResult: the response attributes (id, model, finish reasons, token usage), the output messages,
-    their structure-only JSON, and the input and output token counts as reported. With content on, the JSON is None
-    (the messages are rendered under the content policy); with content off, only the JSON is built and the list
-    stays empty."""
-    llm_output = response.llm_output or _EMPTY
-    if llm_output:
-        response_id = llm_output.get("id")
-        response_model = llm_output.get("model_name") or llm_output.get("model")
-    else:
-        response_id = response_model = None
+def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], list[dict[str, Any]], Any, Any]:
+    """From an LLMResult: the response attributes (id, model, finish reasons, token usage), the output messages
+    (structure only with content off), and the input and output token counts as reported."""
+    llm_output = response.llm_output or {}
+    response_id = llm_output.get("id")
+    response_model = llm_output.get("model_name") or llm_output.get("model")
     outputs: list[dict[str, Any]] = []
-    structure: list[str] = []
     reasons = []
     usage: Mapping[str, Any] = {}
     for batch in response.generations or ():
         for generation in batch:
-            # pydantic keeps fields in __dict__; message_fields() covers anything else
-            generation_fields = getattr(generation, "__dict__", None) or message_fields(generation)
-            msg = generation_fields.get("message")
+            msg = getattr(generation, "message", None)  # a ChatGeneration's; a text LLM's Generation has none
+            metadata = getattr(msg, "response_metadata", None) or {}
+            reason = _finish_reason(generation, msg, metadata)
             if msg is not None:
-                msg_fields = getattr(msg, "__dict__", None) or message_fields(msg)
-                metadata = msg_fields.get("response_metadata") or _EMPTY
-                raw_reason = metadata.get("finish_reason") or metadata.get("stop_reason") \
-                    or (generation_fields.get("generation_info") or {}).get("finish_reason")
-                reason = FINISH_REASON_MAP.get(raw_reason, raw_reason) if raw_reason.__class__ is str else \
-                    normalize_finish_reason(raw_reason)
-                if not reason:
-                    reason = semconv.FINISH_TOOL_CALL if msg_fields.get("tool_calls") else semconv.FINISH_STOP
-                if with_content:
-                    outputs.append(output_message("assistant", message_parts(msg), reason))
-                else:
-                    structure.append(output_structure_json(msg, reason))
-                usage = msg_fields.get("usage_metadata") or usage
+                outputs.append(output_message("assistant", message_parts(msg, with_content), reason))
+                usage = getattr(msg, "usage_metadata", None) or usage
                 response_id = response_id or metadata.get("id")
                 response_model = response_model or metadata.get("model_name") or metadata.get("model")
             else:
-                raw_reason = (generation_fields.get("generation_info") or {}).get("finish_reason")
-                reason = normalize_finish_reason(raw_reason) or semconv.FINISH_STOP
-                if with_content:
-                    outputs.append(output_message("assistant", [text_part(generation.text)], reason))
-                else:
-                    structure.append(to_json(output_message("assistant", [{"type": "text"}], reason)))
+                parts = [text_part(generation.text) if with_content else {"type": "text"}]
+                outputs.append(output_message("assistant", parts, reason))
             reasons.append(reason)
     if not usage:
         token_usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
@@ -293,44 +221,23 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
     input_tokens = usage.get("input_tokens")
     output_tokens = usage.get("output_tokens")
     found: dict[str, Any] = {}
-    # str() and int() only where the value is not one already: this runs on every model call
     if response_id:
-        found[semconv.GEN_AI_RESPONSE_ID] = response_id if response_id.__class__ is str else str(response_id)
+        found[semconv.GEN_AI_RESPONSE_ID] = str(response_id)
     if response_model:
-        found[semconv.GEN_AI_RESPONSE_MODEL] = response_model if response_model.__class__ is str \
-            else str(response_model)
+        found[semconv.GEN_AI_RESPONSE_MODEL] = str(response_model)
     if reasons:
         found[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     if input_tokens is not None:
-        found[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens if input_tokens.__class__ is int \
-            else int(input_tokens)
+        found[semconv.GEN_AI_USAGE_INPUT_TOKENS] = int(input_tokens)
     if output_tokens is not None:
-        found[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens if output_tokens.__class__ is int \
-            else int(output_tokens)
+        found[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = int(output_tokens)
     details = usage.get("input_token_details")
     if details and details.get("cache_read"):
         found[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = int(details["cache_read"])
     details = usage.get("output_token_details")
     if details and details.get("reasoning"):
         found[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = int(details["reasoning"])
-    return found, outputs, f"[{','.join(structure)}]" if structure else None, input_tokens, output_tokens
-
-
-def _no_compiled_reader(response: Any) -> None:
-    return None
-
-
-# `_read_response(response, with_content=False)` in C (instrumentors/_structure.c), or None for a response shape
-# only the Python function reads; tests/instrumentors/test_structure_c.py holds the two to the same results.
-_read_structure = _no_compiled_reader
-if _structure is not None:
-    _structure.setup_response(
-        keys=(semconv.GEN_AI_RESPONSE_ID, semconv.GEN_AI_RESPONSE_MODEL, semconv.GEN_AI_RESPONSE_FINISH_REASONS,
-              semconv.GEN_AI_USAGE_INPUT_TOKENS, semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
-              semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
-        finish_reason_map=FINISH_REASON_MAP, normalize_finish_reason=normalize_finish_reason,
-        tool_call=semconv.FINISH_TOOL_CALL, stop=semconv.FINISH_STOP)
-    _read_structure = _structure.read_response
+    return found, outputs, input_tokens, output_tokens
 
 
 def _add_messages(attributes: dict[str, Any], key: str, messages: list[dict[str, Any]],
@@ -341,8 +248,6 @@ def _add_messages(attributes: dict[str, Any], key: str, messages: list[dict[str,
     if value is not None:
         attributes[key] = value
     return masked
-
-
 
 
 class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
@@ -535,8 +440,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         metadata = metadata or {}
         params: Mapping[str, Any] = kwargs.get("invocation_params") or {}
         model = _model_name(params, metadata, serialized)
-        attributes = _request_structure(operation, model, params, metadata) \
-            or _request_attributes(operation, model, params, metadata)
+        attributes = _request_attributes(operation, model, params, metadata)
         tools = params.get("tools")
         definitions = _tool_definitions(tools) if tools else None
         if definitions:
@@ -578,39 +482,26 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Response id and model, finish reasons, token usage, input and output messages; then the metrics."""
-        run = self._runs.pop(run_id, None)  # taken out once: a run id (a UUID) hashes in Python, ~1.5k instructions
+        run = self._runs.pop(run_id, None)
         if run is None:
             return
         settings = get_content_settings()
-        with_content = settings.enabled
-        found, outputs, outputs_json, input_tokens, output_tokens = \
-            (not with_content and _read_structure(response)) or _read_response(response, with_content)
+        found, outputs, input_tokens, output_tokens = _read_response(response, settings.enabled)
         if semconv.GEN_AI_RESPONSE_MODEL in found:  # the metrics carry it too
             run.attributes[semconv.GEN_AI_RESPONSE_MODEL] = found[semconv.GEN_AI_RESPONSE_MODEL]
         span = run.span
         if span is not None and span.is_recording():
-            masked = 0
-            if not with_content:  # the default: structure only, built straight as JSON text, nothing to redact
-                inputs_json = structure_json(run.inputs)
-                if inputs_json is not None:
-                    found[semconv.GEN_AI_INPUT_MESSAGES] = inputs_json
-                if outputs_json is not None:
-                    found[semconv.GEN_AI_OUTPUT_MESSAGES] = outputs_json
-            else:
-                inputs = to_otel_messages(run.inputs, with_content)
-                masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES, inputs, settings)
-                masked += _add_messages(found, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings)
+            inputs = to_otel_messages(run.inputs, settings.enabled)
+            masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES, inputs, settings)
+            masked += _add_messages(found, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings)
             span.set_attributes(found)
             merge_silenced_request(span, run.attributes)
-            if masked:
-                add_masked_count(span, run.attributes, masked)
-            if with_content and settings.on_events:
+            add_masked_count(span, run.attributes, masked)
+            if settings.on_events:
                 emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: inputs,
                                           semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
-        instruments = self._instruments
-        if instruments.records_metrics():
-            instruments.record_metrics(run.attributes, time.perf_counter() - run.started,
-                                       _int_or_none(input_tokens), _int_or_none(output_tokens))
+        self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started,
+                                         _int_or_none(input_tokens), _int_or_none(output_tokens))
         self._close(run)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

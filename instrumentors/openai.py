@@ -23,13 +23,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from wrapt import ObjectProxy, wrap_function_wrapper
 
 from tracekit import semconv
-from tracekit.api import current_conversation_id, error_type_of, record_error, redacted_text
+from tracekit.api import current_conversation_id
 from tracekit.content import get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
                                             inference_recorded_by, normalize_finish_reason, set_messages,
                                             silenced_request)
-from tracekit.messages import (function_tool_definition, message, output_message, reasoning_part, text_part,
-                               tool_call_part, tool_call_response_part)
+from tracekit.instrumentors._openai_messages import (chat_content_parts, chat_input_messages, get_field,
+                                                     responses_input_messages)
+from tracekit.messages import function_tool_definition, output_message, reasoning_part, text_part, tool_call_part
+from tracekit.tracing import error_type_of, record_error, redacted_text
 
 __all__ = ["OpenAIInstrumentor"]
 
@@ -48,15 +50,6 @@ _TARGETS = (
 )
 
 
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    """A field of an SDK object or of a plain dict (requests are dicts, responses are models)."""
-    if obj is None:
-        return default
-    if isinstance(obj, Mapping):
-        return obj.get(key, default)
-    return getattr(obj, key, default)
-
-
 def _given(value: Any) -> bool:
     """False for None and the SDK's NOT_GIVEN / Omit sentinels."""
     return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
@@ -65,90 +58,22 @@ def _given(value: Any) -> bool:
 # --- requests -----------------------------------------------------------------------------------------------------------
 
 
-def _chat_content_parts(content: Any) -> list[dict[str, Any]]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [text_part(content)]
-    parts: list[dict[str, Any]] = []
-    for block in content:
-        block_type = _get(block, "type")
-        if block_type in ("text", "input_text", "output_text"):
-            parts.append(text_part(str(_get(block, "text", ""))))
-        elif block_type == "refusal":
-            parts.append(text_part(str(_get(block, "refusal", ""))))
-        elif block_type in ("image_url", "input_image"):
-            url = _get(block, "image_url")
-            url = _get(url, "url", url)
-            if isinstance(url, str) and url.startswith("data:"):
-                mime = url[5:].split(";", 1)[0]
-                parts.append({"type": "blob", "modality": "image", "mime_type": mime, "content": url.split(",", 1)[-1]})
-            elif url:
-                parts.append({"type": "uri", "modality": "image", "uri": str(url)})
-            elif _get(block, "file_id"):
-                parts.append({"type": "file", "modality": "image", "file_id": _get(block, "file_id")})
-        elif block_type in ("input_audio",):
-            parts.append({"type": "blob", "modality": "audio", "content": _get(_get(block, "input_audio"), "data", "")})
-        elif block_type in ("file", "input_file"):
-            file_id = _get(block, "file_id") or _get(_get(block, "file"), "file_id")
-            parts.append({"type": "file", "modality": "document", "file_id": file_id or ""})
-        else:
-            parts.append({"type": "generic", "generic_type": str(block_type)})
-    return parts
-
-
-def _chat_input_messages(messages: Any) -> list[dict[str, Any]]:
-    result = []
-    for msg in messages or ():
-        role = str(_get(msg, "role", "user"))
-        if role == "tool":
-            parts = [tool_call_response_part(_get(msg, "tool_call_id"), _get(msg, "content"))]
-        else:
-            parts = _chat_content_parts(_get(msg, "content"))
-            for call in _get(msg, "tool_calls") or ():
-                function = _get(call, "function") or {}
-                parts.append(tool_call_part(_get(call, "id"), str(_get(function, "name", "")), _get(function, "arguments")))
-        result.append(message(role, parts, name=_get(msg, "name")))
-    return result
-
-
 def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
     definitions = []
     for tool in tools or ():
-        tool_type = _get(tool, "type", "function")
-        function = _get(tool, "function") if _get(tool, "function") is not None else tool
-        name = _get(function, "name")
+        tool_type = get_field(tool, "type", "function")
+        function = get_field(tool, "function") if get_field(tool, "function") is not None else tool
+        name = get_field(function, "name")
         if tool_type == "function" and name:
-            definitions.append(function_tool_definition(str(name), _get(function, "description"),
-                                                        _get(function, "parameters")))
+            definitions.append(function_tool_definition(str(name), get_field(function, "description"),
+                                                        get_field(function, "parameters")))
         else:  # built-in tools (web_search, file_search, code_interpreter, ...)
             definitions.append({"type": str(tool_type), "name": str(name or tool_type)})
     return definitions
 
 
-def _responses_input_messages(items: Any) -> list[dict[str, Any]]:
-    if isinstance(items, str):
-        return [message("user", [text_part(items)])]
-    result: list[dict[str, Any]] = []
-    for item in items or ():
-        item_type = _get(item, "type", "message")
-        if item_type == "message" or (_get(item, "role") and item_type not in ("function_call", "function_call_output")):
-            result.append(message(str(_get(item, "role", "user")), _chat_content_parts(_get(item, "content"))))
-        elif item_type == "function_call":
-            result.append(message("assistant", [tool_call_part(_get(item, "call_id"), str(_get(item, "name", "")),
-                                                               _get(item, "arguments"))]))
-        elif item_type == "function_call_output":
-            result.append(message("tool", [tool_call_response_part(_get(item, "call_id"), _get(item, "output"))]))
-        elif item_type == "reasoning":
-            summary = " ".join(str(_get(s, "text", "")) for s in _get(item, "summary") or ())
-            result.append(message("assistant", [reasoning_part(summary)]))
-        else:
-            result.append(message("assistant", [{"type": "generic", "generic_type": str(item_type)}]))
-    return result
-
-
 def _output_type(value: Any) -> str | None:
-    kind = _get(value, "type")
+    kind = get_field(value, "type")
     if kind in ("json_object", "json_schema"):
         return "json"
     if kind == "text":
@@ -212,17 +137,17 @@ def _request_attributes(api: str, instance: Any, kwargs: Mapping[str, Any]) -> d
         attributes[semconv.GEN_AI_REQUEST_STREAM] = True
     effort = kwargs.get("reasoning_effort")
     if not _given(effort):
-        effort = _get(kwargs.get("reasoning"), "effort") if _given(kwargs.get("reasoning")) else None
+        effort = get_field(kwargs.get("reasoning"), "effort") if _given(kwargs.get("reasoning")) else None
     if _given(effort):
         attributes[semconv.GEN_AI_REQUEST_REASONING_LEVEL] = str(effort)
     output_format = kwargs.get("response_format")
     if not _given(output_format) and _given(kwargs.get("text")):
-        output_format = _get(kwargs.get("text"), "format")
+        output_format = get_field(kwargs.get("text"), "format")
     output_type = _output_type(output_format) if _given(output_format) else None
     if output_type:
         attributes[semconv.GEN_AI_OUTPUT_TYPE] = output_type
     conversation = kwargs.get("conversation")
-    conversation_id = (_get(conversation, "id", conversation) if _given(conversation) else None) \
+    conversation_id = (get_field(conversation, "id", conversation) if _given(conversation) else None) \
         or current_conversation_id()
     if conversation_id:
         attributes[semconv.GEN_AI_CONVERSATION_ID] = str(conversation_id)
@@ -252,11 +177,11 @@ class _Call:
         self.finish: dict[int, str | None] = {}
         self.input_messages: list[dict[str, Any]] = []
         if api == "chat_completions":
-            self.input_messages = _chat_input_messages(kwargs.get("messages"))
+            self.input_messages = chat_input_messages(kwargs.get("messages"))
             system: list[dict[str, Any]] = []
         else:
             items = kwargs.get("input")
-            self.input_messages = _responses_input_messages(items) if _given(items) else []
+            self.input_messages = responses_input_messages(items) if _given(items) else []
             instructions = kwargs.get("instructions")
             system = [text_part(str(instructions))] if _given(instructions) and instructions else []
         masked = set_messages(self.span, semconv.GEN_AI_INPUT_MESSAGES, self.input_messages, self.settings)
@@ -292,11 +217,12 @@ class _Call:
             self.set(semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
         input_tokens = output_tokens = None
         if usage is not None:
-            input_tokens = _get(usage, "prompt_tokens", _get(usage, "input_tokens"))
-            output_tokens = _get(usage, "completion_tokens", _get(usage, "output_tokens"))
-            cached = _get(_get(usage, "prompt_tokens_details") or _get(usage, "input_tokens_details"), "cached_tokens")
-            reasoning = _get(_get(usage, "completion_tokens_details") or _get(usage, "output_tokens_details"),
-                             "reasoning_tokens")
+            input_tokens = get_field(usage, "prompt_tokens", get_field(usage, "input_tokens"))
+            output_tokens = get_field(usage, "completion_tokens", get_field(usage, "output_tokens"))
+            input_details = get_field(usage, "prompt_tokens_details") or get_field(usage, "input_tokens_details")
+            output_details = get_field(usage, "completion_tokens_details") or get_field(usage, "output_tokens_details")
+            cached = get_field(input_details, "cached_tokens")
+            reasoning = get_field(output_details, "reasoning_tokens")
             self.set(semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens)
             self.set(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens)
             if cached:
@@ -314,61 +240,65 @@ class _Call:
 
     def finish_chat(self, completion: Any) -> None:
         """A whole ChatCompletion."""
-        self.set(semconv.GEN_AI_RESPONSE_ID, _get(completion, "id"))
-        self.set(semconv.GEN_AI_RESPONSE_MODEL, _get(completion, "model"))
-        self.set(semconv.OPENAI_RESPONSE_SERVICE_TIER, _get(completion, "service_tier"))
-        self.set(semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, _get(completion, "system_fingerprint"))
+        self.set(semconv.GEN_AI_RESPONSE_ID, get_field(completion, "id"))
+        self.set(semconv.GEN_AI_RESPONSE_MODEL, get_field(completion, "model"))
+        self.set(semconv.OPENAI_RESPONSE_SERVICE_TIER, get_field(completion, "service_tier"))
+        self.set(semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, get_field(completion, "system_fingerprint"))
         outputs, reasons = [], []
-        for choice in _get(completion, "choices") or ():
-            msg = _get(choice, "message")
-            parts = _chat_content_parts(_get(msg, "content"))
-            if _get(msg, "refusal"):
-                parts.append(text_part(str(_get(msg, "refusal"))))
-            for call in _get(msg, "tool_calls") or ():
-                function = _get(call, "function")
-                parts.append(tool_call_part(_get(call, "id"), str(_get(function, "name", "")), _get(function, "arguments")))
-            reason = normalize_finish_reason(_get(choice, "finish_reason")) or semconv.FINISH_ERROR
+        for choice in get_field(completion, "choices") or ():
+            msg = get_field(choice, "message")
+            parts = chat_content_parts(get_field(msg, "content"))
+            if get_field(msg, "refusal"):
+                parts.append(text_part(str(get_field(msg, "refusal"))))
+            for call in get_field(msg, "tool_calls") or ():
+                function = get_field(call, "function")
+                parts.append(tool_call_part(get_field(call, "id"), str(get_field(function, "name", "")),
+                                            get_field(function, "arguments")))
+            reason = normalize_finish_reason(get_field(choice, "finish_reason")) or semconv.FINISH_ERROR
             outputs.append(output_message("assistant", parts, reason))
             reasons.append(reason)
-        self._finish(outputs, reasons, _get(completion, "usage"))
+        self._finish(outputs, reasons, get_field(completion, "usage"))
 
     def finish_response(self, response: Any) -> None:
         """A whole Responses-API Response."""
-        self.set(semconv.GEN_AI_RESPONSE_ID, _get(response, "id"))
-        self.set(semconv.GEN_AI_RESPONSE_MODEL, _get(response, "model"))
-        self.set(semconv.OPENAI_RESPONSE_SERVICE_TIER, _get(response, "service_tier"))
-        conversation = _get(response, "conversation")
+        self.set(semconv.GEN_AI_RESPONSE_ID, get_field(response, "id"))
+        self.set(semconv.GEN_AI_RESPONSE_MODEL, get_field(response, "model"))
+        self.set(semconv.OPENAI_RESPONSE_SERVICE_TIER, get_field(response, "service_tier"))
+        conversation = get_field(response, "conversation")
         if conversation is not None and semconv.GEN_AI_CONVERSATION_ID not in self.attributes:
-            self.set(semconv.GEN_AI_CONVERSATION_ID, _get(conversation, "id"))
-        status = _get(response, "status")
+            self.set(semconv.GEN_AI_CONVERSATION_ID, get_field(conversation, "id"))
+        status = get_field(response, "status")
         if status == "failed":
-            error = _get(response, "error")
-            self.span.set_attribute(semconv.ERROR_TYPE, str(_get(error, "code") or "failed"))
-            self.span.set_status(Status(StatusCode.ERROR, redacted_text(str(_get(error, "message") or "response failed"))))
+            error = get_field(response, "error")
+            self.span.set_attribute(semconv.ERROR_TYPE, str(get_field(error, "code") or "failed"))
+            message = redacted_text(str(get_field(error, "message") or "response failed"))
+            self.span.set_status(Status(StatusCode.ERROR, message))
         parts: list[dict[str, Any]] = []
         has_tool_call = False
-        for item in _get(response, "output") or ():
-            item_type = _get(item, "type")
+        for item in get_field(response, "output") or ():
+            item_type = get_field(item, "type")
             if item_type == "message":
-                parts.extend(_chat_content_parts(_get(item, "content")))
+                parts.extend(chat_content_parts(get_field(item, "content")))
             elif item_type == "function_call":
                 has_tool_call = True
-                parts.append(tool_call_part(_get(item, "call_id"), str(_get(item, "name", "")), _get(item, "arguments")))
+                parts.append(tool_call_part(get_field(item, "call_id"), str(get_field(item, "name", "")),
+                                            get_field(item, "arguments")))
             elif item_type == "reasoning":
-                summary = " ".join(str(_get(s, "text", "")) for s in _get(item, "summary") or ())
+                summary = " ".join(str(get_field(s, "text", "")) for s in get_field(item, "summary") or ())
                 if summary:
                     parts.append(reasoning_part(summary))
             elif item_type:
-                parts.append({"type": "server_tool_call", "id": _get(item, "id"), "name": str(item_type),
+                parts.append({"type": "server_tool_call", "id": get_field(item, "id"), "name": str(item_type),
                               "server_tool_call": {"type": str(item_type)}})
         if status == "incomplete":
-            reason = normalize_finish_reason(_get(_get(response, "incomplete_details"), "reason")) or semconv.FINISH_LENGTH
+            incomplete = get_field(response, "incomplete_details")
+            reason = normalize_finish_reason(get_field(incomplete, "reason")) or semconv.FINISH_LENGTH
             reason = semconv.FINISH_LENGTH if reason == "max_output_tokens" else reason
         elif status == "failed":
             reason = semconv.FINISH_ERROR
         else:
             reason = semconv.FINISH_TOOL_CALL if has_tool_call else semconv.FINISH_STOP
-        self._finish([output_message("assistant", parts, reason)], [reason], _get(response, "usage"))
+        self._finish([output_message("assistant", parts, reason)], [reason], get_field(response, "usage"))
 
     # -- streaming ------------------------------------------------------------------------------------------------------
 
@@ -381,30 +311,30 @@ class _Call:
         """Fold one ChatCompletionChunk into the accumulated output."""
         self._first()
         if semconv.GEN_AI_RESPONSE_ID not in self.attributes:
-            self.set(semconv.GEN_AI_RESPONSE_ID, _get(chunk, "id"))
-            self.set(semconv.GEN_AI_RESPONSE_MODEL, _get(chunk, "model"))
-            self.set(semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, _get(chunk, "system_fingerprint"))
-            self.set(semconv.OPENAI_RESPONSE_SERVICE_TIER, _get(chunk, "service_tier"))
-        if _get(chunk, "usage") is not None:
-            self.usage = _get(chunk, "usage")
-        for choice in _get(chunk, "choices") or ():
-            index = int(_get(choice, "index", 0))
-            delta = _get(choice, "delta")
-            content = _get(delta, "content")
+            self.set(semconv.GEN_AI_RESPONSE_ID, get_field(chunk, "id"))
+            self.set(semconv.GEN_AI_RESPONSE_MODEL, get_field(chunk, "model"))
+            self.set(semconv.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, get_field(chunk, "system_fingerprint"))
+            self.set(semconv.OPENAI_RESPONSE_SERVICE_TIER, get_field(chunk, "service_tier"))
+        if get_field(chunk, "usage") is not None:
+            self.usage = get_field(chunk, "usage")
+        for choice in get_field(chunk, "choices") or ():
+            index = int(get_field(choice, "index", 0))
+            delta = get_field(choice, "delta")
+            content = get_field(delta, "content")
             if content:
                 self.texts.setdefault(index, []).append(content)
-            for call in _get(delta, "tool_calls") or ():
+            for call in get_field(delta, "tool_calls") or ():
                 calls = self.tool_calls.setdefault(index, {})
-                entry = calls.setdefault(int(_get(call, "index", 0)), {"id": None, "name": "", "arguments": []})
-                if _get(call, "id"):
-                    entry["id"] = _get(call, "id")
-                function = _get(call, "function")
-                if _get(function, "name"):
-                    entry["name"] = _get(function, "name")
-                if _get(function, "arguments"):
-                    entry["arguments"].append(_get(function, "arguments"))
-            if _get(choice, "finish_reason"):
-                self.finish[index] = _get(choice, "finish_reason")
+                entry = calls.setdefault(int(get_field(call, "index", 0)), {"id": None, "name": "", "arguments": []})
+                if get_field(call, "id"):
+                    entry["id"] = get_field(call, "id")
+                function = get_field(call, "function")
+                if get_field(function, "name"):
+                    entry["name"] = get_field(function, "name")
+                if get_field(function, "arguments"):
+                    entry["arguments"].append(get_field(function, "arguments"))
+            if get_field(choice, "finish_reason"):
+                self.finish[index] = get_field(choice, "finish_reason")
             else:
                 self.finish.setdefault(index, None)
 
@@ -421,14 +351,14 @@ class _Call:
 
     def observe_response_event(self, event: Any) -> None:
         """Fold one Responses-API stream event; the final `response.completed` carries everything."""
-        event_type = _get(event, "type", "")
+        event_type = get_field(event, "type", "")
         if event_type.endswith(".delta"):
             self._first()
-        response = _get(event, "response")
+        response = get_field(event, "response")
         if response is not None:
             if semconv.GEN_AI_RESPONSE_ID not in self.attributes:
-                self.set(semconv.GEN_AI_RESPONSE_ID, _get(response, "id"))
-                self.set(semconv.GEN_AI_RESPONSE_MODEL, _get(response, "model"))
+                self.set(semconv.GEN_AI_RESPONSE_ID, get_field(response, "id"))
+                self.set(semconv.GEN_AI_RESPONSE_MODEL, get_field(response, "model"))
             if event_type in ("response.completed", "response.incomplete", "response.failed"):
                 self.final_response = response
         if event_type == "error":
@@ -441,8 +371,9 @@ class _Call:
             return
         error = getattr(self, "stream_error", None)
         if error is not None:
-            self.span.set_attribute(semconv.ERROR_TYPE, str(_get(error, "code") or "stream_error"))
-            self.span.set_status(Status(StatusCode.ERROR, redacted_text(str(_get(error, "message") or "stream error"))))
+            self.span.set_attribute(semconv.ERROR_TYPE, str(get_field(error, "code") or "stream_error"))
+            message = redacted_text(str(get_field(error, "message") or "stream error"))
+            self.span.set_status(Status(StatusCode.ERROR, message))
         # Stream ended (or was closed) before the final event: keep what is known, mark the output unfinished.
         self._finish([], [semconv.FINISH_ERROR], None)
 

@@ -32,13 +32,13 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from tracekit import semconv
-from tracekit.api import redacted_text
 from tracekit.content import get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, inference_recorded_by,
                                             merge_silenced_request, normalize_finish_reason, set_messages,
                                             set_opt_in, silenced_request)
-from tracekit.instrumentors.openai import _chat_input_messages, _get, _responses_input_messages
+from tracekit.instrumentors._openai_messages import chat_input_messages, get_field, responses_input_messages
 from tracekit.messages import output_message, text_part, tool_call_part
+from tracekit.tracing import redacted_text
 
 __all__ = ["OpenAIAgentsInstrumentor", "TracekitAgentsProcessor"]
 
@@ -189,7 +189,7 @@ class TracekitAgentsProcessor:
         if error:
             # The SDK reports errors as {"message", "data"} without an exception type: OTel's fallback value.
             span.set_attribute(semconv.ERROR_TYPE, "_OTHER")
-            span.set_status(Status(StatusCode.ERROR, redacted_text(str(_get(error, "message") or "error"))))
+            span.set_status(Status(StatusCode.ERROR, redacted_text(str(get_field(error, "message") or "error"))))
         if kind_name in ("generation", "response"):
             inference_recorded_by.set(None)
         span.end()
@@ -212,20 +212,21 @@ class TracekitAgentsProcessor:
             span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, int(input_tokens))
         if output_tokens is not None:
             span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, int(output_tokens))
-        masked = set_messages(span, semconv.GEN_AI_INPUT_MESSAGES, _chat_input_messages(data.input or ()), settings)
+        masked = set_messages(span, semconv.GEN_AI_INPUT_MESSAGES, chat_input_messages(data.input or ()), settings)
         outputs = []
         reasons = []
         for item in data.output or ():
             parts = []
-            content = _get(item, "content")
+            content = get_field(item, "content")
             if content:
                 parts.append(text_part(str(content)))
-            for call in _get(item, "tool_calls") or ():
-                function = _get(call, "function") or {}
-                parts.append(tool_call_part(_get(call, "id"), str(_get(function, "name", "")), _get(function, "arguments")))
-            reason = normalize_finish_reason(_get(item, "finish_reason")) or (
-                semconv.FINISH_TOOL_CALL if _get(item, "tool_calls") else semconv.FINISH_STOP)
-            outputs.append(output_message(str(_get(item, "role", "assistant")), parts, reason))
+            for call in get_field(item, "tool_calls") or ():
+                function = get_field(call, "function") or {}
+                parts.append(tool_call_part(get_field(call, "id"), str(get_field(function, "name", "")),
+                                            get_field(function, "arguments")))
+            reason = normalize_finish_reason(get_field(item, "finish_reason")) or (
+                semconv.FINISH_TOOL_CALL if get_field(item, "tool_calls") else semconv.FINISH_STOP)
+            outputs.append(output_message(str(get_field(item, "role", "assistant")), parts, reason))
             reasons.append(reason)
         if reasons:
             span.set_attribute(semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
@@ -237,34 +238,34 @@ class TracekitAgentsProcessor:
         response = getattr(data, "response", None)
         masked = 0
         if data.input is not None:
-            masked += set_messages(span, semconv.GEN_AI_INPUT_MESSAGES, _responses_input_messages(data.input), settings)
+            masked += set_messages(span, semconv.GEN_AI_INPUT_MESSAGES, responses_input_messages(data.input), settings)
         input_tokens = output_tokens = None
         if response is not None:
-            model = _get(response, "model")
+            model = get_field(response, "model")
             if model:
                 # Name after the requested model when the OpenAI SDK call revealed it, as direct calls are named.
                 span.update_name(f"{semconv.OP_CHAT} {opened.attributes.get(semconv.GEN_AI_REQUEST_MODEL) or model}")
                 span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, str(model))
                 opened.attributes[semconv.GEN_AI_RESPONSE_MODEL] = str(model)
-            if _get(response, "id"):
-                span.set_attribute(semconv.GEN_AI_RESPONSE_ID, str(_get(response, "id")))
-            usage = _get(response, "usage")
-            input_tokens, output_tokens = _get(usage, "input_tokens"), _get(usage, "output_tokens")
+            if get_field(response, "id"):
+                span.set_attribute(semconv.GEN_AI_RESPONSE_ID, str(get_field(response, "id")))
+            usage = get_field(response, "usage")
+            input_tokens, output_tokens = get_field(usage, "input_tokens"), get_field(usage, "output_tokens")
             if input_tokens is not None:
                 span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, int(input_tokens))
             if output_tokens is not None:
                 span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, int(output_tokens))
             parts = []
             has_call = False
-            for item in _get(response, "output") or ():
-                if _get(item, "type") == "message":
-                    for block in _get(item, "content") or ():
-                        if _get(block, "text") is not None:
-                            parts.append(text_part(str(_get(block, "text"))))
-                elif _get(item, "type") == "function_call":
+            for item in get_field(response, "output") or ():
+                if get_field(item, "type") == "message":
+                    for block in get_field(item, "content") or ():
+                        if get_field(block, "text") is not None:
+                            parts.append(text_part(str(get_field(block, "text"))))
+                elif get_field(item, "type") == "function_call":
                     has_call = True
-                    parts.append(tool_call_part(_get(item, "call_id"), str(_get(item, "name", "")),
-                                                _get(item, "arguments")))
+                    parts.append(tool_call_part(get_field(item, "call_id"), str(get_field(item, "name", "")),
+                                                get_field(item, "arguments")))
             reason = semconv.FINISH_TOOL_CALL if has_call else semconv.FINISH_STOP
             span.set_attribute(semconv.GEN_AI_RESPONSE_FINISH_REASONS, [reason])
             masked += set_messages(span, semconv.GEN_AI_OUTPUT_MESSAGES,

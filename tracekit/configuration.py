@@ -1,15 +1,15 @@
 """`tracekit.configure()` and `tracekit.instrument()`: one call each to get GenAI telemetry flowing.
 
 configure() builds the tracer, logger and meter providers with OTLP exporters (to the local tracekit collector by
-default) or Azure Monitor exporters, with the redaction processors FIRST in each pipeline so no exporter ever sees
-an unredacted value. If the application already installed an SDK TracerProvider, configure() does not replace it
-(that would orphan the application's own exporters): it puts the redaction processor in front of the existing
-processors and adds an exporter only when one was asked for explicitly.
+default) or Azure Monitor exporters (a connection string given, or APPLICATIONINSIGHTS_CONNECTION_STRING set), with
+the redaction processors FIRST in each pipeline so no exporter ever sees an unredacted value. If the application
+already installed an SDK TracerProvider, configure() does not replace it (that would orphan the application's own
+exporters): it puts the redaction processor in front of the existing processors and adds a span exporter only for
+a destination asked for (an endpoint or a connection string), never a second one to Azure Monitor.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import logging
 import os
@@ -27,11 +27,13 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_OTLP_GRPC_ENDPOINT = "http://127.0.0.1:4317"
 
-# name -> (module, class, the import that must succeed for the framework to be "installed")
-INSTRUMENTORS: dict[str, tuple[str, str, str]] = {
-    "langchain": ("tracekit.instrumentors.langchain", "LangChainInstrumentor", "langchain_core"),
-    "openai": ("tracekit.instrumentors.openai", "OpenAIInstrumentor", "openai"),
-    "openai_agents": ("tracekit.instrumentors.openai_agents", "OpenAIAgentsInstrumentor", "agents"),
+# name -> (the instrumentor's `opentelemetry_instrumentor` entry point, the import that must succeed for the
+# framework to be "installed"). Instrumentors are found the way `opentelemetry-instrument` finds them, so the core
+# names no instrumentor module (imports go from the instrumentors to the core, never back).
+INSTRUMENTORS: dict[str, tuple[str, str]] = {
+    "langchain": ("tracekit_langchain", "langchain_core"),
+    "openai": ("tracekit_openai", "openai"),
+    "openai_agents": ("tracekit_openai_agents", "agents"),
 }
 
 
@@ -124,13 +126,32 @@ def genai_metric_views() -> list[Any]:
     ]
 
 
+def _azure_connection_string(connection_string: str | None, endpoint: str | None) -> str | None:
+    """Where Azure Monitor export goes: `connection_string`, else APPLICATIONINSIGHTS_CONNECTION_STRING (as Azure
+    Monitor's own distribution reads it) unless an OTLP `endpoint` was passed in code."""
+    if connection_string:
+        return connection_string
+    if endpoint:
+        return None
+    return os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None
+
+
+def _exports_to_azure_monitor(provider: Any) -> bool:
+    """Whether one of the provider's span processors already hands spans to an Azure Monitor exporter."""
+    from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
+
+    processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ())
+    return any(isinstance(getattr(processor, "span_exporter", None), AzureMonitorTraceExporter)
+               for processor in processors)
+
+
 def _prepend_span_processor(provider: Any, processor: Any) -> bool:
     """Put `processor` before the provider's existing processors (the SDK only offers append)."""
     multi = getattr(provider, "_active_span_processor", None)
     processors = getattr(multi, "_span_processors", None)
     if multi is None or processors is None:
         return False
-    from tracekit.redaction_pipeline import RedactingSpanProcessor
+    from tracekit.redaction.sdk import RedactingSpanProcessor
 
     if any(isinstance(existing, RedactingSpanProcessor) for existing in processors):
         return True
@@ -160,9 +181,12 @@ def configure(
     * Default destination: OTLP to `endpoint`, else `OTEL_EXPORTER_OTLP_ENDPOINT`, else the local tracekit collector
       (gRPC on 127.0.0.1:4317). `protocol` is `grpc` or `http/protobuf` (default `OTEL_EXPORTER_OTLP_PROTOCOL`,
       else guessed from the port).
-    * `connection_string` (e.g. `os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"]`): Azure Monitor instead;
-      `azure_options` go to the Azure Monitor exporters (e.g. `credential=` for Entra ID auth,
+    * `connection_string`, else `APPLICATIONINSIGHTS_CONNECTION_STRING` when no `endpoint` is passed: Azure Monitor
+      instead of OTLP; `azure_options` go to the Azure Monitor exporters (e.g. `credential=` for Entra ID auth,
       `disable_offline_storage=True`).
+    * An application that already set an SDK TracerProvider keeps it: redaction goes in front of its processors,
+      and a span exporter is added for `endpoint` or the connection string (unless the pipeline already exports to
+      Azure Monitor). Its logger and meter providers are left as they are.
     * `content`: turn message-content recording on/off (default: the environment, i.e. off).
     * `redaction`: the policy applied in-process to every span and log record before export (default: built-in
       rules, or `TRACEKIT_REDACTION_FILE`).
@@ -174,7 +198,7 @@ def configure(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from tracekit.redaction_pipeline import RedactingLogRecordProcessor, RedactingSpanProcessor
+    from tracekit.redaction.sdk import RedactingLogRecordProcessor, RedactingSpanProcessor
 
     if content is not None:
         set_content_recording(content, redaction=redaction)
@@ -182,16 +206,19 @@ def configure(
         set_content_recording(get_content_settings().mode, redaction=redaction)
     policy = redaction or get_content_settings().redaction or RedactionPolicy.default()
 
+    connection_string = _azure_connection_string(connection_string, endpoint)
     existing = trace.get_tracer_provider()
     if set_global and isinstance(existing, TracerProvider):
         # The application configured OpenTelemetry itself: keep its pipeline, make it safe, add only what was asked.
         _prepend_span_processor(existing, RedactingSpanProcessor(policy))
         result = ConfigureResult(existing, _logs.get_logger_provider(), otel_metrics.get_meter_provider(), "existing")
-        if endpoint or connection_string:
-            span_exporter = (_azure_exporters(connection_string, azure_options, logs=False, metrics=False)[0]
-                             if connection_string
-                             else _otlp_exporters(*_otlp_settings(endpoint, protocol), headers)[0])
-            existing.add_span_processor(BatchSpanProcessor(span_exporter))
+        if connection_string:
+            if not _exports_to_azure_monitor(existing):
+                existing.add_span_processor(BatchSpanProcessor(
+                    _azure_exporters(connection_string, azure_options, logs=False, metrics=False)[0]))
+        elif endpoint:
+            existing.add_span_processor(BatchSpanProcessor(
+                _otlp_exporters(*_otlp_settings(endpoint, protocol), headers)[0]))
             result.endpoint = endpoint
         _log.info("tracekit.configure: an SDK TracerProvider is already set; reusing it with redaction in front")
         result.instrumented = _maybe_instrument(instrument)
@@ -256,6 +283,17 @@ def _installed(module: str) -> bool:
         return False
 
 
+def _instrumentor(entry_point: str) -> Any:
+    """A new instance of the instrumentor registered under `entry_point`."""
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="opentelemetry_instrumentor", name=entry_point)
+    if not found:
+        raise RuntimeError(f"the instrumentor entry point {entry_point!r} is not registered: install tracekit-agents "
+                           "(pip install tracekit-agents, or pip install -e . in a checkout)")
+    return next(iter(found)).load()()
+
+
 def instrument(*frameworks: str, **kwargs: Any) -> list[str]:
     """Instrument the installed frameworks (all of `langchain`, `openai`, `openai_agents` by default).
 
@@ -268,12 +306,12 @@ def instrument(*frameworks: str, **kwargs: Any) -> list[str]:
         raise ValueError(f"unknown framework(s) {unknown}; tracekit instruments {', '.join(INSTRUMENTORS)}")
     done = []
     for name in frameworks or tuple(INSTRUMENTORS):
-        module_name, class_name, requirement = INSTRUMENTORS[name]
+        entry_point, requirement = INSTRUMENTORS[name]
         if not _installed(requirement):
             if frameworks:
                 raise ValueError(f"cannot instrument {name}: the package providing `{requirement}` is not installed")
             continue
-        instrumentor = getattr(importlib.import_module(module_name), class_name)()
+        instrumentor = _instrumentor(entry_point)
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(**kwargs)
         done.append(name)
@@ -283,9 +321,9 @@ def instrument(*frameworks: str, **kwargs: Any) -> list[str]:
 def uninstrument(*frameworks: str) -> None:
     """Undo `instrument()` for the named frameworks (all by default)."""
     for name in frameworks or tuple(INSTRUMENTORS):
-        module_name, class_name, requirement = INSTRUMENTORS[name]
+        entry_point, requirement = INSTRUMENTORS[name]
         if not _installed(requirement):
             continue
-        instrumentor = getattr(importlib.import_module(module_name), class_name)()
+        instrumentor = _instrumentor(entry_point)
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()

@@ -26,5 +26,9 @@ class QueryError(TracekitError):
         return base
 
 
+class ListenError(TracekitError, OSError):
+    """A receiver or the read API cannot listen on its address (most often: the port is taken)."""
+
+
 class CollectorUnavailable(TracekitError):
     """No collector answers for this store."""

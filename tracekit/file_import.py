@@ -1,9 +1,10 @@
 """`tracekit import`: OTLP JSON lines files (ours, or the OpenTelemetry Collector file exporter's) into a store.
 
 If a collector runs for the store it owns the file, so the data is sent to it over OTLP/HTTP (protobuf), like any
-other sender, and it stores, redacts and acknowledges it as usual. Otherwise the caller's offline writer (the
-collector's own decoders and writer, tracekit.collector.offline) writes them into the file, one transaction per
-chunk. Either way the export redaction policy is applied to attribute values first.
+other sender, and it redacts (with its own policy), stores and acknowledges it as usual. Otherwise the caller's
+offline writer (the collector's own decoders, redaction processor and writer, tracekit.collector.offline) writes
+them into the file with the import's policy, one transaction per chunk. Either way the data is masked by the one
+redaction implementation (tracekit.redaction) before it is stored.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tracekit.errors import CollectorUnavailable, TracekitError
-from tracekit.export.otlp_json import Request, read_json_lines
+from tracekit.export.otlp_json import MAX_RECORD_BYTES, Request, bounded_lines, read_json_lines
 from tracekit.redaction import RedactionPolicy
 from tracekit.store.reader import read_state
 
@@ -42,12 +43,14 @@ class ImportSummary:
     metric_points: int = 0
     rejected: int = 0
     redacted: int = 0
+    redaction: str = "redacted by the import's policy"  # or by the collector's, or not at all
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "via": self.via, "spans": self.spans, "log_records": self.log_records,
                 "metric_points": self.metric_points, "rejected": self.rejected, "redacted_values": self.redacted,
+                "redaction": self.redaction,
                 "errors": self.errors, "seconds": round(self.seconds, 3)}
 
 
@@ -66,45 +69,6 @@ def open_lines(path: str) -> tuple[IO[bytes], str]:
         return gzip.open(path, "rb"), path  # type: ignore[return-value]
     handle.seek(0)
     return handle, path
-
-
-# --- redaction on protobuf requests ---------------------------------------------------------------------------------
-def _redact_key_values(policy: RedactionPolicy, attributes: Any) -> int:
-    count = 0
-    for kv in attributes:
-        if kv.value.WhichOneof("value") == "string_value":
-            new_value, masked = policy.redact_value_counted(kv.key, kv.value.string_value)
-            if masked:
-                kv.value.string_value = str(new_value)
-                count += masked
-    return count
-
-
-def redact_request(request: Request, policy: RedactionPolicy) -> int:
-    """Mask string attribute values (and string log bodies) of a request in place; return how many were masked."""
-    if policy.is_noop:
-        return 0
-    count = 0
-    if isinstance(request, ExportTraceServiceRequest):
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    count += _redact_key_values(policy, span.attributes)
-                    for event in span.events:
-                        count += _redact_key_values(policy, event.attributes)
-                    for link in span.links:
-                        count += _redact_key_values(policy, link.attributes)
-    elif isinstance(request, ExportLogsServiceRequest):
-        for resource_logs in request.resource_logs:
-            for scope_logs in resource_logs.scope_logs:
-                for record in scope_logs.log_records:
-                    count += _redact_key_values(policy, record.attributes)
-                    if record.body.WhichOneof("value") == "string_value":
-                        text, masked = policy.redact_text(record.body.string_value)
-                        if masked:
-                            record.body.string_value = text
-                            count += masked
-    return count
 
 
 # --- the two ways in ---------------------------------------------------------------------------------------------------
@@ -169,38 +133,48 @@ def _partial_success(kind: type, payload: bytes, summary: ImportSummary) -> None
 
 
 # How requests reach a store no collector owns: collector.offline.write_requests (the command passes it, so this
-# module does not depend on the collector's internals).
-OfflineWriter = Callable[[Iterable[Request], Path, Callable[[Request, Any], None]], None]
+# module does not depend on the collector's internals). It decodes, redacts with `policy` and writes.
+OfflineWriter = Callable[..., None]
 
 
 def import_file(path: str, db_path: Path, *, write_offline: OfflineWriter, policy: RedactionPolicy | None = None,
-                token: str | None = None) -> ImportSummary:
-    """Import one OTLP JSON lines file into the store at `db_path`: through its collector when one runs, else with
-    `write_offline` (tracekit.collector.offline.write_requests) into the file itself."""
+                policy_given: bool = False, token: str | None = None,
+                max_record_bytes: int = MAX_RECORD_BYTES) -> ImportSummary:
+    """Import one OTLP JSON lines file into the store at `db_path`: through its collector when one runs (which
+    redacts with its own policy), else with `write_offline` (tracekit.collector.offline.write_requests) into the file
+    itself, masked with `policy` (None: as they are). `policy_given`: the user chose the policy; a running collector
+    cannot honour that, which is an error rather than a silent change of policy. A line longer than
+    `max_record_bytes` stops the import with an error naming it, without being read whole."""
     started = time.monotonic()
     handle, name = open_lines(path)
     summary = ImportSummary(source=name)
 
     def requests() -> Iterator[Request]:
-        for request in read_json_lines(handle, name):
-            if policy is not None:
-                summary.redacted += redact_request(request, policy)
-            yield request
+        yield from read_json_lines(bounded_lines(handle, name, max_record_bytes), name)
 
     try:
         state = read_state(db_path)
         if state and state.get("http"):
+            if policy_given:
+                raise ImportFailed(
+                    f"a collector runs for {db_path} and redacts everything it stores with its own policy "
+                    "(tracekit collect --redaction ...); --redaction-policy and --no-redaction apply only to a store "
+                    "no collector owns: stop the collector or leave the option out")
             summary.via = f"collector {state['http']}"
+            summary.redaction = "redacted by the collector's policy"
             send_to_collector(requests(), state["http"], summary, token=token)
         else:
             summary.via = f"store file {db_path}"
+            if policy is None:
+                summary.redaction = "not redacted"
 
             def observe(request: Request, batch: Any) -> None:
+                summary.redacted += batch.masked
                 summary.rejected += batch.rejected
                 summary.errors.extend(error for error in batch.errors if error not in summary.errors)
                 _count(request, summary)
 
-            write_offline(requests(), db_path, observe)
+            write_offline(requests(), db_path, observe, policy=policy)
     finally:
         if handle is not None and name != "stdin":
             handle.close()

@@ -10,6 +10,10 @@ replay, dashboards (KQL tiles), the KQL console, the key help. Data comes only t
 
 from __future__ import annotations
 
+import asyncio
+import signal
+from typing import Any, Callable
+
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
@@ -19,6 +23,8 @@ from tracekit.tui.screens.conversation import ConversationScreen
 from tracekit.tui.screens.help import HelpScreen
 from tracekit.tui.screens.trace_list import TraceListScreen
 from tracekit.tui.screens.trace_view import TraceViewScreen
+
+QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class TracekitApp(App):
@@ -31,19 +37,36 @@ class TracekitApp(App):
         Binding("question_mark", "help", "Keys"),
         Binding("d", "dashboards", "Dashboards"),
         Binding("colon", "kql", "KQL console"),
+        Binding("a", "alerts", "Alerts"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, reader: StoreReader, *, live: bool = True, title: str | None = None) -> None:
+    def __init__(self, reader: StoreReader, *, live: bool = True, title: str | None = None,
+                 collector_status: Callable[[], dict[str, Any]] | None = None) -> None:
         super().__init__()
         self.reader = reader
+        # The collector's counters (alerts, continuous evaluation), when the UI runs beside or through a collector.
+        self.collector_status = collector_status or getattr(reader, "collector_status", None)
         self.live = live
         if title:
             self.title = title
         self.sub_title = reader.location
 
     def on_mount(self) -> None:
+        # SIGTERM, or SIGHUP when the terminal is closed, end the app as `q` does: whoever started it (the collector
+        # in `tracekit`) then shuts down cleanly instead of being killed with its state file left behind.
+        loop = asyncio.get_running_loop()
+        for signum in QUIT_SIGNALS:
+            try:
+                loop.add_signal_handler(signum, self.exit)
+            except (RuntimeError, ValueError):  # not the main thread (an embedding app): its signals, its call
+                break
         self.push_screen(TraceListScreen(live=self.live))
+
+    def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in QUIT_SIGNALS:
+            loop.remove_signal_handler(signum)
 
     def open_trace(self, trace_id: str, *, select_span: str | None = None) -> None:
         """Show one trace's span tree (optionally with a span selected)."""
@@ -75,11 +98,19 @@ class TracekitApp(App):
         if not isinstance(self.screen, KqlConsoleScreen):
             self.push_screen(KqlConsoleScreen())
 
+    def action_alerts(self) -> None:
+        """The alert rules' latest states (recorded by `tracekit collect --alerts`)."""
+        from tracekit.tui.screens.alerts import AlertsScreen
+
+        if not isinstance(self.screen, AlertsScreen):
+            self.push_screen(AlertsScreen())
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
 
-def run_app(reader: StoreReader, *, live: bool = True, title: str | None = None) -> None:
+def run_app(reader: StoreReader, *, live: bool = True, title: str | None = None,
+            collector_status: Callable[[], dict[str, Any]] | None = None) -> None:
     """Run the TUI on `reader` until the user quits (`live` polls the store for new spans)."""
-    TracekitApp(reader, live=live, title=title).run()
+    TracekitApp(reader, live=live, title=title, collector_status=collector_status).run()

@@ -59,6 +59,7 @@ class SpanRow(NamedTuple):
     output_tokens: int | None
     ingest_seq: int
     conversation_id: str | None = None
+    dropped_attributes_count: int = 0
 
     @property
     def duration_ns(self) -> int:
@@ -161,7 +162,7 @@ _SPAN_COLUMNS = """
     trace_id, span_id, parent_span_id, name, kind, start_time_ns AS start_ns, end_time_ns AS end_ns, status_code,
     left(status_message, 500) AS status_message, service_name, operation_name, agent_name,
     coalesce(response_model, request_model) AS model, tool_name, input_tokens, output_tokens, ingest_seq,
-    conversation_id
+    conversation_id, dropped_attributes_count
 """
 
 
@@ -237,3 +238,43 @@ def decode_json(text: str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return text
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """The latest recorded state of an alert rule (`tracekit.alert` events written by `tracekit collect --alerts`)."""
+
+    name: str
+    state: str            # fired, resolved, error
+    since_ns: int         # when the rule entered this state
+    severity: int
+    condition: str
+    window: str
+    description: str
+    rows: list[dict[str, Any]]
+    error: str | None
+
+    @property
+    def firing(self) -> bool:
+        return self.state == "fired"
+
+
+def alert_states(reader: StoreReader) -> list[AlertState]:
+    """Each rule's latest state, firing rules first, most severe first."""
+    table = reader.sql("""
+        SELECT json_extract_string(attributes, '$."tracekit.alert.name"') AS name,
+               arg_max(attributes, time_ns) AS attributes, max(time_ns) AS since_ns
+        FROM logs WHERE event_name = 'tracekit.alert' GROUP BY 1 HAVING name IS NOT NULL
+    """)
+    states = []
+    for row in table.to_pylist():
+        attributes = decode_json(row["attributes"]) or {}
+        rows = decode_json(attributes.get("tracekit.alert.rows") or "[]")
+        states.append(AlertState(
+            name=row["name"], state=str(attributes.get("tracekit.alert.state", "")), since_ns=row["since_ns"],
+            severity=int(attributes.get("tracekit.alert.severity", 3)),
+            condition=str(attributes.get("tracekit.alert.condition", "")),
+            window=str(attributes.get("tracekit.alert.window", "")),
+            description=str(attributes.get("tracekit.alert.description", "")),
+            rows=rows if isinstance(rows, list) else [], error=attributes.get("tracekit.alert.error")))
+    return sorted(states, key=lambda s: (not s.firing, s.severity, s.name))

@@ -20,9 +20,10 @@ from typing import Any
 
 from tracekit.export.cursor import CursorRecord, CursorStore, TableCursorStore, cursor_id
 from tracekit.export.limits import AZURE_PAGE_SIZE, AzureShaper
-from tracekit.export.redact import Redactor, export_redactor
 from tracekit.export.runner import ExportSummary, Sender, run_export
 from tracekit.export.selection import Selection, StoreSource
+from tracekit.redaction import policy_from_options
+from tracekit.redaction.columns import TableRedactor
 from tracekit.store.reader import StoreReader
 
 log = logging.getLogger("tracekit.collector.exporters.forwarders")
@@ -35,7 +36,7 @@ class Forwarder:
     """Forwards newly stored spans (with their events, links and log records) to one destination, in a thread."""
 
     def __init__(self, reader: StoreReader, sender: Sender, cursors: CursorStore, *,
-                 redactor: Redactor | None = None, shaper: AzureShaper | None = None, poll_interval: float = 1.0,
+                 redactor: TableRedactor | None = None, shaper: AzureShaper | None = None, poll_interval: float = 1.0,
                  max_backoff: float = 60.0, page_size: int = AZURE_PAGE_SIZE) -> None:
         self.reader = reader
         self.sender = sender
@@ -80,8 +81,8 @@ class Forwarder:
 
     def run_once(self) -> ExportSummary:
         """Forward everything stored after the cursor (one pass); stops early if the destination fails."""
-        source = StoreSource(self.reader, Selection(description=SELECTION))
-        summary = run_export(source, self.sender, self.cursors, shaper=self.shaper, redactor=self.redactor,
+        source = StoreSource(self.reader, Selection(description=SELECTION), redactor=self.redactor)
+        summary = run_export(source, self.sender, self.cursors, shaper=self.shaper,
                              page_size=self.page_size, show_progress=False)
         self.delivered += summary.delivered
         self.refused += len(summary.refused)
@@ -124,7 +125,10 @@ def start_forwarders(collector: Any, settings: Any) -> list[Forwarder]:
 
     Cursors live in the store's export_cursors table, written on the collector's writer connection between commits.
     """
-    redactor = export_redactor(getattr(settings, "forward_redaction_policy", None))
+    policy = policy_from_options(getattr(settings, "forward_redaction_policy", None))
+
+    def redactor() -> TableRedactor | None:  # one per forwarder thread: it counts what it masked
+        return TableRedactor(policy) if policy is not None else None
     interval = float(getattr(settings, "forward_interval", 1.0))
     forwarders: list[Forwarder] = []
 
@@ -137,14 +141,14 @@ def start_forwarders(collector: Any, settings: Any) -> list[Forwarder]:
 
         reader = own_reader()
         forwarders.append(Forwarder(reader, AzureMonitorSender(settings.forward_azure_monitor),
-                                    TableCursorStore(collector.writer.run_exclusive, reader), redactor=redactor,
+                                    TableCursorStore(collector.writer.run_exclusive, reader), redactor=redactor(),
                                     shaper=AzureShaper(), poll_interval=interval))
     if settings.forward_otlp:
         from tracekit.export.otlp import OtlpSender
 
         reader = own_reader()
         forwarders.append(Forwarder(reader, OtlpSender(settings.forward_otlp),
-                                    TableCursorStore(collector.writer.run_exclusive, reader), redactor=redactor,
+                                    TableCursorStore(collector.writer.run_exclusive, reader), redactor=redactor(),
                                     poll_interval=interval, page_size=2000))
     for forwarder in forwarders:
         forwarder.start()

@@ -12,7 +12,10 @@
  *   - repeated occurrences of a singular message field (Span.status, ScopeSpans.scope, KeyValue.value) merge,
  *     and inside the AnyValue oneof, consecutive array_value / kvlist_value occurrences concatenate;
  *   - attribute objects keep a repeated key in the position of its first occurrence with the last value
- *     (Python dict semantics), and every value, even an overwritten one, counts for the depth limit.
+ *     (Python dict semantics), and every value, even an overwritten one, counts for the depth limit;
+ *   - attribute count limits as the OpenTelemetry SDK applies them (anyvalue.key_values): an object keeps its
+ *     first `limit` distinct keys; every other KeyValue is dropped unread and counted in dropped_attributes_count.
+ * Keys are de-duplicated through SipHash-1-3 with a key drawn per process, so no request can be built to collide.
  * Callers parse the same bytes with upb first (which validates the wire format and UTF-8), but this code still
  * bounds-checks every read and validates UTF-8 itself, so ANY input gives either a result or a ValueError.
  * Doubles use Python's own shortest repr (PyOS_double_to_string), reformatted the way orjson writes them.
@@ -968,6 +971,8 @@ typedef struct {
     Py_ssize_t *hash;
     size_t hash_cap;
     int max_depth;
+    size_t limit_span, limit_event, limit_link, limit_kvlist; /* attribute count limits */
+    uint64_t dropped;  /* attributes dropped by the limits in the item being written */
     TypedKey *typed_keys;
     int n_typed_keys, n_typed_str, n_typed_int;
     uint64_t typed_key_lengths; /* bit n set when some typed key is n bytes long (n < 64) */
@@ -1028,23 +1033,56 @@ static int collect_entries(Ctx *ctx, const uint8_t *msg, size_t len, uint32_t fn
     return rc;
 }
 
+/* SipHash-1-3 keyed per process (set at import from os.urandom): attribute keys cannot be chosen to collide. */
+static uint64_t HASH_K0, HASH_K1;
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                           \
+    do {                                                                                                   \
+        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                                          \
+        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                                             \
+        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                                             \
+        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                                          \
+    } while (0)
+
 static uint64_t hash_key(const uint8_t *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 1099511628211ull;
-    return h;
+    uint64_t v0 = 0x736f6d6570736575ull ^ HASH_K0, v1 = 0x646f72616e646f6dull ^ HASH_K1;
+    uint64_t v2 = 0x6c7967656e657261ull ^ HASH_K0, v3 = 0x7465646279746573ull ^ HASH_K1;
+    const uint8_t *end = s + (n & ~(size_t)7);
+    for (; s < end; s += 8) {
+        uint64_t m = 0;
+        for (int i = 0; i < 8; i++)
+            m |= (uint64_t)s[i] << (8 * i);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)n << 56;
+    for (size_t i = 0; i < (n & 7); i++)
+        b |= (uint64_t)s[i] << (8 * i);
+    v3 ^= b;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
 }
+
+#define DROPPED SIZE_MAX /* Entry.slot of a KeyValue the count limit dropped */
 
 static inline int same_key(const Entry *a, const Entry *b)
 {
     return a->key_len == b->key_len && (a->key_len == 0 || memcmp(a->key, b->key, a->key_len) == 0);
 }
 
-/* Sets slot/final for entries[base:]: Python dict semantics (first position, last value). */
-static int dedupe(Ctx *ctx, size_t base)
+/* Sets slot/final for entries[base:]: Python dict semantics (first position, last value), keeping the first
+ * `limit` distinct keys; the KeyValues of any other key get slot DROPPED and are counted in ctx->dropped. */
+static int dedupe(Ctx *ctx, size_t base, size_t limit)
 {
-    size_t n = ctx->n_entries - base;
+    size_t n = ctx->n_entries - base, kept = 0;
     Entry *e = ctx->entries + base;
     if (n <= 16) {
         for (size_t i = 0; i < n; i++) {
@@ -1056,11 +1094,16 @@ static int dedupe(Ctx *ctx, size_t base)
                     e[j].final = base + i;
                     break;
                 }
+            if (e[i].slot == base + i && kept++ >= limit) {
+                e[i].slot = DROPPED;
+                ctx->dropped++;
+            }
         }
         return 0;
     }
-    size_t cap = 32;
-    while (cap < 2 * n)
+    /* The table holds at most `limit` keys, so however many KeyValues arrive, probing stays short. */
+    size_t cap = 32, distinct = n < limit ? n : limit;
+    while (cap < 2 * distinct)
         cap *= 2;
     if (cap > ctx->hash_cap) {
         Py_ssize_t *p = PyMem_RawRealloc(ctx->hash, cap * sizeof(Py_ssize_t));
@@ -1078,7 +1121,14 @@ static int dedupe(Ctx *ctx, size_t base)
         for (;;) {
             Py_ssize_t j = ctx->hash[h];
             if (j < 0) {
-                ctx->hash[h] = (Py_ssize_t)i;
+                if (kept >= limit) {
+                    e[i].slot = DROPPED;
+                    ctx->dropped++;
+                }
+                else {
+                    ctx->hash[h] = (Py_ssize_t)i;
+                    kept++;
+                }
                 break;
             }
             if (same_key(&e[i], &e[j])) {
@@ -1132,7 +1182,7 @@ static int check_value(Ctx *ctx, const AnyValue *v, int depth)
     return rc;
 }
 
-static int write_object(Ctx *ctx, Buf *out, size_t base, int depth, int record);
+static int write_object(Ctx *ctx, Buf *out, size_t base, int depth, int record, size_t limit);
 
 /* One AnyValue as JSON at `depth` (attribute values of a span are at depth 1). */
 static int write_value(Ctx *ctx, Buf *out, const AnyValue *v, int depth)
@@ -1200,7 +1250,7 @@ static int write_value(Ctx *ctx, Buf *out, const AnyValue *v, int depth)
             return ERR;
     if (rc < 0)
         return ERR;
-    rc = write_object(ctx, out, base, depth + 1, 0);
+    rc = write_object(ctx, out, base, depth + 1, 0, ctx->limit_kvlist);
     ctx->n_entries = base;
     return rc;
 }
@@ -1209,15 +1259,16 @@ static int write_value(Ctx *ctx, Buf *out, const AnyValue *v, int depth)
  * The entries[base:] as one JSON object whose values are at `depth`. With `record`, each slot also keeps what
  * the typed columns need (its value's kind, raw string and the span of its JSON text in `out`).
  */
-static int write_object(Ctx *ctx, Buf *out, size_t base, int depth, int record)
+static int write_object(Ctx *ctx, Buf *out, size_t base, int depth, int record, size_t limit)
 {
-    if (dedupe(ctx, base) < 0)
+    if (dedupe(ctx, base, limit) < 0)
         return ERR;
     size_t end = ctx->n_entries;
     AnyValue v;
-    /* Python evaluates every value, including ones a later duplicate overwrites: they count for the depth rule. */
+    /* Python evaluates every value, including ones a later duplicate overwrites: they count for the depth rule
+     * (values of dropped keys are never read). */
     for (size_t i = base; i < end; i++) {
-        if (ctx->entries[ctx->entries[i].slot].final == i)
+        if (ctx->entries[i].slot == DROPPED || ctx->entries[ctx->entries[i].slot].final == i)
             continue;
         if (resolve_value(value_of_entry(&ctx->entries[i]), &v) < 0)
             return ERR;
@@ -1325,6 +1376,12 @@ static void count_reject(Ctx *ctx, int code)
             return rc_;           \
     } while (0)
 
+/* The sender's dropped count plus ours, in the uint32 column (as normalize.py clamps it). */
+static uint32_t clamp_u32(uint64_t n)
+{
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
 /* One event row; REJECT when its time does not fit int64 or its attributes nest too deeply. */
 static int write_event(Ctx *ctx, const uint8_t *msg, size_t len, const uint8_t *ids, uint32_t index)
 {
@@ -1348,7 +1405,8 @@ static int write_event(Ctx *ctx, const uint8_t *msg, size_t len, const uint8_t *
     Column *c = ctx->events.cols;
     size_t base = ctx->n_entries;
     TRY(collect_entries(ctx, msg, len, 3));
-    rc = write_object(ctx, &c[E_ATTRIBUTES].data, base, 1, 0);
+    ctx->dropped = dropped;
+    rc = write_object(ctx, &c[E_ATTRIBUTES].data, base, 1, 0, ctx->limit_event);
     ctx->n_entries = base;
     if (rc)
         return rc;
@@ -1359,7 +1417,7 @@ static int write_event(Ctx *ctx, const uint8_t *msg, size_t len, const uint8_t *
     TRY(col_u32(&c[E_INDEX], index));
     TRY(col_i64(&c[E_TIME], (int64_t)time));
     TRY(col_str(&c[E_NAME], name.ptr, name.len));
-    TRY(col_u32(&c[E_DROPPED], (uint32_t)dropped));
+    TRY(col_u32(&c[E_DROPPED], clamp_u32(ctx->dropped)));
     ctx->events.rows++;
     return 0;
 }
@@ -1391,7 +1449,8 @@ static int write_link(Ctx *ctx, const uint8_t *msg, size_t len, const uint8_t *i
     Column *c = ctx->links.cols;
     size_t base = ctx->n_entries;
     TRY(collect_entries(ctx, msg, len, 4));
-    rc = write_object(ctx, &c[L_ATTRIBUTES].data, base, 1, 0);
+    ctx->dropped = dropped;
+    rc = write_object(ctx, &c[L_ATTRIBUTES].data, base, 1, 0, ctx->limit_link);
     ctx->n_entries = base;
     if (rc)
         return rc;
@@ -1405,7 +1464,7 @@ static int write_link(Ctx *ctx, const uint8_t *msg, size_t len, const uint8_t *i
     TRY(col_hex(&c[L_LINKED_SPAN_ID], span_id.ptr, 8));
     TRY(col_opt_str(&c[L_TRACE_STATE], trace_state));
     TRY(col_u32(&c[L_FLAGS], (uint32_t)flags));
-    TRY(col_u32(&c[L_DROPPED], (uint32_t)dropped));
+    TRY(col_u32(&c[L_DROPPED], clamp_u32(ctx->dropped)));
     ctx->links.rows++;
     return 0;
 }
@@ -1564,7 +1623,9 @@ static int write_span(Ctx *ctx, const uint8_t *msg, size_t len, const Owner *own
     table_mark(&ctx->links);
     Column *c = ctx->spans.cols;
 
-    outcome = write_object(ctx, &c[S_ATTRIBUTES].data, base, 1, 1);
+    ctx->dropped = dropped_attributes;
+    outcome = write_object(ctx, &c[S_ATTRIBUTES].data, base, 1, 1, ctx->limit_span);
+    dropped_attributes = ctx->dropped;
     if (outcome == 0)
         pick_typed_values(ctx, base, &c[S_ATTRIBUTES].data);
     ctx->n_entries = base;
@@ -1617,7 +1678,7 @@ static int write_span(Ctx *ctx, const uint8_t *msg, size_t len, const Owner *own
     TRY(col_opt_str(&c[S_SCOPE_VERSION], owner->scope_version));
     TRY(col_u32(&c[S_EVENT_COUNT], (uint32_t)n_events));
     TRY(col_u32(&c[S_LINK_COUNT], (uint32_t)n_links));
-    TRY(col_u32(&c[S_DROPPED_ATTRIBUTES], (uint32_t)dropped_attributes));
+    TRY(col_u32(&c[S_DROPPED_ATTRIBUTES], clamp_u32(dropped_attributes)));
     TRY(col_u32(&c[S_DROPPED_EVENTS], (uint32_t)dropped_events));
     TRY(col_u32(&c[S_DROPPED_LINKS], (uint32_t)dropped_links));
     for (int i = 0; i < ctx->n_typed_str + ctx->n_typed_int; i++) {
@@ -1773,11 +1834,12 @@ static int decode_request(Ctx *ctx, const uint8_t *data, size_t len, const Owner
 }
 
 PyDoc_STRVAR(decode_traces_doc,
-"decode_traces(payload, resources, typed_str, typed_int, max_depth)\n"
+"decode_traces(payload, resources, typed_str, typed_int, max_depth, limits)\n"
 "--\n\n"
 "Serialized ExportTraceServiceRequest bytes to Arrow column buffers.\n\n"
 "resources: a list with one (resource_id, service_name) per resource_spans, in order.\n"
 "typed_str / typed_int: per typed column, the tuple of attribute keys it reads (first present wins).\n"
+"limits: attribute count limits (span, event, link, kvlist), each >= 0; without it, none.\n"
 "Returns (spans, events, links, rejections). Each table is (rows, capsule): an \"arrow_array\" PyCapsule\n"
 "(Arrow C data interface) of a struct array whose children are the columns in the order of normalize.py's\n"
 "schemas, then the time columns again (spans: start, end; events: time) to be typed as timestamps.\n"
@@ -1790,9 +1852,15 @@ static PyObject *decode_traces(PyObject *module, PyObject *args)
     Py_buffer payload;
     PyObject *resources, *typed_str, *typed_int, *result = NULL;
     int max_depth;
-    if (!PyArg_ParseTuple(args, "y*O!OOi:decode_traces", &payload, &PyList_Type, &resources, &typed_str,
-                          &typed_int, &max_depth))
+    Py_ssize_t limits[4] = {PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX};
+    if (!PyArg_ParseTuple(args, "y*O!OOi|(nnnn):decode_traces", &payload, &PyList_Type, &resources, &typed_str,
+                          &typed_int, &max_depth, &limits[0], &limits[1], &limits[2], &limits[3]))
         return NULL;
+    if (limits[0] < 0 || limits[1] < 0 || limits[2] < 0 || limits[3] < 0) {
+        PyBuffer_Release(&payload);
+        PyErr_SetString(PyExc_ValueError, "attribute limits must be >= 0");
+        return NULL;
+    }
     if (max_depth < 1 || max_depth > 100) { /* it bounds the recursion of the value writers */
         PyBuffer_Release(&payload);
         PyErr_SetString(PyExc_ValueError, "max_depth must be between 1 and 100");
@@ -1801,6 +1869,10 @@ static PyObject *decode_traces(PyObject *module, PyObject *args)
     Ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.max_depth = max_depth;
+    ctx.limit_span = (size_t)limits[0];
+    ctx.limit_event = (size_t)limits[1];
+    ctx.limit_link = (size_t)limits[2];
+    ctx.limit_kvlist = (size_t)limits[3];
     Owner *owners = NULL;
     Py_ssize_t n_owners = 0;
     int span_types[S_TYPED + 256];
@@ -1926,8 +1998,26 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(key_hash_doc,
+"key_hash(key)\n"
+"--\n\n"
+"The hash the attribute de-duplication gives `key` (bytes) in this process: the same key hashes differently in\n"
+"another process.");
+
+static PyObject *key_hash(PyObject *module, PyObject *args)
+{
+    Py_buffer key;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "y*:key_hash", &key))
+        return NULL;
+    uint64_t h = hash_key(key.buf, (size_t)key.len);
+    PyBuffer_Release(&key);
+    return PyLong_FromUnsignedLongLong(h);
+}
+
 static PyMethodDef methods[] = {
     {"decode_traces", decode_traces, METH_VARARGS, decode_traces_doc},
+    {"key_hash", key_hash, METH_VARARGS, key_hash_doc},
     {"pack_column", pack_column, METH_VARARGS, pack_column_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -1943,5 +2033,16 @@ PyMODINIT_FUNC PyInit__fastdecode(void)
     for (int c = 0; c < 0x20; c++)
         NEEDS_ESCAPE[c] = 1;
     NEEDS_ESCAPE['"'] = NEEDS_ESCAPE['\\'] = 1;
+    PyObject *os = PyImport_ImportModule("os");
+    PyObject *seed = os ? PyObject_CallMethod(os, "urandom", "i", 16) : NULL;
+    Py_XDECREF(os);
+    if (seed == NULL)
+        return NULL;
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(seed);
+    for (int i = 0; i < 8; i++) {
+        HASH_K0 |= (uint64_t)bytes[i] << (8 * i);
+        HASH_K1 |= (uint64_t)bytes[8 + i] << (8 * i);
+    }
+    Py_DECREF(seed);
     return PyModule_Create(&module);
 }

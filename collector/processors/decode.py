@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import orjson
 from google.protobuf import json_format
@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tracekit.collector.processors.anyvalue import AttributeLimits
 from tracekit.collector.processors.normalize import (Batch, decode_logs, decode_metrics, decode_traces,
                                                      decode_traces_payload)
 
@@ -28,14 +29,26 @@ class InvalidRequest(ValueError):
     """The request cannot be decoded at all; the sender gets INVALID_ARGUMENT / HTTP 400 with this message."""
 
 
+class Received(NamedTuple):
+    """A request body as the receiver got it: protobuf bytes, or OTLP/JSON bytes when `json`."""
+
+    payload: bytes
+    json: bool = False
+
+
 class Decode:
-    """The first processor: protobuf request bytes to a normalized `Batch` (OTLP/JSON arrives already converted)."""
+    """The first processor: a received body (protobuf or OTLP/JSON) to a normalized `Batch`, with the attribute
+    count limits applied while decoding (so no request makes the decoder hold more than the limits allow)."""
 
-    def process(self, signal: str, payload: bytes) -> Batch:
-        return decode_payload(signal, payload)
+    def __init__(self, limits: AttributeLimits = AttributeLimits()) -> None:
+        self.limits = limits
+
+    def process(self, signal: str, received: Received) -> Batch:
+        payload = json_to_protobuf(signal, received.payload) if received.json else received.payload
+        return decode_payload(signal, payload, self.limits)
 
 
-def decode_payload(signal: str, payload: bytes) -> Batch:
+def decode_payload(signal: str, payload: bytes, limits: AttributeLimits = AttributeLimits()) -> Batch:
     """Parse a whole protobuf request and normalize it (module-level so worker processes can run it)."""
     request_type, decode = SIGNALS[signal]
     request = request_type()
@@ -45,8 +58,8 @@ def decode_payload(signal: str, payload: bytes) -> Batch:
         raise InvalidRequest(f"malformed protobuf {request_type.__name__}: {error}") from None
     if signal == "traces":
         # upb has validated the bytes; the compiled decoder reads the same bytes straight into Arrow columns.
-        return decode_traces_payload(payload, request)
-    return decode(request)
+        return decode_traces_payload(payload, request, limits)
+    return decode(request, limits)
 
 
 def json_to_protobuf(signal: str, payload: bytes) -> bytes:

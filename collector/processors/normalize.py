@@ -20,7 +20,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tracekit import semconv
-from tracekit.collector.processors.anyvalue import MAX_DEPTH, InvalidValue, any_value, key_values
+from tracekit.collector.processors.anyvalue import (MAX_DEPTH, AttributeLimits, Dropped, InvalidValue, any_value,
+                                                     key_values)
 
 try:  # the compiled decoder (setup.py builds it when a C compiler is present); the Python path serves without it
     from tracekit.collector.processors import _fastdecode
@@ -35,6 +36,8 @@ log = logging.getLogger("tracekit.collector.processors")
 _dumps = orjson.dumps
 _ts_ns = pa.timestamp("ns")
 _MAX_NS = 2**63 - 1  # the store keeps nanosecond times as BIGINT
+_MAX_U32 = 2**32 - 1
+_DEFAULT_LIMITS = AttributeLimits()
 
 # Why a span is refused, indexed by the codes the compiled decoder reports.
 _SPAN_REJECTIONS = (
@@ -45,6 +48,15 @@ _SPAN_REJECTIONS = (
     "span with a time past year 2262 (nanoseconds must fit a signed 64-bit integer)",
 )
 _BAD_TRACE_ID, _BAD_SPAN_ID, _BAD_PARENT_ID, _TOO_DEEP, _BAD_TIME = _SPAN_REJECTIONS
+_BAD_LOG_TIME = "log record with a time past year 2262 (nanoseconds must fit a signed 64-bit integer)"
+_BAD_POINT_TIME = "metric data point with a time past year 2262 (nanoseconds must fit a signed 64-bit integer)"
+
+
+class InvalidResource(ValueError):
+    """A resource that cannot be stored: every item under it is refused (partial success), the rest are kept."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"resource refused, with every item under it: {reason}")
 
 
 def _json(value: Any) -> str:
@@ -78,11 +90,15 @@ class _Resources:
         self.rows: dict[int, tuple[Any, ...]] = {}
 
     def add(self, resource: Any, schema_url: str) -> tuple[int, str | None]:
+        """The resource's id and service name; InvalidResource when it cannot be stored."""
         digest = hashlib.blake2b(resource.SerializeToString(deterministic=True) + schema_url.encode(), digest_size=8)
         resource_id = int.from_bytes(digest.digest(), "big") >> 1
         row = self.rows.get(resource_id)
         if row is None:
-            attributes = key_values(resource.attributes)
+            try:
+                attributes = key_values(resource.attributes)
+            except InvalidValue as error:
+                raise InvalidResource(str(error)) from None
             row = (
                 resource_id,
                 _str_or_none(attributes.get(semconv.SERVICE_NAME)),
@@ -130,31 +146,49 @@ def _first(attributes: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
-def decode_traces(request: ExportTraceServiceRequest) -> Batch:
+def decode_traces(request: ExportTraceServiceRequest, limits: AttributeLimits = _DEFAULT_LIMITS) -> Batch:
     """An ExportTraceServiceRequest to the spans, span_events, span_links and resources tables."""
     if _fastdecode is not None:
-        return decode_traces_payload(request.SerializeToString(), request)
-    return _decode_traces_python(request)
+        return decode_traces_payload(request.SerializeToString(), request, limits)
+    return _decode_traces_python(request, limits)
 
 
-def decode_traces_payload(payload: bytes, request: ExportTraceServiceRequest) -> Batch:
+def _span_count(resource_spans: Any) -> int:
+    return sum(len(scope_spans.spans) for scope_spans in resource_spans.scope_spans)
+
+
+def decode_traces_payload(payload: bytes, request: ExportTraceServiceRequest,
+                          limits: AttributeLimits = _DEFAULT_LIMITS) -> Batch:
     """Like `decode_traces`, from the request's serialized bytes, through the compiled decoder when it is built.
 
     `request` must be `payload` already parsed (upb validates wire format and UTF-8 there); resources come from it,
     so resource ids are the same on both paths. The compiled path gives the same Batch as the Python one.
     """
     if _fastdecode is None:
-        return _decode_traces_python(request)
+        return _decode_traces_python(request, limits)
     batch = Batch()
     resources = _Resources()
-    owners = [resources.add(item.resource, item.schema_url) for item in request.resource_spans]
+    owners = []
+    refused: list[int] = []
+    for index, item in enumerate(request.resource_spans):
+        try:
+            owners.append(resources.add(item.resource, item.schema_url))
+        except InvalidResource as error:
+            batch.reject(_span_count(item), str(error))
+            refused.append(index)
+    if refused:  # rare: decode the request without the refused resources
+        request = ExportTraceServiceRequest.FromString(payload)
+        for index in reversed(refused):
+            del request.resource_spans[index]
+        payload = request.SerializeToString()
     try:
         spans, events, links, rejections = _fastdecode.decode_traces(
-            payload, owners, _TYPED_STR_KEYS, _TYPED_INT_KEYS, MAX_DEPTH)
+            payload, owners, _TYPED_STR_KEYS, _TYPED_INT_KEYS, MAX_DEPTH,
+            (limits.span, limits.event, limits.link, limits.kvlist))
     except ValueError as error:
         # upb accepted these bytes, so this should not happen (a column past 2 GiB can); keep the data regardless.
         log.warning("compiled trace decoder failed (%s); decoding this request in Python", error)
-        return _decode_traces_python(request)
+        return _decode_traces_python(request, limits, batch)
     for code, count in rejections:
         batch.reject(count, _SPAN_REJECTIONS[code])
     batch.accepted = spans[0]
@@ -221,9 +255,10 @@ def _resources_table(resources: _Resources) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=[*_RESOURCE_COLUMNS, "first_seen"])
 
 
-def _decode_traces_python(request: ExportTraceServiceRequest) -> Batch:
+def _decode_traces_python(request: ExportTraceServiceRequest, limits: AttributeLimits = _DEFAULT_LIMITS,
+                          batch: Batch | None = None) -> Batch:
     """The reference implementation of `decode_traces`, in Python (and the fallback without the compiled one)."""
-    batch = Batch()
+    batch = batch or Batch()
     resources = _Resources()
     cols: dict[str, list[Any]] = {name: [] for name in (
         "trace_id", "span_id", "parent_span_id", "trace_state", "flags", "name", "kind", "start_time_ns",
@@ -242,7 +277,11 @@ def _decode_traces_python(request: ExportTraceServiceRequest) -> Batch:
     append = {name: column.append for name, column in cols.items()}
 
     for resource_spans in request.resource_spans:
-        resource_id, service_name = resources.add(resource_spans.resource, resource_spans.schema_url)
+        try:
+            resource_id, service_name = resources.add(resource_spans.resource, resource_spans.schema_url)
+        except InvalidResource as error:
+            batch.reject(_span_count(resource_spans), str(error))
+            continue
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
             scope_name = scope.name or None
@@ -265,7 +304,8 @@ def _decode_traces_python(request: ExportTraceServiceRequest) -> Batch:
                     continue
                 children = len(ev["trace_id"]), len(ln["trace_id"])
                 try:
-                    attributes = key_values(span.attributes)
+                    dropped = Dropped(limits.kvlist, span.dropped_attributes_count)
+                    attributes = key_values(span.attributes, limits.span, dropped)
                     events = span.events
                     links = span.links
                     trace_hex = trace_id.hex()
@@ -273,17 +313,19 @@ def _decode_traces_python(request: ExportTraceServiceRequest) -> Batch:
                     for index, event in enumerate(events):
                         if event.time_unix_nano > _MAX_NS:
                             raise InvalidValue(_BAD_TIME)
-                        ev["attributes"].append(_json(key_values(event.attributes)))
+                        event_dropped = Dropped(limits.kvlist, event.dropped_attributes_count)
+                        ev["attributes"].append(_json(key_values(event.attributes, limits.event, event_dropped)))
                         ev["trace_id"].append(trace_hex)
                         ev["span_id"].append(span_hex)
                         ev["event_index"].append(index)
                         ev["time_ns"].append(event.time_unix_nano)
                         ev["name"].append(event.name)
-                        ev["dropped_attributes_count"].append(event.dropped_attributes_count)
+                        ev["dropped_attributes_count"].append(min(event_dropped.count, _MAX_U32))
                     for index, link in enumerate(links):
                         if len(link.trace_id) != 16 or len(link.span_id) != 8:
                             continue  # a link we cannot resolve carries no information
-                        ln["attributes"].append(_json(key_values(link.attributes)))
+                        link_dropped = Dropped(limits.kvlist, link.dropped_attributes_count)
+                        ln["attributes"].append(_json(key_values(link.attributes, limits.link, link_dropped)))
                         ln["trace_id"].append(trace_hex)
                         ln["span_id"].append(span_hex)
                         ln["link_index"].append(index)
@@ -291,7 +333,7 @@ def _decode_traces_python(request: ExportTraceServiceRequest) -> Batch:
                         ln["linked_span_id"].append(link.span_id.hex())
                         ln["trace_state"].append(link.trace_state or None)
                         ln["flags"].append(link.flags)
-                        ln["dropped_attributes_count"].append(link.dropped_attributes_count)
+                        ln["dropped_attributes_count"].append(min(link_dropped.count, _MAX_U32))
                 except InvalidValue as error:
                     _rollback_children(ev, ln, children)
                     batch.reject(1, str(error))
@@ -318,7 +360,7 @@ def _decode_traces_python(request: ExportTraceServiceRequest) -> Batch:
                 append["attributes"](_json(attributes))
                 append["event_count"](len(events))
                 append["link_count"](len(links))
-                append["dropped_attributes_count"](span.dropped_attributes_count)
+                append["dropped_attributes_count"](min(dropped.count, _MAX_U32))
                 append["dropped_events_count"](span.dropped_events_count)
                 append["dropped_links_count"](span.dropped_links_count)
                 for column, keys in typed_str_cols:
@@ -389,13 +431,17 @@ _LOGS_SCHEMA = pa.schema(
 )
 
 
-def decode_logs(request: ExportLogsServiceRequest) -> Batch:
+def decode_logs(request: ExportLogsServiceRequest, limits: AttributeLimits = _DEFAULT_LIMITS) -> Batch:
     """An ExportLogsServiceRequest to the logs and resources tables."""
     batch = Batch()
     resources = _Resources()
     cols: dict[str, list[Any]] = {name: [] for name in _LOGS_SCHEMA.names}
     for resource_logs in request.resource_logs:
-        resource_id, service_name = resources.add(resource_logs.resource, resource_logs.schema_url)
+        try:
+            resource_id, service_name = resources.add(resource_logs.resource, resource_logs.schema_url)
+        except InvalidResource as error:
+            batch.reject(sum(len(scope.log_records) for scope in resource_logs.scope_logs), str(error))
+            continue
         for scope_logs in resource_logs.scope_logs:
             scope = scope_logs.scope
             for record in scope_logs.log_records:
@@ -403,9 +449,13 @@ def decode_logs(request: ExportLogsServiceRequest) -> Batch:
                 if trace_id and len(trace_id) != 16 or span_id and len(span_id) != 8:
                     batch.reject(1, "log record with an invalid trace_id or span_id")
                     continue
+                if record.time_unix_nano > _MAX_NS or record.observed_time_unix_nano > _MAX_NS:
+                    batch.reject(1, _BAD_LOG_TIME)
+                    continue
                 try:
-                    attributes = key_values(record.attributes)
-                    body = any_value(record.body) if record.HasField("body") else None
+                    dropped = Dropped(limits.kvlist, record.dropped_attributes_count)
+                    attributes = key_values(record.attributes, limits.log_record, dropped)
+                    body = any_value(record.body) if record.HasField("body") else None  # kept whole
                 except InvalidValue as error:
                     batch.reject(1, str(error))
                     continue
@@ -426,7 +476,7 @@ def decode_logs(request: ExportLogsServiceRequest) -> Batch:
                 cols["scope_name"].append(scope.name or None)
                 cols["scope_version"].append(scope.version or None)
                 cols["attributes"].append(_json(attributes))
-                cols["dropped_attributes_count"].append(record.dropped_attributes_count)
+                cols["dropped_attributes_count"].append(min(dropped.count, _MAX_U32))
     batch.accepted = len(cols["time_ns"])
     if batch.accepted:
         batch.tables["logs"] = _with_timestamps(pa.table(cols, schema=_LOGS_SCHEMA), {"time": "time_ns"})
@@ -458,7 +508,7 @@ def _exemplars(point: Any) -> list[dict[str, Any]]:
     return result
 
 
-def decode_metrics(request: ExportMetricsServiceRequest) -> Batch:
+def decode_metrics(request: ExportMetricsServiceRequest, limits: AttributeLimits = _DEFAULT_LIMITS) -> Batch:
     """An ExportMetricsServiceRequest to the metric_points and resources tables, one row per data point."""
     batch = Batch()
     resources = _Resources()
@@ -468,8 +518,16 @@ def decode_metrics(request: ExportMetricsServiceRequest) -> Batch:
             value: float | None = None, count: int | None = None, total: float | None = None,
             minimum: float | None = None, maximum: float | None = None, buckets: list[int] | None = None,
             bounds: list[float] | None = None, details: dict[str, Any] | None = None) -> None:
-        attributes = key_values(point.attributes)
-        exemplars = _exemplars(point) if hasattr(point, "exemplars") else []
+        # Each point is refused on its own: the metric's other points are kept.
+        if point.time_unix_nano > _MAX_NS or point.start_time_unix_nano > _MAX_NS:
+            batch.reject(1, _BAD_POINT_TIME)
+            return
+        try:
+            attributes = key_values(point.attributes)
+            exemplars = _exemplars(point) if hasattr(point, "exemplars") else []
+        except InvalidValue as error:
+            batch.reject(1, str(error))
+            return
         if exemplars:
             details = {**(details or {}), "exemplars": exemplars}
         name, description, unit, resource_id, service_name, scope_name, scope_version = common
@@ -485,22 +543,32 @@ def decode_metrics(request: ExportMetricsServiceRequest) -> Batch:
             cols[column].append(item)
 
     for resource_metrics in request.resource_metrics:
-        resource_id, service_name = resources.add(resource_metrics.resource, resource_metrics.schema_url)
+        try:
+            resource_id, service_name = resources.add(resource_metrics.resource, resource_metrics.schema_url)
+        except InvalidResource as error:
+            batch.reject(_point_count(resource_metrics), str(error))
+            continue
         for scope_metrics in resource_metrics.scope_metrics:
             scope = scope_metrics.scope
             for metric in scope_metrics.metrics:
                 common = (metric.name, metric.description or None, metric.unit or None, resource_id, service_name,
                           scope.name or None, scope.version or None)
-                which = metric.WhichOneof("data")
-                try:
-                    _add_metric_points(add, metric, which, common)
-                except InvalidValue as error:
-                    batch.reject(1, str(error))
+                _add_metric_points(add, metric, metric.WhichOneof("data"), common)
     batch.accepted = len(cols["time_ns"])
     if batch.accepted:
         batch.tables["metric_points"] = _with_timestamps(pa.table(cols, schema=_METRICS_SCHEMA), {"time": "time_ns"})
         batch.tables["resources"] = resources.table()
     return batch
+
+
+def _point_count(resource_metrics: Any) -> int:
+    count = 0
+    for scope_metrics in resource_metrics.scope_metrics:
+        for metric in scope_metrics.metrics:
+            which = metric.WhichOneof("data")
+            if which:
+                count += len(getattr(metric, which).data_points)
+    return count
 
 
 def _number(point: Any) -> float | None:

@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from tracekit.collector.pipeline import ExportResult, IngestPipeline, InvalidRequest, Overloaded, TooLarge
+from tracekit.errors import ListenError
 
 log = logging.getLogger("tracekit.collector.grpc")
 
@@ -96,8 +97,12 @@ async def start_grpc_server(host: str, port: int, pipeline: IngestPipeline, *, t
     for signal, service in SERVICES.items():
         method = grpc.unary_unary_rpc_method_handler(_handler(signal, pipeline, token))
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"Export": method}),))
-    bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    except RuntimeError:  # grpcio's "Failed to bind to address"
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot listen for OTLP/gRPC on {host}:{port} (is the port in use?)")
+        raise ListenError(f"cannot listen for OTLP/gRPC on {host}:{port}: the port is in use (another collector?); "
+                          "choose another with --grpc HOST:PORT, or --grpc off")
     await server.start()
     return server, bound

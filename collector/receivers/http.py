@@ -1,21 +1,29 @@
 """OTLP/HTTP receiver: POST /v1/traces, /v1/logs, /v1/metrics in protobuf or JSON, optionally gzip-compressed.
 
 Answers follow the OTLP/HTTP spec: 200 with an Export*ServiceResponse in the request's encoding (partial_success when
-items were rejected); 400 with a google.rpc.Status for undecodable input; 413 for an oversized body; 415 for an
-unsupported content type; 429 with Retry-After when the queue is full; 503 with Retry-After when the store failed.
+items were rejected); 400 with a google.rpc.Status for undecodable input (a broken gzip stream included); 408 for a
+body that does not arrive in time; 413 for an oversized body; 415 for an unsupported content type or encoding; 429
+with Retry-After when the queue is full; 503 with Retry-After when the store failed. Only 429 and 503 are retryable.
+
+A body is read by this receiver, not buffered by aiohttp: it is inflated here chunk by chunk and every inflated byte
+is taken from the admission budget as it arrives, so bodies being read count against the same bound as requests
+being decoded; at most `MAX_CONCURRENT_BODY_READS` bodies are read at once, and each must arrive within the body
+timeout (the header timeout is aiohttp's keep-alive timeout, armed when a connection opens; see `site_options`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import math
+import zlib
 
 from aiohttp import web
 from google.rpc.status_pb2 import Status
 
-from tracekit.collector.processors.decode import InvalidRequest, json_to_protobuf, protobuf_response_to_json
 from tracekit.collector.pipeline import IngestPipeline, Overloaded, TooLarge
+from tracekit.collector.processors.decode import InvalidRequest, protobuf_response_to_json
 from tracekit.collector.receivers.grpc import export_response
 
 log = logging.getLogger("tracekit.collector.http")
@@ -30,6 +38,70 @@ _RESOURCE_EXHAUSTED = 8
 _UNAUTHENTICATED = 16
 _UNAVAILABLE = 14
 
+MAX_CONCURRENT_BODY_READS = 64
+_CHUNK = 64 * 1024
+# Content-Encoding -> zlib window bits (32 + 15: gzip or zlib header, detected)
+_ENCODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 47}
+
+
+class _BodyTimeout(Exception):
+    pass
+
+
+def site_options(header_timeout: float) -> dict[str, object]:
+    """aiohttp AppRunner options for the receiver: no automatic inflation (the receiver does it, within the budget),
+    and the keep-alive timeout that aiohttp arms when a connection opens, which closes a connection that has not sent
+    a whole request header by then (slow clients) as well as idle ones."""
+    return {"auto_decompress": False, "keepalive_timeout": header_timeout}
+
+
+async def _read_body(request: web.Request, window_bits: int | None, limit: int, pipeline: IngestPipeline,
+                     deadline: float) -> tuple[bytearray, int]:
+    """The whole (inflated) body and the bytes reserved for it in the admission budget; raises Overloaded,
+    TooLarge, InvalidRequest (a broken compressed stream) or _BodyTimeout. On a raise nothing stays reserved."""
+    admission = pipeline.admission
+    inflater = zlib.decompressobj(window_bits) if window_bits is not None else None
+    body = bytearray()
+    loop = asyncio.get_running_loop()
+
+    def take(piece: bytes) -> None:
+        if len(body) + len(piece) > limit:
+            raise TooLarge(f"request is over the limit of {limit} bytes")
+        if not admission.try_acquire(len(piece), held=len(body)):
+            raise Overloaded(admission.retry_after_seconds())
+        body.extend(piece)
+
+    try:
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise _BodyTimeout()
+            try:
+                chunk = await asyncio.wait_for(request.content.readany(), remaining)
+            except asyncio.TimeoutError:
+                raise _BodyTimeout() from None
+            if inflater is None:
+                if not chunk:
+                    return body, len(body)
+                take(chunk)
+                continue
+            try:
+                if not chunk:
+                    if not inflater.eof:
+                        raise InvalidRequest("the compressed body ends before its stream does (truncated gzip?)")
+                    return body, len(body)
+                data = chunk
+                while data:  # inflate at most a chunk at a time: a bomb never grows past what the budget allows
+                    piece = inflater.decompress(data, _CHUNK)
+                    take(piece)
+                    data = inflater.unconsumed_tail
+                    if inflater.eof:
+                        break
+            except zlib.error as error:
+                raise InvalidRequest(f"the compressed body is not valid: {error}") from None
+    except BaseException:
+        admission.release(len(body))
+        raise
 
 def _status_response(http_status: int, code: int, message: str, json_body: bool,
                      headers: dict[str, str] | None = None) -> web.Response:
@@ -40,10 +112,12 @@ def _status_response(http_status: int, code: int, message: str, json_body: bool,
     return web.Response(status=http_status, body=status.SerializeToString(), content_type=PROTOBUF, headers=headers)
 
 
-def build_http_app(pipeline: IngestPipeline, *, token: str | None = None) -> web.Application:
+def build_http_app(pipeline: IngestPipeline, *, token: str | None = None,
+                   body_timeout: float = 30.0) -> web.Application:
     """The aiohttp application serving the three OTLP/HTTP paths."""
     limit = pipeline.max_request_bytes
     app = web.Application(client_max_size=limit)
+    read_slots = asyncio.Semaphore(MAX_CONCURRENT_BODY_READS)
 
     async def export(request: web.Request) -> web.Response:
         signal = PATHS[request.path]
@@ -57,21 +131,36 @@ def build_http_app(pipeline: IngestPipeline, *, token: str | None = None) -> web
             return _status_response(
                 415, _INVALID_ARGUMENT,
                 f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}", False)
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in _ENCODINGS and encoding not in ("", "identity"):
+            return _status_response(415, _INVALID_ARGUMENT,
+                                    f"unsupported Content-Encoding {encoding!r}: use gzip, deflate or none", is_json)
         declared = request.content_length
+        if declared is not None and declared > limit:
+            return _status_response(413, _INVALID_ARGUMENT, f"request is over the limit of {limit} bytes", is_json)
         if declared is not None and pipeline.admission.would_refuse(declared):
             # Refuse before reading the body: an overloaded collector should not buffer what it cannot take.
             pipeline.admission.refused += 1
             retry = str(max(1, math.ceil(pipeline.admission.retry_after_seconds())))
             return _status_response(429, _RESOURCE_EXHAUSTED, "collector queue is full", is_json,
                                     {"Retry-After": retry})
+        deadline = asyncio.get_running_loop().time() + body_timeout
         try:
-            # aiohttp inflates gzip/deflate bodies while reading and counts the inflated bytes against
-            # client_max_size, so a compression bomb ends in 413 without being held in memory whole.
-            body = await request.read()
-            payload = json_to_protobuf(signal, body) if is_json else body
-            result = await pipeline.export(signal, payload)
-        except web.HTTPRequestEntityTooLarge:
-            return _status_response(413, _INVALID_ARGUMENT, f"request is over the limit of {limit} bytes", is_json)
+            async with asyncio.timeout(body_timeout):  # waiting for a read slot counts against the body's time
+                await read_slots.acquire()
+        except TimeoutError:
+            return _status_response(408, _INVALID_ARGUMENT, "the request body did not arrive in time", is_json)
+        try:
+            try:
+                body, reserved = await _read_body(request, _ENCODINGS.get(encoding), limit, pipeline, deadline)
+            finally:
+                read_slots.release()
+            # OTLP/JSON is converted in the decode workers with the rest of the decoding, off this loop.
+            result = await pipeline.export(signal, bytes(body), json=is_json, reserved=reserved)
+        except _BodyTimeout:
+            return _status_response(408, _INVALID_ARGUMENT,
+                                    f"the request body did not arrive within {body_timeout:g} s", is_json,
+                                    {"Connection": "close"})
         except TooLarge as error:
             return _status_response(413, _INVALID_ARGUMENT, str(error), is_json)
         except InvalidRequest as error:

@@ -171,7 +171,11 @@ def test_oversized_requests_are_refused_on_both_receivers(small_limit_collector)
     big = _request([{"attributes": {"blob": AnyValue(string_value="y" * 100_000)}}]).SerializeToString()
     with pytest.raises(grpc.RpcError) as caught:
         _grpc_export(collector, big)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "over the limit" in caught.value.details()
+    # gRPC itself refuses a message over the limit, before it is held whole: RESOURCE_EXHAUSTED without the
+    # RetryInfo that marks overload as retryable (the OTLP spec: no RetryInfo, no retry).
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in caught.value.details()
+    assert "google.rpc.retryinfo-bin" not in dict(caught.value.trailing_metadata() or ())
     status, _, _ = _post(collector.http_endpoint + "/v1/traces", big, "application/x-protobuf")
     assert status == 413
     # a gzip bomb: small on the wire, over the limit once inflated

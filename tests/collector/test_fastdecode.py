@@ -41,6 +41,7 @@ from opentelemetry.trace import StatusCode
 from tests.collector import fuzz_decoder
 from tests.collector.fuzz_decoder import assert_same
 from tracekit.collector.processors import normalize
+from tracekit.collector.processors.anyvalue import UNLIMITED, AttributeLimits
 from tracekit.collector.processors.decode import decode_payload
 from tracekit.collector.processors.normalize import Batch, _decode_traces_python, decode_traces_payload
 
@@ -80,15 +81,18 @@ def table_rows(batch: Batch, name: str) -> list[dict]:
             for values in zip(*(fuzz_decoder._plain(table[c]) for c in table.column_names))]
 
 
-def both_paths(payload: bytes) -> tuple[Batch, Batch]:
+NO_LIMITS = AttributeLimits(UNLIMITED, UNLIMITED, UNLIMITED, UNLIMITED, UNLIMITED)
+
+
+def both_paths(payload: bytes, limits: AttributeLimits = AttributeLimits()) -> tuple[Batch, Batch]:
     request = ExportTraceServiceRequest.FromString(payload)
-    return _decode_traces_python(request), decode_traces_payload(payload, request)
+    return _decode_traces_python(request, limits), decode_traces_payload(payload, request, limits)
 
 
-def check(payload: bytes) -> Batch:
+def check(payload: bytes, limits: AttributeLimits = AttributeLimits()) -> Batch:
     """Both paths agree on `payload`; returns the Batch of the implementation under test for further checks (with
     the `implementation` fixture at "python" both are the Python decoder)."""
-    expected, actual = both_paths(payload)
+    expected, actual = both_paths(payload, limits)
     assert_same(expected, actual)
     if normalize._fastdecode is not None:
         call_c(payload)  # it must not have refused (decode_traces_payload would have fallen back to Python)
@@ -278,7 +282,7 @@ def test_doubles_are_written_exactly_as_orjson_writes_them(implementation: str) 
                123456789012345.6, 1.2345678901234568e16]
     doubles += [rng.uniform(-1, 1) * 10.0 ** rng.randint(-12, 25) for _ in range(300)]
     payload = request_of(proto_span(attributes=[(f"d{i}", d) for i, d in enumerate(doubles)]))
-    batch = check(payload)
+    batch = check(payload, NO_LIMITS)
     text = spans_rows(batch)[0]["attributes"]
     assert text == orjson.dumps({f"d{i}": d for i, d in enumerate(doubles)}).decode()
 
@@ -296,7 +300,7 @@ def test_doubles_of_every_magnitude_and_the_powers_of_two_are_written_as_orjson_
     doubles += [round(rng.random(), rng.randint(1, 6)) for _ in range(500)]
     for start in range(0, len(doubles), 400):
         chunk = doubles[start:start + 400]
-        batch = check(request_of(proto_span(attributes=[(f"d{i}", d) for i, d in enumerate(chunk)])))
+        batch = check(request_of(proto_span(attributes=[(f"d{i}", d) for i, d in enumerate(chunk)])), NO_LIMITS)
         text = spans_rows(batch)[0]["attributes"]
         assert text == orjson.dumps({f"d{i}": d for i, d in enumerate(chunk)}).decode()
 
@@ -334,6 +338,84 @@ def test_many_attributes_with_duplicates_use_the_hash_path(implementation: str) 
         expected[key] = value
     assert orjson.loads(spans_rows(batch)[0]["attributes"]) == expected
     assert list(orjson.loads(spans_rows(batch)[0]["attributes"])) == list(expected)
+
+
+def _spec_limited(attributes: list[tuple[str, object]], limit: int) -> tuple[dict, int]:
+    """The specification's count limit, attribute by attribute: a new key past the limit is discarded (and counted),
+    a kept key still takes later values. (The Go and Java SDKs do this; Python's evicts the oldest key instead.)"""
+    kept: dict = {}
+    dropped = 0
+    for key, value in attributes:
+        if key in kept or len(kept) < limit:
+            kept[key] = value
+        else:
+            dropped += 1
+    return kept, dropped
+
+
+@pytest.mark.parametrize("limit", [0, 1, 5, 16, 17, 128])
+def test_attribute_count_limits_work_as_the_specification_says_on_both_paths(implementation: str,
+                                                                               limit: int) -> None:
+    rng = random.Random(limit)
+    attributes = [(f"key{rng.randrange(40)}", rng.randrange(1000)) for _ in range(300)]
+    event = Span.Event(time_unix_nano=5, name="e", attributes=kvs(attributes[:50]), dropped_attributes_count=2)
+    link = Span.Link(trace_id=TRACE_ID, span_id=b"\x07" * 8, attributes=kvs(attributes[:30]))
+    span = proto_span(attributes=attributes, dropped_attributes_count=3, events=[event], links=[link])
+    limits = AttributeLimits(span=limit, event=max(limit - 1, 0), link=limit + 1, kvlist=limit)
+    batch = check(request_of(span), limits)
+    kept, dropped = _spec_limited(attributes, limit)
+    row = spans_rows(batch)[0]
+    assert orjson.loads(row["attributes"]) == kept and list(orjson.loads(row["attributes"])) == list(kept)
+    assert row["dropped_attributes_count"] == 3 + dropped
+    event_row = table_rows(batch, "span_events")[0]
+    kept, dropped = _spec_limited(attributes[:50], limits.event)
+    assert orjson.loads(event_row["attributes"]) == kept and event_row["dropped_attributes_count"] == 2 + dropped
+    link_row = table_rows(batch, "span_links")[0]
+    kept, dropped = _spec_limited(attributes[:30], limits.link)
+    assert orjson.loads(link_row["attributes"]) == kept and link_row["dropped_attributes_count"] == dropped
+
+
+def test_nested_maps_are_limited_and_their_drops_counted_on_the_span(implementation: str) -> None:
+    wide = KV(*[(f"n{i}", i) for i in range(10)], ("n0", "again"))
+    deep_but_dropped = nested(40)
+    attributes = [("map", wide), ("list", [KV(("a", 1), ("b", 2), ("c", 3))]),
+                  ("over", KV(("x", 1), ("y", 2), ("z", deep_but_dropped)))]
+    batch = check(request_of(proto_span(attributes=attributes)), AttributeLimits(kvlist=2))
+    row = spans_rows(batch)[0]
+    assert orjson.loads(row["attributes"]) == {"map": {"n0": "again", "n1": 1}, "list": [{"a": 1, "b": 2}],
+                                               "over": {"x": 1, "y": 2}}
+    assert row["dropped_attributes_count"] == 8 + 1 + 1  # the deep value is dropped unread, not refused
+
+
+def test_a_value_replaced_later_still_counts_for_the_depth_limit_under_limits(implementation: str) -> None:
+    """Replaced, a value is only checked for depth, all of it: even the part the kvlist limit would have dropped."""
+    attributes = [("k", KV(("a", 1), ("b", nested(33)))), ("k", 1)]
+    batch = check(request_of(proto_span(attributes=attributes)), AttributeLimits(kvlist=1))
+    assert batch.accepted == 0 and batch.rejected == 1
+
+
+def test_a_flood_of_distinct_keys_keeps_the_limit_and_counts_the_rest(implementation: str) -> None:
+    """65,536 keys in one span (the shape of a hash-flooding request): 128 kept, the rest counted."""
+    attributes = [(f"k{i:05d}", i) for i in range(65_536)]
+    batch = check(request_of(proto_span(attributes=attributes)))
+    row = spans_rows(batch)[0]
+    assert len(orjson.loads(row["attributes"])) == 128
+    assert row["dropped_attributes_count"] == 65_536 - 128
+
+
+@compiled_only
+def test_the_de_duplication_hash_is_keyed_per_process() -> None:
+    """Unkeyed, one set of colliding keys works against every collector; keyed per process, it cannot be built."""
+    import subprocess
+    import sys
+
+    code = ("from tracekit.collector.processors import _fastdecode as f; "
+            "print([f.key_hash(k) for k in (b'gen_ai.system', b'a', b'')])")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)}
+    assert len(runs) == 2
+    here = [fastdecode.key_hash(key) for key in (b"gen_ai.system", b"a", b"")]
+    assert len(set(here)) == 3 and here == [fastdecode.key_hash(key) for key in (b"gen_ai.system", b"a", b"")]
 
 
 def test_nesting_depth_limit(implementation: str) -> None:

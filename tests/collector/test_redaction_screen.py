@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracekit.redaction import RedactionPolicy
-from tracekit.redaction_screen import compiled_screen, flag_rows, screening_pattern
+from tracekit.redaction.screen import compiled_screen, flag_rows, screening_pattern
 
 PLANTED = [
     "my key is sk-proj-A1b2C3d4E5f6G7h8J9k0A1b2C3d4", "AKIAABCDEFGHIJKLMNOP", "ghp_" + "a" * 36,
@@ -72,7 +72,7 @@ def test_user_rules_are_screened_with_python_s_unicode_classes():
 
 
 def test_shorthands_widen_outside_negated_classes_only():
-    from tracekit.redaction_screen import unicode_shorthands
+    from tracekit.redaction.re2_forms import unicode_shorthands
 
     assert unicode_shorthands(r"\d[\d.]") == r"[\p{Nd}][\p{Nd}.]"
     assert unicode_shorthands(r"[\d]\d") == r"[\p{Nd}][\p{Nd}]"  # the class closes after an escape

@@ -94,8 +94,10 @@ def test_readers_refuse_anything_but_one_select(tmp_path):
                       "PRAGMA version"):
         with pytest.raises(QueryError):
             reader.sql(statement)
-    with pytest.raises(QueryError, match="(?i)file system operations are disabled|permission"):
+    with pytest.raises(QueryError, match="read_csv\\(\\) is not available"):
         reader.sql("SELECT * FROM read_csv('/etc/passwd')")
+    with pytest.raises(QueryError, match="(?i)file system operations are disabled|permission"):
+        reader.sql("SELECT * FROM '/etc/passwd.csv'")  # a file read no table function names
     with pytest.raises(QueryError, match="syntax"):
         reader.sql("SELEC oops")
     assert reader.sql("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 3}]

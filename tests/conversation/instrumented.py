@@ -14,9 +14,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from tracekit.api import using_tracer_provider
 from tracekit.content import reset_content_settings, set_content_recording
 from tracekit.instrumentors.langchain import LangChainInstrumentor
+from tracekit.tracing import using_tracer_provider
 
 QUESTION = "Plan a day in Lisbon: what's the weather?"
 WEATHER = "sunny, 24 degrees"

@@ -1,48 +1,44 @@
-"""Recorded agent runs for the conversation and TUI tests, produced with the real OpenTelemetry SDK.
+"""Agent runs for the conversation and TUI tests, sent to a real collector over OTLP/gRPC.
 
-Each scenario emits spans (and log records) the way an instrumentation of that convention does, through the real
-OTLP gRPC exporters into a real collector. Ids and timestamps are deterministic so snapshot tests are stable.
+Two kinds: runs built here with the real OpenTelemetry SDK in the GenAI conventions tracekit writes (the travel
+conversation, the Responses API chain, hostile content, orphans), and third-party instrumentations' output
+recorded from the real packages by tests/recordings/record.py (OpenInference, OpenLLMetry, azure-ai-inference,
+OpenTelemetry's openai-v2 in three modes), replayed from their OTLP/JSON captures with times moved onto this
+module's clock. Ids and timestamps are deterministic so snapshot tests are stable.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import grpc
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tests.conversation.sequential_ids import SequentialIds
+from tracekit.export.otlp_json import from_json_object
 
 BASE_NS = 1_768_471_200_000_000_000  # 2026-01-15 10:00:00 UTC
 MS = 1_000_000
 HOSTILE_MARKUP = "[bold red]pwned[/bold red]"
 HOSTILE_ESCAPE = "\x1b]52;c;SGVsbG8=\x07\x1b[2J"
 HUGE = 5_000_000
-
-
-class SequentialIds(IdGenerator):
-    """Predictable trace and span ids, so rendered screens are the same on every run."""
-
-    def __init__(self, seed: int = 1) -> None:
-        self.trace = seed << 64
-        self.span = seed << 32
-
-    def generate_trace_id(self) -> int:
-        self.trace += 1
-        return self.trace
-
-    def generate_span_id(self) -> int:
-        self.span += 1
-        return self.span
+RECORDINGS = Path(__file__).resolve().parents[1] / "recordings"
 
 
 @dataclass
@@ -94,6 +90,20 @@ class Telemetry:
         self.logger.emit(event_name=name, body=body, attributes={"event.name": name, **(attributes or {})},
                          context=trace.set_span_in_context(span), timestamp=BASE_NS + int(at_ms * MS))
 
+    def send_recording(self, name: str, start_ms: float) -> None:
+        """Send tests/recordings/NAME.jsonl as it was recorded, its earliest time moved to BASE + start_ms."""
+        lines = [json.loads(line) for line in (RECORDINGS / f"{name}.jsonl").read_text().splitlines() if line]
+        times = [(node, key) for line in lines for node, key in _nanosecond_fields(line) if int(node[key])]
+        shift = BASE_NS + int(start_ms * MS) - min(int(node[key]) for node, key in times)
+        for node, key in times:
+            node[key] = str(int(node[key]) + shift)
+        with grpc.insecure_channel(self.endpoint) as channel:
+            for line in lines:
+                request = from_json_object(line)
+                stub = TraceServiceStub(channel) if isinstance(request, ExportTraceServiceRequest) \
+                    else LogsServiceStub(channel)
+                stub.Export(request, timeout=30)
+
     def flush(self) -> None:
         """Send everything now; the collector acknowledges only committed data."""
         self.tracer_provider.force_flush()
@@ -102,6 +112,27 @@ class Telemetry:
     def shutdown(self) -> None:
         self.tracer_provider.shutdown()
         self.logger_provider.shutdown()
+
+
+def _nanosecond_fields(node: Any) -> Iterator[tuple[dict[str, Any], str]]:
+    """(object, key) of every `...UnixNano` time in an OTLP/JSON object."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.endswith("UnixNano"):
+                yield node, key
+            else:
+                yield from _nanosecond_fields(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _nanosecond_fields(item)
+
+
+def recorded(name: str, start_ms: float) -> Callable[..., None]:
+    """A scenario replaying the capture tests/recordings/NAME.jsonl from BASE + start_ms."""
+    def scenario(t: Telemetry, **_options: Any) -> None:
+        t.send_recording(name, start_ms)
+    scenario.__name__ = name
+    return scenario
 
 
 def end(span: trace.Span, end_ms: float) -> None:
@@ -228,99 +259,17 @@ def travel_conversation(t: Telemetry, content: str = "on", conversation: str = C
     end(booker2, 300)
 
 
-def legacy_span_events(t: Telemetry) -> None:
-    """azure-ai-inference style: per-message span events with a `gen_ai.event.content` JSON string."""
-    t.span("chat gpt-4o-mini", 1000, 1010, {
-        "gen_ai.operation.name": "chat", "gen_ai.system": "az.ai.inference", "gen_ai.request.model": "gpt-4o-mini",
-        "gen_ai.usage.prompt_tokens": 20, "gen_ai.usage.completion_tokens": 3, "session.id": "conv-legacy-events"},
-        kind=SpanKind.CLIENT, events=[
-            ("gen_ai.system.message", {"gen_ai.system": "az.ai.inference",
-                                       "gen_ai.event.content": json.dumps({"content": "Answer briefly."})}),
-            ("gen_ai.user.message", {"gen_ai.event.content": json.dumps({"content": "What is 2+2?"})}),
-            ("gen_ai.choice", {"gen_ai.event.content": json.dumps(
-                {"message": {"content": "4"}, "finish_reason": "stop", "index": 0})}),
-        ])
-
-
-def legacy_log_events(t: Telemetry) -> None:
-    """OTel openai-v2 (legacy mode) style: content in log records correlated with the chat span."""
-    attributes = {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
-                  "gen_ai.conversation.id": "conv-legacy-logs"}
-    root = t.open_span("weather_request", 2000)
-    first = t.span("chat gpt-4o", 2001, 2010, attributes, root, SpanKind.CLIENT)
-    t.event("gen_ai.user.message", first, 2001, body={"content": "Weather in Paris?"})
-    t.event("gen_ai.choice", first, 2010, body={
-        "index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant"},
-        "tool_calls": [{"id": "call_w", "type": "function",
-                        "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]})
-    t.span("execute_tool get_weather", 2011, 2015, {"gen_ai.operation.name": "execute_tool",
-                                                    "gen_ai.tool.name": "get_weather", "gen_ai.tool.call.id": "call_w"},
-           root)
-    second = t.span("chat gpt-4o", 2016, 2030, attributes, root, SpanKind.CLIENT)
-    t.event("gen_ai.user.message", second, 2016, body={"content": "Weather in Paris?"})
-    t.event("gen_ai.assistant.message", second, 2016, body={"tool_calls": [
-        {"id": "call_w", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]})
-    t.event("gen_ai.tool.message", second, 2016, body={"content": "rainy, 12°C", "id": "call_w"})
-    t.event("gen_ai.choice", second, 2030, body={"index": 0, "finish_reason": "stop",
-                                                 "message": {"content": "It is rainy and 12°C in Paris."}})
-    end(root, 2031)
-
-
-def operation_details_event(t: Telemetry) -> None:
-    """OTel util-genai EVENT_ONLY mode: one `gen_ai.client.inference.operation.details` log record, structured."""
-    span = t.span("chat claude-sonnet", 3000, 3020, {
-        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet",
-        "gen_ai.conversation.id": "conv-op-details", "gen_ai.usage.input_tokens": 50,
-        "gen_ai.usage.output_tokens": 9}, kind=SpanKind.CLIENT)
-    t.event("gen_ai.client.inference.operation.details", span, 3020, attributes={
-        "gen_ai.operation.name": "chat",
-        "gen_ai.system_instructions": [{"type": "text", "content": "You are terse."}],
-        "gen_ai.input.messages": [{"role": "user", "parts": [{"type": "text", "content": "Name a colour"}]}],
-        "gen_ai.output.messages": [{"role": "assistant", "finish_reason": "stop",
-                                    "parts": [{"type": "reasoning", "content": "pick one"},
-                                              {"type": "text", "content": "Blue."}]}],
-    })
-
-
-def openinference_run(t: Telemetry) -> None:
-    """OpenInference (Arize) flattened attributes: AGENT -> LLM -> TOOL."""
-    agent = t.open_span("research_agent", 4000, {"openinference.span.kind": "AGENT", "session.id": "conv-oi",
-                                                 "input.value": "Who wrote Dune?"})
-    t.span("ChatOpenAI", 4001, 4010, {
-        "openinference.span.kind": "LLM", "llm.model_name": "gpt-4.1", "session.id": "conv-oi",
-        "llm.input_messages.0.message.role": "system", "llm.input_messages.0.message.content": "Use the tools.",
-        "llm.input_messages.1.message.role": "user", "llm.input_messages.1.message.content": "Who wrote Dune?",
-        "llm.output_messages.0.message.role": "assistant",
-        "llm.output_messages.0.message.tool_calls.0.tool_call.id": "call_oi",
-        "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "lookup",
-        "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": "{\"q\": \"Dune author\"}",
-        "llm.token_count.prompt": 40, "llm.token_count.completion": 8}, agent, SpanKind.CLIENT)
-    t.span("lookup", 4011, 4015, {"openinference.span.kind": "TOOL", "tool.name": "lookup",
-                                  "input.value": "{\"q\": \"Dune author\"}", "output.value": "Frank Herbert",
-                                  "session.id": "conv-oi"}, agent)
-    t.span("ChatOpenAI", 4016, 4025, {
-        "openinference.span.kind": "LLM", "llm.model_name": "gpt-4.1", "session.id": "conv-oi",
-        "llm.input_messages.0.message.role": "system", "llm.input_messages.0.message.content": "Use the tools.",
-        "llm.input_messages.1.message.role": "user", "llm.input_messages.1.message.content": "Who wrote Dune?",
-        "llm.input_messages.2.message.role": "assistant",
-        "llm.input_messages.2.message.tool_calls.0.tool_call.id": "call_oi",
-        "llm.input_messages.2.message.tool_calls.0.tool_call.function.name": "lookup",
-        "llm.input_messages.2.message.tool_calls.0.tool_call.function.arguments": "{\"q\": \"Dune author\"}",
-        "llm.input_messages.3.message.role": "tool", "llm.input_messages.3.message.tool_call_id": "call_oi",
-        "llm.input_messages.3.message.content": "Frank Herbert",
-        "llm.output_messages.0.message.role": "assistant",
-        "llm.output_messages.0.message.content": "Dune was written by Frank Herbert."}, agent, SpanKind.CLIENT)
-    end(agent, 4030)
-
-
-def legacy_indexed(t: Telemetry) -> None:
-    """OpenLLMetry style: `gen_ai.prompt.N.*` / `gen_ai.completion.N.*` attributes."""
-    t.span("openai.chat", 5000, 5010, {
-        "gen_ai.system": "openai", "gen_ai.request.model": "gpt-3.5-turbo", "gen_ai.conversation.id": "conv-indexed",
-        "gen_ai.prompt.0.role": "system", "gen_ai.prompt.0.content": "You translate.",
-        "gen_ai.prompt.1.role": "user", "gen_ai.prompt.1.content": "Bonjour",
-        "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "Hello",
-        "gen_ai.completion.0.finish_reason": "stop"}, kind=SpanKind.CLIENT)
+# Third-party shapes, recorded from the real packages (tests/recordings/README.md). Each is one question ("Who
+# wrote Dune?"), one `lookup` tool call answered "Frank Herbert", and the answer, under its own conversation id.
+RECORDED_QUESTION = "Who wrote Dune?"
+RECORDED_ANSWER = "Dune was written by Frank Herbert."
+azure_ai_inference = recorded("azure_ai_inference", 1000)     # content as span events (gen_ai.event.content)
+openai_v2_legacy = recorded("openai_v2_legacy", 2000)         # content as one log record per message
+openai_v2_events = recorded("openai_v2_events", 3000)         # content as one operation.details log record
+openinference = recorded("openinference", 4000)               # llm.input_messages.N.* and AGENT/TOOL spans
+openllmetry_indexed = recorded("openllmetry_indexed", 5000)   # gen_ai.prompt.N.* / gen_ai.completion.N.*
+openllmetry = recorded("openllmetry", 5400)                   # gen_ai.input/output.messages
+openai_v2_spans = recorded("openai_v2_spans", 5800)           # gen_ai.input/output.messages on the span
 
 
 def v137_shape(t: Telemetry) -> None:
@@ -359,8 +308,9 @@ def hostile(t: Telemetry) -> None:
         "note": f"{HOSTILE_MARKUP}{HOSTILE_ESCAPE}"}, kind=SpanKind.CLIENT)
 
 
-ALL_SHAPES = (legacy_span_events, legacy_log_events, operation_details_event, openinference_run, legacy_indexed,
-              v137_shape, response_chain)
+RECORDED_SHAPES = (azure_ai_inference, openai_v2_legacy, openai_v2_events, openinference, openllmetry_indexed,
+                   openllmetry, openai_v2_spans)
+ALL_SHAPES = (*RECORDED_SHAPES, v137_shape, response_chain)
 
 
 def record(endpoint: str, *scenarios: Any, seed: int = 1, **kwargs: Any) -> None:

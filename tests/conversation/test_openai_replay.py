@@ -1,4 +1,4 @@
-"""Replay of a real `openai` client run (recorded OpenAI responses served locally), traced by tracekit's OpenAI
+"""Replay of a real `openai` client run (canned OpenAI responses served locally), traced by tracekit's OpenAI
 instrumentor and exported over OTLP to the collector: parallel tool calls paired with the results sent back."""
 
 from __future__ import annotations
@@ -6,23 +6,21 @@ from __future__ import annotations
 import json
 
 import openai
-import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from tests.instrumentors.fake_openai import FIXTURES, FakeOpenAI, load_cassette
-from tracekit.api import using_tracer_provider
+from tests.instrumentors.fake_openai import FakeOpenAI, load_exchanges
 from tracekit.content import reset_content_settings, set_content_recording
 from tracekit.conversation import EntryKind, load_transcript
 from tracekit.instrumentors.openai import OpenAIInstrumentor
+from tracekit.tracing import using_tracer_provider
 
-CASSETTE = "chat_completion_tool_calls_with_content.yaml"
-pytestmark = pytest.mark.skipif(not (FIXTURES / CASSETTE).exists(), reason="recorded OpenAI fixtures not present")
+EXCHANGES = "chat_tool_calls.json"
 
 
 def test_openai_tool_calls_replay_paired_with_results(collector):
-    (request1, response1), (request2, response2) = load_cassette(CASSETTE)
+    (request1, response1), (request2, response2) = load_exchanges(EXCHANGES)
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=collector.grpc_endpoint, insecure=True)))
     instrumentor = OpenAIInstrumentor()

@@ -23,10 +23,11 @@ def test_replay_through_the_running_collector_prints_plain_text(recorded, capsys
 def test_replay_on_a_stopped_store_reads_the_file(tmp_path: Path, capsys):
     path = tmp_path / "traces.duckdb"
     with Collector(CollectorSettings(db_path=path, grpc="127.0.0.1:0", http="127.0.0.1:0")).running() as collector:
-        scenarios.record(collector.grpc_endpoint, scenarios.legacy_indexed)
-    assert main(["replay", "conv-indexed", "--db", str(path)]) == 0
+        scenarios.record(collector.grpc_endpoint, scenarios.openllmetry_indexed)
+    assert main(["replay", "conv-openllmetry-indexed", "--db", str(path)]) == 0
     out = capsys.readouterr().out
-    assert out.index("You translate.") < out.index("Bonjour") < out.index("Hello")
+    assert out.index("Use the tools.") < out.index(scenarios.RECORDED_QUESTION) < out.index("Frank Herbert") \
+        < out.index(scenarios.RECORDED_ANSWER)
 
 
 def test_replay_of_an_unknown_id_is_one_line_on_stderr(recorded, capsys):

@@ -109,14 +109,18 @@ def test_content_off_still_shows_who_called_what(variant_store):
     assert "model call chat gpt-4o @triage  [content not recorded]" in rendered(transcript)
 
 
+RECORDED_TRANSCRIPT = ["Use the tools.", scenarios.RECORDED_QUESTION, "lookup [call_dune_1]", '"q": "Dune author"',
+                      "Frank Herbert", scenarios.RECORDED_ANSWER]
+
+
 @pytest.mark.parametrize("key, expected", [
-    ("conv-legacy-events", ["Answer briefly.", "user", "What is 2+2?", "assistant", "4"]),
-    ("conv-legacy-logs", ["Weather in Paris?", "get_weather [call_w]", '"city": "Paris"', "rainy, 12°C",
-                          "It is rainy and 12°C in Paris."]),
-    ("conv-op-details", ["You are terse.", "Name a colour", "thinking: pick one", "Blue."]),
-    ("conv-oi", ["agent research_agent", "Use the tools.", "Who wrote Dune?", "lookup [call_oi]",
-                 '"q": "Dune author"', "Frank Herbert", "Dune was written by Frank Herbert."]),
-    ("conv-indexed", ["You translate.", "Bonjour", "Hello"]),
+    ("conv-azure-ai-inference", RECORDED_TRANSCRIPT),
+    ("conv-openai-v2-legacy", RECORDED_TRANSCRIPT),
+    ("conv-openai-v2-events", RECORDED_TRANSCRIPT),
+    ("conv-openai-v2-spans", RECORDED_TRANSCRIPT),
+    ("conv-openinference", ["agent research_agent", *RECORDED_TRANSCRIPT]),
+    ("conv-openllmetry-indexed", RECORDED_TRANSCRIPT),
+    ("conv-openllmetry", RECORDED_TRANSCRIPT),
     ("conv-v137", ["Add 2 and 3", "add [call_add]", "↳ 5", "2 + 3 = 5"]),
 ])
 def test_every_content_shape_reads_as_the_same_transcript(recorded, key, expected):
@@ -131,12 +135,12 @@ def test_every_content_shape_reads_as_the_same_transcript(recorded, key, expecte
 
 
 def test_legacy_log_tool_result_is_absorbed_into_its_call(recorded):
-    transcript = load_transcript(recorded.reader(), "conv-legacy-logs")
+    transcript = load_transcript(recorded.reader(), "conv-openai-v2-legacy")
     tool_messages = [entry for entry in transcript.entries if entry.kind is EntryKind.MESSAGE
                      and entry.message.role == "tool"]
     assert tool_messages == []
     call = next(entry.tool for entry in transcript.entries if entry.kind is EntryKind.TOOL)
-    assert call.result == "rainy, 12°C"
+    assert call.result == "Frank Herbert"
 
 
 def test_response_id_follows_the_chain_both_ways(recorded):

@@ -16,9 +16,13 @@ from tracekit.cli import main
 from tracekit.dashboards.workbook import to_workbook
 
 
+HOUR_NS = 3_600_000_000_000
+
+
 @pytest.fixture(scope="module")
 def workload():
-    return make_workload(runs=24, seed=9)
+    # from ten to the hour, so the runs (some 25 minutes of them) fall in two hourly bins
+    return make_workload(runs=24, seed=9, base_ns=BASE_NS // HOUR_NS * HOUR_NS + 50 * 60 * 1_000_000_000)
 
 
 @pytest.fixture(scope="module")
@@ -85,29 +89,45 @@ def test_latency_of_runs(store, workload):
         assert (rows[agent]["P50"], rows[agent]["P95"]) == (_rank(values, 50), _rank(values, 95))
 
 
+def test_runs_over_time(store, workload):
+    expected = defaultdict(int)
+    for span in workload.spans:
+        if _op(span) == "invoke_agent":
+            expected[dt.datetime(1970, 1, 1) + dt.timedelta(hours=span.start_time // HOUR_NS)] += 1
+    rows = _run(store, "runs_over_time")
+    assert len(expected) > 1 and [(r["timestamp"], r["Runs"]) for r in rows] == sorted(expected.items())
+
+
 def test_models_and_tokens(store, workload):
     expected = defaultdict(lambda: [0, 0, 0])
+    durations = defaultdict(list)
     for span in workload.spans:
         if _op(span) == "chat":
             entry = expected[span.attributes["gen_ai.request.model"]]
             entry[0] += 1
             entry[1] += span.attributes["gen_ai.usage.input_tokens"]
             entry[2] += span.attributes["gen_ai.usage.output_tokens"]
+            durations[span.attributes["gen_ai.request.model"]].append(_ms(span))
     rows = _run(store, "models")
     assert {r["Model"]: [r["Calls"], int(r["InputTokens"]), int(r["OutputTokens"])] for r in rows} == dict(expected)
+    assert {r["Model"]: r["P95"] for r in rows} == {model: _rank(values, 95) for model, values in durations.items()}
 
 
 def test_tools_and_errors(store, workload):
     tools = defaultdict(lambda: [0, 0])
+    durations = defaultdict(list)
     error_types = defaultdict(int)
     for span in workload.spans:
         if _op(span) == "execute_tool":
             tools[span.attributes["gen_ai.tool.name"]][0] += 1
             tools[span.attributes["gen_ai.tool.name"]][1] += not span.status.is_ok
+            durations[span.attributes["gen_ai.tool.name"]].append(_ms(span))
         if not span.status.is_ok:
             exception = next((e for e in span.events if e.name == "exception"), None)
             error_types[exception.attributes["exception.type"] if exception else "Other"] += 1
-    assert {r["Tool"]: [r["Calls"], r["Errors"]] for r in _run(store, "tools")} == dict(tools)
+    rows = _run(store, "tools")
+    assert {r["Tool"]: [r["Calls"], r["Errors"]] for r in rows} == dict(tools)
+    assert {r["Tool"]: r["P95"] for r in rows} == {tool: _rank(values, 95) for tool, values in durations.items()}
     assert {r["ErrorType"]: r["Errors"] for r in _run(store, "errors")} == dict(error_types)
 
 
@@ -136,6 +156,8 @@ def test_time_range_narrows_every_tile(store, workload):
     expected = sum(1 for s in workload.spans if _op(s) == "invoke_agent" and s.start_time >= cutoff)
     assert 0 < expected < 24
     assert runs == [{"Runs": expected}]
+    over_time = run_kql(reader, board.tile("runs_over_time").kql, since=window, now=now).to_pylist()
+    assert sum(row["Runs"] for row in over_time) == expected
     for tile in board.tiles:  # every tile runs with a range
         run_kql(reader, tile.kql, since=window, now=now)
     assert BASE_NS < end_ns

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import pytest
-from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -16,6 +14,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from tests.conversation.instrumented import FakeModel
 from tracekit.cli import main
 from tracekit.content import reset_content_settings, set_content_recording
 from tracekit.demo import run_demo
@@ -70,17 +69,6 @@ def test_long_runs_fall_back_to_matching_blocks(monkeypatch: pytest.MonkeyPatch)
 
 
 # --- real runs ---------------------------------------------------------------------------------------------------------
-class ScriptedModel(FakeMessagesListChatModel):
-    model_name: str = "gpt-4o-mini"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name}
-
-    def _get_ls_params(self, stop: Any = None, **kwargs: Any) -> dict[str, Any]:
-        return {**super()._get_ls_params(stop=stop, **kwargs), "ls_provider": "openai"}
-
-
 @tool
 def search_flights(destination: str, date: str) -> str:
     """Search flights."""
@@ -107,7 +95,7 @@ def _record_run(endpoint: str, conversation: str, script: list[AIMessage]) -> No
     """A LangGraph flight agent following `script`, traced by tracekit's LangChain handler with content on."""
     provider = TracerProvider(resource=Resource.create({"service.name": "flights"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True)))
-    model = ScriptedModel(responses=script)
+    model = FakeModel(responses=script)
 
     def call_model(state: MessagesState) -> dict:
         return {"messages": [model.invoke(state["messages"])]}

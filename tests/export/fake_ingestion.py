@@ -1,4 +1,5 @@
-"""A local stand-in for Application Insights' ingestion endpoint, speaking its real protocol.
+"""A local stand-in for Application Insights' ingestion endpoint, speaking its real protocol; the one the export,
+query and instrumentor tests share.
 
 `POST {endpoint}/v2.1/track` with a JSON array of envelopes (optionally gzip); the answer is
 `{"itemsReceived": n, "itemsAccepted": k, "appId": null, "errors": [{"index", "statusCode", "message"}]}` with 200,

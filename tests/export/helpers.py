@@ -1,5 +1,5 @@
-"""Building real stores for the export tests: real SDK spans, encoded by the SDK's OTLP encoder, decoded by the
-collector's normalizer, inserted as the collector's writer does."""
+"""Building real stores for the export tests: real SDK spans, encoded by the SDK's OTLP encoder and stored by the
+collector's offline writer (its decoders and store writer, as `tracekit import` uses them)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from tracekit.collector.processors.normalize import decode_logs, decode_traces
-from tracekit.store.database import open_store
+from tracekit.collector.offline import write_requests
 
 RESOURCE = Resource({"service.name": "travel-agent", "service.namespace": "demo", "service.instance.id": "laptop-1",
                      "service.version": "1.2.3"})
@@ -75,30 +74,9 @@ def make_providers(resource: Resource = RESOURCE):
 
 def write_store(db: Path, spans: Sequence[ReadableSpan], logs: Iterable[ReadableLogRecord] = (),
                 chunk: int = 1000) -> None:
-    """Insert SDK spans and log records into a store file, one commit group (ingest_seq) per chunk."""
-    con = open_store(db)
-    try:
-        seq = (con.execute("SELECT max(ingest_seq) FROM spans").fetchone()[0] or 0) + 1
-        known: set[int] = set(r[0] for r in con.execute("SELECT resource_id FROM resources").fetchall())
-        batches = [decode_traces(encode_spans(spans[i:i + chunk])) for i in range(0, len(spans), chunk)]
-        logs = list(logs)
-        if logs:
-            batches.append(decode_logs(encode_logs(logs)))
-        for batch in batches:
-            for name, table in batch.tables.items():
-                if name == "resources":
-                    ids = table.column("resource_id").to_pylist()
-                    keep = [i not in known for i in ids]
-                    known.update(ids)
-                    table = table.filter(keep)
-                    if not table.num_rows:
-                        continue
-                    con.register("b", table)
-                    con.execute("INSERT INTO resources BY NAME SELECT * FROM b")
-                else:
-                    con.register("b", table)
-                    con.execute(f"INSERT INTO {name} BY NAME SELECT {seq} AS ingest_seq, * FROM b")
-                con.unregister("b")
-            seq += 1
-    finally:
-        con.close()
+    """Store SDK spans and log records, one commit group (ingest_seq) per `chunk` spans, then one for the logs."""
+    for start in range(0, len(spans), chunk):
+        write_requests([encode_spans(spans[start:start + chunk])], db)
+    logs = list(logs)
+    if logs:
+        write_requests([encode_logs(logs)], db)

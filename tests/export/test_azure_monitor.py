@@ -30,8 +30,9 @@ def export(db: Path, fake: FakeIngestion, selection: Selection = Selection(), **
     reader = LocalReader.open_file(db)
     sender = AzureMonitorSender(fake.connection_string, initial_backoff=0.01, max_backoff=0.05,
                                 max_attempts=kwargs.pop("max_attempts", 8))
+    redactor = kwargs.pop("redactor", None)
     try:
-        return run_export(StoreSource(reader, selection), sender, SidecarCursorStore(sidecar_path(db)),
+        return run_export(StoreSource(reader, selection, redactor=redactor), sender, SidecarCursorStore(sidecar_path(db)),
                           shaper=AzureShaper(), show_progress=False, **kwargs)
     finally:
         sender.close()
@@ -303,9 +304,10 @@ def test_export_redaction_masks_secrets_before_they_leave(tmp_path: Path) -> Non
 
 
 def test_redaction_screens_a_page_and_masks_only_what_the_policy_changes(tmp_path: Path) -> None:
-    """Pages of 32+ spans are screened with the collector's RE2 screen first: the secret-bearing span is masked, the
-    event's secret too, the clean spans go out as stored, and the count is exact."""
-    from tracekit.export.redact import export_redactor
+    """Pages are screened with the collector's RE2 screen first: the secret-bearing span is masked, the event's
+    secret too, the clean spans go out as stored, and the count is exact."""
+    from tracekit.redaction import RedactionPolicy
+    from tracekit.redaction.columns import TableRedactor
 
     tracer_provider, _, spans, _ = make_providers()
     tracer = tracer_provider.get_tracer("t")
@@ -319,8 +321,7 @@ def test_redaction_screens_a_page_and_masks_only_what_the_policy_changes(tmp_pat
     db = tmp_path / "screened.duckdb"
     write_store(db, spans.get_finished_spans())
     with FakeIngestion() as fake:
-        redactor = export_redactor()
-        summary = export(db, fake, redactor=redactor, page_size=40)
+        summary = export(db, fake, redactor=TableRedactor(RedactionPolicy.default()), page_size=40)
         dependencies = {e["data"]["baseData"]["name"]: e["data"]["baseData"]["properties"]
                         for e in fake.telemetry("RemoteDependencyData")}
         message = fake.telemetry("MessageData")[0]["data"]["baseData"]["properties"]
@@ -377,15 +378,18 @@ def test_redirect_is_followed_and_counted_once(store: Path) -> None:
 
 
 def test_the_screen_leaves_clean_spans_untouched(store: Path) -> None:
-    from tracekit.export.redact import export_redactor
+    """A page with nothing to mask is read through the redactor unchanged: same values, nothing counted."""
+    from tracekit.redaction import RedactionPolicy
+    from tracekit.redaction.columns import TableRedactor
 
     reader = LocalReader.open_file(store)
-    source = StoreSource(reader, Selection())
-    page = source.fetch(source.list_keys())
+    plain = StoreSource(reader, Selection())
+    redactor = TableRedactor(RedactionPolicy.default())
+    masked = StoreSource(reader, Selection(), redactor=redactor)
+    keys = plain.list_keys()
+    before, after = plain.fetch(keys), masked.fetch(keys)
     reader.close()
-    redacted = export_redactor().spans(page.spans, page.attribute_texts)
-    # 60 clean spans: the 20 without events go out as the same objects; the 40 with events are copied to redact
-    # their event attributes; without the texts every span is redacted value by value.
-    assert sum(after is before for after, before in zip(redacted, page.spans)) == 20
-    assert not any(after is before for after, before in zip(export_redactor().spans(page.spans), page.spans))
-    assert [dict(span.attributes) for span in redacted] == [dict(span.attributes) for span in page.spans]
+    assert redactor.masked == 0 and len(after.spans) == 60
+    assert [dict(span.attributes) for span in after.spans] == [dict(span.attributes) for span in before.spans]
+    assert [[dict(e.attributes) for e in span.events] for span in after.spans] == [
+        [dict(e.attributes) for e in span.events] for span in before.spans]

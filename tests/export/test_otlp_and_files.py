@@ -221,3 +221,22 @@ def test_import_reads_metrics_and_gzip(tmp_path: Path) -> None:
     reader.close()
     assert [(r["metric_name"], r["count"], r["sum"], r["t"]) for r in rows] == [
         ("gen_ai.client.token.usage", 1, 120.0, "input"), ("gen_ai.client.token.usage", 1, 42.0, "output")]
+
+
+def test_import_refuses_a_record_past_the_size_limit_without_reading_it_whole(tmp_path: Path, capsys) -> None:
+    """A small gzip file can hold one enormous line: it is cut at the limit with an error naming the line."""
+    import gzip
+    import tracemalloc
+
+    path = tmp_path / "bomb.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"resourceSpans": []}\n{"resourceSpans": "' + b"x" * (64 * 1024 * 1024) + b'"}\n'))
+    assert path.stat().st_size < 200 * 1024
+    tracemalloc.start()
+    try:
+        code = main(["import", str(path), "--db", str(tmp_path / "b.duckdb"), "--max-record-size", "1MiB"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert code != 0
+    assert "bomb.jsonl.gz:2: a record longer than 1,048,576 bytes" in capsys.readouterr().err
+    assert peak < 16 * 1024 * 1024  # the 64 MiB line was never held

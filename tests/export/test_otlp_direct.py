@@ -25,7 +25,8 @@ from tracekit.collector.service import Collector
 from tracekit.export.cursor import CursorRecord, SidecarCursorStore, cursor_id, sidecar_path
 from tracekit.export.otlp import OtlpSender
 from tracekit.export.otlp_encode import OtlpEncoder
-from tracekit.export.redact import export_redactor
+from tracekit.redaction import RedactionPolicy
+from tracekit.redaction.columns import TableRedactor
 from tracekit.export.rows import RowReader
 from tracekit.export.runner import print_summary, run_export
 from tracekit.export.selection import Selection, StoreSource
@@ -41,8 +42,9 @@ def _endpoint(collector, protocol: str) -> str:
 
 def _export(db: Path, sender: OtlpSender, **options):
     reader = LocalReader.open_file(db)
+    redactor = options.pop("redactor", None)
     try:
-        return run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(db)),
+        return run_export(StoreSource(reader, Selection(), redactor=redactor), sender, SidecarCursorStore(sidecar_path(db)),
                           show_progress=False, **options)
     finally:
         reader.close()
@@ -293,8 +295,7 @@ def test_redaction_applies_before_anything_leaves(tmp_path: Path, collector) -> 
                   big="mail ann@example.com, key sk-abcdefghijklmnopqrstuvwx" if index == 5 else None)
     db = tmp_path / "secret.duckdb"
     write_store(db, spans.get_finished_spans(), logs.get_finished_logs())
-    redactor = export_redactor()
-    assert redactor is not None
+    redactor = TableRedactor(RedactionPolicy.default())
     sender = OtlpSender(f"http://{collector.grpc_endpoint}", protocol="grpc")
     try:
         summary = _export(db, sender, redactor=redactor)

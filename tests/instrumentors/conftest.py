@@ -22,11 +22,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tracekit.api import using_tracer_provider
 from tracekit.configuration import genai_metric_views
 from tracekit.content import reset_content_settings, set_content_recording
 from tracekit.redaction import RedactionPolicy
-from tracekit.redaction_pipeline import RedactingSpanProcessor
+from tracekit.redaction.sdk import RedactingSpanProcessor
+from tracekit.tracing import using_tracer_provider
 
 
 class Telemetry:

@@ -1,8 +1,8 @@
-"""A local stand-in for the OpenAI API on 127.0.0.1:0, answering with recorded bodies.
+"""A local stand-in for the OpenAI API on 127.0.0.1:0, answering with canned bodies.
 
 Tests queue responses (JSON or server-sent events) and read back the requests the real `openai` client sent.
-The recorded exchanges come from ../shared/fixtures/openai-recorded (real OpenAI responses); tests that need them
-skip when that folder is absent.
+The canned exchanges live in tests/fixtures/openai/ (see its README): the API's response shapes, including
+streamed tool-call fragments, the usage-only final chunk and the Responses API event stream.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "openai-recorded"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openai"
 
 
 @dataclass
@@ -24,19 +24,12 @@ class Canned:
     content_type: str = "application/json"
 
 
-def load_cassette(name: str) -> list[tuple[dict[str, Any], Canned]]:
-    """(request JSON, canned response) pairs from a recorded VCR cassette."""
-    import yaml
-
-    data = yaml.safe_load((FIXTURES / name).read_text())
-    pairs = []
-    for interaction in data["interactions"]:
-        response = interaction["response"]
-        headers = {key.lower(): value for key, value in response["headers"].items()}
-        content_type = (headers.get("content-type") or ["application/json"])[0]
-        pairs.append((json.loads(interaction["request"]["body"]),
-                      Canned(response["status"]["code"], response["body"]["string"], content_type)))
-    return pairs
+def load_exchanges(name: str) -> list[tuple[dict[str, Any], Canned]]:
+    """(request JSON, canned response) pairs from one file of tests/fixtures/openai/."""
+    data = json.loads((FIXTURES / name).read_text())
+    return [(exchange["request"]["body"], Canned(exchange["response"]["status"], exchange["response"]["body"],
+                                                 exchange["response"]["content_type"]))
+            for exchange in data["exchanges"]]
 
 
 class FakeOpenAI:

@@ -259,7 +259,7 @@ def test_exception_text_is_redacted_at_the_source_even_without_the_processor(con
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from tracekit.api import using_tracer_provider
+    from tracekit.tracing import using_tracer_provider
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()  # no RedactingSpanProcessor: as under `opentelemetry-instrument`

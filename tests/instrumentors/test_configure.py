@@ -9,16 +9,13 @@ import sys
 import time
 from importlib.metadata import entry_points
 
+import pytest
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import tracekit
-from tracekit.api import using_tracer_provider
-from tracekit.configuration import _prepend_span_processor, configure
-from tracekit.redaction import RedactionPolicy
-from tracekit.redaction_pipeline import RedactingSpanProcessor
+from tests.export.fake_ingestion import FakeIngestion
+from tracekit.configuration import configure
+from tracekit.tracing import using_tracer_provider
 
 SECRET = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
 
@@ -56,25 +53,18 @@ def test_configure_sends_redacted_spans_and_evaluations_to_the_collector(collect
     assert [row["event_name"] for row in logs] == ["gen_ai.evaluation.result"]
 
 
-def test_configure_keeps_an_existing_sdk_pipeline_and_puts_redaction_first() -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    # What configure() does when the application already set its own provider:
-    assert _prepend_span_processor(provider, RedactingSpanProcessor(RedactionPolicy.default()))
-    assert _prepend_span_processor(provider, RedactingSpanProcessor(RedactionPolicy.default()))  # idempotent
-    processors = provider._active_span_processor._span_processors
-    assert isinstance(processors[0], RedactingSpanProcessor) and len(processors) == 2
-    with provider.get_tracer("app").start_as_current_span("work") as span:
-        span.set_attribute("note", f"key {SECRET}")
-    assert exporter.get_finished_spans()[0].attributes["note"] == "key [REDACTED:openai_key]"
+# The Azure exporter's own periodic self-telemetry would reach the fake ingestion endpoint too.
+_NO_AZURE_SELF_TELEMETRY = {"APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+                            "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true"}
 
 
-def test_configure_with_a_connection_string_exports_to_azure_monitor(content_off, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
-    monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")  # no periodic self-telemetry to the fake
-    from tests.export.fake_ingestion import FakeIngestion
+def _span_names(ingestion: FakeIngestion) -> list[str]:
+    return sorted(item["data"]["baseData"].get("name") for item in ingestion.telemetry())
 
+
+def test_configure_with_a_connection_string_exports_to_azure_monitor(content_off, monkeypatch) -> None:
+    for key, value in _NO_AZURE_SELF_TELEMETRY.items():
+        monkeypatch.setenv(key, value)
     with FakeIngestion() as ingestion:
         result = configure("svc", connection_string=ingestion.connection_string, set_global=False, metrics=False,
                            logs=False, azure_options={"disable_offline_storage": True})
@@ -86,8 +76,91 @@ def test_configure_with_a_connection_string_exports_to_azure_monitor(content_off
         finally:
             result.shutdown()
         assert result.destination == "azure-monitor"
-        names = [item["data"]["baseData"].get("name") for item in ingestion.telemetry()]
-        assert "invoke_agent azure-agent" in names
+        assert _span_names(ingestion) == ["invoke_agent azure-agent"]
+
+
+def test_configure_reads_the_connection_string_from_the_environment(content_off, monkeypatch) -> None:
+    """APPLICATIONINSIGHTS_CONNECTION_STRING alone sends to Azure Monitor, as the README says; an endpoint passed
+    in code still means OTLP."""
+    for key, value in _NO_AZURE_SELF_TELEMETRY.items():
+        monkeypatch.setenv(key, value)
+    with FakeIngestion() as ingestion:
+        monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", ingestion.connection_string)
+        result = configure("svc", set_global=False, metrics=False, logs=False,
+                           azure_options={"disable_offline_storage": True})
+        try:
+            with using_tracer_provider(result.tracer_provider):
+                with tracekit.agent("env-agent", conversation_id="conv-env"):
+                    pass
+            result.force_flush()
+        finally:
+            result.shutdown()
+        assert result.destination == "azure-monitor"
+        (span,) = ingestion.telemetry()
+        assert span["data"]["baseData"]["name"] == "invoke_agent env-agent"
+        assert span["data"]["baseData"]["properties"]["gen_ai.conversation.id"] == "conv-env"
+        otlp = configure("svc", endpoint="http://127.0.0.1:9", set_global=False, metrics=False, logs=False)
+        otlp.shutdown()
+        assert otlp.destination == "otlp"
+
+
+_APP_WITH_ITS_OWN_PROVIDER = """
+import json, sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+class Lines(SpanExporter):  # the application's own exporter: one JSON line a span on stdout
+    def export(self, spans):
+        for span in spans:
+            print(json.dumps({"name": span.name, "attributes": dict(span.attributes)}), flush=True)
+        return SpanExportResult.SUCCESS
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(Lines()))
+if sys.argv[1] == "own-azure-exporter":  # the application already exports to Azure Monitor itself
+    import os
+    from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
+    provider.add_span_processor(SimpleSpanProcessor(AzureMonitorTraceExporter(
+        connection_string=os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"], disable_offline_storage=True)))
+trace.set_tracer_provider(provider)
+
+import tracekit
+first = tracekit.configure("ignored", azure_options={"disable_offline_storage": True})
+second = tracekit.configure("ignored", azure_options={"disable_offline_storage": True})  # twice: still once each
+assert first.tracer_provider is provider and second.tracer_provider is provider, "the application's provider"
+print(json.dumps({"destination": second.destination}), flush=True)
+with trace.get_tracer("app").start_as_current_span("app-work") as span:
+    span.set_attribute("app.note", "calling with key SECRET")
+with tracekit.agent("helper"):
+    pass
+second.force_flush()
+provider.shutdown()
+"""
+
+
+@pytest.mark.parametrize("pipeline", ["own-exporter", "own-azure-exporter"])
+def test_configure_keeps_the_application_provider_and_adds_azure_monitor_once(tmp_path, pipeline) -> None:
+    """An application that set its own SDK TracerProvider: configure() keeps it, puts redaction in front of the
+    application's exporter, and sends to Azure Monitor from APPLICATIONINSIGHTS_CONNECTION_STRING, once, also when
+    called twice or when the application already exports there itself."""
+    script = tmp_path / "app.py"
+    script.write_text(_APP_WITH_ITS_OWN_PROVIDER.replace("SECRET", SECRET))
+    with FakeIngestion() as ingestion:
+        env = {**_NO_AZURE_SELF_TELEMETRY, "APPLICATIONINSIGHTS_CONNECTION_STRING": ingestion.connection_string,
+               "PATH": "/usr/bin:/bin"}
+        done = subprocess.run([sys.executable, str(script), pipeline], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        lines = [json.loads(line) for line in done.stdout.splitlines()]
+        assert lines[0] == {"destination": "existing"}
+        own = {line["name"]: line["attributes"] for line in lines[1:]}
+        assert sorted(own) == ["app-work", "invoke_agent helper"]
+        assert own["app-work"]["app.note"] == "calling with key [REDACTED:openai_key]"
+        assert _span_names(ingestion) == ["app-work", "invoke_agent helper"]
+        (work,) = [item for item in ingestion.telemetry() if item["data"]["baseData"]["name"] == "app-work"]
+        assert work["data"]["baseData"]["properties"]["app.note"] == "calling with key [REDACTED:openai_key]"
+    assert SECRET not in done.stdout
 
 
 def test_entry_points_name_base_instrumentors() -> None:

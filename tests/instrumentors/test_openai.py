@@ -1,4 +1,4 @@
-"""The real `openai` client against a local server that answers with recorded OpenAI responses."""
+"""The real `openai` client against a local server that answers with canned OpenAI responses (tests/fixtures/openai)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ import tracekit
 from tracekit.instrumentors._common import inference_recorded_by
 from tracekit.instrumentors.openai import OpenAIInstrumentor
 
-from .fake_openai import FIXTURES, Canned, FakeOpenAI, load_cassette
-
-pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason="recorded OpenAI fixtures (../shared/fixtures) absent")
+from .fake_openai import Canned, FakeOpenAI, load_exchanges
 
 
 @pytest.fixture
@@ -42,16 +40,12 @@ def async_client(server) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
 
 
-def _recorded(name: str) -> list[tuple[dict[str, Any], Canned]]:
-    return load_cassette(name)
-
-
 def _json(canned: Canned) -> dict[str, Any]:
     return json.loads(canned.body)
 
 
 def test_chat_tool_calls_two_turns(instrumented, server, client, content_on) -> None:
-    (request1, response1), (request2, response2) = _recorded("chat_completion_tool_calls_with_content.yaml")
+    (request1, response1), (request2, response2) = load_exchanges("chat_tool_calls.json")
     server.enqueue(response1)
     server.enqueue(response2)
     first = client.chat.completions.create(**request1)
@@ -65,8 +59,8 @@ def test_chat_tool_calls_two_turns(instrumented, server, client, content_on) -> 
     assert span.kind is SpanKind.CLIENT and span.parent is None
     attrs = dict(span.attributes)
     assert json.loads(attrs.pop("gen_ai.input.messages")) == [
-        {"role": "system", "parts": [{"type": "text", "content": "You're a helpful assistant."}]},
-        {"role": "user", "parts": [{"type": "text", "content": "What's the weather in Seattle and San Francisco today?"}]},
+        {"role": "system", "parts": [{"type": "text", "content": request1["messages"][0]["content"]}]},
+        {"role": "user", "parts": [{"type": "text", "content": "What's the weather in Lisbon and Oslo today?"}]},
     ]
     calls = recorded["choices"][0]["message"]["tool_calls"]
     assert json.loads(attrs.pop("gen_ai.output.messages")) == [{
@@ -83,6 +77,7 @@ def test_chat_tool_calls_two_turns(instrumented, server, client, content_on) -> 
         "server.address": "127.0.0.1", "server.port": server.port,
         "gen_ai.response.id": recorded["id"], "gen_ai.response.model": recorded["model"],
         "openai.response.system_fingerprint": recorded["system_fingerprint"],
+        "openai.response.service_tier": recorded["service_tier"],
         "gen_ai.response.finish_reasons": ("tool_call",),
         "gen_ai.usage.input_tokens": recorded["usage"]["prompt_tokens"],
         "gen_ai.usage.output_tokens": recorded["usage"]["completion_tokens"],
@@ -95,13 +90,13 @@ def test_chat_tool_calls_two_turns(instrumented, server, client, content_on) -> 
 
     metrics = instrumented.metrics()
     assert sorted(p.sum for p in metrics["gen_ai.client.token.usage"]) == sorted([
-        75 + _json(response2)["usage"]["prompt_tokens"], 51 + _json(response2)["usage"]["completion_tokens"]])
+        81 + _json(response2)["usage"]["prompt_tokens"], 49 + _json(response2)["usage"]["completion_tokens"]])
     (duration,) = metrics["gen_ai.client.operation.duration"]
     assert duration.count == 2 and list(duration.explicit_bounds)[:2] == [0.01, 0.02]
 
 
 def test_chat_streaming_reassembles_tool_call_fragments(instrumented, server, client, content_on) -> None:
-    ((request, response),) = _recorded("chat_completion_multiple_tools_streaming_with_content.yaml")
+    ((request, response),) = load_exchanges("chat_tool_calls_streaming.json")
     server.enqueue(response)
     stream = client.chat.completions.create(**request)
     chunks = list(stream)
@@ -109,21 +104,22 @@ def test_chat_streaming_reassembles_tool_call_fragments(instrumented, server, cl
     span = instrumented.span("chat gpt-4o-mini")
     assert span.attributes["gen_ai.request.stream"] is True
     assert span.attributes["gen_ai.response.time_to_first_chunk"] > 0
-    assert span.attributes["gen_ai.usage.input_tokens"] == 75
-    assert span.attributes["gen_ai.usage.output_tokens"] == 51
+    assert span.attributes["gen_ai.usage.input_tokens"] == 81
+    assert span.attributes["gen_ai.usage.output_tokens"] == 49
     assert span.attributes["gen_ai.response.finish_reasons"] == ("tool_call",)
     (output,) = json.loads(span.attributes["gen_ai.output.messages"])
     assert [(p["name"], p["arguments"]) for p in output["parts"]] == [
-        ("get_current_weather", {"location": "Seattle, WA"}), ("get_current_weather", {"location": "San Francisco, CA"})]
+        ("get_current_weather", {"location": "Lisbon, Portugal"}),
+        ("get_current_weather", {"location": "Oslo, Norway"})]
     assert all(p["id"].startswith("call_") for p in output["parts"])
 
 
 def test_chat_error_sets_error_type_and_metric(instrumented, server, client, content_off) -> None:
-    ((request, response),) = _recorded("chat_completion_404.yaml")
+    ((request, response),) = load_exchanges("chat_unknown_model.json")
     server.enqueue(response)
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(**request)
-    span = instrumented.span("chat this-model-does-not-exist")
+    span = instrumented.span("chat no-such-model")
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["error.type"] == "model_not_found"
     (duration,) = instrumented.metrics()["gen_ai.client.operation.duration"]
@@ -131,7 +127,7 @@ def test_chat_error_sets_error_type_and_metric(instrumented, server, client, con
 
 
 def test_responses_tool_call_with_chaining_and_conversation(instrumented, server, client, content_on) -> None:
-    ((request, response),) = _recorded("responses_create_captures_tool_call_content.yaml")
+    ((request, response),) = load_exchanges("responses_tool_call.json")
     server.enqueue(response)
     client.responses.create(**request, previous_response_id="resp_prev_1", conversation="conv_abc")
     recorded = _json(response)
@@ -154,7 +150,7 @@ def test_responses_tool_call_with_chaining_and_conversation(instrumented, server
 
 
 def test_responses_streaming_sync(instrumented, server, client, content_on) -> None:
-    ((request, response),) = _recorded("responses_create_streaming.yaml")
+    ((request, response),) = load_exchanges("responses_streaming.json")
     server.enqueue(response)
     with client.responses.create(**request) as stream:
         events = [event.type for event in stream]
@@ -162,16 +158,16 @@ def test_responses_streaming_sync(instrumented, server, client, content_on) -> N
     span = instrumented.span("chat gpt-4o-mini")
     assert span.attributes["gen_ai.response.id"].startswith("resp_")
     assert json.loads(span.attributes["gen_ai.system_instructions"]) == [
-        {"type": "text", "content": "You are a helpful assistant."}]
+        {"type": "text", "content": "You are a cheerful assistant."}]
     assert json.loads(span.attributes["gen_ai.output.messages"]) == [
-        {"role": "assistant", "parts": [{"type": "text", "content": "This is a test."}], "finish_reason": "stop"}]
+        {"role": "assistant", "parts": [{"type": "text", "content": "Ready when you are!"}], "finish_reason": "stop"}]
     assert span.attributes["gen_ai.usage.output_tokens"] == 6
     assert span.attributes["openai.request.service_tier"] == "default"
 
 
 async def test_async_streaming_and_async_chat_nest_under_agent(instrumented, server, async_client, content_off) -> None:
-    ((request, response),) = _recorded("responses_create_streaming.yaml")
-    (chat_request, chat_response), _ = _recorded("chat_completion_tool_calls_with_content.yaml")
+    ((request, response),) = load_exchanges("responses_streaming.json")
+    (chat_request, chat_response), _ = load_exchanges("chat_tool_calls.json")
     server.enqueue(response)
     server.enqueue(chat_response)
     async with tracekit.agent("writer", conversation_id="conv-7"):
@@ -189,8 +185,8 @@ async def test_async_streaming_and_async_chat_nest_under_agent(instrumented, ser
 
 
 def test_content_off_leaks_no_text_arguments_or_instructions(instrumented, server, client, content_off) -> None:
-    (request1, response1), (request2, response2) = _recorded("chat_completion_tool_calls_with_content.yaml")
-    ((r_request, r_response),) = _recorded("responses_create_streaming.yaml")
+    (request1, response1), (request2, response2) = load_exchanges("chat_tool_calls.json")
+    ((r_request, r_response),) = load_exchanges("responses_streaming.json")
     for canned in (response1, response2, r_response):
         server.enqueue(canned)
     client.chat.completions.create(**request1)
@@ -198,16 +194,16 @@ def test_content_off_leaks_no_text_arguments_or_instructions(instrumented, serve
     for _ in client.responses.create(**r_request):
         pass
     exported = instrumented.everything_exported()
-    for text in ("Seattle", "San Francisco", "helpful assistant", "raining", "This is a test", "Boston, MA"):
+    for text in ("Lisbon", "Oslo", "travel assistant", "cheerful assistant", "snowing", "Ready when", "Rome, Italy"):
         assert text not in exported
     span = sorted(instrumented.spans, key=lambda s: s.start_time)[0]
     assert json.loads(span.attributes["gen_ai.output.messages"])[0]["parts"][0] == {
-        "type": "tool_call", "id": "call_JpNb8OiAkbIbHzDggfpdDHpi", "name": "get_current_weather"}
+        "type": "tool_call", "id": "call_Lx4tQ9wNb2Rk7JmVd3sHa8Ye", "name": "get_current_weather"}
     assert json.loads(span.attributes["gen_ai.tool.definitions"]) == [{"type": "function", "name": "get_current_weather"}]
 
 
 def test_planted_secrets_in_prompts_are_redacted(instrumented, server, client, content_on) -> None:
-    (request, response), _ = _recorded("chat_completion_tool_calls_with_content.yaml")
+    (request, response), _ = load_exchanges("chat_tool_calls.json")
     server.enqueue(response)
     key = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
     jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
@@ -221,7 +217,7 @@ def test_planted_secrets_in_prompts_are_redacted(instrumented, server, client, c
 
 
 def test_no_second_span_when_a_framework_already_records_the_call(instrumented, server, client, content_off) -> None:
-    (request, response), _ = _recorded("chat_completion_tool_calls_with_content.yaml")
+    (request, response), _ = load_exchanges("chat_tool_calls.json")
     server.enqueue(response)
     token = inference_recorded_by.set("langchain")
     try:
@@ -232,29 +228,29 @@ def test_no_second_span_when_a_framework_already_records_the_call(instrumented, 
 
 
 def test_stream_helper_is_covered_through_create(instrumented, server, client, content_on) -> None:
-    ((request, response),) = _recorded("chat_completion_multiple_tools_streaming_with_content.yaml")
+    ((request, response),) = load_exchanges("chat_tool_calls_streaming.json")
     server.enqueue(response)
     request = {key: value for key, value in request.items() if key != "stream"}
     with client.chat.completions.stream(**request) as stream:
         for _ in stream:
             pass
     span = instrumented.span("chat gpt-4o-mini")
-    assert span.attributes["gen_ai.usage.output_tokens"] == 51
+    assert span.attributes["gen_ai.usage.output_tokens"] == 49
     assert span.attributes["gen_ai.response.finish_reasons"] == ("tool_call",)
 
 
 def test_with_raw_response_still_records_the_response(instrumented, server, client, content_off) -> None:
-    (request, response), _ = _recorded("chat_completion_tool_calls_with_content.yaml")
+    (request, response), _ = load_exchanges("chat_tool_calls.json")
     server.enqueue(response)
     raw = client.chat.completions.with_raw_response.create(**request)
     assert raw.parse().id == _json(response)["id"]
     span = instrumented.span("chat gpt-4o-mini")
     assert span.attributes["gen_ai.response.id"] == _json(response)["id"]
-    assert span.attributes["gen_ai.usage.input_tokens"] == 75
+    assert span.attributes["gen_ai.usage.input_tokens"] == 81
 
 
 def test_stream_closed_early_ends_the_span_with_what_arrived(instrumented, server, client, content_on) -> None:
-    ((request, response),) = _recorded("chat_completion_multiple_tools_streaming_with_content.yaml")
+    ((request, response),) = load_exchanges("chat_tool_calls_streaming.json")
     server.enqueue(response)
     stream = client.chat.completions.create(**request)
     next(iter(stream))
@@ -267,7 +263,7 @@ def test_stream_closed_early_ends_the_span_with_what_arrived(instrumented, serve
     assert "gen_ai.usage.input_tokens" not in span.attributes
 
 
-async def test_async_stream_error_mid_way_is_recorded(instrumented, server, async_client, content_off) -> None:
+async def test_async_stream_error_mid_way_isload_exchanges(instrumented, server, async_client, content_off) -> None:
     server.enqueue(Canned(200, 'data: {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1, '
                                '"model": "gpt-4o-mini", "choices": []}\n\ndata: {not json\n\n', "text/event-stream"))
     stream = await async_client.chat.completions.create(model="gpt-4o-mini", stream=True,

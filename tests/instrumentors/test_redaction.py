@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from tracekit.redaction import JsonPathRule, RedactionError, RedactionPolicy
-from tracekit.redaction_pipeline import RedactingSpanExporter, RedactingSpanProcessor
+from tracekit.redaction.sdk import RedactingSpanExporter, RedactingSpanProcessor
 
 OPENAI_KEY = "sk-proj-Abc123Def456Ghi789Jkl012Mno345"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
@@ -183,7 +183,7 @@ def test_log_record_processor_masks_attributes_and_body() -> None:
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
-    from tracekit.redaction_pipeline import RedactingLogRecordProcessor
+    from tracekit.redaction.sdk import RedactingLogRecordProcessor
 
     exporter = InMemoryLogRecordExporter()
     provider = LoggerProvider()
@@ -221,7 +221,7 @@ _NUMBERISH = st.text(alphabet=st.sampled_from(list("0123456789012345678901234567
 def test_the_number_screen_never_changes_what_is_masked(text: str) -> None:
     """Long texts have their card and phone numbers screened with RE2 before the exact patterns run; the result must
     be exactly what the exact patterns give on every run of digits."""
-    import tracekit.redaction as redaction
+    import tracekit.redaction.rules as redaction
 
     rule = redaction.NumberRule()
     saved = redaction.SCREEN_NUMBERS_FROM
@@ -249,7 +249,7 @@ def test_numbers_are_masked_as_the_exact_patterns_mask_them_in_any_script(text: 
     """What NumberRule masks is what its two patterns mask over the whole text, also where digits are not ASCII
     (Python's \\d is every Unicode digit, so a card typed in fullwidth digits is a card); its fast path reads ASCII
     digits only, so such texts must take the exact patterns."""
-    import tracekit.redaction as redaction
+    import tracekit.redaction.rules as redaction
 
     rule = redaction.NumberRule()
     assert rule.apply(text) == rule._mask_window(text)

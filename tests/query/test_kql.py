@@ -227,68 +227,6 @@ def test_control_commands_and_writes_are_refused(reader):
     assert "SELECT" in translate("print x = 1")
 
 
-# Microsoft's published agent queries (azure-monitor.md §4), verbatim apart from placeholders.
-MICROSOFT_QUERIES = {
-    "GenAIDataCheck": 'dependencies | where isnotempty(customDimensions["gen_ai.operation.name"]) | summarize count()',
-    "SelectedAgent": 'dependencies | where customDimensions["gen_ai.operation.name"] == "invoke_agent"\n'
-                     '| extend AgentName = tostring(customDimensions["gen_ai.agent.name"]) '
-                     '| where isnotempty(AgentName) | distinct AgentName',
-    "GenAIErrorsQuery": 'let agents = dependencies | where customDimensions["gen_ai.operation.name"] == "invoke_agent" '
-                        '| extend AgentName = tostring(customDimensions["gen_ai.agent.name"]);\n'
-                        'let agentCalls = dependencies | lookup kind=inner (agents) '
-                        'on $left.operation_ParentId == $right.id;\n'
-                        'union agents, agentCalls\n'
-                        '| extend ErrorType = tostring(customDimensions["error.type"])\n'
-                        '| extend ErrorType = iff(success == false and isempty(ErrorType), "Other", ErrorType) '
-                        '| where isnotempty(ErrorType) | summarize Errors = sum(itemCount) by ErrorType',
-    "FoundryOverview": 'dependencies | where timestamp > ago(24h) '
-                       '| where isnotempty(customDimensions["gen_ai.operation.name"])\n'
-                       '| summarize spanCount = count(), errorCount = countif(success == false), '
-                       'avgDuration = avg(duration),\n'
-                       '    totalInputTokens = sum(toint(customDimensions["gen_ai.usage.input_tokens"])),\n'
-                       '    totalOutputTokens = sum(toint(customDimensions["gen_ai.usage.output_tokens"])) '
-                       'by bin(timestamp, 1h)',
-    "FoundryModels": 'dependencies | where timestamp > ago(24h) '
-                     '| where customDimensions["gen_ai.operation.name"] == "chat"\n'
-                     '| summarize calls = count(), totalInput = sum(toint(customDimensions["gen_ai.usage.input_tokens"])),'
-                     '\n    totalOutput = sum(toint(customDimensions["gen_ai.usage.output_tokens"])) '
-                     'by model = tostring(customDimensions["gen_ai.request.model"])',
-    "FoundryToolsOfOperation": 'dependencies | where operation_Id == "<operation_id>" '
-                               '| where customDimensions["gen_ai.operation.name"] == "execute_tool"\n'
-                               '| project timestamp, duration, success, '
-                               'toolName = tostring(customDimensions["gen_ai.tool.name"]),\n'
-                               '    toolArgs = tostring(customDimensions["gen_ai.tool.call.arguments"]), '
-                               'toolResult = tostring(customDimensions["gen_ai.tool.call.result"])',
-    "FoundryEvaluations": 'customEvents | where timestamp > ago(24h) | where name == "gen_ai.evaluation.result"\n'
-                          '| extend evalName = tostring(customDimensions["gen_ai.evaluation.name"]), '
-                          'score = todouble(customDimensions["gen_ai.evaluation.score.value"]),\n'
-                          '    label = tostring(customDimensions["gen_ai.evaluation.score.label"]), '
-                          'conversationId = tostring(customDimensions["gen_ai.conversation.id"])\n'
-                          '| summarize evalCount = count(), avgScore = avg(score) by conversationId',
-    "FoundryRequestsToDependencies": 'let reqIds = requests | where customDimensions["gen_ai.agent.name"] == "x" '
-                                     '| distinct id;\ndependencies | where operation_ParentId in (reqIds)',
-}
-
-
-@pytest.mark.parametrize("name", sorted(MICROSOFT_QUERIES))
-def test_microsoft_agent_queries_run_unmodified(reader, name):
-    table = run_kql(reader, MICROSOFT_QUERIES[name])
-    assert table.num_columns > 0
-
-
-def test_microsoft_agent_queries_give_the_right_numbers(reader, workload):
-    rows = run_kql(reader, MICROSOFT_QUERIES["GenAIDataCheck"]).to_pylist()
-    assert rows == [{"count_": sum(1 for s in workload.spans if _op(s))}]
-    agents = {row["AgentName"] for row in run_kql(reader, MICROSOFT_QUERIES["SelectedAgent"]).to_pylist()}
-    assert agents == {s.attributes["gen_ai.agent.name"] for s in workload.spans if _op(s) == "invoke_agent"}
-    errors = run_kql(reader, MICROSOFT_QUERIES["GenAIErrorsQuery"]).to_pylist()
-    agent_ids = {s.context.span_id for s in workload.spans if _op(s) == "invoke_agent"}
-    failed = sum(1 for s in workload.spans if not s.status.is_ok
-                 and (s.context.span_id in agent_ids or (s.parent and s.parent.span_id in agent_ids)))
-    # error.type never reaches customDimensions (the exporter drops it), so every failure is "Other" here as in Azure.
-    assert errors == [{"ErrorType": "Other", "Errors": failed}]
-
-
 def test_graph_operators_walk_the_span_tree(reader, workload):
     # The Agents workbook attributes tokens with make-graph/graph-match; duckdb-kql runs them.
     table = run_kql(reader, "dependencies | where type != \"HTTP\" | make-graph operation_ParentId --> id with_node_id=id "
@@ -298,3 +236,46 @@ def test_graph_operators_walk_the_span_tree(reader, workload):
                  format(s.context.span_id, "016x"))
                 for s in workload.spans if s.kind.name != "SERVER"}
     assert {(row["parent_id"], row["child_id"]) for row in table.to_pylist()} == expected
+
+
+def test_duckdb_kql_is_within_the_tested_range():
+    """The shortcuts are tested against the duckdb-kql versions pyproject.toml allows; a release outside that range
+    is tested before the range is widened."""
+    import tomllib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    requirement = next(Requirement(spec) for spec in project["project"]["dependencies"]
+                       if Requirement(spec).name == "duckdb-kql")
+    assert requirement.specifier.contains(version("duckdb-kql"))
+    assert any(spec.operator == "<" for spec in requirement.specifier)  # an upper bound: no untested release
+
+
+def test_shortcuts_rewrite_the_parse_tree_not_the_text(mixed_reader):
+    """Each rewrite works on DuckDB's parse tree of duckdb-kql's SQL: accessors become typed-column reads,
+    toint() of a token count reads the typed column, and text inside string literals is never touched."""
+    from tracekit.query import sql_tree
+    from tracekit.query.kql import _accessor
+
+    text = ('dependencies | where customDimensions["gen_ai.operation.name"] == "chat" '
+            '| summarize t = sum(toint(customDimensions["gen_ai.usage.input_tokens"])), '
+            'r = make_set(tostring(customDimensions["gen_ai.response.finish_reasons"])) '
+            'by m = tostring(customDimensions["gen_ai.request.model"]) | order by m asc')
+    compiled = compile_kql(mixed_reader, text, since=dt.timedelta(days=3650))
+    tree = sql_tree.parse(compiled.sql)
+    assert not [node for node in sql_tree.walk(tree) if _accessor(node)]  # every customDimensions[...] replaced
+    columns = sql_tree.column_names(tree)
+    assert {"__tk_operation_name", "__tk_request_model", "__tk_input_tokens", "__tk_attributes"} <= columns
+    assert "BETWEEN -2147483648 AND 2147483647" in compiled.sql  # toint() of the typed column
+    assert "tk_since" in compiled.sql  # the time range, applied to the table the tree reads
+    assert mixed_reader.sql(compiled.sql, compiled.params).to_pylist() == \
+        mixed_reader.sql(compiled.fallback_sql, compiled.params).to_pylist()
+
+    look_alike = 'FROM "dependencies" json_extract("customDimensions", \'$."gen_ai.operation.name"\')'
+    text = f'dependencies | where name == "{look_alike.replace(chr(34), chr(92) + chr(34))}" | count'
+    compiled = compile_kql(mixed_reader, text, since=dt.timedelta(days=1))
+    assert look_alike.replace("'", "''") in compiled.sql
+    assert run_kql(mixed_reader, text, since=dt.timedelta(days=3650)).to_pylist() == [{"Count": 0}]

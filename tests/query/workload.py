@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Callable
 
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
@@ -113,12 +114,44 @@ def make_workload(runs: int = 12, seed: int = 7, *, base_ns: int = BASE_NS) -> W
                     logs=list(log_exporter.get_finished_logs()))
 
 
-def server_span_workload() -> list[ReadableSpan]:
-    """A SERVER span (an HTTP request into the agent app) with a CLIENT HTTP child: the non-GenAI mappings."""
+def operation(span: ReadableSpan) -> str | None:
+    return span.attributes.get(semconv.GEN_AI_OPERATION_NAME)
+
+
+def in_memory_tracer() -> tuple[trace.Tracer, Callable[[], list[ReadableSpan]]]:
+    """A tracer of the workload's resource, and the call that ends its provider and returns the finished spans."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider(resource=RESOURCE)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("tracekit.tests")
+
+    def finished() -> list[ReadableSpan]:
+        provider.shutdown()
+        return list(exporter.get_finished_spans())
+    return provider.get_tracer("tracekit.tests"), finished
+
+
+def agent_request_workload(start_ns: int) -> list[ReadableSpan]:
+    """An agent served over HTTP: a SERVER span naming the agent "x", with a model call and a tool call under it."""
+    tracer, finished = in_memory_tracer()
+    request = tracer.start_span("POST /agents/x/run", kind=SpanKind.SERVER, start_time=start_ns,
+                                attributes={"http.request.method": "POST", "http.route": "/agents/x/run",
+                                            "http.response.status_code": 200, semconv.GEN_AI_AGENT_NAME: "x"})
+    context = trace.set_span_in_context(request)
+    for offset, (name, kind, attributes) in enumerate([
+            ("chat gpt-4o", SpanKind.CLIENT, {semconv.GEN_AI_OPERATION_NAME: "chat",
+                                              semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}),
+            ("execute_tool search", SpanKind.INTERNAL, {semconv.GEN_AI_OPERATION_NAME: "execute_tool",
+                                                        semconv.GEN_AI_TOOL_NAME: "search"})]):
+        child = tracer.start_span(name, context=context, kind=kind, attributes=attributes,
+                                  start_time=start_ns + (offset + 1) * 1_000_000)
+        child.end(end_time=start_ns + (offset + 2) * 1_000_000)
+    request.end(end_time=start_ns + 5_000_000)
+    return finished()
+
+
+def server_span_workload() -> list[ReadableSpan]:
+    """A SERVER span (an HTTP request into the agent app) with a CLIENT HTTP child: the non-GenAI mappings."""
+    tracer, finished = in_memory_tracer()
     server = tracer.start_span("POST /chat", kind=SpanKind.SERVER, start_time=BASE_NS,
                                attributes={"http.request.method": "POST", "http.route": "/chat",
                                            "url.full": "http://localhost:8000/chat?x=1",
@@ -130,8 +163,7 @@ def server_span_workload() -> list[ReadableSpan]:
                                            "http.response.status_code": 200, "tags": ["a", "it's"]})
     client.end(end_time=BASE_NS + 5_500_000)
     server.end(end_time=BASE_NS + 9_499_999)
-    provider.shutdown()
-    return list(exporter.get_finished_spans())
+    return finished()
 
 
 # Attribute sets that take the exporter's other branches (HTTP, databases, messaging, RPC, peers, Azure SDK, users).
@@ -179,26 +211,19 @@ SPECIAL_ATTRIBUTES: list[dict] = [
 
 def special_mapping_workload() -> list[ReadableSpan]:
     """Every SPECIAL_ATTRIBUTES set on a span of every kind: the exporter's non-GenAI mappings."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("tracekit.tests")
+    tracer, finished = in_memory_tracer()
     start = BASE_NS + 2_000_000_000
     for index, attributes in enumerate(SPECIAL_ATTRIBUTES):
         for kind in SpanKind:
             span = tracer.start_span(f"op {index}", kind=kind, start_time=start, attributes=attributes)
             span.end(end_time=start + 3_000_000 + index)
             start += 10_000_000
-    provider.shutdown()
-    return list(exporter.get_finished_spans())
+    return finished()
 
 
 def token_edge_workload() -> list[ReadableSpan]:
     """Chat spans whose token attributes are not plain ints: the cases the typed-column shortcut must not misread."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("tracekit.tests")
+    tracer, finished = in_memory_tracer()
     variants = [
         {semconv.GEN_AI_USAGE_PROMPT_TOKENS: 40, semconv.GEN_AI_USAGE_COMPLETION_TOKENS: 4},  # deprecated keys only
         {semconv.GEN_AI_USAGE_INPUT_TOKENS: 12.0, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 3.5},  # floats
@@ -210,5 +235,4 @@ def token_edge_workload() -> list[ReadableSpan]:
                                  attributes={semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_SYSTEM: "openai",
                                              semconv.GEN_AI_REQUEST_MODEL: "edge-model", **tokens})
         span.end(end_time=BASE_NS + index * 1000 + 5_000_000)
-    provider.shutdown()
-    return list(exporter.get_finished_spans())
+    return finished()

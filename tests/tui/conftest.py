@@ -73,7 +73,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 @pytest.fixture
 def fresh_store(tmp_path: Path) -> Iterator[Store]:
     """A store of its own, for tests that add spans while the app runs."""
-    yield from _running(tmp_path / "traces.duckdb", scenarios.legacy_indexed)
+    yield from _running(tmp_path / "traces.duckdb", scenarios.openllmetry_indexed)
 
 
 @pytest.fixture(scope="module")

@@ -77,13 +77,18 @@ async def test_step_through_turns_and_jump_to_the_trace(store):
         assert app.screen is screen
 
 
-async def test_structure_only_and_every_shape_open_in_the_tui(store):
+async def test_every_recorded_third_party_shape_opens_in_the_tui(store):
     app = TracekitApp(store.reader, live=False)
     async with app.run_test(size=(160, 40)) as pilot:
-        screen = await open_conversation(pilot, app, "conv:conv-oi")
-        joined = "\n".join(block_texts(screen))
-        assert joined.index("Who wrote Dune?") < joined.index("⚙ lookup") < joined.index("Frank Herbert") \
-            < joined.index("Dune was written by Frank Herbert.")
+        for shape in scenarios.RECORDED_SHAPES:
+            conversation = "conv-" + shape.__name__.replace("_", "-")
+            screen = await open_conversation(pilot, app, f"conv:{conversation}")
+            assert screen.transcript.conversation_id == conversation
+            joined = "\n".join(block_texts(screen))
+            assert joined.index(scenarios.RECORDED_QUESTION) < joined.index("⚙ lookup") \
+                < joined.index("Frank Herbert") < joined.index(scenarios.RECORDED_ANSWER), conversation
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not isinstance(app.screen, ConversationScreen))
 
 
 async def test_hostile_transcript_is_literal_and_expands_on_demand(store):
@@ -110,7 +115,7 @@ async def test_pick_a_conversation_from_the_list(store):
         await pilot.press("C")
         await wait_for(pilot, lambda: isinstance(app.screen, ConversationListScreen) and app.screen.loaded)
         ids = [row["conversation_id"] for row in app.screen.conversations]
-        assert ids[0] == "conv-hostile" and "conv-travel-42" in ids and "conv-oi" in ids
+        assert ids[0] == "conv-hostile" and "conv-travel-42" in ids and "conv-openinference" in ids
         table = app.screen.query_one(DataTable)
         travel = ids.index("conv-travel-42")
         assert [cell.plain for cell in table.get_row_at(travel)][2:] == ["2", "5", "booker, triage"]

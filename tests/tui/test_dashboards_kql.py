@@ -41,7 +41,10 @@ async def test_kql_console_shows_rows_and_errors_at_their_position(store):
         await pilot.press("ctrl+r")  # the example query the console opens with
         await wait_for(pilot, lambda: screen.last_rows >= 0 or screen.query_one(QueryErrorView).display)
         results = screen.query_one("#kql-results", DataTable)
-        assert [cell.plain for cell in results.get_row_at(0)][:2] == ["gpt-4o", "9"]  # 5 travel + 4 other runs
+        # two model calls in each of the five recorded shapes that name the operation (OpenInference and the
+        # indexed OpenLLMetry release do not); then the travel conversation's 5, the v1.37 and the hostile run
+        assert [[cell.plain for cell in results.get_row_at(row)][:2] for row in (0, 1)] == [
+            ["gpt-4o-mini", "10"], ["gpt-4o", "7"]]
         assert " rows in " in shown(screen.query_one("#kql-status", Static))
         screen.last_rows = -1
         editor.text = ('dependencies\n| where customDimensions["gen_ai.operation.name"] == "execute_tool"\n'
@@ -60,3 +63,34 @@ async def test_kql_console_shows_rows_and_errors_at_their_position(store):
         assert source_line.endswith("| whre name == 'x'")
         assert caret_line.rstrip().endswith("^")
         assert editor.cursor_location[0] == 1
+
+
+async def test_kql_console_cannot_change_the_store(store):
+    """Issue 13.2 through the console, on the in-process reader and on the collector's read API: KQL control and
+    ingestion commands and SQL smuggled in string literals are refused or match nothing; the store stays the same."""
+    from tests.query.test_read_only import KQL_WRITES, fingerprint
+    from tracekit.store.reader import RemoteReader, open_reader
+
+    assert store.collector.views.installed.wait(120)  # the store's catalog settled before the fingerprint
+    before = fingerprint(store.collector.reader())
+    remote = open_reader(store.collector.db_path)
+    assert isinstance(remote, RemoteReader)
+    for reader in (store.reader, remote):
+        app = TracekitApp(reader, live=False)
+        async with app.run_test(size=(200, 50)) as pilot:
+            await wait_for(pilot, lambda: app.screen.query_one(TraceTable).row_count > 0)
+            await pilot.press("colon")
+            screen = app.screen
+            editor = screen.query_one(TextArea)
+            error = screen.query_one(QueryErrorView)
+            for text in KQL_WRITES:
+                screen.last_rows = -1
+                editor.text = text
+                await pilot.press("ctrl+r")
+                await wait_for(pilot, lambda: not screen.running)
+                if text.startswith("."):
+                    assert error.display and screen.last_rows == -1, text
+                    assert "not supported" in shown(error) or "writes are disabled" in shown(error), text
+                else:
+                    assert error.display or screen.last_rows == 0, text
+    assert fingerprint(store.collector.reader()) == before

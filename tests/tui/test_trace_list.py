@@ -49,10 +49,10 @@ async def test_filters_narrow_the_list(store):
         for text, expected in [
             ("agent:booker", {"invoke_workflow travel_planner", "invoke_agent booker"}),
             ("status:error", {"invoke_agent booker"}),
-            ("conv:conv-legacy-logs", {"weather_request"}),
+            ("conv:conv-openai-v2-legacy", {"answer_question"}),
             ("resp:resp_chain_2", {"chat gpt-5"}),
             ("Dune", set()),
-            ("model:claude-sonnet", {"chat claude-sonnet"}),
+            ("model:gpt-4o-mini", {"answer_question"}),  # OpenInference names only the response model
             ("tool:search_flights", {"invoke_workflow travel_planner"}),
         ]:
             await pilot.press("slash")
@@ -85,10 +85,10 @@ async def test_live_tail_shows_new_traces_as_they_arrive(fresh_store):
     app = TracekitApp(fresh_store.reader, live=True)
     async with app.run_test(size=(180, 40)) as pilot:
         table = await loaded(pilot, app)
-        assert [row[1] for row in rows(app)] == ["openai.chat"]
+        assert [row[1] for row in rows(app)] == ["answer_question"]
         fresh_store.record(scenarios.response_chain, seed=5)  # three newer traces
         await wait_for(pilot, lambda: table.row_count == 4, timeout=10)
-        assert [row[1] for row in rows(app)] == ["chat gpt-5"] * 3 + ["openai.chat"]
+        assert [row[1] for row in rows(app)] == ["chat gpt-5"] * 3 + ["answer_question"]
         await pilot.press("p")  # pause the live tail
         assert not app.screen.live
 

@@ -157,17 +157,18 @@ async def test_hostile_content_is_literal_and_a_5mb_value_is_cut(store):
 async def test_details_show_span_events_and_correlated_log_records(store):
     app = TracekitApp(store.reader, live=False)
     async with app.run_test(size=(200, 50)) as pilot:
-        screen = await open_trace(pilot, app, "conv:conv-legacy-events")
+        screen = await open_trace(pilot, app, "conv:conv-azure-ai-inference")
+        await pilot.press("j")  # the first model call (azure-ai-inference): its content arrived as span events
         text = await details_of(pilot, screen)
         assert "── events (3)" in text
         assert text.index("gen_ai.system.message") < text.index("gen_ai.user.message") < text.index("gen_ai.choice")
-        assert "What is 2+2?" in text
+        assert scenarios.RECORDED_QUESTION in text
         await pilot.press("escape")
-        screen = await open_trace(pilot, app, "conv:conv-legacy-logs")
-        await pilot.press("j")  # the first model call: its content arrived as log records
+        screen = await open_trace(pilot, app, "conv:conv-openai-v2-legacy")
+        await pilot.press("j")  # the first model call (openai-v2 2.1b0): its content arrived as log records
         text = await details_of(pilot, screen)
-        assert "── log records (2)" in text
-        assert "gen_ai.user.message" in text and "Weather in Paris?" in text
+        assert "── log records (3)" in text
+        assert "gen_ai.user.message" in text and scenarios.RECORDED_QUESTION in text
 
 
 async def test_find_a_span_by_name_and_step_through_matches(store):

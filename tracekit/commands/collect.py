@@ -8,13 +8,17 @@ import sys
 
 from tracekit.commands._options import add_db_argument
 from tracekit.store.paths import resolve_db_path
+from tracekit.terminal_text import CleanFormatter, clean
 
 HELP = "run the OTLP collector (gRPC and HTTP) that stores traces, logs and metrics in the DuckDB store"
 
 DESCRIPTION = """\
 Run the OTLP collector headless. It listens on 127.0.0.1 only unless told otherwise, stores everything it receives in
 one DuckDB file, and acknowledges a request only after its data is committed. While it runs, `tracekit query`, `tui`,
-`replay` and `export` on the same --db reach the store through its local read API.
+`replay` and `export` on the same --db reach the store through its local read API. The HTTP receiver and the read
+API answer only requests addressed to localhost, 127.0.0.1 or [::1] (see --allowed-hosts). The store, its WAL, the
+state file and any directory created for them are readable by you only (0600/0700). Ctrl-C, SIGTERM or SIGHUP stop
+it cleanly.
 
 Every option also has an environment variable (the option wins). Port 0 picks a free port; the chosen addresses are
 printed and written to the state file beside the database (<db>.collector.json).
@@ -48,11 +52,33 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
                        help="delete telemetry older than this, in the background ($TRACEKIT_RETENTION_DAYS)")
     group.add_argument("--max-db-size", metavar="SIZE", default=None,
                        help="delete the oldest telemetry while the store is larger, e.g. 2GB ($TRACEKIT_MAX_DB_SIZE)")
+    group.add_argument("--allowed-hosts", metavar="HOST[,HOST]", default=None,
+                       help="Host names the HTTP receiver and read API answer besides localhost, 127.0.0.1 and [::1] "
+                            "(requests naming any other host get 403, against DNS rebinding); '*' answers any "
+                            "($TRACEKIT_ALLOWED_HOSTS)")
     group.add_argument("--auth-token", metavar="TOKEN", default=None,
                        help="require 'Authorization: Bearer TOKEN' from senders ($TRACEKIT_AUTH_TOKEN)")
     group.add_argument("--redaction", metavar="POLICY", default=None,
                        help="masking applied before storage: 'default' (secrets and personal data), 'off', or a "
                             "TOML/JSON policy file ($TRACEKIT_REDACTION_FILE, $TRACEKIT_REDACTION=off)")
+    group.add_argument("--attribute-count-limit", metavar="N", type=int, default=None,
+                       help="attributes kept per span, event, link, log record and map value, as the OpenTelemetry "
+                            "specification counts them; the rest are dropped and counted in dropped_attributes_count "
+                            "($OTEL_ATTRIBUTE_COUNT_LIMIT, $OTEL_SPAN_/EVENT_/LINK_/LOGRECORD_ATTRIBUTE_COUNT_LIMIT; "
+                            "default 128)")
+    group.add_argument("--header-timeout", metavar="SECONDS", type=float, default=None,
+                       help="close an OTLP/HTTP connection whose request headers have not arrived by then, or that "
+                            "sits idle that long ($TRACEKIT_HEADER_TIMEOUT; default 30)")
+    group.add_argument("--body-timeout", metavar="SECONDS", type=float, default=None,
+                       help="answer 408 to an OTLP/HTTP request whose body has not arrived by then "
+                            "($TRACEKIT_BODY_TIMEOUT; default 30)")
+    group.add_argument("--alerts", metavar="FILE", default=None,
+                       help="check these alert rules on their frequency while collecting; changes of state are "
+                            "stored as tracekit.alert events and shown in the TUI (see `tracekit alerts --help`; "
+                            "$TRACEKIT_ALERTS)")
+    group.add_argument("--evaluation-rules", metavar="FILE", default=None,
+                       help="evaluate new agent responses as they arrive, per these rules (evaluators, agent, "
+                            "sample rate, hourly cap; see docs/evaluation.md) ($TRACEKIT_EVALUATION_RULES)")
     group.add_argument("--forward-otlp", metavar="URL", default=None,
                        help="also forward what is stored to this OTLP endpoint (from a durable queue in the store)")
     group.add_argument("--forward-azure-monitor", metavar="CONNECTION_STRING", default=None,
@@ -66,7 +92,8 @@ def _off_or(value: str) -> str | None:
 
 def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
     """CollectorSettings from defaults, then TRACEKIT_* variables, then flags."""
-    from tracekit.collector.settings import CollectorSettings, parse_size
+    from tracekit.collector.processors.anyvalue import AttributeLimits
+    from tracekit.collector.settings import CollectorSettings, parse_size, split_hosts
 
     # flag -> (setting, conversion); a flag left out keeps the environment's or the default value
     flags = {
@@ -75,10 +102,17 @@ def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
         "memory_limit": ("memory_limit", str), "decode_workers": ("decode_workers", int),
         "checkpoint_rows": ("checkpoint_rows", int),
         "retention_days": ("retention_days", float), "max_db_size": ("max_db_bytes", parse_size),
-        "auth_token": ("auth_token", str), "redaction": ("redaction", str),
+        "auth_token": ("auth_token", str), "allowed_hosts": ("allowed_hosts", split_hosts), "redaction": ("redaction", str),
         "forward_otlp": ("forward_otlp", str), "forward_azure_monitor": ("forward_azure_monitor", str),
+        "header_timeout": ("header_timeout_seconds", float), "body_timeout": ("body_timeout_seconds", float),
+        "alerts": ("alert_rules", str), "evaluation_rules": ("evaluation_rules", str),
     }
     settings = CollectorSettings.from_env(resolve_db_path(args.db))
+    limit = getattr(args, "attribute_count_limit", None)
+    if limit is not None:
+        if limit < 0:
+            raise ValueError(f"--attribute-count-limit must be 0 or more, not {limit}")
+        settings.attribute_limits = AttributeLimits(limit, limit, limit, limit, limit)
     for flag, (setting, convert) in flags.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -98,12 +132,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tracekit.collector.service import Collector
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    # log lines quote what senders sent: control characters are shown as escapes, not acted on by the terminal
+    handler.setFormatter(CleanFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
         settings = settings_from_args(args)
     except ValueError as error:
-        print(f"tracekit collect: error: {error}", file=sys.stderr)
+        print(f"tracekit collect: error: {clean(str(error))}", file=sys.stderr)
         return 2
 
     def announce(collector: Collector) -> None:

@@ -14,12 +14,17 @@ DESCRIPTION = """\
 Dashboards are sets of KQL tiles over the Application Insights tables. `show` runs every tile over the store and
 draws the numbers and charts in the terminal; `export --workbook` writes the Azure Monitor Workbook JSON with the
 same KQL, to import in Application Insights (Workbooks > New > Advanced editor > Gallery template).
+
+`show --format json` prints the tiles as data instead, the shape `tracekit mcp`'s get_dashboard returns: name,
+title, description, since, and tiles, each with id, title, chart, description, kql and its result (columns with
+name and type, rows as objects, page) or an error.
 """
 
 EPILOG = """\
 examples:
   tracekit dashboards list
   tracekit dashboards show agents --since 7d
+  tracekit dashboards show agents --format json | jq '.tiles[] | {id, rows}'
   tracekit dashboards export agents --workbook > agents.workbook.json
 """
 
@@ -40,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="time range, e.g. 1h, 24h, 7d (default: the dashboard's own, 24h for agents); "
                            "'all' for everything stored")
     show.add_argument("--tile", metavar="ID", action="append", default=None, help="only these tiles (repeatable)")
+    show.add_argument("--format", choices=("terminal", "json"), default="terminal",
+                      help="terminal (default: numbers and charts) or json (the tiles and their results as data)")
     show.set_defaults(handler=run_show)
 
     export = actions.add_parser("export", help="write a dashboard as Azure Monitor Workbook JSON to stdout")
@@ -73,6 +80,8 @@ def run_show(args: argparse.Namespace) -> int:
     from tracekit.dashboards.terminal import render_tile
     from tracekit.store.reader import open_reader
 
+    if args.format == "json":
+        return _show_json(args)
     board = dashboards.load(args.name)
     if args.since == "all":
         since = None
@@ -98,6 +107,30 @@ def run_show(args: argparse.Namespace) -> int:
     for tile, panel in panels:
         if tile.chart != "number":
             console.print(panel)
+    return 0
+
+
+def _show_json(args: argparse.Namespace) -> int:
+    """Print the dashboard as data (tracekit.readout.tables.dashboard_data), progress on stderr."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from tracekit import dashboards
+    from tracekit.readout.tables import dashboard_data
+    from tracekit.store.reader import open_reader
+
+    board = dashboards.load(args.name)
+    count = len([board.tile(tile_id) for tile_id in args.tile]) if args.tile else len(board.tiles)
+    reader = open_reader(args.db)
+    try:
+        with Progress(transient=True, console=Console(stderr=True)) as progress:
+            task = progress.add_task("running tiles", total=count)
+            data = dashboard_data(reader, args.name, since=args.since, tiles=args.tile, rows_per_tile=None,
+                                  on_tile=lambda: progress.advance(task))
+    finally:
+        reader.close()
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
     return 0
 
 

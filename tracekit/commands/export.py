@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 from tracekit.commands._options import add_db_argument
+from tracekit.files import open_private
+from tracekit.terminal_text import TerminalJsonLines, clean, is_terminal
 
 HELP = "send stored spans to Azure Monitor (Application Insights), an OTLP endpoint, or an OTLP JSON file"
 
@@ -157,13 +159,15 @@ def _source(args: argparse.Namespace):
     from tracekit.export.selection import StoreSource
     from tracekit.store.reader import open_reader
 
-    return StoreSource(open_reader(args.db), _selection(args))
+    return StoreSource(open_reader(args.db), _selection(args), redactor=_redactor(args))
 
 
 def _redactor(args: argparse.Namespace):
-    from tracekit.export.redact import export_redactor
+    from tracekit.redaction import policy_from_options
+    from tracekit.redaction.columns import TableRedactor
 
-    return export_redactor(args.redaction_policy, disabled=args.no_redaction)
+    policy = policy_from_options(args.redaction_policy, disabled=args.no_redaction)
+    return TableRedactor(policy) if policy is not None else None
 
 
 def _cursors(args: argparse.Namespace):
@@ -193,7 +197,7 @@ def run_azure(args: argparse.Namespace) -> int:
                                 max_envelopes_per_second=args.max_rate)
     try:
         summary = run_export(source, sender, _cursors(args), shaper=AzureShaper(), retime=args.retime,
-                             redactor=_redactor(args), page_size=args.batch_size or AZURE_PAGE_SIZE, restart=args.restart,
+                             page_size=args.batch_size or AZURE_PAGE_SIZE, restart=args.restart,
                              show_progress=not args.no_progress)
     finally:
         sender.close()
@@ -224,7 +228,7 @@ def run_otlp(args: argparse.Namespace) -> int:
     sender = OtlpSender(args.endpoint or "", protocol=args.protocol, headers=_headers(args.header),
                         timeout=args.timeout)
     try:
-        summary = run_export(source, sender, _cursors(args), redactor=_redactor(args),
+        summary = run_export(source, sender, _cursors(args), 
                              page_size=args.batch_size or 2000, restart=args.restart,
                              show_progress=not args.no_progress)
     finally:
@@ -236,17 +240,18 @@ def run_otlp_json(args: argparse.Namespace) -> int:
     from tracekit.export.runner import run_file_export
 
     source = _source(args)
-    redactor = _redactor(args)
     if args.output == "-":
-        summary = run_file_export(source, sys.stdout.buffer, path="stdout", redactor=redactor,
+        # exact in a pipe; on a terminal the characters it would act on are written as JSON escapes
+        stdout = TerminalJsonLines(sys.stdout.buffer) if is_terminal(sys.stdout) else sys.stdout.buffer
+        summary = run_file_export(source, stdout, path="stdout",
                                   page_size=args.batch_size or 1000, show_progress=False)
         sys.stdout.buffer.flush()
     else:
         target = Path(args.output)
         temporary = target.with_name(target.name + ".partial")
         try:
-            with open(temporary, "wb") as out:
-                summary = run_file_export(source, out, path=str(target), redactor=redactor,
+            with open_private(temporary, "wb") as out:
+                summary = run_file_export(source, out, path=str(target),
                                           page_size=args.batch_size or 1000, show_progress=not args.no_progress)
             os.replace(temporary, target)
         except BaseException:
@@ -255,8 +260,8 @@ def run_otlp_json(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.to_json(), indent=2), file=sys.stderr if args.output == "-" else sys.stdout)
     else:
-        print(f"wrote {summary.spans:,} spans and {summary.log_records:,} log records to {summary.path} "
-              f"({summary.lines} lines, {summary.redacted} values redacted)", file=sys.stderr)
+        print(clean(f"wrote {summary.spans:,} spans and {summary.log_records:,} log records to {summary.path} "
+                    f"({summary.lines} lines, {summary.redacted} values redacted)"), file=sys.stderr)
     return 0
 
 
@@ -273,7 +278,7 @@ def run_status(args: argparse.Namespace) -> int:
         return 0
     table = Table("destination", "selection", "position (ingest_seq)", "in flight")
     for record in records.values():
-        table.add_row(record.destination, record.selection, str(record.position[0]) if record.position else "start",
+        table.add_row(clean(record.destination), clean(record.selection), str(record.position[0]) if record.position else "start",
                       f"{len(record.delivered)} delivered, {len(record.pending)} pending" if record.pending
                       or record.delivered else "", )
     Console().print(table, markup=False)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
-import decimal
-import io
 import json
 import sys
 from typing import Any
@@ -15,6 +12,8 @@ import pyarrow as pa
 
 from tracekit.commands._options import add_db_argument, parse_duration
 from tracekit.errors import QueryError
+from tracekit.query.json_rows import json_value, rows_for_json
+from tracekit.terminal_text import clean, clean_json, is_terminal
 
 HELP = "ask the store a question in KQL (Application Insights tables) or read-only SQL"
 
@@ -27,8 +26,9 @@ Azure Monitor exporter's mapping, so a query written for Application Insights ru
   native:     spans, span_events, span_links, logs, metric_points, resources
   helpers:    span_agents (the invoke_agent span owning each span), conversations (one row per conversation)
 
-With --sql the text is DuckDB SQL instead; only a single SELECT is accepted, and the store cannot reach files or
-the network, so nothing a query says can change or leak data. The query runs through the collector's read API
+With --sql the text is DuckDB SQL instead: one SELECT (or EXPLAIN [ANALYZE] of one), run in a read-only
+transaction that is always rolled back, on a store that cannot reach files or the network, so nothing a query
+says can change or leak data. The query runs through the collector's read API
 when a collector owns the store, else on the file directly (read-only).
 
 Queries pasted from an Azure Monitor workbook run as they are: {TimeRange:start}, {TimeRange:end} and
@@ -63,22 +63,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("text", metavar="QUERY", nargs="?",
                         help="the KQL (or with --sql, SQL) query; '-' or nothing reads it from standard input")
     parser.add_argument("--sql", action="store_true", help="the query is read-only DuckDB SQL, not KQL")
-    parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
-                        help="output format (default: table; json is one array of row objects)")
+    parser.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table",
+                        help="output format (default: table). Stable for scripts: json is one array of row "
+                             "objects, jsonl one row object per line, csv a header line then one line per row; "
+                             "timestamps are ISO 8601 and dynamic columns JSON values (text in csv)")
     parser.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],
                         help="a value for a `declare query_parameters(...)` parameter (repeatable); "
                              "with --sql, binds $NAME")
     parser.add_argument("--since", metavar="DURATION", default=None,
                         help="only rows from the last DURATION (e.g. 30m, 24h, 7d) of every table the query reads")
     parser.add_argument("--max-rows", metavar="N", type=int, default=1000,
-                        help="rows shown by --format table (default 1000; json and csv print all)")
+                        help="rows shown by --format table (default 1000; json, jsonl and csv print all)")
     parser.set_defaults(handler=run)
 
 
 def parse_params(pairs: list[str], kql_text: str | None) -> dict[str, Any]:
     """`name=value` pairs to typed values, using the KQL `declare query_parameters` types when there are any."""
     declared: dict[str, str] = {}
-    if kql_text is not None:
+    if kql_text is not None and pairs:  # parsing the query for its declarations costs a KQL parse: only when needed
         import duckdb_kql
 
         try:
@@ -115,7 +117,6 @@ def _convert(name: str, raw: str, kind: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of `tracekit query`."""
-    from tracekit.query.kql import run_kql
     from tracekit.store.reader import open_reader
 
     text = args.text
@@ -132,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
                 raise QueryError("--since applies to KQL queries; in SQL write the time predicate yourself")
             table = reader.sql(text, params or None)
         else:
+            from tracekit.query.kql import run_kql  # not imported for --sql: it brings the KQL machinery
+
             table = run_kql(reader, text, params, since=since)
     finally:
         reader.close()
@@ -140,70 +143,33 @@ def run(args: argparse.Namespace) -> int:
 
 
 # --- output -------------------------------------------------------------------------------------------------------
-def _json_value(value: Any) -> Any:
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {str(key): _json_value(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_value(item) for item in value]
-    return value
-
-
-# Columns that hold JSON text (KQL `dynamic`). DuckDB's JSON type reaches Arrow as plain strings, so they are known
-# by name: the App Insights dynamic columns and the store's JSON columns.
-DYNAMIC_COLUMNS = frozenset({"customDimensions", "customMeasurements", "Properties", "Measurements", "details",
-                             "Details", "attributes", "body"})
-
-
-def _dynamic_columns(table: pa.Table) -> set[str]:
-    """Columns holding JSON: tagged by the reader (DuckDB JSON, KQL dynamic), or known by name."""
-    return {field.name for field in table.schema
-            if field.name in DYNAMIC_COLUMNS or (field.metadata or {}).get(b"tracekit.type") == b"json"}
-
-
-def rows_for_json(table: pa.Table) -> list[dict[str, Any]]:
-    """The table's rows as JSON-ready dicts (timestamps ISO 8601, dynamic columns parsed)."""
-    dynamic = _dynamic_columns(table)
-    rows = []
-    for row in table.to_pylist():
-        out = {}
-        for key, value in row.items():
-            if key in dynamic and isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except ValueError:
-                    pass
-            out[key] = _json_value(value)
-        rows.append(out)
-    return rows
-
-
 def _cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
-        return json.dumps(_json_value(value), ensure_ascii=False)
-    return str(_json_value(value))
+        return json.dumps(json_value(value), ensure_ascii=False)
+    return str(json_value(value))
 
 
 def write_table(table: pa.Table, fmt: str, out: Any, *, max_rows: int = 1000) -> None:
-    """Print `table` as a Rich table, a JSON array or CSV. Cell text is printed literally (no markup)."""
+    """Print `table` as a Rich table, a JSON array, JSON lines or CSV. Cell text is printed literally (no markup), with
+    control characters as visible escapes; JSON and CSV keep the data exact, except on a terminal (terminal_text.py)."""
+    on_terminal = is_terminal(out)
     if fmt == "json":
-        json.dump(rows_for_json(table), out, ensure_ascii=False, indent=2)
-        out.write("\n")
+        text = json.dumps(rows_for_json(table), ensure_ascii=False, indent=2)
+        out.write((clean_json(text) if on_terminal else text) + "\n")
+        return
+    if fmt == "jsonl":
+        for row in rows_for_json(table):
+            line = json.dumps(row, ensure_ascii=False)
+            out.write((clean_json(line) if on_terminal else line) + "\n")
         return
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(table.column_names)
+        writer.writerow([clean(name) if on_terminal else name for name in table.column_names])
         for row in table.to_pylist():
-            writer.writerow([_cell_text(row[name]) for name in table.column_names])
+            cells = [_cell_text(row[name]) for name in table.column_names]
+            writer.writerow([clean(cell) for cell in cells] if on_terminal else cells)
         return
     from rich.console import Console
     from rich.table import Table
@@ -212,10 +178,11 @@ def write_table(table: pa.Table, fmt: str, out: Any, *, max_rows: int = 1000) ->
     console = Console(file=out, highlight=False, soft_wrap=False)
     view = Table(show_lines=False, header_style="bold")
     for name in table.column_names:
-        view.add_column(Text(name), overflow="fold")
+        view.add_column(Text(clean(name)), overflow="fold")
     for row in table.slice(0, max_rows).to_pylist():
-        # Text() renders its content literally: span content can never be read as Rich markup.
-        view.add_row(*(Text(_cell_text(row[name])) for name in table.column_names))
+        # Text() renders its content literally: span content can never be read as Rich markup, and clean() keeps
+        # it from acting on the terminal (a table is for people, whatever stdout is).
+        view.add_row(*(Text(clean(_cell_text(row[name]))) for name in table.column_names))
     console.print(view)
     shown = min(table.num_rows, max_rows)
     note = f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}"

@@ -3,32 +3,20 @@
 Span content is attacker-controllable: a prompt can contain Rich markup (`[bold red]`), terminal escape sequences
 (`\\x1b]52;...` writes the clipboard, `\\x1b[2J` clears the screen), carriage returns that overwrite a line, or
 bidirectional overrides that reorder what is shown. Everything goes through `literal()`: control characters become
-visible escapes, and the result is a rich.text.Text, never a markup string. Large values are cut with an explicit
-marker so a 5 MB prompt costs the same as a short one.
+visible escapes (tracekit.terminal_text.clean), and the result is a rich.text.Text, never a markup string. Large
+values are cut with an explicit marker so a 5 MB prompt costs the same as a short one.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 from rich.text import Text
 
+from tracekit.terminal_text import clean
+
 DEFAULT_LIMIT = 4_000
-
-# C0 controls except tab and newline, DEL, C1 controls, and the Unicode bidi overrides / isolates.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def clean(text: str) -> str:
-    """`text` with every control character and bidi override replaced by a visible escape (tabs become spaces)."""
-    return _UNSAFE.sub(_escape, text).replace("\t", "    ")
 
 
 def truncate(text: str, limit: int | None) -> tuple[str, int]:

@@ -129,7 +129,7 @@ def _message(transcript: Transcript, entry: Entry, message: Message, limit: int 
         header.append(")", style="dim")
     header.append_text(_agent_label(transcript, entry.agent))
     if message.finish_reason and message.finish_reason not in ("stop", "end_turn"):
-        header.append(f"  [finish: {message.finish_reason}]", style="dim")
+        header.append_text(literal(f"  [finish: {message.finish_reason}]", pretty=False, limit=200, style="dim"))
     if entry.carried:
         header.append(f"  (+{entry.carried} earlier message{'s' if entry.carried != 1 else ''} resent as context)",
                       style="dim")

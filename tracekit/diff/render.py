@@ -1,5 +1,5 @@
 """A run comparison for people (a Rich table) and for pull requests (Markdown). Every value that came from a span
-is shown literally: control characters escaped (tracekit.conversation.literal), Markdown's own characters escaped."""
+is shown literally: control characters escaped (tracekit.terminal_text), Markdown's own characters escaped."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from tracekit.conversation.literal import clean
 from tracekit.diff.compare import RunDiff, StepDiff, Totals
 from tracekit.diff.steps import Step
+from tracekit.terminal_text import clean
 
 CELL_LIMIT = 60
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 import orjson
 
+from tracekit.files import open_private, write_private_atomically
 from tracekit.store.reader import StoreReader
 
 StoreKey = tuple[int, str, str]
@@ -118,7 +118,7 @@ class SidecarCursorStore:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         lock_path = self.path.with_name(self.path.name + ".lock")
-        with open(lock_path, "a") as lock:
+        with open_private(lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -138,12 +138,7 @@ class SidecarCursorStore:
         return data
 
     def _write(self, data: dict[str, Any]) -> None:
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        write_private_atomically(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
     def load(self, key: str) -> CursorRecord | None:
         data = self._read()

@@ -1,8 +1,8 @@
 """Application Insights envelopes as plain JSON dicts, built fast, with the real exporter as oracle and fallback.
 
 `AzureMonitorTraceExporter._span_to_envelope` builds each envelope through its generated `model_base` layer, where
-every field get/set serializes or deserializes: ~500 us of CPU a span, which caps the exporter below ~2,000 spans/s
-a core. `EnvelopeBuilder` follows the exporter's `_convert_span_to_envelope` / `_convert_span_events_to_envelopes`
+every field get/set serializes or deserializes, which caps the exporter at a few thousand spans/s a core
+(docs/export.md). `EnvelopeBuilder` follows the exporter's `_convert_span_to_envelope` / `_convert_span_events_to_envelopes`
 for the spans tracekit exports (GenAI agent, chat and tool spans of every kind, with events, exceptions, links,
 status, sample rate, resource tags), writing plain dicts, and reuses the exporter's own helpers wherever they are
 plain functions (resource tags, durations, measurements, synthetic source, which keys are "standard").

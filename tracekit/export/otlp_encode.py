@@ -1,7 +1,7 @@
 """Stored rows straight to OTLP protobuf requests (ExportTraceServiceRequest, ExportLogsServiceRequest).
 
-Rebuilding SDK `ReadableSpan`s and running the SDK's pure-Python encoder cost ~250 us per span; encoding the rows
-directly into `opentelemetry.proto` messages costs a tenth of that, and keeps what the SDK objects lose: span kind
+Rebuilding SDK `ReadableSpan`s and running the SDK's pure-Python encoder is slow; encoding the rows directly into
+`opentelemetry.proto` messages costs several times less (docs/export.md, bench/export.py), and keeps what the SDK objects lose: span kind
 UNSPECIFIED, the whole span/link `flags` word (W3C trace flags and the parent-is-remote bits), link trace states and
 dropped-attribute counts on links.
 

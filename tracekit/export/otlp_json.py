@@ -105,6 +105,23 @@ def from_json_object(data: dict[str, Any]) -> Request:
     return message
 
 
+MAX_RECORD_BYTES = 64 * 1024 * 1024  # one line (one request): a compressed file can hold lines far larger
+
+
+def bounded_lines(handle: Any, source: str, limit: int = MAX_RECORD_BYTES) -> Iterator[bytes]:
+    """The lines of a binary file, never reading more than `limit` bytes of one line into memory."""
+    number = 0
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not (len(line) == limit + 1 and line.endswith(b"\n")):
+            raise OtlpJsonError(f"{source}:{number}: a record longer than {limit:,} bytes (the limit; "
+                                f"--max-record-size raises it)")
+        yield line
+
+
 def read_json_lines(lines: Iterable[bytes | str], source: str = "input") -> Iterator[Request]:
     """The export requests of an OTLP JSON lines file, one per non-empty line; errors name `source:line`."""
     for number, line in enumerate(lines, start=1):

@@ -3,7 +3,7 @@
 The OTLP path does not need `ReadableSpan`s: rebuilding them costs more than encoding. A `RowPage` holds one page of
 the selection as the store returned it — span columns in store order, attributes parsed from their JSON once, the
 span's events and links, the correlated log records — and `RowReader` reads such pages with the same queries (and
-the same store order) as `StoreSource.fetch`. Redaction applies to the parsed values in place, before encoding.
+the same store order) as `StoreSource.fetch`, and redacted as they are read, by the same function (StoreSource.read).
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import orjson
 import pyarrow as pa
 
 from tracekit.export.rebuild import log_key
-from tracekit.export.redact import Redactor
 from tracekit.export.selection import SPAN_COLUMNS, StoreKey, StoreSource
-from tracekit.redaction import RedactionPolicy
-from tracekit.redaction_screen import flag_rows
 
 _loads = orjson.loads
 ChildKey = tuple[int, str, str]  # (ingest_seq, trace_id, span_id): a span stored twice keeps its own children
@@ -53,30 +50,6 @@ class RowPage:
                 keys.extend(f"{base}#e{index}" for index in range(len(span_events)))
         return keys
 
-    def redact(self, redactor: Redactor) -> None:
-        """Apply the export redaction policy to span, event and link attributes, log attributes and string bodies
-        (in place: the page belongs to this export)."""
-        redact = redactor.attributes
-        attributes = self.attributes
-        for index in _rows_to_redact(redactor.policy, self.spans.get("attributes", [])):
-            if attributes[index]:
-                attributes[index] = redact(attributes[index])
-        for rows in (*self.events.values(), *self.links.values()):
-            for row in rows:
-                if row["attributes"]:
-                    row["attributes"] = redact(row["attributes"])
-        for row in self.logs:
-            if row["attributes"]:
-                row["attributes"] = redact(row["attributes"])
-            if isinstance(row["body"], str):
-                row["body"], count = redactor.policy.redact_text(row["body"])
-                redactor.count += count
-
-
-def _rows_to_redact(policy: RedactionPolicy, texts: list[str | None]) -> list[int]:
-    """Indices of the JSON texts the policy could change (the same screen the collector uses before storing)."""
-    return flag_rows(policy, texts)
-
 
 def _children(table: pa.Table, order_column: str) -> dict[ChildKey, list[dict[str, Any]]]:
     groups: dict[ChildKey, list[dict[str, Any]]] = {}
@@ -107,8 +80,8 @@ class RowReader:
         # parameter costs more than the query itself.
         joined = ",".join([trace + span for _, trace, span in keys])
         span_ids = ",".join(sorted({span for _, _, span in keys}))
-        table = self.reader.sql(
-            f"SELECT {SPAN_COLUMNS}, event_count, link_count FROM spans s WHERE s.ingest_seq BETWEEN ? AND ? "
+        table = self.source.read(
+            "spans", f"SELECT {SPAN_COLUMNS}, event_count, link_count FROM spans s WHERE s.ingest_seq BETWEEN ? AND ? "
             "AND s.trace_id || s.span_id IN (SELECT unnest(string_split(?, ','))) "
             "ORDER BY s.ingest_seq, s.trace_id, s.span_id", [low, high, joined])
         columns = table.to_pydict()
@@ -123,19 +96,19 @@ class RowReader:
                        attributes=[_loads(text) if text else {} for text in columns["attributes"]])
         # Most pages have no events or links at all: skip those queries then.
         if any(columns["event_count"]):
-            page.events = _children(self.reader.sql(
-                "SELECT ingest_seq, trace_id, span_id, event_index, time_ns, name, attributes, "
+            page.events = _children(self.source.read(
+                "span_events", "SELECT ingest_seq, trace_id, span_id, event_index, time_ns, name, attributes, "
                 "dropped_attributes_count FROM span_events WHERE ingest_seq BETWEEN ? AND ? "
                 "AND span_id IN (SELECT unnest(string_split(?, ',')))", [low, high, span_ids]), "event_index")
         if any(columns["link_count"]):
-            page.links = _children(self.reader.sql(
-                "SELECT ingest_seq, trace_id, span_id, link_index, linked_trace_id, linked_span_id, trace_state, "
+            page.links = _children(self.source.read(
+                "span_links", "SELECT ingest_seq, trace_id, span_id, link_index, linked_trace_id, linked_span_id, trace_state, "
                 "flags, attributes, dropped_attributes_count FROM span_links WHERE ingest_seq BETWEEN ? AND ? "
                 "AND span_id IN (SELECT unnest(string_split(?, ',')))", [low, high, span_ids]), "link_index")
         resource_ids = set(columns["resource_id"])
         if with_logs and self.source.has_span_logs():
-            logs = self.reader.sql(
-                "SELECT time_ns, observed_time_ns, severity_number, severity_text, body, event_name, trace_id, "
+            logs = self.source.read(
+                "logs", "SELECT time_ns, observed_time_ns, severity_number, severity_text, body, event_name, trace_id, "
                 "span_id, flags, resource_id, scope_name, scope_version, attributes, dropped_attributes_count "
                 "FROM logs WHERE span_id IN (SELECT unnest(string_split(?, ','))) AND trace_id || span_id IN "
                 "(SELECT unnest(string_split(?, ','))) ORDER BY trace_id, span_id, time_ns, event_name, attributes",
@@ -152,8 +125,8 @@ class RowReader:
     def _load_resources(self, ids: set[int]) -> dict[int, tuple[dict[str, Any], str]]:
         missing = [i for i in ids if i not in self._resources and i is not None]
         if missing:
-            rows = self.reader.sql(
-                "SELECT resource_id, any_value(attributes) AS attributes, any_value(schema_url) AS schema_url "
+            rows = self.source.read(
+                "resources", "SELECT resource_id, any_value(attributes) AS attributes, any_value(schema_url) AS schema_url "
                 "FROM resources WHERE resource_id IN (SELECT unnest(?::BIGINT[])) GROUP BY resource_id",
                 [sorted(missing)]).to_pylist()
             for row in rows:

@@ -24,9 +24,9 @@ from rich.table import Table
 from tracekit.export.cursor import CursorRecord, CursorStore, cursor_id
 from tracekit.export.limits import AzureShaper, LimitReport, retime_offset
 from tracekit.export.rebuild import StoredSpan
-from tracekit.export.redact import Redactor
 from tracekit.export.rows import RowPage, RowReader
 from tracekit.export.selection import SpanPage, StoreSource
+from tracekit.terminal_text import clean
 
 TOO_OLD = "older than 48 hours: Application Insights refuses it (use --retime)"
 
@@ -118,8 +118,8 @@ def prefetched_pages(keys: list[Any], page_size: int, fetch: Callable[[list[Any]
 @contextmanager
 def _frozen_heap() -> Iterator[None]:
     """Keep the cyclic garbage collector off the objects alive before the run (imported modules, the exporter, the
-    selection's keys) while it runs: every full collection traversed them all, ~100 ms each, 12-16 % of the Azure
-    export's wall time. The run's own garbage is collected as usual; `unfreeze` hands the rest back afterwards."""
+    selection's keys) while it runs: every full collection traversed them all, a large share of the Azure export's
+    wall time (docs/export.md). The run's own garbage is collected as usual; `unfreeze` hands the rest back afterwards."""
     gc.freeze()
     try:
         yield
@@ -134,14 +134,15 @@ def run_export(
     *,
     shaper: AzureShaper | None = None,
     retime: bool = False,
-    redactor: Redactor | None = None,
     page_size: int = 500,
     restart: bool = False,
     console: Console | None = None,
     show_progress: bool = True,
 ) -> ExportSummary:
-    """Export the selection of `source` through `sender`, resuming from (and updating) the cursor."""
+    """Export the selection of `source` through `sender`, resuming from (and updating) the cursor. The source
+    redacts what it reads (its `redactor`), so every sender sends masked values."""
     started = time.monotonic()
+    masked_before = source.redactor.masked if source.redactor is not None else 0
     key = cursor_id(sender.destination, source.selection.describe())
     record = None if restart else cursors.load(key)
     summary = ExportSummary(destination=sender.destination, resumed=record is not None and (
@@ -170,8 +171,6 @@ def run_export(
             def read_rows(chunk: list[Any]) -> RowPage:
                 # On the prefetch thread: the next page is read, redacted and encoded while this one is on the wire.
                 page = row_reader.fetch(chunk)
-                if redactor is not None:
-                    page.redact(redactor)
                 sender.prepare(page)  # type: ignore[attr-defined]
                 return page
         else:
@@ -179,10 +178,10 @@ def run_export(
                 # On the prefetch thread: the next page is read, redacted, shaped and turned into envelopes while
                 # this one is on the wire.
                 return _prepare_page(source.fetch(chunk, with_main_agents=shaper is not None), sender,
-                                     shaper=shaper, redactor=redactor)
+                                     shaper=shaper)
 
         def note_retry() -> None:
-            progress.update(task, note=f"retrying: {escape(sender.last_error)[:60]}")
+            progress.update(task, note=f"retrying: {_shown(sender.last_error)[:60]}")
 
         try:
             for chunk, page in prefetched_pages(keys, page_size, read_rows or read_spans):
@@ -231,7 +230,7 @@ def run_export(
             summary.rejected_by_destination = (getattr(sender, "rejected_spans", 0)
                                                + getattr(sender, "rejected_log_records", 0))
             summary.rejection_message = getattr(sender, "rejection_message", "")
-            summary.redacted = redactor.count if redactor is not None else 0
+            summary.redacted = source.redactor.masked - masked_before if source.redactor is not None else 0
             summary.seconds = time.monotonic() - started
     return summary
 
@@ -261,13 +260,10 @@ class PreparedPage:
     envelopes: list[Any] | None = None        # from sender.prepare_spans, aligned with `spans`
 
 
-def _prepare_page(page: SpanPage, sender: Sender, *, shaper: AzureShaper | None,
-                  redactor: Redactor | None) -> PreparedPage:
+def _prepare_page(page: SpanPage, sender: Sender, *, shaper: AzureShaper | None) -> PreparedPage:
     from tracekit.export.azure import span_item_keys
 
     spans, logs, log_keys = page.spans, page.logs, page.log_keys
-    if redactor is not None:
-        spans, logs = redactor.spans(spans, page.attribute_texts), redactor.logs(logs)
     prepared = PreparedPage(spans=[], logs=[], log_keys=[], names={
         span_item_keys(span)[0]: span.name for span in page.spans})
     if shaper is None:
@@ -292,11 +288,16 @@ def _prepare_page(page: SpanPage, sender: Sender, *, shaper: AzureShaper | None,
     return prepared
 
 
+def _shown(text: str) -> str:
+    """Span names, reasons and destination answers, printed as they are: no Rich markup, no terminal controls."""
+    return escape(clean(text))
+
+
 def print_summary(summary: ExportSummary, console: Console | None = None, *, max_items: int = 20) -> None:
     """The end-of-run report: counts, what limits changed, and each refusal (span content shown literally)."""
     console = console or Console(stderr=True)
     status = "[green]complete[/]" if summary.complete else "[yellow]stopped; run the same command again to resume[/]"
-    console.print(f"Export to {escape(summary.destination)}: {status}")
+    console.print(f"Export to {_shown(summary.destination)}: {status}")
     table = Table(show_header=False, box=None, padding=(0, 2))
     rate = summary.spans_done / summary.seconds if summary.seconds else 0.0
     rows = [
@@ -323,14 +324,14 @@ def print_summary(summary: ExportSummary, console: Console | None = None, *, max
     if summary.last_error and not summary.complete:
         rows.append(("last error", summary.last_error))
     for label, value in rows:
-        table.add_row(label, escape(value))
+        table.add_row(label, _shown(value))
     console.print(table)
     if summary.refused:
         console.print("Refused:")
         for (status_code, reason), count in summary.refused_by_reason.most_common():
-            console.print(f"  {count:,} x {status_code}: {escape(reason)}")
+            console.print(f"  {count:,} x {status_code}: {_shown(reason)}")
         for item in summary.refused[:max_items]:
-            console.print(f"  {escape(item.key)} {escape(item.name)!s}: {item.status} {escape(item.reason)}")
+            console.print(f"  {_shown(item.key)} {_shown(item.name)!s}: {item.status} {_shown(item.reason)}")
         if len(summary.refused) > max_items:
             console.print(f"  ... and {len(summary.refused) - max_items:,} more (see --json)")
 
@@ -351,8 +352,7 @@ class FileSummary:
                 "redacted_values": self.redacted, "seconds": round(self.seconds, 3)}
 
 
-def run_file_export(source: StoreSource, out: Any, *, path: str, redactor: Redactor | None = None,
-                    page_size: int = 1000, console: Console | None = None,
+def run_file_export(source: StoreSource, out: Any, *, path: str, page_size: int = 1000, console: Console | None = None,
                     show_progress: bool = True) -> FileSummary:
     """Write the selection to `out` (a binary file) as OTLP JSON lines: per page one traces line, one logs line."""
     from tracekit.export.otlp_encode import OtlpEncoder
@@ -368,8 +368,6 @@ def run_file_export(source: StoreSource, out: Any, *, path: str, redactor: Redac
     with progress:
         task = progress.add_task("write OTLP JSON", total=len(keys))
         for _, page in prefetched_pages(keys, page_size, rows.fetch):
-            if redactor is not None:
-                page.redact(redactor)
             if page.keys:
                 out.write(to_json_line(encoder.traces(page)))
                 summary.lines += 1
@@ -379,6 +377,6 @@ def run_file_export(source: StoreSource, out: Any, *, path: str, redactor: Redac
                 summary.lines += 1
                 summary.log_records += len(page.logs)
             progress.update(task, advance=len(page.keys))
-    summary.redacted = redactor.count if redactor is not None else 0
+    summary.redacted = source.redactor.masked if source.redactor is not None else 0
     summary.seconds = time.monotonic() - started
     return summary

@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from tracekit.errors import TracekitError
+from tracekit.redaction.columns import TableRedactor
 from tracekit.export.rebuild import ResourceCache, StoredSpan, log_key, rebuild_log_records, rebuild_spans
 from tracekit.store.reader import StoreReader
 
@@ -103,15 +104,17 @@ class SpanPage:
     logs: list[Any]                 # ReadableLogRecord
     log_keys: list[str]
     main_agents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (trace, span) -> agent
-    attribute_texts: Any = None     # the spans' stored attribute JSON (a pyarrow column, aligned with `spans`)
 
 
 class StoreSource:
     """Lists and reads the spans of a selection from a store."""
 
-    def __init__(self, reader: StoreReader, selection: Selection) -> None:
+    def __init__(self, reader: StoreReader, selection: Selection, *, redactor: TableRedactor | None = None) -> None:
         self.reader = reader
         self.selection = selection
+        # Every table a page is built from is masked as it is read (tracekit.redaction.columns: the collector's
+        # function), so each sender, rows or rebuilt SDK objects, only ever sees redacted values.
+        self.redactor = redactor
         self.resources = ResourceCache()
         self._span_logs: bool | None = None
         self._kql_keys: list[str] | None = None
@@ -189,6 +192,11 @@ class StoreSource:
         return value.as_py()
 
     # --- reading -------------------------------------------------------------------------------------------------
+    def read(self, table: str, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Rows of the store table `table` (any of its columns), redacted when the export has a policy."""
+        result = self.reader.sql(sql, params or [])
+        return self.redactor.redact_table(table, result) if self.redactor is not None else result
+
     def main_agents(self, keys: list[StoreKey], known: dict[tuple[str, str], dict[str, Any]] | None = None,
                     ) -> dict[tuple[str, str], dict[str, Any]]:
         """For each span, the outermost agent span among itself and its ancestors (name, id, version,
@@ -204,8 +212,8 @@ class StoreSource:
         unresolved = sorted({key[1] for key, (_, complete) in zip(keys, walks) if not complete})
         if unresolved:
             # Trace ids as one comma-joined text: binding long list parameters costs more than the query itself.
-            table = self.reader.sql(
-                f"SELECT {AGENT_COLUMNS} FROM spans WHERE trace_id IN (SELECT unnest(string_split(?, ',')))",
+            table = self.read(
+                "spans", f"SELECT {AGENT_COLUMNS} FROM spans WHERE trace_id IN (SELECT unnest(string_split(?, ',')))",
                 [",".join(unresolved)])
             for row in table.to_pylist():
                 nodes[(row["trace_id"], row["span_id"])] = row
@@ -228,8 +236,8 @@ class StoreSource:
         # Ids as one comma-joined text, and no event / link / log query a page does not need (as RowReader).
         joined = ",".join([trace + span for _, trace, span in keys])
         span_ids = ",".join(sorted({span for _, _, span in keys}))
-        spans = self.reader.sql(
-            f"SELECT {SPAN_COLUMNS}, event_count, link_count{', ' + AGENT_EXTRA_COLUMNS if with_main_agents else ''} "
+        spans = self.read(
+            "spans", f"SELECT {SPAN_COLUMNS}, event_count, link_count{', ' + AGENT_EXTRA_COLUMNS if with_main_agents else ''} "
             "FROM spans s WHERE s.ingest_seq BETWEEN ? AND ? "
             "AND s.trace_id || s.span_id IN (SELECT unnest(string_split(?, ','))) "
             "ORDER BY s.ingest_seq, s.trace_id, s.span_id", [low, high, joined])
@@ -242,13 +250,13 @@ class StoreSource:
             spans = spans.take(pa.array([i for i, key in enumerate(found) if key in wanted], pa.int64()))
         events = links = None
         if any(data["event_count"]):
-            events = self.reader.sql(
-                "SELECT ingest_seq, trace_id, span_id, event_index, time_ns, name, attributes, "
+            events = self.read(
+                "span_events", "SELECT ingest_seq, trace_id, span_id, event_index, time_ns, name, attributes, "
                 "dropped_attributes_count FROM span_events WHERE ingest_seq BETWEEN ? AND ? "
                 "AND span_id IN (SELECT unnest(string_split(?, ',')))", [low, high, span_ids])
         if any(data["link_count"]):
-            links = self.reader.sql(
-                "SELECT ingest_seq, trace_id, span_id, link_index, linked_trace_id, linked_span_id, trace_state, "
+            links = self.read(
+                "span_links", "SELECT ingest_seq, trace_id, span_id, link_index, linked_trace_id, linked_span_id, trace_state, "
                 "flags, attributes FROM span_links WHERE ingest_seq BETWEEN ? AND ? "
                 "AND span_id IN (SELECT unnest(string_split(?, ',')))", [low, high, span_ids])
         self._load_resources(spans.column("resource_id").to_pylist())
@@ -256,8 +264,8 @@ class StoreSource:
         logs: list[Any] = []
         log_keys: list[str] = []
         if with_logs and self.has_span_logs():
-            log_rows = self.reader.sql(
-                "SELECT time_ns, observed_time_ns, severity_number, severity_text, body, event_name, trace_id, span_id, "
+            log_rows = self.read(
+                "logs", "SELECT time_ns, observed_time_ns, severity_number, severity_text, body, event_name, trace_id, span_id, "
                 "flags, resource_id, scope_name, scope_version, attributes FROM logs "
                 "WHERE span_id IN (SELECT unnest(string_split(?, ','))) AND trace_id || span_id IN "
                 "(SELECT unnest(string_split(?, ','))) ORDER BY trace_id, span_id, time_ns, event_name, attributes",
@@ -268,8 +276,7 @@ class StoreSource:
                 log_keys = [log_key(row) for row in log_rows.select(
                     ["trace_id", "span_id", "time_ns", "event_name"]).to_pylist()]
         return SpanPage(keys=[span.store_key for span in rebuilt], spans=rebuilt, logs=logs, log_keys=log_keys,
-                        main_agents=self.main_agents(keys, _agent_rows(spans)) if with_main_agents else {},
-                        attribute_texts=spans.column("attributes"))
+                        main_agents=self.main_agents(keys, _agent_rows(spans)) if with_main_agents else {})
 
     def has_span_logs(self) -> bool:
         """Whether the store holds any log record correlated with a span (asked once; without any, the common case
@@ -282,8 +289,8 @@ class StoreSource:
     def _load_resources(self, ids: list[int]) -> None:
         missing = self.resources.missing(ids)
         if missing:
-            self.resources.add_rows(self.reader.sql(
-                "SELECT resource_id, any_value(attributes) AS attributes, any_value(schema_url) AS schema_url "
+            self.resources.add_rows(self.read(
+                "resources", "SELECT resource_id, any_value(attributes) AS attributes, any_value(schema_url) AS schema_url "
                 "FROM resources WHERE resource_id IN (SELECT unnest(?::BIGINT[])) GROUP BY resource_id", [missing]))
 
 

@@ -15,10 +15,14 @@ What it adds to duckdb-kql (each documented in docs/kql.md):
   the store's typed columns, other keys one attribute each, instead of building the whole customDimensions object
   for every row; `toint()`/`tolong()`/`todouble()` of token counts read the typed token columns; and a query that
   spells out its columns reads a lean source computing only those.
+
+The time range and the shortcuts rewrite duckdb-kql's SQL on DuckDB's own parse tree (tracekit.query.sql_tree),
+never its text: duckdb-kql has no hook for it (docs/upstream/duckdb-kql-hook.md).
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import difflib
 import re
@@ -26,15 +30,20 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb_kql
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
-from antlr4 import InputStream
-from duckdb_kql._antlr.KqlLexer import KqlLexer
-from duckdb_kql.errors import KqlError, KqlSchemaError, KqlSyntaxError, KqlUnsupportedError
 
 from tracekit.errors import QueryError
-from tracekit.query import make_series, views
-from tracekit.store.reader import StoreReader
+from tracekit.query import sql_tree, translation_cache, views
+
+if TYPE_CHECKING:
+    from duckdb_kql.errors import KqlError
+
+    from tracekit.store.reader import StoreReader
+
+# duckdb-kql (its ANTLR parser above all) is imported where a query is translated, not here: a translation found in
+# the cache (tracekit.query.translation_cache) needs neither.
 
 # Time column of every table a time range applies to.
 TIME_COLUMNS: dict[str, str] = {
@@ -76,6 +85,12 @@ def run_kql(reader: StoreReader, text: str, params: dict[str, Any] | None = None
     `since` limits every table the query reads to rows from the last `since` (relative to `now`, default the
     current UTC time). Raises QueryError (line, column, reason) for bad KQL and for queries the store refuses.
     """
+    remote = getattr(reader, "kql", None)
+    if callable(remote):  # a running collector's read API translates and runs it
+        answer = remote(text, params, since.total_seconds() if since is not None else None,
+                        now.isoformat() if now is not None else None)
+        if answer is not None:
+            return _as_kql_types(answer)
     compiled = compile_kql(reader, text, params, since=since, now=now)
     try:
         table = reader.sql(compiled.sql, compiled.params or None)
@@ -107,12 +122,16 @@ def compile_kql(reader: StoreReader | None, text: str, params: dict[str, Any] | 
     text = workbook_time_range(text, since, now)
     key = (text, _params_key(params), _schema_key(schema), since is not None)
     cached = _compiled_cache.get(key) if key[1] is not None else None
+    if cached is None and key[1] is not None:
+        cached = _from_disk(text, params, schema, since is not None)
     if cached is None:
         cached = _compile(text, params, schema, since is not None)
         if key[1] is not None:
-            _compiled_cache[key] = cached
-            while len(_compiled_cache) > _CACHE_SIZE:
-                _compiled_cache.pop(next(iter(_compiled_cache)))
+            _to_disk(text, params, schema, since is not None, cached)
+    if key[1] is not None:
+        _compiled_cache[key] = cached
+        while len(_compiled_cache) > _CACHE_SIZE:
+            _compiled_cache.pop(next(iter(_compiled_cache)))
     sql_params = dict(cached.params)
     if _SINCE_SLOT in cached.sql or (cached.fallback_sql and _SINCE_SLOT in cached.fallback_sql):
         moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
@@ -155,6 +174,27 @@ _CACHE_SIZE = 256
 _compiled_cache: dict[tuple[Any, ...], Compiled] = {}
 
 
+def _disk_key(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None,
+              time_filtered: bool) -> str:
+    return translation_cache.key(text, sorted((params or {}).items()), schema, time_filtered)
+
+
+def _from_disk(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None,
+               time_filtered: bool) -> Compiled | None:
+    entry = translation_cache.load(_disk_key(text, params, schema, time_filtered))
+    if entry is None or not isinstance(entry.get("sql"), str) or not isinstance(entry.get("params"), dict):
+        return None
+    fallback = entry.get("fallback_sql")
+    return Compiled(entry["sql"], entry["params"], fallback if isinstance(fallback, str) else None)
+
+
+def _to_disk(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None, time_filtered: bool,
+             compiled: Compiled) -> None:
+    if all(isinstance(value, (str, int, float, bool, type(None))) for value in compiled.params.values()):
+        translation_cache.save(_disk_key(text, params, schema, time_filtered),
+                               {"sql": compiled.sql, "params": compiled.params, "fallback_sql": compiled.fallback_sql})
+
+
 def _params_key(params: dict[str, Any] | None) -> tuple[Any, ...] | None:
     """A hashable form of the parameter values, or None when they cannot be hashed (then nothing is cached)."""
     if not params:
@@ -174,11 +214,16 @@ def _schema_key(schema: dict[str, list[str]] | None) -> int:
 def _compile(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None,
              time_filtered: bool) -> Compiled:
     translation = _translate(text, params, schema)
-    sources = _referenced_sources(translation.sql_text)
+    tree = _parse(translation.sql_text)
+    if tree is None:
+        if time_filtered:
+            raise QueryError("--since cannot be applied to this query: DuckDB cannot read its SQL's structure")
+        return Compiled(translation.sql_text, dict(translation.params))
+    sources = sql_tree.base_tables(tree)
     if schema is not None:
         _check_tables(text, sources, schema)
     time_filtered = time_filtered and any(table in TIME_COLUMNS for table in sources)
-    plain = _rewrite_sources(translation.sql_text, sources, time_filtered)
+    plain = _with_sources(tree, True) if time_filtered else translation.sql_text
     shortcut = None
     if sources & (set(_SHORTCUT_TABLES) | set(_EVENT_SHORTCUT_TABLES) | _LEAN_TABLES):
         # Translated without the schema, `extend` and `project-away` keep `SELECT *`, so the hidden columns the
@@ -187,8 +232,9 @@ def _compile(text: str, params: dict[str, Any] | None, schema: dict[str, list[st
             schemaless = _translate(text, params, None)
         except QueryError:
             schemaless = None
-        if schemaless is not None:
-            shortcut = _shortcut_sql(text, schemaless.sql_text, sources, time_filtered)
+        schemaless_tree = _parse(schemaless.sql_text) if schemaless is not None else None
+        if schemaless_tree is not None:
+            shortcut = _shortcut_sql(text, schemaless_tree, sources, time_filtered)
         elif schema is not None:
             shortcut = _narrow_join_sql(text, params, schema, sources, time_filtered)
     if shortcut is None:
@@ -207,6 +253,8 @@ def _translate(text: str, params: dict[str, Any] | None, schema: dict[str, list[
     if not text or not text.strip():
         raise QueryError("empty query: give a KQL query such as `dependencies | take 10`")
     if "make-series" in text.lower():
+        from tracekit.query import make_series
+
         series = make_series.find(text, _tokens(text))
         if series is not None:
             sql, values = make_series.translate(text, series, lambda piece: _translate_piece(piece, params, schema))
@@ -216,6 +264,9 @@ def _translate(text: str, params: dict[str, Any] | None, schema: dict[str, list[
 
 def _translate_piece(text: str, params: dict[str, Any] | None, schema: dict[str, list[str]] | None) -> _Translation:
     """duckdb-kql's translation of `text` after tracekit's rewrites, its errors as QueryError."""
+    import duckdb_kql
+    from duckdb_kql.errors import KqlError, KqlSchemaError
+
     rewritten = expand_percentiles(text)
     try:
         result = duckdb_kql.to_sql(rewritten, schema=schema, parameters=params or None, allow_write=False)
@@ -283,6 +334,8 @@ def _unknown_operator(text: str, line: int, column: int) -> QueryError | None:
 
 def _query_error(error: KqlError, text: str) -> QueryError:
     """duckdb-kql's error as a QueryError with a 1-based line and column where one is known."""
+    from duckdb_kql.errors import KqlSchemaError, KqlSyntaxError, KqlUnsupportedError
+
     if isinstance(error, KqlSyntaxError) and error.diagnostics:
         first = error.diagnostics[0]
         unknown = _unknown_operator(text, first.span.line, first.span.column)
@@ -317,14 +370,17 @@ def store_schema(reader: StoreReader) -> dict[str, list[str]]:
     if cached is not None:
         return cached
     rows = reader.sql(
-        "SELECT table_name, column_name FROM duckdb_columns() "
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
         "WHERE NOT starts_with(column_name, '__') AND NOT starts_with(table_name, 'tk_') "
         "AND NOT starts_with(table_name, 'sqlite_') AND table_name <> 'tracekit_meta' "
-        "AND schema_name IN ('main', 'temp') ORDER BY table_name, column_index"
+        "AND schema_name IN ('main', 'temp') ORDER BY table_name, schema_name, column_index"
     ).to_pylist()
     schema: dict[str, list[str]] = {}
+    shadowed = {row["table_name"] for row in rows if row["schema_name"] == "temp"}
     for row in rows:
-        schema.setdefault(row["table_name"], []).append(row["column_name"])
+        # A TEMP view (a reader's own, on a store from another version) hides the store's view of the same name.
+        if row["schema_name"] == "temp" or row["table_name"] not in shadowed:
+            schema.setdefault(row["table_name"], []).append(row["column_name"])
     try:
         _schema_cache[reader] = schema
     except TypeError:
@@ -337,6 +393,9 @@ _schema_cache: "weakref.WeakKeyDictionary[Any, dict[str, list[str]]]" = weakref.
 
 # --- percentiles() --------------------------------------------------------------------------------------------------
 def _tokens(text: str) -> list[Any]:
+    from antlr4 import InputStream
+    from duckdb_kql._antlr.KqlLexer import KqlLexer
+
     lexer = KqlLexer(InputStream(text))
     lexer.removeErrorListeners()
     return [token for token in lexer.getAllTokens() if token.channel == 0]
@@ -405,86 +464,71 @@ def _call_arguments(tokens: list[Any], open_index: int, text: str) -> tuple[int 
     return None, []
 
 
-# --- SQL source rewriting: time range and typed-column shortcuts ---------------------------------------------------
-_SOURCE = re.compile(r'\b(FROM|JOIN)\s+"([A-Za-z_][A-Za-z0-9_]*)"')
+# --- SQL rewriting on DuckDB's parse tree: time range and typed-column shortcuts --------------------------------------
+# duckdb-kql has no hook for how it renders a table or an expression (docs/upstream/duckdb-kql-hook.md): its SQL is
+# parsed by DuckDB (tracekit.query.sql_tree), tables and expressions are replaced as tree nodes, and the tree is
+# rendered back. Text that merely looks like a table or an accessor (a string literal, a comment) is never touched.
+def _parse(sql: str) -> dict[str, Any] | None:
+    try:
+        return sql_tree.parse(sql)
+    except ValueError:
+        return None
 
 
-def _outside_literals(sql: str) -> list[tuple[int, int]]:
-    """Spans of `sql` that are not inside single-quoted string literals."""
-    spans, start, index, quoted = [], 0, 0, False
-    while index < len(sql):
-        if sql[index] == "'":
-            if quoted and index + 1 < len(sql) and sql[index + 1] == "'":
-                index += 2
-                continue
-            if not quoted:
-                spans.append((start, index))
-            else:
-                start = index + 1
-            quoted = not quoted
-        index += 1
-    if not quoted:
-        spans.append((start, len(sql)))
-    return spans
-
-
-def _sub_outside_literals(pattern: re.Pattern[str], replace: Any, sql: str) -> str:
-    """re.sub over `sql`, skipping matches that start inside a string literal."""
-    spans = _outside_literals(sql)
-
-    def outside(position: int) -> bool:
-        return any(start <= position < stop for start, stop in spans)
-
-    return pattern.sub(lambda match: replace(match) if outside(match.start()) else match.group(0), sql)
-
-
-def _referenced_sources(sql: str) -> set[str]:
-    found: set[str] = set()
-    _sub_outside_literals(_SOURCE, lambda match: found.add(match.group(2)) or match.group(0), sql)
-    return found
-
-
-def _rewrite_sources(sql: str, sources: set[str], time_filtered: bool, *,
-                     shortcut_sources: dict[str, str] | None = None) -> str:
-    """Point the query's tables at their time-filtered forms, and shortcut tables at `shortcut_sources`.
+def _with_sources(tree: dict[str, Any], time_filtered: bool, *,
+                  shortcut_sources: dict[str, str] | None = None) -> str:
+    """The SQL of `tree` with its tables pointed at their time-filtered forms, and shortcut tables at
+    `shortcut_sources`.
 
     App Insights views are filtered on their hidden `__tk_time` column, the store's own TIMESTAMP column, so DuckDB
     prunes row groups by zone map (their `timestamp` is recomputed from nanoseconds to match the exporter exactly).
     """
-    if not time_filtered and not shortcut_sources:
-        return sql
     since = f"${_SINCE_SLOT}"
     shortcut_sources = shortcut_sources or {}
 
-    def replace(match: re.Match[str]) -> str:
-        keyword, table = match.group(1), match.group(2)
+    def source(table: str) -> str | None:
         if table not in TIME_COLUMNS:
-            return match.group(0)
+            return None
         has_wide = table in views.CLASSIC_TABLES or table in views.WORKSPACE_TABLES
         where = f' WHERE "{views.HIDDEN_PREFIX}time" >= {since}' if time_filtered else ""
         if table in shortcut_sources:
-            source = f"(SELECT * FROM {shortcut_sources[table]}{where})" if where else shortcut_sources[table]
-        elif has_wide and time_filtered:
-            source = f"(SELECT {_PUBLIC_COLUMNS} FROM {views.wide_source(table)}{where})"
-        elif time_filtered:
-            source = f'(SELECT * FROM "{table}" WHERE "{TIME_COLUMNS[table]}" >= {since})'
-        else:
-            return match.group(0)
-        return f'{keyword} {source} AS "{table}"'
+            return f"(SELECT * FROM {shortcut_sources[table]}{where})" if where else shortcut_sources[table]
+        if has_wide and time_filtered:
+            return f"(SELECT {_PUBLIC_COLUMNS} FROM {views.wide_source(table)}{where})"
+        if time_filtered:
+            return f'(SELECT * FROM "{table}" WHERE "{TIME_COLUMNS[table]}" >= {since})'
+        return None
 
-    return _sub_outside_literals(_SOURCE, replace, sql)
+    return sql_tree.render(sql_tree.replace_tables(tree, source))
 
 
 _PUBLIC_COLUMNS = f"COLUMNS(lambda c: NOT starts_with(c, '{views.HIDDEN_PREFIX}'))"
-
-
-_ACCESSOR = re.compile(r'json_extract\("(customDimensions|Properties)", \'\$\."([^"\'\\]+)"\'\)( ->> \'\$\')?')
-_QUOTED = re.compile(r'"([^"]+)"')
+_DIMENSION_COLUMNS = ("customDimensions", "Properties")
+# The JSON path duckdb-kql writes for x["key"]: `$.key` for a plain name, `$."gen_ai.x"` otherwise.
+_KEY_PATH = re.compile(r'\$\.(?:"([^"\'\\]+)"|([A-Za-z_][A-Za-z0-9_]*))')
 # Operators after which a pipeline's columns are spelled out, so a source needs only the columns the SQL names.
 _SHAPING_OPERATORS = {"summarize", "project", "count", "distinct", "graph-match", "make-series"}
 
 
-def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -> str | None:
+def _accessor(node: dict[str, Any]) -> str | None:
+    """The key when `node` is duckdb-kql's `customDimensions["key"]` (json_extract of the dynamic column)."""
+    arguments = sql_tree.function(node, "json_extract")
+    if arguments is None or len(arguments) != 2 or sql_tree.column(arguments[0]) not in _DIMENSION_COLUMNS:
+        return None
+    path = sql_tree.string_constant(arguments[1])
+    match = _KEY_PATH.fullmatch(path) if path is not None else None
+    return (match.group(1) or match.group(2)) if match else None
+
+
+def _unwrapped_accessor(node: dict[str, Any]) -> str | None:
+    """The key when `node` is `customDimensions["key"] ->> '$'` (the accessor read as text)."""
+    arguments = sql_tree.function(node, "->>")
+    if arguments is None or len(arguments) != 2 or sql_tree.string_constant(arguments[1]) != "$":
+        return None
+    return _accessor(arguments[0])
+
+
+def _shortcut_sql(text: str, tree: dict[str, Any], sources: set[str], time_filtered: bool) -> str | None:
     """Faster SQL with the same answer, or None when no shortcut applies.
 
     Two shortcuts, for requests/dependencies (and their App* twins): customDimensions[...] reads served from typed
@@ -494,7 +538,8 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
     dimension_tables = {table for table in sources if table in views.CLASSIC_TABLES or table in views.WORKSPACE_TABLES}
     if not dimension_tables:
         return None
-    has_accessors = bool(_ACCESSOR.search(sql))
+    keys = [key for node in sql_tree.walk(tree) if (key := _accessor(node)) is not None]
+    has_accessors = bool(keys)
     if dimension_tables <= set(_SHORTCUT_TABLES):
         excluded, typed_columns = views.span_key_excluded, views.TYPED_DIMENSIONS
     elif dimension_tables <= set(_EVENT_SHORTCUT_TABLES):
@@ -506,43 +551,14 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
     tokens = _tokens(text)
     if has_accessors and not _accessors_only(tokens):
         return None
-    if typed_columns == {} and any(match.group(2) == "logger_name" for match in _ACCESSOR.finditer(sql)):
+    if typed_columns == {} and "logger_name" in keys:
         return None  # logger_name is the scope name unless an attribute says otherwise: only the view knows
-
-    def replace(match: re.Match[str]) -> str:
-        key, unwrapped = match.group(2), match.group(3) is not None
-        column = typed_columns.get(key)
-        if excluded(key):
-            return "CAST(NULL AS VARCHAR)" if unwrapped else "CAST(NULL AS JSON)"
-        if column is not None:
-            typed = f'"{views.HIDDEN_PREFIX}{column}"'
-            return typed if unwrapped else f"CAST(to_json({typed}) AS JSON)"
-        path = "'$.\"" + key + "\"'"
-        value = f'tk_dimension("{views.HIDDEN_PREFIX}attributes", {path}, {views.value_limit(key)})'
-        integer_column = views.TYPED_INTEGER_DIMENSIONS.get(key) if typed_columns else None
-        if integer_column is not None:
-            # The typed token column, when the attribute itself is an integer literal (the column may also come
-            # from a deprecated key, and the exporter prints 12.0 for a float): one text match instead of a parse.
-            # `"key":<the typed value>` followed by `,` or `}` in the stored JSON proves the attribute is that int
-            # literal (keys are unique, and a quote inside a string value is escaped). Measured on 400k rows: two
-            # contains() 170 ms (the second runs only where the first fails), strpos + substr 470 ms.
-            text_sql = f'CAST("{views.HIDDEN_PREFIX}attributes" AS VARCHAR)'
-            typed = f'"{views.HIDDEN_PREFIX}{integer_column}"'
-            literal = f"'\"{key}\":' || CAST({typed} AS VARCHAR)"
-            value = (f"CASE WHEN {typed} IS NOT NULL AND (contains({text_sql}, {literal} || ',') "
-                     f"OR contains({text_sql}, {literal} || '}}')) "
-                     f"THEN to_json(CAST({typed} AS VARCHAR)) ELSE {value} END")
-        return f"({value} ->> '$')" if unwrapped else value
-
-    rewritten = _sub_outside_literals(_ACCESSOR, replace, sql) if has_accessors else sql
-    rewritten = _fast_token_conversions(rewritten)
+    dimensions = _Dimensions(excluded, typed_columns)
+    rewritten = sql_tree.replace_expressions(tree, dimensions.replace) if has_accessors else tree
     shortcut_sources = {table: views.wide_source(table) for table in dimension_tables}
     lean = None
     if _main_output_is_shaped(tokens):
-        named: set[str] = set()
-        _sub_outside_literals(_QUOTED, lambda match: named.add(match.group(1)) or match.group(0), rewritten)
-        if time_filtered:
-            named.add(f"{views.HIDDEN_PREFIX}time")
+        named = _named_columns(rewritten, time_filtered)
         lean = {table: views.lean_source(table, named) for table in dimension_tables}
         if all(lean.values()):
             shortcut_sources = lean  # type: ignore[assignment]
@@ -550,8 +566,100 @@ def _shortcut_sql(text: str, sql: str, sources: set[str], time_filtered: bool) -
             lean = None
     if not has_accessors and lean is None:
         return None
-    rewritten = _rewrite_sources(rewritten, sources, time_filtered, shortcut_sources=shortcut_sources)
-    return f"SELECT {_PUBLIC_COLUMNS} FROM (\n{rewritten}\n)"
+    rendered = _with_sources(rewritten, time_filtered, shortcut_sources=shortcut_sources)
+    return f"SELECT {_PUBLIC_COLUMNS} FROM (\n{rendered}\n)"
+
+
+def _named_columns(tree: dict[str, Any], time_filtered: bool) -> set[str]:
+    named = sql_tree.column_names(tree)
+    if time_filtered:
+        named.add(f"{views.HIDDEN_PREFIX}time")
+    return named
+
+
+class _Dimensions:
+    """Replaces customDimensions[key] reads by typed-column or one-attribute reads (same answer, less work)."""
+
+    def __init__(self, excluded: Any, typed_columns: dict[str, str]) -> None:
+        self.excluded = excluded
+        self.typed_columns = typed_columns
+
+    def replace(self, node: dict[str, Any]) -> dict[str, Any] | None:
+        conversion = self._token_conversion(node)
+        if conversion is not None:
+            return sql_tree.expression(conversion)
+        key = _unwrapped_accessor(node)
+        if key is not None:
+            return sql_tree.expression(self.value(key, unwrapped=True))
+        key = _accessor(node)
+        if key is not None:
+            return sql_tree.expression(self.value(key, unwrapped=False))
+        return None
+
+    def value(self, key: str, *, unwrapped: bool) -> str:
+        """SQL for customDimensions[key] (JSON), or its text when `unwrapped`."""
+        column = self.typed_columns.get(key)
+        if self.excluded(key):
+            return "CAST(NULL AS VARCHAR)" if unwrapped else "CAST(NULL AS JSON)"
+        if column is not None:
+            typed = f'"{views.HIDDEN_PREFIX}{column}"'
+            return typed if unwrapped else f"CAST(to_json({typed}) AS JSON)"
+        value = self.generic(key)
+        integer_column = views.TYPED_INTEGER_DIMENSIONS.get(key) if self.typed_columns else None
+        if integer_column is not None:
+            typed = f'"{views.HIDDEN_PREFIX}{integer_column}"'
+            value = (f"CASE WHEN {typed} IS NOT NULL AND {self.integer_literal(key)} "
+                     f"THEN to_json(CAST({typed} AS VARCHAR)) ELSE {value} END")
+        return f"({value} ->> '$')" if unwrapped else value
+
+    @staticmethod
+    def generic(key: str) -> str:
+        """customDimensions[key] from the one attribute, for keys without a typed column."""
+        path = "'$.\"" + key + "\"'"
+        return f'tk_dimension("{views.HIDDEN_PREFIX}attributes", {path}, {views.value_limit(key)})'
+
+    @staticmethod
+    def integer_literal(key: str) -> str:
+        """Whether the attribute is the typed token column's integer literal.
+
+        The typed column may also come from a deprecated key, and the exporter prints 12.0 for a float.
+        `"key":<the typed value>` followed by `,` or `}` in the stored JSON proves the attribute is that int literal
+        (keys are unique, and a quote inside a string value is escaped): one text match instead of a parse.
+        Measured on 400k rows: two contains() 170 ms (the second runs only where the first fails), strpos + substr
+        470 ms."""
+        text_sql = f'CAST("{views.HIDDEN_PREFIX}attributes" AS VARCHAR)'
+        typed = f'"{views.HIDDEN_PREFIX}{views.TYPED_INTEGER_DIMENSIONS[key]}"'
+        literal = f"'\"{key}\":' || CAST({typed} AS VARCHAR)"
+        return f"(contains({text_sql}, {literal} || ',') OR contains({text_sql}, {literal} || '}}'))"
+
+    def _token_conversion(self, node: dict[str, Any]) -> str | None:
+        """`toint(customDimensions["gen_ai.usage.input_tokens"])` and friends, read from the typed column.
+
+        duckdb-kql converts a dynamic value with a type-dispatching lambda (`list_transform([v], lambda _v: ...)[1]`)
+        that costs several JSON parses a row. For a token count that is an integer literal the answer is known
+        without it: the exporter's string of an integer, converted."""
+        if not self.typed_columns or node.get("type") != "ARRAY_EXTRACT" or len(node.get("children", [])) != 2:
+            return None
+        call, index = node["children"]
+        if index.get("class") != "CONSTANT" or index.get("literal", {}).get("text") != "1":
+            return None
+        arguments = sql_tree.function(call, "list_transform")
+        if arguments is None or len(arguments) != 2:
+            return None
+        items = sql_tree.function(arguments[0], "list_value")
+        key = _accessor(items[0]) if items is not None and len(items) == 1 else None
+        if key not in views.TYPED_INTEGER_DIMENSIONS or self.excluded(key):
+            return None
+        function = next((name for lam, name in _conversion_lambdas() if sql_tree.same(lam, arguments[1])), None)
+        if function is None:
+            return None
+        slow = copy.deepcopy(node)
+        slow["children"][0]["arguments"][0]["expression"]["arguments"][0]["expression"] = \
+            sql_tree.expression(self.generic(key))
+        typed = f'"{views.HIDDEN_PREFIX}{views.TYPED_INTEGER_DIMENSIONS[key]}"'
+        fast = _FAST_CONVERSION[function].format(v=typed)
+        return (f"(CASE WHEN {typed} IS NOT NULL AND {self.integer_literal(key)} THEN {fast} "
+                f"ELSE {sql_tree.expression_sql(slow)} END)")
 
 
 # Tokens after which a query may read columns it does not name (so a narrowed schema could change its answer).
@@ -579,63 +687,20 @@ def _narrow_join_sql(text: str, params: dict[str, Any] | None, schema: dict[str,
         else:
             narrowed[table] = columns
     try:
-        sql = _translate(text, params, narrowed).sql_text
+        tree = _parse(_translate(text, params, narrowed).sql_text)
     except QueryError:
         return None
-    named: set[str] = set()
-    _sub_outside_literals(_QUOTED, lambda match: named.add(match.group(1)) or match.group(0), sql)
-    if time_filtered:
-        named.add(f"{views.HIDDEN_PREFIX}time")
+    if tree is None:
+        return None
+    named = _named_columns(tree, time_filtered)
     lean = {table: views.lean_source(table, named) for table in sources if table in _LEAN_TABLES}
     if not lean or not all(lean.values()):
         return None
-    rewritten = _rewrite_sources(sql, sources, time_filtered, shortcut_sources=lean)  # type: ignore[arg-type]
-    return f"SELECT {_PUBLIC_COLUMNS} FROM (\n{rewritten}\n)"
+    rendered = _with_sources(tree, time_filtered, shortcut_sources=lean)  # type: ignore[arg-type]
+    return f"SELECT {_PUBLIC_COLUMNS} FROM (\n{rendered}\n)"
 
 
 # --- toint()/tolong()/todouble() of token counts ----------------------------------------------------------------------
-# duckdb-kql converts a dynamic value with a type-dispatching lambda (`list_transform([v], lambda _v: CASE ...)[1]`)
-# that costs several JSON parses a row. When `v` is a token count served from the typed column, the answer is
-# known without it: the exporter's string of an integer, converted. These are the lambda bodies duckdb-kql emits,
-# learnt from duckdb-kql itself so that a different version simply turns this shortcut off.
-def _conversion_bodies() -> dict[str, str]:
-    bodies = {}
-    for function in ("toint", "tolong", "todouble", "toreal"):
-        try:
-            sql = str(duckdb_kql.to_sql(f'T | extend x = {function}(customDimensions["k"])'))
-        except KqlError:
-            continue
-        head = """list_transform([json_extract("customDimensions", '$.k')], lambda _v: """
-        start = sql.find(head)
-        end = _lambda_end(sql, start + len(head)) if start >= 0 else None
-        if end is not None:
-            bodies[sql[start + len(head):end]] = function
-    return bodies
-
-
-def _lambda_end(sql: str, index: int) -> int | None:
-    """Index of the `)` closing the list_transform whose lambda body starts at `index` (followed by `[1]`)."""
-    depth, quoted = 0, False
-    while index < len(sql):
-        char = sql[index]
-        if quoted:
-            if char == "'" and sql[index + 1:index + 2] == "'":
-                index += 1
-            elif char == "'":
-                quoted = False
-        elif char == "'":
-            quoted = True
-        elif char in "([":
-            depth += 1
-        elif char in ")]":
-            if depth == 0:
-                return index if char == ")" and sql[index + 1:index + 4] == "[1]" else None
-            depth -= 1
-        index += 1
-    return None
-
-
-_CONVERSIONS = _conversion_bodies()
 _FAST_CONVERSION = {
     # The exporter sends str(int); converting that string: out-of-range toint is null, like TRY_CAST of the text.
     "toint": "CASE WHEN {v} BETWEEN -2147483648 AND 2147483647 THEN CAST({v} AS INTEGER) END",
@@ -643,38 +708,31 @@ _FAST_CONVERSION = {
     "todouble": "CAST({v} AS DOUBLE)",
     "toreal": "CAST({v} AS DOUBLE)",
 }
-_TYPED_TOKEN_VALUE = re.compile(r"CASE WHEN (\(?\"__tk_(?:input|output)_tokens\"\)?) IS NOT NULL AND (.*?) THEN to_json\("
-                                r"CAST\(\1 AS VARCHAR\)\) ELSE (tk_dimension\([^)]*\)) END")
+_lambdas: list[tuple[dict[str, Any], str]] | None = None
 
 
-def _fast_token_conversions(sql: str) -> str:
-    """Replace `toint(<typed token value>)` lambdas with a direct read of the typed column (same answer)."""
-    out, position = [], 0
-    head = "list_transform(["
-    while True:
-        start = sql.find(head, position)
-        if start < 0:
-            break
-        match = _TYPED_TOKEN_VALUE.match(sql, start + len(head))
-        lambda_start = match.end() + len("], lambda _v: ") if match else -1
-        if not match or sql[match.end():lambda_start] != "], lambda _v: ":
-            out.append(sql[position:start + len(head)])
-            position = start + len(head)
-            continue
-        end = _lambda_end(sql, lambda_start)
-        function = _CONVERSIONS.get(sql[lambda_start:end]) if end is not None else None
-        if function is None:
-            out.append(sql[position:start + len(head)])
-            position = start + len(head)
-            continue
-        typed, condition, generic = match.group(1), match.group(2), match.group(3)
-        slow = f"list_transform([{generic}], lambda _v: {sql[lambda_start:end]})[1]"
-        fast = _FAST_CONVERSION[function].format(v=typed)
-        out.append(sql[position:start])
-        out.append(f"(CASE WHEN {typed} IS NOT NULL AND {condition} THEN {fast} ELSE {slow} END)")
-        position = end + len(")[1]")
-    out.append(sql[position:])
-    return "".join(out)
+def _conversion_lambdas() -> list[tuple[dict[str, Any], str]]:
+    """The lambdas duckdb-kql converts a dynamic value with, learnt from duckdb-kql itself (so that another
+    version's different lambda simply turns this shortcut off)."""
+    global _lambdas
+    if _lambdas is None:
+        import duckdb_kql
+        from duckdb_kql.errors import KqlError
+
+        found = []
+        for function in _FAST_CONVERSION:
+            try:
+                tree = sql_tree.parse(str(duckdb_kql.to_sql(f'T | extend x = {function}(customDimensions["k"])')))
+            except (KqlError, ValueError):
+                continue
+            for node in sql_tree.walk(tree):
+                arguments = sql_tree.function(node, "list_transform")
+                items = sql_tree.function(arguments[0], "list_value") if arguments and len(arguments) == 2 else None
+                if items is not None and len(items) == 1 and _accessor(items[0]) == "k":
+                    found.append((arguments[1], function))
+                    break
+        _lambdas = found
+    return _lambdas
 
 
 def _main_output_is_shaped(tokens: list[Any]) -> bool:

@@ -316,11 +316,20 @@ def _span_print(text: str, parts: MakeSeries, preamble: str, origin: str) -> str
 
 def _derived_name(aggregation: str, translate_kql: Translate) -> str:
     """The column name Kusto (and duckdb-kql) give an unnamed aggregation: `count_`, `sum_itemCount`..."""
+    from tracekit.query import sql_tree
+
     sql = translate_kql(f"{SERIES_CTE} | summarize {aggregation}").sql_text
-    names = re.findall(r'AS "((?:[^"]|"")+)" FROM _s0\b', sql)
-    if len(names) != 1:
+    try:
+        tree = sql_tree.parse(sql)
+    except ValueError:
+        tree = {}
+    # The SELECT over the series' input (`FROM _s0`) whose one output is the aggregation.
+    names = [item.get("alias", "") for node in sql_tree.walk(tree)
+             if node.get("type") == "SELECT_NODE" and node.get("from_table", {}).get("table_name") == "_s0"
+             for item in node.get("select_list", [])]
+    if len(names) != 1 or not names[0]:
         raise QueryError(f"make-series: cannot name the aggregation `{aggregation}`; name it (`Name = ...`)")
-    return names[0].replace('""', '"')
+    return names[0]
 
 
 def _is_timespan(step_sql: str, params: dict[str, Any]) -> bool:

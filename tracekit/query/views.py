@@ -1,7 +1,9 @@
 """Application Insights-shaped views over the store, so KQL written for Azure Monitor runs here unchanged.
 
-`install(con)` creates TEMP macros and views on a reader connection (tracekit.store.reader calls it for every
-LocalReader, which is also what the collector's read API uses):
+The collector creates the macros and views in the store itself shortly after it starts (`install_in_store`, from
+collector/query_views.py, stamped with a digest of their SQL in tracekit_meta), so readers find them ready; on a
+store without this version's views `install(con)` creates them as TEMP objects on the reader's connection instead
+(TEMP names come first):
 
 * classic tables `requests`, `dependencies`, `traces`, `exceptions`, `customEvents`, `customMetrics`;
 * workspace tables `AppRequests`, `AppDependencies`, `AppTraces`, `AppExceptions`, `AppEvents`, `AppMetrics`
@@ -25,6 +27,7 @@ customDimensions object per row; the public views are the wide ones minus those 
 
 from __future__ import annotations
 
+import hashlib
 import socket
 
 import duckdb
@@ -455,15 +458,6 @@ def wide_source(table: str) -> str:
     return f"tk_{table}_wide()"
 
 
-def _install_public_views(con: duckdb.DuckDBPyConnection) -> None:
-    for table, columns in PUBLIC_COLUMNS.items():
-        listed = ", ".join(f'"{column}"' for column in columns)
-        con.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS SELECT {listed} FROM tk_{table}_wide()')
-    for workspace, classic in WORKSPACE_TABLES.items():
-        con.execute(f'CREATE OR REPLACE TEMP VIEW "{workspace}" AS '
-                    f"SELECT {_workspace_select(workspace, classic)} FROM tk_{classic}_wide()")
-
-
 _HELPERS = """
 -- The invoke_agent span that owns each span (itself when it is one): the nearest agent ancestor.
 CREATE OR REPLACE TEMP VIEW span_agents AS
@@ -651,16 +645,67 @@ def log_key_excluded(key: str) -> bool:
     return not key or len(key) > MAX_KEY_LENGTH or key in LOG_EXCLUDED_KEYS
 
 
+def _statements() -> list[str]:
+    """Every statement that creates the macros and views, in order (as TEMP objects)."""
+    statements = [_MACROS, _RESOURCE_TAGS.format(hostname=_hostname()), SPAN_MAPPING_MACROS, _SPAN_ITEMS,
+                  _SPAN_TABLES, _EVENT_BASE, _EVENT_TABLES, _METRICS, _HELPERS]
+    for table, columns in PUBLIC_COLUMNS.items():
+        listed = ", ".join(f'"{column}"' for column in columns)
+        statements.append(f'CREATE OR REPLACE TEMP VIEW "{table}" AS SELECT {listed} FROM tk_{table}_wide()')
+    for workspace, classic in WORKSPACE_TABLES.items():
+        statements.append(f'CREATE OR REPLACE TEMP VIEW "{workspace}" AS '
+                          f"SELECT {_workspace_select(workspace, classic)} FROM tk_{classic}_wide()")
+    return statements
+
+
+def version() -> str:
+    """A digest of the views' SQL: a store whose stamp differs holds another tracekit's views (or none)."""
+    return hashlib.sha256("\n".join(_statements()).encode()).hexdigest()[:16]
+
+
+VERSION_KEY = "views_version"
+
+
 def install(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the App Insights-shaped TEMP views and macros on `con` (idempotent; safe on read-only opens)."""
+    """Make the App Insights-shaped views and macros available to queries on reader connection `con`: nothing to
+    do when the store holds this tracekit's views (the collector creates them, see install_in_store), else they
+    are created as TEMP objects on `con` (a store written by another version; safe on read-only opens)."""
     try:
         con.execute("SET enable_progress_bar = false")  # readers print results, not DuckDB's progress bar
     except duckdb.Error:
         pass  # the collector locks its configuration; its connection prints nothing anyway
-    for statement in (_MACROS, _RESOURCE_TAGS.format(hostname=_hostname()), SPAN_MAPPING_MACROS, _SPAN_ITEMS, _SPAN_TABLES,
-                      _EVENT_BASE, _EVENT_TABLES, _METRICS, _HELPERS):
+    if stored_version(con) == version():
+        return
+    for statement in _statements():
         con.execute(statement)
-    _install_public_views(con)
+
+
+def stored_version(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The views version stamped in the store, or None."""
+    try:
+        row = con.execute("SELECT value FROM main.tracekit_meta WHERE key = ?", [VERSION_KEY]).fetchone()
+    except duckdb.Error:
+        return None
+    return row[0] if row else None
+
+
+def install_in_store(con: duckdb.DuckDBPyConnection) -> bool:
+    """Create the views and macros in the store itself (read-write connection; the collector's schema step), once
+    per tracekit version, so readers find them ready instead of creating them on every connection.
+    Returns whether they were (re)created."""
+    current = version()
+    if stored_version(con) == current:
+        return False
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for statement in _statements():
+            con.execute(statement.replace("CREATE OR REPLACE TEMP ", "CREATE OR REPLACE "))
+        con.execute("INSERT OR REPLACE INTO tracekit_meta VALUES (?, ?)", [VERSION_KEY, current])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return True
 
 
 def view_names() -> list[str]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
 
 from tracekit.errors import StoreError
+from tracekit.files import FILE_MODE, private_dir
 from tracekit.store import schema
 
 DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's own default is 80 % of RAM; a local tool should not take that much
@@ -44,7 +46,8 @@ def open_store(
     External file access is switched off for the whole database so that queries served from it cannot read or write
     files beside it (the query surface is read-only by construction, not by filtering alone).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    created = not path.exists()
     config: dict[str, str | int | bool] = {"memory_limit": memory_limit, **QUERY_SETTINGS}
     if threads:
         config["threads"] = threads
@@ -54,6 +57,8 @@ def open_store(
         con = duckdb.connect(str(path), config=config)
     except duckdb.Error as error:
         raise _describe_lock_error(path, error) from error
+    if created:
+        os.chmod(path, FILE_MODE)  # DuckDB creates the file with the umask's mode; the store is the user's alone
     schema.migrate(con)
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")

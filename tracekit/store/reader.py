@@ -4,19 +4,21 @@ DuckDB lets one process open a file read-write. While a collector runs it owns t
 query`, the TUI, exports) go through its local read API, found in the state file beside the database. With no
 collector running they open the file read-only themselves. `open_reader()` picks the right one.
 
-Every path is read-only: SQL is checked to be a single SELECT before it runs, and the database has external file
-access switched off, so a query can neither write nor reach files outside the store.
+Every path is read-only by construction (tracekit.store.read_only): each query runs in a read-only transaction that
+is always rolled back, after a check that it is one SELECT calling only reading functions, and the database has
+external file access switched off, so a query can neither write nor reach files outside the store.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import importlib.util
 import json
+import logging
 import os
 import re
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -25,26 +27,12 @@ import pyarrow as pa
 import pyarrow.ipc
 
 from tracekit.errors import CollectorUnavailable, QueryError, StoreError
+from tracekit.files import read_trusted
 from tracekit.store.database import open_store_readonly
+from tracekit.store.read_only import check_read_only, in_read_only_transaction
 from tracekit.store.paths import resolve_db_path, state_file_for
 
 Params = Sequence[Any] | dict[str, Any] | None
-
-_ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
-
-
-def ensure_read_only(sql: str) -> None:
-    """Raise QueryError unless `sql` is exactly one SELECT (or EXPLAIN) statement."""
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.ParserException as error:
-        raise QueryError(f"SQL syntax error: {error}") from None
-    if len(statements) != 1:
-        raise QueryError(f"expected exactly one SQL statement, got {len(statements)}")
-    kind = statements[0].type
-    if kind not in _ALLOWED_STATEMENTS:
-        raise QueryError(f"only read-only queries are allowed here (got a {kind.name} statement)")
-
 
 class StoreReader(Protocol):
     """What readers of the store need: run a read-only SQL query and get an Arrow table back."""
@@ -75,17 +63,20 @@ class LocalReader:
         return cls(open_store_readonly(db_path), str(db_path))
 
     def sql(self, query: str, params: Params = None) -> pa.Table:
-        ensure_read_only(query)
         with self._lock:
+            check_read_only(query, self._connection)
             if not self._views_ready and _uses_views(query):
                 # Installing the views costs about a second per connection: paid only by queries that use them.
                 prepare_connection(self._connection)
                 self._views_ready = True
             try:
-                relation = self._connection.sql(query, params=params)
-                return mark_json_columns(relation.to_arrow_table(), [str(kind) for kind in relation.types])
+                return in_read_only_transaction(self._connection, lambda: self._run(query, params))
             except duckdb.Error as error:
                 raise QueryError(_clean_duckdb_message(error)) from None
+
+    def _run(self, query: str, params: Params) -> pa.Table:
+        relation = self._connection.sql(query, params=params)
+        return mark_json_columns(relation.to_arrow_table(), [str(kind) for kind in relation.types])
 
     def close(self) -> None:
         with self._lock:
@@ -105,6 +96,16 @@ def mark_json_columns(table: pa.Table, duckdb_types: list[str]) -> pa.Table:
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
+def _param_json(value: Any) -> Any:
+    """Parameters JSON cannot carry (the time bound of `--since`, dashboards' ranges) as text DuckDB casts back
+    where they are compared with a timestamp column."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    raise TypeError(f"a query parameter of type {type(value).__name__} cannot be sent to the read API")
+
+
 class RemoteReader:
     """Reads through a running collector's read API (HTTP on 127.0.0.1, bearer token from the state file)."""
 
@@ -115,10 +116,28 @@ class RemoteReader:
         self.location = location
 
     def sql(self, query: str, params: Params = None) -> pa.Table:
-        body = json.dumps({"sql": query, "params": params}).encode()
+        table = self._post("/v1/sql", {"sql": query, "params": params})
+        assert table is not None
+        return table
+
+    def kql(self, text: str, params: dict[str, Any] | None = None, since_seconds: float | None = None,
+            now: str | None = None) -> pa.Table | None:
+        """Run KQL in the collector, which translates it (its parser warm, its translations cached) and runs the SQL
+        on its readers; None when the collector predates this endpoint (then the caller translates)."""
+        body = {"kql": text, "params": params, "since_seconds": since_seconds, "now": now}
+        try:
+            json.dumps(body, default=_param_json)
+        except (TypeError, ValueError):
+            return None  # parameter values JSON cannot carry: translated here, bound as values
+        return self._post("/v1/kql", body, missing_ok=True)
+
+    def _post(self, path: str, body: dict[str, Any], *, missing_ok: bool = False) -> pa.Table | None:
+        import urllib.error  # here, not at the top: a reader of a file needs no HTTP client (nor its ssl import)
+        import urllib.request
+
         request = urllib.request.Request(
-            self._url + "/v1/sql",
-            data=body,
+            self._url + path,
+            data=json.dumps(body, default=_param_json).encode(),
             method="POST",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
         )
@@ -126,19 +145,32 @@ class RemoteReader:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return pyarrow.ipc.open_stream(response.read()).read_all()
         except urllib.error.HTTPError as error:
+            if error.code == 404 and missing_ok:
+                return None
             detail = error.read().decode(errors="replace")
             try:
-                message = json.loads(detail).get("error", detail)
+                answer = json.loads(detail)
             except ValueError:
-                message = detail
+                answer = {"error": detail}
+            message = answer.get("error", detail) if isinstance(answer, dict) else detail
             if error.code == 400:
-                raise QueryError(message) from None
+                raise QueryError(message, line=answer.get("line"), column=answer.get("column")) from None
             raise StoreError(f"the collector's read API answered {error.code}: {message}") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
             raise CollectorUnavailable(f"the collector at {self._url} did not answer: {error}") from None
 
     def close(self) -> None:
         pass
+
+    def collector_status(self) -> dict[str, Any]:
+        """The collector's counters (GET /v1/status): intake, forwarders, alerts, continuous evaluation."""
+        request = urllib.request.Request(self._url + "/v1/status",
+                                         headers={"Authorization": f"Bearer {self._token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                return json.loads(response.read())
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError) as error:
+            raise CollectorUnavailable(f"the collector at {self._url} did not answer: {error}") from None
 
 
 _STORE_TABLES = {"spans", "span_events", "span_links", "logs", "metric_points", "resources", "tracekit_meta",
@@ -181,8 +213,15 @@ def read_state(db_path: Path) -> dict[str, Any] | None:
     """The running collector's state for this store, or None when no live collector owns it."""
     state_path = state_file_for(db_path)
     try:
-        state = json.loads(state_path.read_text())
+        # Only a state file this user owns and nobody else can write is trusted: a planted one could send queries,
+        # imports and the TUI to someone else's endpoint.
+        state = json.loads(read_trusted(state_path))
+    except PermissionError as error:
+        logging.getLogger("tracekit").warning("tracekit: warning: ignoring the state file %s", error)
+        return None
     except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict):
         return None
     pid = state.get("pid")
     if not isinstance(pid, int) or not _process_alive(pid):

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from tracekit.errors import TracekitError
-from tracekit.tui.data import PAGE_SIZE, TraceSummary, latest_seq, trace_page
+from tracekit.tui.data import PAGE_SIZE, TraceSummary, alert_states, latest_seq, trace_page
 from tracekit.tui.filters import TraceFilter
 from tracekit.tui.widgets.filter_bar import FilterBar
 from tracekit.tui.widgets.trace_table import TraceTable
@@ -47,6 +47,7 @@ class TraceListScreen(Screen):
         self.loaded_at = 0.0
         self.generation = 0  # bumped per request, so a slow stale answer never overwrites a newer one
         self.marked: str | None = None  # a trace marked with `m`, compared with another by `D`
+        self.firing: list[str] = []     # alert rules firing at the last look (status line)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -74,9 +75,11 @@ class TraceListScreen(Screen):
         try:
             seq = latest_seq(reader)
             traces = trace_page(reader, trace_filter, limit=rows)
+            firing = [alert.name for alert in alert_states(reader) if alert.firing]
         except TracekitError as error:
             self.app.call_from_thread(self.show_error, str(error))
             return
+        self.firing = firing
         self.app.call_from_thread(self.show_page, generation, traces, seq, False, rows)
 
     @work(thread=True, group="trace-more", exit_on_error=False)
@@ -133,6 +136,9 @@ class TraceListScreen(Screen):
         text.append("live" if self.live else "paused", style="green" if self.live else "yellow")
         if self.marked:
             text.append(f"  ·  marked {self.marked[:8]} (D compares)", style="magenta")
+        if self.firing:
+            text.append(f"  ·  ⚠ {len(self.firing)} alert{'s' if len(self.firing) != 1 else ''} firing (a)",
+                        style="bold red")
         text.append(f"  ·  {self.app.reader.location}", style="dim")
         self.query_one("#list-status", Static).update(text)
 
@@ -158,6 +164,10 @@ class TraceListScreen(Screen):
         trace = self.query_one(TraceTable).current_trace
         if trace is not None:
             self.app.open_trace(trace.trace_id)
+
+    def apply_filter(self, text: str) -> None:
+        """Show `text` in the filter bar and apply it (the alerts screen jumps here with what fired)."""
+        self.query_one(FilterBar).set_text(text)
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter-input", Input).focus()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tracekit.conversation.literal import clean
+from tracekit.terminal_text import clean
 from tracekit.errors import QueryError
 
 

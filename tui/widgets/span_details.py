@@ -11,7 +11,8 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tracekit.conversation.literal import clean, literal, to_display_string, truncation_marker
+from tracekit.conversation.literal import literal, to_display_string, truncation_marker
+from tracekit.terminal_text import clean
 from tracekit.tui.data import AttributeValue, SpanDetails
 from tracekit.tui.format import clock, format_duration
 
@@ -82,6 +83,10 @@ def render_details(details: SpanDetails) -> Group:
     parts: list[Text] = [header, identity, timing, Text("")]
     parts.append(_section("attributes", len(details.attributes)))
     parts.extend(_key_values(details.attributes, EXPAND_HINT))
+    if span.dropped_attributes_count:
+        dropped = span.dropped_attributes_count
+        parts.append(Text(f"{dropped} more dropped by an attribute count limit (the sender's or the collector's)",
+                          style="yellow"))
     if details.events:
         parts.append(_section("events", len(details.events)))
         for event in details.events:

@@ -1,0 +1,159 @@
+"""What keeps `tracekit query` quick (issue 19.1): the views live in the store, made once by the collector;
+translations are kept on disk between runs, owner-only; `--sql` and cached KQL never load duckdb-kql.
+
+The figures themselves come from bench/cli.py, not from timed tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.query.spanfactory import collector_store
+from tests.query.workload import make_workload
+from tracekit.query import translation_cache, views
+from tracekit.query.kql import _compiled_cache, compile_kql, run_kql
+from tracekit.store.database import open_store
+from tracekit.store.reader import LocalReader
+
+ROOT = Path(__file__).resolve().parents[2]
+KQL = ('dependencies | where customDimensions["gen_ai.operation.name"] == "chat" '
+       '| summarize n = count() by m = tostring(customDimensions["gen_ai.request.model"]) | order by m asc')
+
+
+@pytest.fixture(scope="module")
+def workload():
+    return make_workload(runs=3, seed=21)
+
+
+def _expected(workload) -> list[dict]:
+    counts: dict[str, int] = {}
+    for span in workload.spans:
+        if span.attributes.get("gen_ai.operation.name") == "chat":
+            model = span.attributes["gen_ai.request.model"]
+            counts[model] = counts.get(model, 0) + 1
+    return [{"m": model, "n": n} for model, n in sorted(counts.items())]
+
+
+def test_the_collector_puts_the_views_in_the_store(workload, tmp_path):
+    with collector_store(tmp_path, workload.spans, workload.logs) as collector:
+        assert collector.views.installed.wait(120)  # a few seconds after start, on its own cursor
+    reader = LocalReader.open_file(collector.db_path)
+    try:
+        stamped = reader.sql("SELECT value FROM tracekit_meta WHERE key = 'views_version'").to_pylist()
+        assert stamped == [{"value": views.version()}]
+        assert run_kql(reader, KQL).to_pylist() == _expected(workload)
+        # Nothing had to be created on this connection.
+        temporary = reader.sql("SELECT count(*) AS n FROM duckdb_views() WHERE temporary AND NOT internal")
+        assert temporary.to_pylist() == [{"n": 0}]
+    finally:
+        reader.close()
+
+
+def test_a_collector_that_lives_a_moment_leaves_the_views_to_readers(stopped_store, workload):
+    """Short-lived collectors (tests, one-off imports) do not pay for the views; readers then create their own."""
+    reader = LocalReader.open_file(stopped_store)
+    try:
+        assert reader.sql("SELECT count(*) AS n FROM tracekit_meta WHERE key = 'views_version'").to_pylist() == \
+            [{"n": 0}]
+        assert run_kql(reader, KQL).to_pylist() == _expected(workload)
+    finally:
+        reader.close()
+
+
+def test_a_store_from_another_version_gets_temp_views_and_then_the_collector_replaces_them(tmp_path, stopped_store,
+                                                                                          workload):
+    copy = tmp_path / "other.duckdb"
+    copy.write_bytes(stopped_store.read_bytes())
+    con = open_store(copy)
+    views.install_in_store(con)
+    con.execute("UPDATE tracekit_meta SET value = 'another-version' WHERE key = 'views_version'")
+    con.execute("CREATE OR REPLACE VIEW dependencies AS SELECT 1 AS stale")
+    con.close()
+    import duckdb
+
+    with duckdb.connect(str(copy)) as raw:  # as an older tracekit left it: no schema step on this open
+        assert raw.execute("SELECT value FROM tracekit_meta WHERE key = 'views_version'").fetchall() == \
+            [("another-version",)]
+    reader = LocalReader.open_file(copy)
+    try:
+        assert run_kql(reader, KQL).to_pylist() == _expected(workload)  # TEMP views shadow the stale ones
+    finally:
+        reader.close()
+    con = open_store(copy)  # what the collector does a few seconds after start: the views are brought up to date
+    assert views.install_in_store(con) and views.stored_version(con) == views.version()
+    assert "stale" not in [row[0] for row in con.execute("DESCRIBE dependencies").fetchall()]
+    con.close()
+
+
+def _run_query(args: list[str], cache: Path) -> tuple[str, bool]:
+    """`tracekit query ARGS` in a fresh process; its output and whether duckdb-kql was imported."""
+    script = ("import sys\nfrom tracekit.cli import main\ncode = main(sys.argv[1:])\n"
+              "print('DUCKDB_KQL_IMPORTED' if 'duckdb_kql' in sys.modules else 'NOT_IMPORTED', file=sys.stderr)\n"
+              "sys.exit(code)\n")
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script, "query", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout, "DUCKDB_KQL_IMPORTED" in done.stderr
+
+
+def test_translations_are_cached_between_runs_owner_only(stopped_store, tmp_path, workload):
+    cache = tmp_path / "cache"
+    args = ["--db", str(stopped_store), "--format", "json", KQL]
+    first, imported_first = _run_query(args, cache)
+    second, imported_second = _run_query(args, cache)
+    assert json.loads(first) == json.loads(second) == _expected(workload)
+    assert imported_first and not imported_second  # the second run read the translation back
+    folder = cache / "tracekit" / "kql"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    entries = list(folder.iterdir())
+    assert len(entries) == 1 and entries[0].stat().st_mode & 0o777 == 0o600
+    _, imported = _run_query(["--db", str(stopped_store), "--sql", "SELECT count(*) AS n FROM spans"], cache)
+    assert not imported
+
+
+def test_an_entry_others_could_write_is_not_trusted(stopped_store, tmp_path, monkeypatch, workload):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    reader = LocalReader.open_file(stopped_store)
+    try:
+        _compiled_cache.clear()
+        compiled = compile_kql(reader, KQL)
+        folder = translation_cache.directory()
+        (entry,) = list(folder.iterdir())
+        planted = {"sql": "SELECT 'planted' AS m, 1 AS n", "params": {}, "fallback_sql": None}
+        entry.write_text(json.dumps(planted))
+        _compiled_cache.clear()
+        assert compile_kql(reader, KQL).sql == planted["sql"]  # the owner's own entry is read back...
+        for loosen in (lambda: entry.chmod(0o666), lambda: folder.chmod(0o777)):
+            entry.chmod(0o600)
+            folder.chmod(0o700)
+            loosen()
+            _compiled_cache.clear()
+            assert compile_kql(reader, KQL).sql == compiled.sql  # ...one others could have written is not
+        folder.chmod(0o700)
+    finally:
+        _compiled_cache.clear()
+        reader.close()
+
+
+def test_with_a_collector_the_read_api_translates(workload, tmp_path):
+    """`tracekit query` hands KQL to a running collector, which translates it: the command loads no KQL parser,
+    and errors keep their line and column."""
+    from tracekit.errors import QueryError
+    from tracekit.store.reader import RemoteReader, open_reader
+
+    with collector_store(tmp_path / "store", workload.spans) as collector:
+        out, imported = _run_query(["--db", str(collector.db_path), "--format", "json", KQL], tmp_path / "cache")
+        assert json.loads(out) == _expected(workload) and not imported
+        assert not (tmp_path / "cache" / "tracekit").exists()  # nothing translated on this side
+        reader = open_reader(collector.db_path)
+        assert isinstance(reader, RemoteReader)
+        with pytest.raises(QueryError) as refused:
+            run_kql(reader, "dependencies\n| whre name == 'x'")
+        assert (refused.value.line, refused.value.column) == (2, 3) and "`where`" in str(refused.value)

@@ -1,0 +1,230 @@
+"""Redaction of store-shaped tables: every column a sender controls, screened first, masked by the policy.
+
+The collector's decoded batches and the pages an export reads from the store are the same tables (tracekit.store.schema
+names the columns), so one function serves both: `TableRedactor.redact_table(name, table)`. Each column is screened
+with one RE2 pass over its Arrow buffer (tracekit.redaction.screen); only flagged rows are parsed and handed to the
+policy's value function, `RedactionPolicy.redact_value_counted`, so key, JSON-path and pattern rules apply exactly as
+they do in the SDK processors.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any, Callable
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tracekit import semconv
+from tracekit.redaction.policy import RedactionPolicy
+from tracekit.redaction.screen import flag_rows
+from tracekit.redaction.screen import quote as screen_quote
+
+# How a column holds sender text:
+MAP = "map"      # JSON of an attribute map: keys and values redacted
+ANY = "any"      # JSON of any value (a log body: string, map, list of messages)
+TEXT = "text"    # plain text: the pattern rules
+# ("attribute", key): plain text copied from the resource attribute `key` (masked as that attribute is)
+
+_SCOPE = {"scope_name": TEXT, "scope_version": TEXT, "service_name": ("attribute", semconv.SERVICE_NAME)}
+
+SENDER_COLUMNS: dict[str, dict[str, Any]] = {
+    "spans": {"name": TEXT, "trace_state": TEXT, "status_message": TEXT, **_SCOPE, "attributes": MAP},
+    "span_events": {"name": TEXT, "attributes": MAP},
+    "span_links": {"trace_state": TEXT, "attributes": MAP},
+    "logs": {"severity_text": TEXT, "event_name": TEXT, "body": ANY, **_SCOPE, "attributes": MAP},
+    "metric_points": {"metric_name": TEXT, "description": TEXT, "unit": TEXT, "details": MAP, **_SCOPE,
+                      "attributes": MAP},
+    "resources": {"service_name": ("attribute", semconv.SERVICE_NAME),
+                  "service_namespace": ("attribute", semconv.SERVICE_NAMESPACE),
+                  "service_instance_id": ("attribute", semconv.SERVICE_INSTANCE_ID),
+                  "service_version": ("attribute", semconv.SERVICE_VERSION),
+                  "schema_url": TEXT, "attributes": MAP},
+}
+
+# Span columns that copy an attribute value (queries filter on them): refreshed from the masked attributes, or, in
+# a table read without its attributes, masked as the attribute they copy.
+TYPED_COPIES: dict[str, tuple[str, ...]] = {**semconv.TYPED_ATTRIBUTE_COLUMNS, **semconv.TYPED_INTEGER_COLUMNS,
+                                            "agent_version": (semconv.GEN_AI_AGENT_VERSION,)}
+
+_RESOURCE_CACHE_SIZE = 1024
+
+
+class TableRedactor:
+    """Applies one policy to store-shaped Arrow tables; counts what it masked in `masked`."""
+
+    def __init__(self, policy: RedactionPolicy) -> None:
+        self.policy = policy
+        self.masked = 0
+        # Every request repeats its sender's resource: remember what redacting each distinct one gave.
+        self._resource_results: dict[str, tuple[str | None, int]] = {}
+        self._clean_resources: set[tuple[Any, ...]] = set()
+
+    def redact_tables(self, tables: dict[str, pa.Table]) -> int:
+        """Mask every table of `tables` in place (the dict's values are replaced); return how many values."""
+        before = self.masked
+        for name, table in tables.items():
+            tables[name] = self.redact_table(name, table)
+        return self.masked - before
+
+    def redact_table(self, name: str, table: pa.Table) -> pa.Table:
+        """`table` (a store table `name`, any subset of its columns) with every sender-controlled column masked."""
+        if self.policy.is_noop or table.num_rows == 0:
+            return table
+        names = set(table.column_names)
+        if name == "resources":
+            # Every request repeats its sender's resource: a resource table seen clean before is clean again.
+            seen = tuple(tuple(table.column(column).to_pylist()) for column in ("attributes", "schema_url")
+                         if column in names)
+            if seen in self._clean_resources:
+                return table
+        masked_before = self.masked
+        present = [(column, kind) for column, kind in SENDER_COLUMNS.get(name, {}).items() if column in names]
+        json_columns = [(column, kind) for column, kind in present if kind in (MAP, ANY)]
+        flagged = {column: flag_rows(self.policy, table.column(column)) for column, _ in json_columns}
+        flagged.update(self._flag_plain(table, [column for column, kind in present if kind not in (MAP, ANY)]))
+        for column_name, kind in present:
+            rows = flagged.get(column_name)
+            if rows:
+                table = self._mask_rows(table, name, column_name, kind, rows)
+        if name == "spans" and "attributes" not in names:
+            table = self._mask_typed_copies(table)
+        if name == "resources" and self.masked == masked_before and len(self._clean_resources) < _RESOURCE_CACHE_SIZE:
+            self._clean_resources.add(seen)
+        return table
+
+    def _flag_plain(self, table: pa.Table, columns: list[str]) -> dict[str, list[int]]:
+        """The flagged rows of each plain text column, all screened in one pass (the columns end to end, quoted:
+        one RE2 call for the lot instead of one per column)."""
+        chunks = [(column, chunk) for column in columns for chunk in table.column(column).chunks]
+        chunks = [(column, chunk) for column, chunk in chunks if not pa.types.is_null(chunk.type)]  # all empty
+        if not chunks:
+            return {}
+        owners: list[tuple[int, str, int]] = []  # (first row in the joined array, column, first row in the column)
+        position, seen = 0, {}
+        for column, chunk in chunks:
+            owners.append((position, column, seen.get(column, 0)))
+            seen[column] = seen.get(column, 0) + len(chunk)
+            position += len(chunk)
+        joined = pa.concat_arrays([chunk.cast(pa.string()) for _, chunk in chunks])
+        starts = [owner[0] for owner in owners]
+        result: dict[str, list[int]] = {}
+        for index in flag_rows(self.policy, screen_quote(joined), quoted=True):
+            first, column, column_first = owners[bisect.bisect_right(starts, index) - 1]
+            result.setdefault(column, []).append(column_first + index - first)
+        return result
+
+    def _mask_rows(self, table: pa.Table, name: str, column_name: str, kind: Any, rows: list[int]) -> pa.Table:
+        column = table.column(column_name)
+        mask = self._masker(name, column_name, kind)
+        changes: dict[int, Any] = {}
+        for index in rows:
+            old = column[index].as_py()
+            if old is None:
+                continue
+            new, count = mask(old)
+            if count:
+                changes[index] = new
+                self.masked += count
+        if not changes:
+            return table
+        table = _replace_rows(table, column_name, changes)
+        if name == "spans" and column_name == "attributes":
+            table = _refresh_typed_columns(table, changes)
+        return table
+
+    def _masker(self, table_name: str, column_name: str, kind: Any) -> Callable[[str], tuple[Any, int]]:
+        policy = self.policy
+        if kind == TEXT:
+            return policy.redact_text
+        if isinstance(kind, tuple):
+            key = kind[1]
+            return lambda text: policy.redact_value_counted(key, text)
+        if table_name == "resources" and kind == MAP:
+            return self._redact_resource
+        if kind == ANY:
+            return lambda text: _redact_json(policy, text, top_key="body")
+        return lambda text: _redact_json(policy, text)
+
+    def _redact_resource(self, text: str) -> tuple[str | None, int]:
+        cached = self._resource_results.get(text)
+        if cached is None:
+            cached = _redact_json(self.policy, text)
+            if len(self._resource_results) < _RESOURCE_CACHE_SIZE:
+                self._resource_results[text] = cached
+        return cached
+
+    def _mask_typed_copies(self, table: pa.Table) -> pa.Table:
+        for column_name, keys in TYPED_COPIES.items():
+            if (column_name not in table.column_names or column_name in semconv.TYPED_INTEGER_COLUMNS
+                    or pa.types.is_null(table.column(column_name).type)):
+                continue
+            column = table.column(column_name)
+            rows = flag_rows(self.policy, screen_quote(column), quoted=True)
+            if not rows:
+                continue
+            values = column.to_pylist()
+            for index in rows:
+                if values[index] is not None:
+                    values[index], count = self.policy.redact_value_counted(keys[0], values[index])
+                    self.masked += count
+            table = _replace_column(table, column_name, values)
+        return table
+
+
+def _redact_json(policy: RedactionPolicy, text: str, *, top_key: str | None = None) -> tuple[str, int]:
+    """A JSON text redacted: an attribute map key by key, any other value (a log body) under `top_key`."""
+    value = orjson.loads(text)
+    if isinstance(value, dict) and top_key is None:
+        redacted, count = policy.redact_attributes(value)
+    else:
+        redacted, count = policy.redact_value_counted(top_key or "value", value)
+    if not count:
+        return text, 0
+    return orjson.dumps(redacted).decode(), count
+
+
+def _replace_column(table: pa.Table, name: str, values: list[Any]) -> pa.Table:
+    position = table.schema.get_field_index(name)
+    field = table.schema.field(name)
+    return table.set_column(position, field, pa.array(values, field.type))
+
+
+def _replace_rows(table: pa.Table, name: str, changes: dict[int, Any]) -> pa.Table:
+    """`table` with the rows `changes` names given new values in column `name` (the other rows' values are copied
+    by Arrow, never turned into Python objects: a column of message JSON is megabytes)."""
+    position = table.schema.get_field_index(name)
+    field = table.schema.field(name)
+    column = table.column(name).combine_chunks()
+    selected = [False] * len(column)
+    for row in changes:
+        selected[row] = True
+    values = pa.array([changes[row] for row in sorted(changes)], field.type)
+    return table.set_column(position, field, pc.replace_with_mask(column, pa.array(selected, pa.bool_()), values))
+
+
+def _refresh_typed_columns(table: pa.Table, changes: dict[int, str]) -> pa.Table:
+    """Typed columns copy attribute values: where a row's attributes were masked, its copies are taken again from
+    the masked attributes (a column that was empty for the row stays empty)."""
+    present = [(name, keys) for name, keys in TYPED_COPIES.items() if name in table.column_names]
+    if not present:
+        return table
+    parsed = {row: orjson.loads(text) for row, text in changes.items()}
+    for name, keys in present:
+        column = table.column(name)
+        updates: dict[int, Any] = {}
+        for row, attributes in parsed.items():
+            current = column[row].as_py()
+            if current is None:
+                continue
+            value = next((attributes[key] for key in keys if attributes.get(key) is not None), None)
+            if name in semconv.TYPED_INTEGER_COLUMNS:
+                value = value if isinstance(value, int) and not isinstance(value, bool) else None
+            else:
+                value = value if value is None or isinstance(value, str) else orjson.dumps(value).decode()
+            if value != current:
+                updates[row] = value
+        if updates:
+            table = _replace_rows(table, name, updates)
+    return table

@@ -1,0 +1,182 @@
+"""Python regular expressions rewritten for RE2 (google-re2), which the fast screens run.
+
+RE2 has no lookarounds and its shorthands are ASCII only; a screen must match at least where the Python rule does,
+so each translation only ever widens a pattern. Used by the rules (the number screen) and by the policy's screen.
+"""
+
+from __future__ import annotations
+
+import re
+
+import re2
+
+_RE2_SPECIAL = set("\\.^$|?*+()[]{}")
+
+
+def _literal(text: str) -> str:
+    """`text` as an RE2 literal."""
+    return "".join("\\" + char if char in _RE2_SPECIAL else char for char in text)
+
+
+def _accepted_by_re2(pattern: str) -> bool:
+    try:
+        re2.compile(pattern)
+    except re2.error:
+        return False
+    return True
+
+
+_SINGLE_CLASS = re.compile(r"^\(\?(<?)!(\[(?:\\.|[^\]\\])+\])\)$")
+
+
+def _negated_class_guard(group: str) -> str:
+    r"""RE2 has no lookarounds. A negative one over a single character class, such as (?<![\w-]), becomes a
+    consuming guard, (?:^|[^\w-]), which is just as strict for a screen (only whether a text matches counts);
+    any other lookaround is dropped, which only widens the match."""
+    match = _SINGLE_CLASS.match(group)
+    if match is None:
+        return ""
+    behind, char_class = match.groups()
+    negated = "[" + char_class[2:] if char_class.startswith("[^") else "[^" + char_class[1:]
+    return f"(?:^|{negated})" if behind else f"(?:$|{negated})"
+
+
+def _strip_lookarounds(pattern: str) -> str:
+    """`pattern` in a form RE2 runs: lookarounds turned into guards or dropped (see _negated_class_guard)."""
+    out: list[str] = []
+    index = 0
+    while index < len(pattern):
+        if pattern.startswith(("(?=", "(?!", "(?<=", "(?<!"), index):
+            depth, in_class, cursor = 0, False, index
+            while cursor < len(pattern):
+                char = pattern[cursor]
+                if char == "\\":
+                    cursor += 2
+                    continue
+                if in_class:
+                    in_class = char != "]"
+                elif char == "[":
+                    in_class = True
+                elif char == "(":
+                    depth += 1
+                elif char == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                cursor += 1
+            out.append(_negated_class_guard(pattern[index:cursor + 1]))
+            index = cursor + 1
+            continue
+        if pattern[index] == "\\":
+            out.append(pattern[index:index + 2])
+            index += 2
+            continue
+        out.append(pattern[index])
+        index += 1
+    return "".join(out)
+
+
+# What Python's \d, \w and \s match in a str pattern (every Unicode digit, letter, space), as RE2 class contents;
+# RE2's own shorthands are ASCII only. Python's \s also takes \v, the separators \x1c-\x1f and NEL.
+_UNICODE_SHORTHANDS = {"\\d": r"\p{Nd}", "\\w": r"\p{L}\p{N}_", "\\s": r"\s\x0b\x1c-\x1f\x{85}\p{Z}"}
+
+
+def unicode_shorthands(pattern: str) -> str:
+    r"""`pattern` with \d, \w and \s widened to what they match in Python (a card typed in fullwidth digits is a
+    card to the policy: an ASCII-only screen would pass it by). Inside a negated class they stay ASCII: there the
+    narrower set excludes less, which keeps the screen a superset."""
+    out: list[str] = []
+    index, in_class, negated, class_opening = 0, False, False, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            pair = pattern[index:index + 2]
+            wide = _UNICODE_SHORTHANDS.get(pair)
+            if wide is None or (in_class and negated):
+                out.append(pair)
+            else:
+                out.append(wide if in_class else f"[{wide}]")
+            class_opening = False  # a "]" after an escape closes the class
+            index += 2
+            continue
+        if in_class:
+            if char == "]" and not class_opening:
+                in_class = False
+            class_opening = False
+        elif char == "[":
+            in_class, class_opening = True, True
+            negated = pattern.startswith("^", index + 1)
+            if negated:
+                out.append("[^")
+                index += 2
+                continue
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def rule_screen(regex: "re.Pattern[str]", *, json_text: bool = False, unicode: bool = True) -> str | None:
+    """`regex` in a form RE2 runs that matches at least where `regex` does (lookarounds turned into guards or
+    dropped; with `json_text`, also where the value sits inside JSON text, see json_text_form; with `unicode`, its
+    \\d, \\w and \\s as wide as Python's); None when RE2 cannot run even that."""
+    flags = ("i" if regex.flags & re.IGNORECASE else "") + ("s" if regex.flags & re.DOTALL else "")
+    candidate: str | None = _strip_lookarounds(regex.pattern)
+    if json_text:
+        candidate = json_text_form(candidate)
+        if candidate is None:
+            return None
+    if unicode:
+        candidate = unicode_shorthands(candidate)
+    if flags:
+        candidate = f"(?{flags}){candidate}"
+    return candidate if _accepted_by_re2(candidate) else None
+
+
+# In JSON text a value's whitespace is escaped (a newline is the two characters \n, other control characters
+# \u00XX) and its start and end sit next to a quote. Screens run on JSON text, so these stand in for \s, ^ and $.
+_JSON_SPACE = r'(?:\s|\\[bfnrt]|\\u00[0-9a-fA-F]{2})'
+_JSON_START = '(?:^|")'
+_JSON_END = '(?:$|")'
+
+
+def json_text_form(pattern: str) -> str | None:
+    r"""An RE2 `pattern` written for a string value, widened to match where the value appears inside JSON text:
+    \s also matches JSON's escapes, ^ and $ (and \A, \Z) also match next to a quote. None when a character class
+    holds \s (a value's whitespace is two characters in JSON; no class can stand for that)."""
+    out: list[str] = []
+    index, in_class = 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            pair = pattern[index:index + 2]
+            if pair == "\\s" and in_class:
+                negated_class = "".join(out).rsplit("[", 1)[-1].startswith("^")
+                if not negated_class:
+                    return None
+                out.append(pair)  # excluding whitespace from a negated class: JSON's escapes are excluded by nothing
+            elif pair == "\\s":
+                out.append(_JSON_SPACE)
+            elif pair == "\\A" and not in_class:
+                out.append(_JSON_START)
+            elif pair in ("\\Z", "\\z") and not in_class:  # Python's end of text is \Z, RE2's \z
+                out.append(_JSON_END)
+            else:
+                out.append(pair)
+            index += 2
+            continue
+        if in_class:
+            if char == "]" and not out[-1].endswith("[") and not "".join(out).endswith("[^"):
+                in_class = False
+            out.append(char)
+        elif char == "[":
+            in_class = True
+            out.append(char)
+        elif char == "^":
+            out.append(_JSON_START)
+        elif char == "$":
+            out.append(_JSON_END)
+        else:
+            out.append(char)
+        index += 1
+    return "".join(out)
+
