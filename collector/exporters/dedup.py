@@ -56,6 +56,9 @@ class RecentGroups:
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """Take the newest groups already in the store (up to the row bound) as committed now: after a restart,
         the retries of requests whose acknowledgement the restart cut off still find their first copy."""
+        # pyarrow's first binary_join_element_wise loads pandas when it is installed (0.2-0.4 s): at startup, not in
+        # the first commit, whose senders wait for it.
+        _span_keys(pa.table({"trace_id": pa.array([], pa.string()), "span_id": pa.array([], pa.string())}))
         groups = con.execute(
             "SELECT ingest_seq, count(*) FROM (SELECT ingest_seq FROM spans UNION ALL SELECT ingest_seq FROM logs "
             "UNION ALL SELECT ingest_seq FROM metric_points) GROUP BY ingest_seq ORDER BY ingest_seq DESC").fetchall()
@@ -118,7 +121,8 @@ def drop_duplicates(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table],
 
 def _unique_spans(con: duckdb.DuckDBPyConnection, spans: pa.Table, since: int, window: RecentGroups | None
                   ) -> pa.Table:
-    if pc.count_distinct(_span_keys(spans)).as_py() < spans.num_rows:
+    # Span ids are random 64-bit numbers: when they are all distinct (the usual group), so are the (trace, span) pairs.
+    if pc.count_distinct(spans.column("span_id")).as_py() < spans.num_rows:
         spans = _first_of_each(spans, ["trace_id", "span_id"])
     candidates = spans
     if window is not None:
