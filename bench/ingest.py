@@ -4,10 +4,12 @@
 
 1. Starts `tracekit collect` in its own process on a fresh store (ephemeral port).
 2. Builds distinct 512-span ExportTraceServiceRequests with GenAI-like attributes (~800 bytes/span) and serializes
-   them up front, so the load process spends its CPU on sending, not on encoding. With `--content`, agents with
-   content recording on: chat spans carry system instructions, ~3 KB of input messages and the output, tool spans
-   their arguments and results (~3 KB a span on average), written from varied sentences, tool results and numbers
-   (not repeated bytes); the figures then include MB/s.
+   them up front, so the load process spends its CPU on sending, not on encoding; each send stamps a counter into
+   the trace ids and start times, so every span sent is new (the collector stores a span once and would drop resent
+   ones; distinct spans also differ in start time, which its check relies on to stay cheap). With `--content`,
+   agents with content recording on: chat spans carry system instructions, ~3 KB of input messages and the output,
+   tool spans their arguments and results (~3 KB a span on average), written from varied sentences, tool results and
+   numbers (not repeated bytes); the figures then include MB/s.
 3. A separate load process sends them over gRPC with several requests in flight for a fixed time, counting spans
    the collector acknowledged.
 4. Counts the rows in the store (through the collector's read API): durable spans/s = stored spans / load time.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing
 import os
@@ -208,9 +211,53 @@ def build_request(seed: int, content: bool = False) -> bytes:
     return request.SerializeToString()
 
 
+def stamp_plan(payload: bytes) -> tuple[list[bytes], list[int]]:
+    """How `stamped` rewrites the serialized request: the bytes between the places it writes (8 bytes of each trace
+    id, the two low bytes of each span's start time; random bytes and times occur nowhere else), and their sizes."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    spans = ExportTraceServiceRequest.FromString(payload).resource_spans[0].scope_spans[0].spans
+    places = []
+    for trace_id in {span.trace_id for span in spans}:
+        position = payload.find(trace_id)
+        while position >= 0:
+            places.append((position, 8))
+            position = payload.find(trace_id, position + 16)
+    for span in spans:  # start_time_unix_nano: field 7, fixed64 (tag 0x39), little-endian
+        places.append((payload.index(b"\x39" + span.start_time_unix_nano.to_bytes(8, "little")) + 1, 2))
+    places.sort()
+    chunks, end = [], 0
+    for offset, size in places:
+        chunks.append(payload[end:offset])
+        end = offset + size
+    chunks.append(payload[end:])
+    return chunks, [size for _, size in places]
+
+
+def stamped(plan: tuple[list[bytes], list[int]], stamp: int) -> bytes:
+    """The planned request as a new set of spans: `stamp` in each trace id and in the nanoseconds of each start time
+    (under 66 us, and every end time is at least 1 ms later), so neither ids nor start times repeat across sends."""
+    chunks, sizes = plan
+    prefix = stamp.to_bytes(8, "big")
+    pieces = {8: prefix, 2: prefix[6:]}
+    parts: list[bytes] = [b""] * (2 * len(sizes) + 1)
+    parts[0::2] = chunks
+    parts[1::2] = [pieces[size] for size in sizes]
+    return b"".join(parts)
+
+
 def load_process(target: str, payloads: list[bytes], seconds: float, in_flight: int, result_queue) -> None:
-    """Send payloads round-robin with `in_flight` concurrent requests for `seconds`; report acknowledged spans."""
+    """Send payloads round-robin with `in_flight` concurrent requests for `seconds`; report acknowledged spans.
+
+    Each send stamps a counter into the trace ids and start times, so every span sent is a new span: the collector
+    stores a span (trace id, span id) once, and resending the same requests would store nothing new."""
     import grpc
+
+    plans = [stamp_plan(payload) for payload in payloads]
+    sends = itertools.count()
+
+    def fresh(index: int) -> bytes:
+        return stamped(plans[index], next(sends))
 
     async def main() -> tuple[int, int, float, float]:
         acknowledged = refused = 0
@@ -223,7 +270,7 @@ def load_process(target: str, payloads: list[bytes], seconds: float, in_flight: 
                 index = offset
                 while time.perf_counter() < deadline:
                     try:
-                        await export(payloads[index % len(payloads)], timeout=30)
+                        await export(fresh(index % len(payloads)), timeout=30)
                         acknowledged += SPANS_PER_REQUEST
                     except grpc.aio.AioRpcError as error:
                         if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:

@@ -109,6 +109,7 @@ class Collector:
             "refused_overloaded": pipeline.admission.refused if pipeline else 0,
             "queued_bytes": pipeline.admission.used if pipeline else 0,
             "commits": writer.stats.commits if writer else 0,
+            "duplicates_left_out": dict(writer.stats.duplicates) if writer else {},  # copies of items already stored
             "last_ingest_seq": writer.last_sequence if writer else 0,
             "forwarders": [component.status() for component in self._background if hasattr(component, "status")],
             **(self.alerting.status() if self.alerting is not None else {}),

@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tracekit.collector.exporters import dedup
 from tracekit.collector.processors.normalize import Batch
 
 log = logging.getLogger("tracekit.collector.exporters.store_writer")
@@ -45,6 +46,7 @@ class WriterStats:
     rows: dict[str, int] = field(default_factory=dict)
     last_commit_seconds: float = 0.0
     failed_commits: int = 0
+    duplicates: dict[str, int] = field(default_factory=dict)  # copies left out, per table
 
 
 def next_sequence(con: duckdb.DuckDBPyConnection) -> int:
@@ -62,26 +64,34 @@ def write_batches(
     sequence: int,
     known_resources: set[int],
     stats: WriterStats | None = None,
+    window: dedup.RecentGroups | None = None,
 ) -> set[int]:
     """Insert every table of `batches` inside the caller's transaction; return the resource ids newly inserted.
 
+    Each span, log record and metric point is stored once (collector/exporters/dedup.py): copies within the group
+    and copies stored by the recent groups of `window` (the whole store without one: a sender that retried after a
+    lost acknowledgement) are left out.
     Usable without a running collector (import into a store nobody owns): open the store, BEGIN, call this, COMMIT.
     """
     by_table: dict[str, list[pa.Table]] = {}
     for batch in batches:
         for name, table in batch.tables.items():
             by_table.setdefault(name, []).append(table)
+    # One contiguous chunk per table: DuckDB scans an Arrow table chunk by chunk, and a group of 512-span requests
+    # as 512-row chunks cost 7.0 us of CPU a span to insert against 4.9 us as one chunk (the copy included;
+    # docs/performance.md).
+    tables = {name: pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
+              for name, parts in by_table.items()}
+    duplicates = dedup.drop_duplicates(con, tables, sequence, window)
     new_resources: set[int] = set()
-    for name, tables in by_table.items():
-        # One contiguous chunk per table: DuckDB scans an Arrow table chunk by chunk, and a group of 512-span
-        # requests as 512-row chunks cost 7.0 us of CPU a span to insert against 4.9 us as one chunk (the copy
-        # included; docs/performance.md).
-        table = pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
+    for name, table in tables.items():
         if name == "resources":
             table = _unseen_resources(table, known_resources)
             if table.num_rows == 0:
                 continue
             new_resources.update(table.column("resource_id").to_pylist())
+        if table.num_rows == 0:
+            continue
         view = f"_tk_{name}"
         con.register(view, table)
         try:
@@ -93,6 +103,9 @@ def write_batches(
             con.unregister(view)
         if stats is not None:
             stats.rows[name] = stats.rows.get(name, 0) + table.num_rows
+    if stats is not None:
+        for name, count in duplicates.items():
+            stats.duplicates[name] = stats.duplicates.get(name, 0) + count
     return new_resources
 
 
@@ -133,6 +146,8 @@ class StoreWriter:
         self._known_resources = {
             row[0] for row in connection.execute("SELECT resource_id FROM resources").fetchall()
         }
+        self._recent = dedup.RecentGroups()
+        self._recent.load(connection)
         self.stats = WriterStats()
         self._lock = threading.Lock()  # serializes maintenance work (retention) with commits
 
@@ -193,7 +208,8 @@ class StoreWriter:
             try:
                 self._con.execute("BEGIN TRANSACTION")
                 new_resources = write_batches(
-                    self._con, (batch for batch, _ in group), self._sequence, self._known_resources, self.stats
+                    self._con, (batch for batch, _ in group), self._sequence, self._known_resources, self.stats,
+                    self._recent,
                 )
                 self._con.execute("COMMIT")
                 self._known_resources |= new_resources

@@ -496,7 +496,8 @@ static int read_tagged(Reader *r, Field *f, int group_depth)
     if (read_varint(r, &key) < 0)
         return ERR;
     uint64_t num = key >> 3;
-    if (num == 0 || num > 536870911u)
+    /* upb takes field number 0 inside an unknown group (it only checks the group's end), so this does too. */
+    if ((num == 0 && group_depth == 0) || num > 536870911u)
         return fail("malformed protobuf: invalid field number");
     f->num = (uint32_t)num;
     f->wt = (int)(key & 7);

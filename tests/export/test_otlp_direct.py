@@ -150,7 +150,7 @@ def test_kind_unspecified_flags_and_link_trace_states_survive(tmp_path: Path, co
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_a_full_queue_is_retried_with_the_servers_delay(store: Path, collector_settings, protocol: str) -> None:
     """queue_bytes=1 admits one request at a time: concurrent senders get RESOURCE_EXHAUSTED + RetryInfo (gRPC)
-    or 429 + Retry-After (HTTP), wait at least that long, and everything lands exactly once per sender."""
+    or 429 + Retry-After (HTTP), wait at least that long, and every sender's copy is taken (and stored once)."""
     collector_settings.queue_bytes = 1
     reader = LocalReader.open_file(store)
     source = StoreSource(reader, Selection())
@@ -183,13 +183,16 @@ def test_a_full_queue_is_retried_with_the_servers_delay(store: Path, collector_s
         for thread in threads:
             thread.join(120)
         refused = collector.pipeline.admission.refused
+        received = dict(collector.pipeline.received)
         target = collector.reader()
-        spans = _wait_for_rows(target, "spans", 4 * 60)
-        logs = _wait_for_rows(target, "logs", 4 * 20)
+        spans = _wait_for_rows(target, "spans", 60)
+        logs = _wait_for_rows(target, "logs", 20)
     assert refused > 0 and sum(sender.retries for sender in senders) > 0, "the queue never filled: nothing tested"
     assert all(sender.last_retry_after for sender in senders if sender.retries), "the server's delay was not read"
     assert all(waited >= asked for asked, waited in waits)
-    assert (spans, logs) == (4 * 60, 4 * 20)
+    # every sender's copy was taken; the store keeps each span and log record once
+    assert (received["traces"], received["logs"]) == (4 * 60, 4 * 20)
+    assert (spans, logs) == (60, 20)
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
@@ -240,7 +243,8 @@ def test_headers_reach_the_endpoint(store: Path, collector_settings, protocol: s
         finally:
             sender.close()
         assert summary.complete and summary.spans_done == 60
-        assert _wait_for_rows(target, "spans", 120) == 120
+        # the collector took the second copy too (and stores each span once)
+        assert collector.pipeline.received["traces"] == 120 and _wait_for_rows(target, "spans", 60) == 60
 
 
 def test_http_refusal_names_the_status(store: Path, collector_settings) -> None:
