@@ -18,7 +18,8 @@
  * Keys are de-duplicated through SipHash-1-3 with a key drawn per process, so no request can be built to collide.
  * Callers parse the same bytes with upb first (which validates the wire format and UTF-8), but this code still
  * bounds-checks every read and validates UTF-8 itself, so ANY input gives either a result or a ValueError.
- * Doubles use Python's own shortest repr (PyOS_double_to_string), reformatted the way orjson writes them.
+ * Doubles are written with the digits of Python's repr (the shortest that read back as the value), found with
+ * glibc's correctly rounded printf and strtod so no Python call is needed, and laid out the way orjson writes them.
  */
 
 #define PY_SSIZE_T_CLEAN
