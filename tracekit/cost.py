@@ -112,7 +112,8 @@ def reload_prices() -> None:
 
     data_snapshot.set_custom_snapshot(None)
     _load_prices.cache_clear()
-    _calc.cache_clear()
+    _rates.cache_clear()
+    _calc_exactly.cache_clear()
 
 
 def _int(value: Any) -> int | None:
@@ -191,27 +192,108 @@ def price_call(attributes: Mapping[str, Any], *, operation: str | None = None, p
 
 
 def _day(start_time_ns: int | None) -> str:
-    moment = datetime.now(timezone.utc) if not start_time_ns else datetime.fromtimestamp(start_time_ns / 1e9,
-                                                                                           timezone.utc)
-    return moment.strftime("%Y-%m-%d")
+    seconds = start_time_ns / 1e9 if start_time_ns else datetime.now(timezone.utc).timestamp()
+    return _day_text(int(seconds // 86400))
 
 
-# genai-prices takes ~1-3 ms a call (it validates and decomposes the usage each time); agents repeat the same calls
-# with the same counts often enough that remembering recent answers pays. Prices are dated by day, not by instant.
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=64)
+def _day_text(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * 86400, timezone.utc).strftime("%Y-%m-%d")
+
+
+# genai-prices computes a price with Decimal arithmetic over its unit registry: far too slow to run per span at
+# ingest. But a model's price on a given day is, unless tiered, linear in the token counts. So for each (provider,
+# model, day) the price is looked up once, its rate per token of each kind derived from a few calls to genai-prices
+# itself and checked at a probe point; every span is then a handful of multiplications. Tiered or otherwise
+# non-linear prices (and counts of other kinds) go through genai-prices for every call, remembered for repeats.
+_KINDS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "output_reasoning_tokens")
+_MTOK = 1_000_000
+# Each kind's basis usage: cached and reasoning tokens are subsets of the input and output totals.
+_BASIS = {"input_tokens": {"input_tokens": _MTOK},
+          "cache_read_tokens": {"input_tokens": _MTOK, "cache_read_tokens": _MTOK},
+          "cache_write_tokens": {"input_tokens": _MTOK, "cache_write_tokens": _MTOK},
+          "output_tokens": {"output_tokens": _MTOK},
+          "output_reasoning_tokens": {"output_tokens": _MTOK, "output_reasoning_tokens": _MTOK}}
+_SUBSET_OF = {"cache_read_tokens": "input_tokens", "cache_write_tokens": "input_tokens",
+              "output_reasoning_tokens": "output_tokens"}
+_PROBE = {"input_tokens": 123_457, "cache_read_tokens": 23_456, "cache_write_tokens": 3_456, "output_tokens": 7_891,
+          "output_reasoning_tokens": 1_234}
+
+
+@dataclass(frozen=True, eq=False)  # one object per (provider, model, day), from _rates' cache: hashed by identity
+class _Rates:
+    """A model's price on a day: USD per token of each kind, split into input and output, when linear."""
+
+    provider: str
+    model: str
+    text: str
+    model_price: Any
+    linear: bool
+    input_per_token: dict[str, float]
+    output_per_token: dict[str, float]
+
+
 def _calc(provider_id: str | None, model: str, tokens: tuple[tuple[str, int], ...], day: str) -> Price | None:
+    rates = _rates(provider_id, model, day)
+    if rates is None:
+        return None
+    counts = dict(tokens)
+    if not rates.linear or set(counts) - set(_KINDS):
+        return _calc_exactly(rates, tokens)
+    input_usd = sum(rates.input_per_token[kind] * count for kind, count in counts.items())
+    output_usd = sum(rates.output_per_token[kind] * count for kind, count in counts.items())
+    return Price(total_usd=input_usd + output_usd, input_usd=input_usd, output_usd=output_usd,
+                 provider=rates.provider, model=rates.model, rates=rates.text, tokens=counts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _calc_exactly(rates: "_Rates", tokens: tuple[tuple[str, int], ...]) -> Price | None:
+    from genai_prices import Usage
+
+    try:
+        result = rates.model_price.calc_price(Usage(**dict(tokens)))
+    except (LookupError, ValueError):  # counts the price cannot take
+        return None
+    return Price(total_usd=float(result["total_price"]), input_usd=float(result["input_price"]),
+                 output_usd=float(result["output_price"]), provider=rates.provider, model=rates.model,
+                 rates=rates.text, tokens=dict(tokens))
+
+
+@functools.lru_cache(maxsize=1024)
+def _rates(provider_id: str | None, model: str, day: str) -> _Rates | None:
+    """The price genai-prices applies to `model` on `day`, with its per-token rates when it is linear."""
     from genai_prices import Usage, calc_price
 
     _load_prices()
     when = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc, hour=12)
     try:
-        result = calc_price(Usage(**dict(tokens)), model_ref=model, provider_id=provider_id,
-                            genai_request_timestamp=when)
-    except (LookupError, ValueError):  # unknown model or provider; counts the price cannot take
+        found = calc_price(Usage(input_tokens=_MTOK, output_tokens=_MTOK), model_ref=model, provider_id=provider_id,
+                           genai_request_timestamp=when)
+    except (LookupError, ValueError):  # unknown model or provider
         return None
-    return Price(total_usd=float(result.total_price), input_usd=float(result.input_price),
-                 output_usd=float(result.output_price), provider=result.provider.id, model=result.model.id,
-                 rates=str(result.model_price), tokens=dict(tokens))
+    model_price = found.model_price
+
+    def priced(usage: dict[str, int]) -> tuple[float, float] | None:
+        try:
+            result = model_price.calc_price(Usage(**usage))
+        except (LookupError, ValueError):
+            return None
+        return float(result["input_price"]), float(result["output_price"])
+
+    basis = {kind: priced(usage) for kind, usage in _BASIS.items()}
+    linear = all(value is not None for value in basis.values())
+    input_rate: dict[str, float] = {}
+    output_rate: dict[str, float] = {}
+    if linear:
+        for kind, (input_usd, output_usd) in basis.items():
+            whole = basis.get(_SUBSET_OF.get(kind, ""), (0.0, 0.0))
+            input_rate[kind] = (input_usd - (whole[0] if kind in _SUBSET_OF else 0.0)) / _MTOK
+            output_rate[kind] = (output_usd - (whole[1] if kind in _SUBSET_OF else 0.0)) / _MTOK
+        exact = priced(_PROBE)
+        derived = (sum(input_rate[k] * v for k, v in _PROBE.items()), sum(output_rate[k] * v for k, v in _PROBE.items()))
+        linear = exact is not None and all(abs(a - b) <= 1e-12 + 1e-9 * abs(a) for a, b in zip(exact, derived))
+    return _Rates(provider=found.provider.id, model=found.model.id, text=str(model_price), model_price=model_price,
+                  linear=linear, input_per_token=input_rate, output_per_token=output_rate)
 
 
 def has_cost_column(reader: Any) -> bool:

@@ -54,7 +54,10 @@ def price_rows(rows: pa.Table, positions: list[int], total: int) -> list[float |
             continue
         if not cost.is_priced_operation(columns["operation_name"][row]):
             continue
-        parsed: Any = orjson.loads(attributes[row].as_py() or "{}")
+        try:
+            parsed: Any = orjson.loads(attributes[row].as_py() or "{}")
+        except orjson.JSONDecodeError:
+            parsed = {}
         price = cost.price_call(parsed if isinstance(parsed, dict) else {},
                                 operation=columns["operation_name"][row], provider=columns["provider_name"][row],
                                 request_model=columns["request_model"][row],
