@@ -159,16 +159,21 @@ def is_priced_operation(operation: str | None) -> bool:
 
 def price_call(attributes: Mapping[str, Any], *, operation: str | None = None, provider: str | None = None,
                request_model: str | None = None, response_model: str | None = None,
-               start_time_ns: int | None = None) -> Price | None:
+               start_time_ns: int | None = None, input_tokens: int | None = None,
+               output_tokens: int | None = None) -> Price | None:
     """The price of one span's model call, or None when it is not a model call or its price is not known.
 
     The typed values default to the attributes' own (the store passes its typed columns, which already resolved
-    the older names).
+    the older names); `input_tokens`/`output_tokens` count when the attributes give none.
     """
     operation = operation or attributes.get(semconv.GEN_AI_OPERATION_NAME)
     if not is_priced_operation(operation):
         return None
     tokens = usage_tokens(attributes)
+    if input_tokens is not None and "input_tokens" not in tokens:  # the store's typed columns
+        tokens["input_tokens"] = input_tokens
+    if output_tokens is not None and "output_tokens" not in tokens:
+        tokens["output_tokens"] = output_tokens
     if not tokens.get("input_tokens") and not tokens.get("output_tokens"):
         return None
     provider = provider or attributes.get(semconv.GEN_AI_PROVIDER_NAME) or attributes.get(semconv.GEN_AI_SYSTEM)

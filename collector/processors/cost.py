@@ -1,7 +1,8 @@
 """Cost: the `cost_usd` column of each decoded span, priced from its tokens (tracekit.cost) before it is stored.
 
-Runs after redaction in the processor list. Only rows with tokens are looked at, and only those parse their
-attribute JSON (for the cache and reasoning counts); every other row gets NULL.
+Runs after redaction in the processor list. Only rows with tokens are looked at; their token counts come from the
+typed columns, and the attribute JSON is parsed only when it mentions cache or reasoning tokens. Every other row
+gets NULL.
 """
 
 from __future__ import annotations
@@ -54,15 +55,19 @@ def price_rows(rows: pa.Table, positions: list[int], total: int) -> list[float |
             continue
         if not cost.is_priced_operation(columns["operation_name"][row]):
             continue
-        try:
-            parsed: Any = orjson.loads(attributes[row].as_py() or "{}")
-        except orjson.JSONDecodeError:
-            parsed = {}
+        parsed: Any = {}
+        text = attributes[row].as_py() or ""
+        if "cache" in text or "reasoning" in text:  # only then is there more to read than the typed token columns
+            try:
+                parsed = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                pass
         price = cost.price_call(parsed if isinstance(parsed, dict) else {},
                                 operation=columns["operation_name"][row], provider=columns["provider_name"][row],
                                 request_model=columns["request_model"][row],
                                 response_model=columns["response_model"][row],
-                                start_time_ns=columns["start_time_ns"][row])
+                                start_time_ns=columns["start_time_ns"][row],
+                                input_tokens=columns["input_tokens"][row], output_tokens=columns["output_tokens"][row])
         if price is not None:
             values[position] = price.total_usd
     return values
