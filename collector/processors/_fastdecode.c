@@ -1397,7 +1397,7 @@ static int write_event(Ctx *ctx, const uint8_t *msg, size_t len, const uint8_t *
         else if (f.num == 2 && f.wt == 2)
             name = (Str){f.ptr, f.len, 1};
         else if (f.num == 4 && f.wt == 0)
-            dropped = f.v;
+            dropped = (uint32_t)f.v;  /* a uint32 field: protobuf keeps a longer varint's low 32 bits */
     }
     if (rc < 0)
         return ERR;
@@ -1439,7 +1439,7 @@ static int write_link(Ctx *ctx, const uint8_t *msg, size_t len, const uint8_t *i
         else if (f.num == 3 && f.wt == 2)
             trace_state = (Str){f.ptr, f.len, 1};
         else if (f.num == 5 && f.wt == 0)
-            dropped = f.v;
+            dropped = (uint32_t)f.v;
         else if (f.num == 6 && f.wt == 5)
             flags = f.v;
     }
@@ -1556,11 +1556,11 @@ static int write_span(Ctx *ctx, const uint8_t *msg, size_t len, const Owner *own
         case 6: if (f.wt == 0) kind = f.v; break;
         case 7: if (f.wt == 1) start = f.v; break;
         case 8: if (f.wt == 1) end = f.v; break;
-        case 10: if (f.wt == 0) dropped_attributes = f.v; break;
+        case 10: if (f.wt == 0) dropped_attributes = (uint32_t)f.v; break;  /* uint32: low 32 bits, as upb */
         case 11: if (f.wt == 2) n_events++; break;
-        case 12: if (f.wt == 0) dropped_events = f.v; break;
+        case 12: if (f.wt == 0) dropped_events = (uint32_t)f.v; break;
         case 13: if (f.wt == 2) n_links++; break;
-        case 14: if (f.wt == 0) dropped_links = f.v; break;
+        case 14: if (f.wt == 0) dropped_links = (uint32_t)f.v; break;
         case 16: if (f.wt == 5) flags = f.v; break;
         case 9:
             if (f.wt == 2 && push_entry(ctx, f.ptr, f.len) < 0)

@@ -585,6 +585,22 @@ def test_unknown_fields_groups_and_wrong_wire_types_are_skipped(implementation: 
     assert row["name"] == "kept" and orjson.loads(row["attributes"]) == {"k": "s"}
 
 
+def test_uint32_counts_keep_the_low_32_bits_of_a_longer_varint(implementation: str) -> None:
+    """A dropped count sent as a varint wider than 32 bits is read as protobuf reads a uint32 (found by the fuzz
+    harness: the compiled decoder clamped it instead)."""
+    wide = 2**32 + 17_715_282
+    span = proto_span(1, name="wide").SerializeToString()
+    counts = b"".join(varint(number << 3 | 0) + varint(wide) for number in (10, 12, 14))
+    event = varint(1 << 3 | 1) + b"\x01" * 8 + varint(4 << 3 | 0) + varint(wide)  # time, dropped_attributes_count
+    link = field(1, b"\x02" * 16) + field(2, b"\x03" * 8) + varint(5 << 3 | 0) + varint(wide)
+    batch = check(raw_request([span + counts + field(11, event) + field(13, link)]))
+    row = spans_rows(batch)[0]
+    assert (row["dropped_attributes_count"], row["dropped_events_count"], row["dropped_links_count"]) == (
+        17_715_282, 17_715_282, 17_715_282)
+    assert [table.column("dropped_attributes_count").to_pylist() for table in (
+        batch.tables["span_events"], batch.tables["span_links"])] == [[17_715_282], [17_715_282]]
+
+
 # --- random requests ----------------------------------------------------------------------------------------------
 
 # Random requests per run; CI keeps it short, `TRACEKIT_FUZZ_EXAMPLES=5000 pytest ...` searches harder.
