@@ -80,6 +80,24 @@ def assert_same(expected: Batch, actual: Batch) -> None:
 
 # --- seeds -----------------------------------------------------------------------------------------------------------
 
+class _SequentialIds:
+    """Trace and span ids in sequence, so the seed requests (and what a fixed seed makes of them) repeat exactly."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def generate_span_id(self) -> int:
+        self._next += 1
+        return self._next
+
+    def generate_trace_id(self) -> int:
+        self._next += 1
+        return self._next << 64 | self._next
+
+    def is_trace_id_random(self) -> bool:
+        return False
+
+
 def seeds() -> list[bytes]:
     """Valid requests of the three signals, as the OpenTelemetry SDK's OTLP encoders write them, and hand-built ones."""
     from opentelemetry._logs import SeverityNumber
@@ -100,7 +118,7 @@ def seeds() -> list[bytes]:
 
     resource = Resource.create({"service.name": "fuzz", "service.version": "1.0"})
     span_exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider = TracerProvider(resource=resource, id_generator=_SequentialIds())
     tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     tracer = tracer_provider.get_tracer("fuzz.seeds", "0.1")
     log_exporter = getattr(log_export, "InMemoryLogRecordExporter", None) or log_export.InMemoryLogExporter
@@ -281,15 +299,19 @@ def mutate(data: bytes, rng: random.Random, corpus: list[bytes]) -> bytes:
     return bytes(out)
 
 
-def run_builtin(seconds: float, seed: int = 0, signals: tuple[str, ...] = ("traces",)) -> dict[str, int]:
-    """Mutate the seeds for `seconds`; returns how many inputs each signal's decoders accepted and refused."""
+def run_builtin(seconds: float, seed: int = 0, signals: tuple[str, ...] = ("traces",),
+                inputs: int | None = None) -> dict[str, int]:
+    """Mutate the seeds for `seconds`, or for exactly `inputs` mutants when given (the same ones on any machine);
+    returns how many inputs each signal's decoders accepted and refused."""
     rng = random.Random(seed)
     corpus = seeds()
     counts = {f"{signal} {outcome}": 0 for signal in signals for outcome in ("accepted", "refused")}
     deadline = time.monotonic() + seconds
     for data in corpus:
         check_input(data, signals)
-    while time.monotonic() < deadline:
+    tried = 0
+    while (tried < inputs) if inputs is not None else (time.monotonic() < deadline):
+        tried += 1
         data = mutate(rng.choice(corpus), rng, corpus)
         try:
             outcomes = check_input(data, signals)
