@@ -8,13 +8,13 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from tracekit.conversation.literal import literal
 from tracekit.errors import TracekitError
 from tracekit.tui.data import AlertState, alert_states
 from tracekit.tui.format import clock
+from tracekit.tui.screens.table_screen import TableScreen
 from tracekit.tui.widgets.key_bar import KeyBar
 
 STATE_STYLE = {"fired": "bold red", "resolved": "green", "error": "bold yellow"}
@@ -37,12 +37,10 @@ def filter_for(alert: AlertState) -> str:
     return " ".join(terms)
 
 
-class AlertsScreen(Screen):
+class AlertsScreen(TableScreen):
     """Opened with `a`."""
 
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("q", "back", "Back", show=False),
         Binding("r", "refresh", "Refresh"),
     ]
 
@@ -128,6 +126,3 @@ class AlertsScreen(Screen):
 
     def action_refresh(self) -> None:
         self.load()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()

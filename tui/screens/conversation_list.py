@@ -5,26 +5,18 @@ from __future__ import annotations
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from tracekit.conversation.literal import literal
 from tracekit.errors import TracekitError
 from tracekit.tui.data import conversations_page
 from tracekit.tui.format import clock, count
+from tracekit.tui.screens.table_screen import TableScreen
 from tracekit.tui.widgets.key_bar import KeyBar
 
 
-class ConversationListScreen(Screen):
+class ConversationListScreen(TableScreen):
     """Opened with `C` from the trace list."""
-
-    BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("q", "back", "Back", show=False),
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -72,12 +64,3 @@ class ConversationListScreen(Screen):
         event.stop()
         if 0 <= event.cursor_row < len(self.conversations):
             self.app.open_conversation(self.conversations[event.cursor_row]["conversation_id"])
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
-    def action_cursor_down(self) -> None:
-        self.query_one(DataTable).action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.query_one(DataTable).action_cursor_up()

@@ -7,7 +7,6 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from tracekit.conversation.literal import literal
@@ -16,18 +15,15 @@ from tracekit.diff.render import summary_lines
 from tracekit.diff.steps import Step
 from tracekit.errors import TracekitError
 from tracekit.tui.format import format_duration
+from tracekit.tui.screens.table_screen import TableScreen
 from tracekit.tui.widgets.key_bar import KeyBar
 
 
-class RunDiffScreen(Screen):
+class RunDiffScreen(TableScreen):
     """The comparison of run A with run B (trace, conversation or response ids)."""
 
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("q", "back", "Back", show=False),
         Binding("f", "toggle_changed", "Changed only"),
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
     ]
 
     def __init__(self, key_a: str, key_b: str) -> None:
@@ -102,14 +98,6 @@ class RunDiffScreen(Screen):
             self.changed_only = not self.changed_only
             self.fill()
 
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
-    def action_cursor_down(self) -> None:
-        self.query_one(DataTable).action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.query_one(DataTable).action_cursor_up()
 
 
 def _cell(step: Step | None, style: str) -> Text:
