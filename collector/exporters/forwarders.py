@@ -4,8 +4,9 @@ The durable queue is the store itself. Every stored row has an `ingest_seq` that
 per destination, a cursor "last span delivered" in (ingest_seq, trace_id, span_id) order, in the store's
 `export_cursors` table, and reads what came after it. Ingest never waits for a destination: a slow or unreachable
 one only falls behind, its cursor stays put, and it catches up from the store when it answers again (nothing is
-lost while the data is retained). Each forwarder is one thread that reuses the export machinery: the same rebuilt
-spans, the same Azure limits and per-item retries, the same export redaction policy applied before anything leaves.
+lost while the data is retained). Each forwarder is one thread that runs the export engine (tracekit.export.runner)
+over what came after its cursor: the same pages of rows, the same senders (Azure Monitor's limits and per-item
+retries, OTLP's encoding), the same export redaction policy applied before anything leaves.
 
 A new destination starts at the newest stored span, not at the beginning of history: forwarding is for what
 arrives from now on (`tracekit export` sends what was stored before).
@@ -19,7 +20,7 @@ import time
 from typing import Any
 
 from tracekit.export.cursor import CursorRecord, CursorStore, TableCursorStore, cursor_id
-from tracekit.export.limits import AZURE_PAGE_SIZE, AzureShaper
+from tracekit.export.limits import AZURE_PAGE_SIZE
 from tracekit.export.runner import ExportSummary, Sender, run_export
 from tracekit.export.selection import Selection, StoreSource
 from tracekit.redaction import policy_from_options
@@ -36,13 +37,12 @@ class Forwarder:
     """Forwards newly stored spans (with their events, links and log records) to one destination, in a thread."""
 
     def __init__(self, reader: StoreReader, sender: Sender, cursors: CursorStore, *,
-                 redactor: TableRedactor | None = None, shaper: AzureShaper | None = None, poll_interval: float = 1.0,
-                 max_backoff: float = 60.0, page_size: int = AZURE_PAGE_SIZE) -> None:
+                 redactor: TableRedactor | None = None, poll_interval: float = 1.0, max_backoff: float = 60.0,
+                 page_size: int = AZURE_PAGE_SIZE) -> None:
         self.reader = reader
         self.sender = sender
         self.cursors = cursors
         self.redactor = redactor
-        self.shaper = shaper
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
         self.page_size = page_size
@@ -82,8 +82,7 @@ class Forwarder:
     def run_once(self) -> ExportSummary:
         """Forward everything stored after the cursor (one pass); stops early if the destination fails."""
         source = StoreSource(self.reader, Selection(description=SELECTION), redactor=self.redactor)
-        summary = run_export(source, self.sender, self.cursors, shaper=self.shaper,
-                             page_size=self.page_size, show_progress=False)
+        summary = run_export(source, self.sender, self.cursors, page_size=self.page_size)
         self.delivered += summary.delivered
         self.refused += len(summary.refused)
         for item in summary.refused[:5]:
@@ -142,7 +141,7 @@ def start_forwarders(collector: Any, settings: Any) -> list[Forwarder]:
         reader = own_reader()
         forwarders.append(Forwarder(reader, AzureMonitorSender(settings.forward_azure_monitor),
                                     TableCursorStore(collector.writer.run_exclusive, reader), redactor=redactor(),
-                                    shaper=AzureShaper(), poll_interval=interval))
+                                    poll_interval=interval))
     if settings.forward_otlp:
         from tracekit.export.otlp import OtlpSender
 

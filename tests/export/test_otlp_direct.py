@@ -28,7 +28,8 @@ from tracekit.export.otlp_encode import OtlpEncoder
 from tracekit.redaction import RedactionPolicy
 from tracekit.redaction.columns import TableRedactor
 from tracekit.export.rows import RowReader
-from tracekit.export.runner import print_summary, run_export
+from tracekit.commands.export import print_summary
+from tracekit.export.runner import run_export
 from tracekit.export.selection import Selection, StoreSource
 from tracekit.store.database import open_store
 from tracekit.store.reader import LocalReader
@@ -45,7 +46,7 @@ def _export(db: Path, sender: OtlpSender, **options):
     redactor = options.pop("redactor", None)
     try:
         return run_export(StoreSource(reader, Selection(), redactor=redactor), sender, SidecarCursorStore(sidecar_path(db)),
-                          show_progress=False, **options)
+                          **options)
     finally:
         reader.close()
 
@@ -172,8 +173,7 @@ def test_a_full_queue_is_retried_with_the_servers_delay(store: Path, collector_s
             senders.append(sender)
             state = CursorRecord(destination=sender.destination, selection="test")
             for page in pages:
-                sender.prepare(page)
-                sender.send_page(page, state)
+                sender.send(sender.prepare(page), state)
             sender.close()
             assert not state.pending
 
