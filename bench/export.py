@@ -39,8 +39,7 @@ sys.path.insert(0, str(ROOT))  # the fake ingestion server and store builder liv
 
 from tracekit.export.azure import QUIET_ENV  # noqa: E402
 from tracekit.export.limits import AZURE_PAGE_SIZE  # noqa: E402
-
-OTLP_PAGE_SIZE = 2000  # the CLI's default for `tracekit export otlp`
+from tracekit.export.otlp import PAGE_SIZE as OTLP_PAGE_SIZE  # noqa: E402  (the CLI's default for `export otlp`)
 
 os.environ.update(QUIET_ENV)
 

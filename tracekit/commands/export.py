@@ -311,12 +311,12 @@ def _headers(values: list[str]) -> dict[str, str] | None:
 
 
 def run_otlp(args: argparse.Namespace) -> int:
-    from tracekit.export.otlp import OtlpSender
+    from tracekit.export.otlp import PAGE_SIZE, OtlpSender
 
     source = _source(args)
     sender = OtlpSender(args.endpoint or "", protocol=args.protocol, headers=_headers(args.header),
                         timeout=args.timeout)
-    return _run(args, source, sender, page_size=args.batch_size or 2000)
+    return _run(args, source, sender, page_size=args.batch_size or PAGE_SIZE)
 
 
 def run_otlp_json(args: argparse.Namespace) -> int:

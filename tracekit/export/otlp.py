@@ -40,6 +40,7 @@ TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 32.0
+PAGE_SIZE = 2000  # spans per request by default (`tracekit export otlp`, forwarding): the requests stay ~1 MB
 
 
 class OtlpEndpointError(TracekitError):
