@@ -142,10 +142,17 @@ def test_503_burst_429_retry_after_and_206_mixed_errors(store: Path) -> None:
         fake.plan.extend([Planned(503), Planned(503), Planned(503), Planned(429, {"Retry-After": "1"})])
         fake.item_fault = fault
         started = time.monotonic()
-        summary = export(store, fake, page_size=30)
+        events: list = []
+        summary = export(store, fake, page_size=30, on_progress=events.append)
         elapsed = time.monotonic() - started
         statuses = [status for _, status in fake.requests]
     assert statuses[:4] == [503, 503, 503, 429] and 206 in statuses
+    # The engine reports progress as events (the export command draws them): the total first, each retry with the
+    # destination's answer, each finished batch.
+    assert (events[0].event, events[0].done, events[0].total) == ("start", 0, 60)
+    retries = [event.message for event in events if event.event == "retry"]
+    assert len(retries) == summary.retries and "HTTP 503" in retries[0]
+    assert [event.done for event in events if event.event == "batch"] == [30, 60]
     assert elapsed >= 1.0, "Retry-After: 1 was not honoured"
     refused = {item.key.split(":")[2] for item in summary.refused}
     accepted = accepted_ids(fake)
