@@ -1,8 +1,9 @@
 """Sending pages of stored spans and log records to Application Insights through the real Azure Monitor exporters.
 
 Each page of rows (rows.RowPage) is adapted on the prefetch thread (`prepare`): rebuilt as the exporters' SDK objects
-(rebuild.py), shaped to Application Insights' limits (limits.py), and turned into envelopes. Span envelopes are the exporter's own mapping: `envelopes.EnvelopeBuilder` writes them as plain JSON dicts (about
-ten times cheaper than the exporter's generated model layer), checks the first span of every shape against
+(rebuild.py), shaped to Application Insights' limits (limits.py), and turned into envelopes. Span envelopes are the
+exporter's own mapping: `envelopes.EnvelopeBuilder` writes them as plain JSON dicts (about ten times cheaper than
+the exporter's generated model layer), checks the first span of every shape against
 `AzureMonitorTraceExporter._span_to_envelope` and leaves any shape it does not claim, or that ever differs, to the
 exporter. The dicts are posted by the exporter's own `_transmit` (its generated client's `track`, the same JSON
 body, redirects followed), exactly as `export()` posts what it builds. Log records go through
@@ -219,8 +220,9 @@ class AzureMonitorSender:
             exchange.message = str(answer.get("message") or answer.get("error") or "")
 
     # --- preparing and sending -----------------------------------------------------------------------------------
-    def retime(self, offset_ns: int) -> None:
-        """Shift every item by `offset_ns` from now on (`--retime`; the runner keeps the shift in the cursor)."""
+    def retime(self, offset_ns: int | None) -> None:
+        """Shift every item by `offset_ns` from now on (`--retime`; the runner keeps the shift in the cursor), or
+        keep the stored times and refuse what is too old (None)."""
         self.shaper.retime_offset_ns = offset_ns
 
     def prepare(self, page: RowPage) -> PreparedPage:

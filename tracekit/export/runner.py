@@ -162,14 +162,14 @@ def run_export(
         record = CursorRecord(destination=sender.destination, selection=source.selection.describe())
     keys = source.list_keys(record.position)
     summary.selected = len(keys)
-    if retime:
-        shift = getattr(sender, "retime", None)
-        if shift is None:
-            raise ValueError(f"{sender.kind} exports keep their times: --retime is for Azure Monitor")
-        if record.retime_offset_ns is None:
-            latest = source.latest_end_ns()
-            record.retime_offset_ns = retime_offset(latest) if latest else 0
-        shift(record.retime_offset_ns)
+    shift = getattr(sender, "retime", None)
+    if retime and shift is None:
+        raise ValueError(f"{sender.kind} exports keep their times: --retime is for Azure Monitor")
+    if retime and record.retime_offset_ns is None:
+        latest = source.latest_end_ns()
+        record.retime_offset_ns = retime_offset(latest) if latest else 0
+    if shift is not None:
+        shift(record.retime_offset_ns if retime else None)
     report = on_progress or (lambda progress: None)
 
     def tell(event: str, message: str = "") -> None:
