@@ -45,11 +45,8 @@ def _count(value: Any) -> int | None:
 
 
 def _first_count(attributes: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
-    for key in keys:
-        number = _count(attributes.get(key))
-        if number is not None:
-            return number
-    return None
+    """The first of `keys` holding a count (a later name may hold it when an earlier one holds something else)."""
+    return next((number for number in map(_count, map(attributes.get, keys)) if number is not None), None)
 
 
 def _seconds(value: Any) -> float | None:
