@@ -20,9 +20,9 @@ OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
 OP_EXECUTE_TOOL: Final = "execute_tool"
 OP_PLAN: Final = "plan"
-OP_HANDLE_CONVERSATION_TURN: Final = "handle_conversation_turn"  # semantic-conventions-genai #571 (unreleased)
-MEMORY_OPERATIONS: Final = frozenset({"search_memory", "create_memory", "update_memory", "upsert_memory",
-                                      "delete_memory", "create_memory_store", "delete_memory_store"})
+# A framework runner's entry point (the Agents SDK's Runner.run), an internal invocation span in place of
+# invoke_workflow since semantic-conventions-genai #571; emitted only with the latest conventions.
+OP_HANDLE_CONVERSATION_TURN: Final = "handle_conversation_turn"
 # Microsoft Foundry multi-agent operations (not OTel operations; documented by Foundry, emitted by Agent Framework).
 OP_EXECUTE_TASK: Final = "execute_task"
 OP_AGENT_TO_AGENT: Final = "agent_to_agent_interaction"
@@ -31,6 +31,8 @@ OP_AGENT_PLANNING: Final = "agent_planning"
 OP_AGENT_ORCHESTRATION: Final = "agent_orchestration"
 
 INFERENCE_OPERATIONS: Final = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_GENERATE_CONTENT})
+MEMORY_OPERATIONS: Final = frozenset({"search_memory", "create_memory", "update_memory", "upsert_memory",
+                                      "delete_memory", "create_memory_store", "delete_memory_store"})
 AGENT_OPERATIONS: Final = frozenset({OP_INVOKE_AGENT, OP_CREATE_AGENT})
 MULTI_AGENT_OPERATIONS: Final = frozenset(
     {OP_EXECUTE_TASK, OP_AGENT_TO_AGENT, OP_AGENT_STATE, OP_AGENT_PLANNING, OP_AGENT_ORCHESTRATION, OP_PLAN,
@@ -84,9 +86,14 @@ GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
 GEN_AI_TRANSFER_MODE: Final = "gen_ai.transfer.mode"
 GEN_AI_TRANSFER_TARGET_NAME: Final = "gen_ai.transfer.target.name"
 GEN_AI_TRANSFER_SOURCE_NAME: Final = "gen_ai.transfer.source.name"  # ours: the agent handing off (OTel has caller.*)
+TRANSFER_MODE_PASS_CONTROL: Final = "pass_control"  # the target takes over the conversation (Agents SDK handoffs)
+TRANSFER_MODE_RETURN_TO_CALLER: Final = "return_to_caller"  # the target answers back to the source (agent as a tool)
+TOOL_TYPE_FUNCTION: Final = "function"
+TOOL_TYPE_EXTENSION: Final = "extension"
+TOOL_TYPE_DATASTORE: Final = "datastore"
+
+# --- hand-offs as other conventions and instrumentations record them (read side, tracekit/multi_agent.py) ---------------
 GEN_AI_TRANSFER_TARGET_TYPE: Final = "gen_ai.transfer.target.type"
-TRANSFER_MODE_RETURN_TO_CALLER: Final = "return_to_caller"  # the source waits for the target, then resumes
-TRANSFER_MODE_PASS_CONTROL: Final = "pass_control"  # the target takes over the rest of the work
 # On a remote invoke_agent (CLIENT) span: the immediate logical caller, when the library exposes it.
 GEN_AI_CALLER_TYPE: Final = "gen_ai.caller.type"  # "agent" | "workflow"
 GEN_AI_CALLER_NAME: Final = "gen_ai.caller.name"
@@ -95,9 +102,6 @@ GEN_AI_CALLER_AGENT_NAME: Final = "gen_ai.caller.agent.name"  # Microsoft Agent 
 OP_AGENT_HANDOFF: Final = "agent_handoff"
 GEN_AI_HANDOFF_FROM_AGENT: Final = "gen_ai.handoff.from_agent"
 GEN_AI_HANDOFF_TO_AGENT: Final = "gen_ai.handoff.to_agent"
-TOOL_TYPE_FUNCTION: Final = "function"
-TOOL_TYPE_EXTENSION: Final = "extension"
-TOOL_TYPE_DATASTORE: Final = "datastore"
 
 # --- provider names and provider-specific keys ---------------------------------------------------------------------------
 PROVIDER_OPENAI: Final = "openai"
