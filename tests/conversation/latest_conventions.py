@@ -67,6 +67,10 @@ def latest_run(t: Telemetry, **_options: Any) -> None:
         **agent, "gen_ai.agent.name": "weather-agent", "gen_ai.caller.type": "workflow",
         "gen_ai.caller.name": "weather_workflow"}, workflow, kind=SpanKind.CLIENT)
     workflow.end(end_time=t_ns(22600))
+    t.span("execute_tool transfer_to_billing billing", 22700, 22710, {
+        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "transfer_to_billing",
+        "gen_ai.agent.name": "booker", "gen_ai.transfer.mode": "return_to_caller",
+        "gen_ai.transfer.target.name": "billing", "gen_ai.conversation.id": LATEST}, error="AgentNotFound")
 
 
 def microsoft_run(t: Telemetry, **_options: Any) -> None:

@@ -127,3 +127,10 @@ def test_demo_replay_shows_the_failed_tool_call_and_its_retry(collector):
     # Microsoft's spelling in the demo reads as plan steps and hand-offs
     index_of(lines, "☰ plan step agent_planning plan")
     index_of(lines, "⇢ hand-off orchestrator → flight-agent")
+
+
+def test_a_failed_transfer_is_a_failed_hand_off(reader):
+    lines = plain(load_transcript(reader, latest_conventions.LATEST))
+    handoff = lines[index_of(lines, "⇢ hand-off booker → billing")]
+    assert "returns to the caller" in handoff and handoff.endswith("failed")
+    assert "failed" not in lines[index_of(lines, "⇢ hand-off triage → booker")]

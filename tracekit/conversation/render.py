@@ -207,6 +207,8 @@ def render_entry(transcript: Transcript, entry: Entry, *, limit: int | None = DE
         if entry.detail:
             text.append("  ")
             text.append_text(literal(entry.detail, pretty=False, limit=300, style="dim"))
+        if entry.status == "ERROR":  # the conventions record a transfer that failed too
+            text.append("  failed", style="bold red")
         return text
     if entry.kind is EntryKind.STEP:
         text = Text("◆ ", style=colour)

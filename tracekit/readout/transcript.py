@@ -167,7 +167,8 @@ def _entry_markdown(entry: dict[str, Any]) -> list[str]:
         return [line] + ([_fenced(entry["detail"])] if entry.get("detail") else [])
     if kind == "handoff":
         return [f"**⇢ hand-off {_inline(entry.get('title', ''))}**"
-                + (f" {_inline(entry['detail'])}" if entry.get("detail") else "")]
+                + (f" {_inline(entry['detail'])}" if entry.get("detail") else "")
+                + (" **failed**" if entry.get("status") == "ERROR" else "")]
     if kind == "plan":
         line = f"**☰ plan step {_inline(entry.get('title', ''))}**{agent}" + (
             " **ERROR**" if entry.get("status") == "ERROR" else "")
