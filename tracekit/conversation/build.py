@@ -61,7 +61,6 @@ class SpanRecord:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
-    kind: str | None = None  # SERVER, CLIENT, INTERNAL, ...
     attributes: dict[str, Any] = field(default_factory=dict)
     events: list[EventRecord] = field(default_factory=list)
     logs: list[EventRecord] = field(default_factory=list)
@@ -394,9 +393,8 @@ class _Builder:
         operation = operation_of(span)
         if role == HANDOFF:
             handoff = multi_agent.handoff_of(operation, attributes, agent=agent)
-            assert handoff is not None  # every HANDOFF operation reads as one
-            if handoff.target is None:
-                handoff = multi_agent.Handoff(handoff.source, None, handoff.mode, via=span.name)
+            if handoff is None or handoff.target is None:  # the span does not say to whom: its name may
+                handoff = multi_agent.Handoff(handoff.source if handoff else agent, None, via=span.name)
             self.handoff(span, handoff, span.start_time_ns, detail=_duration_text(span.duration_ns))
             return
         detail = _first_text(attributes, "gen_ai.task.description", "gen_ai.workflow.name", "input.value",

@@ -133,8 +133,7 @@ def _traces_of_response_chain(reader: StoreReader, response_id: str) -> list[str
 _SPAN_QUERY = """
 SELECT trace_id, span_id, parent_span_id, name, start_time_ns, end_time_ns, status_code, status_message,
        operation_name, agent_name, request_model, response_model, response_id, conversation_id, tool_name,
-       tool_call_id, error_type, input_tokens, output_tokens, {cost} AS cost_usd, kind,
-       attributes::VARCHAR AS attributes
+       tool_call_id, error_type, input_tokens, output_tokens, {cost} AS cost_usd, attributes::VARCHAR AS attributes
 FROM spans
 WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))
 QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq DESC) = 1
