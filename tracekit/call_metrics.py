@@ -9,9 +9,12 @@ show the result, so both say the same about a call.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
+
+import orjson
 
 from tracekit import semconv
 
@@ -62,6 +65,12 @@ def _stream(attributes: Mapping[str, Any]) -> bool | None:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
+    parameters = attributes.get(semconv.OPENINFERENCE_INVOCATION_PARAMETERS)  # OpenInference: the request's JSON
+    if isinstance(parameters, str) and '"stream"' in parameters:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            parsed = orjson.loads(parameters)
+            stream = parsed.get("stream") if isinstance(parsed, dict) else None
+            return stream if isinstance(stream, bool) else None
     return None
 
 

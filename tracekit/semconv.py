@@ -203,6 +203,7 @@ LEGACY_COMPLETION_PREFIX: Final = "gen_ai.completion."
 OPENINFERENCE_INPUT_MESSAGES_PREFIX: Final = "llm.input_messages."
 OPENINFERENCE_OUTPUT_MESSAGES_PREFIX: Final = "llm.output_messages."
 OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+OPENINFERENCE_INVOCATION_PARAMETERS: Final = "llm.invocation_parameters"  # the request's parameters as JSON
 
 # Attributes lifted into typed store columns, so queries filter and group on them without parsing JSON.
 # column name -> the attribute keys that feed it, first present wins.

@@ -118,6 +118,9 @@ OTHER_NAMES: dict[str, tuple[dict[str, Any], tuple[Any, ...]]] = {
                                   "llm.token_count.prompt_details.cache_read": 8,
                                   "llm.token_count.prompt_details.cache_write": 4},
                                  (12, 8, 4, None, None)),
+    # OpenInference's request parameters say whether the call streamed
+    "conv-names-openinference-stream": ({"llm.invocation_parameters": '{"model": "gpt-4o", "stream": true}'},
+                                        (None, None, None, True, None)),
 }
 
 
