@@ -24,9 +24,7 @@ from tracekit import multi_agent, semconv
 
 DEFAULT_THRESHOLD = 3
 THRESHOLD_ENV = "TRACEKIT_LOOP_THRESHOLD"  # what the TUI and the replay use; `tracekit lint --loop-threshold` too
-# Operations whose spans can be a hand-off (Microsoft's and OpenTelemetry's, tracekit.multi_agent).
-HANDOFF_OPERATIONS = frozenset({semconv.OP_EXECUTE_TOOL, semconv.OP_INVOKE_AGENT} | {
-    operation for operation, kind in multi_agent.OPERATION_KINDS.items() if kind == multi_agent.HANDOFF})
+HANDOFF_OPERATIONS = multi_agent.HANDOFF_OPERATIONS  # Microsoft's and OpenTelemetry's spellings
 
 
 def configured_threshold() -> int:
@@ -160,11 +158,17 @@ SELECT trace_id, span_id, parent_span_id, start_time_ns, operation_name, agent_n
            'gen_ai.tool.call.result', attributes->>'$."gen_ai.tool.call.result"' IS NOT NULL,
            'gen_ai.transfer.target.name', attributes->>'$."gen_ai.transfer.target.name"',
            'gen_ai.transfer.source.name', attributes->>'$."gen_ai.transfer.source.name"',
-           'gen_ai.handoff.from_agent', attributes->>'$."gen_ai.handoff.from_agent"',
-           'gen_ai.handoff.to_agent', attributes->>'$."gen_ai.handoff.to_agent"',
-           'gen_ai.caller.type', attributes->>'$."gen_ai.caller.type"',
-           'gen_ai.caller.name', attributes->>'$."gen_ai.caller.name"',
-           'gen_ai.caller.agent.name', attributes->>'$."gen_ai.caller.agent.name"',
+           -- read only on the spans that can carry them (most rows skip these extractions)
+           'gen_ai.handoff.from_agent', CASE WHEN operation_name = 'agent_handoff'
+                                             THEN attributes->>'$."gen_ai.handoff.from_agent"' END,
+           'gen_ai.handoff.to_agent', CASE WHEN operation_name = 'agent_handoff'
+                                           THEN attributes->>'$."gen_ai.handoff.to_agent"' END,
+           'gen_ai.caller.type', CASE WHEN operation_name = 'invoke_agent'
+                                      THEN attributes->>'$."gen_ai.caller.type"' END,
+           'gen_ai.caller.name', CASE WHEN operation_name = 'invoke_agent'
+                                      THEN attributes->>'$."gen_ai.caller.name"' END,
+           'gen_ai.caller.agent.name', CASE WHEN operation_name = 'invoke_agent'
+                                            THEN attributes->>'$."gen_ai.caller.agent.name"' END,
            'gen_ai.response.finish_reasons', attributes->'$."gen_ai.response.finish_reasons"'
        )::VARCHAR AS attributes
 FROM spans

@@ -34,6 +34,9 @@ OPERATION_KINDS: dict[str, str] = {
 
 KIND_LABELS = {PLAN: "plan", HANDOFF: "hand-off", TASK: "task", ORCHESTRATION: "orchestration", STATE: "state"}
 
+# The operations whose spans can record a hand-off.
+HANDOFF_OPERATIONS = frozenset({semconv.OP_EXECUTE_TOOL, semconv.OP_INVOKE_AGENT} | {
+    operation for operation, kind in OPERATION_KINDS.items() if kind == HANDOFF})
 _CALLER_TYPES = frozenset({"agent", "workflow"})
 _TRANSFER_TOOL_PREFIX = "transfer_to_"  # the OpenAI Agents SDK's and Swarm's name for a hand-off tool
 
@@ -69,6 +72,8 @@ def handoff_of(operation: str | None, attributes: Mapping[str, Any], *, agent: s
     - Microsoft's `agent_to_agent_interaction` and openai-agents' `agent_handoff` spans.
     `agent` is the agent the span runs under (its lane).
     """
+    if operation not in HANDOFF_OPERATIONS:
+        return None  # most spans: model calls, steps
     target = _text(attributes.get(semconv.GEN_AI_TRANSFER_TARGET_NAME))
     mode = _text(attributes.get(semconv.GEN_AI_TRANSFER_MODE))
     source = _text(attributes.get(semconv.GEN_AI_TRANSFER_SOURCE_NAME))
@@ -89,7 +94,7 @@ def handoff_of(operation: str | None, attributes: Mapping[str, Any], *, agent: s
             return None
         return Handoff(caller, _text(attributes.get(semconv.GEN_AI_AGENT_NAME)) or agent, mode,
                        via=f"remote call from {caller_type or 'agent'} {caller}")
-    if kind_of(operation) == HANDOFF:
+    if kind_of(operation) == HANDOFF:  # always, given HANDOFF_OPERATIONS
         source = _text(attributes.get(semconv.GEN_AI_HANDOFF_FROM_AGENT)) or source or agent
         target = _text(attributes.get(semconv.GEN_AI_HANDOFF_TO_AGENT)) or target
         return Handoff(source, target, mode, via=operation or "")
