@@ -2,8 +2,14 @@
 
 Requests arrive as raw bytes (no deserializer in gRPC) so that decoding happens once, in the pipeline, on whole
 requests. Answers follow the OTLP spec: OK with partial_success when some items were rejected, INVALID_ARGUMENT for a
-request that cannot be decoded, RESOURCE_EXHAUSTED with a RetryInfo trailer when the queue is full (the standard
-exporters honour it and retry), UNAVAILABLE when the store failed to commit.
+request that cannot be decoded (or a call without a message), RESOURCE_EXHAUSTED with a RetryInfo trailer when the
+collector is busy (the standard exporters honour it and retry), DEADLINE_EXCEEDED for a message that did not arrive
+within the read timeout, UNAVAILABLE when the store failed to commit.
+
+Memory before admission: grpcio hands a message over only whole, so its bytes cannot be counted as they arrive (the
+HTTP receiver does that). The methods are registered as client-streaming, so the handler runs before the message is
+read and reads it only with a read slot (`read_slots.py`); the slots are sized from the admission budget
+(`read_slot_count`), and calls waiting for one hold no more than their 64 KiB HTTP/2 window (no BDP growth).
 """
 
 from __future__ import annotations

@@ -110,6 +110,9 @@ def test_hostile_grpc_clients_keep_rss_under_1gb_and_a_normal_exporter_gets_thro
         process.wait(timeout=60)
     peak = max(samples)
     statuses = collections.Counter(status for status, _ in hostile)
+    # the figures, for `pytest -s` (docs/decisions/2026-12-07-grpc-read-slots.md)
+    print(f"\ncollector RSS peak {peak / MIB:.0f} MiB (from {samples[0] / MIB:.0f} MiB); normal export {elapsed:.1f} s; "
+          f"hostile calls answered by status: {dict(statuses)}")
     assert exported, "the normal exporter's span was not acknowledged"
     assert elapsed < 10, f"the normal export took {elapsed:.1f} s beside the hostile clients"
     assert peak < GIB, f"collector RSS reached {peak / MIB:.0f} MiB (from {samples[0] / MIB:.0f} MiB)"

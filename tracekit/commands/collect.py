@@ -38,7 +38,8 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"largest OTLP request accepted, e.g. 32MiB ($TRACEKIT_MAX_REQUEST_SIZE; default "
                             f"{32 * MIB // MIB}MiB)")
     group.add_argument("--queue-size", metavar="SIZE", default=None,
-                       help="request bytes accepted but not yet committed before senders are told to retry later "
+                       help="request bytes accepted but not yet committed before senders are told to retry later; "
+                            "OTLP/gRPC reads at most SIZE / (2 x the request limit) messages at once "
                             "($TRACEKIT_QUEUE_SIZE; default 256MiB)")
     group.add_argument("--memory-limit", metavar="SIZE", default=None,
                        help="DuckDB memory_limit ($TRACEKIT_MEMORY_LIMIT; default 2GB)")
@@ -68,9 +69,11 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
                             "default 128)")
     group.add_argument("--header-timeout", metavar="SECONDS", type=float, default=None,
                        help="close an OTLP/HTTP connection whose request headers have not arrived by then, or that "
-                            "sits idle that long ($TRACEKIT_HEADER_TIMEOUT; default 30)")
+                            "sits idle that long, and an OTLP/gRPC connection that finishes no handshake or carries "
+                            "no call that long ($TRACEKIT_HEADER_TIMEOUT; default 30)")
     group.add_argument("--body-timeout", metavar="SECONDS", type=float, default=None,
-                       help="answer 408 to an OTLP/HTTP request whose body has not arrived by then "
+                       help="answer 408 to an OTLP/HTTP request whose body has not arrived by then, and "
+                            "DEADLINE_EXCEEDED to an OTLP/gRPC call whose message has not "
                             "($TRACEKIT_BODY_TIMEOUT; default 30)")
     group.add_argument("--alerts", metavar="FILE", default=None,
                        help="check these alert rules on their frequency while collecting; changes of state are "
