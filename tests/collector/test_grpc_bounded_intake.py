@@ -111,7 +111,8 @@ def test_hostile_grpc_clients_keep_rss_under_1gb_and_a_normal_exporter_gets_thro
     peak = max(samples)
     statuses = collections.Counter(status for status, _ in hostile)
     # the figures, for `pytest -s` (docs/decisions/2026-12-07-grpc-read-slots.md)
-    print(f"\ncollector RSS peak {peak / MIB:.0f} MiB (from {samples[0] / MIB:.0f} MiB); normal export {elapsed:.1f} s; "
+    print(f"\ncollector RSS peak {peak / MIB:.0f} MiB (from {samples[0] / MIB:.0f} MiB); "
+          f"normal export {elapsed:.1f} s; "
           f"hostile calls answered by status: {dict(statuses)}")
     assert exported, "the normal exporter's span was not acknowledged"
     assert elapsed < 10, f"the normal export took {elapsed:.1f} s beside the hostile clients"
@@ -195,6 +196,7 @@ def test_a_stalled_read_gives_its_slot_to_a_waiting_sender_with_a_retryable_answ
         assert call.status == str(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])
         assert retry_delay(call.retry_info) > 0
         assert collector.reader().sql("SELECT count(*) AS n FROM spans").column("n")[0].as_py() == 1
+        assert collector.status()["grpc_reads_preempted"] == 1
 
 
 def test_too_many_waiting_senders_are_refused_at_once_with_retry_info(collector_settings, monkeypatch):
@@ -220,7 +222,8 @@ def test_too_many_waiting_senders_are_refused_at_once_with_retry_info(collector_
                     channel.unary_unary(TRACE_METHOD)(_small_request(), timeout=10)
             assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             trailers = dict(refused.value.trailing_metadata())
-            assert RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.ToTimedelta().total_seconds() > 0
+            delay = RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay
+            assert delay.ToTimedelta().total_seconds() > 0
         finally:
             stop.set()
             holder.join(timeout=30)
