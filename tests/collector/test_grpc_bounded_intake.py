@@ -270,3 +270,25 @@ async def test_read_slots_take_turns_between_connections():
                 held = waiter.result()
                 order.append((name, held))
     assert [name for name, _ in order] == ["busy", "other", "busy", "busy"]
+
+
+def test_a_full_queue_refuses_a_grpc_call_before_reading_it_with_retry_info(collector_settings):
+    """While the admission budget is used up (here by an HTTP body being read), a gRPC call is refused before its
+    message is read: RESOURCE_EXHAUSTED with RetryInfo, which exporters retry."""
+    from tracekit.collector.service import Collector
+
+    collector_settings.queue_bytes = 1024 * 1024
+    with Collector(collector_settings).running() as collector:
+        host, port = collector.http_endpoint.removeprefix("http://").rsplit(":", 1)
+        bomb = gzip.compress(bytes(4 * MIB))
+        with socket.create_connection((host, int(port)), timeout=30) as holder:
+            holder.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
+                           b"Content-Encoding: gzip\r\n" + f"Content-Length: {len(bomb) + 1}\r\n\r\n".encode() + bomb)
+            deadline = time.monotonic() + 10
+            while collector.pipeline.admission.used < 4 * MIB and time.monotonic() < deadline:
+                time.sleep(0.02)
+            # only 10 bytes of the message are sent: an answer now means it was refused without waiting to read it
+            [call] = _raw_status(collector, [HostileCall(1000, 10)], seconds=10)
+            assert call.status == str(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])
+            assert retry_delay(call.retry_info) > 0
+        assert collector.reader().sql("SELECT count(*) AS n FROM spans").column("n")[0].as_py() == 0
