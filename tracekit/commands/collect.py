@@ -45,8 +45,8 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
     setting("--max-request-size", "max_request_bytes", parse_size, "SIZE",
             f"largest OTLP request accepted, e.g. 32MiB ($TRACEKIT_MAX_REQUEST_SIZE; default {32 * MIB // MIB}MiB)")
     setting("--queue-size", "queue_bytes", parse_size, "SIZE",
-            "request bytes accepted but not yet committed before senders are told to retry later "
-            "($TRACEKIT_QUEUE_SIZE; default 256MiB)")
+            "request bytes accepted but not yet committed before senders are told to retry later; OTLP/gRPC reads at "
+            "most SIZE / (2 x the request limit) messages at once ($TRACEKIT_QUEUE_SIZE; default 256MiB)")
     setting("--memory-limit", "memory_limit", str, "SIZE", "DuckDB memory_limit ($TRACEKIT_MEMORY_LIMIT; default 2GB)")
     setting("--decode-workers", "decode_workers", int, "N",
             "decode requests in N worker processes; 0 decodes in a thread ($TRACEKIT_DECODE_WORKERS; default 0)",
@@ -73,10 +73,11 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
                             "default 128)")
     setting("--header-timeout", "header_timeout_seconds", float, "SECONDS",
             "close an OTLP/HTTP connection whose request headers have not arrived by then, or that sits idle that "
-            "long ($TRACEKIT_HEADER_TIMEOUT; default 30)", type=float)
+            "long, and an OTLP/gRPC connection that finishes no handshake or carries no call that long "
+            "($TRACEKIT_HEADER_TIMEOUT; default 30)", type=float)
     setting("--body-timeout", "body_timeout_seconds", float, "SECONDS",
-            "answer 408 to an OTLP/HTTP request whose body has not arrived by then ($TRACEKIT_BODY_TIMEOUT; "
-            "default 30)", type=float)
+            "answer 408 to an OTLP/HTTP request whose body has not arrived by then, and DEADLINE_EXCEEDED to an "
+            "OTLP/gRPC call whose message has not ($TRACEKIT_BODY_TIMEOUT; default 30)", type=float)
     setting("--alerts", "alert_rules", str, "FILE",
             "check these alert rules on their frequency while collecting; changes of state are stored as "
             "tracekit.alert events and shown in the TUI (see `tracekit alerts --help`; $TRACEKIT_ALERTS)")
