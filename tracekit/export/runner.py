@@ -270,7 +270,8 @@ def _prepare_page(page: SpanPage, sender: Sender, *, shaper: AzureShaper | None)
         prepared.spans, prepared.logs, prepared.log_keys = list(spans), list(logs), list(log_keys)
     else:
         for span in spans:
-            shaped = shaper.span(span, prepared.limits, page.main_agents.get((span.trace_id_hex, span.span_id_hex)))
+            key = (span.trace_id_hex, span.span_id_hex)
+            shaped = shaper.span(span, prepared.limits, page.main_agents.get(key), page.costs.get(key))
             if shaped is None:
                 prepared.too_old.extend(span_item_keys(span))
             else:

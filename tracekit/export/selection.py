@@ -105,6 +105,7 @@ class SpanPage:
     logs: list[Any]                 # ReadableLogRecord
     log_keys: list[str]
     main_agents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (trace, span) -> agent
+    costs: dict[tuple[str, str], float] = field(default_factory=dict)  # (trace, span) -> cost_usd, priced spans only
 
 
 class StoreSource:
@@ -118,6 +119,7 @@ class StoreSource:
         self.redactor = redactor
         self.resources = ResourceCache()
         self._span_logs: bool | None = None
+        self._has_cost: bool | None = None
         self._kql_keys: list[str] | None = None
         self._kql_traces: list[str] | None = None
 
@@ -230,7 +232,8 @@ class StoreSource:
         return outermost
 
     def fetch(self, keys: list[StoreKey], *, with_logs: bool = True, with_main_agents: bool = False) -> SpanPage:
-        """The spans named by `keys` (a slice of `list_keys`), rebuilt, with their events, links and log records."""
+        """The spans named by `keys` (a slice of `list_keys`), rebuilt, with their events, links and log records;
+        `with_main_agents` (the Azure export) adds each span's main agent and stored cost."""
         if not keys:
             return SpanPage([], [], [], [])
         low, high = keys[0][0], keys[-1][0]
@@ -238,7 +241,8 @@ class StoreSource:
         joined = ",".join([trace + span for _, trace, span in keys])
         span_ids = ",".join(sorted({span for _, _, span in keys}))
         spans = self.read(
-            "spans", f"SELECT {SPAN_COLUMNS}, event_count, link_count{', ' + AGENT_EXTRA_COLUMNS if with_main_agents else ''} "
+            "spans", f"SELECT {SPAN_COLUMNS}, event_count, link_count{', ' + AGENT_EXTRA_COLUMNS if with_main_agents else ''}"
+            f"{', cost_usd' if with_main_agents and self.has_cost() else ''} "
             "FROM spans s WHERE s.ingest_seq BETWEEN ? AND ? "
             "AND s.trace_id || s.span_id IN (SELECT unnest(string_split(?, ','))) "
             "ORDER BY s.ingest_seq, s.trace_id, s.span_id", [low, high, joined])
@@ -278,7 +282,16 @@ class StoreSource:
                 log_keys = [log_key(row) for row in log_rows.select(
                     ["trace_id", "span_id", "time_ns", "event_name"]).to_pylist()]
         return SpanPage(keys=[span.store_key for span in rebuilt], spans=rebuilt, logs=logs, log_keys=log_keys,
-                        main_agents=self.main_agents(keys, _agent_rows(spans)) if with_main_agents else {})
+                        main_agents=self.main_agents(keys, _agent_rows(spans)) if with_main_agents else {},
+                        costs=_costs(spans))
+
+    def has_cost(self) -> bool:
+        """Whether the store prices model calls (a `cost_usd` column: schema v3 and later)."""
+        if self._has_cost is None:
+            from tracekit.cost import has_cost_column
+
+            self._has_cost = has_cost_column(self.reader)
+        return self._has_cost
 
     def has_span_logs(self) -> bool:
         """Whether the store holds any log record correlated with a span (asked once; without any, the common case
@@ -294,6 +307,14 @@ class StoreSource:
             self.resources.add_rows(self.read(
                 "resources", "SELECT resource_id, any_value(attributes) AS attributes, any_value(schema_url) AS schema_url "
                 "FROM resources WHERE resource_id IN (SELECT unnest(?::BIGINT[])) GROUP BY resource_id", [missing]))
+
+
+def _costs(spans: pa.Table) -> dict[tuple[str, str], float]:
+    """The priced spans' cost_usd by (trace_id, span_id); none when the rows have no cost column."""
+    if "cost_usd" not in spans.column_names:
+        return {}
+    columns = spans.select(["trace_id", "span_id", "cost_usd"]).to_pydict()
+    return {(trace, span): cost for trace, span, cost in zip(*columns.values()) if cost is not None}
 
 
 def _agent_rows(spans: pa.Table) -> dict[tuple[str, str], dict[str, Any]]:
