@@ -166,6 +166,13 @@ def test_shortcut_gives_the_same_answer_as_the_full_customdimensions(mixed_reade
         'exceptions | summarize n = count(), i = sum(itemCount) by type, operation_ParentId '
         '| order by operation_ParentId asc',
         'AppExceptions | summarize count() by ExceptionType, ParentId, bin(TimeGenerated, 1m) | order by ParentId asc',
+        # The cost measurement, from the typed column instead of a JSON object per row; absent stays null.
+        'dependencies | project id, c = toreal(customMeasurements["tracekit.cost_usd"]), '
+        'd = todouble(customMeasurements["tracekit.cost_usd"]), j = customMeasurements["tracekit.cost_usd"], '
+        's = tostring(customMeasurements["tracekit.cost_usd"]), i = toint(customMeasurements["tracekit.cost_usd"]) '
+        '| order by id asc',
+        'AppDependencies | where isnotnull(Measurements["tracekit.cost_usd"]) '
+        '| summarize n = count(), c = sum(toreal(Measurements["tracekit.cost_usd"]) * ItemCount)',
     ]
     for text in queries:
         compiled = compile_kql(reader, text)
@@ -178,6 +185,9 @@ def test_shortcut_gives_the_same_answer_as_the_full_customdimensions(mixed_reade
            '| where customDimensions["gen_ai.operation.name"] == "x" | count'
     assert compile_kql(reader, text).fallback_sql is None
     assert run_kql(reader, text).to_pylist()[0]["Count"] == len(reader.sql("SELECT * FROM dependencies"))
+    priced = reader.sql("SELECT count(cost_usd) AS n, sum(cost_usd) AS c FROM spans WHERE kind <> 'SERVER'").to_pylist()[0]
+    measured = run_kql(reader, queries[-1]).to_pylist()[0]
+    assert priced["n"] > 0 and measured["n"] == priced["n"] and measured["c"] == pytest.approx(priced["c"])
 
 
 def test_lean_sources_never_drop_result_columns(reader):

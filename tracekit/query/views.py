@@ -187,10 +187,12 @@ TYPED_INTEGER_DIMENSIONS = {
     "gen_ai.usage.input_tokens": "input_tokens",
     "gen_ai.usage.output_tokens": "output_tokens",
 }
+# customMeasurements keys with a store column: tracekit.query.kql reads toreal(customMeasurements[key]) from it.
+TYPED_MEASUREMENTS = {COST_MEASUREMENT: "cost_usd"}
+_TYPED_COLUMNS = [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values(), *TYPED_MEASUREMENTS.values()]
 _HIDDEN_SPAN_COLUMNS = ", ".join(
     [f"s.attributes AS {HIDDEN_PREFIX}attributes", f"s.start_time AS {HIDDEN_PREFIX}time"]
-    + [f"s.{column} AS {HIDDEN_PREFIX}{column}"
-       for column in [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values()]]
+    + [f"s.{column} AS {HIDDEN_PREFIX}{column}" for column in _TYPED_COLUMNS]
 )
 
 _SPAN_ITEMS = f"""
@@ -228,8 +230,7 @@ _CONTEXT_COLUMNS = ("operation_Name, operation_Id, operation_ParentId, operation
                     "client_Browser, cloud_RoleName, cloud_RoleInstance, appId, appName, iKey, sdkVersion, itemId, "
                     "itemCount")
 _HIDDEN_SPAN_SELECT = ", ".join(
-    [f"{HIDDEN_PREFIX}attributes", f"{HIDDEN_PREFIX}time"]
-    + [f"{HIDDEN_PREFIX}{column}" for column in [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values()]]
+    [f"{HIDDEN_PREFIX}attributes", f"{HIDDEN_PREFIX}time"] + [f"{HIDDEN_PREFIX}{column}" for column in _TYPED_COLUMNS]
 )
 
 _SPAN_TABLES = f"""
@@ -511,8 +512,7 @@ _LEAN_SPAN_COLUMNS: dict[str, str] = {
     "application_Version": "coalesce(r.application_Version, '')",
     f"{HIDDEN_PREFIX}attributes": "s.attributes",
     f"{HIDDEN_PREFIX}time": "s.start_time",
-    **{f"{HIDDEN_PREFIX}{column}": f"s.{column}"
-       for column in [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values()]},
+    **{f"{HIDDEN_PREFIX}{column}": f"s.{column}" for column in _TYPED_COLUMNS},
     **SPAN_DERIVED,
 }
 # What a derived column is for every row of one table: a dependency's success is its status alone, a request has no
