@@ -104,7 +104,7 @@ def _sparkline(columns: list[str], rows: list[dict[str, Any]]) -> RenderableType
 
 def _series_sparklines(time: str, label: str, value: str, rows: list[dict[str, Any]]) -> RenderableType:
     """A time series split by a label column (cost by model per hour): one sparkline per label, on the same time
-    axis and scale, so the lines compare at a glance; a time a label has no row for draws as the lowest block."""
+    axis and scale, so the lines compare at a glance; a time a label has no row for stays blank."""
     times = sorted({row[time] for row in rows if row[time] is not None})[-120:]
     position = {moment: index for index, moment in enumerate(times)}
     lines: dict[Any, list[float]] = {}
@@ -120,7 +120,8 @@ def _series_sparklines(time: str, label: str, value: str, rows: list[dict[str, A
     grid.add_row(Text(label, style="dim"), Text(""), Text(f"total {value}", style="dim"))
     ordered = sorted(lines.items(), key=lambda item: (-sum(item[1]), str(item[0])))
     for name, line in ordered[:20]:
-        spark = "".join(_BLOCKS[min(8, int(round(v / top * 8)))] for v in line)
+        # a time with any amount draws at least the lowest bar: a cheap model is not drawn as having no calls
+        spark = "".join(_BLOCKS[max(v > 0, min(8, int(round(v / top * 8))))] for v in line)
         grid.add_row(Text(_fmt(name) or "(empty)"), Text(spark, style="green"), Text(_fmt(sum(line))))
     caption = f"{_fmt(times[0])} → {_fmt(times[-1])}   {len(times)} points   max {_fmt(top)}" if times else ""
     return Group(grid, Text(caption, style="dim"))
