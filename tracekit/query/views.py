@@ -33,8 +33,8 @@ import socket
 import duckdb
 
 from tracekit.query.pystr import py_str_sql
-from tracekit.semconv import TRACEKIT_COST_USD as COST_MEASUREMENT
 from tracekit.query.span_mapping import SPAN_DERIVED, SPAN_MAPPING_MACROS
+from tracekit.semconv import TRACEKIT_COST_USD as COST_MEASUREMENT
 
 # --- the exporter's attribute filters (EXP/export/trace/_exporter.py, EXP/export/logs/_exporter.py) -------------------
 SPAN_EXCLUDED_PREFIXES = ("http.", "db.", "message.", "messaging.", "rpc.", "enduser.", "net.", "peer.",
