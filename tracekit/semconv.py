@@ -114,6 +114,8 @@ OPENAI_AGENTS_GUARDRAIL_TRIGGERED: Final = "openai_agents.guardrail.triggered"  
 
 # --- tracekit's own keys -------------------------------------------------------------------------------------------------
 TRACEKIT_REDACTED_COUNT: Final = "tracekit.redaction.masked_count"  # values masked on this span by the in-process policy
+# The customMeasurements key (views and Azure export) of what tracekit priced a model call at, in USD (tracekit/cost.py).
+TRACEKIT_COST_USD: Final = "tracekit.cost_usd"
 
 # --- content (opt-in) ----------------------------------------------------------------------------------------------------
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
