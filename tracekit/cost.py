@@ -181,12 +181,9 @@ def price_call(attributes: Mapping[str, Any], *, operation: str | None = None, p
                           request_model or attributes.get(semconv.GEN_AI_REQUEST_MODEL)) if isinstance(m, str) and m]
     if not models:
         return None
-    if provider:
-        provider_id = PROVIDER_IDS.get(str(provider).lower())
-        if provider_id is None:
-            return None
-    else:
-        provider_id = None
+    priced, provider_id = _provider_id(provider)
+    if not priced:
+        return None
     day = _day(start_time_ns)
     key = tuple(sorted(tokens.items()))
     for model in dict.fromkeys(models):  # response model first; the request model may be an Azure deployment name
@@ -194,6 +191,14 @@ def price_call(attributes: Mapping[str, Any], *, operation: str | None = None, p
         if price is not None:
             return price
     return None
+
+
+def _provider_id(provider: Any) -> tuple[bool, str | None]:
+    """(whether a call of `provider` can be priced, its genai-prices id: None when no provider is named)."""
+    if not provider:
+        return True, None
+    provider_id = PROVIDER_IDS.get(str(provider).lower())
+    return provider_id is not None, provider_id
 
 
 def call_rates(*, operation: str | None, provider: str | None, request_model: str | None,
@@ -209,12 +214,9 @@ def call_rates(*, operation: str | None, provider: str | None, request_model: st
     if not is_priced_operation(operation):
         return None
     models = [m for m in (response_model, request_model) if isinstance(m, str) and m]
-    if provider:
-        provider_id = PROVIDER_IDS.get(str(provider).lower())
-        if provider_id is None:
-            return None
-    else:
-        provider_id = None
+    priced, provider_id = _provider_id(provider)
+    if not priced:
+        return None
     day = _day(start_time_ns)
     for model in dict.fromkeys(models):  # the order price_call tries them in
         rates = _rates(provider_id, model, day)

@@ -12,7 +12,6 @@ not linear. Every other row gets NULL.
 
 from __future__ import annotations
 
-import bisect
 from typing import Any
 
 import orjson
@@ -22,6 +21,7 @@ import re2
 
 from tracekit import cost
 from tracekit.collector.processors.normalize import Batch
+from tracekit.redaction.screen import rows_matching
 
 COLUMN = "cost_usd"
 
@@ -65,7 +65,7 @@ def price_column(table: pa.Table) -> pa.Array:
     rows = table.select(_COLUMNS).take(positions)
     operations, providers, responses, requests, starts, inputs, outputs = (rows.column(name).to_pylist()
                                                                             for name in _COLUMNS)
-    detailed = set(_detail_rows(table.column("attributes")))
+    detailed = set(rows_matching(_DETAIL, table.column("attributes")))
     prices: list[float | None] = [None] * len(rows)
     one_by_one: list[int] = []
     groups: dict[tuple[Any, ...], Any] = {}  # what decides a price -> call_rates' answer
@@ -108,26 +108,3 @@ def _price_one(operation: str | None, provider: str | None, response_model: str 
                             request_model=request_model, response_model=response_model, start_time_ns=start_time_ns,
                             input_tokens=input_tokens, output_tokens=output_tokens)
     return None if price is None else price.total_usd
-
-
-def _detail_rows(column: pa.ChunkedArray) -> list[int]:
-    """Rows of an attributes column that name a cache or reasoning token key (a superset of those holding such
-    counts), found with one RE2 search over each chunk's data buffer plus one per hit."""
-    rows: list[int] = []
-    base = 0
-    for chunk in column.chunks:
-        if len(chunk) and chunk.null_count < len(chunk):
-            _, offsets_buffer, data_buffer = chunk.buffers()
-            offsets = memoryview(offsets_buffer).cast("q" if pa.types.is_large_string(chunk.type) else "i")
-            offsets = offsets[chunk.offset:chunk.offset + len(chunk) + 1]
-            data = memoryview(data_buffer)
-            position, end = offsets[0], offsets[-1]
-            while position < end:
-                match = _DETAIL.search(data, position, end)
-                if match is None:
-                    break
-                row = bisect.bisect_right(offsets, match.start()) - 1
-                rows.append(base + row)
-                position = offsets[row + 1]
-        base += len(chunk)
-    return rows
