@@ -327,7 +327,7 @@ def start_collector(db: Path, decode_workers: int, checkpoint_rows: int | None =
         [sys.executable, "-m", "tracekit.cli", "collect", "--db", str(db), "--grpc", "127.0.0.1:0", "--http", "off",
          "--decode-workers", str(decode_workers)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    for _ in range(300):
+    for _ in range(1200):  # up to a minute: a collector starts slowly on a loaded machine
         if state_path.exists():
             return process, json.loads(state_path.read_text())
         if process.poll() is not None:
@@ -535,7 +535,10 @@ def main() -> None:
         if args.attributes_compression:
             command += ["--attributes-compression", args.attributes_compression]
         print(f"\n--- baseline: {args.against} ---", flush=True)
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        finished = subprocess.run(command, capture_output=True, text=True)
+        if finished.returncode:
+            raise SystemExit(f"the baseline run failed:\n{finished.stdout}{finished.stderr}")
+        output = finished.stdout
         print(output.split("FIGURES ")[0], end="")
         baseline = json.loads(output.split("FIGURES ")[1])
         print("\n--- this checkout / baseline ---")
