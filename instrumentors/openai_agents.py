@@ -6,7 +6,7 @@ timings and parents are real):
 
 | Agents SDK             | OpenTelemetry span                                    | with the latest conventions        |
 |------------------------|-------------------------------------------------------|------------------------------------|
-| trace (a `Runner.run`) | `invoke_workflow {workflow name}` (INTERNAL)           | none: the agents are the top spans |
+| trace (a `Runner.run`) | `invoke_workflow {workflow name}` (INTERNAL)           | `handle_conversation_turn {name}`  |
 | agent                  | `invoke_agent {agent}` (INTERNAL)                      | same                               |
 | handoff                | `agent_to_agent_interaction {to agent}` (Foundry name) | `execute_tool {handoff tool} {to agent}`, `gen_ai.transfer.target.name`, `gen_ai.transfer.mode=pass_control` |
 | function tool          | `execute_tool {tool}`                                  | same                               |
@@ -76,31 +76,33 @@ class TracekitAgentsProcessor:
     # -- traces ----------------------------------------------------------------------------------------------------------
 
     def on_trace_start(self, agents_trace: Any) -> None:
-        """A workflow run starts: the root span of the run (with the latest conventions none: the run's
-        `invoke_agent` spans are its top spans, and the trace only passes its conversation id on)."""
+        """A run starts: the root span of the run. By default `invoke_workflow {name}`; with the latest conventions
+        the runner's entry point is an internal `handle_conversation_turn` span instead (#571: Runner.run is no
+        longer a workflow), so the agents it runs stay in one trace."""
         if not self.enabled:
             return
         name = str(getattr(agents_trace, "name", None) or "Agent workflow")
         conversation_id = getattr(agents_trace, "group_id", None)
         if self._instruments.latest:
-            with self._lock:
-                self._open[agents_trace.trace_id] = _Open(None, otel_context.get_current(), None, {},
-                                                          str(conversation_id) if conversation_id else None)
-            return
-        attributes: dict[str, Any] = {
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_WORKFLOW,
-            semconv.GEN_AI_WORKFLOW_NAME: name,
-        }
+            attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_HANDLE_CONVERSATION_TURN}
+            span_name = f"{semconv.OP_HANDLE_CONVERSATION_TURN} {name}"
+        else:
+            attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_WORKFLOW, semconv.GEN_AI_WORKFLOW_NAME: name}
+            span_name = f"{semconv.OP_INVOKE_WORKFLOW} {name}"
         if conversation_id:
             attributes[semconv.GEN_AI_CONVERSATION_ID] = str(conversation_id)
-        span = self._instruments.tracer.start_span(f"{semconv.OP_INVOKE_WORKFLOW} {name}",
-                                                   context=otel_context.get_current(), attributes=attributes)
+        span = self._instruments.tracer.start_span(span_name, context=otel_context.get_current(),
+                                                   attributes=attributes)
         self._remember(agents_trace.trace_id, span, None, attributes, conversation_id)
 
     def on_trace_end(self, agents_trace: Any) -> None:
         """The run finished."""
         opened = self._forget(agents_trace.trace_id)
-        if opened is not None and opened.span is not None:
+        if opened is not None:
+            if self._instruments.latest:
+                duration = _seconds_since(opened.span)
+                if duration is not None:
+                    self._instruments.metrics.record_agent(opened.attributes, duration)
             opened.span.end()
 
     # -- spans -----------------------------------------------------------------------------------------------------------

@@ -129,7 +129,7 @@ class GenAIMetrics:
         self.operation_output_tokens.record(int(output_tokens or 0), with_error)
 
     def record_agent(self, span_attributes: Mapping[str, Any], duration_s: float, error_type: str | None = None) -> None:
-        """`gen_ai.invocation.duration` of one agent invocation (latest names only)."""
+        """`gen_ai.invocation.duration` of one agent invocation or conversation turn (latest names only)."""
         if self.latest and not self.records_nowhere():
             self.invocation_duration.record(duration_s, _pick(span_attributes, _AGENT_KEYS, error_type))
 

@@ -20,6 +20,9 @@ OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
 OP_EXECUTE_TOOL: Final = "execute_tool"
 OP_PLAN: Final = "plan"
+# A framework runner's entry point (the Agents SDK's Runner.run), an internal invocation span in place of
+# invoke_workflow since semantic-conventions-genai #571; emitted only with the latest conventions.
+OP_HANDLE_CONVERSATION_TURN: Final = "handle_conversation_turn"
 # Microsoft Foundry multi-agent operations (not OTel operations; documented by Foundry, emitted by Agent Framework).
 OP_EXECUTE_TASK: Final = "execute_task"
 OP_AGENT_TO_AGENT: Final = "agent_to_agent_interaction"
