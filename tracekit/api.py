@@ -181,7 +181,9 @@ class _ActiveScope:
         if error is not None:
             record_error(span, error)
         operation = self._attributes.get(semconv.GEN_AI_OPERATION_NAME)
-        if operation in (semconv.OP_INVOKE_AGENT, semconv.OP_EXECUTE_TOOL):
+        # A remote agent (CLIENT) is a client operation, not an in-process invocation: no invocation duration.
+        if operation in (semconv.OP_INVOKE_AGENT, semconv.OP_EXECUTE_TOOL) \
+                and getattr(span, "kind", SpanKind.INTERNAL) is SpanKind.INTERNAL:
             metrics = _duration_metrics()
             if metrics is not None:
                 record = metrics.record_agent if operation == semconv.OP_INVOKE_AGENT else metrics.record_tool

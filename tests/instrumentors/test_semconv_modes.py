@@ -414,6 +414,8 @@ def test_api_agent_and_tool_in_both_modes(mode, content_off, telemetry, monkeypa
     monkeypatch.setattr(tracekit.api, "_latest_metrics", GenAIMetrics("tracekit", telemetry.meter_provider,
                                                                       latest=True))
     _run_api()
+    with tracekit.agent("refund_agent", remote=True):  # a remote agent: a client call, no invocation duration
+        pass
     agent = telemetry.span("invoke_agent planner")
     assert {key: agent.attributes[key] for key in ("gen_ai.provider.name", "gen_ai.system")
             if key in agent.attributes} == _with_system(mode, "azure.ai.openai")
