@@ -115,15 +115,18 @@ class GenAIMetrics:
             if output_tokens is not None:
                 self.token_usage.record(output_tokens, {**attrs, semconv.GEN_AI_TOKEN_TYPE: "output"})
             return
-        # Counters for every call, failed ones included, 0 where the provider reported nothing (token-metrics.yaml);
-        # none of the providers here splits usage by modality, hence `unknown`.
+        # Input and output counters for every call, failed ones included, 0 where the provider reported nothing
+        # (token-metrics.yaml); none of the providers here splits usage by modality, hence `unknown`. The cache and
+        # reasoning subsets only when there are some: adding 0 to a counter changes no sum and costs a record.
         by_modality = {**attrs, semconv.GEN_AI_TOKEN_MODALITY: semconv.TOKEN_MODALITY_UNKNOWN}
-        for name, value in ((semconv.METRIC_INFERENCE_USAGE_INPUT_TOKENS, input_tokens),
-                            (semconv.METRIC_INFERENCE_USAGE_OUTPUT_TOKENS, output_tokens),
-                            (semconv.METRIC_INFERENCE_USAGE_CACHE_READ_TOKENS, cache_read),
+        usage = self.usage
+        usage[semconv.METRIC_INFERENCE_USAGE_INPUT_TOKENS].add(int(input_tokens or 0), by_modality)
+        usage[semconv.METRIC_INFERENCE_USAGE_OUTPUT_TOKENS].add(int(output_tokens or 0), by_modality)
+        for name, value in ((semconv.METRIC_INFERENCE_USAGE_CACHE_READ_TOKENS, cache_read),
                             (semconv.METRIC_INFERENCE_USAGE_CACHE_WRITE_TOKENS, cache_write),
                             (semconv.METRIC_INFERENCE_USAGE_REASONING_TOKENS, reasoning)):
-            self.usage[name].add(int(value or 0), by_modality)
+            if value:
+                usage[name].add(int(value), by_modality)
         with_error = {**attrs, semconv.ERROR_TYPE: error_type} if error_type else attrs
         self.operation_input_tokens.record(int(input_tokens or 0), with_error)
         self.operation_output_tokens.record(int(output_tokens or 0), with_error)

@@ -160,19 +160,52 @@ def test_openai_streamed_answer_with_cache_and_reasoning_tokens(mode, content_of
         assert sorted((p.attributes["gen_ai.token.type"], p.sum) for p in metrics["gen_ai.client.token.usage"]) == [
             ("input", 1310), ("output", 231)]
     else:
-        assert set(metrics) == LATEST_INFERENCE_METRICS | {"gen_ai.client.inference.time_to_first_chunk"}
+        # OpenAI reported no cache write: that counter gets nothing (adding 0 changes no sum).
+        no_write = LATEST_INFERENCE_METRICS - {"gen_ai.client.inference.usage.cache_write.input_tokens"}
+        assert set(metrics) == no_write | {"gen_ai.client.inference.time_to_first_chunk"}
         (ttfc,) = metrics["gen_ai.client.inference.time_to_first_chunk"]
         counted = {name: [(p.attributes["gen_ai.token.modality"], p.value) for p in metrics[name]]
-                   for name in LATEST_INFERENCE_METRICS if ".usage." in name}
+                   for name in no_write if ".usage." in name}
         assert counted == {
             "gen_ai.client.inference.usage.input_tokens": [("unknown", 1310)],
             "gen_ai.client.inference.usage.output_tokens": [("unknown", 231)],
             "gen_ai.client.inference.usage.cache_read.input_tokens": [("unknown", 1152)],
-            "gen_ai.client.inference.usage.cache_write.input_tokens": [("unknown", 0)],
             "gen_ai.client.inference.usage.reasoning.output_tokens": [("unknown", 192)]}
         assert [p.sum for p in metrics["gen_ai.client.inference.operation.output_tokens"]] == [231]
     assert ttfc.count == 1 and ttfc.sum == pytest.approx(first_chunk)
     assert "gen_ai.system" not in ttfc.attributes and ttfc.attributes["gen_ai.request.model"] == "o4-mini"
+
+
+def test_openai_failed_call_metrics_in_both_modes(mode, content_off) -> None:
+    tel = Telemetry()
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider)
+    try:
+        with FakeOpenAI() as server:
+            ((request, response),) = load_exchanges("chat_unknown_model.json")
+            server.enqueue(response)
+            client = openai.OpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
+            with pytest.raises(openai.NotFoundError):
+                client.chat.completions.create(**request)
+    finally:
+        instrumentor.uninstrument()
+    metrics = tel.metrics()
+    if mode == "default":  # the duration with its error type; no usage was received, so no token metric
+        assert set(metrics) == {"gen_ai.client.operation.duration"}
+        assert metrics["gen_ai.client.operation.duration"][0].attributes["error.type"] == "model_not_found"
+        return
+    # Failed calls count too: input and output counters get 0 (modality unknown), the per-operation histograms a 0
+    # with the error type.
+    assert set(metrics) == {"gen_ai.client.inference.duration", "gen_ai.client.inference.usage.input_tokens",
+                            "gen_ai.client.inference.usage.output_tokens",
+                            "gen_ai.client.inference.operation.input_tokens",
+                            "gen_ai.client.inference.operation.output_tokens"}
+    for name in ("gen_ai.client.inference.usage.input_tokens", "gen_ai.client.inference.usage.output_tokens"):
+        (point,) = metrics[name]
+        assert point.value == 0 and point.attributes["gen_ai.token.modality"] == "unknown"
+    for name in ("gen_ai.client.inference.duration", "gen_ai.client.inference.operation.input_tokens"):
+        (point,) = metrics[name]
+        assert point.attributes["error.type"] == "model_not_found"
 
 
 # --- LangChain / LangGraph ----------------------------------------------------------------------------------------------
