@@ -26,14 +26,15 @@ silenced_request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Co
     "tracekit_silenced_request", default=None
 )
 
-# Request attributes worth copying from the silenced SDK call onto the framework's span.
+# Request attributes worth copying from the silenced SDK call onto the framework's span (and the time to the first
+# chunk of a stream, which only the SDK call sees).
 _MERGEABLE = (
     semconv.GEN_AI_REQUEST_MODEL, semconv.GEN_AI_REQUEST_TEMPERATURE, semconv.GEN_AI_REQUEST_TOP_P,
     semconv.GEN_AI_REQUEST_MAX_TOKENS, semconv.GEN_AI_REQUEST_SEED, semconv.GEN_AI_REQUEST_STOP_SEQUENCES,
     semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, semconv.GEN_AI_REQUEST_PRESENCE_PENALTY,
     semconv.GEN_AI_REQUEST_REASONING_LEVEL, semconv.GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID, semconv.GEN_AI_OUTPUT_TYPE,
     semconv.GEN_AI_REQUEST_STREAM, semconv.SERVER_ADDRESS, semconv.SERVER_PORT, semconv.OPENAI_API_TYPE,
-    semconv.OPENAI_REQUEST_SERVICE_TIER,
+    semconv.OPENAI_REQUEST_SERVICE_TIER, semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
 )
 
 

@@ -489,8 +489,10 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         if run is not None and run.first_token is None:
             run.first_token = time.perf_counter()
             if run.span is not None:
-                run.span.set_attribute(semconv.GEN_AI_REQUEST_STREAM, True)
-                run.span.set_attribute(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, run.first_token - run.started)
+                streaming = {semconv.GEN_AI_REQUEST_STREAM: True,
+                             semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: run.first_token - run.started}
+                run.span.set_attributes(streaming)
+                run.attributes.update(streaming)  # what the silenced OpenAI SDK call measured is not merged over it
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Response id and model, finish reasons, token usage, input and output messages; then the metrics."""

@@ -13,6 +13,7 @@ stays out of the way (see `inference_recorded_by`), so one request is one span.
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, Callable, Collection, Mapping
 
@@ -384,6 +385,31 @@ class _Call:
             self.finish_response_stream()
 
 
+class _FirstChunkOnly:
+    """In place of a _Call while a framework records the model call: notes only when the first chunk arrived, into
+    what the silenced call saw, which the framework's span merges when it ends (the framework cannot see the
+    stream's first chunk itself)."""
+
+    __slots__ = ("api", "seen", "started")
+
+    def __init__(self, api: str, seen: dict[str, Any], started: float) -> None:
+        self.api = api
+        self.seen = seen
+        self.started = started
+
+    def observe(self, item: Any) -> None:
+        if semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in self.seen:
+            return
+        if self.api == "chat_completions" or str(get_field(item, "type", "")).endswith(".delta"):
+            self.seen[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = time.perf_counter() - self.started
+
+    def finish_stream(self) -> None:
+        return None
+
+    def fail(self, error: BaseException) -> None:
+        return None
+
+
 class _SyncStream(ObjectProxy):  # type: ignore[misc]
     """The SDK's Stream, observed: every chunk is folded into the span, which ends with the stream."""
 
@@ -464,6 +490,36 @@ class _AsyncStream(ObjectProxy):  # type: ignore[misc]
             self._self_call.finish_stream()
 
 
+class _StreamingResponse(ObjectProxy):  # type: ignore[misc]
+    """`with_streaming_response.create(stream=True)`'s raw response (the Agents SDK streams this way): what its
+    `parse()` hands back is the stream, observed."""
+
+    def __init__(self, response: Any, stream_type: type, call: Any) -> None:
+        super().__init__(response)
+        self._self_stream_type = stream_type
+        self._self_call = call
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        parsed = self.__wrapped__.parse(*args, **kwargs)
+        if inspect.isawaitable(parsed):
+            async def observed() -> Any:
+                stream = await parsed
+                return self._self_stream_type(stream, self._self_call) if _is_stream(stream) else stream
+
+            return observed()
+        return self._self_stream_type(parsed, self._self_call) if _is_stream(parsed) else parsed
+
+
+def _observe_silenced(result: Any, stream_type: type, call: _FirstChunkOnly, kwargs: Mapping[str, Any]) -> Any:
+    """A silenced call's result, with its stream (direct, or behind a streaming raw response) observed for the
+    first chunk."""
+    if _is_stream(result):
+        return stream_type(result, call)
+    if kwargs.get("stream") is True and callable(getattr(result, "parse", None)):
+        return _StreamingResponse(result, stream_type, call)
+    return result
+
+
 def _is_stream(result: Any) -> bool:
     return type(result).__name__ in ("Stream", "AsyncStream") or (
         hasattr(result, "__next__") and hasattr(result, "response") and not hasattr(result, "choices"))
@@ -486,8 +542,11 @@ def _finish_whole(call: _Call, result: Any) -> None:
 def _sync_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if inference_recorded_by.get() is not None:
-            silenced_request.set(_request_attributes(instruments, api, instance, kwargs))
-            return wrapped(*args, **kwargs)
+            seen = _request_attributes(instruments, api, instance, kwargs)
+            silenced_request.set(seen)
+            started = time.perf_counter()
+            result = wrapped(*args, **kwargs)
+            return _observe_silenced(result, _SyncStream, _FirstChunkOnly(api, seen, started), kwargs)
         call = _Call(instruments, api, instance, kwargs)
         try:
             with trace.use_span(call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
@@ -506,8 +565,11 @@ def _sync_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
 def _async_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if inference_recorded_by.get() is not None:
-            silenced_request.set(_request_attributes(instruments, api, instance, kwargs))
-            return await wrapped(*args, **kwargs)
+            seen = _request_attributes(instruments, api, instance, kwargs)
+            silenced_request.set(seen)
+            started = time.perf_counter()
+            result = await wrapped(*args, **kwargs)
+            return _observe_silenced(result, _AsyncStream, _FirstChunkOnly(api, seen, started), kwargs)
         call = _Call(instruments, api, instance, kwargs)
         try:
             with trace.use_span(call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False):

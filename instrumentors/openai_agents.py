@@ -319,10 +319,11 @@ class TracekitAgentsProcessor:
         if duration is None:
             return
         cache_read, cache_write, reasoning = details
-        self._instruments.record_metrics(opened.attributes, duration,
-                                         int(input_tokens) if input_tokens is not None else None,
-                                         int(output_tokens) if output_tokens is not None else None,
-                                         cache_read=cache_read, cache_write=cache_write, reasoning=reasoning)
+        self._instruments.record_metrics(
+            opened.attributes, duration, int(input_tokens) if input_tokens is not None else None,
+            int(output_tokens) if output_tokens is not None else None, cache_read=cache_read,
+            cache_write=cache_write, reasoning=reasoning,
+            time_to_first_chunk=opened.attributes.get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK))
 
     # -- bookkeeping -----------------------------------------------------------------------------------------------------
 

@@ -426,6 +426,41 @@ async def _run_agents_over_http(tel: Telemetry) -> None:
         agents_instrumentor.uninstrument()
 
 
+async def test_agents_streamed_run_gets_the_time_to_first_chunk_from_the_silenced_sdk_call(mode, content_off) -> None:
+    """Only the OpenAI SDK call sees the stream's first chunk; the Agents SDK's response span, which records the
+    call, gets it from there (with request.stream) and so do the metrics."""
+    from agents import OpenAIResponsesModel
+    from openai import AsyncOpenAI
+
+    tel = Telemetry()
+    agents_instrumentor, openai_instrumentor = OpenAIAgentsInstrumentor(), OpenAIInstrumentor()
+    agents_instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider,
+                                   exclusive=True)
+    openai_instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider)
+    try:
+        with FakeOpenAI() as server:
+            ((_, stream),) = load_exchanges("responses_streaming.json")
+            server.enqueue(stream)
+            client = AsyncOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
+            agent = Agent(name="greeter", model=OpenAIResponsesModel(model="gpt-4o-mini", openai_client=client))
+            result = Runner.run_streamed(agent, "Say hello")
+            async for _ in result.stream_events():
+                pass
+    finally:
+        openai_instrumentor.uninstrument()
+        agents_instrumentor.uninstrument()
+    assert result.final_output == "Ready when you are!"
+    (chat,) = [span for span in tel.spans if span.name.startswith("chat ")]
+    assert chat.instrumentation_scope.name == "tracekit.instrumentors.openai_agents"
+    assert chat.attributes["gen_ai.request.stream"] is True
+    first_chunk = chat.attributes["gen_ai.response.time_to_first_chunk"]
+    assert 0 < first_chunk < (chat.end_time - chat.start_time) / 1e9
+    name = ("gen_ai.client.inference.time_to_first_chunk" if mode == "latest"
+            else "gen_ai.client.operation.time_to_first_chunk")
+    (point,) = tel.metrics()[name]
+    assert point.count == 1 and point.sum == pytest.approx(first_chunk)
+
+
 # --- tracekit's own API -------------------------------------------------------------------------------------------------
 
 
