@@ -9,13 +9,14 @@ reads what the real collector stored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any, Iterator
 
 import openai
 import pytest
-from agents import Agent, ModelResponse, Runner, generation_span, trace
+from agents import Agent, ModelResponse, OpenAIResponsesModel, Runner, generation_span, trace
 from agents.models.interface import Model
 from agents.usage import Usage
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -121,21 +122,27 @@ def test_the_variable_is_read_at_instrument_time_not_per_call(monkeypatch, telem
 # --- OpenAI SDK: a streamed answer with cached and reasoning tokens ---------------------------------------------------
 
 
-def test_openai_streamed_answer_with_cache_and_reasoning_tokens(mode, content_off) -> None:
-    tel = Telemetry()
+@contextlib.contextmanager
+def _openai_client(tel: Telemetry, exchanges: str) -> Iterator[tuple[openai.OpenAI, dict[str, Any], FakeOpenAI]]:
+    """The instrumented `openai` client, the stand-in answering with `exchanges`' response, and its request."""
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider)
     try:
         with FakeOpenAI() as server:
-            ((request, response), ) = load_exchanges("chat_streaming_cached_reasoning.json")
+            ((request, response),) = load_exchanges(exchanges)
             server.enqueue(response)
-            client = openai.OpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
-            started = time.perf_counter()
-            text = "".join(chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(**request)
-                           if chunk.choices)
-            elapsed = time.perf_counter() - started
+            yield openai.OpenAI(api_key="test-key", base_url=server.base_url, max_retries=0), request, server
     finally:
         instrumentor.uninstrument()
+
+
+def test_openai_streamed_answer_with_cache_and_reasoning_tokens(mode, content_off) -> None:
+    tel = Telemetry()
+    with _openai_client(tel, "chat_streaming_cached_reasoning.json") as (client, request, server):
+        started = time.perf_counter()
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(**request)
+                       if chunk.choices)
+        elapsed = time.perf_counter() - started
     assert text == "Lisbon's trams run until about 11 pm."
 
     span = tel.span("chat o4-mini")
@@ -178,17 +185,9 @@ def test_openai_streamed_answer_with_cache_and_reasoning_tokens(mode, content_of
 
 def test_openai_failed_call_metrics_in_both_modes(mode, content_off) -> None:
     tel = Telemetry()
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider)
-    try:
-        with FakeOpenAI() as server:
-            ((request, response),) = load_exchanges("chat_unknown_model.json")
-            server.enqueue(response)
-            client = openai.OpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
-            with pytest.raises(openai.NotFoundError):
-                client.chat.completions.create(**request)
-    finally:
-        instrumentor.uninstrument()
+    with _openai_client(tel, "chat_unknown_model.json") as (client, request, _):
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(**request)
     metrics = tel.metrics()
     if mode == "default":  # the duration with its error type; no usage was received, so no token metric
         assert set(metrics) == {"gen_ai.client.operation.duration"}
@@ -384,6 +383,24 @@ async def test_agents_handoff_in_both_modes(mode, content_off) -> None:
         ("handle_conversation_turn", None), ("invoke_agent", "booking_agent"), ("invoke_agent", "triage_agent")]
 
 
+@contextlib.contextmanager
+def _agents_over_http(tel: Telemetry, *answers: Any) -> Iterator[Any]:
+    """Both instrumentors on (the Agents SDK's and, silenced under it, the OpenAI SDK's) and an AsyncOpenAI client
+    of the stand-in, which gives `answers` in turn."""
+    agents_instrumentor, openai_instrumentor = OpenAIAgentsInstrumentor(), OpenAIInstrumentor()
+    agents_instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider,
+                                   exclusive=True)
+    openai_instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider)
+    try:
+        with FakeOpenAI() as server:
+            for answer in answers:
+                server.enqueue(answer)
+            yield openai.AsyncOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
+    finally:
+        openai_instrumentor.uninstrument()
+        agents_instrumentor.uninstrument()
+
+
 def _responses_body(output: dict[str, Any], cached: int = 0, cache_write: int = 0) -> dict[str, Any]:
     """A Responses API answer in the canned exchange's shape, with another output item and usage details."""
     ((_, canned),) = load_exchanges("responses_tool_call.json")
@@ -396,59 +413,33 @@ def _responses_body(output: dict[str, Any], cached: int = 0, cache_write: int = 
 async def _run_agents_over_http(tel: Telemetry) -> None:
     """The same handoff with the SDK's own OpenAIResponsesModel asking the local stand-in, the OpenAI SDK
     instrumentor on too (so each model call is the Agents SDK's response span, completed from the request)."""
-    from agents import OpenAIResponsesModel
-    from openai import AsyncOpenAI
-
     def call(name: str, call_id: str, arguments: str) -> dict[str, Any]:
         return {"id": f"fc_{call_id}", "type": "function_call", "status": "completed", "arguments": arguments,
                 "call_id": call_id, "name": name}
 
     answer = {"id": "msg_9", "type": "message", "role": "assistant", "status": "completed",
               "content": [{"type": "output_text", "text": "EUR 129.", "annotations": []}]}
-    agents_instrumentor, openai_instrumentor = OpenAIAgentsInstrumentor(), OpenAIInstrumentor()
-    agents_instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider,
-                                   exclusive=True)
-    openai_instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider)
-    try:
-        with FakeOpenAI() as server:
-            server.enqueue(_responses_body(call("transfer_to_booking_agent", "call_h1", "{}"), cached=64))
-            server.enqueue(_responses_body(call("get_price", "call_p1", '{"city": "Athens"}'), cache_write=128))
-            server.enqueue(_responses_body(answer))
-            client = AsyncOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
-            booking = Agent(name="booking_agent", tools=[get_price],
-                            model=OpenAIResponsesModel(model="gpt-4o-mini", openai_client=client))
-            triage = Agent(name="triage_agent", handoffs=[booking],
-                           model=OpenAIResponsesModel(model="gpt-4o", openai_client=client))
-            with trace("trip desk", group_id="conv-10"):
-                assert (await Runner.run(triage, "Fly me to Athens")).final_output == "EUR 129."
-    finally:
-        openai_instrumentor.uninstrument()
-        agents_instrumentor.uninstrument()
+    with _agents_over_http(tel, _responses_body(call("transfer_to_booking_agent", "call_h1", "{}"), cached=64),
+                           _responses_body(call("get_price", "call_p1", '{"city": "Athens"}'), cache_write=128),
+                           _responses_body(answer)) as client:
+        booking = Agent(name="booking_agent", tools=[get_price],
+                        model=OpenAIResponsesModel(model="gpt-4o-mini", openai_client=client))
+        triage = Agent(name="triage_agent", handoffs=[booking],
+                       model=OpenAIResponsesModel(model="gpt-4o", openai_client=client))
+        with trace("trip desk", group_id="conv-10"):
+            assert (await Runner.run(triage, "Fly me to Athens")).final_output == "EUR 129."
 
 
 async def test_agents_streamed_run_gets_the_time_to_first_chunk_from_the_silenced_sdk_call(mode, content_off) -> None:
     """Only the OpenAI SDK call sees the stream's first chunk; the Agents SDK's response span, which records the
     call, gets it from there (with request.stream) and so do the metrics."""
-    from agents import OpenAIResponsesModel
-    from openai import AsyncOpenAI
-
     tel = Telemetry()
-    agents_instrumentor, openai_instrumentor = OpenAIAgentsInstrumentor(), OpenAIInstrumentor()
-    agents_instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider,
-                                   exclusive=True)
-    openai_instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider)
-    try:
-        with FakeOpenAI() as server:
-            ((_, stream),) = load_exchanges("responses_streaming.json")
-            server.enqueue(stream)
-            client = AsyncOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
-            agent = Agent(name="greeter", model=OpenAIResponsesModel(model="gpt-4o-mini", openai_client=client))
-            result = Runner.run_streamed(agent, "Say hello")
-            async for _ in result.stream_events():
-                pass
-    finally:
-        openai_instrumentor.uninstrument()
-        agents_instrumentor.uninstrument()
+    ((_, stream),) = load_exchanges("responses_streaming.json")
+    with _agents_over_http(tel, stream) as client:
+        agent = Agent(name="greeter", model=OpenAIResponsesModel(model="gpt-4o-mini", openai_client=client))
+        result = Runner.run_streamed(agent, "Say hello")
+        async for _ in result.stream_events():
+            pass
     assert result.final_output == "Ready when you are!"
     (chat,) = [span for span in tel.spans if span.name.startswith("chat ")]
     assert chat.instrumentation_scope.name == "tracekit.instrumentors.openai_agents"
@@ -508,16 +499,8 @@ async def test_lint_strict_finds_nothing_in_tracekit_output(mode, content_on, co
     tel = Telemetry()
     tel.tracer_provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
         endpoint=collector.grpc_endpoint, insecure=True)))
-    with FakeOpenAI() as server:
-        ((request, response), ) = load_exchanges("chat_streaming_cached_reasoning.json")
-        server.enqueue(response)
-        instrumentor = OpenAIInstrumentor()
-        instrumentor.instrument(tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider)
-        try:
-            client = openai.OpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
-            list(client.chat.completions.create(**request))
-        finally:
-            instrumentor.uninstrument()
+    with _openai_client(tel, "chat_streaming_cached_reasoning.json") as (client, request, _):
+        list(client.chat.completions.create(**request))
     _run_langchain(tel)
     await _run_agents_over_http(tel)
     with using_tracer_provider(tel.tracer_provider):
