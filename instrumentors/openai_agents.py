@@ -8,11 +8,13 @@ timings and parents are real):
 |------------------------|-------------------------------------------------------|------------------------------------|
 | trace (a `Runner.run`) | `invoke_workflow {workflow name}` (INTERNAL)           | `handle_conversation_turn {name}`  |
 | agent                  | `invoke_agent {agent}` (INTERNAL)                      | same                               |
-| handoff                | `agent_to_agent_interaction {to agent}` (Foundry name) | `execute_tool {handoff tool} {to agent}`, `gen_ai.transfer.target.name`, `gen_ai.transfer.mode=pass_control` |
+| handoff                | `agent_to_agent_interaction {to agent}` (Foundry name) | `execute_tool {tool} {to agent}` ⁺ |
 | function tool          | `execute_tool {tool}`                                  | same                               |
 | generation / response  | `chat {model}` (CLIENT), usage and messages            | same, without `gen_ai.system`      |
 | guardrail, custom, ... | `guardrail {name}` / the span's own name               | same                               |
 | task, turn             | none: their children attach to the enclosing span      | same                               |
+
+⁺ the conventions' transfer refinement: `gen_ai.transfer.target.name`, `gen_ai.transfer.mode=pass_control`.
 
 The trace's `group_id` (the SDK's conversation/thread grouping) becomes `gen_ai.conversation.id` on every span.
 While a generation/response span is open, the OpenAI SDK instrumentor stays silent so each model call is one span.

@@ -1,11 +1,12 @@
-"""The GenAI metrics tracekit records, under the names of either convention set (tracekit.tracing.latest_conventions):
+"""The GenAI metrics tracekit records, under the names of either convention set (tracekit.tracing.latest_conventions).
 
-| measurement                | default (what Application Insights reads)      | latest (semantic-conventions-genai)              |
-|----------------------------|------------------------------------------------|--------------------------------------------------|
-| model call duration        | `gen_ai.client.operation.duration`             | `gen_ai.client.inference.duration`               |
-| tokens                     | `gen_ai.client.token.usage` (`gen_ai.token.type`) | `gen_ai.client.inference.usage.*` counters (input, output, cache read/write, reasoning; `gen_ai.token.modality`) and `gen_ai.client.inference.operation.{input,output}_tokens` histograms |
-| time to first chunk        | `gen_ai.client.operation.time_to_first_chunk`  | `gen_ai.client.inference.time_to_first_chunk`    |
-| agent / tool duration      | none                                           | `gen_ai.invocation.duration` / `gen_ai.execute_tool.duration` |
+Default (what Application Insights reads): `gen_ai.client.operation.duration`, `gen_ai.client.token.usage` (by
+`gen_ai.token.type`) and, for streamed calls, `gen_ai.client.operation.time_to_first_chunk`.
+
+Latest (semantic-conventions-genai): `gen_ai.client.inference.duration`; the `gen_ai.client.inference.usage.*`
+counters (input, output, cache read, cache write, reasoning; by `gen_ai.token.modality`) and the
+`gen_ai.client.inference.operation.{input,output}_tokens` histograms; `gen_ai.client.inference.time_to_first_chunk`;
+`gen_ai.invocation.duration` for agents and conversation turns, `gen_ai.execute_tool.duration` for tools.
 
 Shared by the instrumentors and tracekit.api, so both record the same instruments with the same attributes.
 """
@@ -131,7 +132,8 @@ class GenAIMetrics:
         self.operation_input_tokens.record(int(input_tokens or 0), with_error)
         self.operation_output_tokens.record(int(output_tokens or 0), with_error)
 
-    def record_agent(self, span_attributes: Mapping[str, Any], duration_s: float, error_type: str | None = None) -> None:
+    def record_agent(self, span_attributes: Mapping[str, Any], duration_s: float,
+                     error_type: str | None = None) -> None:
         """`gen_ai.invocation.duration` of one agent invocation or conversation turn (latest names only)."""
         if self.latest and not self.records_nowhere():
             self.invocation_duration.record(duration_s, _pick(span_attributes, _AGENT_KEYS, error_type))
