@@ -7,7 +7,7 @@ first), long values are cut in SQL with `left()` so a 5 MB attribute never cross
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import orjson
@@ -144,14 +144,33 @@ def _keyset(cursor: tuple[int, str] | None) -> tuple[str, list[Any]]:
 
 
 def trace_page(reader: StoreReader, trace_filter: TraceFilter | None = None, *,
-               after: tuple[int, str] | None = None, limit: int = PAGE_SIZE) -> list[TraceSummary]:
-    """A page of traces, newest first, that have spans matching the filter; `after` is the last row's cursor."""
+               after: tuple[int, str] | None = None, limit: int = PAGE_SIZE,
+               with_loops: bool = True) -> list[TraceSummary]:
+    """A page of traces, newest first, that have spans matching the filter; `after` is the last row's cursor.
+
+    `with_loops=False` leaves `loops` empty: the trace list shows the rows first and adds the loop markers from
+    `trace_loop_messages` after (loop detection reads every tool and agent span of the page).
+    """
     trace_filter = trace_filter or TraceFilter()
     conditions = trace_filter.span_conditions + trace_filter.trace_conditions
     if after is None or trace_filter.running:
         # Traces in flight come first (and only those with `status:running`): their roots may not have ended yet.
-        return _with_running(reader, trace_filter, conditions, limit)
-    return _ended_trace_page(reader, trace_filter, conditions, after, limit)
+        traces = _with_running(reader, trace_filter, conditions, limit)
+    else:
+        traces = _ended_trace_page(reader, trace_filter, conditions, after, limit)
+    if not with_loops:
+        return traces
+    messages = trace_loop_messages(reader, traces)
+    return [replace(trace, loops=messages.get(trace.trace_id, ())) for trace in traces]
+
+
+def trace_loop_messages(reader: StoreReader, traces: list[TraceSummary]) -> dict[str, tuple[str, ...]]:
+    """What goes in circles in each of these traces (tracekit.loops), as messages; traces without loops left out."""
+    if not traces:
+        return {}
+    found = trace_loops(reader, [trace.trace_id for trace in traces], configured_threshold(),
+                        since_ns=min(trace.start_ns for trace in traces))  # no span of a trace starts before it
+    return {trace_id: tuple(loop.message for loop in loops) for trace_id, loops in found.items()}
 
 
 def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions: list[str],
@@ -193,13 +212,12 @@ def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions
     params = [*trace_filter.params, *trace_filter.trace_params, *([only] if only is not None else []),
               *keyset_params, limit]
     rows = reader.sql(sql, params).to_pylist()
-    loops = trace_loops(reader, [row["trace_id"] for row in rows], configured_threshold())
     return [TraceSummary(
         trace_id=row["trace_id"], start_ns=row["first_ns"], duration_ns=row["duration_ns"] or 0,
         span_count=row["span_count"], root_name=row["root_name"] or "", has_root=bool(row["has_root"]),
         agents=row["agents"] or "", service=row["service"] or "", tokens=row["tokens"], errors=row["errors"],
-        conversation_id=row["conversation_id"], cost_usd=row["cost_usd"], cost_partial=bool(row["cost_partial"]),
-        loops=tuple(loop.message for loop in loops.get(row["trace_id"], ()))) for row in rows]
+        conversation_id=row["conversation_id"], cost_usd=row["cost_usd"], cost_partial=bool(row["cost_partial"]))
+        for row in rows]
 
 
 def _cost_columns(reader: StoreReader) -> str:
@@ -252,8 +270,7 @@ def _running_summary(trace_id: str, spans: list[OpenSpan], stored: TraceSummary 
         service=(stored.service if stored else "") or spans[0].service_name or "",
         tokens=stored.tokens if stored else None, errors=stored.errors if stored else 0,
         conversation_id=stored.conversation_id if stored else None, live_state=state,
-        cost_usd=stored.cost_usd if stored else None, cost_partial=bool(stored and stored.cost_partial),
-        loops=stored.loops if stored else ())
+        cost_usd=stored.cost_usd if stored else None, cost_partial=bool(stored and stored.cost_partial))
 
 
 def open_span_rows(reader: StoreReader, trace_id: str) -> list[SpanRow]:

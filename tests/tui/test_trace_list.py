@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tracekit.cost import format_cost
 
 from textual.widgets import Input, Static
@@ -98,6 +100,26 @@ async def test_live_tail_shows_new_traces_as_they_arrive(fresh_store):
         assert [row[1] for row in rows(app)] == ["chat gpt-5"] * 3 + ["answer_question"]
         await pilot.press("p")  # pause the live tail
         assert not app.screen.live
+
+
+async def test_loop_markers_follow_the_rows_and_survive_a_reload(fresh_store):
+    """Loop detection runs after the rows are shown; its markers are added to the rows and kept across reloads."""
+    from tests.lint.test_loops import _send
+
+    _send(fresh_store.collector)
+    roots = "SELECT count(*) AS n FROM spans WHERE name LIKE 'invoke_agent %'"
+    assert fresh_store.reader.sql(roots).to_pylist()[0]["n"] == 3  # the exporter returns once a span is stored
+    app = TracekitApp(fresh_store.reader, live=False)
+    async with app.run_test(size=(180, 40)) as pilot:
+        table = await loaded(pilot, app)
+        name = lambda root: next(row[1] for row in rows(app) if root in row[1])  # noqa: E731
+        await wait_for(pilot, lambda: name("stuck").startswith("↻ "))
+        assert name("ping-pong").startswith("↻ ") and not name("healthy").startswith("↻")
+        assert [t.loops for t in table.traces if "stuck" in t.root_name] == [
+            ('researcher called search({"q":"flights to Oslo"}) 3 times with the same arguments',)]
+        # A reload's rows come without loops (detection runs after them): the known markers are shown at once.
+        table.set_traces([replace(trace, loops=()) for trace in table.traces])
+        assert name("stuck").startswith("↻ ") and not name("healthy").startswith("↻")
 
 
 async def test_keys_move_open_and_show_help(store):

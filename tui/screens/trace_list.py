@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 
 from tracekit.errors import TracekitError
-from tracekit.tui.data import PAGE_SIZE, TraceSummary, alert_states, latest_seq, trace_page
+from tracekit.tui.data import PAGE_SIZE, TraceSummary, alert_states, latest_seq, trace_loop_messages, trace_page
 from tracekit.tui.filters import TraceFilter
 from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.filter_bar import FilterBar
@@ -76,7 +76,7 @@ class TraceListScreen(Screen):
         trace_filter = self.trace_filter
         try:
             seq = latest_seq(reader)  # before the page, so spans arriving meanwhile are seen by the next poll
-            traces = trace_page(reader, trace_filter, limit=rows)
+            traces = trace_page(reader, trace_filter, limit=rows, with_loops=False)
         except TracekitError as error:
             self.app.call_from_thread(self.show_error, str(error))
             return
@@ -90,11 +90,25 @@ class TraceListScreen(Screen):
     @work(thread=True, group="trace-more", exit_on_error=False)
     def load_more(self, generation: int, after: tuple[int, str]) -> None:
         try:
-            traces = trace_page(self.app.reader, self.trace_filter, after=after)
+            traces = trace_page(self.app.reader, self.trace_filter, after=after, with_loops=False)
         except TracekitError as error:
             self.app.call_from_thread(self.show_error, str(error))
             return
         self.app.call_from_thread(self.show_page, generation, traces, None, True, PAGE_SIZE)
+
+    @work(thread=True, group="loops", exit_on_error=False)
+    def find_loops(self, generation: int, traces: list[TraceSummary]) -> None:
+        """Loop markers for rows just shown: detection reads every tool and agent span of the page, so the rows are
+        painted first and marked when it is done."""
+        try:
+            messages = trace_loop_messages(self.app.reader, traces)
+        except TracekitError:
+            return
+        self.app.call_from_thread(self.show_loops, generation, [trace.trace_id for trace in traces], messages)
+
+    def show_loops(self, generation: int, trace_ids: list[str], messages: dict[str, tuple[str, ...]]) -> None:
+        if generation == self.generation:
+            self.query_one(TraceTable).set_loops(trace_ids, messages)
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def poll_store(self, rows: int, in_flight: bool = False) -> None:
@@ -118,6 +132,8 @@ class TraceListScreen(Screen):
             return
         table = self.query_one(TraceTable)
         table.set_traces(traces, append=append)
+        if traces:
+            self.call_after_refresh(self.find_loops, generation, traces)
         self.focus_table()
         if seq is not None:
             self.last_seq = seq
