@@ -192,7 +192,7 @@ class TraceListScreen(Screen):
     def focus_table(self) -> None:
         if self.focus_table_on_load:
             self.focus_table_on_load = False
-            self.query_one(TraceTable).focus()
+            self.set_focus(self.query_one(TraceTable))  # now, with the rows: focus() would wait for the next paint
 
     # --- actions -------------------------------------------------------------------------------------------------------
     def action_open_trace(self) -> None:
