@@ -98,13 +98,18 @@ def _baseline_full_list(reader: LocalReader) -> float:
 
 # --- first paint, each in a fresh process ----------------------------------------------------------------------------
 async def _paint_tracekit(db: str) -> None:
-    from textual.widgets import DataTable
-
+    """What `tracekit tui` does (tracekit/commands/tui.py): open the store, start the first page's query, then
+    import and start the app; done when the trace list's rows are on screen."""
     from tracekit.store.reader import open_reader
-    from tracekit.tui.app import TracekitApp
+    from tracekit.tui.data import FirstPage
 
     reader = open_reader(db)
-    app = TracekitApp(reader, live=False)
+    first_page = FirstPage(reader)
+    from textual.widgets import DataTable
+
+    from tracekit.tui.app import TracekitApp
+
+    app = TracekitApp(reader, live=False, first_page=first_page)
     async with app.run_test(size=(160, 50)) as pilot:
         table = app.screen.query_one(DataTable)
         while table.row_count == 0:

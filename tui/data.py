@@ -6,19 +6,23 @@ first), long values are cut in SQL with `left()` so a 5 MB attribute never cross
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
 from tracekit import semconv
+from tracekit.errors import TracekitError
 from tracekit.cost import Price, has_cost_column, price_call
-from tracekit.lint.rules import UNREAD, Finding, check_span
 from tracekit.loops import configured_threshold, trace_loops
 from tracekit.store.open_spans import NOT_REPORTING, RUNNING, SPAN_STARTED, OpenSpan, open_spans
 from tracekit.store.reader import StoreReader
 from tracekit.tui.filters import TraceFilter
+
+if TYPE_CHECKING:  # the linter is imported with the first span's details, not before the trace list is painted
+    from tracekit.lint.rules import Finding
 
 PAGE_SIZE = 200
 VALUE_PREVIEW = 2_000  # characters of an attribute value loaded for the details panel
@@ -119,6 +123,8 @@ class SpanDetails:
 
     def attribute_map(self) -> dict[str, Any]:
         """The attributes loaded whole, as values (numbers as numbers): what pricing and the linter read."""
+        from tracekit.lint.rules import UNREAD
+
         values: dict[str, Any] = {}
         for item in self.attributes:
             if item.truncated:
@@ -162,6 +168,33 @@ def trace_page(reader: StoreReader, trace_filter: TraceFilter | None = None, *,
         return traces
     messages = trace_loop_messages(reader, traces)
     return [replace(trace, loops=messages.get(trace.trace_id, ())) for trace in traces]
+
+
+class FirstPage:
+    """The trace list's first page (and the store's latest ingest sequence), queried in a thread from the moment the
+    store is open: started before Textual is imported, the query runs while the app loads and starts (DuckDB lets go
+    of the GIL while it executes), and the list shows its rows as soon as it is mounted."""
+
+    def __init__(self, reader: StoreReader) -> None:
+        self._answer: tuple[int, list[TraceSummary]] | None = None
+        self._error: TracekitError | None = None
+        self._thread = threading.Thread(target=self._query, args=(reader,), name="tracekit-first-page", daemon=True)
+        self._thread.start()
+
+    def _query(self, reader: StoreReader) -> None:
+        try:
+            seq = latest_seq(reader)  # before the page, so spans arriving meanwhile are seen by the next poll
+            self._answer = seq, trace_page(reader, with_loops=False)
+        except TracekitError as error:
+            self._error = error
+
+    def result(self) -> tuple[int, list[TraceSummary]]:
+        """The sequence number and the page (waits for the query; raises its TracekitError)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._answer is not None
+        return self._answer
 
 
 def trace_loop_messages(reader: StoreReader, traces: list[TraceSummary]) -> dict[str, tuple[str, ...]]:
@@ -371,6 +404,8 @@ def span_details(reader: StoreReader, span: SpanRow, *, preview: int = VALUE_PRE
     details.resource = _attributes(
         reader, "resources", "resource_id = (SELECT any_value(resource_id) FROM spans WHERE trace_id = ? "
         "AND span_id = ?)", key, preview)
+    from tracekit.lint.rules import check_span
+
     values = details.attribute_map()
     details.price = price_call(values, operation=span.operation_name, start_time_ns=span.start_ns)
     details.findings = check_span(values, kind=span.kind, event_names=[event["name"] for event in details.events])

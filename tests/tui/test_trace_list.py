@@ -9,7 +9,9 @@ from tracekit.cost import format_cost
 from textual.widgets import Input, Static
 
 from tests.conversation import scenarios
+from tests.tui.conftest import NamedReader
 from tests.tui.tui_helpers import plain, shown, wait_for
+from tracekit.tui.data import FirstPage
 from tracekit.tui.app import TracekitApp
 from tracekit.tui.screens.help import HelpScreen
 from tracekit.tui.screens.trace_list import TraceListScreen
@@ -120,6 +122,26 @@ async def test_loop_markers_follow_the_rows_and_survive_a_reload(fresh_store):
         # A reload's rows come without loops (detection runs after them): the known markers are shown at once.
         table.set_traces([replace(trace, loops=()) for trace in table.traces])
         assert name("stuck").startswith("↻ ") and not name("healthy").startswith("↻")
+
+
+async def test_the_first_page_queried_before_the_app_starts_is_the_list(store):
+    """`tracekit tui` starts the first page's query before it imports Textual; the list shows that answer."""
+    queries: list[str] = []
+
+    class Recording(NamedReader):
+        def sql(self, query, params=None):
+            queries.append(query)
+            return super().sql(query, params)
+
+    reader = Recording(store.reader)
+    first_page = FirstPage(reader)
+    _, expected = first_page.result()
+    app = TracekitApp(reader, live=False, first_page=first_page)
+    async with app.run_test(size=(180, 40)) as pilot:
+        table = await loaded(pilot, app)
+        assert [trace.trace_id for trace in table.traces] == [trace.trace_id for trace in expected]
+        assert app.first_page is None  # taken once: a reload queries again
+        assert sum("WITH page AS" in query for query in queries) == 1
 
 
 async def test_keys_move_open_and_show_help(store):

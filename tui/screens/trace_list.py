@@ -12,7 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 
 from tracekit.errors import TracekitError
-from tracekit.tui.data import PAGE_SIZE, TraceSummary, alert_states, latest_seq, trace_loop_messages, trace_page
+from tracekit.tui.data import (PAGE_SIZE, FirstPage, TraceSummary, alert_states, latest_seq, trace_loop_messages,
+                               trace_page)
 from tracekit.tui.filters import TraceFilter
 from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.filter_bar import FilterBar
@@ -67,16 +68,20 @@ class TraceListScreen(Screen):
         """Load the first `rows` traces for the current filter (replacing the table)."""
         self.generation += 1
         self.loading_more = False
-        self.load_first_page(self.generation, rows)
+        first_page, self.app.first_page = self.app.first_page, None  # queried since the store was opened
+        self.load_first_page(self.generation, rows, first_page if self.trace_filter.empty else None)
 
     # --- loading -----------------------------------------------------------------------------------------------------
     @work(thread=True, group="trace-page", exit_on_error=False)
-    def load_first_page(self, generation: int, rows: int) -> None:
+    def load_first_page(self, generation: int, rows: int, first_page: FirstPage | None = None) -> None:
         reader = self.app.reader
         trace_filter = self.trace_filter
         try:
-            seq = latest_seq(reader)  # before the page, so spans arriving meanwhile are seen by the next poll
-            traces = trace_page(reader, trace_filter, limit=rows, with_loops=False)
+            if first_page is not None and rows == PAGE_SIZE:
+                seq, traces = first_page.result()
+            else:
+                seq = latest_seq(reader)  # before the page, so spans arriving meanwhile are seen by the next poll
+                traces = trace_page(reader, trace_filter, limit=rows, with_loops=False)
         except TracekitError as error:
             self.app.call_from_thread(self.show_error, str(error))
             return
