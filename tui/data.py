@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 from tracekit import semconv
-from tracekit.errors import TracekitError
 from tracekit.cost import Price, has_cost_column, price_call
 from tracekit.loops import configured_threshold, trace_loops
 from tracekit.store.open_spans import NOT_REPORTING, RUNNING, SPAN_STARTED, OpenSpan, open_spans
@@ -177,7 +176,7 @@ class FirstPage:
 
     def __init__(self, reader: StoreReader) -> None:
         self._answer: tuple[int, list[TraceSummary]] | None = None
-        self._error: TracekitError | None = None
+        self._error: Exception | None = None
         self._thread = threading.Thread(target=self._query, args=(reader,), name="tracekit-first-page", daemon=True)
         self._thread.start()
 
@@ -185,15 +184,15 @@ class FirstPage:
         try:
             seq = latest_seq(reader)  # before the page, so spans arriving meanwhile are seen by the next poll
             self._answer = seq, trace_page(reader, with_loops=False)
-        except TracekitError as error:
+        except Exception as error:  # raised where the answer is taken, by the list's worker
             self._error = error
 
     def result(self) -> tuple[int, list[TraceSummary]]:
-        """The sequence number and the page (waits for the query; raises its TracekitError)."""
+        """The sequence number and the page (waits for the query; raises what the query raised)."""
         self._thread.join()
-        if self._error is not None:
+        if self._answer is None:
+            assert self._error is not None
             raise self._error
-        assert self._answer is not None
         return self._answer
 
 
