@@ -38,6 +38,7 @@ ITEM_BUDGET = 60_000                      # characters of properties per item, u
 # Spans per Azure request: each page pays a few ms of fixed cost (statements, one POST, one cursor write); 1,000
 # measured 4,857-6,193 spans/s against 4,300-5,352 at 500 (docs/export.md), still far under 64,000 items.
 AZURE_PAGE_SIZE = 1000
+TOO_OLD = "older than 48 hours: Application Insights refuses it (use --retime)"   # the reason in the summary
 TRIM_MARKER = "…[trimmed by tracekit]"
 ORIGINAL_START = "tracekit.original_start_time"
 TRIMMED_KEYS = "tracekit.trimmed"
