@@ -24,6 +24,7 @@ from aiohttp import web
 
 from tracekit.errors import QueryError
 from tracekit.store.reader import LocalReader
+from tracekit.store.rows import Rows
 
 
 class ReaderPool:
@@ -39,13 +40,17 @@ class ReaderPool:
     def run(self, sql: str, params: Any) -> pa.Table:
         return self._borrow(lambda reader: reader.sql(sql, params))
 
+    def answer(self, sql: str, params: Any) -> Rows | pa.Table:
+        """Plain rows when the result's types allow (sent as JSON), else Arrow."""
+        return self._borrow(lambda reader: reader.answer(sql, params))
+
     def kql(self, text: str, params: dict[str, Any] | None, since: Any, now: Any) -> pa.Table:
         """Translate and run KQL on one of the readers (tracekit.query.kql, with its translation caches)."""
         from tracekit.query.kql import run_kql
 
         return self._borrow(lambda reader: run_kql(reader, text, params, since=since, now=now))
 
-    def _borrow(self, use: Callable[[LocalReader], pa.Table]) -> pa.Table:
+    def _borrow(self, use: Callable[[LocalReader], Any]) -> Any:
         """Run `use(reader)` on an idle reader (opening one while fewer than `size` are open)."""
         with self._slots:
             try:
@@ -74,8 +79,9 @@ def _ipc_bytes(table: pa.Table) -> bytes:
 
 
 def build_read_app(pool: ReaderPool, token: str, status: Callable[[], dict[str, Any]]) -> web.Application:
-    """POST /v1/sql {"sql": ..., "params": [...] | {...}} -> Arrow IPC; POST /v1/kql (below) -> Arrow IPC;
-    GET /v1/status -> JSON counters."""
+    """POST /v1/sql {"sql": ..., "params": [...] | {...}} -> Arrow IPC (with "answer": "rows", JSON rows when every
+    column has a plain type: tracekit.store.rows); POST /v1/kql (below) -> Arrow IPC; GET /v1/status -> JSON
+    counters."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
 
     def authorized(request: web.Request) -> bool:
@@ -94,9 +100,15 @@ def build_read_app(pool: ReaderPool, token: str, status: Callable[[], dict[str, 
             return web.json_response({"error": f"bad request: {error}"}, status=400)
         loop = asyncio.get_running_loop()
         try:
-            table = await loop.run_in_executor(None, pool.run, query, params)
+            if body.get("answer") == "rows":  # a client that only prints (tracekit query): JSON when types allow
+                table = await loop.run_in_executor(None, pool.answer, query, params)
+            else:
+                table = await loop.run_in_executor(None, pool.run, query, params)
         except QueryError as error:
             return web.json_response({"error": str(error)}, status=400)
+        if isinstance(table, Rows):
+            payload = await loop.run_in_executor(None, table.to_wire)
+            return web.Response(body=payload, content_type="application/json")
         payload = await loop.run_in_executor(None, _ipc_bytes, table)
         return web.Response(body=payload, content_type="application/vnd.apache.arrow.stream")
 

@@ -20,6 +20,7 @@ from tracekit.query import translation_cache, views
 from tracekit.query.kql import _compiled_cache, compile_kql, run_kql
 from tracekit.store.database import open_store
 from tracekit.store.reader import LocalReader
+from tracekit.store.rows import Rows
 
 ROOT = Path(__file__).resolve().parents[2]
 KQL = ('dependencies | where customDimensions["gen_ai.operation.name"] == "chat" '
@@ -92,6 +93,11 @@ def test_a_store_from_another_version_gets_temp_views_and_then_the_collector_rep
 
 
 HEAVY_MODULES = ("duckdb_kql", "pyarrow", "rich")
+# Every plain type, NULLs and lists included (tracekit.store.rows), over real spans.
+TYPED_SQL = ("SELECT span_id, start_time, CAST(start_time AS DATE) AS day, CAST(start_time AS TIME) AS at, "
+             "duration_ns / 1e9 AS seconds, CAST(duration_ns AS DECIMAL(18, 3)) AS d, sum(input_tokens) OVER () AS t, "
+             "attributes, CAST(span_id AS BLOB) AS b, [start_time, NULL] AS times, parent_span_id, "
+             "'-inf'::DOUBLE AS low, status_code = 'ERROR' AS failed FROM spans ORDER BY span_id LIMIT 3")
 
 
 def _run_query(args: list[str], cache: Path) -> tuple[str, set[str]]:
@@ -179,6 +185,14 @@ def test_with_a_collector_the_read_api_translates(workload, tmp_path):
         assert not (tmp_path / "cache" / "tracekit").exists()  # nothing translated on this side
         reader = open_reader(collector.db_path)
         assert isinstance(reader, RemoteReader)
+        # SQL for printing comes back as JSON rows, equal to the Arrow answer, so the command imports no pyarrow.
+        out, imported = _run_query(["--db", str(collector.db_path), "--format", "json", "--sql", TYPED_SQL],
+                                   tmp_path / "cache")
+        assert imported == set() and len(json.loads(out)) == 3
+        assert reader.rows(TYPED_SQL) == Rows.from_arrow(reader.sql(TYPED_SQL))
+        assert reader.rows(TYPED_SQL).types is not None  # it did travel as JSON
+        interval = "SELECT INTERVAL 90 SECOND AS i"  # not a plain type: Arrow, as before
+        assert reader.rows(interval) == Rows.from_arrow(reader.sql(interval))
         with pytest.raises(QueryError) as refused:
             run_kql(reader, "dependencies\n| whre name == 'x'")
         assert (refused.value.line, refused.value.column) == (2, 3) and "`where`" in str(refused.value)

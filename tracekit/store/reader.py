@@ -74,15 +74,18 @@ class LocalReader:
 
     def rows(self, query: str, params: Params = None) -> Rows:
         """Like sql(), as plain Python rows (fetched without Arrow when the column types allow)."""
-        def fetch() -> Rows:
+        result = self.answer(query, params)
+        return result if isinstance(result, Rows) else Rows.from_arrow(result)
+
+    def answer(self, query: str, params: Params = None) -> Rows | pa.Table:
+        """The result as plain rows, with their DuckDB types, when every column's type allows; else as Arrow."""
+        def fetch() -> Rows | pa.Table:
             relation = self._connection.sql(query, params=params)
-            if relation is None:  # not a query (refused above; kept for safety)
-                return Rows([], frozenset(), [])
             types = [str(kind) for kind in relation.types]
             if not all(plain_type(kind) for kind in types):
-                return Rows.from_arrow(self._arrow(relation))
+                return self._arrow(relation)
             json_columns = frozenset(name for name, kind in zip(relation.columns, types) if kind == "JSON")
-            return Rows(list(relation.columns), json_columns, relation.fetchall())
+            return Rows(list(relation.columns), json_columns, relation.fetchall(), tuple(types))
         return self._query(query, fetch)
 
     def _query(self, query: str, run: Callable[[], T]) -> T:
@@ -143,7 +146,9 @@ class RemoteReader:
         return table
 
     def rows(self, query: str, params: Params = None) -> Rows:
-        return Rows.from_arrow(self.sql(query, params))
+        """The collector sends plain-typed results as JSON when asked (no pyarrow needed here), Arrow otherwise."""
+        answer = self._post("/v1/sql", {"sql": query, "params": params, "answer": "rows"})
+        return answer if isinstance(answer, Rows) else Rows.from_arrow(answer)
 
     def kql(self, text: str, params: dict[str, Any] | None = None, since_seconds: float | None = None,
             now: str | None = None) -> pa.Table | None:
@@ -156,7 +161,7 @@ class RemoteReader:
             return None  # parameter values JSON cannot carry: translated here, bound as values
         return self._post("/v1/kql", body, missing_ok=True)
 
-    def _post(self, path: str, body: dict[str, Any], *, missing_ok: bool = False) -> pa.Table | None:
+    def _post(self, path: str, body: dict[str, Any], *, missing_ok: bool = False) -> Any:
         import urllib.error  # here, not at the top: a reader of a file needs no HTTP client (nor its ssl import)
         import urllib.request
 
@@ -168,9 +173,12 @@ class RemoteReader:
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                data = response.read()
+                if response.headers.get_content_type() == "application/json":
+                    return Rows.from_wire(data)
                 import pyarrow.ipc
 
-                return pyarrow.ipc.open_stream(response.read()).read_all()
+                return pyarrow.ipc.open_stream(data).read_all()
         except urllib.error.HTTPError as error:
             if error.code == 404 and missing_ok:
                 return None
