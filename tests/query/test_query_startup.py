@@ -17,7 +17,7 @@ import pytest
 from tests.query.spanfactory import collector_store
 from tests.query.workload import make_workload
 from tracekit.query import translation_cache, views
-from tracekit.query.kql import _compiled_cache, compile_kql, run_kql
+from tracekit.query.kql import _compiled_cache, compile_kql, run_kql, run_kql_rows
 from tracekit.store.database import open_store
 from tracekit.store.reader import LocalReader
 from tracekit.store.rows import Rows
@@ -181,7 +181,7 @@ def test_with_a_collector_the_read_api_translates(workload, tmp_path):
 
     with collector_store(tmp_path / "store", workload.spans) as collector:
         out, imported = _run_query(["--db", str(collector.db_path), "--format", "json", KQL], tmp_path / "cache")
-        assert json.loads(out) == _expected(workload) and "duckdb_kql" not in imported
+        assert json.loads(out) == _expected(workload) and imported == set()  # JSON rows: no pyarrow either
         assert not (tmp_path / "cache" / "tracekit").exists()  # nothing translated on this side
         reader = open_reader(collector.db_path)
         assert isinstance(reader, RemoteReader)
@@ -193,6 +193,8 @@ def test_with_a_collector_the_read_api_translates(workload, tmp_path):
         assert reader.rows(TYPED_SQL).types is not None  # it did travel as JSON
         interval = "SELECT INTERVAL 90 SECOND AS i"  # not a plain type: Arrow, as before
         assert reader.rows(interval) == Rows.from_arrow(reader.sql(interval))
+        rows = run_kql_rows(reader, KQL)
+        assert rows == Rows.from_arrow(run_kql(reader, KQL)) and rows.types is not None
         with pytest.raises(QueryError) as refused:
             run_kql(reader, "dependencies\n| whre name == 'x'")
         assert (refused.value.line, refused.value.column) == (2, 3) and "`where`" in str(refused.value)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from duckdb_kql.errors import KqlError
 
-    from tracekit.store.reader import StoreReader
+    from tracekit.store.reader import LocalReader, StoreReader
 
 T = TypeVar("T")
 
@@ -96,7 +96,18 @@ def run_kql_rows(reader: StoreReader, text: str, params: dict[str, Any] | None =
     """run_kql() for printing: the result as plain rows, read without Arrow from a file (pyarrow's import costs a
     short command more than its query). Values are the same: a HUGEINT sum reaches Python as an int either way."""
     return _run(reader, text, params, since, now, lambda sql, values: fetch_rows(reader, sql, values),
-                lambda table: Rows.from_arrow(_as_kql_types(table)))
+                lambda answer: answer if isinstance(answer, Rows) else Rows.from_arrow(_as_kql_types(answer)),
+                rows=True)
+
+
+def kql_answer(reader: LocalReader, text: str, params: dict[str, Any] | None = None, *,
+               since: dt.timedelta | None = None, now: dt.datetime | None = None) -> Rows | pa.Table:
+    """What the read API sends a client that only prints: plain rows when every column's type allows, else the
+    Arrow table run_kql() gives."""
+    def fetch(sql: str, values: dict[str, Any] | None) -> Rows | pa.Table:
+        answer = reader.answer(sql, values)
+        return answer if isinstance(answer, Rows) else _as_kql_types(answer)
+    return _run(reader, text, params, since, now, fetch, _as_kql_types)
 
 
 def fetch_rows(reader: StoreReader, sql: str, params: Any = None) -> Rows:
@@ -107,11 +118,11 @@ def fetch_rows(reader: StoreReader, sql: str, params: Any = None) -> Rows:
 
 def _run(reader: StoreReader, text: str, params: dict[str, Any] | None, since: dt.timedelta | None,
          now: dt.datetime | None, fetch: Callable[[str, dict[str, Any] | None], T],
-         from_remote: Callable[[pa.Table], T]) -> T:
+         from_remote: Callable[[Any], T], *, rows: bool = False) -> T:
     remote = getattr(reader, "kql", None)
     if callable(remote):  # a running collector's read API translates and runs it
         answer = remote(text, params, since.total_seconds() if since is not None else None,
-                        now.isoformat() if now is not None else None)
+                        now.isoformat() if now is not None else None, **({"rows": True} if rows else {}))
         if answer is not None:
             return from_remote(answer)
     compiled = compile_kql(reader, text, params, since=since, now=now)

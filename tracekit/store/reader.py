@@ -151,10 +151,12 @@ class RemoteReader:
         return answer if isinstance(answer, Rows) else Rows.from_arrow(answer)
 
     def kql(self, text: str, params: dict[str, Any] | None = None, since_seconds: float | None = None,
-            now: str | None = None) -> pa.Table | None:
+            now: str | None = None, *, rows: bool = False) -> pa.Table | Rows | None:
         """Run KQL in the collector, which translates it (its parser warm, its translations cached) and runs the SQL
-        on its readers; None when the collector predates this endpoint (then the caller translates)."""
-        body = {"kql": text, "params": params, "since_seconds": since_seconds, "now": now}
+        on its readers; None when the collector predates this endpoint (then the caller translates). With `rows`,
+        plain-typed results come back as Rows (see rows())."""
+        body = {"kql": text, "params": params, "since_seconds": since_seconds, "now": now,
+                **({"answer": "rows"} if rows else {})}
         try:
             json.dumps(body, default=_param_json)
         except (TypeError, ValueError):
