@@ -32,11 +32,11 @@ from tracekit.store.read_only import check_read_only, in_read_only_transaction
 from tracekit.store.paths import resolve_db_path, state_file_for
 from tracekit.store.rows import JSON_FIELD_METADATA, Rows, plain_type
 
+# pyarrow is imported where an Arrow table is made: printing a small result (`tracekit query`) needs none, and
+# importing it costs such a command more than its query.
 if TYPE_CHECKING:
     import pyarrow as pa
 
-# pyarrow is imported where an Arrow table is made: printing a small result (`tracekit query`) needs none, and
-# importing it costs such a command more than its query.
 T = TypeVar("T")
 
 Params = Sequence[Any] | dict[str, Any] | None
