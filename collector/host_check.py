@@ -5,8 +5,9 @@ to the local receiver or read API under that name. The `Host` header still carri
 every name that is not loopback (localhost, 127.0.0.0/8, ::1) or explicitly allowed (`--allowed-hosts`) closes
 that door, before the body is read and before anything is stored.
 
-The gRPC receiver needs no such check: browsers speak HTTP/2 only over TLS, so a page cannot reach an insecure gRPC
-port at all (it answers plain HTTP/1.1 with a protocol error). grpcio does not expose `:authority` to servers.
+The gRPC receiver cannot make this check (grpcio gives neither handlers nor interceptors the `:authority`) and needs
+none: browsers speak HTTP/2 only over TLS, so whatever a page makes them send to the plain-text gRPC port is
+HTTP/1.1, which grpc's transport answers with no HTTP response at all (docs/decisions/2026-12-07-grpc-authority.md).
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ class Collector:
         self.grpc_endpoint: str | None = None   # "127.0.0.1:PORT"
         self.http_endpoint: str | None = None   # "http://127.0.0.1:PORT"
         self.read_api_url: str | None = None
+        self.grpc_read_slots: Any = None        # the gRPC receiver's ReadSlots, while it runs
         self._token = secrets.token_urlsafe(24)
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -108,6 +109,8 @@ class Collector:
             "masked_before_storage": pipeline.masked if pipeline else 0,
             "refused_overloaded": pipeline.admission.refused if pipeline else 0,
             "queued_bytes": pipeline.admission.used if pipeline else 0,
+            **({"grpc_reading": slots.reading, "grpc_waiting_to_read": slots.waiting,
+                "grpc_reads_preempted": slots.preemptions} if (slots := self.grpc_read_slots) else {}),
             "commits": writer.stats.commits if writer else 0,
             "duplicates_left_out": dict(writer.stats.duplicates) if writer else {},  # copies of items already stored
             "last_ingest_seq": writer.last_sequence if writer else 0,
@@ -188,8 +191,10 @@ class Collector:
                 host, port = parse_address(settings.grpc, 4317)
                 grpc_server, bound = await start_grpc_server(
                     host, port, self.pipeline, token=settings.auth_token,
-                    max_message_bytes=settings.max_request_bytes)
+                    max_message_bytes=settings.max_request_bytes, read_timeout=settings.body_timeout_seconds,
+                    idle_timeout=settings.header_timeout_seconds)
                 self.grpc_endpoint = f"{host}:{bound}"
+                self.grpc_read_slots = grpc_server.read_slots
             if settings.http:
                 host, port = parse_address(settings.http, 4318)
                 app = build_http_app(self.pipeline, token=settings.auth_token,

@@ -66,8 +66,8 @@ class CollectorSettings:
     allowed_hosts: tuple[str, ...] = ()          # Host names answered besides loopback ("*": any); DNS rebinding
     redaction: str = "default"                   # "default" (built-in rules), "off", or a policy file path
     attribute_limits: AttributeLimits = AttributeLimits()  # attributes kept per span/event/link/log record/map
-    header_timeout_seconds: float = 30.0         # an HTTP request's headers must arrive within this (and idle close)
-    body_timeout_seconds: float = 30.0           # an HTTP request's body must arrive within this
+    header_timeout_seconds: float = 30.0         # HTTP headers / a gRPC handshake within this; idle connections close
+    body_timeout_seconds: float = 30.0           # an HTTP body / a gRPC request message must arrive within this
     alert_rules: str | None = None               # a rule file (tracekit.alerts) checked on each rule's frequency
     evaluation_rules: str | None = None          # continuous evaluation rules (tracekit.evaluators.rules)
     extra: dict[str, str] = field(default_factory=dict)

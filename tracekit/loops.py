@@ -5,8 +5,9 @@ Two patterns, each flagged once it repeats `threshold` times (default 3, `--loop
   JSON with sorted keys; without recorded arguments, the tool name alone would flag every legitimate retry, so
   calls whose arguments were not recorded are not counted);
 - ping-pong hand-off: two agents hand control back and forth (A→B, B→A, ...) with no tool result and no model
-  answer in between. Hand-offs are execute_tool transfer spans (`gen_ai.transfer.target.name`), Foundry's
-  agent_to_agent_interaction spans, or one agent's invoke_agent span starting under another's.
+  answer in between. Hand-offs are what the replay shows as hand-offs (`tracekit.multi_agent.handoff_of`: transfer
+  tools, agent_to_agent_interaction and agent_handoff spans, a remote invoke_agent with `gen_ai.caller.*`), or one
+  agent's invoke_agent span starting under another's.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Any, Iterable, Mapping
 
 import orjson
 
-from tracekit import semconv
+from tracekit import multi_agent, semconv
 
 DEFAULT_THRESHOLD = 3
 THRESHOLD_ENV = "TRACEKIT_LOOP_THRESHOLD"  # what the TUI and the replay use; `tracekit lint --loop-threshold` too
-_HANDOFF_OPERATIONS = {semconv.OP_AGENT_TO_AGENT}
+HANDOFF_OPERATIONS = multi_agent.HANDOFF_OPERATIONS  # Microsoft's and OpenTelemetry's spellings
 
 
 def configured_threshold() -> int:
@@ -82,7 +83,7 @@ def _repeated_tool_calls(trace_id: str, spans: list[LoopSpan], threshold: int) -
     for span in spans:
         if span.operation != semconv.OP_EXECUTE_TOOL or not span.tool:
             continue
-        if span.attributes.get(semconv.GEN_AI_TRANSFER_TARGET_NAME):
+        if multi_agent.handoff_of(span.operation, span.attributes, agent=span.agent, tool_name=span.tool):
             continue  # a hand-off, counted below
         arguments = _arguments_key(span.attributes.get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS))
         if arguments is None:
@@ -97,10 +98,9 @@ def _handoffs(spans: list[LoopSpan]) -> list[tuple[str, str, str] | str]:
     by_id = {span.span_id: span for span in spans}
     sequence: list[tuple[str, str, str] | str] = []
     for span in spans:
-        target = span.attributes.get(semconv.GEN_AI_TRANSFER_TARGET_NAME)
-        if target and (span.operation == semconv.OP_EXECUTE_TOOL or span.operation in _HANDOFF_OPERATIONS):
-            source = span.attributes.get(semconv.GEN_AI_TRANSFER_SOURCE_NAME) or span.agent or ""
-            sequence.append((str(source), str(target), span.span_id))
+        handoff = multi_agent.handoff_of(span.operation, span.attributes, agent=span.agent, tool_name=span.tool)
+        if handoff is not None and handoff.target:
+            sequence.append((handoff.source or "", handoff.target, span.span_id))
         elif span.operation == semconv.OP_INVOKE_AGENT and span.agent:
             parent = by_id.get(span.parent_span_id or "")
             while parent is not None and not parent.agent:
@@ -158,21 +158,40 @@ SELECT trace_id, span_id, parent_span_id, start_time_ns, operation_name, agent_n
            'gen_ai.tool.call.result', attributes->>'$."gen_ai.tool.call.result"' IS NOT NULL,
            'gen_ai.transfer.target.name', attributes->>'$."gen_ai.transfer.target.name"',
            'gen_ai.transfer.source.name', attributes->>'$."gen_ai.transfer.source.name"',
+           -- read only on the spans that can carry them (most rows skip these extractions)
+           'gen_ai.handoff.from_agent', CASE WHEN operation_name = 'agent_handoff'
+                                             THEN attributes->>'$."gen_ai.handoff.from_agent"' END,
+           'gen_ai.handoff.to_agent', CASE WHEN operation_name = 'agent_handoff'
+                                           THEN attributes->>'$."gen_ai.handoff.to_agent"' END,
+           'gen_ai.caller.type', CASE WHEN operation_name = 'invoke_agent'
+                                      THEN attributes->>'$."gen_ai.caller.type"' END,
+           'gen_ai.caller.name', CASE WHEN operation_name = 'invoke_agent'
+                                      THEN attributes->>'$."gen_ai.caller.name"' END,
+           'gen_ai.caller.agent.name', CASE WHEN operation_name = 'invoke_agent'
+                                            THEN attributes->>'$."gen_ai.caller.agent.name"' END,
            'gen_ai.response.finish_reasons', attributes->'$."gen_ai.response.finish_reasons"'
        )::VARCHAR AS attributes
 FROM spans
 WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))
-  AND (operation_name IN ('execute_tool', 'invoke_agent', 'agent_to_agent_interaction', 'chat', 'text_completion',
-                          'generate_content'))
-"""
+  AND (operation_name IN ({operations}))
+""".format(operations=", ".join(f"'{operation}'" for operation in sorted(
+    HANDOFF_OPERATIONS | semconv.INFERENCE_OPERATIONS)))
 
 
-def trace_loops(reader: Any, trace_ids: list[str], threshold: int = DEFAULT_THRESHOLD) -> dict[str, list[Loop]]:
-    """Loops in each of these traces (only traces with loops are keys), reading only what detection needs."""
+def trace_loops(reader: Any, trace_ids: list[str], threshold: int = DEFAULT_THRESHOLD, *,
+                since_ns: int | None = None) -> dict[str, list[Loop]]:
+    """Loops in each of these traces (only traces with loops are keys), reading only what detection needs.
+
+    `since_ns`, when no span of these traces starts earlier (the trace list knows each trace's first span), lets
+    DuckDB skip the row groups of older spans instead of matching every span's trace id against the list.
+    """
     if not trace_ids:
         return {}
+    sql, params = _LOOP_SPANS_SQL, [trace_ids]
+    if since_ns is not None:
+        sql, params = f"{sql}  AND start_time_ns >= ?", [trace_ids, since_ns]
     spans: dict[str, dict[str, LoopSpan]] = {}
-    for row in reader.sql(_LOOP_SPANS_SQL, [trace_ids]).to_pylist():
+    for row in reader.sql(sql, params).to_pylist():
         attributes = {key: value for key, value in orjson.loads(row["attributes"]).items() if value is not None}
         reasons = attributes.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)
         if isinstance(reasons, str):

@@ -20,6 +20,9 @@ OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
 OP_EXECUTE_TOOL: Final = "execute_tool"
 OP_PLAN: Final = "plan"
+# A framework runner's entry point (the Agents SDK's Runner.run), an internal invocation span in place of
+# invoke_workflow since semantic-conventions-genai #571; emitted only with the latest conventions.
+OP_HANDLE_CONVERSATION_TURN: Final = "handle_conversation_turn"
 # Microsoft Foundry multi-agent operations (not OTel operations; documented by Foundry, emitted by Agent Framework).
 OP_EXECUTE_TASK: Final = "execute_task"
 OP_AGENT_TO_AGENT: Final = "agent_to_agent_interaction"
@@ -28,6 +31,8 @@ OP_AGENT_PLANNING: Final = "agent_planning"
 OP_AGENT_ORCHESTRATION: Final = "agent_orchestration"
 
 INFERENCE_OPERATIONS: Final = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_GENERATE_CONTENT})
+MEMORY_OPERATIONS: Final = frozenset({"search_memory", "create_memory", "update_memory", "upsert_memory",
+                                      "delete_memory", "create_memory_store", "delete_memory_store"})
 AGENT_OPERATIONS: Final = frozenset({OP_INVOKE_AGENT, OP_CREATE_AGENT})
 MULTI_AGENT_OPERATIONS: Final = frozenset(
     {OP_EXECUTE_TASK, OP_AGENT_TO_AGENT, OP_AGENT_STATE, OP_AGENT_PLANNING, OP_AGENT_ORCHESTRATION, OP_PLAN,
@@ -81,9 +86,22 @@ GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
 GEN_AI_TRANSFER_MODE: Final = "gen_ai.transfer.mode"
 GEN_AI_TRANSFER_TARGET_NAME: Final = "gen_ai.transfer.target.name"
 GEN_AI_TRANSFER_SOURCE_NAME: Final = "gen_ai.transfer.source.name"  # ours: the agent handing off (OTel has caller.*)
+TRANSFER_MODE_PASS_CONTROL: Final = "pass_control"  # the target takes over the conversation (Agents SDK handoffs)
+TRANSFER_MODE_RETURN_TO_CALLER: Final = "return_to_caller"  # the target answers back to the source (agent as a tool)
 TOOL_TYPE_FUNCTION: Final = "function"
 TOOL_TYPE_EXTENSION: Final = "extension"
 TOOL_TYPE_DATASTORE: Final = "datastore"
+
+# --- hand-offs as other conventions and instrumentations record them (read side, tracekit/multi_agent.py) ---------------
+GEN_AI_TRANSFER_TARGET_TYPE: Final = "gen_ai.transfer.target.type"
+# On a remote invoke_agent (CLIENT) span: the immediate logical caller, when the library exposes it.
+GEN_AI_CALLER_TYPE: Final = "gen_ai.caller.type"  # "agent" | "workflow"
+GEN_AI_CALLER_NAME: Final = "gen_ai.caller.name"
+GEN_AI_CALLER_AGENT_NAME: Final = "gen_ai.caller.agent.name"  # Microsoft Agent 365 SDK's agent-to-agent caller
+# The OTel openai-agents-v2 processor's own hand-off spans (operation agent_handoff).
+OP_AGENT_HANDOFF: Final = "agent_handoff"
+GEN_AI_HANDOFF_FROM_AGENT: Final = "gen_ai.handoff.from_agent"
+GEN_AI_HANDOFF_TO_AGENT: Final = "gen_ai.handoff.to_agent"
 
 # --- provider names and provider-specific keys ---------------------------------------------------------------------------
 PROVIDER_OPENAI: Final = "openai"
@@ -96,6 +114,8 @@ OPENAI_AGENTS_GUARDRAIL_TRIGGERED: Final = "openai_agents.guardrail.triggered"  
 
 # --- tracekit's own keys -------------------------------------------------------------------------------------------------
 TRACEKIT_REDACTED_COUNT: Final = "tracekit.redaction.masked_count"  # values masked on this span by the in-process policy
+# The customMeasurements key (views and Azure export) of what tracekit priced a model call at, in USD (tracekit/cost.py).
+TRACEKIT_COST_USD: Final = "tracekit.cost_usd"
 
 # --- content (opt-in) ----------------------------------------------------------------------------------------------------
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
@@ -117,6 +137,24 @@ GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.i
 # Deprecated names still seen on the read side.
 GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
 GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+# The same counts and the streaming facts of a model call under every name the read side meets, the convention's
+# own first (tracekit/call_metrics.py reads them): OpenLLMetry's flat names, Strands' `cache_write_input_tokens`,
+# OpenInference's `llm.token_count.*_details.*`.
+CACHE_READ_TOKEN_KEYS: Final = (GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, "gen_ai.usage.cache_read_input_tokens",
+                                "llm.token_count.prompt_details.cache_read")
+CACHE_WRITE_TOKEN_KEYS: Final = (GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+                                 "gen_ai.usage.cache_creation_input_tokens", "gen_ai.usage.cache_write_input_tokens",
+                                 "llm.token_count.prompt_details.cache_write")
+REASONING_TOKEN_KEYS: Final = (GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, "gen_ai.usage.reasoning_tokens",
+                               "llm.token_count.completion_details.reasoning")
+INPUT_TOKEN_KEYS: Final = (GEN_AI_USAGE_INPUT_TOKENS, GEN_AI_USAGE_PROMPT_TOKENS, "llm.token_count.prompt")
+OUTPUT_TOKEN_KEYS: Final = (GEN_AI_USAGE_OUTPUT_TOKENS, GEN_AI_USAGE_COMPLETION_TOKENS, "llm.token_count.completion")
+STREAM_KEYS: Final = (GEN_AI_REQUEST_STREAM, "gen_ai.is_streaming", "llm.is_streaming")
+# Time to the first chunk: seconds (the convention; OpenLIT's `gen_ai.server.time_to_first_token`, which Strands
+# sends in milliseconds), milliseconds (the Vercel AI SDK), or a timestamp (Langfuse's completion start time).
+TIME_TO_FIRST_CHUNK_SECONDS_KEYS: Final = (GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, "gen_ai.server.time_to_first_token")
+TIME_TO_FIRST_CHUNK_MS_KEYS: Final = ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk")
+COMPLETION_START_TIME_KEYS: Final = ("langfuse.observation.completion_start_time",)
 
 # Finish reasons (gen_ai.response.finish_reasons / OutputMessage.finish_reason, v1.37 enum).
 FINISH_STOP: Final = "stop"
@@ -148,6 +186,23 @@ TOKEN_USAGE_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 26214
                               67108864)
 OPERATION_DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96,
                                      81.92)
+METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"  # streamed calls (v1.38-v1.40)
+# The same measurements as the latest semantic-conventions-genai names them (emitted with
+# OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental): client-inference.md, token-metrics.yaml (#374, #536),
+# and the agent/tool duration metrics (#322; #571 renamed gen_ai.invoke_agent.duration to gen_ai.invocation.duration).
+METRIC_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
+METRIC_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
+METRIC_INFERENCE_USAGE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.input_tokens"  # counter, by modality
+METRIC_INFERENCE_USAGE_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.output_tokens"
+METRIC_INFERENCE_USAGE_CACHE_READ_TOKENS: Final = "gen_ai.client.inference.usage.cache_read.input_tokens"
+METRIC_INFERENCE_USAGE_CACHE_WRITE_TOKENS: Final = "gen_ai.client.inference.usage.cache_write.input_tokens"
+METRIC_INFERENCE_USAGE_REASONING_TOKENS: Final = "gen_ai.client.inference.usage.reasoning.output_tokens"
+METRIC_INFERENCE_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"  # histogram
+METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
+METRIC_INVOCATION_DURATION: Final = "gen_ai.invocation.duration"  # invoke_agent (INTERNAL)
+METRIC_EXECUTE_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
+GEN_AI_TOKEN_MODALITY: Final = "gen_ai.token.modality"
+TOKEN_MODALITY_UNKNOWN: Final = "unknown"  # the providers we instrument do not split usage by modality
 
 # --- resource ----------------------------------------------------------------------------------------------------------------
 SERVICE_NAME: Final = "service.name"
@@ -167,6 +222,7 @@ LEGACY_COMPLETION_PREFIX: Final = "gen_ai.completion."
 OPENINFERENCE_INPUT_MESSAGES_PREFIX: Final = "llm.input_messages."
 OPENINFERENCE_OUTPUT_MESSAGES_PREFIX: Final = "llm.output_messages."
 OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+OPENINFERENCE_INVOCATION_PARAMETERS: Final = "llm.invocation_parameters"  # the request's parameters as JSON
 
 # Attributes lifted into typed store columns, so queries filter and group on them without parsing JSON.
 # column name -> the attribute keys that feed it, first present wins.

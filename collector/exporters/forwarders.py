@@ -4,8 +4,9 @@ The durable queue is the store itself. Every stored row has an `ingest_seq` that
 per destination, a cursor "last span delivered" in (ingest_seq, trace_id, span_id) order, in the store's
 `export_cursors` table, and reads what came after it. Ingest never waits for a destination: a slow or unreachable
 one only falls behind, its cursor stays put, and it catches up from the store when it answers again (nothing is
-lost while the data is retained). Each forwarder is one thread that reuses the export machinery: the same rebuilt
-spans, the same Azure limits and per-item retries, the same export redaction policy applied before anything leaves.
+lost while the data is retained). Each forwarder is one thread that runs the export engine (tracekit.export.runner)
+over what came after its cursor: the same pages of rows, the same senders (Azure Monitor's limits and per-item
+retries, OTLP's encoding), the same export redaction policy applied before anything leaves.
 
 A new destination starts at the newest stored span, not at the beginning of history: forwarding is for what
 arrives from now on (`tracekit export` sends what was stored before).
@@ -16,10 +17,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from tracekit.export.cursor import CursorRecord, CursorStore, TableCursorStore, cursor_id
-from tracekit.export.limits import AZURE_PAGE_SIZE, AzureShaper
+from tracekit.export.limits import AZURE_PAGE_SIZE
 from tracekit.export.runner import ExportSummary, Sender, run_export
 from tracekit.export.selection import Selection, StoreSource
 from tracekit.redaction import policy_from_options
@@ -32,25 +34,25 @@ SELECTION = "forward"
 AFTER_EVERYTHING = "~"  # sorts after every hex id: "start after the newest span of this ingest_seq"
 
 
+@dataclass(eq=False)
 class Forwarder:
     """Forwards newly stored spans (with their events, links and log records) to one destination, in a thread."""
 
-    def __init__(self, reader: StoreReader, sender: Sender, cursors: CursorStore, *,
-                 redactor: TableRedactor | None = None, shaper: AzureShaper | None = None, poll_interval: float = 1.0,
-                 max_backoff: float = 60.0, page_size: int = AZURE_PAGE_SIZE) -> None:
-        self.reader = reader
-        self.sender = sender
-        self.cursors = cursors
-        self.redactor = redactor
-        self.shaper = shaper
-        self.poll_interval = poll_interval
-        self.max_backoff = max_backoff
-        self.page_size = page_size
-        self.key = cursor_id(sender.destination, SELECTION)
-        self.delivered = 0
-        self.refused = 0
-        self.failures = 0
-        self.last_error = ""
+    reader: StoreReader
+    sender: Sender
+    cursors: CursorStore
+    _: KW_ONLY
+    redactor: TableRedactor | None = None
+    poll_interval: float = 1.0
+    max_backoff: float = 60.0
+    page_size: int = AZURE_PAGE_SIZE
+    delivered: int = field(default=0, init=False)
+    refused: int = field(default=0, init=False)
+    failures: int = field(default=0, init=False)
+    last_error: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        self.key = cursor_id(self.sender.destination, SELECTION)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -82,8 +84,7 @@ class Forwarder:
     def run_once(self) -> ExportSummary:
         """Forward everything stored after the cursor (one pass); stops early if the destination fails."""
         source = StoreSource(self.reader, Selection(description=SELECTION), redactor=self.redactor)
-        summary = run_export(source, self.sender, self.cursors, shaper=self.shaper,
-                             page_size=self.page_size, show_progress=False)
+        summary = run_export(source, self.sender, self.cursors, page_size=self.page_size)
         self.delivered += summary.delivered
         self.refused += len(summary.refused)
         for item in summary.refused[:5]:
@@ -126,30 +127,23 @@ def start_forwarders(collector: Any, settings: Any) -> list[Forwarder]:
     Cursors live in the store's export_cursors table, written on the collector's writer connection between commits.
     """
     policy = policy_from_options(getattr(settings, "forward_redaction_policy", None))
-
-    def redactor() -> TableRedactor | None:  # one per forwarder thread: it counts what it masked
-        return TableRedactor(policy) if policy is not None else None
     interval = float(getattr(settings, "forward_interval", 1.0))
-    forwarders: list[Forwarder] = []
-
-    def own_reader() -> StoreReader:
-        # Each forwarder thread queries on its own connection, beside the TUI and the read API.
-        return collector.new_reader() if hasattr(collector, "new_reader") else collector.reader()
-
+    senders: list[tuple[Sender, int]] = []   # (sender, page size)
     if settings.forward_azure_monitor:
         from tracekit.export.azure import AzureMonitorSender
 
-        reader = own_reader()
-        forwarders.append(Forwarder(reader, AzureMonitorSender(settings.forward_azure_monitor),
-                                    TableCursorStore(collector.writer.run_exclusive, reader), redactor=redactor(),
-                                    shaper=AzureShaper(), poll_interval=interval))
+        senders.append((AzureMonitorSender(settings.forward_azure_monitor), AZURE_PAGE_SIZE))
     if settings.forward_otlp:
-        from tracekit.export.otlp import OtlpSender
+        from tracekit.export.otlp import PAGE_SIZE, OtlpSender
 
-        reader = own_reader()
-        forwarders.append(Forwarder(reader, OtlpSender(settings.forward_otlp),
-                                    TableCursorStore(collector.writer.run_exclusive, reader), redactor=redactor(),
-                                    poll_interval=interval, page_size=2000))
-    for forwarder in forwarders:
-        forwarder.start()
+        senders.append((OtlpSender(settings.forward_otlp), PAGE_SIZE))
+    forwarders: list[Forwarder] = []
+    for sender, page_size in senders:
+        # Each forwarder thread queries on its own connection, beside the TUI and the read API, and has its own
+        # redactor (it counts what it masked).
+        reader = collector.new_reader() if hasattr(collector, "new_reader") else collector.reader()
+        forwarders.append(Forwarder(
+            reader, sender, TableCursorStore(collector.writer.run_exclusive, reader),
+            redactor=TableRedactor(policy) if policy is not None else None, poll_interval=interval,
+            page_size=page_size).start())
     return forwarders

@@ -1,11 +1,13 @@
 """DNS rebinding: the HTTP receiver and the read API answer only requests naming a local host (or a configured one);
-anything else gets 403 before its body is read, and nothing of it is stored."""
+anything else gets 403 before its body is read, and nothing of it is stored. The gRPC port cannot check the name
+(grpcio does not expose `:authority`); what a browser can send to it is refused by its transport."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import socket
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -75,12 +77,46 @@ def test_configured_names_are_answered(tmp_path: Path) -> None:
         assert stored_names(collector) == ["ok"]
 
 
-def test_http_to_the_grpc_port_stores_nothing(collector: Collector) -> None:
-    """What a rebound page could send to the gRPC port is HTTP/1.1; the HTTP/2-only server does not take it."""
+def _grpc_request_bytes(name: str) -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add(
+        name=name, trace_id=bytes.fromhex(TRACE_ID), span_id=b"\x01" * 8)
+    span.start_time_unix_nano, span.end_time_unix_nano = time.time_ns() - 1000, time.time_ns()
+    return request.SerializeToString()
+
+
+# What a page could make a browser send to the gRPC port under a rebound name: browsers speak HTTP/2 only over TLS,
+# so every one of these is HTTP/1.1 (a fetch, its CORS preflight, an h2c upgrade, a WebSocket).
+_GRPC_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+_BROWSER_REQUESTS = {  # kind -> (request head, whether a gRPC message follows as its body)
+    "fetch POST": (f"POST {_GRPC_PATH} HTTP/1.1\r\nHost: evil.example:4317\r\nOrigin: http://evil.example:4317\r\n"
+                   "Content-Type: application/grpc\r\nTE: trailers\r\nContent-Length: {length}\r\n\r\n", True),
+    "CORS preflight": (f"OPTIONS {_GRPC_PATH} HTTP/1.1\r\nHost: evil.example:4317\r\n"
+                       "Origin: http://evil.example:4317\r\nAccess-Control-Request-Method: POST\r\n"
+                       "Access-Control-Request-Headers: content-type\r\n\r\n", False),
+    "h2c upgrade": (f"POST {_GRPC_PATH} HTTP/1.1\r\nHost: evil.example:4317\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                    "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Type: application/grpc\r\n"
+                    "Content-Length: {length}\r\n\r\n", True),
+    "WebSocket": (f"GET {_GRPC_PATH} HTTP/1.1\r\nHost: evil.example:4317\r\nConnection: Upgrade\r\n"
+                  "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  "\r\n", False),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_BROWSER_REQUESTS))
+def test_what_a_browser_can_send_to_the_grpc_port_gets_no_answer_and_stores_nothing(collector: Collector,
+                                                                                     kind: str) -> None:
+    """gRPC's `:authority` cannot be checked (grpcio does not expose it), so the receiver relies on this: whatever a
+    rebound page makes the browser send is HTTP/1.1, which grpc's HTTP/2-only transport answers with no HTTP
+    response at all (its own HTTP/2 SETTINGS frame, then it closes), so the browser sees a network error, reads
+    nothing, and nothing reaches the pipeline."""
     host, port = collector.grpc_endpoint.rsplit(":", 1)
-    body = otlp_json("via-grpc-port")
-    request = (f"POST /opentelemetry.proto.collector.trace.v1.TraceService/Export HTTP/1.1\r\nHost: evil.example\r\n"
-               f"Content-Type: application/grpc\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    body = _grpc_request_bytes(f"via {kind}")
+    message = b"\0" + len(body).to_bytes(4, "big") + body  # a whole gRPC message, as a page could build it
+    head, with_body = _BROWSER_REQUESTS[kind]
+    request = head.format(length=len(message)).encode() + (message if with_body else b"")
     with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.sendall(request)
         answer = b""
@@ -89,8 +125,31 @@ def test_http_to_the_grpc_port_stores_nothing(collector: Collector) -> None:
                 answer += chunk
         except (ConnectionResetError, socket.timeout):
             pass
-    assert not answer.startswith(b"HTTP/1.1 200")
+    assert b"HTTP/" not in answer  # no status line: not a 200, not a 101 Switching Protocols, nothing a page can read
+    assert b"grpc-status" not in answer and b"Access-Control" not in answer
+    assert answer[3:4] in (b"", b"\x04")  # what there is, is an HTTP/2 SETTINGS frame (type 4) before the close
+    assert collector.pipeline.received["traces"] == 0
     assert stored_names(collector) == []
+
+
+def test_grpc_does_not_check_authority_so_the_port_relies_on_http2(collector: Collector) -> None:
+    """The other side of the test above, kept so that a grpcio that starts exposing `:authority` is noticed: a real
+    HTTP/2 client naming a rebound host is answered (grpc#38906), which is why the receiver's defence is that a browser
+    cannot open such a connection, not a check of the name."""
+    from tests.collector.raw_grpc import HostileCall, run_hostile_connection
+
+    host, port = collector.grpc_endpoint.rsplit(":", 1)
+    body = _grpc_request_bytes("h2 client, rebound authority")
+    call = HostileCall(len(body), len(body), body)
+    stop = threading.Event()
+    timer = threading.Timer(20, stop.set)
+    timer.start()
+    try:
+        run_hostile_connection((host, int(port)), [call], stop, authority="evil.example:4317")
+    finally:
+        timer.cancel()
+    assert call.status == "0"
+    assert stored_names(collector) == ["h2 client, rebound authority"]
 
 
 @pytest.mark.parametrize("header, name", [("Example.COM:80", "example.com"), ("[::1]:4318", "::1"), ("::1", "::1"),

@@ -18,7 +18,8 @@ from tests.export.fake_ingestion import FakeIngestion, Planned, parse_time
 from tests.export.helpers import agent_run, make_providers, write_store
 from tracekit.export.azure import AzureMonitorError, AzureMonitorSender, parse_connection_string
 from tracekit.export.cursor import SidecarCursorStore, sidecar_path
-from tracekit.export.limits import ORIGINAL_START, AzureShaper
+from tracekit.export.limits import ORIGINAL_START
+from tracekit.export.rows import RowReader
 from tracekit.export.runner import run_export
 from tracekit.export.selection import Selection, StoreSource
 from tracekit.store.reader import LocalReader
@@ -33,7 +34,7 @@ def export(db: Path, fake: FakeIngestion, selection: Selection = Selection(), **
     redactor = kwargs.pop("redactor", None)
     try:
         return run_export(StoreSource(reader, selection, redactor=redactor), sender, SidecarCursorStore(sidecar_path(db)),
-                          shaper=AzureShaper(), show_progress=False, **kwargs)
+                          **kwargs)
     finally:
         sender.close()
         reader.close()
@@ -141,10 +142,17 @@ def test_503_burst_429_retry_after_and_206_mixed_errors(store: Path) -> None:
         fake.plan.extend([Planned(503), Planned(503), Planned(503), Planned(429, {"Retry-After": "1"})])
         fake.item_fault = fault
         started = time.monotonic()
-        summary = export(store, fake, page_size=30)
+        events: list = []
+        summary = export(store, fake, page_size=30, on_progress=events.append)
         elapsed = time.monotonic() - started
         statuses = [status for _, status in fake.requests]
     assert statuses[:4] == [503, 503, 503, 429] and 206 in statuses
+    # The engine reports progress as events (the export command draws them): the total first, each retry with the
+    # destination's answer, each finished batch.
+    assert (events[0].event, events[0].done, events[0].total) == ("start", 0, 60)
+    retries = [event.message for event in events if event.event == "retry"]
+    assert len(retries) == summary.retries and "HTTP 503" in retries[0]
+    assert [event.done for event in events if event.event == "batch"] == [30, 60]
     assert elapsed >= 1.0, "Retry-After: 1 was not honoured"
     refused = {item.key.split(":")[2] for item in summary.refused}
     accepted = accepted_ids(fake)
@@ -338,6 +346,8 @@ def test_server_spans_become_requests_and_progress_renders(tmp_path: Path) -> No
     from opentelemetry.trace import SpanKind
     from rich.console import Console
 
+    from tracekit.commands.export import ProgressBar
+
     tracer_provider, _, spans, _ = make_providers()
     tracer = tracer_provider.get_tracer("t")
     with tracer.start_as_current_span("POST /chat", kind=SpanKind.SERVER, attributes={"gen_ai.agent.name": "front"}):
@@ -351,8 +361,10 @@ def test_server_spans_become_requests_and_progress_renders(tmp_path: Path) -> No
     reader = LocalReader.open_file(db)
     with FakeIngestion() as fake:
         sender = AzureMonitorSender(fake.connection_string)
-        summary = run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(db)),
-                             shaper=AzureShaper(), console=Console(file=screen, force_terminal=True, width=120))
+        # The engine reports progress as events; the command draws them (tracekit/commands/export.py).
+        with ProgressBar("export to azure-monitor", console=Console(file=screen, force_terminal=True, width=120)) as bar:
+            summary = run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(db)),
+                                 on_progress=bar)
         sender.close()
         request = fake.telemetry("RequestData")
         dependency = fake.telemetry("RemoteDependencyData")
@@ -387,9 +399,46 @@ def test_the_screen_leaves_clean_spans_untouched(store: Path) -> None:
     redactor = TableRedactor(RedactionPolicy.default())
     masked = StoreSource(reader, Selection(), redactor=redactor)
     keys = plain.list_keys()
-    before, after = plain.fetch(keys), masked.fetch(keys)
+    before, after = RowReader(plain).fetch(keys), RowReader(masked).fetch(keys)
     reader.close()
-    assert redactor.masked == 0 and len(after.spans) == 60
-    assert [dict(span.attributes) for span in after.spans] == [dict(span.attributes) for span in before.spans]
-    assert [[dict(e.attributes) for e in span.events] for span in after.spans] == [
-        [dict(e.attributes) for e in span.events] for span in before.spans]
+    assert redactor.masked == 0 and len(after.keys) == 60
+    assert after.attributes == before.attributes
+    assert after.events == before.events and sum(map(len, after.events.values())) > 0
+
+
+def test_cost_is_sent_as_the_measurement_the_tiles_read(store: Path) -> None:
+    """The stored price of each model call reaches Application Insights as customMeasurements["tracekit.cost_usd"]
+    (the exporter's own `microsoft.custom_measurements` path, checked against it shape by shape), equal to what the
+    local views give the same KQL and to genai-prices' price; spans without a price carry no measurement."""
+    from datetime import timezone
+
+    from genai_prices import Usage, calc_price
+
+    from tracekit.query.kql import run_kql
+
+    with FakeIngestion() as fake:
+        assert export(store, fake).complete
+        deps = fake.telemetry("RemoteDependencyData")
+    sent = {e["data"]["baseData"]["id"]: e["data"]["baseData"] for e in deps}
+    reader = LocalReader.open_file(store)
+    try:
+        local = {row["id"]: row for row in run_kql(
+            reader, 'dependencies | project id, name, Cost = toreal(customMeasurements["tracekit.cost_usd"]), '
+                    'start = timestamp').to_pylist()}
+    finally:
+        reader.close()
+    assert set(sent) == set(local)
+    chats = 0
+    for span_id, data in sent.items():
+        measurement = data["measurements"].get("tracekit.cost_usd")
+        assert measurement == local[span_id]["Cost"]  # None == None for tools and agents: absent, not 0
+        assert "microsoft.custom_measurements" not in data["properties"]
+        if data["name"] == "chat gpt-4o":
+            chats += 1
+            when = local[span_id]["start"].replace(tzinfo=timezone.utc)
+            price = calc_price(Usage(input_tokens=120, output_tokens=42), model_ref="gpt-4o", provider_id="openai",
+                               genai_request_timestamp=when)
+            assert measurement == pytest.approx(float(price.total_price), rel=1e-9) and measurement > 0
+        else:
+            assert "tracekit.cost_usd" not in data["measurements"]
+    assert chats == 20

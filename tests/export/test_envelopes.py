@@ -24,6 +24,8 @@ from tracekit.export.azure import AzureMonitorSender
 from tracekit.export.cursor import SidecarCursorStore, sidecar_path
 from tracekit.export.envelopes import EnvelopeBuilder, first_difference, wire_json
 from tracekit.export.limits import AzureShaper, LimitReport
+from tracekit.export.rebuild import ResourceCache, rebuild_spans
+from tracekit.export.rows import RowReader
 from tracekit.export.runner import run_export
 from tracekit.export.selection import Selection, StoreSource
 from tracekit.store.reader import LocalReader
@@ -247,31 +249,34 @@ def test_posted_envelopes_are_the_exporters_own_for_the_shaped_spans(store: Path
         reader = LocalReader.open_file(store)
         sender = AzureMonitorSender(fake.connection_string)
         summary = run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(store)),
-                             shaper=AzureShaper(), page_size=7, show_progress=False)
+                             page_size=7)
         assert summary.complete and sender.envelope_builder.fast == 60 and not sender.envelope_builder.mismatches
         posted = [e for e in fake.accepted if e["data"]["baseType"] != "EventData"]
         source = StoreSource(reader, Selection())
         keys = source.list_keys()
         expected: list[Any] = []
-        shaper = AzureShaper()
+        shaper, rows, resources = AzureShaper(), RowReader(source), ResourceCache()
         for start in range(0, len(keys), 7):
-            page = source.fetch(keys[start:start + 7], with_main_agents=True)
-            for span in page.spans:
-                shaped = shaper.span(span, LimitReport(), page.main_agents.get((span.trace_id_hex, span.span_id_hex)))
+            page = rows.fetch(keys[start:start + 7], with_main_agents=True)
+            for span in rebuild_spans(page, resources):
+                key = (span.trace_id_hex, span.span_id_hex)
+                shaped = shaper.span(span, LimitReport(), page.main_agents.get(key), page.costs.get(key))
                 expected += [sender.traces._span_to_envelope(shaped), *sender.traces._span_events_to_envelopes(shaped)]
         sender.close()
         reader.close()
     assert posted == json.loads(wire_json(expected))
+    assert sum("tracekit.cost_usd" in e["data"]["baseData"]["measurements"] for e in posted) == 20  # the chats
 
 
 def test_main_agents_are_the_same_whatever_the_page_boundaries(store: Path) -> None:
     reader = LocalReader.open_file(store)
     source = StoreSource(reader, Selection())
     keys = source.list_keys()
-    whole = source.fetch(keys, with_main_agents=True).main_agents
+    rows = RowReader(source)
+    whole = rows.fetch(keys, with_main_agents=True).main_agents
     paged: dict[Any, Any] = {}
     for start in range(0, len(keys), 2):   # parents mostly on another page: their rows come from the store
-        paged.update(source.fetch(keys[start:start + 2], with_main_agents=True).main_agents)
+        paged.update(rows.fetch(keys[start:start + 2], with_main_agents=True).main_agents)
     reader.close()
     assert len(whole) == len(keys) and paged == whole
     assert {agent["agent_name"] for agent in whole.values()} == {"planner", "writer"}
@@ -288,7 +293,7 @@ def test_the_resource_metric_goes_in_front_when_turned_back_on(store: Path, monk
         sender = AzureMonitorSender(fake.connection_string)
         sender.traces._tracer_provider = TracerProvider(resource=Resource({"service.name": "exporting-process"}))
         summary = run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(store)),
-                             shaper=AzureShaper(), page_size=25, show_progress=False)
+                             page_size=25)
         sender.close()
         reader.close()
         metrics = [e for e in fake.accepted if e["data"]["baseType"] == "MetricData"]

@@ -65,9 +65,8 @@ def test_otlp_export_to_our_collector_keeps_every_row(store: Path, collector, pr
     sender = OtlpSender(f"http://{endpoint}" if protocol == "grpc" else endpoint, protocol=protocol)
     try:
         summary = run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(store)),
-                             page_size=25, show_progress=False)
-        again = run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(store)),
-                           show_progress=False)
+                             page_size=25)
+        again = run_export(StoreSource(reader, Selection()), sender, SidecarCursorStore(sidecar_path(store)))
     finally:
         sender.close()
         reader.close()

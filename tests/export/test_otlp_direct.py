@@ -28,7 +28,8 @@ from tracekit.export.otlp_encode import OtlpEncoder
 from tracekit.redaction import RedactionPolicy
 from tracekit.redaction.columns import TableRedactor
 from tracekit.export.rows import RowReader
-from tracekit.export.runner import print_summary, run_export
+from tracekit.commands.export import print_summary
+from tracekit.export.runner import run_export
 from tracekit.export.selection import Selection, StoreSource
 from tracekit.store.database import open_store
 from tracekit.store.reader import LocalReader
@@ -41,12 +42,14 @@ def _endpoint(collector, protocol: str) -> str:
 
 
 def _export(db: Path, sender: OtlpSender, **options):
+    """Export the whole store `db` through `sender`, then close the sender (its counters stay readable)."""
     reader = LocalReader.open_file(db)
     redactor = options.pop("redactor", None)
     try:
         return run_export(StoreSource(reader, Selection(), redactor=redactor), sender, SidecarCursorStore(sidecar_path(db)),
-                          show_progress=False, **options)
+                          **options)
     finally:
+        sender.close()
         reader.close()
 
 
@@ -130,10 +133,7 @@ def test_kind_unspecified_flags_and_link_trace_states_survive(tmp_path: Path, co
     db = tmp_path / "odd.duckdb"
     write_request(db, _odd_request())
     sender = OtlpSender(_endpoint(collector, protocol), protocol=protocol)
-    try:
-        summary = _export(db, sender)
-    finally:
-        sender.close()
+    summary = _export(db, sender)
     assert summary.complete and summary.delivered == 2
     query = ("SELECT span_id, kind, flags, trace_state FROM spans ORDER BY span_id",
              "SELECT linked_trace_id, linked_span_id, trace_state, flags, dropped_attributes_count FROM span_links")
@@ -172,8 +172,7 @@ def test_a_full_queue_is_retried_with_the_servers_delay(store: Path, collector_s
             senders.append(sender)
             state = CursorRecord(destination=sender.destination, selection="test")
             for page in pages:
-                sender.prepare(page)
-                sender.send_page(page, state)
+                sender.send(sender.prepare(page), state)
             sender.close()
             assert not state.pending
 
@@ -206,10 +205,7 @@ def test_partial_success_is_counted_and_not_retried(store: Path, collector, prot
                 [json.dumps(nested), victim])
     con.close()
     sender = OtlpSender(_endpoint(collector, protocol), protocol=protocol)
-    try:
-        summary = _export(store, sender)
-    finally:
-        sender.close()
+    summary = _export(store, sender)
     assert summary.complete and summary.retries == 0
     assert summary.rejected_by_destination == 1 and "nested deeper" in summary.rejection_message
     assert summary.to_json()["rejected_by_destination"] == 1
@@ -238,10 +234,7 @@ def test_headers_reach_the_endpoint(store: Path, collector_settings, protocol: s
         # OTEL_EXPORTER_OTLP_HEADERS for a sender built without headers (the collector's forwarder).
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cret")
         sender = OtlpSender(endpoint, protocol=protocol)
-        try:
-            summary = _export(store, sender, restart=True)
-        finally:
-            sender.close()
+        summary = _export(store, sender, restart=True)
         assert summary.complete and summary.spans_done == 60
         # the collector took the second copy too (and stores each span once)
         assert collector.pipeline.received["traces"] == 120 and _wait_for_rows(target, "spans", 60) == 60
@@ -251,10 +244,7 @@ def test_http_refusal_names_the_status(store: Path, collector_settings) -> None:
     collector_settings.auth_token = "s3cret"
     with Collector(collector_settings).running() as collector:
         sender = OtlpSender(collector.http_endpoint, protocol="http/protobuf", headers={})
-        try:
-            summary = _export(store, sender)
-        finally:
-            sender.close()
+        summary = _export(store, sender)
     assert not summary.complete and summary.retries == 0
     assert summary.last_error.startswith("traces: HTTP 401: missing or wrong bearer token")
 
@@ -268,10 +258,7 @@ def test_unreachable_endpoint_leaves_the_batch_pending_then_resumes(store: Path,
     waits: list[float] = []
     sender = OtlpSender(f"http://127.0.0.1:{dead}", protocol="grpc", max_attempts=3, timeout=2,
                         sleep=waits.append)
-    try:
-        summary = _export(store, sender, page_size=25)
-    finally:
-        sender.close()
+    summary = _export(store, sender, page_size=25)
     assert not summary.complete and summary.spans_done == 0 and summary.pending > 0
     assert sender.retries == 2 and len(waits) == 2 and waits[1] > 0 and "UNAVAILABLE" in summary.last_error
     saved = SidecarCursorStore(sidecar_path(store)).load(cursor_id(sender.destination, Selection().describe()))
@@ -280,10 +267,7 @@ def test_unreachable_endpoint_leaves_the_batch_pending_then_resumes(store: Path,
     # from the pending batch.
     live = OtlpSender(f"http://{collector.grpc_endpoint}", protocol="grpc")
     live.destination = sender.destination
-    try:
-        resumed = _export(store, live, page_size=25)
-    finally:
-        live.close()
+    resumed = _export(store, live, page_size=25)
     assert resumed.complete and resumed.spans_done == 60 and resumed.delivered == 60 + 40 + 20
     assert _wait_for_rows(collector.reader(), "logs", 20) == 20
 
@@ -297,10 +281,7 @@ def test_redaction_applies_before_anything_leaves(tmp_path: Path, collector) -> 
     write_store(db, spans.get_finished_spans(), logs.get_finished_logs())
     redactor = TableRedactor(RedactionPolicy.default())
     sender = OtlpSender(f"http://{collector.grpc_endpoint}", protocol="grpc")
-    try:
-        summary = _export(db, sender, redactor=redactor)
-    finally:
-        sender.close()
+    summary = _export(db, sender, redactor=redactor)
     assert summary.complete and summary.redacted >= 2
     target = collector.reader()
     assert _wait_for_rows(target, "spans", 36) == 36
@@ -403,17 +384,11 @@ def test_https_endpoints_use_tls_and_check_the_certificate(store: Path, tmp_path
     try:
         monkeypatch.delenv("OTEL_EXPORTER_OTLP_CERTIFICATE", raising=False)
         untrusted = OtlpSender(endpoint, protocol="http/protobuf")
-        try:
-            refused = _export(store, untrusted)
-        finally:
-            untrusted.close()
+        refused = _export(store, untrusted)
         assert not refused.complete and refused.retries == 0 and "certificate was refused" in refused.last_error
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(cert))
         trusted = OtlpSender(endpoint, protocol="http/protobuf")
-        try:
-            summary = _export(store, trusted)
-        finally:
-            trusted.close()
+        summary = _export(store, trusted)
     finally:
         server.shutdown()
         server.server_close()

@@ -86,3 +86,38 @@ def test_loops_in_the_trace_list_the_replay_and_lint(collector, capsys, monkeypa
     loops = {f["key"]: f for f in report["findings"] if f["rule"] == "loop"}
     assert set(loops) == {"repeated-tool-call", "handoff-ping-pong"}
     assert loops["handoff-ping-pong"]["spans"] == 3
+
+
+def test_ping_pong_through_other_hand_off_spellings(collector):
+    """openai-agents' `agent_handoff` spans and a remote `invoke_agent` carrying `gen_ai.caller.*` are hand-offs too
+    (tracekit.multi_agent), so going back and forth through them is a loop."""
+    from opentelemetry.trace import SpanKind
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.grpc_endpoint,
+                                                                     insecure=True)))
+    tracer = provider.get_tracer("loops")
+
+    def agent_handoff(source: str, target: str) -> None:
+        with tracer.start_as_current_span(f"agent_handoff {target}", attributes={
+                "gen_ai.operation.name": "agent_handoff", "gen_ai.handoff.from_agent": source,
+                "gen_ai.handoff.to_agent": target}):
+            pass
+
+    with tracer.start_as_current_span("invoke_workflow router", attributes={
+            "gen_ai.operation.name": "invoke_workflow", "gen_ai.conversation.id": "conv-spellings"}):
+        agent_handoff("triage", "billing")
+        with tracer.start_as_current_span("invoke_agent triage", kind=SpanKind.CLIENT, attributes={
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage",
+                "gen_ai.caller.type": "agent", "gen_ai.caller.name": "billing"}):
+            pass
+        agent_handoff("triage", "billing")
+    provider.shutdown()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and collector.reader().sql(
+            "SELECT count(*) AS n FROM spans").to_pylist()[0]["n"] < 4:
+        time.sleep(0.1)
+    reader = collector.reader()
+    message = "billing and triage handed off back and forth 3 times with no result between"
+    assert {t.root_name: t for t in trace_page(reader)}["invoke_workflow router"].loops == (message,)
+    assert load_transcript(reader, "conv-spellings").loops == [message]

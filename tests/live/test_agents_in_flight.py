@@ -137,7 +137,7 @@ async def test_a_held_tool_call_is_open_under_its_agent_then_stored_when_release
     source = StoreSource(reader, Selection())
     keys = source.list_keys()
     assert len(keys) == 4  # warmup, researcher, lookup, wait_for_approval
-    assert source.fetch(keys).logs == [] and RowReader(source).fetch(keys).logs == []
+    assert RowReader(source).fetch(keys).logs == []
     assert reader.sql("SELECT count(*) AS n FROM logs WHERE span_id IS NOT NULL").to_pylist()[0]["n"] == 4
 
 

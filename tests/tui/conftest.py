@@ -85,3 +85,12 @@ def langgraph_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]
     with Collector(CollectorSettings(db_path=path, grpc="127.0.0.1:0", http="127.0.0.1:0")).running() as collector:
         instrumented.record_langgraph_run(collector.grpc_endpoint, thread_id="thread-tui", content=True)
         yield Store(collector)
+
+
+@pytest.fixture(scope="module")
+def latest_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """The newest conventions' multi-agent run and the same run in Microsoft's spelling (tests.conversation)."""
+    from tests.conversation import latest_conventions
+
+    yield from _running(tmp_path_factory.mktemp("tui-latest") / "traces.duckdb", latest_conventions.latest_run,
+                        latest_conventions.microsoft_run)

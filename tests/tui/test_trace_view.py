@@ -9,7 +9,7 @@ from tests.tui.tui_helpers import plain, shown, wait_for
 from tracekit.tui.app import TracekitApp
 from tracekit.tui.screens.trace_view import TraceViewScreen
 from tracekit.tui.widgets.span_details import SpanDetailsView
-from tracekit.tui.widgets.span_tree import SpanTree
+from tracekit.tui.widgets.span_tree import ICONS, SpanTree
 from tracekit.tui.widgets.trace_table import TraceTable
 
 
@@ -20,7 +20,7 @@ def outline(tree: SpanTree) -> list[str]:
     while stack:
         node, depth = stack.pop()
         label = node.label.plain.split("  ")[0].strip()
-        lines.append(f"{depth}:{label[2:] if label[:2] in ('▶ ', '✦ ', '⚙ ', '◆ ', '• ') else label}")
+        lines.append(f"{depth}:{label[2:] if label[:2] in tuple(f'{icon} ' for icon in ICONS.values()) else label}")
         stack.extend((child, depth + 1) for child in reversed(node.children))
     return lines
 

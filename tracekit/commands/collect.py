@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any, Callable
 
 from tracekit.commands._options import add_db_argument
 from tracekit.store.paths import resolve_db_path
@@ -26,64 +27,68 @@ printed and written to the state file beside the database (<db>.collector.json).
 
 
 def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by `collect` and the default collector+TUI command."""
-    from tracekit.collector.settings import MIB
+    """Options shared by `collect` and the default collector+TUI command. Each sets one CollectorSettings field (its
+    `dest`); `settings_from_args` converts the text given, so a bad value is one clear line, not a usage error."""
+    from tracekit.collector.settings import MIB, parse_size, split_hosts
 
     group = parser.add_argument_group("collector")
-    group.add_argument("--grpc", metavar="HOST:PORT", default=None,
-                       help="OTLP/gRPC listen address, 'off' to disable ($TRACEKIT_GRPC; default 127.0.0.1:4317)")
-    group.add_argument("--http", metavar="HOST:PORT", default=None,
-                       help="OTLP/HTTP listen address, 'off' to disable ($TRACEKIT_HTTP; default 127.0.0.1:4318)")
-    group.add_argument("--max-request-size", metavar="SIZE", default=None,
-                       help=f"largest OTLP request accepted, e.g. 32MiB ($TRACEKIT_MAX_REQUEST_SIZE; default "
-                            f"{32 * MIB // MIB}MiB)")
-    group.add_argument("--queue-size", metavar="SIZE", default=None,
-                       help="request bytes accepted but not yet committed before senders are told to retry later "
-                            "($TRACEKIT_QUEUE_SIZE; default 256MiB)")
-    group.add_argument("--memory-limit", metavar="SIZE", default=None,
-                       help="DuckDB memory_limit ($TRACEKIT_MEMORY_LIMIT; default 2GB)")
-    group.add_argument("--decode-workers", metavar="N", type=int, default=None,
-                       help="decode requests in N worker processes; 0 decodes in a thread "
-                            "($TRACEKIT_DECODE_WORKERS; default 0)")
-    group.add_argument("--checkpoint-rows", metavar="N", type=int, default=None,
-                       help="span rows between checkpoints under load; DuckDB writes row groups of 122,880 rows, "
-                            "so keep whole multiples ($TRACEKIT_CHECKPOINT_ROWS; default 245760)")
-    group.add_argument("--retention-days", metavar="DAYS", type=float, default=None,
-                       help="delete telemetry older than this, in the background ($TRACEKIT_RETENTION_DAYS)")
-    group.add_argument("--max-db-size", metavar="SIZE", default=None,
-                       help="delete the oldest telemetry while the store is larger, e.g. 2GB ($TRACEKIT_MAX_DB_SIZE)")
-    group.add_argument("--allowed-hosts", metavar="HOST[,HOST]", default=None,
-                       help="Host names the HTTP receiver and read API answer besides localhost, 127.0.0.1 and [::1] "
-                            "(requests naming any other host get 403, against DNS rebinding); '*' answers any "
-                            "($TRACEKIT_ALLOWED_HOSTS)")
-    group.add_argument("--auth-token", metavar="TOKEN", default=None,
-                       help="require 'Authorization: Bearer TOKEN' from senders ($TRACEKIT_AUTH_TOKEN)")
-    group.add_argument("--redaction", metavar="POLICY", default=None,
-                       help="masking applied before storage: 'default' (secrets and personal data), 'off', or a "
-                            "TOML/JSON policy file ($TRACEKIT_REDACTION_FILE, $TRACEKIT_REDACTION=off)")
+    conversions: dict[str, Callable[[Any], Any]] = {}
+
+    def setting(flag: str, field: str, convert: Callable[[Any], Any], metavar: str, help: str, **options: Any) -> None:
+        group.add_argument(flag, dest=field, metavar=metavar, default=None, help=help, **options)
+        conversions[field] = convert
+
+    setting("--grpc", "grpc", _off_or, "HOST:PORT",
+            "OTLP/gRPC listen address, 'off' to disable ($TRACEKIT_GRPC; default 127.0.0.1:4317)")
+    setting("--http", "http", _off_or, "HOST:PORT",
+            "OTLP/HTTP listen address, 'off' to disable ($TRACEKIT_HTTP; default 127.0.0.1:4318)")
+    setting("--max-request-size", "max_request_bytes", parse_size, "SIZE",
+            f"largest OTLP request accepted, e.g. 32MiB ($TRACEKIT_MAX_REQUEST_SIZE; default {32 * MIB // MIB}MiB)")
+    setting("--queue-size", "queue_bytes", parse_size, "SIZE",
+            "request bytes accepted but not yet committed before senders are told to retry later; OTLP/gRPC reads at "
+            "most SIZE / (2 x the request limit) messages at once ($TRACEKIT_QUEUE_SIZE; default 256MiB)")
+    setting("--memory-limit", "memory_limit", str, "SIZE", "DuckDB memory_limit ($TRACEKIT_MEMORY_LIMIT; default 2GB)")
+    setting("--decode-workers", "decode_workers", int, "N",
+            "decode requests in N worker processes; 0 decodes in a thread ($TRACEKIT_DECODE_WORKERS; default 0)",
+            type=int)
+    setting("--checkpoint-rows", "checkpoint_rows", int, "N",
+            "span rows between checkpoints under load; DuckDB writes row groups of 122,880 rows, so keep whole "
+            "multiples ($TRACEKIT_CHECKPOINT_ROWS; default 245760)", type=int)
+    setting("--retention-days", "retention_days", float, "DAYS",
+            "delete telemetry older than this, in the background ($TRACEKIT_RETENTION_DAYS)", type=float)
+    setting("--max-db-size", "max_db_bytes", parse_size, "SIZE",
+            "delete the oldest telemetry while the store is larger, e.g. 2GB ($TRACEKIT_MAX_DB_SIZE)")
+    setting("--allowed-hosts", "allowed_hosts", split_hosts, "HOST[,HOST]",
+            "Host names the HTTP receiver and read API answer besides localhost, 127.0.0.1 and [::1] (requests "
+            "naming any other host get 403, against DNS rebinding); '*' answers any ($TRACEKIT_ALLOWED_HOSTS)")
+    setting("--auth-token", "auth_token", str, "TOKEN",
+            "require 'Authorization: Bearer TOKEN' from senders ($TRACEKIT_AUTH_TOKEN)")
+    setting("--redaction", "redaction", str, "POLICY",
+            "masking applied before storage: 'default' (secrets and personal data), 'off', or a TOML/JSON policy "
+            "file ($TRACEKIT_REDACTION_FILE, $TRACEKIT_REDACTION=off)")
     group.add_argument("--attribute-count-limit", metavar="N", type=int, default=None,
                        help="attributes kept per span, event, link, log record and map value, as the OpenTelemetry "
                             "specification counts them; the rest are dropped and counted in dropped_attributes_count "
                             "($OTEL_ATTRIBUTE_COUNT_LIMIT, $OTEL_SPAN_/EVENT_/LINK_/LOGRECORD_ATTRIBUTE_COUNT_LIMIT; "
                             "default 128)")
-    group.add_argument("--header-timeout", metavar="SECONDS", type=float, default=None,
-                       help="close an OTLP/HTTP connection whose request headers have not arrived by then, or that "
-                            "sits idle that long ($TRACEKIT_HEADER_TIMEOUT; default 30)")
-    group.add_argument("--body-timeout", metavar="SECONDS", type=float, default=None,
-                       help="answer 408 to an OTLP/HTTP request whose body has not arrived by then "
-                            "($TRACEKIT_BODY_TIMEOUT; default 30)")
-    group.add_argument("--alerts", metavar="FILE", default=None,
-                       help="check these alert rules on their frequency while collecting; changes of state are "
-                            "stored as tracekit.alert events and shown in the TUI (see `tracekit alerts --help`; "
-                            "$TRACEKIT_ALERTS)")
-    group.add_argument("--evaluation-rules", metavar="FILE", default=None,
-                       help="evaluate new agent responses as they arrive, per these rules (evaluators, agent, "
-                            "sample rate, hourly cap; see docs/evaluation.md) ($TRACEKIT_EVALUATION_RULES)")
-    group.add_argument("--forward-otlp", metavar="URL", default=None,
-                       help="also forward what is stored to this OTLP endpoint (from a durable queue in the store)")
-    group.add_argument("--forward-azure-monitor", metavar="CONNECTION_STRING", default=None,
-                       help="also forward what is stored to Application Insights (use "
-                            "$APPLICATIONINSIGHTS_CONNECTION_STRING)")
+    setting("--header-timeout", "header_timeout_seconds", float, "SECONDS",
+            "close an OTLP/HTTP connection whose request headers have not arrived by then, or that sits idle that "
+            "long, and an OTLP/gRPC connection that finishes no handshake or carries no call that long "
+            "($TRACEKIT_HEADER_TIMEOUT; default 30)", type=float)
+    setting("--body-timeout", "body_timeout_seconds", float, "SECONDS",
+            "answer 408 to an OTLP/HTTP request whose body has not arrived by then, and DEADLINE_EXCEEDED to an "
+            "OTLP/gRPC call whose message has not ($TRACEKIT_BODY_TIMEOUT; default 30)", type=float)
+    setting("--alerts", "alert_rules", str, "FILE",
+            "check these alert rules on their frequency while collecting; changes of state are stored as "
+            "tracekit.alert events and shown in the TUI (see `tracekit alerts --help`; $TRACEKIT_ALERTS)")
+    setting("--evaluation-rules", "evaluation_rules", str, "FILE",
+            "evaluate new agent responses as they arrive, per these rules (evaluators, agent, sample rate, hourly "
+            "cap; see docs/evaluation.md) ($TRACEKIT_EVALUATION_RULES)")
+    setting("--forward-otlp", "forward_otlp", str, "URL",
+            "also forward what is stored to this OTLP endpoint (from a durable queue in the store)")
+    setting("--forward-azure-monitor", "forward_azure_monitor", str, "CONNECTION_STRING",
+            "also forward what is stored to Application Insights (use $APPLICATIONINSIGHTS_CONNECTION_STRING)")
+    parser.set_defaults(collector_settings=conversions)
 
 
 def _off_or(value: str) -> str | None:
@@ -91,32 +96,21 @@ def _off_or(value: str) -> str | None:
 
 
 def settings_from_args(args: argparse.Namespace):  # -> CollectorSettings
-    """CollectorSettings from defaults, then TRACEKIT_* variables, then flags."""
+    """CollectorSettings from defaults, then TRACEKIT_* variables, then flags (a flag left out keeps the
+    environment's or the default value)."""
     from tracekit.collector.processors.anyvalue import AttributeLimits
-    from tracekit.collector.settings import CollectorSettings, parse_size, split_hosts
+    from tracekit.collector.settings import CollectorSettings
 
-    # flag -> (setting, conversion); a flag left out keeps the environment's or the default value
-    flags = {
-        "grpc": ("grpc", _off_or), "http": ("http", _off_or),
-        "max_request_size": ("max_request_bytes", parse_size), "queue_size": ("queue_bytes", parse_size),
-        "memory_limit": ("memory_limit", str), "decode_workers": ("decode_workers", int),
-        "checkpoint_rows": ("checkpoint_rows", int),
-        "retention_days": ("retention_days", float), "max_db_size": ("max_db_bytes", parse_size),
-        "auth_token": ("auth_token", str), "allowed_hosts": ("allowed_hosts", split_hosts), "redaction": ("redaction", str),
-        "forward_otlp": ("forward_otlp", str), "forward_azure_monitor": ("forward_azure_monitor", str),
-        "header_timeout": ("header_timeout_seconds", float), "body_timeout": ("body_timeout_seconds", float),
-        "alerts": ("alert_rules", str), "evaluation_rules": ("evaluation_rules", str),
-    }
     settings = CollectorSettings.from_env(resolve_db_path(args.db))
     limit = getattr(args, "attribute_count_limit", None)
     if limit is not None:
         if limit < 0:
             raise ValueError(f"--attribute-count-limit must be 0 or more, not {limit}")
         settings.attribute_limits = AttributeLimits(limit, limit, limit, limit, limit)
-    for flag, (setting, convert) in flags.items():
-        value = getattr(args, flag, None)
+    for field, convert in getattr(args, "collector_settings", {}).items():
+        value = getattr(args, field, None)
         if value is not None:
-            setattr(settings, setting, convert(value))
+            setattr(settings, field, convert(value))
     return settings
 
 

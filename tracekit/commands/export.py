@@ -177,9 +177,93 @@ def _cursors(args: argparse.Namespace):
     return SidecarCursorStore(sidecar_path(resolve_db_path(args.db)))
 
 
-def _finish(args: argparse.Namespace, summary) -> int:
-    from tracekit.export.runner import print_summary
+class ProgressBar:
+    """A rich progress bar drawn from the export engine's progress events (runner.ExportProgress), on stderr.
 
+    Use as a context manager and pass it as `on_progress`; disabled, it draws nothing."""
+
+    def __init__(self, description: str, *, enabled: bool = True, console=None, rate: bool = True) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                                   TimeElapsedColumn)
+
+        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
+        if rate:
+            columns += [TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[note]}")]
+        self._progress = Progress(*columns, TimeElapsedColumn(), console=console or Console(stderr=True),
+                                  disable=not enabled)
+        self._task = self._progress.add_task(description, total=None, rate="", note="")
+
+    def __enter__(self) -> "ProgressBar":
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._progress.stop()
+
+    def __call__(self, event) -> None:  # event: tracekit.export.runner.ExportProgress
+        if event.event == "retry":
+            self._progress.update(self._task, note=f"retrying: {_shown(event.message)[:60]}")
+            return
+        rate = f"{event.done / event.seconds:,.0f} spans/s" if event.done and event.seconds > 0 else ""
+        self._progress.update(self._task, total=event.total, completed=event.done, rate=rate, note="")
+
+
+def _shown(text: str) -> str:
+    """Span names, reasons and destination answers, printed as they are: no Rich markup, no terminal controls."""
+    from rich.markup import escape
+
+    return escape(clean(text))
+
+
+def print_summary(summary, console=None, *, max_items: int = 20) -> None:
+    """The end-of-run report of an export.ExportSummary: counts, what limits changed, and each refusal (span
+    content shown literally)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(stderr=True)
+    status = "[green]complete[/]" if summary.complete else "[yellow]stopped; run the same command again to resume[/]"
+    console.print(f"Export to {_shown(summary.destination)}: {status}")
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    rate = summary.spans_done / summary.seconds if summary.seconds else 0.0
+    rows = [
+        ("spans selected (left to send)", f"{summary.selected:,}" + ("  (resumed)" if summary.resumed else "")),
+        ("spans done", f"{summary.spans_done:,} in {summary.seconds:.1f} s ({rate:,.0f}/s)"),
+        ("items accepted", f"{summary.delivered:,} (spans, span events, log records)"),
+        ("items refused", f"{len(summary.refused):,}"),
+        ("items pending", f"{summary.pending:,}"),
+        ("requests / retries", f"{summary.requests:,} / {summary.retries:,}"),
+    ]
+    if summary.rejected_by_destination:
+        rows.append(("rejected by the destination", f"{summary.rejected_by_destination:,} items (OTLP partial "
+                                                    f"success): {summary.rejection_message}"))
+    if summary.limits.retimed:
+        rows.append(("retimed", f"{summary.limits.retimed:,} spans (original start in tracekit.original_start_time)"))
+    if summary.limits.too_old:
+        rows.append(("too old", f"{summary.limits.too_old:,} items older than 48 h not sent (re-run with "
+                                             "--retime --restart to send them shifted to now)"))
+    if summary.limits.trimmed_items:
+        keys = ", ".join(f"{k} x{n}" for k, n in summary.limits.trimmed_keys.most_common(5))
+        rows.append(("trimmed", f"{summary.limits.trimmed_items:,} items to fit 8 KB / 64 KB ({keys})"))
+    if summary.redacted:
+        rows.append(("redacted", f"{summary.redacted:,} values"))
+    if summary.last_error and not summary.complete:
+        rows.append(("last error", summary.last_error))
+    for label, value in rows:
+        table.add_row(label, _shown(value))
+    console.print(table)
+    if summary.refused:
+        console.print("Refused:")
+        for (status_code, reason), count in summary.refused_by_reason.most_common():
+            console.print(f"  {count:,} x {status_code}: {_shown(reason)}")
+        for item in summary.refused[:max_items]:
+            console.print(f"  {_shown(item.key)} {_shown(item.name)!s}: {item.status} {_shown(item.reason)}")
+        if len(summary.refused) > max_items:
+            console.print(f"  ... and {len(summary.refused) - max_items:,} more (see --json)")
+
+
+def _finish(args: argparse.Namespace, summary) -> int:
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:
@@ -189,16 +273,22 @@ def _finish(args: argparse.Namespace, summary) -> int:
 
 def run_azure(args: argparse.Namespace) -> int:
     from tracekit.export.azure import AzureMonitorSender
-    from tracekit.export.limits import AZURE_PAGE_SIZE, AzureShaper
-    from tracekit.export.runner import run_export
+    from tracekit.export.limits import AZURE_PAGE_SIZE
 
     source = _source(args)
     sender = AzureMonitorSender(args.connection_string or "", max_attempts=args.max_attempts, timeout=args.timeout,
                                 max_envelopes_per_second=args.max_rate)
+    return _run(args, source, sender, page_size=args.batch_size or AZURE_PAGE_SIZE, retime=args.retime)
+
+
+def _run(args: argparse.Namespace, source, sender, *, page_size: int, retime: bool = False) -> int:
+    """One export of the selection through `sender`, with a progress bar and the summary."""
+    from tracekit.export.runner import run_export
+
     try:
-        summary = run_export(source, sender, _cursors(args), shaper=AzureShaper(), retime=args.retime,
-                             page_size=args.batch_size or AZURE_PAGE_SIZE, restart=args.restart,
-                             show_progress=not args.no_progress)
+        with ProgressBar(f"export to {sender.kind}", enabled=not args.no_progress) as bar:
+            summary = run_export(source, sender, _cursors(args), retime=retime, page_size=page_size,
+                                 restart=args.restart, on_progress=bar)
     finally:
         sender.close()
     return _finish(args, summary)
@@ -221,19 +311,12 @@ def _headers(values: list[str]) -> dict[str, str] | None:
 
 
 def run_otlp(args: argparse.Namespace) -> int:
-    from tracekit.export.otlp import OtlpSender
-    from tracekit.export.runner import run_export
+    from tracekit.export.otlp import PAGE_SIZE, OtlpSender
 
     source = _source(args)
     sender = OtlpSender(args.endpoint or "", protocol=args.protocol, headers=_headers(args.header),
                         timeout=args.timeout)
-    try:
-        summary = run_export(source, sender, _cursors(args), 
-                             page_size=args.batch_size or 2000, restart=args.restart,
-                             show_progress=not args.no_progress)
-    finally:
-        sender.close()
-    return _finish(args, summary)
+    return _run(args, source, sender, page_size=args.batch_size or PAGE_SIZE)
 
 
 def run_otlp_json(args: argparse.Namespace) -> int:
@@ -243,16 +326,16 @@ def run_otlp_json(args: argparse.Namespace) -> int:
     if args.output == "-":
         # exact in a pipe; on a terminal the characters it would act on are written as JSON escapes
         stdout = TerminalJsonLines(sys.stdout.buffer) if is_terminal(sys.stdout) else sys.stdout.buffer
-        summary = run_file_export(source, stdout, path="stdout",
-                                  page_size=args.batch_size or 1000, show_progress=False)
+        summary = run_file_export(source, stdout, path="stdout", page_size=args.batch_size or 1000)
         sys.stdout.buffer.flush()
     else:
         target = Path(args.output)
         temporary = target.with_name(target.name + ".partial")
         try:
-            with open_private(temporary, "wb") as out:
-                summary = run_file_export(source, out, path=str(target),
-                                          page_size=args.batch_size or 1000, show_progress=not args.no_progress)
+            with open_private(temporary, "wb") as out, ProgressBar(
+                    "write OTLP JSON", enabled=not args.no_progress, rate=False) as bar:
+                summary = run_file_export(source, out, path=str(target), page_size=args.batch_size or 1000,
+                                          on_progress=bar)
             os.replace(temporary, target)
         except BaseException:
             temporary.unlink(missing_ok=True)

@@ -20,7 +20,8 @@ from typing import Any, Iterable
 
 import orjson
 
-from tracekit import semconv
+from tracekit import multi_agent, semconv
+from tracekit.call_metrics import call_metrics
 from tracekit.conversation.model import (
     NOT_RECORDED,
     Entry,
@@ -72,9 +73,9 @@ class SpanRecord:
 # --- what a span is -----------------------------------------------------------------------------------------------------
 
 INFERENCE, AGENT, TOOL, STEP, HANDOFF, OTHER = "inference", "agent", "tool", "step", "handoff", "other"
-_STEP_OPERATIONS = semconv.MULTI_AGENT_OPERATIONS | {semconv.OP_CREATE_AGENT, semconv.OP_RETRIEVAL}
+_STEP_OPERATIONS = (semconv.MULTI_AGENT_OPERATIONS | set(multi_agent.OPERATION_KINDS)
+                    | {semconv.OP_CREATE_AGENT, semconv.OP_RETRIEVAL})
 _OPENINFERENCE_ROLES = {"LLM": INFERENCE, "AGENT": AGENT, "TOOL": TOOL, "RETRIEVER": STEP}
-_HANDOFF_OPERATION = "agent_handoff"
 _SYSTEM_ROLES = frozenset({"system", "developer"})  # OTel openai-agents-v2 processor
 
 
@@ -98,7 +99,7 @@ def role_of(span: SpanRecord) -> str:
         return AGENT
     if operation == semconv.OP_EXECUTE_TOOL:
         return TOOL
-    if operation == _HANDOFF_OPERATION:
+    if multi_agent.kind_of(operation) == multi_agent.HANDOFF:
         return HANDOFF
     if operation in _STEP_OPERATIONS:
         return STEP
@@ -211,17 +212,17 @@ class _Builder:
     def inference(self, span: SpanRecord) -> None:
         agent = self.agent_of(span)
         content = span_content(span.attributes, span.events, span.logs)
+        metrics = call_metrics(span.attributes, start_ns=span.start_time_ns, duration_ns=span.duration_ns,
+                               input_tokens=span.input_tokens, output_tokens=span.output_tokens)
         turn = Turn(
             index=len(self.transcript.turns), span_id=span.span_id, trace_id=span.trace_id,
             start_ns=span.start_time_ns, duration_ns=span.duration_ns, agent=agent,
             model=span.response_model or span.request_model or _openinference_model(span),
-            operation=operation_of(span), input_tokens=span.input_tokens if span.input_tokens is not None else
-            _int_attribute(span, "llm.token_count.prompt"),
-            output_tokens=span.output_tokens if span.output_tokens is not None else
-            _int_attribute(span, "llm.token_count.completion"),
+            operation=operation_of(span), input_tokens=metrics.input_tokens, output_tokens=metrics.output_tokens,
             status=span.status_code, response_id=span.response_id, cost_usd=span.cost_usd,
-            reasoning_tokens=_int_attribute(span, semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
-            time_to_first_chunk_s=_float_attribute(span, semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK),
+            reasoning_tokens=metrics.reasoning_tokens, time_to_first_chunk_s=metrics.time_to_first_chunk_s,
+            cache_read_tokens=metrics.cache_read_tokens, cache_write_tokens=metrics.cache_write_tokens,
+            stream=metrics.stream,
             content_recorded=any(m.recorded for m in [*content.input, *content.output]) or bool(
                 content.system and any(p.recorded for p in content.system)),
         )
@@ -327,7 +328,12 @@ class _Builder:
         if call is None:
             pending = [c for c in self.pending_by_name.get(name, []) if c.span_id is None]
             call = pending[0] if pending and not span.tool_call_id else None
-        created = call is None
+        if call is not None and call.span_id is not None:
+            # A second execute_tool span for the same call: a retry. The earlier attempt keeps its own entry (a
+            # failed attempt stays visible with its error); the retry is shown as a call of its own.
+            call = ToolCall(name=call.name, call_id=call.call_id, arguments=call.arguments, attempt=call.attempt + 1)
+            self.calls_by_id[span.tool_call_id] = call
+        created = call is None or call.attempt > 1
         if call is None:
             call = ToolCall(name=name, call_id=span.tool_call_id)
             if span.tool_call_id:
@@ -345,13 +351,18 @@ class _Builder:
         if created:
             self.add(Entry(EntryKind.TOOL, span.start_time_ns, agent=agent, span_id=span.span_id,
                            trace_id=span.trace_id, tool=call, title=name, status=span.status_code))
-        target = _str(attributes.get(semconv.GEN_AI_TRANSFER_TARGET_NAME))
-        if target is None and name.startswith("transfer_to_"):
-            target = name[len("transfer_to_"):]
-        if target:
-            self.add(Entry(EntryKind.HANDOFF, span.end_time_ns, agent=target, from_agent=agent,
-                           span_id=span.span_id, trace_id=span.trace_id, title=f"{agent or '?'} → {target}",
-                           detail=f"transfer via {name}"))
+        handoff = multi_agent.handoff_of(semconv.OP_EXECUTE_TOOL, attributes, agent=agent, tool_name=name)
+        if handoff is not None:
+            self.handoff(span, handoff, span.end_time_ns)
+
+    def handoff(self, span: SpanRecord, handoff: multi_agent.Handoff, time_ns: int,
+                detail: str | None = None) -> None:
+        """A hand-off entry: who passed control to whom, how (the transfer mode, when recorded) and through what."""
+        source, target = handoff.source or "?", handoff.target or "?"
+        details = [text for text in (handoff.via, _MODE_TEXT.get(handoff.mode or "", handoff.mode), detail) if text]
+        self.add(Entry(EntryKind.HANDOFF, time_ns, agent=handoff.target or self.agent_of(span),
+                       from_agent=handoff.source, span_id=span.span_id, trace_id=span.trace_id,
+                       title=f"{source} → {target}", detail=" · ".join(details) or None, status=span.status_code))
 
     def agent(self, span: SpanRecord) -> None:
         agent = self.agent_of(span)
@@ -359,6 +370,10 @@ class _Builder:
         delegated_by = self.agent_of(parent) if parent is not None else None
         delegated = bool(delegated_by and delegated_by != agent)
         from_agent = delegated_by if delegated else (self.last_agent if self.last_agent != agent else None)
+        handoff = multi_agent.handoff_of(semconv.OP_INVOKE_AGENT, span.attributes, agent=agent)
+        if handoff is not None:  # a remote agent called by another agent or a workflow (gen_ai.caller.*)
+            self.handoff(span, handoff, span.start_time_ns)
+            from_agent, delegated = handoff.source, handoff.mode != semconv.TRANSFER_MODE_PASS_CONTROL
         description = _str(span.attributes.get(semconv.GEN_AI_AGENT_DESCRIPTION))
         self.add(Entry(EntryKind.AGENT, span.start_time_ns, agent=agent, from_agent=from_agent,
                        span_id=span.span_id, trace_id=span.trace_id, title=agent or span.name,
@@ -375,18 +390,17 @@ class _Builder:
     def step(self, span: SpanRecord, role: str) -> None:
         agent = self.agent_of(span)
         attributes = span.attributes
-        if role == HANDOFF or operation_of(span) == semconv.OP_AGENT_TO_AGENT:
-            source = _str(attributes.get("gen_ai.handoff.from_agent")) or agent
-            target = _str(attributes.get("gen_ai.handoff.to_agent") or attributes.get(
-                semconv.GEN_AI_TRANSFER_TARGET_NAME))
-            title = f"{source or '?'} → {target}" if target else span.name
-            self.add(Entry(EntryKind.HANDOFF, span.start_time_ns, agent=target or agent, from_agent=source,
-                           span_id=span.span_id, trace_id=span.trace_id, title=title, status=span.status_code,
-                           detail=_duration_text(span.duration_ns)))
+        operation = operation_of(span)
+        if role == HANDOFF:
+            handoff = multi_agent.handoff_of(operation, attributes, agent=agent)
+            if handoff is None or handoff.target is None:  # the span does not say to whom: its name may
+                handoff = multi_agent.Handoff(handoff.source if handoff else agent, None, via=span.name)
+            self.handoff(span, handoff, span.start_time_ns, detail=_duration_text(span.duration_ns))
             return
         detail = _first_text(attributes, "gen_ai.task.description", "gen_ai.workflow.name", "input.value",
                              semconv.GEN_AI_DATA_SOURCE_ID)
-        self.add(Entry(EntryKind.STEP, span.start_time_ns, agent=agent, span_id=span.span_id, trace_id=span.trace_id,
+        kind = EntryKind.PLAN if multi_agent.kind_of(operation) == multi_agent.PLAN else EntryKind.STEP
+        self.add(Entry(kind, span.start_time_ns, agent=agent, span_id=span.span_id, trace_id=span.trace_id,
                        title=span.name, status=span.status_code, detail=detail))
         content = span_content(attributes, span.events, span.logs)
         if not content.empty:
@@ -408,18 +422,12 @@ class _Builder:
                            detail=_str(attributes.get(semconv.GEN_AI_EVALUATION_EXPLANATION))))
 
 
+_MODE_TEXT = {semconv.TRANSFER_MODE_RETURN_TO_CALLER: "returns to the caller",
+              semconv.TRANSFER_MODE_PASS_CONTROL: "passes control"}
+
+
 def _str(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _int_attribute(span: SpanRecord, key: str) -> int | None:
-    value = span.attributes.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _float_attribute(span: SpanRecord, key: str) -> float | None:
-    value = span.attributes.get(key)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _openinference_model(span: SpanRecord) -> str | None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from tracekit.call_metrics import CallMetrics
+
 
 class _NotRecorded:
     """Marker for content the instrumentation did not record (content recording was off)."""
@@ -89,8 +91,9 @@ class EntryKind(str, Enum):
 
     REQUEST = "request"  # a trace starts: one request of the conversation
     AGENT = "agent"  # an agent starts working (invoke_agent); hand-offs carry `from_agent`
-    HANDOFF = "handoff"  # an explicit transfer (transfer tool, agent_handoff, agent_to_agent_interaction)
-    STEP = "step"  # multi-agent step: execute_task, planning, orchestration, state management, workflow
+    HANDOFF = "handoff"  # control passing between agents, however recorded (tracekit.multi_agent.handoff_of)
+    STEP = "step"  # multi-agent step: execute_task, orchestration, state management, workflow, memory
+    PLAN = "plan"  # a plan step: OpenTelemetry's `plan`, Microsoft's `agent_planning` (tracekit.multi_agent)
     SYSTEM = "system"  # system instructions
     MESSAGE = "message"  # a user / assistant / other message
     TOOL = "tool"  # a tool call with its result
@@ -110,6 +113,7 @@ class ToolCall:
     error: str | None = None
     span_id: str | None = None
     duration_ns: int | None = None
+    attempt: int = 1  # 2 and up: the same call (same call id) run again by another execute_tool span
 
 
 @dataclass
@@ -153,6 +157,15 @@ class Turn:
     cost_usd: float | None = None  # None: no known price (tracekit/cost.py)
     reasoning_tokens: int | None = None  # gen_ai.usage.reasoning.output_tokens, part of output_tokens
     time_to_first_chunk_s: float | None = None  # gen_ai.response.time_to_first_chunk (streaming)
+    cache_read_tokens: int | None = None  # gen_ai.usage.cache_read.input_tokens, part of input_tokens
+    cache_write_tokens: int | None = None  # gen_ai.usage.cache_write.input_tokens, part of input_tokens
+    stream: bool | None = None  # gen_ai.request.stream
+
+    @property
+    def metrics(self) -> CallMetrics:
+        """The call's tokens and streaming, as span details show them too (tracekit.call_metrics)."""
+        return CallMetrics(self.input_tokens, self.output_tokens, self.cache_read_tokens, self.cache_write_tokens,
+                           self.reasoning_tokens, self.stream, self.time_to_first_chunk_s)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from tracekit.call_metrics import describe
 from tracekit.conversation.build import format_duration
 from tracekit.conversation.literal import DEFAULT_LIMIT, literal
 from tracekit.conversation.model import NOT_RECORDED, Entry, EntryKind, Message, Part, PartKind, Transcript, Turn
@@ -52,16 +53,14 @@ def _agent_label(transcript: Transcript, agent: str | None) -> Text:
 
 
 def turn_header(transcript: Transcript, turn: Turn) -> Text:
-    """`── turn 3 · planner · gpt-4o · 1,204 → 96 tokens · 1.42s ──`."""
+    """`── turn 3 · planner · o3 · 1,204 → 96 (64 reasoning) tokens · cache 1,024 read · streamed, first chunk
+    420ms · $0.0031 · 1.42s ──`."""
     pieces = [f"turn {turn.index + 1}"]
     if turn.model:
         pieces.append(turn.model)
+    pieces.extend(describe(turn.metrics))
     if turn.input_tokens is not None or turn.output_tokens is not None:
-        reasoning = f" ({turn.reasoning_tokens:,} reasoning)" if turn.reasoning_tokens else ""
-        pieces.append(f"{turn.input_tokens or 0:,} → {turn.output_tokens or 0:,}{reasoning} tokens")
         pieces.append(format_cost(turn.cost_usd))
-    if turn.time_to_first_chunk_s is not None:
-        pieces.append(f"first chunk {format_duration(int(turn.time_to_first_chunk_s * 1e9))}")
     pieces.append(format_duration(turn.duration_ns))
     if turn.status == "ERROR":
         pieces.append("ERROR")
@@ -153,6 +152,8 @@ def _tool(transcript: Transcript, entry: Entry, limit: int | None) -> Text:
         text.append_text(literal(call.call_id, pretty=False, limit=200, style="dim"))
         text.append("]", style="dim")
     text.append_text(_agent_label(transcript, entry.agent))
+    if call.attempt > 1:
+        text.append(f"  attempt {call.attempt}", style="bold yellow")
     if call.duration_ns is not None:
         text.append(f"  {format_duration(call.duration_ns)}", style="dim")
     text.append("\n")
@@ -206,9 +207,21 @@ def render_entry(transcript: Transcript, entry: Entry, *, limit: int | None = DE
         if entry.detail:
             text.append("  ")
             text.append_text(literal(entry.detail, pretty=False, limit=300, style="dim"))
+        if entry.status == "ERROR":  # the conventions record a transfer that failed too
+            text.append("  failed", style="bold red")
         return text
     if entry.kind is EntryKind.STEP:
         text = Text("◆ ", style=colour)
+        text.append_text(literal(entry.title, pretty=False, limit=300, style=f"bold {colour}"))
+        text.append_text(_agent_label(transcript, entry.agent))
+        if entry.status == "ERROR":
+            text.append("  ERROR", style="bold red")
+        if entry.detail and entry.detail not in entry.title:
+            text.append("\n")
+            text.append_text(_indent(literal(entry.detail, limit=limit, style="dim")))
+        return text
+    if entry.kind is EntryKind.PLAN:
+        text = Text("☰ plan step ", style=f"bold {colour}")
         text.append_text(literal(entry.title, pretty=False, limit=300, style=f"bold {colour}"))
         text.append_text(_agent_label(transcript, entry.agent))
         if entry.status == "ERROR":

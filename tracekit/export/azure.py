@@ -1,7 +1,9 @@
-"""Sending rebuilt spans and log records to Application Insights through the real Azure Monitor exporters.
+"""Sending pages of stored spans and log records to Application Insights through the real Azure Monitor exporters.
 
-Span envelopes are the exporter's own mapping: `envelopes.EnvelopeBuilder` writes them as plain JSON dicts (about
-ten times cheaper than the exporter's generated model layer), checks the first span of every shape against
+Each page of rows (rows.RowPage) is adapted on the prefetch thread (`prepare`): rebuilt as the exporters' SDK objects
+(rebuild.py), shaped to Application Insights' limits (limits.py), and turned into envelopes. Span envelopes are the
+exporter's own mapping: `envelopes.EnvelopeBuilder` writes them as plain JSON dicts (about ten times cheaper than
+the exporter's generated model layer), checks the first span of every shape against
 `AzureMonitorTraceExporter._span_to_envelope` and leaves any shape it does not claim, or that ever differs, to the
 exporter. The dicts are posted by the exporter's own `_transmit` (its generated client's `track`, the same JSON
 body, redirects followed), exactly as `export()` posts what it builds. Log records go through
@@ -37,7 +39,9 @@ import orjson
 
 from tracekit.errors import TracekitError
 from tracekit.export.cursor import CursorRecord
-from tracekit.export.rebuild import StoredSpan
+from tracekit.export.limits import TOO_OLD, AzureShaper, LimitReport
+from tracekit.export.rebuild import ResourceCache, StoredSpan, rebuild_log_records, rebuild_spans
+from tracekit.export.rows import PreparedPage, RowPage
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 AUTH_STATUS = frozenset({401, 403})
@@ -79,6 +83,17 @@ def parse_connection_string(text: str) -> dict[str, str]:
     if "instrumentationkey" not in fields:
         raise AzureMonitorError("the connection string has no InstrumentationKey")
     return fields
+
+
+@dataclass
+class AzurePayload:
+    """A page as this sender posts it: the shaped spans and their envelopes (or the error building them), and the
+    shaped log records with their item keys."""
+
+    spans: list[StoredSpan]
+    envelopes: list[list[dict[str, Any]] | Exception]
+    logs: list[Any]                   # ReadableLogRecord
+    log_keys: list[str]
 
 
 @dataclass
@@ -134,6 +149,7 @@ class AzureMonitorSender:
     """Delivers spans and log records to one Application Insights resource, item by item (see module docstring)."""
 
     kind = "azure-monitor"
+    wants_main_agents = True  # pages carry each span's main agent (microsoft.gen_ai.main_agent.*)
 
     def __init__(self, connection_string: str, *, max_attempts: int = 8, initial_backoff: float = 1.0,
                  max_backoff: float = 60.0, timeout: float = 30.0, max_envelopes_per_second: float = DEFAULT_RATE,
@@ -156,6 +172,8 @@ class AzureMonitorSender:
             raise AzureMonitorError(f"the connection string was refused: {error}") from None
         # Envelopes as plain JSON dicts, identical to the exporter's own and checked against it (envelopes.py).
         self.envelope_builder = EnvelopeBuilder(self.traces)
+        self.shaper = AzureShaper()           # Application Insights' limits (limits.py)
+        self.resources = ResourceCache()      # one Resource object per stored resource, across pages
         endpoint = fields.get("ingestionendpoint", "https://dc.services.visualstudio.com").rstrip("/")
         self.destination = f"azure-monitor:{fields['instrumentationkey']}@{endpoint}"
         self.max_attempts = max_attempts
@@ -201,10 +219,41 @@ class AzureMonitorSender:
                     exchange.errors[error["index"]] = (int(error.get("statusCode") or 0), str(error.get("message")))
             exchange.message = str(answer.get("message") or answer.get("error") or "")
 
-    # --- sending --------------------------------------------------------------------------------------------------
-    def prepare_spans(self, spans: Sequence[StoredSpan]) -> list[list[dict[str, Any]] | Exception]:
-        """Each span's envelopes (JSON dicts), or the error that kept them from being built. Safe to run on the
-        prefetch thread while `send` posts the previous page (the builder is used from one thread at a time)."""
+    # --- preparing and sending -----------------------------------------------------------------------------------
+    def retime(self, offset_ns: int | None) -> None:
+        """Shift every item by `offset_ns` from now on (`--retime`; the runner keeps the shift in the cursor), or
+        keep the stored times and refuse what is too old (None)."""
+        self.shaper.retime_offset_ns = offset_ns
+
+    def prepare(self, page: RowPage) -> PreparedPage:
+        """The page as Application Insights takes it: rows rebuilt as the exporter's SDK objects, shaped to the
+        service's limits (items too old are refused here), and each span's envelopes. Runs on the prefetch thread
+        while `send` posts the previous page (each page is prepared by one thread at a time)."""
+        report = LimitReport()
+        refused: dict[str, tuple[int, str]] = {}
+        spans: list[StoredSpan] = []
+        main_agents, costs = page.main_agents, page.costs
+        for span in rebuild_spans(page, self.resources):
+            key = (span.trace_id_hex, span.span_id_hex)
+            shaped = self.shaper.span(span, report, main_agents.get(key), costs.get(key))
+            if shaped is None:
+                refused.update((key, (400, TOO_OLD)) for key in span_item_keys(span))
+            else:
+                spans.append(shaped)
+        logs: list[Any] = []
+        log_keys: list[str] = []
+        for key, record in zip(page.log_keys, rebuild_log_records(page, self.resources)):
+            shaped_log = self.shaper.log(record, report)
+            if shaped_log is None:
+                refused[key] = (400, TOO_OLD)
+            else:
+                logs.append(shaped_log)
+                log_keys.append(key)
+        payload = AzurePayload(spans=spans, envelopes=self._envelopes(spans), logs=logs, log_keys=log_keys)
+        return PreparedPage(rows=page, payload=payload, refused=refused, limits=report)
+
+    def _envelopes(self, spans: Sequence[StoredSpan]) -> list[list[dict[str, Any]] | Exception]:
+        """Each span's envelopes (JSON dicts), or the error that kept them from being built."""
         prepared: list[list[dict[str, Any]] | Exception] = []
         for span in spans:
             try:
@@ -213,23 +262,22 @@ class AzureMonitorSender:
                 prepared.append(error)
         return prepared
 
-    def send(self, spans: Sequence[StoredSpan], logs: Sequence[Any], log_keys: Sequence[str],
-             state: CursorRecord, on_progress: Callable[[], None] | None = None,
-             envelopes: Sequence[list[dict[str, Any]] | Exception] | None = None) -> None:
-        """Deliver what `state` does not know yet; record each item as delivered, refused or pending in `state`.
+    def send(self, prepared: PreparedPage, state: CursorRecord, on_retry: Callable[[], None] | None = None) -> None:
+        """Deliver what of a prepared page `state` does not know yet; record each item as delivered, refused or
+        pending in `state`.
 
-        `envelopes`: `prepare_spans(spans)`, when already built. Pending items are retried with backoff up to
-        `max_attempts`; whatever is still pending afterwards stays in `state.pending` (with its envelope) for the
-        next run.
+        Pending items are retried with backoff up to `max_attempts`; whatever is still pending afterwards stays in
+        `state.pending` (with its envelope) for the next run.
         """
-        envelopes, keys = self._span_envelopes(spans, state, envelopes or self.prepare_spans(spans))
+        payload: AzurePayload = prepared.payload
+        envelopes, keys = self._span_envelopes(payload.spans, state, payload.envelopes)
         if envelopes:
             self._bucket.take(len(keys))
             envelopes = self._resource_metric() + envelopes
             # The exporter's own transmission (its client's `track`, JSON body, redirects followed), as `export()`
             # would do after building the same envelopes.
             self._run(lambda: self.traces._transmit(envelopes), keys, state, envelopes)
-        fresh_logs = [(key, record) for key, record in zip(log_keys, logs) if not state.known(key)]
+        fresh_logs = [(key, record) for key, record in zip(payload.log_keys, payload.logs) if not state.known(key)]
         if fresh_logs:
             self._bucket.take(len(fresh_logs))
             self._run(lambda: self.logs.export([record for _, record in fresh_logs]),
@@ -239,8 +287,8 @@ class AzureMonitorSender:
             delay = self._delay(attempt)
             attempt += 1
             self.retries += 1
-            if on_progress:
-                on_progress()
+            if on_retry:
+                on_retry()
             self._sleep(delay)
             self._resend(state)
 

@@ -24,7 +24,7 @@ import ssl
 import threading
 import time
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
@@ -33,13 +33,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tracekit.errors import TracekitError
 from tracekit.export.cursor import CursorRecord
 from tracekit.export.otlp_encode import OtlpEncoder
-from tracekit.export.rows import RowPage
+from tracekit.export.rows import PreparedPage, RowPage
 
 PROTOCOLS = ("grpc", "http/protobuf")
 TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 32.0
+PAGE_SIZE = 2000  # spans per request by default (`tracekit export otlp`, forwarding): the requests stay ~1 MB
 
 
 class OtlpEndpointError(TracekitError):
@@ -233,7 +234,6 @@ class OtlpSender:
     """Delivers pages of stored spans and log records to one OTLP endpoint."""
 
     kind = "otlp"
-    reads_rows = True  # the runner hands this sender RowPages, not SDK spans
 
     def __init__(self, endpoint: str, *, protocol: str | None = None, headers: dict[str, str] | None = None,
                  insecure: bool | None = None, timeout: float = 30.0, max_attempts: int = 8,
@@ -265,22 +265,24 @@ class OtlpSender:
         self.rejected_log_records = 0
         self.rejection_message = ""
 
-    def prepare(self, page: RowPage) -> None:
-        """Encode the page's requests ahead of sending (the runner calls this on its prefetch thread, after
-        redaction, so the next page is encoded while the current one is on the wire)."""
+    def prepare(self, page: RowPage) -> PreparedPage:
+        """The page's requests, encoded from its rows and serialized (the runner calls this on its prefetch thread,
+        so the next page is encoded while the current one is on the wire)."""
+        encoded: dict[str, bytes] = {}
         with self._encoding:
             if page.keys:
-                page.encoded["traces"] = self.encoder.traces(page).SerializeToString()
+                encoded["traces"] = self.encoder.traces(page).SerializeToString()
             if page.logs:
-                page.encoded["logs"] = self.encoder.logs(page).SerializeToString()
+                encoded["logs"] = self.encoder.logs(page).SerializeToString()
+        return PreparedPage(rows=page, payload=encoded)
 
-    def send_page(self, page: RowPage, state: CursorRecord, on_progress: Callable[[], None] | None = None) -> None:
-        """Export what of `page` is not delivered yet; a request that cannot be delivered leaves its items pending."""
+    def send(self, prepared: PreparedPage, state: CursorRecord, on_retry: Callable[[], None] | None = None) -> None:
+        """Export what of the page is not delivered yet; a request that cannot be delivered leaves its items pending."""
+        page, encoded = prepared.rows, prepared.payload
         done = state.delivered
         span_keys = page.item_keys()
         if span_keys and span_keys[0] not in done:
-            body = page.encoded.get("traces") or self._encode(self.encoder.traces, page)
-            response = self._deliver("traces", body, on_progress)
+            response = self._deliver("traces", encoded["traces"], on_retry)
             if response is None:
                 state.pending.update((key, None) for key in span_keys)
                 # The destination is failing: keep the log records for the next attempt too.
@@ -291,26 +293,18 @@ class OtlpSender:
             self._delivered(span_keys, state)
         fresh_logs = [key for key in page.log_keys if key not in done]
         if fresh_logs:
-            if len(fresh_logs) == len(page.log_keys) and "logs" in page.encoded:
-                body = page.encoded["logs"]
+            if len(fresh_logs) == len(page.log_keys):
+                body = encoded["logs"]
             else:  # a resumed batch: only the records not delivered yet
-                body = self._encode(self.encoder.logs, page, set(fresh_logs))
-            response = self._deliver("logs", body, on_progress)
+                with self._encoding:  # the encoder's caches are shared with the prefetch thread
+                    body = self.encoder.logs(page, set(fresh_logs)).SerializeToString()
+            response = self._deliver("logs", body, on_retry)
             if response is None:
                 state.pending.update((key, None) for key in fresh_logs)
                 return
             partial = ExportLogsServiceResponse.FromString(response).partial_success
             self._partial(0, partial.rejected_log_records, partial.error_message)
             self._delivered(fresh_logs, state)
-
-    def _encode(self, encode: Callable[..., Any], *args: Any) -> bytes:
-        with self._encoding:  # the encoder's caches are shared with the prefetch thread
-            return encode(*args).SerializeToString()
-
-    def send(self, spans: Sequence[Any], logs: Sequence[Any], log_keys: Sequence[str], state: CursorRecord,
-             on_progress: Callable[[], None] | None = None) -> None:
-        """Not used: this sender takes RowPages (`send_page`)."""
-        raise TypeError("OtlpSender sends RowPages: run_export calls send_page")
 
     def _deliver(self, signal: str, body: bytes, on_progress: Callable[[], None] | None) -> bytes | None:
         """Send with retries; the response bytes, or None when the request could not be delivered."""

@@ -1,10 +1,11 @@
-"""Store rows back to OpenTelemetry SDK objects: ReadableSpan and ReadableLogRecord, for the Azure Monitor path.
+"""A page of store rows as OpenTelemetry SDK objects (ReadableSpan, ReadableLogRecord): the Azure Monitor sender's
+adapter.
 
-AzureMonitorTraceExporter / AzureMonitorLogExporter take SDK objects, so for that destination the rows are rebuilt
-exactly as the sender made them: the same trace, span and parent ids, kind, status, times, attributes, events,
-links, scope and resource. Resources are built with `Resource(...)`, never `Resource.create`, which would add a
+AzureMonitorTraceExporter / AzureMonitorLogExporter (and so the envelope builder, which the exporter checks) take
+SDK objects, so for that destination the rows of each page (rows.RowPage) are rebuilt exactly as the sender made
+them: the same trace, span and parent ids, kind, status, times, attributes, events, links, scope and resource. Resources are built with `Resource(...)`, never `Resource.create`, which would add a
 random `service.instance.id` and the SDK's own `telemetry.sdk.*` keys to data that is not ours. (OTLP and OTLP JSON
-files do not come through here: `rows` + `otlp_encode` encode the rows directly, keeping more.)
+files do not come through here: `otlp_encode` encodes the rows directly, keeping more.)
 
 Known limits of the SDK objects: a span kind of UNSPECIFIED becomes INTERNAL (the SDK has no UNSPECIFIED), and bytes
 values, stored as base64 text, come back as strings.
@@ -12,10 +13,8 @@ values, stored as base64 text, come back as strings.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import orjson
-import pyarrow as pa
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -25,6 +24,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace import set_span_in_context
 from opentelemetry.trace.span import TraceState
+
+if TYPE_CHECKING:
+    from tracekit.export.rows import RowPage
 
 # OTLP span flags: bit 8 says whether bit 9 (parent is remote) is known.
 _HAS_IS_REMOTE = 0x100
@@ -39,8 +41,6 @@ _KINDS = {
     "CONSUMER": SpanKind.CONSUMER,
 }
 _STATUS = {"UNSET": StatusCode.UNSET, "OK": StatusCode.OK, "ERROR": StatusCode.ERROR}
-
-_loads = orjson.loads
 
 
 class StoredSpan(ReadableSpan):
@@ -104,32 +104,19 @@ class StoredEvent(Event):
         return self._dropped
 
 
-def resource_from_row(attributes_json: str | None, schema_url: str | None) -> Resource:
-    """The Resource exactly as stored (no SDK defaults added)."""
-    return Resource(_loads(attributes_json) if attributes_json else {}, schema_url or None)
-
-
 class ResourceCache:
-    """Resources by store id, built once each (a store usually has a handful)."""
+    """Resources by store id, built once each and kept across pages (a store usually has a handful; the envelope
+    builder keys its resource tags on the object)."""
 
     def __init__(self) -> None:
         self._by_id: dict[int, Resource] = {}
 
-    def missing(self, ids: Iterable[int]) -> list[int]:
-        """The ids of `ids` not cached yet."""
-        return sorted({i for i in ids if i not in self._by_id})
-
-    def add_rows(self, table: pa.Table) -> None:
-        """Add rows of the resources table (resource_id, attributes, schema_url)."""
-        data = table.to_pydict()
-        for resource_id, attributes, schema_url in zip(data["resource_id"], data["attributes"], data["schema_url"]):
-            self._by_id.setdefault(resource_id, resource_from_row(attributes, schema_url))
-
-    def get(self, resource_id: int) -> Resource:
-        """The resource with this id (an empty resource if the store lost it)."""
+    def get(self, resource_id: int, page: RowPage) -> Resource:
+        """The resource with this id exactly as stored (no SDK defaults added; empty if the store lost it)."""
         resource = self._by_id.get(resource_id)
         if resource is None:
-            resource = self._by_id[resource_id] = Resource({})
+            attributes, schema_url = page.resources.get(resource_id, ({}, ""))
+            resource = self._by_id[resource_id] = Resource(attributes, schema_url or None)
         return resource
 
 
@@ -148,8 +135,7 @@ def _scope(name: str | None, version: str | None) -> InstrumentationScope | None
 # The span columns rebuild_spans reads, in the order it unpacks them.
 _SPAN_FIELDS = ("ingest_seq", "trace_id", "span_id", "parent_span_id", "trace_state", "flags", "name", "kind",
                 "start_time_ns", "end_time_ns", "status_code", "status_message", "resource_id", "scope_name",
-                "scope_version", "attributes", "dropped_attributes_count", "dropped_events_count",
-                "dropped_links_count")
+                "scope_version", "dropped_attributes_count", "dropped_events_count", "dropped_links_count")
 _TRACE_FLAGS = [TraceFlags(value) for value in range(256)]
 
 
@@ -161,64 +147,39 @@ def _trace_state(header: str | None) -> TraceState | None:
     return TraceState.from_header([header]) if header else None
 
 
-def _group_by_span(table: pa.Table | None) -> dict[tuple[Any, str, str], list[dict[str, Any]]]:
-    """Child rows by (ingest_seq, trace_id, span_id): a span stored twice keeps its own copy of its children."""
-    groups: dict[tuple[Any, str, str], list[dict[str, Any]]] = {}
-    if table is None or table.num_rows == 0:
-        return groups
-    for row in table.to_pylist():
-        groups.setdefault((row.get("ingest_seq"), row["trace_id"], row["span_id"]), []).append(row)
-    return groups
+def _remote(flags: int) -> bool:
+    return bool(flags & _HAS_IS_REMOTE and flags & _IS_REMOTE)
 
 
-def rebuild_spans(
-    spans: pa.Table,
-    events: pa.Table | None,
-    links: pa.Table | None,
-    resources: ResourceCache,
-) -> list[StoredSpan]:
-    """Rows of `spans` (with their `span_events` and `span_links` rows) to StoredSpans, in the order of `spans`.
-
-    `spans` needs the store's span columns; events and links are matched to their span by (trace_id, span_id)
-    and kept in their stored order.
-    """
-    events_by_span = _group_by_span(events)
-    links_by_span = _group_by_span(links)
-    events_have_seq = events is not None and "ingest_seq" in events.column_names
-    links_have_seq = links is not None and "ingest_seq" in links.column_names
-    data = spans.select(list(_SPAN_FIELDS)).to_pydict()
+def rebuild_spans(page: RowPage, resources: ResourceCache) -> list[StoredSpan]:
+    """The page's spans (with their events and links) as StoredSpans, in the page's order."""
+    columns = page.spans
+    events_by_span, links_by_span = page.events, page.links
     result: list[StoredSpan] = []
     unset = Status(StatusCode.UNSET)
     ok = Status(StatusCode.OK)
     for (seq, trace_hex, span_hex, parent_hex, trace_state, flags, name, kind, start, end, status_code,
-         status_message, resource_id, scope_name, scope_version, attributes, dropped_attributes, dropped_events,
-         dropped_links) in zip(*(data[column] for column in _SPAN_FIELDS)):
+         status_message, resource_id, scope_name, scope_version, dropped_attributes, dropped_events,
+         dropped_links), attributes in zip(zip(*(columns[column] for column in _SPAN_FIELDS)), page.attributes):
         flags = flags or 0
         trace_id = int(trace_hex, 16)
         context = SpanContext(trace_id, int(span_hex, 16), is_remote=False, trace_flags=_trace_flags(flags),
                               trace_state=_trace_state(trace_state) if trace_state else None)
-        parent = None
-        if parent_hex:
-            remote = bool(flags & _HAS_IS_REMOTE and flags & _IS_REMOTE)
-            parent = SpanContext(trace_id, int(parent_hex, 16), is_remote=remote)
+        parent = SpanContext(trace_id, int(parent_hex, 16), is_remote=_remote(flags)) if parent_hex else None
+        key = (seq, trace_hex, span_hex)
         span_events: list[StoredEvent] = []
-        if events_by_span:
-            event_rows = events_by_span.get((seq if events_have_seq else None, trace_hex, span_hex))
-            if event_rows:
-                span_events = [
-                    StoredEvent(e["name"], _loads(e["attributes"]), e["time_ns"], e.get("dropped_attributes_count") or 0)
-                    for e in sorted(event_rows, key=lambda e: e["event_index"])]
+        event_rows = events_by_span.get(key) if events_by_span else None
+        if event_rows:
+            span_events = [StoredEvent(e["name"], e["attributes"], e["time_ns"], e["dropped_attributes_count"] or 0)
+                           for e in event_rows]
         span_links: list[Link] = []
-        if links_by_span:
-            link_rows = links_by_span.get((seq if links_have_seq else None, trace_hex, span_hex))
-            if link_rows:
-                span_links = [
-                    Link(SpanContext(int(link["linked_trace_id"], 16), int(link["linked_span_id"], 16), is_remote=bool(
-                        (link["flags"] or 0) & _HAS_IS_REMOTE and (link["flags"] or 0) & _IS_REMOTE),
-                        trace_flags=TraceFlags((link["flags"] or 0) & 0xFF),
-                        trace_state=_trace_state(link["trace_state"])),
-                        _loads(link["attributes"]))
-                    for link in sorted(link_rows, key=lambda link: link["link_index"])]
+        link_rows = links_by_span.get(key) if links_by_span else None
+        if link_rows:
+            span_links = [
+                Link(SpanContext(int(link["linked_trace_id"], 16), int(link["linked_span_id"], 16),
+                                 is_remote=_remote(link["flags"] or 0), trace_flags=_trace_flags(link["flags"] or 0),
+                                 trace_state=_trace_state(link["trace_state"])), link["attributes"])
+                for link in link_rows]
         code = _STATUS.get(status_code, StatusCode.UNSET)
         # The SDK keeps a description only on ERROR; elsewhere OTLP says it must be empty anyway.
         status = Status(code, status_message) if code is StatusCode.ERROR else ok if code is StatusCode.OK else unset
@@ -226,8 +187,8 @@ def rebuild_spans(
             name=name,
             context=context,
             parent=parent,
-            resource=resources.get(resource_id),
-            attributes=_loads(attributes),
+            resource=resources.get(resource_id, page),
+            attributes=attributes,
             events=span_events,
             links=span_links,
             kind=_KINDS.get(kind, SpanKind.INTERNAL),
@@ -235,36 +196,35 @@ def rebuild_spans(
             start_time=start,
             end_time=end,
             instrumentation_scope=_scope(scope_name, scope_version),
-            store_key=(seq, trace_hex, span_hex),
+            store_key=key,
             dropped=(dropped_attributes or 0, dropped_events or 0, dropped_links or 0),
         ))
     return result
 
 
-def rebuild_log_records(logs: pa.Table, resources: ResourceCache) -> list[ReadableLogRecord]:
-    """Rows of the logs table to ReadableLogRecords, correlated with their span as stored."""
+def rebuild_log_records(page: RowPage, resources: ResourceCache) -> list[ReadableLogRecord]:
+    """The page's log records as ReadableLogRecords, correlated with their span as stored."""
     result: list[ReadableLogRecord] = []
-    for row in logs.to_pylist():
+    for row in page.logs:
         trace_hex, span_hex = row["trace_id"], row["span_id"]
         context = Context()
         if trace_hex and span_hex:
             span_context = SpanContext(int(trace_hex, 16), int(span_hex, 16), is_remote=True,
-                                       trace_flags=TraceFlags((row["flags"] or 0) & 0xFF))
+                                       trace_flags=_trace_flags(row["flags"] or 0))
             context = set_span_in_context(NonRecordingSpan(span_context), context)
-        severity = row["severity_number"]
         record = LogRecord(
             timestamp=row["time_ns"],
             observed_timestamp=row["observed_time_ns"] or row["time_ns"],
             context=context,
             severity_text=row["severity_text"],
-            severity_number=_severity(severity),
-            body=_loads(row["body"]) if row["body"] is not None else None,
-            attributes=_loads(row["attributes"]),
+            severity_number=_severity(row["severity_number"]),
+            body=row["body"],
+            attributes=row["attributes"],
             event_name=row["event_name"],
         )
         result.append(ReadableLogRecord(
             log_record=record,
-            resource=resources.get(row["resource_id"]),
+            resource=resources.get(row["resource_id"], page),
             instrumentation_scope=_scope(row["scope_name"], row["scope_version"]),
         ))
     return result
@@ -278,7 +238,3 @@ def _severity(number: int | None) -> SeverityNumber | None:
     except ValueError:
         return None
 
-
-def log_key(row: Mapping[str, Any]) -> str:
-    """A stable identity for a stored log record (the logs table has no id column)."""
-    return f"log:{row['trace_id']}:{row['span_id']}:{row['time_ns']}:{row['event_name'] or ''}"

@@ -16,7 +16,7 @@ import orjson
 from tracekit import semconv
 from tracekit.lint.registry import conventions
 from tracekit.lint.rules import check_span
-from tracekit.loops import DEFAULT_THRESHOLD, LoopSpan, find_loops
+from tracekit.loops import DEFAULT_THRESHOLD, HANDOFF_OPERATIONS, LoopSpan, find_loops
 from tracekit.store.reader import StoreReader
 
 MAX_SPANS = 500_000  # a lint run reads at most this many spans (newest first)
@@ -96,8 +96,7 @@ def lint_store(reader: StoreReader, *, since: dt.timedelta | None = None, trace_
         report.scopes.add(scope)
         for finding in check_span(attributes, kind=row["kind"], event_names=row["events"] or (), rules=rules):
             report.add(scope, finding.rule, finding.key, finding.message, finding.replacement, row["trace_id"])
-        if row["operation_name"] in (semconv.OP_EXECUTE_TOOL, semconv.OP_INVOKE_AGENT, semconv.OP_AGENT_TO_AGENT) \
-                or row["operation_name"] in semconv.INFERENCE_OPERATIONS:
+        if row["operation_name"] in HANDOFF_OPERATIONS or row["operation_name"] in semconv.INFERENCE_OPERATIONS:
             by_trace.setdefault(row["trace_id"], []).append((scope, LoopSpan(
                 row["span_id"], row["parent_span_id"], row["start_time_ns"], row["operation_name"],
                 row["agent_name"], row["tool_name"], attributes)))

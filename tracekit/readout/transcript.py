@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from tracekit.call_metrics import CallMetrics, describe
 from tracekit.conversation import NOT_RECORDED, Entry, Part, Transcript, load_transcript
 from tracekit.conversation.build import format_duration
 from tracekit.conversation.literal import DEFAULT_LIMIT, clean, to_display_string
@@ -67,7 +68,8 @@ def entry_data(entry: Entry, limit: int | None) -> dict[str, Any]:
                         "arguments": _content(call.arguments, limit, hint)["content"],
                         "result": _content(call.result, limit, hint)["content"],
                         "status": call.status, **_compact({"error": call.error,
-                                                           "duration_ms": _ms(call.duration_ns)})}
+                                                           "duration_ms": _ms(call.duration_ns),
+                                                           "attempt": call.attempt if call.attempt > 1 else None})}
     return data
 
 
@@ -96,7 +98,10 @@ def transcript_data(transcript: Transcript, *, limit: int | None = DEFAULT_LIMIT
                    **_compact({"agent": turn.agent, "model": turn.model, "operation": turn.operation}),
                    "input_tokens": turn.input_tokens, "output_tokens": turn.output_tokens,
                    "duration_ms": _ms(turn.duration_ns), "status": turn.status,
-                   **_compact({"response_id": turn.response_id})} for turn in transcript.turns if turn.index in in_page],
+                   **_compact({"response_id": turn.response_id, "reasoning_tokens": turn.reasoning_tokens,
+                               "cache_read_tokens": turn.cache_read_tokens,
+                               "cache_write_tokens": turn.cache_write_tokens, "stream": turn.stream,
+                               "time_to_first_chunk_s": turn.time_to_first_chunk_s})} for turn in transcript.turns if turn.index in in_page],
         "entries": items, "page": info,
     }
 
@@ -162,7 +167,12 @@ def _entry_markdown(entry: dict[str, Any]) -> list[str]:
         return [line] + ([_fenced(entry["detail"])] if entry.get("detail") else [])
     if kind == "handoff":
         return [f"**⇢ hand-off {_inline(entry.get('title', ''))}**"
-                + (f" {_inline(entry['detail'])}" if entry.get("detail") else "")]
+                + (f" {_inline(entry['detail'])}" if entry.get("detail") else "")
+                + (" **failed**" if entry.get("status") == "ERROR" else "")]
+    if kind == "plan":
+        line = f"**☰ plan step {_inline(entry.get('title', ''))}**{agent}" + (
+            " **ERROR**" if entry.get("status") == "ERROR" else "")
+        return [line] + ([_fenced(entry["detail"])] if entry.get("detail") else [])
     if kind == "step":
         line = f"**◆ {_inline(entry.get('title', ''))}**{agent}" + (" **ERROR**" if entry.get("status") == "ERROR"
                                                                      else "")
@@ -185,6 +195,8 @@ def _entry_markdown(entry: dict[str, Any]) -> list[str]:
         line = f"**⚙ {_inline(tool['name'])}**"
         if tool.get("call_id"):
             line += f" [{_inline(tool['call_id'])}]"
+        if tool.get("attempt"):
+            line += f" attempt {tool['attempt']}"
         line += agent + (f" {format_duration(int(tool['duration_ms'] * 1e6))}" if tool.get("duration_ms") else "")
         lines = [line, "arguments:", _fenced(tool.get("arguments"))]
         if tool["status"] == "error":
@@ -228,8 +240,9 @@ def transcript_markdown(data: dict[str, Any]) -> str:
         if turn is not None and turn["turn"] not in headed:
             headed.add(turn["turn"])
             pieces = [f"turn {turn['turn'] + 1}"] + [_inline(turn[key]) for key in ("agent", "model") if turn.get(key)]
-            if turn["input_tokens"] is not None or turn["output_tokens"] is not None:
-                pieces.append(f"{turn['input_tokens'] or 0:,} → {turn['output_tokens'] or 0:,} tokens")
+            pieces += describe(CallMetrics(turn["input_tokens"], turn["output_tokens"], turn.get("cache_read_tokens"),
+                                           turn.get("cache_write_tokens"), turn.get("reasoning_tokens"),
+                                           turn.get("stream"), turn.get("time_to_first_chunk_s")))
             pieces.append(format_duration(int((turn["duration_ms"] or 0) * 1e6)))
             if turn["status"] == "ERROR":
                 pieces.append("**ERROR**")

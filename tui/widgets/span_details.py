@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from tracekit.call_metrics import call_metrics, describe
 from tracekit.conversation.literal import literal, to_display_string, truncation_marker
 from tracekit.cost import PRICED_OPERATIONS, format_cost
 from tracekit.terminal_text import clean
@@ -64,6 +65,24 @@ def _json_cell(text: str, size: int, hint: str | None) -> Text:
     return literal(text, limit=None)
 
 
+def _model_call_line(details: SpanDetails) -> Text | None:
+    """Tokens (reasoning and cache parts), streaming and time to first chunk, under whichever names the span used;
+    the replay's turn header says the same (tracekit.call_metrics)."""
+    span = details.span
+    metrics = call_metrics(details.attribute_map(), start_ns=span.start_ns, duration_ns=span.duration_ns,
+                           input_tokens=span.input_tokens, output_tokens=span.output_tokens)
+    extra = (metrics.reasoning_tokens, metrics.cache_read_tokens, metrics.cache_write_tokens, metrics.stream,
+             metrics.time_to_first_chunk_s)
+    if all(value is None for value in extra) and span.operation_name not in PRICED_OPERATIONS:
+        return None
+    pieces = describe(metrics)
+    if not pieces:
+        return None
+    line = Text("model call  ", style="bold")
+    line.append(" · ".join(pieces))
+    return line
+
+
 def render_details(details: SpanDetails) -> Group:
     """Everything about one span, as one renderable built only from literal Text."""
     span = details.span
@@ -82,6 +101,9 @@ def render_details(details: SpanDetails) -> Group:
         timing.append("  service ", style="dim")
         timing.append_text(literal(span.service_name, limit=200, pretty=False))
     parts: list[Text] = [header, identity, timing]
+    usage = _model_call_line(details)
+    if usage is not None:
+        parts.append(usage)
     if details.price is not None:
         price = details.price
         line = Text(f"cost {format_cost(price.total_usd)}", style="bold")

@@ -8,7 +8,7 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from tracekit import semconv
+from tracekit import multi_agent, semconv
 from tracekit.conversation.literal import literal
 from tracekit.store.open_spans import NOT_REPORTING, RUNNING
 from tracekit.tui.data import SpanRow
@@ -21,8 +21,9 @@ EXPAND_DEPTH = 3  # levels opened on first show; deeper subtrees are built when 
 CHILD_BATCH = 300  # children built per node at a time; a marker node loads the next batch
 GUIDE = 4  # Tree's default guide width per level
 
-KIND_STYLE = {"agent": "cyan", "model": "magenta", "tool": "yellow", "step": "blue", "other": "bright_black"}
-ICONS = {"agent": "▶", "model": "✦", "tool": "⚙", "step": "◆", "other": "•"}
+KIND_STYLE = {"agent": "cyan", "model": "magenta", "tool": "yellow", "step": "blue", "plan": "blue",
+              "handoff": "cyan", "other": "bright_black"}
+ICONS = {"agent": "▶", "model": "✦", "tool": "⚙", "step": "◆", "plan": "☰", "handoff": "⇢", "other": "•"}
 LIVE_MARKS = {RUNNING: ("● running ", "bold green"), NOT_REPORTING: ("◌ no longer reporting ", "bold yellow")}
 
 
@@ -35,7 +36,12 @@ def span_role(span: SpanRow) -> str:
         return "agent"
     if operation == semconv.OP_EXECUTE_TOOL:
         return "tool"
-    if operation in semconv.MULTI_AGENT_OPERATIONS or span.name.startswith("agent orchestration"):
+    kind = multi_agent.kind_of(operation)  # Microsoft's and OpenTelemetry's spellings alike
+    if kind == multi_agent.PLAN:
+        return "plan"
+    if kind == multi_agent.HANDOFF:
+        return "handoff"
+    if kind or operation in semconv.MULTI_AGENT_OPERATIONS or span.name.startswith("agent orchestration"):
         return "step"
     return "other"
 
