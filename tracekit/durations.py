@@ -1,4 +1,5 @@
-"""Durations as people write them (`30s`, `5m`, `24h`, `7d`) and as Azure Resource Manager wants them (ISO 8601)."""
+"""Durations as people write them (`30s`, `5m`, `24h`, `7d`), as Azure Resource Manager wants them (ISO 8601), and
+as screens show a span's length (`format_duration`)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,18 @@ def iso8601(duration: dt.timedelta) -> str:
     text = "P" + (f"{days}D" if days else "")
     clock = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{seconds}S" if seconds else "")
     return text + ("T" + clock if clock else "") if (days or clock) else "PT0S"
+
+
+def format_duration(duration_ns: int | None) -> str:
+    """A short human duration: 850µs, 12ms, 1.42s, 3m05s."""
+    if duration_ns is None:
+        return ""
+    if duration_ns < 1_000_000:
+        return f"{duration_ns / 1000:.0f}µs"
+    if duration_ns < 1_000_000_000:
+        return f"{duration_ns / 1_000_000:.0f}ms"
+    seconds = duration_ns / 1e9
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}m{seconds:02d}s"

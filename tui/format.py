@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tracekit.conversation.build import format_duration
+from tracekit.durations import format_duration
 
 __all__ = ["clock", "count", "format_duration", "short_id"]
 

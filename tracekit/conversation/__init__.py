@@ -8,24 +8,29 @@
 the traces in the store, `render` turns a transcript into Rich text for the replay command and the TUI.
 """
 
-from tracekit.conversation.build import SpanRecord, build_transcript
-from tracekit.conversation.loader import ConversationNotFound, load_spans, load_transcript, resolve
-from tracekit.conversation.model import (
-    NOT_RECORDED,
-    Entry,
-    EntryKind,
-    Message,
-    Part,
-    PartKind,
-    SpanContent,
-    ToolCall,
-    Transcript,
-    Turn,
-)
-from tracekit.conversation.shapes import EventRecord, span_content
+from __future__ import annotations
 
-__all__ = [
-    "NOT_RECORDED", "ConversationNotFound", "Entry", "EntryKind", "EventRecord", "Message", "Part", "PartKind",
-    "SpanContent", "SpanRecord", "ToolCall", "Transcript", "Turn", "build_transcript", "load_spans",
-    "load_transcript", "resolve", "span_content",
-]
+import importlib
+from typing import Any
+
+# Where each name lives. They are imported when first used, so `tracekit.conversation.literal` (which the trace list
+# uses to show span content safely) does not load the transcript builder before the TUI's first paint.
+_HOMES = {
+    "build": ("SpanRecord", "build_transcript"),
+    "loader": ("ConversationNotFound", "load_spans", "load_transcript", "resolve"),
+    "model": ("NOT_RECORDED", "Entry", "EntryKind", "Message", "Part", "PartKind", "SpanContent", "ToolCall",
+              "Transcript", "Turn"),
+    "shapes": ("EventRecord", "span_content"),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

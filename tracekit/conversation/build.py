@@ -35,6 +35,7 @@ from tracekit.conversation.model import (
     Turn,
 )
 from tracekit.conversation.shapes import EventRecord, parse_json, span_content
+from tracekit.durations import format_duration
 
 
 @dataclass
@@ -453,21 +454,6 @@ def _tool_name_from_span_name(name: str) -> str:
 
 def _duration_text(duration_ns: int) -> str:
     return format_duration(duration_ns)
-
-
-def format_duration(duration_ns: int | None) -> str:
-    """A short human duration: 850µs, 12ms, 1.42s, 3m05s."""
-    if duration_ns is None:
-        return ""
-    if duration_ns < 1_000_000:
-        return f"{duration_ns / 1000:.0f}µs"
-    if duration_ns < 1_000_000_000:
-        return f"{duration_ns / 1_000_000:.0f}ms"
-    seconds = duration_ns / 1e9
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes}m{seconds:02d}s"
 
 
 def build_transcript(key: str, kind: str, spans: Iterable[SpanRecord], *, conversation_id: str | None = None,

@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from tracekit.call_metrics import describe
-from tracekit.conversation.build import format_duration
+from tracekit.durations import format_duration
 from tracekit.conversation.literal import DEFAULT_LIMIT, literal
 from tracekit.conversation.model import NOT_RECORDED, Entry, EntryKind, Message, Part, PartKind, Transcript, Turn
 from tracekit.cost import format_cost

@@ -13,7 +13,7 @@ from typing import Any
 
 from tracekit.call_metrics import CallMetrics, describe
 from tracekit.conversation import NOT_RECORDED, Entry, Part, Transcript, load_transcript
-from tracekit.conversation.build import format_duration
+from tracekit.durations import format_duration
 from tracekit.conversation.literal import DEFAULT_LIMIT, clean, to_display_string
 from tracekit.readout.budget import DEFAULT_CHARS, MAX_CHARS, MAX_ROWS, check_offset, clamp, cut, page
 from tracekit.store.reader import StoreReader
