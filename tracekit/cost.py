@@ -337,7 +337,7 @@ def _rates(provider_id: str | None, model: str, day: str) -> _Rates | None:
 def has_cost_column(reader: Any) -> bool:
     """Whether the store prices model calls: a store of schema v3+ has a `cost_usd` column on spans (an older one
     opened read-only has not)."""
-    return "cost_usd" in reader.sql("SELECT * FROM spans LIMIT 0").column_names
+    return "cost_usd" in reader.rows("SELECT * FROM spans LIMIT 0").columns
 
 
 def format_cost(value: float | None) -> str:

@@ -191,7 +191,7 @@ def trace_loops(reader: Any, trace_ids: list[str], threshold: int = DEFAULT_THRE
     if since_ns is not None:
         sql, params = f"{sql}  AND start_time_ns >= ?", [trace_ids, since_ns]
     spans: dict[str, dict[str, LoopSpan]] = {}
-    for row in reader.sql(sql, params).to_pylist():
+    for row in reader.rows(sql, params).dicts():
         attributes = {key: value for key, value in orjson.loads(row["attributes"]).items() if value is not None}
         reasons = attributes.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)
         if isinstance(reasons, str):

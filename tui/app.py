@@ -4,8 +4,8 @@
     run_app(open_reader("traces.duckdb"))
 
 Screens (one module each under screens/): the trace list (start), a trace's span tree and details, conversation
-replay, dashboards (KQL tiles), the KQL console, the key help. Data comes only through `StoreReader.sql()`
-(read-only) and always from Textual workers, so the UI never waits on a query.
+replay, dashboards (KQL tiles), the KQL console, the key help. Data comes only through `StoreReader.rows()` and
+`sql()` (read-only) and always from Textual workers, so the UI never waits on a query.
 """
 
 from __future__ import annotations

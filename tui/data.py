@@ -243,7 +243,7 @@ def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions
     """
     params = [*trace_filter.params, *trace_filter.trace_params, *([only] if only is not None else []),
               *keyset_params, limit]
-    rows = reader.sql(sql, params).to_pylist()
+    rows = reader.rows(sql, params).dicts()  # plain rows: the first page imports no pyarrow
     return [TraceSummary(
         trace_id=row["trace_id"], start_ns=row["first_ns"], duration_ns=row["duration_ns"] or 0,
         span_count=row["span_count"], root_name=row["root_name"] or "", has_root=bool(row["has_root"]),
@@ -333,17 +333,17 @@ def in_flight(reader: StoreReader, conversation_id: str | None, trace_ids: list[
 def latest_seq(reader: StoreReader) -> int:
     """The newest ingest sequence number of a span or a span start in the store (0 when empty): the live tail polls
     for a change."""
-    table = reader.sql(f"SELECT coalesce(greatest((SELECT max(ingest_seq) FROM spans), (SELECT max(ingest_seq) "
-                       f"FROM logs WHERE event_name = '{SPAN_STARTED}')), 0) AS seq")
-    return int(table.column("seq")[0].as_py())
+    answer = reader.rows(f"SELECT coalesce(greatest((SELECT max(ingest_seq) FROM spans), (SELECT max(ingest_seq) "
+                         f"FROM logs WHERE event_name = '{SPAN_STARTED}')), 0) AS seq")
+    return int(answer.rows[0][0])
 
 
 def conversation_seq(reader: StoreReader, conversation_id: str | None, trace_ids: list[str]) -> int:
     """The newest ingest sequence among the spans of a conversation (or of these traces): the replay's live check."""
-    table = reader.sql(
+    answer = reader.rows(
         "SELECT coalesce(max(ingest_seq), 0) AS seq FROM spans "
         "WHERE conversation_id = ? OR trace_id IN (SELECT unnest(?::VARCHAR[]))", [conversation_id, trace_ids])
-    return int(table.column("seq")[0].as_py())
+    return int(answer.rows[0][0])
 
 
 _SPAN_COLUMNS = """
@@ -362,8 +362,9 @@ def trace_spans(reader: StoreReader, trace_id: str, *, since_seq: int = 0) -> li
         QUALIFY row_number() OVER (PARTITION BY span_id ORDER BY ingest_seq DESC) = 1
         ORDER BY start_time_ns, span_id
     """
-    columns = reader.sql(sql, [trace_id, since_seq]).to_pydict()  # column-wise: much faster than row dicts
-    ended = list(map(SpanRow._make, zip(*(columns[name] for name in SpanRow._fields))))
+    answer = reader.rows(sql, [trace_id, since_seq])
+    assert tuple(answer.columns) == SpanRow._fields  # the tuples are SpanRows as they come
+    ended = list(map(SpanRow._make, answer.rows))
     # Open spans come every time (their state and elapsed time change); an ended span with the same id replaces one.
     return ended + open_span_rows(reader, trace_id)
 
@@ -376,7 +377,7 @@ def _attributes(reader: StoreReader, table: str, where: str, params: list[Any], 
         SELECT key, left({_VALUE}, ?) AS value, length({_VALUE}) AS size, json_type(value) AS json_type
         FROM {table}, json_each({table}.attributes) WHERE {where} ORDER BY key LIMIT 5000
     """
-    return [AttributeValue(**row) for row in reader.sql(sql, [preview, *params]).to_pylist()]
+    return [AttributeValue(**row) for row in reader.rows(sql, [preview, *params]).dicts()]
 
 
 def span_details(reader: StoreReader, span: SpanRow, *, preview: int = VALUE_PREVIEW) -> SpanDetails:
@@ -389,17 +390,17 @@ def span_details(reader: StoreReader, span: SpanRow, *, preview: int = VALUE_PRE
             if not a.key.startswith("tracekit.span.")]
         return details
     details.attributes = _attributes(reader, "spans", "trace_id = ? AND span_id = ?", key, preview)
-    details.events = reader.sql(
+    details.events = reader.rows(
         "SELECT event_index, time_ns, name, left(attributes::VARCHAR, ?) AS attributes, "
         "length(attributes::VARCHAR) AS size FROM span_events WHERE trace_id = ? AND span_id = ? "
-        "ORDER BY event_index LIMIT 500", [preview, *key]).to_pylist()
-    details.links = reader.sql(
+        "ORDER BY event_index LIMIT 500", [preview, *key]).dicts()
+    details.links = reader.rows(
         "SELECT linked_trace_id, linked_span_id, left(attributes::VARCHAR, ?) AS attributes FROM span_links "
-        "WHERE trace_id = ? AND span_id = ? ORDER BY link_index LIMIT 500", [preview, *key]).to_pylist()
-    details.logs = reader.sql(
+        "WHERE trace_id = ? AND span_id = ? ORDER BY link_index LIMIT 500", [preview, *key]).dicts()
+    details.logs = reader.rows(
         "SELECT time_ns, severity_text, event_name, left(body::VARCHAR, ?) AS body, length(body::VARCHAR) AS size, "
         "left(attributes::VARCHAR, ?) AS attributes FROM logs WHERE trace_id = ? AND span_id = ? "
-        "ORDER BY time_ns LIMIT 500", [preview, preview, *key]).to_pylist()
+        "ORDER BY time_ns LIMIT 500", [preview, preview, *key]).dicts()
     details.resource = _attributes(
         reader, "resources", "resource_id = (SELECT any_value(resource_id) FROM spans WHERE trace_id = ? "
         "AND span_id = ?)", key, preview)
@@ -429,7 +430,7 @@ def conversations_page(reader: StoreReader, *, limit: int = PAGE_SIZE) -> list[d
         FROM spans WHERE conversation_id IS NOT NULL
         GROUP BY conversation_id ORDER BY last_ns DESC LIMIT ?
     """
-    return reader.sql(sql, [limit]).to_pylist()
+    return reader.rows(sql, [limit]).dicts()
 
 
 def decode_json(text: str) -> Any:
@@ -461,13 +462,13 @@ class AlertState:
 
 def alert_states(reader: StoreReader) -> list[AlertState]:
     """Each rule's latest state, firing rules first, most severe first."""
-    table = reader.sql("""
+    answer = reader.rows("""
         SELECT json_extract_string(attributes, '$."tracekit.alert.name"') AS name,
                arg_max(attributes, time_ns) AS attributes, max(time_ns) AS since_ns
         FROM logs WHERE event_name = 'tracekit.alert' GROUP BY 1 HAVING name IS NOT NULL
     """)
     states = []
-    for row in table.to_pylist():
+    for row in answer.dicts():
         attributes = decode_json(row["attributes"]) or {}
         rows = decode_json(attributes.get("tracekit.alert.rows") or "[]")
         states.append(AlertState(

@@ -41,6 +41,9 @@ class NamedReader:
     def sql(self, query: str, params: Any = None) -> Any:
         return self._reader.sql(query, params)
 
+    def rows(self, query: str, params: Any = None) -> Any:
+        return self._reader.rows(query, params)
+
     def close(self) -> None:
         pass
 

@@ -133,6 +133,10 @@ async def test_the_first_page_queried_before_the_app_starts_is_the_list(store):
             queries.append(query)
             return super().sql(query, params)
 
+        def rows(self, query, params=None):
+            queries.append(query)
+            return super().rows(query, params)
+
     reader = Recording(store.reader)
     first_page = FirstPage(reader)
     _, expected = first_page.result()

@@ -101,7 +101,7 @@ def open_spans(reader: StoreReader, trace_id: str | None = None, *, now_ns: int 
     params: list[Any] = [window_start, *trace_params, window_start, *trace_params, window_start, window_start, horizon,
                          limit]
     found = []
-    for row in reader.sql(sql, params).to_pylist():
+    for row in reader.rows(sql, params).dicts():
         attributes = orjson.loads(row["attributes"]) if row["attributes"] else {}
         window = stale_after if stale_after is not None else (
             STALE_FACTOR * (row["interval_s"] or DEFAULT_INTERVAL_S) + EXPORT_DELAY_S)

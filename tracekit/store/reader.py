@@ -42,12 +42,16 @@ T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any] | None
 
 class StoreReader(Protocol):
-    """What readers of the store need: run a read-only SQL query and get an Arrow table back."""
+    """What readers of the store need: run a read-only SQL query and get an Arrow table, or plain rows, back."""
 
     location: str
 
     def sql(self, query: str, params: Params = None) -> pa.Table:
         """Run one read-only SELECT; `params` bind `?` (a sequence) or `$name` (a dict) placeholders."""
+        ...
+
+    def rows(self, query: str, params: Params = None) -> Rows:
+        """Like sql(), as plain Python rows: what a caller that reads values one by one wants, without pyarrow."""
         ...
 
     def close(self) -> None:
