@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from tracekit import semconv
 from tracekit.redaction.jsontext import json_text_masker
 from tracekit.redaction.policy import RedactionPolicy
+from tracekit.redaction.rules import mask_text
 from tracekit.redaction.screen import flag_rows
 from tracekit.redaction.screen import quote as screen_quote
 
@@ -50,6 +51,7 @@ TYPED_COPIES: dict[str, tuple[str, ...]] = {**semconv.TYPED_ATTRIBUTE_COLUMNS, *
                                             "agent_version": (semconv.GEN_AI_AGENT_VERSION,)}
 
 _RESOURCE_CACHE_SIZE = 1024
+_MASKED = mask_text("")[:-1]  # "[REDACTED:", the start of every placeholder
 
 
 class TableRedactor:
@@ -233,19 +235,23 @@ def _refresh_typed_columns(table: pa.Table, changes: dict[int, str]) -> pa.Table
         return table
     rows = sorted(changes)
     parsed = [orjson.loads(changes[row]) for row in rows]
-    taken = pa.array(rows, pa.int64())
     for name, keys in present:
-        current_values = table.column(name).take(taken).to_pylist()  # one conversion, not one scalar per row
-        updates: dict[int, Any] = {}
-        for row, attributes, current in zip(rows, parsed, current_values):
-            if current is None:
-                continue
+        copies: list[tuple[int, Any]] = []
+        for row, attributes in zip(rows, parsed):
             value = next((attributes[key] for key in keys if attributes.get(key) is not None), None)
             if name in semconv.TYPED_INTEGER_COLUMNS:
                 value = value if isinstance(value, int) and not isinstance(value, bool) else None
             else:
                 value = value if value is None or isinstance(value, str) else orjson.dumps(value).decode()
-            if value != current:
+            copies.append((row, value))
+        if all(value is None or (isinstance(value, (str, int)) and _MASKED not in str(value)) for _, value in copies):
+            # Masking leaves a placeholder in every value it changes and never removes one: these attribute values
+            # are as the decoder copied them.
+            continue
+        current_values = table.column(name).take(pa.array(rows, pa.int64())).to_pylist()  # one conversion
+        updates: dict[int, Any] = {}
+        for (row, value), current in zip(copies, current_values):
+            if current is not None and value != current:
                 updates[row] = value
         if updates:
             table = _replace_rows(table, name, updates)
