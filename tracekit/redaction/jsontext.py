@@ -49,28 +49,26 @@ class JsonTextMasker:
                 where = rule.locator.pattern if rule.locator is not None else "|".join(map(re.escape, rule.triggers))
                 self._rules[index] = (rule, re.compile("[" + re.escape(rule.json_chars) + "]*"),
                                       re.compile(where.encode()))
-        # One RE2 search, repeated from each hit: first the screens of the other rules (any hit there: the text is
-        # parsed instead), then where a text-safe rule's trigger is. At a position where several alternatives
-        # match, the first listed is reported, so no other rule's hit can hide behind a trigger's.
+        # Two RE2 searches: the screens of the other rules (a hit there: the text is parsed instead), and, one hit
+        # at a time, where a text-safe rule's trigger is. (Kept apart: a screen that can span any length, such as
+        # the private key's, would make each trigger hit search back to the start of the text for its start.)
         others = "|".join(f"(?:{pattern})" for index, pattern in screens if index not in self._rules)
         triggers = "|".join(f"(?:{rule[2].pattern.decode()})" for rule in self._rules.values())
         if not triggers:
             return
-        self._group = (compile_screen(others).groups + 1) if others else 1
-        self._scan = compile_screen(f"{others}|({triggers})" if others else f"({triggers})")
+        self._others = compile_screen(others) if others else None
+        self._scan = compile_screen(triggers)
         self._plain: set[str] = set()  # keys the policy leaves alone (decisions are per key and never change)
 
     def mask(self, text: str, data: bytes) -> tuple[str, int] | None:
         """`text` (JSON; `data` its UTF-8 form) masked as the policy would mask its decoded values, and how many
         values were masked; None when the text form cannot be shown exact here (the caller parses instead)."""
-        if self._scan is None:
+        if self._scan is None or (self._others is not None and self._others.search(data) is not None):
             return None
         found: set[int] = set()
         position = 0
         while (hit := self._scan.search(data, position)) is not None:
-            trigger = hit.group(self._group)
-            if trigger is None:
-                return None
+            trigger = data[hit.start():hit.end()]
             found.update(index for index, (_, _, where) in self._rules.items() if where.match(trigger))
             position = hit.start() + 1
         if not self._plain_keys(orjson.loads(data)):
