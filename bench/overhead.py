@@ -45,6 +45,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from opentelemetry.metrics import NoOpMeterProvider  # noqa: E402
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider  # noqa: E402
 
 import tracekit  # noqa: E402
@@ -161,8 +162,8 @@ def configured_meter_provider(exemplars: bool | None = None) -> Any:
 
 def model_call_scenario(provider: Any, meter_providers: list[Any]) -> tuple[Callable[[], Any],
                                                                             list[Callable[[], Any]], Callable[[], None]]:
-    """`model.invoke(messages)` without `LangChainInstrumentor`, with it for each of `meter_providers` (None: none
-    set), and a function that leaves it off.
+    """`model.invoke(messages)` without `LangChainInstrumentor`, with it for each of `meter_providers` (None: the
+    global one), and a function that leaves it off.
 
     The model answers at once with a fresh message, as a provider's model builds one from each response; the
     callback managers LangChain makes for the call are the same on both sides except for our handler."""
@@ -375,7 +376,7 @@ def main() -> None:
                                 ("content on + redaction", ContentSettings(ContentMode.SPAN_ONLY, policy))):
             with using_content_settings(settings):
                 print(f"{label}:")
-                ways = {"no MeterProvider": None, "as configured": configured_meter_provider(),
+                ways = {"no MeterProvider": NoOpMeterProvider(),  # not the global one `--metrics` sets "as configured": configured_meter_provider(),
                         "+ exemplars": configured_meter_provider(exemplars=True)}
                 plain, instrumented, off = model_call_scenario(provider, list(ways.values()))
                 try:
