@@ -376,7 +376,8 @@ def main() -> None:
                                 ("content on + redaction", ContentSettings(ContentMode.SPAN_ONLY, policy))):
             with using_content_settings(settings):
                 print(f"{label}:")
-                ways = {"no MeterProvider": NoOpMeterProvider(),  # not the global one `--metrics` sets "as configured": configured_meter_provider(),
+                # "no MeterProvider": a no-op one, not the global one `--metrics` sets.
+                ways = {"no MeterProvider": NoOpMeterProvider(), "as configured": configured_meter_provider(),
                         "+ exemplars": configured_meter_provider(exemplars=True)}
                 plain, instrumented, off = model_call_scenario(provider, list(ways.values()))
                 try:
