@@ -1,0 +1,173 @@
+"""Hostile OTLP/HTTP bodies against a real `tracekit collect` process: gzip bombs are inflated off the event loop, so
+a normal exporter and the read API are answered promptly while bombs arrive; a client that closes mid-body is not a
+store failure.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import multiprocessing
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import psutil
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from tests.collector.test_bounded_intake import GIB, _small_request, _start_collector
+from tests.collector.test_receivers import _post
+
+MIB = 1024 * 1024
+
+
+def _bomb_head(endpoint: str, length: int) -> bytes:
+    return (f"POST /v1/traces HTTP/1.1\r\nHost: {endpoint}\r\nContent-Type: application/x-protobuf\r\n"
+            f"Content-Encoding: gzip\r\nContent-Length: {length}\r\n\r\n").encode()
+
+
+def _send_bombs(endpoint: str, clients: int, seconds: float, sent: "multiprocessing.Value") -> None:
+    """`clients` connections, each sending a gzip bomb (31 KiB inflating to 31 MiB) without its last byte, and a new
+    one as soon as the collector answers (429 once the budget is used up); in this process, for `seconds`."""
+    bomb = gzip.compress(bytes(31 * MIB), compresslevel=9)
+    host, port = endpoint.rsplit(":", 1)
+    head = _bomb_head(endpoint, len(bomb) + 1)
+    stop = time.monotonic() + seconds
+
+    def keep_sending() -> None:
+        while time.monotonic() < stop:
+            try:
+                with socket.create_connection((host, int(port)), timeout=max(0.1, stop - time.monotonic())) as sock:
+                    sock.sendall(head + bomb)
+                    with sent.get_lock():
+                        sent.value += 1
+                    sock.recv(65536)  # an answer (429) or our timeout at the end: then the next bomb
+            except OSError:
+                pass
+
+    threads = [threading.Thread(target=keep_sending, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _export_normal_span(endpoint: str) -> tuple[bool, float]:
+    """A span of the real OpenTelemetry SDK sent by its OTLP/HTTP protobuf exporter; (exported, seconds taken)."""
+    exporter = OTLPSpanExporter(endpoint=endpoint + "/v1/traces", timeout=30)
+    provider = TracerProvider(resource=Resource.create({"service.name": "normal-sender"}))
+    span = provider.get_tracer("test").start_span("normal-beside-bombs")
+    span.end()
+    started = time.monotonic()
+    result = exporter.export([span])
+    elapsed = time.monotonic() - started
+    exporter.shutdown()
+    return result is SpanExportResult.SUCCESS, elapsed
+
+
+def _read_api(state: dict, path: str, body: dict | None = None) -> tuple[bytes, float]:
+    request = urllib.request.Request(state["read_api"] + path, data=json.dumps(body).encode() if body else None,
+                                     headers={"Authorization": f"Bearer {state['token']}",
+                                              "Content-Type": "application/json"})
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        payload = answer.read()
+    return payload, time.monotonic() - started
+
+
+def test_gzip_bombs_being_inflated_do_not_hold_up_an_exporter_or_the_read_api(tmp_path: Path):
+    """20 clients keep sending gzip bombs (each withholding its last byte, a new one as soon as one is refused). A
+    normal OTLP/HTTP export of the real SDK and a read API query are each answered within 2 s (the event loop
+    inflated every bomb itself before, and such answers waited for seconds), and RSS stays under 1 GB."""
+    process, state = _start_collector(tmp_path, "--body-timeout", "60")
+    endpoint = state["http"].removeprefix("http://")
+    context = multiprocessing.get_context("spawn")
+    sent = context.Value("i", 0)
+    attacker = context.Process(target=_send_bombs, args=(endpoint, 20, 9.0, sent), daemon=True)
+    collector = psutil.Process(process.pid)
+    samples = [collector.memory_info().rss]
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.is_set():
+            samples.append(collector.memory_info().rss)
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    exports: list[tuple[bool, float]] = []
+    queries: list[float] = []
+    try:
+        sampler.start()
+        attacker.start()
+        time.sleep(2)  # bombs are arriving and being inflated, the budget fills, refused senders send again
+        for _ in range(3):  # an export and a query at the same time
+            query = threading.Thread(target=lambda: queries.append(
+                _read_api(state, "/v1/sql", {"sql": "SELECT count(*) FROM spans"})[1]))
+            query.start()
+            exports.append(_export_normal_span(state["http"]))
+            query.join(timeout=60)
+            time.sleep(0.5)
+        status, _ = _read_api(state, "/v1/status")
+        attacker.join(timeout=30)
+    finally:
+        attacker.kill()
+        sampling.set()
+        sampler.join(timeout=5)
+        process.terminate()
+        process.wait(timeout=60)
+    peak = max(samples)
+    slowest_export = max(elapsed for _, elapsed in exports)
+    print(f"\nbombs sent {sent.value}; exports {[round(e, 2) for _, e in exports]} s; "
+          f"queries {[round(q, 2) for q in queries]} s; RSS peak {peak / MIB:.0f} MiB (from {samples[0] / MIB:.0f})")
+    assert sent.value > 20, "the attack did not get going"
+    assert json.loads(status)["refused_overloaded"] > 0  # bombs filled the budget: the attack reached the collector
+    assert all(exported for exported, _ in exports)
+    assert slowest_export < 2, f"a normal export took {slowest_export:.1f} s beside the bombs"
+    assert len(queries) == 3 and max(queries) < 2, f"a read API query took {max(queries):.1f} s beside the bombs"
+    assert peak < GIB, f"collector RSS reached {peak / MIB:.0f} MiB (from {samples[0] / MIB:.0f} MiB)"
+    with duckdb.connect(str(tmp_path / "hostile.duckdb"), read_only=True) as store:
+        assert store.sql("SELECT count(*) FROM spans WHERE name = 'normal-beside-bombs'").fetchall() == [(3,)]
+
+
+def test_a_client_that_closes_mid_body_is_not_a_store_failure(tmp_path: Path):
+    """Half a body, then the connection closes: no traceback or error in the collector's log, the status counts a
+    client gone mid-body (not a refusal or a store failure), its budget is back, and the next request is stored.
+    Both a plain and a gzip body."""
+    process, state = _start_collector(tmp_path, "--verbose")  # debug lines too
+    try:
+        endpoint = state["http"].removeprefix("http://")
+        host, port = endpoint.rsplit(":", 1)
+        plain = _small_request(span_id=7)
+        compressed = gzip.compress(bytes(4 * MIB))
+        for body, encoding in ((plain, ""), (compressed, "Content-Encoding: gzip\r\n")):
+            head = (f"POST /v1/traces HTTP/1.1\r\nHost: {endpoint}\r\nContent-Type: application/x-protobuf\r\n"
+                    f"{encoding}Content-Length: {len(body)}\r\n\r\n").encode()
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(head + body[:len(body) // 2])
+                time.sleep(0.3)  # the collector has started on the body
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status = json.loads(_read_api(state, "/v1/status")[0])
+            if status["http_clients_gone_mid_body"] == 2:
+                break
+            time.sleep(0.1)
+        assert status["http_clients_gone_mid_body"] == 2, status
+        assert status["queued_bytes"] == 0 and status["refused_overloaded"] == 0
+        assert status["received"].get("traces", 0) == 0, status
+        code, _, _ = _post(state["http"] + "/v1/traces", _small_request(span_id=8), "application/x-protobuf")
+        assert code == 200
+    finally:
+        process.terminate()
+        _, log = process.communicate(timeout=60)
+    log_text = log.decode()
+    assert "Traceback" not in log_text and "could not store" not in log_text, log_text
+    gone = [line for line in log_text.splitlines() if "closed its connection" in line]
+    assert len(gone) == 2 and all(" DEBUG " in line for line in gone), log_text  # one quiet line per client
+    with duckdb.connect(str(tmp_path / "hostile.duckdb"), read_only=True) as store:
+        assert store.sql("SELECT count(*) FROM spans").fetchall() == [(1,)]  # the following request, nothing else
