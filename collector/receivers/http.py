@@ -9,6 +9,8 @@ A body is read by this receiver, not buffered by aiohttp: it is inflated here ch
 is taken from the admission budget as it arrives, so bodies being read count against the same bound as requests
 being decoded; at most `MAX_CONCURRENT_BODY_READS` bodies are read at once, and each must arrive within the body
 timeout (the header timeout is aiohttp's keep-alive timeout, armed when a connection opens; see `site_options`).
+Compressed bodies are inflated in `INFLATE_THREADS` threads, not on the event loop, a slice at a time. A client
+that closes its connection before its body is whole is counted (`clients_gone_mid_body`), not logged as a failure.
 """
 
 from __future__ import annotations
