@@ -327,7 +327,7 @@ def start_collector(db: Path, decode_workers: int, checkpoint_rows: int | None =
         [sys.executable, "-m", "tracekit.cli", "collect", "--db", str(db), "--grpc", "127.0.0.1:0", "--http", "off",
          "--decode-workers", str(decode_workers)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    for _ in range(300):
+    for _ in range(1200):  # up to a minute: a collector starts slowly on a loaded machine
         if state_path.exists():
             return process, json.loads(state_path.read_text())
         if process.poll() is not None:
@@ -366,41 +366,65 @@ def ceilings(payloads: list[bytes]) -> tuple[float, float, float | None]:
     return parse, python, compiled
 
 
-def stages(payloads: list[bytes]) -> dict[str, float]:
+def stages(payloads: list[bytes], attributes_compression: str | None = None) -> dict[str, float]:
     """Microseconds a span for each stage the collector runs on these requests, in this process: decode (parse +
-    Arrow columns) and the redaction processor with the default policy in CPU time of this thread (steadier than
-    wall time on a shared machine), the store insert and the checkpoint in wall time (DuckDB works on its own
-    threads too)."""
+    Arrow columns), the redaction processor with the default policy and cost in CPU time of this thread (steadier
+    than wall time on a shared machine), the store insert and the checkpoint in CPU time of the whole process (DuckDB
+    works on its own threads too), on a store opened as the collector opens it; and the store's bytes a span after
+    the checkpoint. `attributes_compression`: store spans.attributes with that DuckDB compression (an experiment)."""
     from tracekit.collector.exporters.store_writer import next_sequence, write_batches
+    from tracekit.collector.processors.cost import CostProcessor
     from tracekit.collector.processors.decode import decode_payload
     from tracekit.collector.processors.redaction import BatchRedactor
     from tracekit.redaction import RedactionPolicy
-    from tracekit.store.database import open_store
+    from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store
 
     spans = len(payloads) * SPANS_PER_REQUEST
-    timings: dict[str, list[float]] = {"decode": [], "redaction": [], "insert": [], "checkpoint": []}
-    redactor = BatchRedactor(RedactionPolicy.default())
-    redactor.process("traces", decode_payload("traces", payloads[0]))  # compile the screen outside the timing
+    timings: dict[str, list[float]] = {"decode": [], "redaction": [], "cost": [], "insert": [], "checkpoint": []}
+    sizes = []
+    redactor, pricer = BatchRedactor(RedactionPolicy.default()), CostProcessor()
+    # Outside the timing: compiling the screen, loading prices (and pandas, which pyarrow loads on first use).
+    pricer.process("traces", redactor.process("traces", decode_payload("traces", payloads[0])))
     for _ in range(3):
         started = time.thread_time()
         batches = [decode_payload("traces", payload) for payload in payloads]
         timings["decode"].append(time.thread_time() - started)
-        started = time.thread_time()
-        for batch in batches:
-            redactor.process("traces", batch)
-        timings["redaction"].append(time.thread_time() - started)
+        for stage, processor in (("redaction", redactor), ("cost", pricer)):
+            started = time.thread_time()
+            for batch in batches:
+                processor.process("traces", batch)
+            timings[stage].append(time.thread_time() - started)
         with tempfile.TemporaryDirectory() as tmp:
-            con = open_store(Path(tmp) / "stages.duckdb")
-            started = time.perf_counter()
+            path = Path(tmp) / "stages.duckdb"
+            con = open_store(path, checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
+            if attributes_compression:
+                _compress_attributes(con, attributes_compression)
+            started = time.process_time()
             con.execute("BEGIN TRANSACTION")
             write_batches(con, batches, next_sequence(con), set())
             con.execute("COMMIT")
-            timings["insert"].append(time.perf_counter() - started)
-            started = time.perf_counter()
+            timings["insert"].append(time.process_time() - started)
+            started = time.process_time()
             con.execute("CHECKPOINT")
-            timings["checkpoint"].append(time.perf_counter() - started)
+            timings["checkpoint"].append(time.process_time() - started)
             con.close()
-    return {stage: 1e6 * statistics.median(values) / spans for stage, values in timings.items()}
+            sizes.append(path.stat().st_size / spans)
+    figures = {stage: 1e6 * statistics.median(values) / spans for stage, values in timings.items()}
+    return {**figures, "store_bytes": statistics.median(sizes)}
+
+
+def _compress_attributes(con, method: str) -> None:
+    """The spans table created again with its attributes column stored with DuckDB compression `method`."""
+    from tracekit.store.schema import SPAN_COLUMNS_DDL
+
+    columns = SPAN_COLUMNS_DDL.replace("attributes JSON NOT NULL,",
+                                       f"attributes JSON NOT NULL USING COMPRESSION {method},")
+    named = {line.split()[0] for line in SPAN_COLUMNS_DDL.strip().splitlines()}
+    extra = [f"{name} {kind}" for name, kind in con.execute(  # what later schema steps added (cost_usd)
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'spans' ORDER BY column_index"
+    ).fetchall() if name not in named]
+    con.execute("DROP TABLE spans")
+    con.execute(f"CREATE TABLE spans ({', '.join([columns, *extra])})")
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
@@ -467,12 +491,16 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         print(f"normalize ceiling (compiled) {compiled_rate:>7,.0f} spans/s   durable/compiled = "
               f"{durable_rate / compiled_rate:.3f}   ({1e6 / compiled_rate:.1f} us/span, "
               f"{compiled_rate / normalize_rate:.1f}x the Python path)")
-    by_stage = stages(payloads)
-    print("time by stage (decode and redaction: CPU of one thread; insert and checkpoint: wall; median of 3):")
+    by_stage = stages(payloads, args.attributes_compression)
+    store_bytes = by_stage.pop("store_bytes")
+    print("time by stage (decode, redaction, cost: CPU of one thread; insert and checkpoint: CPU of the process; "
+          "median of 3):")
     for stage, micros in by_stage.items():
         print(f"  {stage:<12} {micros:>8.2f} us/span   {size / micros:>8,.0f} MB/s")
+    print(f"  store file   {store_bytes:>8,.0f} bytes/span after the checkpoint"
+          f"{f' (attributes: {args.attributes_compression})' if args.attributes_compression else ''}")
     return {"durable_spans_per_s": durable_rate, "collector_us_per_span": collector_us, "bytes_per_span": size,
-            **{f"{stage}_us_per_span": micros for stage, micros in by_stage.items()}}
+            **{f"{stage}_us_per_span": micros for stage, micros in by_stage.items()}, "store_bytes_per_span": store_bytes}
 
 
 def main() -> None:
@@ -485,6 +513,9 @@ def main() -> None:
                         help="span rows between the collector's checkpoints (default: the collector's)")
     parser.add_argument("--content", action="store_true",
                         help="spans with recorded message content (~3 KB a span), as agents with content on send")
+    parser.add_argument("--attributes-compression", metavar="METHOD",
+                        help="time the insert and checkpoint stages with spans.attributes stored with this DuckDB "
+                             "compression (zstd, uncompressed, ...) instead of DuckDB's choice")
     parser.add_argument("--against", metavar="PYTHON",
                         help="also run the same measurement with another interpreter whose tracekit is a baseline "
                              "checkout (e.g. main's), in this run, and print the ratios")
@@ -501,8 +532,13 @@ def main() -> None:
             command.append("--content")
         if args.checkpoint_rows is not None:
             command += ["--checkpoint-rows", str(args.checkpoint_rows)]
+        if args.attributes_compression:
+            command += ["--attributes-compression", args.attributes_compression]
         print(f"\n--- baseline: {args.against} ---", flush=True)
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        finished = subprocess.run(command, capture_output=True, text=True)
+        if finished.returncode:
+            raise SystemExit(f"the baseline run failed:\n{finished.stdout}{finished.stderr}")
+        output = finished.stdout
         print(output.split("FIGURES ")[0], end="")
         baseline = json.loads(output.split("FIGURES ")[1])
         print("\n--- this checkout / baseline ---")

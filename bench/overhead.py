@@ -1,6 +1,8 @@
 """What tracekit's instrumentation costs per call.
 
-Run: `python bench/overhead.py [--quick]`. Everything is measured in this one process, interleaved (baseline,
+Run: `python bench/overhead.py [--quick] [--metrics]` (`--metrics`: with a MeterProvider, so the GenAI metrics
+are recorded too, under the names `OTEL_SEMCONV_STABILITY_OPT_IN` picks; without it they are skipped as they are
+when an application sets no MeterProvider). Everything is measured in this one process, interleaved (baseline,
 ours, baseline, ours, ...), in CPU time of this process, and reported as the fastest round of each side (as timeit
 does: other work on the machine only ever adds time, so the minimum is the closest to what the code costs), so the
 figures hold on a busy machine where wall-clock figures drift. Spans go to a TracerProvider whose one processor
@@ -317,8 +319,21 @@ def adversarial_text(size_bytes: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (for a smoke run)")
+    parser.add_argument("--metrics", action="store_true",
+                        help="with a MeterProvider (an in-memory reader), so the GenAI metrics are recorded too; "
+                             "OTEL_SEMCONV_STABILITY_OPT_IN picks which names")
     args = parser.parse_args()
     n, rounds = (2_000, 3) if args.quick else (4_000, 15)
+    if args.metrics:
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        from tracekit.configuration import genai_metric_views
+        from tracekit.tracing import latest_conventions
+
+        metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()], views=genai_metric_views()))
+        print(f"metrics recorded ({'latest' if latest_conventions() else 'default'} convention names)")
 
     provider = TracerProvider()
     provider.add_span_processor(Drop())

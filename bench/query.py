@@ -94,6 +94,8 @@ SELECT
     CASE WHEN status = 'ERROR' THEN 'TimeoutError' END AS error_type,
     CASE WHEN op = 'chat' THEN input_tokens END AS input_tokens,
     CASE WHEN op = 'chat' THEN output_tokens END AS output_tokens,
+    -- roughly gpt-4o's list price: the cost tiles sum something real (tracekit.cost prices at ingest, not here)
+    CASE WHEN op = 'chat' THEN input_tokens * 2.5e-6 + output_tokens * 1e-5 END AS cost_usd,
     CAST(CASE op
         WHEN 'invoke_agent' THEN json_object('gen_ai.operation.name', op, 'gen_ai.agent.name', agent,
             'gen_ai.agent.id', 'asst_' || agent, 'gen_ai.system', 'openai', 'gen_ai.provider.name', 'openai',

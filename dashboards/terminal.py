@@ -30,6 +30,8 @@ def _fmt(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
+        if 0 < abs(value) < 1:  # costs in USD, shares: a fraction keeps three significant digits, not "0.0"
+            return f"{value:.3g}"
         return f"{value:,.1f}" if abs(value) < 1e15 else f"{value:.3g}"
     if isinstance(value, decimal.Decimal):
         return _fmt(float(value)) if value != value.to_integral_value() else f"{int(value):,}"
@@ -88,6 +90,9 @@ def _sparkline(columns: list[str], rows: list[dict[str, Any]]) -> RenderableType
     _, numeric = _label_and_values(columns, rows)
     if not numeric:
         return _table(columns, rows)
+    series = [c for c in columns[1:] if c not in numeric]
+    if series:
+        return _series_sparklines(columns[0], series[0], numeric[0], rows)
     values = [float(row[numeric[0]] or 0) for row in rows]
     top = max(values) or 1
     line = "".join(_BLOCKS[min(8, int(round(v / top * 8)))] for v in values[-120:])
@@ -95,6 +100,31 @@ def _sparkline(columns: list[str], rows: list[dict[str, Any]]) -> RenderableType
     last = rows[-1][columns[0]]
     caption = f"{_fmt(first)} → {_fmt(last)}   max {_fmt(max(values))}   total {_fmt(sum(values))}"
     return Group(Text(line, style="green"), Text(caption, style="dim"))
+
+
+def _series_sparklines(time: str, label: str, value: str, rows: list[dict[str, Any]]) -> RenderableType:
+    """A time series split by a label column (cost by model per hour): one sparkline per label, on the same time
+    axis and scale, so the lines compare at a glance; a time a label has no row for stays blank."""
+    times = sorted({row[time] for row in rows if row[time] is not None})[-120:]
+    position = {moment: index for index, moment in enumerate(times)}
+    lines: dict[Any, list[float]] = {}
+    for row in rows:
+        if row[time] in position:
+            line = lines.setdefault(row[label], [0.0] * len(times))
+            line[position[row[time]]] += float(row[value] or 0)
+    top = max((v for line in lines.values() for v in line), default=0) or 1
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(justify="right")
+    grid.add_column()
+    grid.add_column(justify="right")
+    grid.add_row(Text(label, style="dim"), Text(""), Text(f"total {value}", style="dim"))
+    ordered = sorted(lines.items(), key=lambda item: (-sum(item[1]), str(item[0])))
+    for name, line in ordered[:20]:
+        # a time with any amount draws at least the lowest bar: a cheap model is not drawn as having no calls
+        spark = "".join(_BLOCKS[max(v > 0, min(8, int(round(v / top * 8))))] for v in line)
+        grid.add_row(Text(_fmt(name) or "(empty)"), Text(spark, style="green"), Text(_fmt(sum(line))))
+    caption = f"{_fmt(times[0])} → {_fmt(times[-1])}   {len(times)} points   max {_fmt(top)}" if times else ""
+    return Group(grid, Text(caption, style="dim"))
 
 
 def _table(columns: list[str], rows: list[dict[str, Any]]) -> RenderableType:

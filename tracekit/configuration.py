@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from tracekit import semconv
 from tracekit.content import ContentMode, get_content_settings, set_content_recording
 from tracekit.redaction import RedactionPolicy
+from tracekit.tracing import read_latest_conventions
 
 __all__ = ["configure", "ConfigureResult", "instrument", "uninstrument", "INSTRUMENTORS"]
 
@@ -116,15 +117,18 @@ def _azure_exporters(connection_string: str, options: Mapping[str, Any] | None =
 
 
 def genai_metric_views() -> list[Any]:
-    """Views giving the two GenAI client histograms the bucket boundaries the spec prescribes."""
+    """Views giving the GenAI client histograms (under either convention set's names) the bucket boundaries the
+    spec prescribes."""
     from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
-    return [
-        View(instrument_name=semconv.METRIC_TOKEN_USAGE,
-             aggregation=ExplicitBucketHistogramAggregation(semconv.TOKEN_USAGE_BUCKETS)),
-        View(instrument_name=semconv.METRIC_OPERATION_DURATION,
-             aggregation=ExplicitBucketHistogramAggregation(semconv.OPERATION_DURATION_BUCKETS)),
-    ]
+    tokens = ExplicitBucketHistogramAggregation(semconv.TOKEN_USAGE_BUCKETS)
+    durations = ExplicitBucketHistogramAggregation(semconv.OPERATION_DURATION_BUCKETS)
+    return [View(instrument_name=name, aggregation=tokens)
+            for name in (semconv.METRIC_TOKEN_USAGE, semconv.METRIC_INFERENCE_OPERATION_INPUT_TOKENS,
+                         semconv.METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS)] + \
+           [View(instrument_name=name, aggregation=durations)
+            for name in (semconv.METRIC_OPERATION_DURATION, semconv.METRIC_TIME_TO_FIRST_CHUNK,
+                         semconv.METRIC_INFERENCE_DURATION, semconv.METRIC_INFERENCE_TIME_TO_FIRST_CHUNK)]
 
 
 def _azure_connection_string(connection_string: str | None, endpoint: str | None) -> str | None:
@@ -194,6 +198,8 @@ def configure(
       rules, or `TRACEKIT_REDACTION_FILE`).
     * `instrument=True` also calls `tracekit.instrument()` (or pass framework names).
     * `service_name` falls back to `OTEL_SERVICE_NAME`.
+    * `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental` makes tracekit emit the latest GenAI convention
+      names (docs/conventions.md); it is read here and by `instrument()`.
     * `live` (default on, `TRACEKIT_LIVE=false` turns it off): with OTLP export and logs on, every span that starts
       also sends a `tracekit.span.started` log record and a heartbeat runs while spans are open (tracekit.live), so
       the collector can show work in flight. Not added to an existing TracerProvider or for Azure Monitor.
@@ -206,6 +212,7 @@ def configure(
     from tracekit.live import LiveSpanProcessor, live_enabled
     from tracekit.redaction.sdk import RedactingLogRecordProcessor, RedactingSpanProcessor
 
+    read_latest_conventions()
     if content is not None:
         set_content_recording(content, redaction=redaction)
     elif redaction is not None:

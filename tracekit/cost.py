@@ -181,18 +181,51 @@ def price_call(attributes: Mapping[str, Any], *, operation: str | None = None, p
                           request_model or attributes.get(semconv.GEN_AI_REQUEST_MODEL)) if isinstance(m, str) and m]
     if not models:
         return None
-    if provider:
-        provider_id = PROVIDER_IDS.get(str(provider).lower())
-        if provider_id is None:
-            return None
-    else:
-        provider_id = None
+    priced, provider_id = _provider_id(provider)
+    if not priced:
+        return None
     day = _day(start_time_ns)
     key = tuple(sorted(tokens.items()))
     for model in dict.fromkeys(models):  # response model first; the request model may be an Azure deployment name
         price = _calc(provider_id, model, key, day)
         if price is not None:
             return price
+    return None
+
+
+def _provider_id(provider: Any) -> tuple[bool, str | None]:
+    """(whether a call of `provider` can be priced, its genai-prices id: None when no provider is named)."""
+    if not provider:
+        return True, None
+    provider_id = PROVIDER_IDS.get(str(provider).lower())
+    return provider_id is not None, provider_id
+
+
+def call_rates(*, operation: str | None, provider: str | None, request_model: str | None,
+               response_model: str | None, start_time_ns: int) -> tuple[float, float, float, float] | None | bool:
+    """How `price_call` prices the calls of one operation, provider and model pair on the day of `start_time_ns`
+    that report only input and output tokens (typed columns, no cache or reasoning counts), for pricing many at once.
+
+    A tuple (input USD per input token, input USD per output token, output USD per input token, output USD per output
+    token) when the price is linear: a call's price is then `price_call`'s own arithmetic over them, in its order,
+    `(a * input + b * output) + (c * input + d * output)`. None when such calls are never priced. True when the price
+    is not linear (tiers): each call goes through `price_call`.
+    """
+    if not is_priced_operation(operation):
+        return None
+    models = [m for m in (response_model, request_model) if isinstance(m, str) and m]
+    priced, provider_id = _provider_id(provider)
+    if not priced:
+        return None
+    day = _day(start_time_ns)
+    for model in dict.fromkeys(models):  # the order price_call tries them in
+        rates = _rates(provider_id, model, day)
+        if rates is None:
+            continue
+        if not rates.linear:
+            return True
+        inputs, outputs = rates.input_per_token, rates.output_per_token
+        return (inputs["input_tokens"], inputs["output_tokens"], outputs["input_tokens"], outputs["output_tokens"])
     return None
 
 

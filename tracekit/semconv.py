@@ -114,6 +114,8 @@ OPENAI_AGENTS_GUARDRAIL_TRIGGERED: Final = "openai_agents.guardrail.triggered"  
 
 # --- tracekit's own keys -------------------------------------------------------------------------------------------------
 TRACEKIT_REDACTED_COUNT: Final = "tracekit.redaction.masked_count"  # values masked on this span by the in-process policy
+# The customMeasurements key (views and Azure export) of what tracekit priced a model call at, in USD (tracekit/cost.py).
+TRACEKIT_COST_USD: Final = "tracekit.cost_usd"
 
 # --- content (opt-in) ----------------------------------------------------------------------------------------------------
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
@@ -184,6 +186,23 @@ TOKEN_USAGE_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 26214
                               67108864)
 OPERATION_DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96,
                                      81.92)
+METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"  # streamed calls (v1.38-v1.40)
+# The same measurements as the latest semantic-conventions-genai names them (emitted with
+# OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental): client-inference.md, token-metrics.yaml (#374, #536),
+# and the agent/tool duration metrics (#322; #571 renamed gen_ai.invoke_agent.duration to gen_ai.invocation.duration).
+METRIC_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
+METRIC_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
+METRIC_INFERENCE_USAGE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.input_tokens"  # counter, by modality
+METRIC_INFERENCE_USAGE_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.output_tokens"
+METRIC_INFERENCE_USAGE_CACHE_READ_TOKENS: Final = "gen_ai.client.inference.usage.cache_read.input_tokens"
+METRIC_INFERENCE_USAGE_CACHE_WRITE_TOKENS: Final = "gen_ai.client.inference.usage.cache_write.input_tokens"
+METRIC_INFERENCE_USAGE_REASONING_TOKENS: Final = "gen_ai.client.inference.usage.reasoning.output_tokens"
+METRIC_INFERENCE_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"  # histogram
+METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
+METRIC_INVOCATION_DURATION: Final = "gen_ai.invocation.duration"  # invoke_agent (INTERNAL)
+METRIC_EXECUTE_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
+GEN_AI_TOKEN_MODALITY: Final = "gen_ai.token.modality"
+TOKEN_MODALITY_UNKNOWN: Final = "unknown"  # the providers we instrument do not split usage by modality
 
 # --- resource ----------------------------------------------------------------------------------------------------------------
 SERVICE_NAME: Final = "service.name"

@@ -88,9 +88,32 @@ def test_default_rules_pass_on_a_healthy_run_and_junit_reports_each_rule(demo_st
     db, _ = demo_store
     assert main(["alerts", "check", "--db", str(db), "--format", "junit"]) == 0
     suite = ElementTree.fromstring(capsys.readouterr().out)
-    assert suite.get("tests") == "4" and suite.get("failures") == "0" and suite.get("errors") == "0"
+    assert suite.get("tests") == "5" and suite.get("failures") == "0" and suite.get("errors") == "0"
     assert [case.get("name") for case in suite] == [
-        "agent run success rate", "agent run latency p95", "token usage spike", "evaluation score below threshold"]
+        "agent run success rate", "agent run latency p95", "token usage spike", "evaluation score below threshold",
+        "hourly model spend"]
+
+
+def test_spend_rule_sums_the_cost_measurement(demo_store, tmp_path, capsys) -> None:
+    """The default spend rule, its threshold lowered under the demo's spend, fires with the stored prices' sum."""
+    from tracekit.store.reader import open_reader
+
+    db, _ = demo_store
+    reader = open_reader(db)
+    try:
+        spend = reader.sql("SELECT sum(cost_usd) AS s, count(cost_usd) AS n FROM spans").to_pylist()[0]
+    finally:
+        reader.close()
+    assert spend["n"] > 0 and spend["s"] > 0
+    assert main(["alerts", "show-defaults"]) == 0
+    text = capsys.readouterr().out
+    rule = text[text.index('name = "hourly model spend"'):]
+    lowered = "[[alert]]\n" + rule.replace("threshold = 10\n", f"threshold = {spend['s'] / 2}\n")
+    assert main(["alerts", "check", "--rules", _rules(tmp_path, lowered), "--db", str(db),
+                 "--format", "json"]) == 1
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["status"] == "fired"
+    assert report["rows"][0]["value"] == pytest.approx(round(spend["s"], 4))
 
 
 def test_junit_marks_a_firing_rule_as_a_failure(demo_store, tmp_path, capsys) -> None:

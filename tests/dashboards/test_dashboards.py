@@ -8,6 +8,7 @@ import math
 from collections import defaultdict
 
 import pytest
+from genai_prices import Usage, calc_price
 
 import tracekit.dashboards as dashboards
 from tests.query.spanfactory import collector_store
@@ -55,7 +56,8 @@ def test_agents_dashboard_definition():
     board = dashboards.load("agents")
     assert board.default_since == dt.timedelta(hours=24)
     ids = [tile.id for tile in board.tiles]
-    for required in ("runs_by_agent", "run_latency", "models", "tools", "errors", "evaluations"):
+    for required in ("runs_by_agent", "run_latency", "models", "tools", "errors", "evaluations", "cost_by_model",
+                     "cost_by_agent"):
         assert required in ids
     assert {tile.chart for tile in board.tiles} <= set(dashboards.CHART_KINDS)
     with pytest.raises(dashboards.DashboardError, match="available: agents"):
@@ -227,3 +229,151 @@ def test_workbook_export_with_db_runs_every_tile_first(tmp_path, capsys):
         {"id": "typo", "title": "typo", "kql": "dependencies | summarise count()", "chart": "number"}]}, "mine")
     with pytest.raises(QueryError, match=r"tile 'typo' of 'mine' does not run: .*summari"):
         _check_tiles_run(broken, db)
+
+
+# --- cost tiles: checked against genai-prices itself and the span tree, never against tracekit.cost ----------------
+
+
+def _price(span) -> float | None:
+    """What the call costs by genai-prices: response model first, else the request model (as the issue says)."""
+    attributes = span.attributes
+    when = dt.datetime.fromtimestamp(span.start_time / 1e9, dt.timezone.utc)
+    usage = Usage(input_tokens=attributes["gen_ai.usage.input_tokens"],
+                  output_tokens=attributes["gen_ai.usage.output_tokens"])
+    for model in filter(None, (attributes.get("gen_ai.response.model"), attributes.get("gen_ai.request.model"))):
+        try:
+            return float(calc_price(usage, model_ref=model, provider_id="openai",
+                                    genai_request_timestamp=when).total_price)
+        except LookupError:
+            continue
+    return None
+
+
+def _hour(span) -> dt.datetime:
+    return dt.datetime(1970, 1, 1) + dt.timedelta(hours=span.start_time // HOUR_NS)
+
+
+def _close(rows, key, expected):
+    got = {(row["timestamp"], row[key]): row["CostUSD"] for row in rows}
+    assert set(got) == set(expected)
+    for cell, value in expected.items():
+        assert got[cell] == pytest.approx(value, rel=1e-9)
+
+
+def test_cost_by_model_over_time(store, workload):
+    expected = defaultdict(float)
+    for span in workload.spans:
+        if _op(span) == "chat":
+            expected[(_hour(span), span.attributes["gen_ai.request.model"])] += _price(span)
+    assert len({hour for hour, _ in expected}) > 1 and all(value > 0 for value in expected.values())
+    _close(_run(store, "cost_by_model"), "Model", expected)
+
+
+def test_cost_by_agent_over_time(store, workload):
+    agent_of = {span.context.span_id: span.attributes["gen_ai.agent.name"]
+                for span in workload.spans if _op(span) == "invoke_agent"}
+    expected = defaultdict(float)
+    for span in workload.spans:
+        if _op(span) == "chat":
+            expected[(_hour(span), agent_of[span.parent.span_id])] += _price(span)
+    _close(_run(store, "cost_by_agent"), "Agent", expected)
+
+
+@pytest.fixture(scope="module")
+def nested(tmp_path_factory):
+    """Agents within agents and calls below other spans: planner -> chat; planner -> execute_tool -> chat;
+    planner -> invoke_agent researcher -> chat (the researcher's); a chat under no agent; a model without a price
+    (absent from both tiles, not counted as 0); a call sampled at 25 % (itemCount 4)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    base = BASE_NS // HOUR_NS * HOUR_NS
+    clock = iter(range(base, base + 10**12, 10**9))
+
+    def span(name, parent=None, **attributes):
+        context = trace.set_span_in_context(parent) if parent is not None else None
+        started = tracer.start_span(name, context=context, start_time=next(clock), attributes=attributes)
+        return started
+
+    def chat(parent, model, tokens, **extra):
+        call = span(f"chat {model}", parent, **{"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                                                "gen_ai.request.model": model,
+                                                "gen_ai.usage.input_tokens": tokens,
+                                                "gen_ai.usage.output_tokens": tokens // 10}, **extra)
+        call.end(end_time=next(clock))
+
+    agent = {"gen_ai.operation.name": "invoke_agent"}
+    planner = span("invoke_agent planner", **agent, **{"gen_ai.agent.name": "planner"})
+    chat(planner, "gpt-4o", 1000)
+    tool = span("execute_tool search", planner, **{"gen_ai.operation.name": "execute_tool"})
+    chat(tool, "gpt-4o-mini", 2000)
+    tool.end(end_time=next(clock))
+    researcher = span("invoke_agent researcher", planner, **agent, **{"gen_ai.agent.name": "researcher"})
+    chat(researcher, "gpt-4o", 3000)
+    chat(researcher, "no-such-model", 4000)
+    chat(researcher, "gpt-4o-mini", 5000, **{"_MS.sampleRate": 25.0})
+    researcher.end(end_time=next(clock))
+    planner.end(end_time=next(clock))
+    chat(None, "gpt-4o", 6000)
+    directory = tmp_path_factory.mktemp("nested")
+    with collector_store(directory, exporter.get_finished_spans()) as collector:
+        yield collector.reader(), exporter.get_finished_spans()
+
+
+def test_cost_goes_to_the_nearest_agent_and_unknown_prices_stay_out(nested):
+    reader, spans = nested
+    by_id = {span.context.span_id: span for span in spans}
+
+    def nearest_agent(span):
+        parent = span.parent and by_id.get(span.parent.span_id)
+        while parent is not None and _op(parent) != "invoke_agent":
+            parent = parent.parent and by_id.get(parent.parent.span_id)
+        return parent.attributes["gen_ai.agent.name"] if parent is not None else None
+
+    by_model, by_agent = defaultdict(float), defaultdict(float)
+    for span in spans:
+        if _op(span) != "chat" or (price := _price(span)) is None:
+            continue
+        weighted = price * 100 / span.attributes.get("_MS.sampleRate", 100)
+        by_model[(_hour(span), span.attributes["gen_ai.request.model"])] += weighted
+        if nearest_agent(span) is not None:
+            by_agent[(_hour(span), nearest_agent(span))] += weighted
+    assert _price(next(s for s in spans if s.name == "chat no-such-model")) is None
+    assert {agent for _, agent in by_agent} == {"planner", "researcher"}
+    board = dashboards.load("agents")
+    _close(dashboards.run_tile(reader, board.tile("cost_by_model"), None).to_pylist(), "Model", by_model)
+    _close(dashboards.run_tile(reader, board.tile("cost_by_agent"), None).to_pylist(), "Agent", by_agent)
+    # The measurement is absent, never 0, where there is no price; both table spellings carry it.
+    from tracekit.query.kql import run_kql
+
+    rows = run_kql(reader, 'dependencies | project name, m = customMeasurements, '
+                           'c = toreal(customMeasurements["tracekit.cost_usd"]) | order by name asc').to_pylist()
+    unpriced = [row for row in rows if row["name"] in ("chat no-such-model", "execute_tool search")]
+    assert unpriced and all(row["m"] is None and row["c"] is None for row in unpriced)
+    workspace = run_kql(reader, 'AppDependencies | where isnotnull(Measurements["tracekit.cost_usd"]) '
+                                '| summarize n = count()').to_pylist()
+    assert workspace == [{"n": sum(1 for row in rows if row["c"] is not None)}] and workspace[0]["n"] == 5
+
+
+def test_cost_lines_draw_one_sparkline_per_series(store, capsys):
+    _, path = store
+    assert main(["dashboards", "show", "agents", "--db", str(path), "--since", "all", "--tile", "cost_by_model"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "gpt-4o" in line]
+    assert len(lines) == 2 and all(any(block in line for block in "▁▂▃▄▅▆▇█") for line in lines)
+    assert "0.0" not in out.split()  # small USD amounts keep their digits
+
+
+def test_workbook_carries_the_cost_tiles():
+    workbook = to_workbook(dashboards.load("agents"))
+    items = {item["name"]: item["content"] for item in workbook["items"] if item["type"] == 3}
+    for tile_id in ("cost_by_model", "cost_by_agent"):
+        content = items[f"tile - {tile_id}"]
+        assert content["visualization"] == "timechart"
+        assert 'toreal(customMeasurements["tracekit.cost_usd"])' in content["query"]

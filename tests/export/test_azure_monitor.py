@@ -404,3 +404,41 @@ def test_the_screen_leaves_clean_spans_untouched(store: Path) -> None:
     assert redactor.masked == 0 and len(after.keys) == 60
     assert after.attributes == before.attributes
     assert after.events == before.events and sum(map(len, after.events.values())) > 0
+
+
+def test_cost_is_sent_as_the_measurement_the_tiles_read(store: Path) -> None:
+    """The stored price of each model call reaches Application Insights as customMeasurements["tracekit.cost_usd"]
+    (the exporter's own `microsoft.custom_measurements` path, checked against it shape by shape), equal to what the
+    local views give the same KQL and to genai-prices' price; spans without a price carry no measurement."""
+    from datetime import timezone
+
+    from genai_prices import Usage, calc_price
+
+    from tracekit.query.kql import run_kql
+
+    with FakeIngestion() as fake:
+        assert export(store, fake).complete
+        deps = fake.telemetry("RemoteDependencyData")
+    sent = {e["data"]["baseData"]["id"]: e["data"]["baseData"] for e in deps}
+    reader = LocalReader.open_file(store)
+    try:
+        local = {row["id"]: row for row in run_kql(
+            reader, 'dependencies | project id, name, Cost = toreal(customMeasurements["tracekit.cost_usd"]), '
+                    'start = timestamp').to_pylist()}
+    finally:
+        reader.close()
+    assert set(sent) == set(local)
+    chats = 0
+    for span_id, data in sent.items():
+        measurement = data["measurements"].get("tracekit.cost_usd")
+        assert measurement == local[span_id]["Cost"]  # None == None for tools and agents: absent, not 0
+        assert "microsoft.custom_measurements" not in data["properties"]
+        if data["name"] == "chat gpt-4o":
+            chats += 1
+            when = local[span_id]["start"].replace(tzinfo=timezone.utc)
+            price = calc_price(Usage(input_tokens=120, output_tokens=42), model_ref="gpt-4o", provider_id="openai",
+                               genai_request_timestamp=when)
+            assert measurement == pytest.approx(float(price.total_price), rel=1e-9) and measurement > 0
+        else:
+            assert "tracekit.cost_usd" not in data["measurements"]
+    assert chats == 20

@@ -259,11 +259,13 @@ def test_posted_envelopes_are_the_exporters_own_for_the_shaped_spans(store: Path
         for start in range(0, len(keys), 7):
             page = rows.fetch(keys[start:start + 7], with_main_agents=True)
             for span in rebuild_spans(page, resources):
-                shaped = shaper.span(span, LimitReport(), page.main_agents.get((span.trace_id_hex, span.span_id_hex)))
+                key = (span.trace_id_hex, span.span_id_hex)
+                shaped = shaper.span(span, LimitReport(), page.main_agents.get(key), page.costs.get(key))
                 expected += [sender.traces._span_to_envelope(shaped), *sender.traces._span_events_to_envelopes(shaped)]
         sender.close()
         reader.close()
     assert posted == json.loads(wire_json(expected))
+    assert sum("tracekit.cost_usd" in e["data"]["baseData"]["measurements"] for e in posted) == 20  # the chats
 
 
 def test_main_agents_are_the_same_whatever_the_page_boundaries(store: Path) -> None:

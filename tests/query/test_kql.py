@@ -166,6 +166,13 @@ def test_shortcut_gives_the_same_answer_as_the_full_customdimensions(mixed_reade
         'exceptions | summarize n = count(), i = sum(itemCount) by type, operation_ParentId '
         '| order by operation_ParentId asc',
         'AppExceptions | summarize count() by ExceptionType, ParentId, bin(TimeGenerated, 1m) | order by ParentId asc',
+        # The cost measurement, from the typed column instead of a JSON object per row; absent stays null.
+        'dependencies | project id, c = toreal(customMeasurements["tracekit.cost_usd"]), '
+        'd = todouble(customMeasurements["tracekit.cost_usd"]), j = customMeasurements["tracekit.cost_usd"], '
+        's = tostring(customMeasurements["tracekit.cost_usd"]), i = toint(customMeasurements["tracekit.cost_usd"]) '
+        '| order by id asc',
+        'AppDependencies | where isnotnull(Measurements["tracekit.cost_usd"]) '
+        '| summarize n = count(), c = sum(toreal(Measurements["tracekit.cost_usd"]) * ItemCount)',
     ]
     for text in queries:
         compiled = compile_kql(reader, text)
@@ -178,6 +185,9 @@ def test_shortcut_gives_the_same_answer_as_the_full_customdimensions(mixed_reade
            '| where customDimensions["gen_ai.operation.name"] == "x" | count'
     assert compile_kql(reader, text).fallback_sql is None
     assert run_kql(reader, text).to_pylist()[0]["Count"] == len(reader.sql("SELECT * FROM dependencies"))
+    priced = reader.sql("SELECT count(cost_usd) AS n, sum(cost_usd) AS c FROM spans WHERE kind <> 'SERVER'").to_pylist()[0]
+    measured = run_kql(reader, queries[-1]).to_pylist()[0]
+    assert priced["n"] > 0 and measured["n"] == priced["n"] and measured["c"] == pytest.approx(priced["c"])
 
 
 def test_lean_sources_never_drop_result_columns(reader):
@@ -279,3 +289,31 @@ def test_shortcuts_rewrite_the_parse_tree_not_the_text(mixed_reader):
     compiled = compile_kql(mixed_reader, text, since=dt.timedelta(days=1))
     assert look_alike.replace("'", "''") in compiled.sql
     assert run_kql(mixed_reader, text, since=dt.timedelta(days=3650)).to_pylist() == [{"Count": 0}]
+
+
+def test_a_store_from_before_prices_reads_as_unpriced(workload, tmp_path):
+    """A schema v2 store (no spans.cost_usd) opened read-only, so not migrated: the views still work, with no
+    measurement, and the cost tile answers with no rows instead of an error."""
+    import duckdb
+
+    from tracekit import dashboards
+    from tracekit.store.reader import LocalReader
+
+    with collector_store(tmp_path, workload.spans):
+        pass
+    con = duckdb.connect(str(tmp_path / "traces.duckdb"))
+    con.execute("DELETE FROM tracekit_meta WHERE key = 'views_version'")
+    con.execute("ALTER TABLE spans DROP COLUMN cost_usd")
+    con.execute("UPDATE tracekit_meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+    reader = LocalReader.open_file(tmp_path / "traces.duckdb")
+    try:
+        rows = run_kql(reader, 'dependencies | summarize n = count(), '
+                               'priced = countif(isnotnull(customMeasurements["tracekit.cost_usd"]))').to_pylist()
+        assert rows == [{"n": sum(1 for s in workload.spans if s.kind.name != "SERVER"), "priced": 0}]
+        board = dashboards.load("agents")
+        for tile_id in ("cost_by_model", "cost_by_agent", "models"):
+            table = dashboards.run_tile(reader, board.tile(tile_id), None)
+            assert (table.num_rows == 0) == tile_id.startswith("cost"), tile_id
+    finally:
+        reader.close()

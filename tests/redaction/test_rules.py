@@ -7,11 +7,12 @@ import json
 
 import pyarrow as pa
 import pytest
+import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracekit.redaction import RedactionPolicy
-from tracekit.redaction.screen import flag_rows, quote
+from tracekit.redaction.screen import flag_rows, quote, rows_matching
 
 POLICY = RedactionPolicy.default()
 
@@ -104,3 +105,11 @@ def test_the_email_rule_finds_what_a_scan_of_the_pattern_finds(text: str) -> Non
     """EmailRule starts from each "@" instead of scanning; it must mask exactly what the pattern's own scan masks."""
     (rule,) = [rule for rule in POLICY.rules if rule.name == "email"]
     assert rule.apply(text) == rule.regex.subn("[REDACTED:email]", text)
+
+
+def test_rows_matching_finds_each_row_of_a_chunked_column_with_nulls_and_empty_rows():
+    regex = re2.compile(b"needle")
+    column = pa.chunked_array([pa.array(["", "a needle", None, "hay", "needle"]),
+                               pa.array(["needle needle", "", "x"]).slice(1), pa.array([], pa.string()),
+                               pa.array([None, "hay and a needle"])])
+    assert rows_matching(regex, column) == [1, 4, 8]

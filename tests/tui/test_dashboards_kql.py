@@ -27,6 +27,9 @@ async def test_agents_dashboard_draws_every_tile(store):
         runs = tiles["Agent runs"]
         assert "3" in runs.split("Agent runs", 1)[1]  # triage, booker, booker
         assert not any("line " in text and "column" in text for text in tiles.values()), tiles
+        for title, label in (("Cost by model (USD)", "gpt-4o-mini"), ("Cost by agent (USD)", "booker")):
+            lines = [line for line in tiles[title].splitlines() if label in line]  # one sparkline per series
+            assert lines and any(block in lines[0] for block in "▁▂▃▄▅▆▇█"), tiles[title]
         assert "all data" in shown(screen.query_one("#dashboard-status", Static))
 
 

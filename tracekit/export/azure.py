@@ -232,9 +232,10 @@ class AzureMonitorSender:
         report = LimitReport()
         refused: dict[str, tuple[int, str]] = {}
         spans: list[StoredSpan] = []
-        main_agents = page.main_agents
+        main_agents, costs = page.main_agents, page.costs
         for span in rebuild_spans(page, self.resources):
-            shaped = self.shaper.span(span, report, main_agents.get((span.trace_id_hex, span.span_id_hex)))
+            key = (span.trace_id_hex, span.span_id_hex)
+            shaped = self.shaper.span(span, report, main_agents.get(key), costs.get(key))
             if shaped is None:
                 refused.update((key, (400, TOO_OLD)) for key in span_item_keys(span))
             else:

@@ -43,6 +43,7 @@ TRIM_MARKER = "…[trimmed by tracekit]"
 ORIGINAL_START = "tracekit.original_start_time"
 TRIMMED_KEYS = "tracekit.trimmed"
 STATUS_DESCRIPTION = "otel.status_description"
+MEASUREMENTS = "microsoft.custom_measurements"
 
 # Kept first, and never trimmed: what dashboards group and sum on.
 PROTECTED_KEYS = (
@@ -165,6 +166,21 @@ def _trim_largest(entries: list[list[Any]], total: int, budget: int, trimmed: li
             trimmed.append(key)
 
 
+def with_measurement(current: Any, name: str, value: float) -> str:
+    """`microsoft.custom_measurements` (the exporter's only source of an envelope's measurements, a JSON object of
+    numbers) with `name` set to `value`, keeping what the span already measured."""
+    measurements: dict[str, Any] = {}
+    if isinstance(current, str):
+        try:
+            current = orjson.loads(current)
+        except orjson.JSONDecodeError:
+            current = None
+    if isinstance(current, Mapping):
+        measurements.update(current)
+    measurements[name] = value
+    return orjson.dumps(measurements).decode()
+
+
 def iso(ns: int) -> str:
     """Unix ns as an ISO 8601 UTC string with microseconds."""
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
@@ -181,12 +197,16 @@ class AzureShaper:
         return (self.now_ns or time.time_ns()) - MAX_AGE_NS + AGE_MARGIN_NS
 
     def span(self, span: StoredSpan, report: LimitReport,
-             main_agent: Mapping[str, Any] | None = None) -> StoredSpan | None:
+             main_agent: Mapping[str, Any] | None = None, cost_usd: float | None = None) -> StoredSpan | None:
         """The span as it will be sent, or None when ingestion would refuse it for its age.
 
-        `main_agent` (from StoreSource.main_agents) fills `microsoft.gen_ai.main_agent.*` unless the span has them.
+        `main_agent` (from StoreSource.main_agents) fills `microsoft.gen_ai.main_agent.*` unless the span has them;
+        `cost_usd` (the store's price of the call) becomes the `tracekit.cost_usd` measurement.
         """
         attributes = dict(span.attributes)
+        if cost_usd is not None:
+            attributes[MEASUREMENTS] = with_measurement(attributes.get(MEASUREMENTS), semconv.TRACEKIT_COST_USD,
+                                                        cost_usd)
         if main_agent and semconv.MICROSOFT_MAIN_AGENT_NAME not in attributes:
             for key, column in ((semconv.MICROSOFT_MAIN_AGENT_NAME, "agent_name"),
                                 (semconv.MICROSOFT_MAIN_AGENT_ID, "agent_id"),

@@ -54,6 +54,7 @@ class RowPage:
     log_keys: list[str] = field(default_factory=list)
     resources: dict[int, tuple[dict[str, Any], str]] = field(default_factory=dict)  # id -> (attributes, schema)
     main_agents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (trace, span) -> agent
+    costs: dict[tuple[str, str], float] = field(default_factory=dict)  # (trace, span) -> cost_usd, priced spans only
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -108,7 +109,8 @@ class RowReader:
     def fetch(self, keys: list[StoreKey], *, with_logs: bool = True, with_main_agents: bool = False) -> RowPage:
         """The spans named by `keys` (a slice of `StoreSource.list_keys`), in that order, with their children.
 
-        `with_main_agents`: also each span's outermost agent (`main_agents`), for Azure Monitor's main-agent keys."""
+        `with_main_agents`: also each span's outermost agent (`main_agents`), for Azure Monitor's main-agent keys,
+        and its stored price (`costs`), for the `tracekit.cost_usd` measurement."""
         if not keys:
             return RowPage([], {}, [])
         low, high = keys[0][0], keys[-1][0]
@@ -117,6 +119,8 @@ class RowReader:
         joined = ",".join([trace + span for _, trace, span in keys])
         span_ids = ",".join(sorted({span for _, _, span in keys}))
         agent_columns = f", {AGENT_EXTRA_COLUMNS}" if with_main_agents else ""
+        if with_main_agents and self.source.has_cost():
+            agent_columns += ", cost_usd"
         table = self.source.read(
             "spans", f"SELECT {SPAN_COLUMNS}, event_count, link_count{agent_columns} FROM spans s "
             "WHERE s.ingest_seq BETWEEN ? AND ? AND s.trace_id || s.span_id IN (SELECT unnest(string_split(?, ','))) "
@@ -160,6 +164,8 @@ class RowReader:
         page.resources = self._load_resources(resource_ids)
         if with_main_agents:
             page.main_agents = self.main_agents(found, _agent_rows(columns))
+            page.costs = {(trace, span): cost for trace, span, cost in zip(
+                columns["trace_id"], columns["span_id"], columns.get("cost_usd", ())) if cost is not None}
         return page
 
     def _load_resources(self, ids: set[int]) -> dict[int, tuple[dict[str, Any], str]]:

@@ -93,6 +93,7 @@ class StoreSource:
         # collector's function), so no sender ever sees an unredacted value.
         self.redactor = redactor
         self._span_logs: bool | None = None
+        self._has_cost: bool | None = None
         self._kql_keys: list[str] | None = None
         self._kql_traces: list[str] | None = None
 
@@ -172,6 +173,14 @@ class StoreSource:
         """Rows of the store table `table` (any of its columns), redacted when the export has a policy."""
         result = self.reader.sql(sql, params or [])
         return self.redactor.redact_table(table, result) if self.redactor is not None else result
+
+    def has_cost(self) -> bool:
+        """Whether the store prices model calls (a `spans.cost_usd` column: schema v3 and later)."""
+        if self._has_cost is None:
+            from tracekit.cost import has_cost_column
+
+            self._has_cost = has_cost_column(self.reader)
+        return self._has_cost
 
     def has_span_logs(self) -> bool:
         """Whether the store holds any log record correlated with a span (asked once; without any, the common case

@@ -504,16 +504,18 @@ def _with_sources(tree: dict[str, Any], time_filtered: bool, *,
 
 _PUBLIC_COLUMNS = f"COLUMNS(lambda c: NOT starts_with(c, '{views.HIDDEN_PREFIX}'))"
 _DIMENSION_COLUMNS = ("customDimensions", "Properties")
+_MEASUREMENT_COLUMNS = ("customMeasurements", "Measurements")
 # The JSON path duckdb-kql writes for x["key"]: `$.key` for a plain name, `$."gen_ai.x"` otherwise.
 _KEY_PATH = re.compile(r'\$\.(?:"([^"\'\\]+)"|([A-Za-z_][A-Za-z0-9_]*))')
 # Operators after which a pipeline's columns are spelled out, so a source needs only the columns the SQL names.
 _SHAPING_OPERATORS = {"summarize", "project", "count", "distinct", "graph-match", "make-series"}
 
 
-def _accessor(node: dict[str, Any]) -> str | None:
-    """The key when `node` is duckdb-kql's `customDimensions["key"]` (json_extract of the dynamic column)."""
+def _accessor(node: dict[str, Any], columns: tuple[str, ...] = _DIMENSION_COLUMNS) -> str | None:
+    """The key when `node` is duckdb-kql's `customDimensions["key"]` (json_extract of the dynamic column), or of
+    another of `columns`."""
     arguments = sql_tree.function(node, "json_extract")
-    if arguments is None or len(arguments) != 2 or sql_tree.column(arguments[0]) not in _DIMENSION_COLUMNS:
+    if arguments is None or len(arguments) != 2 or sql_tree.column(arguments[0]) not in columns:
         return None
     path = sql_tree.string_constant(arguments[1])
     match = _KEY_PATH.fullmatch(path) if path is not None else None
@@ -539,7 +541,9 @@ def _shortcut_sql(text: str, tree: dict[str, Any], sources: set[str], time_filte
     if not dimension_tables:
         return None
     keys = [key for node in sql_tree.walk(tree) if (key := _accessor(node)) is not None]
-    has_accessors = bool(keys)
+    measured = dimension_tables <= set(_SHORTCUT_TABLES) and any(
+        _accessor(node, _MEASUREMENT_COLUMNS) in views.TYPED_MEASUREMENTS for node in sql_tree.walk(tree))
+    has_accessors = bool(keys) or measured
     if dimension_tables <= set(_SHORTCUT_TABLES):
         excluded, typed_columns = views.span_key_excluded, views.TYPED_DIMENSIONS
     elif dimension_tables <= set(_EVENT_SHORTCUT_TABLES):
@@ -549,7 +553,7 @@ def _shortcut_sql(text: str, tree: dict[str, Any], sources: set[str], time_filte
     else:
         excluded, typed_columns = views.span_key_excluded, {}  # unused: there is no accessor to rewrite
     tokens = _tokens(text)
-    if has_accessors and not _accessors_only(tokens):
+    if has_accessors and not _accessors_only(tokens, _DIMENSION_COLUMNS + (_MEASUREMENT_COLUMNS if measured else ())):
         return None
     if typed_columns == {} and "logger_name" in keys:
         return None  # logger_name is the scope name unless an attribute says otherwise: only the view knows
@@ -588,6 +592,9 @@ class _Dimensions:
         conversion = self._token_conversion(node)
         if conversion is not None:
             return sql_tree.expression(conversion)
+        measurement = self._measurement(node)
+        if measurement is not None:
+            return sql_tree.expression(measurement)
         key = _unwrapped_accessor(node)
         if key is not None:
             return sql_tree.expression(self.value(key, unwrapped=True))
@@ -631,6 +638,28 @@ class _Dimensions:
         typed = f'"{views.HIDDEN_PREFIX}{views.TYPED_INTEGER_DIMENSIONS[key]}"'
         literal = f"'\"{key}\":' || CAST({typed} AS VARCHAR)"
         return f"(contains({text_sql}, {literal} || ',') OR contains({text_sql}, {literal} || '}}'))"
+
+    def _measurement(self, node: dict[str, Any]) -> str | None:
+        """`customMeasurements["tracekit.cost_usd"]` of a span, and `toreal()`/`todouble()` of it, read from the
+        store column the view builds that measurement from (views.TYPED_MEASUREMENTS) instead of building and
+        parsing a JSON object per row. Absent stays NULL."""
+        if not self.typed_columns:
+            return None
+        key = _accessor(node, _MEASUREMENT_COLUMNS)
+        if key in views.TYPED_MEASUREMENTS:
+            return f'CAST(to_json("{views.HIDDEN_PREFIX}{views.TYPED_MEASUREMENTS[key]}") AS JSON)'
+        if node.get("type") != "ARRAY_EXTRACT" or len(node.get("children", [])) != 2:
+            return None
+        call, index = node["children"]
+        arguments = sql_tree.function(call, "list_transform")
+        if index.get("literal", {}).get("text") != "1" or arguments is None or len(arguments) != 2:
+            return None
+        items = sql_tree.function(arguments[0], "list_value")
+        key = _accessor(items[0], _MEASUREMENT_COLUMNS) if items is not None and len(items) == 1 else None
+        function = next((name for lam, name in _conversion_lambdas() if sql_tree.same(lam, arguments[1])), None)
+        if key not in views.TYPED_MEASUREMENTS or function not in ("todouble", "toreal"):
+            return None
+        return f'CAST("{views.HIDDEN_PREFIX}{views.TYPED_MEASUREMENTS[key]}" AS DOUBLE)'
 
     def _token_conversion(self, node: dict[str, Any]) -> str | None:
         """`toint(customDimensions["gen_ai.usage.input_tokens"])` and friends, read from the typed column.
@@ -760,10 +789,11 @@ def _main_output_is_shaped(tokens: list[Any]) -> bool:
     return False
 
 
-def _accessors_only(tokens: list[Any]) -> bool:
-    """True when customDimensions/Properties is only ever indexed (`x["k"]`, `x.k`), never reassigned or expanded."""
+def _accessors_only(tokens: list[Any], columns: tuple[str, ...] = _DIMENSION_COLUMNS) -> bool:
+    """True when customDimensions/Properties (or the other `columns`) are only ever indexed (`x["k"]`, `x.k`),
+    never reassigned or expanded."""
     for index, token in enumerate(tokens):
-        if token.text in ("customDimensions", "Properties"):
+        if token.text in columns:
             following = tokens[index + 1].text if index + 1 < len(tokens) else ""
             if following not in ("[", "."):
                 return False

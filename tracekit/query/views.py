@@ -34,6 +34,7 @@ import duckdb
 
 from tracekit.query.pystr import py_str_sql
 from tracekit.query.span_mapping import SPAN_DERIVED, SPAN_MAPPING_MACROS
+from tracekit.semconv import TRACEKIT_COST_USD as COST_MEASUREMENT
 
 # --- the exporter's attribute filters (EXP/export/trace/_exporter.py, EXP/export/logs/_exporter.py) -------------------
 SPAN_EXCLUDED_PREFIXES = ("http.", "db.", "message.", "messaging.", "rpc.", "enduser.", "net.", "peer.",
@@ -136,6 +137,10 @@ CREATE OR REPLACE TEMP MACRO tk_item_count(a) AS
     CASE WHEN contains(CAST(a AS VARCHAR), 'MS.sampleRate"')  -- a needle starting with a rare character scans faster
          THEN coalesce(CAST(round(100.0 / nullif(TRY_CAST(a ->> '$."_MS.sampleRate"' AS DOUBLE), 0)) AS BIGINT), 1)
          ELSE 1 END;
+-- customMeasurements of a span: what tracekit priced its model call at (tracekit/cost.py), absent when unknown; the
+-- Azure export sends the same measurement (docs/decisions/2026-12-07-cost-measurement.md). Built only for priced spans.
+CREATE OR REPLACE TEMP MACRO tk_span_measurements(cost) AS
+    CASE WHEN cost IS NOT NULL THEN json_object('{COST_MEASUREMENT}', cost) END;
 -- OTel severity number -> Application Insights severityLevel (EXP/export/logs/_exporter.py::_get_severity_level).
 CREATE OR REPLACE TEMP MACRO tk_severity_level(n) AS
     CASE WHEN n IS NULL OR n < 9 THEN 0 ELSE CAST(trunc((n - 1) / 4 - 1) AS INTEGER) END;
@@ -182,10 +187,12 @@ TYPED_INTEGER_DIMENSIONS = {
     "gen_ai.usage.input_tokens": "input_tokens",
     "gen_ai.usage.output_tokens": "output_tokens",
 }
+# customMeasurements keys with a store column: tracekit.query.kql reads toreal(customMeasurements[key]) from it.
+TYPED_MEASUREMENTS = {COST_MEASUREMENT: "cost_usd"}
+_TYPED_COLUMNS = [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values(), *TYPED_MEASUREMENTS.values()]
 _HIDDEN_SPAN_COLUMNS = ", ".join(
     [f"s.attributes AS {HIDDEN_PREFIX}attributes", f"s.start_time AS {HIDDEN_PREFIX}time"]
-    + [f"s.{column} AS {HIDDEN_PREFIX}{column}"
-       for column in [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values()]]
+    + [f"s.{column} AS {HIDDEN_PREFIX}{column}" for column in _TYPED_COLUMNS]
 )
 
 _SPAN_ITEMS = f"""
@@ -199,7 +206,7 @@ SELECT
     tk_duration_ms(s.duration_ns) AS duration,
     tk_performance_bucket(tk_duration_ms(s.duration_ns)) AS performanceBucket,
     tk_span_properties(s.attributes) AS customDimensions,
-    CAST(NULL AS JSON) AS customMeasurements,
+    tk_span_measurements(s.cost_usd) AS customMeasurements,
     {", ".join(f"{expression} AS {column}" for column, expression in SPAN_DERIVED.items())},
     s.trace_id AS operation_Id,
     coalesce(nullif(s.parent_span_id, '0000000000000000'), s.trace_id) AS operation_ParentId,
@@ -223,8 +230,7 @@ _CONTEXT_COLUMNS = ("operation_Name, operation_Id, operation_ParentId, operation
                     "client_Browser, cloud_RoleName, cloud_RoleInstance, appId, appName, iKey, sdkVersion, itemId, "
                     "itemCount")
 _HIDDEN_SPAN_SELECT = ", ".join(
-    [f"{HIDDEN_PREFIX}attributes", f"{HIDDEN_PREFIX}time"]
-    + [f"{HIDDEN_PREFIX}{column}" for column in [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values()]]
+    [f"{HIDDEN_PREFIX}attributes", f"{HIDDEN_PREFIX}time"] + [f"{HIDDEN_PREFIX}{column}" for column in _TYPED_COLUMNS]
 )
 
 _SPAN_TABLES = f"""
@@ -500,14 +506,13 @@ _LEAN_SPAN_COLUMNS: dict[str, str] = {
     "itemId": "s.trace_id || s.span_id",
     "itemCount": "tk_item_count(s.attributes)",
     "customDimensions": "tk_span_properties(s.attributes)",
-    "customMeasurements": "CAST(NULL AS JSON)",
+    "customMeasurements": "tk_span_measurements(s.cost_usd)",
     "cloud_RoleName": "coalesce(r.cloud_RoleName, '')",
     "cloud_RoleInstance": "coalesce(r.cloud_RoleInstance, '')",
     "application_Version": "coalesce(r.application_Version, '')",
     f"{HIDDEN_PREFIX}attributes": "s.attributes",
     f"{HIDDEN_PREFIX}time": "s.start_time",
-    **{f"{HIDDEN_PREFIX}{column}": f"s.{column}"
-       for column in [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values()]},
+    **{f"{HIDDEN_PREFIX}{column}": f"s.{column}" for column in _TYPED_COLUMNS},
     **SPAN_DERIVED,
 }
 # What a derived column is for every row of one table: a dependency's success is its status alone, a request has no
@@ -678,8 +683,19 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
         pass  # the collector locks its configuration; its connection prints nothing anyway
     if stored_version(con) == version():
         return
+    _price_column_shim(con)
     for statement in _statements():
         con.execute(statement)
+
+
+def _price_column_shim(con: duckdb.DuckDBPyConnection) -> None:
+    """A store from before schema v3 (opened read-only, so not migrated) has no `spans.cost_usd`: a TEMP `spans`
+    view (TEMP names come first) gives it as NULL, unpriced, so the views, lean sources and SQL read one shape."""
+    if "cost_usd" in [column[0] for column in con.execute("SELECT * FROM spans LIMIT 0").description]:
+        return
+    catalog = con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
+    con.execute(f'CREATE OR REPLACE TEMP VIEW spans AS SELECT *, CAST(NULL AS DOUBLE) AS cost_usd '
+                f'FROM "{catalog}".main.spans')
 
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> str | None:

@@ -162,6 +162,7 @@ class RedactionPolicy:
         self._text_screen: Any = None  # built on first use (see text_screen); not pickled
         # Per-key decision cache: attribute keys repeat across millions of spans, the decision does not change.
         self._key_cache: dict[str, tuple[str | None, str | None, tuple[JsonPathRule, ...]] | None] = {}
+        self._text_cache: dict[str, tuple[str, int]] = {}  # short texts and what redact_text made of them
 
     # -- constructors --------------------------------------------------------------------------------------------------
 
@@ -279,6 +280,18 @@ class RedactionPolicy:
 
     def redact_text(self, text: str) -> tuple[str, int]:
         """`text` with every pattern rule applied, and the number of values masked."""
+        if len(text) <= _REMEMBERED_TEXT_CHARS:
+            # Short values (model names, operations, paths, finish reasons) repeat from span to span: their answer
+            # is remembered, sparing an RE2 call each.
+            known = self._text_cache.get(text)
+            if known is None:
+                known = self._redact_text(text)
+                if len(self._text_cache) < _REMEMBERED_TEXTS:
+                    self._text_cache[text] = known
+            return known
+        return self._redact_text(text)
+
+    def _redact_text(self, text: str) -> tuple[str, int]:
         screen = self.text_screen()
         rules: Sequence[PatternRule | NumberRule] = self.rules
         if screen is not None:
@@ -409,6 +422,7 @@ class RedactionPolicy:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_text_screen"] = None  # compiled RE2 objects do not pickle (worker processes build their own)
+        state["_text_cache"] = {}
         return state
 
     @property
@@ -427,6 +441,10 @@ def policy_from_options(policy_file: str | None = None, *, disabled: bool = Fals
 
 
 _DEFAULT: RedactionPolicy | None = None
+
+# Texts up to this length have their redaction remembered, up to this many per policy (a few MB at most).
+_REMEMBERED_TEXT_CHARS = 128
+_REMEMBERED_TEXTS = 20_000
 
 # Big enough that RE2's DFA for a whole screen stays in memory instead of falling back to the slower NFA.
 _RE2_MAX_MEM = 64 << 20

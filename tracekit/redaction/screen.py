@@ -100,6 +100,21 @@ def _safe_boundaries(array: pa.Array, data: memoryview, offsets: Sequence[int]) 
                for row in range(len(array)))
 
 
+def rows_matching(regex: "re2._Regexp", column: pa.ChunkedArray) -> list[int]:
+    """Rows of a string column where `regex` (compiled for bytes) may match: each chunk's data buffer searched as it
+    is, one RE2 call per hit. A superset: a match that runs from one row into the next flags the first."""
+    rows: list[int] = []
+    base = 0
+    for chunk in column.chunks:
+        if len(chunk) and chunk.null_count < len(chunk):
+            _, offsets_buffer, data_buffer = chunk.buffers()
+            offsets = memoryview(offsets_buffer).cast("q" if pa.types.is_large_string(chunk.type) else "i")
+            rows.extend(base + row for row in _search_rows(regex, memoryview(data_buffer),
+                                                           offsets[chunk.offset:chunk.offset + len(chunk) + 1]))
+        base += len(chunk)
+    return rows
+
+
 def _search_rows(screen: "re2._Regexp", data: memoryview, offsets: Sequence[int]) -> list[int]:
     """Rows (between consecutive `offsets` into `data`) where the screen matches, found with one search per hit."""
     flagged = []

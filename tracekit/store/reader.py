@@ -48,6 +48,9 @@ class StoreReader(Protocol):
         ...
 
 
+_CHECKED_TEXTS = 1_000  # query texts a reader remembers as checked (parameters vary, the texts repeat)
+
+
 class LocalReader:
     """Reads through a DuckDB connection in this process (the collector's own database, or a read-only open)."""
 
@@ -56,6 +59,7 @@ class LocalReader:
         self._lock = threading.Lock()  # a DuckDB connection object is not safe to share between threads
         self.location = location
         self._views_ready = False
+        self._checked: set[str] = set()  # query texts that passed check_read_only (it depends on the text alone)
 
     @classmethod
     def open_file(cls, db_path: Path) -> "LocalReader":
@@ -64,7 +68,10 @@ class LocalReader:
 
     def sql(self, query: str, params: Params = None) -> pa.Table:
         with self._lock:
-            check_read_only(query, self._connection)
+            if query not in self._checked:  # the TUI and dashboards run the same texts again and again
+                check_read_only(query, self._connection)
+                if len(self._checked) < _CHECKED_TEXTS:
+                    self._checked.add(query)
             if not self._views_ready and _uses_views(query):
                 # Installing the views costs about a second per connection: paid only by queries that use them.
                 prepare_connection(self._connection)
@@ -93,7 +100,8 @@ def mark_json_columns(table: pa.Table, duckdb_types: list[str]) -> pa.Table:
         return table
     fields = [field.with_metadata(JSON_FIELD_METADATA) if kind == "JSON" else field
               for field, kind in zip(table.schema, duckdb_types)]
-    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+    # The same columns under the tagged schema (Table.cast would import pyarrow.compute for no conversion).
+    return pa.Table.from_arrays(table.columns, schema=pa.schema(fields, metadata=table.schema.metadata))
 
 
 def _param_json(value: Any) -> Any:
