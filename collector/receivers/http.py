@@ -45,8 +45,8 @@ _UNAUTHENTICATED = 16
 _UNAVAILABLE = 14
 
 MAX_CONCURRENT_BODY_READS = 64
-_CHUNK = 64 * 1024
-# An inflate thread hands the body back to the event loop after this much output, so bodies take turns.
+# An inflate thread inflates this much of a body at most, then hands it back to the event loop (bodies take turns);
+# every slice is taken from the admission budget before the next is inflated.
 _INFLATE_SLICE = 1024 * 1024
 INFLATE_THREADS = 2
 # Content-Encoding -> zlib window bits (32 + 15: gzip or zlib header, detected)
@@ -104,19 +104,18 @@ class _Body:
             self._admission.release(len(self.data))
 
 
-def _inflate_slice(inflater: "zlib._Decompress", data: bytes, body: _Body) -> bytes:
-    """Inflate `data` into `body` until it is used up or `_INFLATE_SLICE` bytes came out, `_CHUNK` at a time; the
-    compressed input not yet inflated. Runs in an inflate thread (zlib lets go of the GIL while it inflates)."""
-    produced = 0
+def _inflate_slice(inflater: "zlib._Decompress", data: bytes, body: _Body) -> bytes | None:
+    """Inflate up to `_INFLATE_SLICE` bytes of `data` into `body`; the input to call again with, or None when this
+    input is used up. Runs in an inflate thread (zlib lets go of the GIL while it inflates); one call a slice, so
+    the thread hands the GIL over once a slice, not once every few kilobytes."""
     try:
-        while data and produced < _INFLATE_SLICE and not inflater.eof:
-            piece = inflater.decompress(data, _CHUNK)
-            body.take(piece)
-            produced += len(piece)
-            data = inflater.unconsumed_tail
+        piece = inflater.decompress(data, _INFLATE_SLICE)
     except zlib.error as error:
         raise InvalidRequest(f"the compressed body is not valid: {error}") from None
-    return b"" if inflater.eof else data
+    body.take(piece)
+    if inflater.eof or (not inflater.unconsumed_tail and len(piece) < _INFLATE_SLICE):
+        return None
+    return inflater.unconsumed_tail  # more input, or output still held inside zlib (a full slice)
 
 
 async def _read_body(request: web.Request, window_bits: int | None, limit: int, pipeline: IngestPipeline,
@@ -148,8 +147,9 @@ async def _read_body(request: web.Request, window_bits: int | None, limit: int, 
                 if not inflater.eof:
                     raise InvalidRequest("the compressed body ends before its stream does (truncated gzip?)")
                 return body.data, len(body.data)
-            while chunk:
-                chunk = await loop.run_in_executor(inflating, _inflate_slice, inflater, chunk, body)
+            pending: bytes | None = chunk
+            while pending is not None:
+                pending = await loop.run_in_executor(inflating, _inflate_slice, inflater, pending, body)
                 if loop.time() > deadline:
                     raise _BodyTimeout()
     except BaseException:

@@ -5,6 +5,7 @@ store failure.
 
 from __future__ import annotations
 
+import collections
 import gzip
 import json
 import multiprocessing
@@ -32,13 +33,15 @@ def _bomb_head(endpoint: str, length: int) -> bytes:
             f"Content-Encoding: gzip\r\nContent-Length: {length}\r\n\r\n").encode()
 
 
-def _send_bombs(endpoint: str, clients: int, seconds: float, sent: "multiprocessing.Value") -> None:
+def _send_bombs(endpoint: str, clients: int, seconds: float, sent: "multiprocessing.Value",
+                answers: "multiprocessing.Queue[dict[str, int]]") -> None:
     """`clients` connections, each sending a gzip bomb (31 KiB inflating to 31 MiB) without its last byte, and a new
     one as soon as the collector answers (429 once the budget is used up); in this process, for `seconds`."""
     bomb = gzip.compress(bytes(31 * MIB), compresslevel=9)
     host, port = endpoint.rsplit(":", 1)
     head = _bomb_head(endpoint, len(bomb) + 1)
     stop = time.monotonic() + seconds
+    seen: collections.Counter[str] = collections.Counter()
 
     def keep_sending() -> None:
         while time.monotonic() < stop:
@@ -47,15 +50,17 @@ def _send_bombs(endpoint: str, clients: int, seconds: float, sent: "multiprocess
                     sock.sendall(head + bomb)
                     with sent.get_lock():
                         sent.value += 1
-                    sock.recv(65536)  # an answer (429) or our timeout at the end: then the next bomb
-            except OSError:
-                pass
+                    # an answer (429) or our timeout at the end: then the next bomb
+                    seen[sock.recv(65536).split(b"\r\n", 1)[0].decode()] += 1
+            except OSError as error:
+                seen[type(error).__name__] += 1
 
     threads = [threading.Thread(target=keep_sending, daemon=True) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    answers.put(dict(seen))
 
 
 def _export_normal_span(endpoint: str) -> tuple[bool, float]:
@@ -88,8 +93,8 @@ def test_gzip_bombs_being_inflated_do_not_hold_up_an_exporter_or_the_read_api(tm
     process, state = _start_collector(tmp_path, "--body-timeout", "60")
     endpoint = state["http"].removeprefix("http://")
     context = multiprocessing.get_context("spawn")
-    sent = context.Value("i", 0)
-    attacker = context.Process(target=_send_bombs, args=(endpoint, 20, 9.0, sent), daemon=True)
+    sent, answers = context.Value("i", 0), context.Queue()
+    attacker = context.Process(target=_send_bombs, args=(endpoint, 20, 9.0, sent, answers), daemon=True)
     collector = psutil.Process(process.pid)
     samples = [collector.memory_info().rss]
     sampling = threading.Event()
@@ -113,8 +118,9 @@ def test_gzip_bombs_being_inflated_do_not_hold_up_an_exporter_or_the_read_api(tm
             exports.append(_export_normal_span(state["http"]))
             query.join(timeout=60)
             time.sleep(0.5)
-        status, _ = _read_api(state, "/v1/status")
+        seen = answers.get(timeout=60)
         attacker.join(timeout=30)
+        status, _ = _read_api(state, "/v1/status")
     finally:
         attacker.kill()
         sampling.set()
@@ -123,10 +129,11 @@ def test_gzip_bombs_being_inflated_do_not_hold_up_an_exporter_or_the_read_api(tm
         process.wait(timeout=60)
     peak = max(samples)
     slowest_export = max(elapsed for _, elapsed in exports)
-    print(f"\nbombs sent {sent.value}; exports {[round(e, 2) for _, e in exports]} s; "
+    print(f"\nbombs sent {sent.value}, answers {seen}, status {json.loads(status)['refused_overloaded']}; exports {[round(e, 2) for _, e in exports]} s; "
           f"queries {[round(q, 2) for q in queries]} s; RSS peak {peak / MIB:.0f} MiB (from {samples[0] / MIB:.0f})")
     assert sent.value > 20, "the attack did not get going"
-    assert json.loads(status)["refused_overloaded"] > 0  # bombs filled the budget: the attack reached the collector
+    # bombs filled the budget and were refused while inflated: the attack reached the collector
+    assert seen.get("HTTP/1.1 429 Too Many Requests", 0) > 0 and json.loads(status)["refused_overloaded"] > 0, seen
     assert all(exported for exported, _ in exports)
     assert slowest_export < 2, f"a normal export took {slowest_export:.1f} s beside the bombs"
     assert len(queries) == 3 and max(queries) < 2, f"a read API query took {max(queries):.1f} s beside the bombs"
