@@ -223,12 +223,13 @@ OPENINFERENCE_INPUT_MESSAGES_PREFIX: Final = "llm.input_messages."
 OPENINFERENCE_OUTPUT_MESSAGES_PREFIX: Final = "llm.output_messages."
 OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
 OPENINFERENCE_INVOCATION_PARAMETERS: Final = "llm.invocation_parameters"  # the request's parameters as JSON
+OPENINFERENCE_PROVIDER: Final = ("llm.provider", "llm.system")  # e.g. "openai"; gen_ai.provider.name's counterpart
 
 # Attributes lifted into typed store columns, so queries filter and group on them without parsing JSON.
 # column name -> the attribute keys that feed it, first present wins.
 TYPED_ATTRIBUTE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "operation_name": (GEN_AI_OPERATION_NAME,),
-    "provider_name": (GEN_AI_PROVIDER_NAME, GEN_AI_SYSTEM),
+    "provider_name": (GEN_AI_PROVIDER_NAME, GEN_AI_SYSTEM, *OPENINFERENCE_PROVIDER),
     "request_model": (GEN_AI_REQUEST_MODEL,),
     "response_model": (GEN_AI_RESPONSE_MODEL,),
     "response_id": (GEN_AI_RESPONSE_ID,),
@@ -240,6 +241,6 @@ TYPED_ATTRIBUTE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "error_type": (ERROR_TYPE,),
 }
 TYPED_INTEGER_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
-    "input_tokens": (GEN_AI_USAGE_INPUT_TOKENS, GEN_AI_USAGE_PROMPT_TOKENS),
-    "output_tokens": (GEN_AI_USAGE_OUTPUT_TOKENS, GEN_AI_USAGE_COMPLETION_TOKENS),
+    "input_tokens": INPUT_TOKEN_KEYS,
+    "output_tokens": OUTPUT_TOKEN_KEYS,
 }
