@@ -4,8 +4,9 @@ Patches `create` (and `parse`) on `chat.completions` and `responses`. Each call 
 span with the request parameters, `gen_ai.response.id` / `gen_ai.response.model`, finish reasons, token usage
 (cached input and reasoning output included), the tool calls the model asked for, `gen_ai.request.previous_response.id`
 and `gen_ai.conversation.id` when the request carries them (or the enclosing `tracekit.agent` has one), messages and
-system instructions under the content policy, and the GenAI client metrics. Streams are wrapped so the span ends
-when the stream is exhausted, closed or fails, with the output reassembled from the chunks/events.
+system instructions under the content policy, and the GenAI client metrics. Streams (returned directly, or by the
+parse() of `with_streaming_response` / `with_raw_response`) are wrapped so the span ends when the stream is
+exhausted, closed or fails, with the output reassembled from the chunks/events.
 
 When a framework instrumentor already records the model call (a LangChain chat model, the Agents SDK), this one
 stays out of the way (see `inference_recorded_by`), so one request is one span.
@@ -491,8 +492,9 @@ class _AsyncStream(ObjectProxy):  # type: ignore[misc]
 
 
 class _StreamingResponse(ObjectProxy):  # type: ignore[misc]
-    """`with_streaming_response.create(stream=True)`'s raw response (the Agents SDK streams this way): what its
-    `parse()` hands back is the stream, observed."""
+    """`with_streaming_response.create(stream=True)`'s raw response (the Agents SDK streams this way, and so can an
+    application): what its `parse()` hands back is the stream, observed; closing it (as leaving its `with` block
+    does) ends a span whose stream was never read to the end with what arrived."""
 
     def __init__(self, response: Any, stream_type: type, call: Any) -> None:
         super().__init__(response)
@@ -509,15 +511,28 @@ class _StreamingResponse(ObjectProxy):  # type: ignore[misc]
             return observed()
         return self._self_stream_type(parsed, self._self_call) if _is_stream(parsed) else parsed
 
+    def close(self) -> Any:
+        closed = self.__wrapped__.close()
+        if inspect.isawaitable(closed):
+            async def finished() -> Any:
+                try:
+                    return await closed
+                finally:
+                    self._self_call.finish_stream()
 
-def _observe_silenced(result: Any, stream_type: type, call: _FirstChunkOnly, kwargs: Mapping[str, Any]) -> Any:
-    """A silenced call's result, with its stream (direct, or behind a streaming raw response) observed for the
-    first chunk."""
+            return finished()
+        self._self_call.finish_stream()
+        return closed
+
+
+def _observed(result: Any, stream_type: type, call: _Call | _FirstChunkOnly, kwargs: Mapping[str, Any]) -> Any:
+    """`result` with its stream (direct, or behind a streaming raw response) observed by `call`; None when the
+    result is no stream."""
     if _is_stream(result):
         return stream_type(result, call)
     if kwargs.get("stream") is True and callable(getattr(result, "parse", None)):
         return _StreamingResponse(result, stream_type, call)
-    return result
+    return None
 
 
 def _is_stream(result: Any) -> bool:
@@ -546,7 +561,8 @@ def _sync_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
             silenced_request.set(seen)
             started = time.perf_counter()
             result = wrapped(*args, **kwargs)
-            return _observe_silenced(result, _SyncStream, _FirstChunkOnly(api, seen, started), kwargs)
+            observed = _observed(result, _SyncStream, _FirstChunkOnly(api, seen, started), kwargs)
+            return result if observed is None else observed
         call = _Call(instruments, api, instance, kwargs)
         try:
             with trace.use_span(call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
@@ -554,8 +570,9 @@ def _sync_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
         except Exception as error:
             call.fail(error)
             raise
-        if _is_stream(result):
-            return _SyncStream(result, call)
+        observed = _observed(result, _SyncStream, call, kwargs)
+        if observed is not None:
+            return observed
         _finish_whole(call, result)
         return result
 
@@ -569,7 +586,8 @@ def _async_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
             silenced_request.set(seen)
             started = time.perf_counter()
             result = await wrapped(*args, **kwargs)
-            return _observe_silenced(result, _AsyncStream, _FirstChunkOnly(api, seen, started), kwargs)
+            observed = _observed(result, _AsyncStream, _FirstChunkOnly(api, seen, started), kwargs)
+            return result if observed is None else observed
         call = _Call(instruments, api, instance, kwargs)
         try:
             with trace.use_span(call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
@@ -577,8 +595,9 @@ def _async_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
         except Exception as error:
             call.fail(error)
             raise
-        if _is_stream(result):
-            return _AsyncStream(result, call)
+        observed = _observed(result, _AsyncStream, call, kwargs)
+        if observed is not None:
+            return observed
         _finish_whole(call, result)
         return result
 

@@ -131,6 +131,17 @@ def genai_metric_views() -> list[Any]:
                          semconv.METRIC_INFERENCE_DURATION, semconv.METRIC_INFERENCE_TIME_TO_FIRST_CHUNK)]
 
 
+def exemplar_filter(exemplars: bool | None = None) -> Any:
+    """The exemplar filter configure() gives its MeterProvider: `trace_based` for True, `always_off` for False; for
+    None, None when OTEL_METRICS_EXEMPLAR_FILTER is set (the SDK then reads it), else `always_off`."""
+    from opentelemetry.sdk.environment_variables import OTEL_METRICS_EXEMPLAR_FILTER
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, TraceBasedExemplarFilter
+
+    if exemplars is None:
+        return None if os.environ.get(OTEL_METRICS_EXEMPLAR_FILTER) else AlwaysOffExemplarFilter()
+    return TraceBasedExemplarFilter() if exemplars else AlwaysOffExemplarFilter()
+
+
 def _azure_connection_string(connection_string: str | None, endpoint: str | None) -> str | None:
     """Where Azure Monitor export goes: `connection_string`, else APPLICATIONINSIGHTS_CONNECTION_STRING (as Azure
     Monitor's own distribution reads it) unless an OTLP `endpoint` was passed in code."""
@@ -181,6 +192,7 @@ def configure(
     instrument: bool | Sequence[str] = False,
     set_global: bool = True,
     live: bool | None = None,
+    exemplars: bool | None = None,
 ) -> ConfigureResult:
     """Set up OpenTelemetry for GenAI telemetry and return what was built.
 
@@ -203,6 +215,11 @@ def configure(
     * `live` (default on, `TRACEKIT_LIVE=false` turns it off): with OTLP export and logs on, every span that starts
       also sends a `tracekit.span.started` log record and a heartbeat runs while spans are open (tracekit.live), so
       the collector can show work in flight. Not added to an existing TracerProvider or for Azure Monitor.
+    * `exemplars`: whether metric points carry exemplars (the trace and span a measurement was taken in, linking a
+      latency histogram to the slow call's trace). Default: as `OTEL_METRICS_EXEMPLAR_FILTER` says when it is set,
+      else off: sampling one costs every record while a span is current, and the Azure Monitor exporter drops them
+      (docs/decisions/2026-12-07-exemplars-off-by-default.md). `True` samples them for spans being recorded
+      (`trace_based`).
     """
     from opentelemetry import _logs, metrics as otel_metrics, trace
     from opentelemetry.sdk.resources import Resource
@@ -275,7 +292,8 @@ def configure(
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
         reader = PeriodicExportingMetricReader(metric_exporter)
-        result.meter_provider = MeterProvider(resource=resource, metric_readers=[reader], views=genai_metric_views())
+        result.meter_provider = MeterProvider(resource=resource, metric_readers=[reader], views=genai_metric_views(),
+                                              exemplar_filter=exemplar_filter(exemplars))
 
     if set_global:
         trace.set_tracer_provider(tracer_provider)

@@ -43,11 +43,30 @@ def _pick(attributes: Mapping[str, Any], keys: tuple[str, ...], error_type: str 
     return picked
 
 
+# Distinct inference attribute sets kept (the SDK's own default cardinality limit per metric is 2000).
+_MAX_ATTRIBUTE_SETS = 2000
+
+
+class _InferenceSets:
+    """The attribute dicts one model call's metrics are recorded with, for one set of span attributes. Shared
+    between calls and never changed (the SDK copies what it is given)."""
+
+    __slots__ = ("plain", "with_error", "input_tokens", "output_tokens", "by_modality")
+
+    def __init__(self, plain: dict[str, Any], error_type: str | None) -> None:
+        self.plain = plain
+        self.with_error = {**plain, semconv.ERROR_TYPE: error_type} if error_type else plain
+        self.input_tokens = {**plain, semconv.GEN_AI_TOKEN_TYPE: "input"}
+        self.output_tokens = {**plain, semconv.GEN_AI_TOKEN_TYPE: "output"}
+        self.by_modality = {**plain, semconv.GEN_AI_TOKEN_MODALITY: semconv.TOKEN_MODALITY_UNKNOWN}
+
+
 class GenAIMetrics:
     """The instruments of one instrumentation scope, named after one convention set (`latest`)."""
 
     def __init__(self, scope: str, meter_provider: Any = None, *, latest: bool = False) -> None:
         self.latest = latest
+        self._sets: dict[tuple[Any, ...], _InferenceSets] = {}
         meter = metrics.get_meter(scope, meter_provider=meter_provider)
         durations = list(semconv.OPERATION_DURATION_BUCKETS)
         tokens = list(semconv.TOKEN_USAGE_BUCKETS)
@@ -106,31 +125,44 @@ class GenAIMetrics:
         """The duration, token and (streamed) time-to-first-chunk metrics of one model call."""
         if self.records_nowhere():
             return
-        attrs = _pick(span_attributes, _INFERENCE_KEYS)
-        self.duration.record(duration_s, {**attrs, semconv.ERROR_TYPE: error_type} if error_type else attrs)
+        sets = self._inference_sets(span_attributes, error_type)
+        self.duration.record(duration_s, sets.with_error)
         if time_to_first_chunk is not None:
-            self.time_to_first_chunk.record(time_to_first_chunk, attrs)
+            self.time_to_first_chunk.record(time_to_first_chunk, sets.plain)
         if not self.latest:
             if input_tokens is not None:
-                self.token_usage.record(input_tokens, {**attrs, semconv.GEN_AI_TOKEN_TYPE: "input"})
+                self.token_usage.record(input_tokens, sets.input_tokens)
             if output_tokens is not None:
-                self.token_usage.record(output_tokens, {**attrs, semconv.GEN_AI_TOKEN_TYPE: "output"})
+                self.token_usage.record(output_tokens, sets.output_tokens)
             return
         # Input and output counters for every call, failed ones included, 0 where the provider reported nothing
         # (token-metrics.yaml); none of the providers here splits usage by modality, hence `unknown`. The cache and
         # reasoning subsets only when there are some: adding 0 to a counter changes no sum and costs a record.
-        by_modality = {**attrs, semconv.GEN_AI_TOKEN_MODALITY: semconv.TOKEN_MODALITY_UNKNOWN}
         usage = self.usage
-        usage[semconv.METRIC_INFERENCE_USAGE_INPUT_TOKENS].add(int(input_tokens or 0), by_modality)
-        usage[semconv.METRIC_INFERENCE_USAGE_OUTPUT_TOKENS].add(int(output_tokens or 0), by_modality)
+        usage[semconv.METRIC_INFERENCE_USAGE_INPUT_TOKENS].add(int(input_tokens or 0), sets.by_modality)
+        usage[semconv.METRIC_INFERENCE_USAGE_OUTPUT_TOKENS].add(int(output_tokens or 0), sets.by_modality)
         for name, value in ((semconv.METRIC_INFERENCE_USAGE_CACHE_READ_TOKENS, cache_read),
                             (semconv.METRIC_INFERENCE_USAGE_CACHE_WRITE_TOKENS, cache_write),
                             (semconv.METRIC_INFERENCE_USAGE_REASONING_TOKENS, reasoning)):
             if value:
-                usage[name].add(int(value), by_modality)
-        with_error = {**attrs, semconv.ERROR_TYPE: error_type} if error_type else attrs
-        self.operation_input_tokens.record(int(input_tokens or 0), with_error)
-        self.operation_output_tokens.record(int(output_tokens or 0), with_error)
+                usage[name].add(int(value), sets.by_modality)
+        self.operation_input_tokens.record(int(input_tokens or 0), sets.with_error)
+        self.operation_output_tokens.record(int(output_tokens or 0), sets.with_error)
+
+    def _inference_sets(self, span_attributes: Mapping[str, Any], error_type: str | None) -> _InferenceSets:
+        """The attribute sets of one (operation, provider, models, server, error type), built on first use: an
+        application calls a handful of models, so per call this is one tuple and one dict lookup."""
+        get = span_attributes.get
+        key = tuple(get(name) for name in _INFERENCE_KEYS) + (error_type,)
+        try:
+            sets = self._sets.get(key)
+        except TypeError:  # an unhashable value where a string belongs: recorded as given, not kept
+            return _InferenceSets(_pick(span_attributes, _INFERENCE_KEYS), error_type)
+        if sets is None:
+            if len(self._sets) >= _MAX_ATTRIBUTE_SETS:  # a runaway cardinality: start over rather than grow
+                self._sets.clear()
+            sets = self._sets[key] = _InferenceSets(_pick(span_attributes, _INFERENCE_KEYS), error_type)
+        return sets
 
     def record_agent(self, span_attributes: Mapping[str, Any], duration_s: float,
                      error_type: str | None = None) -> None:
