@@ -48,6 +48,9 @@ class TraceSummary:
     cost_partial: bool = False      # some model call with tokens has no known price: the total is a lower bound
     loops: tuple[str, ...] = ()     # what goes in circles in this trace (tracekit.loops), as messages
     live_state: str | None = None  # RUNNING or NOT_REPORTING while the trace has open spans (tracekit.live)
+    # The trace's earliest stored span. On a filtered page start_ns is the first *matching* span's start (the page is
+    # ordered and paged by it); loop detection must still read the spans before it.
+    earliest_ns: int | None = None
 
     @property
     def running(self) -> bool:
@@ -201,7 +204,8 @@ def trace_loop_messages(reader: StoreReader, traces: list[TraceSummary]) -> dict
     if not traces:
         return {}
     found = trace_loops(reader, [trace.trace_id for trace in traces], configured_threshold(),
-                        since_ns=min(trace.start_ns for trace in traces))  # no span of a trace starts before it
+                        since_ns=min(trace.start_ns if trace.earliest_ns is None else trace.earliest_ns
+                                     for trace in traces))  # no span of these traces starts before it
     return {trace_id: tuple(loop.message for loop in loops) for trace_id, loops in found.items()}
 
 
@@ -222,7 +226,7 @@ def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions
             ORDER BY first_ns DESC, trace_id DESC
             LIMIT ?
         )
-        SELECT page.trace_id, page.first_ns,
+        SELECT page.trace_id, page.first_ns, min(s.start_time_ns) AS earliest_ns,
                max(s.end_time_ns) - min(s.start_time_ns) AS duration_ns,
                count(DISTINCT s.span_id) AS span_count,
                coalesce(arg_min(s.name, s.start_time_ns) FILTER (WHERE s.parent_span_id IS NULL),
@@ -245,7 +249,8 @@ def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions
               *keyset_params, limit]
     rows = reader.rows(sql, params).dicts()  # plain rows: the first page imports no pyarrow
     return [TraceSummary(
-        trace_id=row["trace_id"], start_ns=row["first_ns"], duration_ns=row["duration_ns"] or 0,
+        trace_id=row["trace_id"], start_ns=row["first_ns"], earliest_ns=row["earliest_ns"],
+        duration_ns=row["duration_ns"] or 0,
         span_count=row["span_count"], root_name=row["root_name"] or "", has_root=bool(row["has_root"]),
         agents=row["agents"] or "", service=row["service"] or "", tokens=row["tokens"], errors=row["errors"],
         conversation_id=row["conversation_id"], cost_usd=row["cost_usd"], cost_partial=bool(row["cost_partial"]))
@@ -302,7 +307,8 @@ def _running_summary(trace_id: str, spans: list[OpenSpan], stored: TraceSummary 
         service=(stored.service if stored else "") or spans[0].service_name or "",
         tokens=stored.tokens if stored else None, errors=stored.errors if stored else 0,
         conversation_id=stored.conversation_id if stored else None, live_state=state,
-        cost_usd=stored.cost_usd if stored else None, cost_partial=bool(stored and stored.cost_partial))
+        cost_usd=stored.cost_usd if stored else None, cost_partial=bool(stored and stored.cost_partial),
+        earliest_ns=min(start, stored.earliest_ns) if stored and stored.earliest_ns is not None else None)
 
 
 def open_span_rows(reader: StoreReader, trace_id: str) -> list[SpanRow]:

@@ -196,3 +196,31 @@ async def test_key_bar_shows_the_screens_keys_and_a_click_presses_one(store):
         await pilot.press("tab")  # focus moves to the details panel: the tree's keys leave the bar
         await pilot.pause()
         assert " o Expand all " not in app.screen.query_one(KeyBar).render().plain
+
+
+def test_a_filtered_page_still_finds_loops_that_precede_the_matching_span(fresh_store):
+    """On a filtered page a trace's row starts at its first matching span; loop detection reads the whole trace."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from tests.lint.test_loops import _tool
+    from tui.data import trace_loop_messages, trace_page
+    from tui.filters import parse_filter
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
+        endpoint=fresh_store.collector.grpc_endpoint, insecure=True)))
+    tracer = provider.get_tracer("loops")
+    with tracer.start_as_current_span("invoke_agent stuck", attributes={
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "researcher"}):
+        for _ in range(3):
+            _tool(tracer, "search", "researcher", '{"q": "flights to Oslo"}')
+        _tool(tracer, "summarize", "researcher", '{}')  # the only span the filter matches, after the loop
+    provider.shutdown()
+
+    page = trace_page(fresh_store.reader, parse_filter("tool:summarize"), with_loops=False)
+    assert [t.root_name for t in page] == ["invoke_agent stuck"]
+    assert page[0].earliest_ns < page[0].start_ns  # the row starts at the matching span, the trace before it
+    assert list(trace_loop_messages(fresh_store.reader, page).values()) == [
+        ('researcher called search({"q":"flights to Oslo"}) 3 times with the same arguments',)]
