@@ -1,5 +1,5 @@
 """The collector's memory under normal heavy load: agents with content recording on (~4 KB a span), many requests in
-flight, for long enough that DuckDB's WAL passes the checkpoint threshold several times. The real `tracekit collect`
+flight, for long enough that DuckDB's rows not yet checkpointed pass its memory limit. The real `tracekit collect`
 runs in its own process with its default settings; the senders are raw OTLP/gRPC requests from another process.
 Its RSS stays under the bound, and every acknowledged span is stored (docs/decisions/2026-12-07-collector-memory.md).
 """
@@ -168,3 +168,26 @@ def test_rss_stays_bounded_under_sustained_content_heavy_load(tmp_path: Path) ->
     con.close()
     missing = [number for number in acknowledged if stored.get(f"{number:016x}") != SPANS_PER_REQUEST]
     assert not missing, f"{len(missing)} acknowledged requests are not stored whole, e.g. send {missing[0]}"
+
+
+def test_memory_settings_reach_duckdb_and_the_checkpointer(tmp_path: Path, monkeypatch) -> None:
+    """Environment variables set them, flags win over the environment, and the running collector applies them."""
+    import argparse
+
+    from tracekit.collector.service import Collector
+    from tracekit.commands._options import add_db_argument
+    from tracekit.commands.collect import add_collector_arguments, settings_from_args
+
+    monkeypatch.setenv("TRACEKIT_MEMORY_LIMIT", "300MB")
+    monkeypatch.setenv("TRACEKIT_CHECKPOINT_WAL_SIZE", "64MiB")
+    parser = argparse.ArgumentParser()
+    add_db_argument(parser)
+    add_collector_arguments(parser)
+    settings = settings_from_args(parser.parse_args(["--db", str(tmp_path / "s.duckdb"), "--grpc", "127.0.0.1:0",
+                                                     "--http", "off", "--checkpoint-wal-size", "96MiB"]))
+    settings.write_state_file = False
+    assert (settings.memory_limit, settings.checkpoint_wal_bytes) == ("300MB", 96 * MIB)
+    with Collector(settings).running() as collector:
+        limit = collector._connection.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        assert limit.replace(" ", "") in {"286.1MiB", "300.0MB"}, limit
+        assert collector.writer._checkpointer._wal_bytes == 96 * MIB
