@@ -49,7 +49,7 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
             "most SIZE / (2 x the request limit) messages at once ($TRACEKIT_QUEUE_SIZE; default 256MiB)")
     setting("--memory-limit", "memory_limit", str, "SIZE",
             "DuckDB memory_limit of the collector's database: its cache, the data not yet checkpointed and the read "
-            "API's queries share it, and DuckDB spills past it to <db>.tmp ($TRACEKIT_MEMORY_LIMIT; default 384MB)")
+            "API's queries share it, and DuckDB spills past it to <db>.tmp ($TRACEKIT_MEMORY_LIMIT; default 512MB)")
     setting("--decode-workers", "decode_workers", int, "N",
             "decode requests in N worker processes; 0 decodes in a thread ($TRACEKIT_DECODE_WORKERS; default 0)",
             type=int)
@@ -59,7 +59,7 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
     setting("--checkpoint-wal-size", "checkpoint_wal_bytes", parse_size, "SIZE",
             "checkpoint once the WAL is this large, whatever the rows; DuckDB holds what the WAL holds in memory until "
             "then, so this bounds the collector's memory under content-heavy load ($TRACEKIT_CHECKPOINT_WAL_SIZE; "
-            "default 384MiB)")
+            "default 256MiB)")
     setting("--retention-days", "retention_days", float, "DAYS",
             "delete telemetry older than this, in the background ($TRACEKIT_RETENTION_DAYS)", type=float)
     setting("--max-db-size", "max_db_bytes", parse_size, "SIZE",
