@@ -1,6 +1,8 @@
 """What tracekit's instrumentation costs per call.
 
-Run: `python bench/overhead.py [--quick]`. Everything is measured in this one process, interleaved (baseline,
+Run: `python bench/overhead.py [--quick] [--metrics]` (`--metrics`: the secondary figures with a global
+MeterProvider too, so the GenAI metrics are recorded there as well, under the names `OTEL_SEMCONV_STABILITY_OPT_IN`
+picks; without it they are skipped as they are when an application sets no MeterProvider). Everything is measured in this one process, interleaved (baseline,
 ours, baseline, ours, ...), in CPU time of this process, and reported as the fastest round of each side (as timeit
 does: other work on the machine only ever adds time, so the minimum is the closest to what the code costs), so the
 figures hold on a busy machine where wall-clock figures drift. Spans go to a TracerProvider whose one processor
@@ -11,6 +13,10 @@ The headline: a LangChain chat model call
   call, an answer with usage and a finish reason), with `LangChainInstrumentor` off and on. Printed as
   microseconds per call for each side, LangChain's own cost being the side without instrumentation, and the
   difference, which is what instrumenting adds to every model call (target, content off: at most +150 us).
+  Three ways: without a MeterProvider (no metrics recorded); with the MeterProvider `tracekit.configure()` sets up
+  (its views and exemplar filter; an in-memory reader in place of the exporting one, which works only at export),
+  which is what an application configured as the README says runs; and the same with exemplars on
+  (`configure(exemplars=True)`).
 
 Secondary, each against a bare OpenTelemetry span with the same attributes, made current (as the handler's span
 is, so that spans made during the call nest under it, and as a span written by hand would be):
@@ -39,6 +45,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from opentelemetry.metrics import NoOpMeterProvider  # noqa: E402
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider  # noqa: E402
 
 import tracekit  # noqa: E402
@@ -66,13 +73,19 @@ def timed(fn: Callable[[], Any], n: int) -> float:
 def fastest_rounds(bare: Callable[[], Any], ours: Callable[[], Any], n: int, rounds: int) -> tuple[float, float]:
     """Interleaved rounds of `bare` and `ours` (after a warm-up); the CPU seconds per call of each in its fastest
     round."""
-    bare_times, our_times = [], []
-    timed(bare, n // 10)
-    timed(ours, n // 10)
+    b, o = fastest_rounds_of([bare, ours], n, rounds)
+    return b, o
+
+
+def fastest_rounds_of(sides: list[Callable[[], Any]], n: int, rounds: int) -> list[float]:
+    """`fastest_rounds` for any number of sides, interleaved in each round."""
+    times: list[list[float]] = [[] for _ in sides]
+    for side in sides:
+        timed(side, n // 10)
     for _ in range(rounds):
-        bare_times.append(timed(bare, n))
-        our_times.append(timed(ours, n))
-    return min(bare_times), min(our_times)
+        for side, side_times in zip(sides, times):
+            side_times.append(timed(side, n))
+    return [min(side_times) for side_times in times]
 
 
 def compare(name: str, bare: Callable[[], Any], ours: Callable[[], Any], n: int, rounds: int,
@@ -136,8 +149,21 @@ def conversation() -> tuple[list[Any], Callable[[], Any]]:
     return messages, answer
 
 
-def model_call_scenario(provider: Any) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[], None]]:
-    """`model.invoke(messages)` without and with `LangChainInstrumentor`, and a function that leaves it off.
+def configured_meter_provider(exemplars: bool | None = None) -> Any:
+    """The MeterProvider `tracekit.configure()` builds (views, exemplar filter), with an in-memory reader."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from tracekit.configuration import exemplar_filter, genai_metric_views
+
+    return MeterProvider(metric_readers=[InMemoryMetricReader()], views=genai_metric_views(),
+                         exemplar_filter=exemplar_filter(exemplars))
+
+
+def model_call_scenario(provider: Any, meter_providers: list[Any]) -> tuple[Callable[[], Any],
+                                                                            list[Callable[[], Any]], Callable[[], None]]:
+    """`model.invoke(messages)` without `LangChainInstrumentor`, with it for each of `meter_providers` (None: the
+    global one), and a function that leaves it off.
 
     The model answers at once with a fresh message, as a provider's model builds one from each response; the
     callback managers LangChain makes for the call are the same on both sides except for our handler."""
@@ -171,21 +197,29 @@ def model_call_scenario(provider: Any) -> tuple[Callable[[], Any], Callable[[], 
     instrumentor = LangChainInstrumentor()
     config = {"configurable": {"thread_id": "t-1"}}  # a conversation id, as an agent framework passes one
 
-    def plain() -> Any:
-        if instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.uninstrument()
-        return model.invoke(messages, config=config)
-
-    def instrumented() -> Any:
-        if not instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.instrument(tracer_provider=provider)
-        return model.invoke(messages, config=config)
+    current: list[Any] = []  # the meter provider the (singleton) instrumentor was instrumented with
 
     def off() -> None:
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
+        current.clear()
 
-    return plain, instrumented, off
+    def plain() -> Any:
+        if instrumentor.is_instrumented_by_opentelemetry:
+            off()
+        return model.invoke(messages, config=config)
+
+    def instrumented_with(meter_provider: Any) -> Callable[[], Any]:
+        def instrumented() -> Any:
+            if current != [meter_provider]:  # switching once per timed batch, outside the calls that count
+                off()
+                instrumentor.instrument(tracer_provider=provider, meter_provider=meter_provider)
+                current.append(meter_provider)
+            return model.invoke(messages, config=config)
+
+        return instrumented
+
+    return plain, [instrumented_with(meter_provider) for meter_provider in meter_providers], off
 
 
 def chat_scenario(tracer: Any, provider: Any, content_on: bool) -> tuple[Callable[[], Any], Callable[[], Any]]:
@@ -317,8 +351,19 @@ def adversarial_text(size_bytes: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (for a smoke run)")
+    parser.add_argument("--metrics", action="store_true",
+                        help="with a MeterProvider (an in-memory reader), so the GenAI metrics are recorded too; "
+                             "OTEL_SEMCONV_STABILITY_OPT_IN picks which names")
     args = parser.parse_args()
     n, rounds = (2_000, 3) if args.quick else (4_000, 15)
+    from tracekit.tracing import latest_conventions
+
+    print(f"metrics, where recorded: {'latest' if latest_conventions() else 'default'} convention names")
+    if args.metrics:
+        from opentelemetry import metrics
+
+        metrics.set_meter_provider(configured_meter_provider())
+        print("secondary figures: with the MeterProvider configure() sets up")
 
     provider = TracerProvider()
     provider.add_span_processor(Drop())
@@ -331,14 +376,18 @@ def main() -> None:
                                 ("content on + redaction", ContentSettings(ContentMode.SPAN_ONLY, policy))):
             with using_content_settings(settings):
                 print(f"{label}:")
-                plain, instrumented, off = model_call_scenario(provider)
+                # "no MeterProvider": a no-op one, not the global one `--metrics` sets.
+                ways = {"no MeterProvider": NoOpMeterProvider(), "as configured": configured_meter_provider(),
+                        "+ exemplars": configured_meter_provider(exemplars=True)}
+                plain, instrumented, off = model_call_scenario(provider, list(ways.values()))
                 try:
-                    b, o = fastest_rounds(plain, instrumented, n // 8, rounds)
+                    b, *ours = fastest_rounds_of([plain, *instrumented], n // 8, rounds)
                 finally:
                     off()
-                added[label] = o - b
-                print(f"  LangChain chat model call    LangChain alone {b * 1e6:7.1f} us   instrumented "
-                      f"{o * 1e6:7.1f} us   added {(o - b) * 1e6:+7.1f} us per call")
+                print(f"  LangChain chat model call: LangChain alone {b * 1e6:7.1f} us; instrumented:")
+                for how, o in zip(ways, ours):
+                    added[f"{label}, {how}"] = o - b
+                    print(f"    {how:<18} {o * 1e6:7.1f} us   added {(o - b) * 1e6:+7.1f} us per call")
                 print("  against a bare span with the same attributes:")
                 for name, (bare, ours) in (("tool (decorator)", tool_scenario(tracer)),
                                            ("agent (context manager)", agent_scenario(tracer)),
@@ -364,8 +413,10 @@ def main() -> None:
                         ("digit-dense adversarial text, 1 MB", adversarial_text(1_000_000))):
         wall, cpu = redaction_throughput(policy, text, 0.5 if args.quick else 2.0)
         print(f"  {label:<36} {wall:7.1f} MB/s wall clock   {cpu:7.1f} MB/s per CPU second")
-    print(f"added to a LangChain chat model call, content off: {added['content off'] * 1e6:+.1f} us "
-          f"(target <= +150 us)")
+    print(f"added to a LangChain chat model call, content off (target <= +150 us): "
+          f"{added['content off, as configured'] * 1e6:+.1f} us as tracekit.configure() sets it up (metrics on), "
+          f"{added['content off, no MeterProvider'] * 1e6:+.1f} us without a MeterProvider, "
+          f"{added['content off, + exemplars'] * 1e6:+.1f} us configured with exemplars=True")
     if hasattr(os, "getloadavg"):
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 

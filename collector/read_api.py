@@ -24,6 +24,7 @@ from aiohttp import web
 
 from tracekit.errors import QueryError
 from tracekit.store.reader import LocalReader
+from tracekit.store.rows import Rows
 
 
 class ReaderPool:
@@ -39,13 +40,23 @@ class ReaderPool:
     def run(self, sql: str, params: Any) -> pa.Table:
         return self._borrow(lambda reader: reader.sql(sql, params))
 
+    def answer(self, sql: str, params: Any) -> Rows | pa.Table:
+        """Plain rows when the result's types allow (sent as JSON), else Arrow."""
+        return self._borrow(lambda reader: reader.answer(sql, params))
+
     def kql(self, text: str, params: dict[str, Any] | None, since: Any, now: Any) -> pa.Table:
         """Translate and run KQL on one of the readers (tracekit.query.kql, with its translation caches)."""
         from tracekit.query.kql import run_kql
 
         return self._borrow(lambda reader: run_kql(reader, text, params, since=since, now=now))
 
-    def _borrow(self, use: Callable[[LocalReader], pa.Table]) -> pa.Table:
+    def kql_answer(self, text: str, params: dict[str, Any] | None, since: Any, now: Any) -> Rows | pa.Table:
+        """kql() for a client that only prints: plain rows when the result's types allow (sent as JSON)."""
+        from tracekit.query.kql import kql_answer
+
+        return self._borrow(lambda reader: kql_answer(reader, text, params, since=since, now=now))
+
+    def _borrow(self, use: Callable[[LocalReader], Any]) -> Any:
         """Run `use(reader)` on an idle reader (opening one while fewer than `size` are open)."""
         with self._slots:
             try:
@@ -73,9 +84,18 @@ def _ipc_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+async def _answer(loop: asyncio.AbstractEventLoop, table: Rows | pa.Table) -> web.Response:
+    """JSON for plain rows (tracekit.store.rows), else an Arrow IPC stream."""
+    if isinstance(table, Rows):
+        return web.Response(body=await loop.run_in_executor(None, table.to_wire), content_type="application/json")
+    payload = await loop.run_in_executor(None, _ipc_bytes, table)
+    return web.Response(body=payload, content_type="application/vnd.apache.arrow.stream")
+
+
 def build_read_app(pool: ReaderPool, token: str, status: Callable[[], dict[str, Any]]) -> web.Application:
-    """POST /v1/sql {"sql": ..., "params": [...] | {...}} -> Arrow IPC; POST /v1/kql (below) -> Arrow IPC;
-    GET /v1/status -> JSON counters."""
+    """POST /v1/sql {"sql": ..., "params": [...] | {...}} -> Arrow IPC (with "answer": "rows", JSON rows when every
+    column has a plain type: tracekit.store.rows); POST /v1/kql (below) -> the same; GET /v1/status -> JSON
+    counters."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
 
     def authorized(request: web.Request) -> bool:
@@ -94,11 +114,13 @@ def build_read_app(pool: ReaderPool, token: str, status: Callable[[], dict[str, 
             return web.json_response({"error": f"bad request: {error}"}, status=400)
         loop = asyncio.get_running_loop()
         try:
-            table = await loop.run_in_executor(None, pool.run, query, params)
+            if body.get("answer") == "rows":  # a client that only prints (tracekit query): JSON when types allow
+                table = await loop.run_in_executor(None, pool.answer, query, params)
+            else:
+                table = await loop.run_in_executor(None, pool.run, query, params)
         except QueryError as error:
             return web.json_response({"error": str(error)}, status=400)
-        payload = await loop.run_in_executor(None, _ipc_bytes, table)
-        return web.Response(body=payload, content_type="application/vnd.apache.arrow.stream")
+        return await _answer(loop, table)
 
     async def kql(request: web.Request) -> web.Response:
         """POST /v1/kql {"kql": ..., "params": {...}, "since_seconds": n, "now": iso} -> Arrow IPC; errors carry
@@ -116,13 +138,13 @@ def build_read_app(pool: ReaderPool, token: str, status: Callable[[], dict[str, 
         except (ValueError, KeyError, TypeError) as error:
             return web.json_response({"error": f"bad request: {error}"}, status=400)
         loop = asyncio.get_running_loop()
+        run = pool.kql_answer if body.get("answer") == "rows" else pool.kql
         try:
-            table = await loop.run_in_executor(None, pool.kql, text, params, since, now)
+            table = await loop.run_in_executor(None, run, text, params, since, now)
         except QueryError as error:
             return web.json_response({"error": error.args[0] if error.args else str(error), "line": error.line,
                                       "column": error.column}, status=400)
-        payload = await loop.run_in_executor(None, _ipc_bytes, table)
-        return web.Response(body=payload, content_type="application/vnd.apache.arrow.stream")
+        return await _answer(loop, table)
 
     async def get_status(request: web.Request) -> web.Response:
         if not authorized(request):

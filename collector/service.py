@@ -31,7 +31,7 @@ from tracekit.collector.pipeline import IngestPipeline, build_processors
 from tracekit.collector.query_views import ViewsInstaller
 from tracekit.collector.read_api import ReaderPool, build_read_app
 from tracekit.collector.receivers.grpc import start_grpc_server
-from tracekit.collector.receivers.http import build_http_app, site_options
+from tracekit.collector.receivers.http import HTTP_COUNTS, build_http_app, site_options
 from tracekit.collector.settings import CollectorSettings, parse_address
 from tracekit.errors import ListenError, StoreError
 from tracekit.files import write_private_atomically
@@ -52,6 +52,7 @@ class Collector:
         self.http_endpoint: str | None = None   # "http://127.0.0.1:PORT"
         self.read_api_url: str | None = None
         self.grpc_read_slots: Any = None        # the gRPC receiver's ReadSlots, while it runs
+        self._http_counts: dict[str, int] = {}  # the HTTP receiver's counters, while it runs
         self._token = secrets.token_urlsafe(24)
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -111,6 +112,7 @@ class Collector:
             "queued_bytes": pipeline.admission.used if pipeline else 0,
             **({"grpc_reading": slots.reading, "grpc_waiting_to_read": slots.waiting,
                 "grpc_reads_preempted": slots.preemptions} if (slots := self.grpc_read_slots) else {}),
+            **{f"http_{name}": count for name, count in self._http_counts.items()},
             "commits": writer.stats.commits if writer else 0,
             "duplicates_left_out": dict(writer.stats.duplicates) if writer else {},  # copies of items already stored
             "last_ingest_seq": writer.last_sequence if writer else 0,
@@ -204,6 +206,7 @@ class Collector:
                                                   **site_options(settings.header_timeout_seconds))
                 runners.append(runner)
                 self.http_endpoint = f"http://{host}:{bound}"
+                self._http_counts = app[HTTP_COUNTS]
             host, port = parse_address(settings.read_api, 0)
             runner, bound = await _start_site(build_read_app(pool, self._token, self.status), host, port, allowed)
             runners.append(runner)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import contextvars
 from typing import Any, Mapping, Sequence
 
-from opentelemetry import metrics
-from opentelemetry.metrics import NoOpHistogram
 from opentelemetry.trace import Span
 
 from tracekit import semconv
 from tracekit.content import ContentSettings, get_content_settings
+from tracekit.genai_metrics import GenAIMetrics
 from tracekit.messages import render, to_json
-from tracekit.tracing import get_tracer
+from tracekit.tracing import get_tracer, read_latest_conventions
 
 # Set while a framework-level instrumentor (LangChain chat model, Agents SDK model call) already records the model
 # call, so the OpenAI SDK instrumentor underneath does not add a second `chat` span for the same request.
@@ -27,19 +26,15 @@ silenced_request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Co
     "tracekit_silenced_request", default=None
 )
 
-try:  # the API's stand-in until a MeterProvider is set; private, so only its absence is planned for
-    from opentelemetry.metrics._internal.instrument import _ProxyHistogram as _PROXY_HISTOGRAM
-except ImportError:  # pragma: no cover
-    _PROXY_HISTOGRAM = ()  # type: ignore[assignment,misc]
-
-# Request attributes worth copying from the silenced SDK call onto the framework's span.
+# Request attributes worth copying from the silenced SDK call onto the framework's span (and the time to the first
+# chunk of a stream, which only the SDK call sees).
 _MERGEABLE = (
     semconv.GEN_AI_REQUEST_MODEL, semconv.GEN_AI_REQUEST_TEMPERATURE, semconv.GEN_AI_REQUEST_TOP_P,
     semconv.GEN_AI_REQUEST_MAX_TOKENS, semconv.GEN_AI_REQUEST_SEED, semconv.GEN_AI_REQUEST_STOP_SEQUENCES,
     semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, semconv.GEN_AI_REQUEST_PRESENCE_PENALTY,
     semconv.GEN_AI_REQUEST_REASONING_LEVEL, semconv.GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID, semconv.GEN_AI_OUTPUT_TYPE,
     semconv.GEN_AI_REQUEST_STREAM, semconv.SERVER_ADDRESS, semconv.SERVER_PORT, semconv.OPENAI_API_TYPE,
-    semconv.OPENAI_REQUEST_SERVICE_TIER,
+    semconv.OPENAI_REQUEST_SERVICE_TIER, semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
 )
 
 
@@ -54,6 +49,18 @@ def merge_silenced_request(span: Span, attributes: dict[str, Any]) -> None:
     if extra:
         span.set_attributes(extra)
         attributes.update(extra)
+
+
+def token_detail_attributes(cache_read: Any, cache_write: Any, reasoning: Any) -> dict[str, int]:
+    """The token-detail attributes a provider reported (cache read and write are part of the input tokens,
+    reasoning part of the output), in both convention modes; absent or zero counts are left out."""
+    found = {}
+    for key, value in ((semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cache_read),
+                       (semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, cache_write),
+                       (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, reasoning)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            found[key] = int(value)
+    return found
 
 
 FINISH_REASON_MAP = {
@@ -80,21 +87,17 @@ def normalize_finish_reason(reason: Any) -> str | None:
 
 
 class Instruments:
-    """The tracer and GenAI metric instruments of one instrumentor, honouring `tracer_provider=` / `meter_provider=`."""
+    """The tracer and GenAI metric instruments of one instrumentor, honouring `tracer_provider=` / `meter_provider=`.
+
+    Which convention names it emits (`latest`) is decided once, when it is made at `instrument()` time."""
 
     def __init__(self, scope: str, tracer_provider: Any = None, meter_provider: Any = None) -> None:
         self.scope = scope
         self.tracer_provider = tracer_provider
+        self.latest = read_latest_conventions()
         self._tracer = get_tracer(scope, tracer_provider) if tracer_provider is not None else None
-        meter = metrics.get_meter(scope, meter_provider=meter_provider)
-        self.token_usage = meter.create_histogram(
-            semconv.METRIC_TOKEN_USAGE, unit="{token}", description="Number of input and output tokens used",
-            explicit_bucket_boundaries_advisory=list(semconv.TOKEN_USAGE_BUCKETS),
-        )
-        self.duration = meter.create_histogram(
-            semconv.METRIC_OPERATION_DURATION, unit="s", description="GenAI operation duration",
-            explicit_bucket_boundaries_advisory=list(semconv.OPERATION_DURATION_BUCKETS),
-        )
+        self.metrics = GenAIMetrics(scope, meter_provider, latest=self.latest)
+        self.record_metrics = self.metrics.record_inference
 
     @property
     def tracer(self) -> Any:
@@ -104,39 +107,12 @@ class Instruments:
             return get_tracer(self.scope)
         return self._tracer
 
-    def record_metrics(
-        self,
-        span_attributes: Mapping[str, Any],
-        duration_s: float,
-        input_tokens: int | None,
-        output_tokens: int | None,
-        error_type: str | None = None,
-    ) -> None:
-        """Record `gen_ai.client.operation.duration` and `gen_ai.client.token.usage` for one inference."""
-        if _records_nowhere(self.duration):
-            return  # no MeterProvider yet (or a no-op one): skip building the attribute sets on every call
-        attrs = {
-            key: span_attributes[key]
-            for key in (semconv.GEN_AI_OPERATION_NAME, semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_REQUEST_MODEL,
-                        semconv.GEN_AI_RESPONSE_MODEL, semconv.SERVER_ADDRESS, semconv.SERVER_PORT)
-            if span_attributes.get(key) is not None
-        }
-        duration_attrs = dict(attrs)
-        if error_type:
-            duration_attrs[semconv.ERROR_TYPE] = error_type
-        self.duration.record(duration_s, duration_attrs)
-        if input_tokens is not None:
-            self.token_usage.record(input_tokens, {**attrs, semconv.GEN_AI_TOKEN_TYPE: "input"})
-        if output_tokens is not None:
-            self.token_usage.record(output_tokens, {**attrs, semconv.GEN_AI_TOKEN_TYPE: "output"})
-
-
-def _records_nowhere(instrument: Any) -> bool:
-    """Whether recording on `instrument` is a no-op: the API's NoOp instruments, or the proxy the global meter hands
-    out before any MeterProvider is set (it starts recording once one is; `_real_instrument` is how it knows)."""
-    if instrument.__class__ is _PROXY_HISTOGRAM:
-        return getattr(instrument, "_real_instrument", True) is None
-    return isinstance(instrument, NoOpHistogram)
+    def provider_attributes(self, provider: str) -> dict[str, str]:
+        """`gen_ai.provider.name`, and beside it the deprecated `gen_ai.system` that Application Insights' agent
+        views still key on, unless the latest conventions were asked for."""
+        if self.latest:
+            return {semconv.GEN_AI_PROVIDER_NAME: provider}
+        return {semconv.GEN_AI_PROVIDER_NAME: provider, semconv.GEN_AI_SYSTEM: provider}
 
 
 def set_messages(span: Span, key: str, items: Sequence[Mapping[str, Any]], settings: ContentSettings | None = None,

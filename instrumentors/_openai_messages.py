@@ -1,6 +1,6 @@
 """OpenAI request messages (Chat Completions `messages`, Responses `input`) in the OTel GenAI message shapes
-(`tracekit.messages`): shared by the OpenAI SDK and the OpenAI Agents SDK instrumentors, whose model calls carry
-the same request shapes."""
+(`tracekit.messages`), and the token details of OpenAI usage: shared by the OpenAI SDK and the OpenAI Agents SDK
+instrumentors, whose model calls carry the same shapes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from tracekit.messages import message, reasoning_part, text_part, tool_call_part, tool_call_response_part
 
-__all__ = ["get_field", "chat_content_parts", "chat_input_messages", "responses_input_messages"]
+__all__ = ["get_field", "chat_content_parts", "chat_input_messages", "responses_input_messages", "usage_details"]
 
 
 def get_field(obj: Any, key: str, default: Any = None) -> Any:
@@ -18,6 +18,16 @@ def get_field(obj: Any, key: str, default: Any = None) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(key, default)
     return getattr(obj, key, default)
+
+
+def usage_details(usage: Any) -> tuple[Any, Any, Any]:
+    """(cache read, cache write, reasoning) tokens of a Chat Completions, Responses or Agents SDK usage (object or
+    dict): `{prompt,input}_tokens_details.cached_tokens` / `.cache_write_tokens` and
+    `{completion,output}_tokens_details.reasoning_tokens`."""
+    inputs = get_field(usage, "prompt_tokens_details") or get_field(usage, "input_tokens_details")
+    outputs = get_field(usage, "completion_tokens_details") or get_field(usage, "output_tokens_details")
+    return (get_field(inputs, "cached_tokens"), get_field(inputs, "cache_write_tokens"),
+            get_field(outputs, "reasoning_tokens"))
 
 
 def chat_content_parts(content: Any) -> list[dict[str, Any]]:

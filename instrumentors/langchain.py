@@ -43,7 +43,7 @@ from tracekit.api import current_agent_name, current_conversation_id
 from tracekit.content import ContentSettings, get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event, inference_recorded_by,
                                             merge_silenced_request, normalize_finish_reason, set_messages, set_opt_in,
-                                            silenced_request)
+                                            silenced_request, token_detail_attributes)
 from tracekit.instrumentors._langchain_messages import message_parts, message_role, to_otel_messages
 from tracekit.messages import function_tool_definition, output_message, render, text_part
 from tracekit.tracing import error_type_of, record_error
@@ -152,13 +152,13 @@ def _stop_sequences(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _request_attributes(operation: str, model: str | None, params: Mapping[str, Any],
+def _request_attributes(instruments: Instruments, operation: str, model: str | None, params: Mapping[str, Any],
                         metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Operation, provider, model and request parameters of an inference run."""
     ls_provider = metadata.get("ls_provider")
     provider = _PROVIDER_MAP.get(str(ls_provider or "").lower(), str(ls_provider or "langchain"))
-    attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider,
-                                  semconv.GEN_AI_SYSTEM: provider}
+    attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: operation,
+                                  **instruments.provider_attributes(provider)}
     if model:
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
     for param, key in _REQUEST_NUMBERS.items():
@@ -231,12 +231,12 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
         found[semconv.GEN_AI_USAGE_INPUT_TOKENS] = int(input_tokens)
     if output_tokens is not None:
         found[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = int(output_tokens)
-    details = usage.get("input_token_details")
-    if details and details.get("cache_read"):
-        found[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = int(details["cache_read"])
-    details = usage.get("output_token_details")
-    if details and details.get("reasoning"):
-        found[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = int(details["reasoning"])
+    inputs = usage.get("input_token_details")
+    outputs_details = usage.get("output_token_details")
+    if inputs or outputs_details:  # UsageMetadata's names: cache_read, cache_creation (a cache write), reasoning
+        inputs, outputs_details = inputs or {}, outputs_details or {}
+        found.update(token_detail_attributes(inputs.get("cache_read"), inputs.get("cache_creation"),
+                                             outputs_details.get("reasoning")))
     return found, outputs, input_tokens, output_tokens
 
 
@@ -316,9 +316,9 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             self._close(run, error)
         return run
 
-    @staticmethod
-    def _close(run: _Run, error: BaseException | None = None) -> None:
-        """End a run taken out of the table: restore the context, re-open the OpenAI instrumentor, end the span."""
+    def _close(self, run: _Run, error: BaseException | None = None) -> None:
+        """End a run taken out of the table: restore the context, re-open the OpenAI instrumentor, end the span
+        (with the latest conventions, agent and tool runs also record their duration metric)."""
         if run.context_token is not None:
             try:
                 run.context_token.var.reset(run.context_token)
@@ -331,7 +331,19 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         if run.span is not None:
             if error is not None:
                 record_error(run.span, error)
+            if self._instruments.latest:
+                self._record_duration(run, error)
             run.span.end()
+
+    def _record_duration(self, run: _Run, error: BaseException | None) -> None:
+        operation = run.attributes.get(semconv.GEN_AI_OPERATION_NAME)
+        if operation == semconv.OP_INVOKE_AGENT:
+            record = self._instruments.metrics.record_agent
+        elif operation == semconv.OP_EXECUTE_TOOL:
+            record = self._instruments.metrics.record_tool
+        else:
+            return
+        record(run.attributes, time.perf_counter() - run.started, error_type_of(error) if error else None)
 
     # -- chains / graphs -------------------------------------------------------------------------------------------------
 
@@ -440,7 +452,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         metadata = metadata or {}
         params: Mapping[str, Any] = kwargs.get("invocation_params") or {}
         model = _model_name(params, metadata, serialized)
-        attributes = _request_attributes(operation, model, params, metadata)
+        attributes = _request_attributes(self._instruments, operation, model, params, metadata)
         tools = params.get("tools")
         definitions = _tool_definitions(tools) if tools else None
         if definitions:
@@ -477,8 +489,10 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         if run is not None and run.first_token is None:
             run.first_token = time.perf_counter()
             if run.span is not None:
-                run.span.set_attribute(semconv.GEN_AI_REQUEST_STREAM, True)
-                run.span.set_attribute(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, run.first_token - run.started)
+                streaming = {semconv.GEN_AI_REQUEST_STREAM: True,
+                             semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: run.first_token - run.started}
+                run.span.set_attributes(streaming)
+                run.attributes.update(streaming)  # what the silenced OpenAI SDK call measured is not merged over it
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Response id and model, finish reasons, token usage, input and output messages; then the metrics."""
@@ -500,8 +514,12 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             if settings.on_events:
                 emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: inputs,
                                           semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
-        self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started,
-                                         _int_or_none(input_tokens), _int_or_none(output_tokens))
+        self._instruments.record_metrics(
+            run.attributes, time.perf_counter() - run.started, _int_or_none(input_tokens),
+            _int_or_none(output_tokens), cache_read=found.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+            cache_write=found.get(semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
+            reasoning=found.get(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+            time_to_first_chunk=run.first_token - run.started if run.first_token is not None else None)
         self._close(run)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

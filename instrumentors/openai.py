@@ -4,8 +4,9 @@ Patches `create` (and `parse`) on `chat.completions` and `responses`. Each call 
 span with the request parameters, `gen_ai.response.id` / `gen_ai.response.model`, finish reasons, token usage
 (cached input and reasoning output included), the tool calls the model asked for, `gen_ai.request.previous_response.id`
 and `gen_ai.conversation.id` when the request carries them (or the enclosing `tracekit.agent` has one), messages and
-system instructions under the content policy, and the GenAI client metrics. Streams are wrapped so the span ends
-when the stream is exhausted, closed or fails, with the output reassembled from the chunks/events.
+system instructions under the content policy, and the GenAI client metrics. Streams (returned directly, or by the
+parse() of `with_streaming_response` / `with_raw_response`) are wrapped so the span ends when the stream is
+exhausted, closed or fails, with the output reassembled from the chunks/events.
 
 When a framework instrumentor already records the model call (a LangChain chat model, the Agents SDK), this one
 stays out of the way (see `inference_recorded_by`), so one request is one span.
@@ -13,6 +14,7 @@ stays out of the way (see `inference_recorded_by`), so one request is one span.
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, Callable, Collection, Mapping
 
@@ -27,9 +29,9 @@ from tracekit.api import current_conversation_id
 from tracekit.content import get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event,
                                             inference_recorded_by, normalize_finish_reason, set_messages,
-                                            silenced_request)
+                                            silenced_request, token_detail_attributes)
 from tracekit.instrumentors._openai_messages import (chat_content_parts, chat_input_messages, get_field,
-                                                     responses_input_messages)
+                                                     responses_input_messages, usage_details)
 from tracekit.messages import function_tool_definition, output_message, reasoning_part, text_part, tool_call_part
 from tracekit.tracing import error_type_of, record_error, redacted_text
 
@@ -100,16 +102,12 @@ def _provider(instance: Any) -> str:
     return semconv.PROVIDER_AZURE_OPENAI if "Azure" in name else semconv.PROVIDER_OPENAI
 
 
-def _request_attributes(api: str, instance: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def _request_attributes(instruments: Instruments, api: str, instance: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     model = kwargs.get("model")
     model = str(model) if _given(model) else None
-    provider = _provider(instance)
-    attributes: dict[str, Any] = {
-        semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
-        semconv.GEN_AI_PROVIDER_NAME: provider,
-        semconv.GEN_AI_SYSTEM: provider,
-        semconv.OPENAI_API_TYPE: api,
-    }
+    attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+                                  **instruments.provider_attributes(_provider(instance)),
+                                  semconv.OPENAI_API_TYPE: api}
     if model:  # a Responses call may name a stored prompt instead of a model
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
     attributes.update(_server_attributes(instance))
@@ -163,7 +161,7 @@ class _Call:
     def __init__(self, instruments: Instruments, api: str, instance: Any, kwargs: Mapping[str, Any]) -> None:
         self.instruments = instruments
         self.api = api
-        self.attributes = _request_attributes(api, instance, kwargs)
+        self.attributes = _request_attributes(instruments, api, instance, kwargs)
         self.settings = get_content_settings()
         self.started = time.perf_counter()
         self.first_chunk: float | None = None
@@ -215,27 +213,25 @@ class _Call:
         self.done = True
         if reasons:
             self.set(semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
-        input_tokens = output_tokens = None
+        input_tokens = output_tokens = cached = cache_write = reasoning = None
         if usage is not None:
             input_tokens = get_field(usage, "prompt_tokens", get_field(usage, "input_tokens"))
             output_tokens = get_field(usage, "completion_tokens", get_field(usage, "output_tokens"))
-            input_details = get_field(usage, "prompt_tokens_details") or get_field(usage, "input_tokens_details")
-            output_details = get_field(usage, "completion_tokens_details") or get_field(usage, "output_tokens_details")
-            cached = get_field(input_details, "cached_tokens")
-            reasoning = get_field(output_details, "reasoning_tokens")
+            cached, cache_write, reasoning = usage_details(usage)
             self.set(semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens)
             self.set(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens)
-            if cached:
-                self.set(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cached)
-            if reasoning:
-                self.set(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, reasoning)
+            for key, value in token_detail_attributes(cached, cache_write, reasoning).items():
+                self.set(key, value)
         masked = set_messages(self.span, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, self.settings)
         add_masked_count(self.span, self.attributes, masked)
         emit_content_event(self.span, {semconv.GEN_AI_INPUT_MESSAGES: self.input_messages,
                                        semconv.GEN_AI_SYSTEM_INSTRUCTIONS: self.system,
                                        semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, self.settings)
-        self.instruments.record_metrics(self.attributes, time.perf_counter() - self.started, input_tokens,
-                                        output_tokens)
+        self.instruments.record_metrics(
+            self.attributes, time.perf_counter() - self.started, input_tokens, output_tokens,
+            self.attributes.get(semconv.ERROR_TYPE), cache_read=cached, cache_write=cache_write,
+            reasoning=reasoning,
+            time_to_first_chunk=self.first_chunk - self.started if self.first_chunk is not None else None)
         self.span.end()
 
     def finish_chat(self, completion: Any) -> None:
@@ -270,7 +266,7 @@ class _Call:
         status = get_field(response, "status")
         if status == "failed":
             error = get_field(response, "error")
-            self.span.set_attribute(semconv.ERROR_TYPE, str(get_field(error, "code") or "failed"))
+            self.set(semconv.ERROR_TYPE, str(get_field(error, "code") or "failed"))
             message = redacted_text(str(get_field(error, "message") or "response failed"))
             self.span.set_status(Status(StatusCode.ERROR, message))
         parts: list[dict[str, Any]] = []
@@ -371,7 +367,7 @@ class _Call:
             return
         error = getattr(self, "stream_error", None)
         if error is not None:
-            self.span.set_attribute(semconv.ERROR_TYPE, str(get_field(error, "code") or "stream_error"))
+            self.set(semconv.ERROR_TYPE, str(get_field(error, "code") or "stream_error"))
             message = redacted_text(str(get_field(error, "message") or "stream error"))
             self.span.set_status(Status(StatusCode.ERROR, message))
         # Stream ended (or was closed) before the final event: keep what is known, mark the output unfinished.
@@ -388,6 +384,31 @@ class _Call:
             self.finish_chat_stream()
         else:
             self.finish_response_stream()
+
+
+class _FirstChunkOnly:
+    """In place of a _Call while a framework records the model call: notes only when the first chunk arrived, into
+    what the silenced call saw, which the framework's span merges when it ends (the framework cannot see the
+    stream's first chunk itself)."""
+
+    __slots__ = ("api", "seen", "started")
+
+    def __init__(self, api: str, seen: dict[str, Any], started: float) -> None:
+        self.api = api
+        self.seen = seen
+        self.started = started
+
+    def observe(self, item: Any) -> None:
+        if semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in self.seen:
+            return
+        if self.api == "chat_completions" or str(get_field(item, "type", "")).endswith(".delta"):
+            self.seen[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = time.perf_counter() - self.started
+
+    def finish_stream(self) -> None:
+        return None
+
+    def fail(self, error: BaseException) -> None:
+        return None
 
 
 class _SyncStream(ObjectProxy):  # type: ignore[misc]
@@ -470,6 +491,50 @@ class _AsyncStream(ObjectProxy):  # type: ignore[misc]
             self._self_call.finish_stream()
 
 
+class _StreamingResponse(ObjectProxy):  # type: ignore[misc]
+    """`with_streaming_response.create(stream=True)`'s raw response (the Agents SDK streams this way, and so can an
+    application): what its `parse()` hands back is the stream, observed; closing it (as leaving its `with` block
+    does) ends a span whose stream was never read to the end with what arrived."""
+
+    def __init__(self, response: Any, stream_type: type, call: Any) -> None:
+        super().__init__(response)
+        self._self_stream_type = stream_type
+        self._self_call = call
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        parsed = self.__wrapped__.parse(*args, **kwargs)
+        if inspect.isawaitable(parsed):
+            async def observed() -> Any:
+                stream = await parsed
+                return self._self_stream_type(stream, self._self_call) if _is_stream(stream) else stream
+
+            return observed()
+        return self._self_stream_type(parsed, self._self_call) if _is_stream(parsed) else parsed
+
+    def close(self) -> Any:
+        closed = self.__wrapped__.close()
+        if inspect.isawaitable(closed):
+            async def finished() -> Any:
+                try:
+                    return await closed
+                finally:
+                    self._self_call.finish_stream()
+
+            return finished()
+        self._self_call.finish_stream()
+        return closed
+
+
+def _observed(result: Any, stream_type: type, call: _Call | _FirstChunkOnly, kwargs: Mapping[str, Any]) -> Any:
+    """`result` with its stream (direct, or behind a streaming raw response) observed by `call`; None when the
+    result is no stream."""
+    if _is_stream(result):
+        return stream_type(result, call)
+    if kwargs.get("stream") is True and callable(getattr(result, "parse", None)):
+        return _StreamingResponse(result, stream_type, call)
+    return None
+
+
 def _is_stream(result: Any) -> bool:
     return type(result).__name__ in ("Stream", "AsyncStream") or (
         hasattr(result, "__next__") and hasattr(result, "response") and not hasattr(result, "choices"))
@@ -492,8 +557,12 @@ def _finish_whole(call: _Call, result: Any) -> None:
 def _sync_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if inference_recorded_by.get() is not None:
-            silenced_request.set(_request_attributes(api, instance, kwargs))
-            return wrapped(*args, **kwargs)
+            seen = _request_attributes(instruments, api, instance, kwargs)
+            silenced_request.set(seen)
+            started = time.perf_counter()
+            result = wrapped(*args, **kwargs)
+            observed = _observed(result, _SyncStream, _FirstChunkOnly(api, seen, started), kwargs)
+            return result if observed is None else observed
         call = _Call(instruments, api, instance, kwargs)
         try:
             with trace.use_span(call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
@@ -501,8 +570,9 @@ def _sync_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
         except Exception as error:
             call.fail(error)
             raise
-        if _is_stream(result):
-            return _SyncStream(result, call)
+        observed = _observed(result, _SyncStream, call, kwargs)
+        if observed is not None:
+            return observed
         _finish_whole(call, result)
         return result
 
@@ -512,8 +582,12 @@ def _sync_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
 def _async_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if inference_recorded_by.get() is not None:
-            silenced_request.set(_request_attributes(api, instance, kwargs))
-            return await wrapped(*args, **kwargs)
+            seen = _request_attributes(instruments, api, instance, kwargs)
+            silenced_request.set(seen)
+            started = time.perf_counter()
+            result = await wrapped(*args, **kwargs)
+            observed = _observed(result, _AsyncStream, _FirstChunkOnly(api, seen, started), kwargs)
+            return result if observed is None else observed
         call = _Call(instruments, api, instance, kwargs)
         try:
             with trace.use_span(call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
@@ -521,8 +595,9 @@ def _async_wrapper(instruments: Instruments, api: str) -> Callable[..., Any]:
         except Exception as error:
             call.fail(error)
             raise
-        if _is_stream(result):
-            return _AsyncStream(result, call)
+        observed = _observed(result, _AsyncStream, call, kwargs)
+        if observed is not None:
+            return observed
         _finish_whole(call, result)
         return result
 

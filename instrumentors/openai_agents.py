@@ -4,15 +4,17 @@ The SDK reports its own traces and spans to registered `TracingProcessor`s; `Ope
 one that turns them into OpenTelemetry GenAI spans, live (each OTel span starts when the SDK span starts, so
 timings and parents are real):
 
-| Agents SDK             | OpenTelemetry span                                    |
-|------------------------|-------------------------------------------------------|
-| trace (a `Runner.run`) | `invoke_workflow {workflow name}` (INTERNAL)           |
-| agent                  | `invoke_agent {agent}` (INTERNAL)                      |
-| handoff                | `agent_to_agent_interaction {to agent}` (Foundry name) |
-| function tool          | `execute_tool {tool}`                                  |
-| generation / response  | `chat {model}` (CLIENT), usage and messages            |
-| guardrail, custom, ... | `guardrail {name}` / the span's own name               |
-| task, turn             | none: their children attach to the enclosing span      |
+| Agents SDK             | OpenTelemetry span                                    | with the latest conventions        |
+|------------------------|-------------------------------------------------------|------------------------------------|
+| trace (a `Runner.run`) | `invoke_workflow {workflow name}` (INTERNAL)           | `handle_conversation_turn {name}`  |
+| agent                  | `invoke_agent {agent}` (INTERNAL)                      | same                               |
+| handoff                | `agent_to_agent_interaction {to agent}` (Foundry name) | `execute_tool {tool} {to agent}` ⁺ |
+| function tool          | `execute_tool {tool}`                                  | same                               |
+| generation / response  | `chat {model}` (CLIENT), usage and messages            | same, without `gen_ai.system`      |
+| guardrail, custom, ... | `guardrail {name}` / the span's own name               | same                               |
+| task, turn             | none: their children attach to the enclosing span      | same                               |
+
+⁺ the conventions' transfer refinement: `gen_ai.transfer.target.name`, `gen_ai.transfer.mode=pass_control`.
 
 The trace's `group_id` (the SDK's conversation/thread grouping) becomes `gen_ai.conversation.id` on every span.
 While a generation/response span is open, the OpenAI SDK instrumentor stays silent so each model call is one span.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any, Collection, Mapping
 
 from opentelemetry import context as otel_context
@@ -35,8 +38,9 @@ from tracekit import semconv
 from tracekit.content import get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, inference_recorded_by,
                                             merge_silenced_request, normalize_finish_reason, set_messages,
-                                            set_opt_in, silenced_request)
-from tracekit.instrumentors._openai_messages import chat_input_messages, get_field, responses_input_messages
+                                            set_opt_in, silenced_request, token_detail_attributes)
+from tracekit.instrumentors._openai_messages import (chat_input_messages, get_field, responses_input_messages,
+                                                     usage_details)
 from tracekit.messages import output_message, text_part, tool_call_part
 from tracekit.tracing import redacted_text
 
@@ -74,25 +78,33 @@ class TracekitAgentsProcessor:
     # -- traces ----------------------------------------------------------------------------------------------------------
 
     def on_trace_start(self, agents_trace: Any) -> None:
-        """A workflow run starts: the root span of the run."""
+        """A run starts: the root span of the run. By default `invoke_workflow {name}`; with the latest conventions
+        the runner's entry point is an internal `handle_conversation_turn` span instead (#571: Runner.run is no
+        longer a workflow), so the agents it runs stay in one trace."""
         if not self.enabled:
             return
         name = str(getattr(agents_trace, "name", None) or "Agent workflow")
         conversation_id = getattr(agents_trace, "group_id", None)
-        attributes: dict[str, Any] = {
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_WORKFLOW,
-            semconv.GEN_AI_WORKFLOW_NAME: name,
-        }
+        if self._instruments.latest:
+            attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_HANDLE_CONVERSATION_TURN}
+            span_name = f"{semconv.OP_HANDLE_CONVERSATION_TURN} {name}"
+        else:
+            attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_WORKFLOW, semconv.GEN_AI_WORKFLOW_NAME: name}
+            span_name = f"{semconv.OP_INVOKE_WORKFLOW} {name}"
         if conversation_id:
             attributes[semconv.GEN_AI_CONVERSATION_ID] = str(conversation_id)
-        span = self._instruments.tracer.start_span(f"{semconv.OP_INVOKE_WORKFLOW} {name}",
-                                                   context=otel_context.get_current(), attributes=attributes)
+        span = self._instruments.tracer.start_span(span_name, context=otel_context.get_current(),
+                                                   attributes=attributes)
         self._remember(agents_trace.trace_id, span, None, attributes, conversation_id)
 
     def on_trace_end(self, agents_trace: Any) -> None:
         """The run finished."""
         opened = self._forget(agents_trace.trace_id)
         if opened is not None:
+            if self._instruments.latest:
+                duration = _seconds_since(opened.span)
+                if duration is not None:
+                    self._instruments.metrics.record_agent(opened.attributes, duration)
             opened.span.end()
 
     # -- spans -----------------------------------------------------------------------------------------------------------
@@ -129,12 +141,20 @@ class TracekitAgentsProcessor:
             name = f"{semconv.OP_CHAT} {model}" if model else semconv.OP_CHAT
             kind = SpanKind.CLIENT
             attributes.update({semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
-                               semconv.GEN_AI_PROVIDER_NAME: semconv.PROVIDER_OPENAI,
-                               semconv.GEN_AI_SYSTEM: semconv.PROVIDER_OPENAI})
+                               **self._instruments.provider_attributes(semconv.PROVIDER_OPENAI)})
             if model:
                 attributes[semconv.GEN_AI_REQUEST_MODEL] = str(model)
             inference_recorded_by.set("openai_agents")
             silenced_request.set(None)  # only what the SDK sees during this call may be merged at its end
+        elif kind_name == "handoff" and self._instruments.latest:
+            # The conventions' transfer refinement of execute_tool: the model called the handoff tool and the
+            # target agent takes over the conversation. Named and completed when the SDK names the target.
+            name = semconv.OP_EXECUTE_TOOL
+            attributes.update({semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+                               semconv.GEN_AI_TOOL_TYPE: semconv.TOOL_TYPE_FUNCTION,
+                               semconv.GEN_AI_TRANSFER_MODE: semconv.TRANSFER_MODE_PASS_CONTROL})
+            if getattr(data, "from_agent", None):
+                agent_name = str(data.from_agent)
         elif kind_name == "handoff":
             name = semconv.OP_AGENT_TO_AGENT
             attributes[semconv.GEN_AI_OPERATION_NAME] = semconv.OP_AGENT_TO_AGENT
@@ -175,6 +195,14 @@ class TracekitAgentsProcessor:
         elif kind_name == "response":
             merge_silenced_request(span, opened.attributes)
             masked += self._end_response(span, opened, data, settings)
+        elif kind_name == "handoff" and self._instruments.latest:
+            target = getattr(data, "to_agent", None)
+            if target:
+                tool_name = _handoff_tool_name(str(target))
+                span.update_name(f"{semconv.OP_EXECUTE_TOOL} {tool_name} {target}")
+                transfer = {semconv.GEN_AI_TOOL_NAME: tool_name, semconv.GEN_AI_TRANSFER_TARGET_NAME: str(target)}
+                span.set_attributes(transfer)
+                opened.attributes.update(transfer)
         elif kind_name == "handoff":
             target = getattr(data, "to_agent", None)
             if target:
@@ -186,12 +214,21 @@ class TracekitAgentsProcessor:
             span.set_attribute(semconv.OPENAI_AGENTS_GUARDRAIL_TRIGGERED, bool(data.triggered))
         add_masked_count(span, opened.attributes, masked)
         error = agents_span.error
+        error_type = None
         if error:
             # The SDK reports errors as {"message", "data"} without an exception type: OTel's fallback value.
-            span.set_attribute(semconv.ERROR_TYPE, "_OTHER")
+            error_type = "_OTHER"
+            span.set_attribute(semconv.ERROR_TYPE, error_type)
             span.set_status(Status(StatusCode.ERROR, redacted_text(str(get_field(error, "message") or "error"))))
         if kind_name in ("generation", "response"):
             inference_recorded_by.set(None)
+        elif self._instruments.latest:
+            operation = opened.attributes.get(semconv.GEN_AI_OPERATION_NAME)
+            duration = _seconds_since(span)
+            if duration is not None and operation == semconv.OP_INVOKE_AGENT:
+                self._instruments.metrics.record_agent(opened.attributes, duration, error_type)
+            elif duration is not None and operation == semconv.OP_EXECUTE_TOOL:
+                self._instruments.metrics.record_tool(opened.attributes, duration, error_type)
         span.end()
 
     def _end_generation(self, span: Span, opened: _Open, data: Any, settings: Any) -> int:
@@ -212,6 +249,8 @@ class TracekitAgentsProcessor:
             span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, int(input_tokens))
         if output_tokens is not None:
             span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, int(output_tokens))
+        details = usage_details(usage)
+        span.set_attributes(token_detail_attributes(*details))
         masked = set_messages(span, semconv.GEN_AI_INPUT_MESSAGES, chat_input_messages(data.input or ()), settings)
         outputs = []
         reasons = []
@@ -231,7 +270,7 @@ class TracekitAgentsProcessor:
         if reasons:
             span.set_attribute(semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
         masked += set_messages(span, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings)
-        self._record_metrics(span, opened, input_tokens, output_tokens)
+        self._record_metrics(span, opened, input_tokens, output_tokens, details)
         return masked
 
     def _end_response(self, span: Span, opened: _Open, data: Any, settings: Any) -> int:
@@ -240,6 +279,7 @@ class TracekitAgentsProcessor:
         if data.input is not None:
             masked += set_messages(span, semconv.GEN_AI_INPUT_MESSAGES, responses_input_messages(data.input), settings)
         input_tokens = output_tokens = None
+        details: tuple[Any, Any, Any] = (None, None, None)
         if response is not None:
             model = get_field(response, "model")
             if model:
@@ -255,6 +295,8 @@ class TracekitAgentsProcessor:
                 span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, int(input_tokens))
             if output_tokens is not None:
                 span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, int(output_tokens))
+            details = usage_details(usage)
+            span.set_attributes(token_detail_attributes(*details))
             parts = []
             has_call = False
             for item in get_field(response, "output") or ():
@@ -270,17 +312,20 @@ class TracekitAgentsProcessor:
             span.set_attribute(semconv.GEN_AI_RESPONSE_FINISH_REASONS, [reason])
             masked += set_messages(span, semconv.GEN_AI_OUTPUT_MESSAGES,
                                    [output_message("assistant", parts, reason)], settings)
-        self._record_metrics(span, opened, input_tokens, output_tokens)
+        self._record_metrics(span, opened, input_tokens, output_tokens, details)
         return masked
 
-    def _record_metrics(self, span: Span, opened: _Open, input_tokens: Any, output_tokens: Any) -> None:
-        start = getattr(span, "start_time", None)
-        if start is None:
+    def _record_metrics(self, span: Span, opened: _Open, input_tokens: Any, output_tokens: Any,
+                        details: tuple[Any, Any, Any]) -> None:
+        duration = _seconds_since(span)
+        if duration is None:
             return
-        duration = (time.time_ns() - start) / 1e9
-        self._instruments.record_metrics(opened.attributes, duration,
-                                         int(input_tokens) if input_tokens is not None else None,
-                                         int(output_tokens) if output_tokens is not None else None)
+        cache_read, cache_write, reasoning = details
+        self._instruments.record_metrics(
+            opened.attributes, duration, int(input_tokens) if input_tokens is not None else None,
+            int(output_tokens) if output_tokens is not None else None, cache_read=cache_read,
+            cache_write=cache_write, reasoning=reasoning,
+            time_to_first_chunk=opened.attributes.get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK))
 
     # -- bookkeeping -----------------------------------------------------------------------------------------------------
 
@@ -306,6 +351,23 @@ class TracekitAgentsProcessor:
     def force_flush(self) -> None:
         """Nothing is buffered here; the OTel span processors flush on their own."""
         return None
+
+
+def _seconds_since(span: Span) -> float | None:
+    """How long the span has been open (the SDK span's own duration: the OTel span started with it)."""
+    start = getattr(span, "start_time", None)
+    return (time.time_ns() - start) / 1e9 if start is not None else None
+
+
+def _handoff_tool_name(target: str) -> str:
+    """The name of the tool the model called to hand off to `target`: the SDK's default handoff tool name (the
+    tracing processor is not told about a `tool_name_override`)."""
+    try:
+        from agents.handoffs import Handoff
+
+        return str(Handoff.default_tool_name(SimpleNamespace(name=target)))  # type: ignore[arg-type]
+    except (ImportError, AttributeError):  # an SDK without it
+        return f"transfer_to_{target}"
 
 
 class OpenAIAgentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]

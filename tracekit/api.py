@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import time
 from typing import Any, Callable, Mapping, Sequence, TypeVar, overload
 
 from opentelemetry import context as otel_context
@@ -26,8 +27,9 @@ from opentelemetry.trace import Span, SpanKind
 
 from tracekit import semconv
 from tracekit.content import get_content_settings
+from tracekit.genai_metrics import GenAIMetrics
 from tracekit.messages import render, to_json
-from tracekit.tracing import get_tracer, record_error
+from tracekit.tracing import TRACER_NAME, error_type_of, get_tracer, latest_conventions, record_error
 
 __all__ = [
     "agent",
@@ -136,10 +138,24 @@ class GenAISpan:
         return self
 
 
+_latest_metrics: GenAIMetrics | None = None
+
+
+def _duration_metrics() -> GenAIMetrics | None:
+    """The instruments agent and tool scopes record their duration on (the global MeterProvider's); only the
+    latest conventions define those metrics, so None by default."""
+    global _latest_metrics
+    if not latest_conventions():
+        return None
+    if _latest_metrics is None:
+        _latest_metrics = GenAIMetrics(TRACER_NAME, latest=True)
+    return _latest_metrics
+
+
 class _ActiveScope:
     """One entered scope: the span, the attached context and the context-variable tokens to undo."""
 
-    __slots__ = ("handle", "_context_token", "_agent_token", "_conversation_token")
+    __slots__ = ("handle", "_context_token", "_agent_token", "_conversation_token", "_attributes", "_started")
 
     def __init__(self, scope: _Scope) -> None:
         conversation_id = scope.conversation_id or _conversation_id.get()
@@ -151,6 +167,8 @@ class _ActiveScope:
             if parent_agent:
                 attributes[semconv.GEN_AI_AGENT_NAME] = parent_agent
         span = get_tracer().start_span(scope.span_name, kind=scope.kind, attributes=attributes)
+        self._attributes = attributes
+        self._started = time.perf_counter()
         self.handle = GenAISpan(span)
         self._context_token = otel_context.attach(trace.set_span_in_context(span))
         self._agent_token = _agent_name.set(scope.sets_agent) if scope.sets_agent else None
@@ -162,6 +180,15 @@ class _ActiveScope:
         span = self.handle.span
         if error is not None:
             record_error(span, error)
+        operation = self._attributes.get(semconv.GEN_AI_OPERATION_NAME)
+        # A remote agent (CLIENT) is a client operation, not an in-process invocation: no invocation duration.
+        if operation in (semconv.OP_INVOKE_AGENT, semconv.OP_EXECUTE_TOOL) \
+                and getattr(span, "kind", SpanKind.INTERNAL) is SpanKind.INTERNAL:
+            metrics = _duration_metrics()
+            if metrics is not None:
+                record = metrics.record_agent if operation == semconv.OP_INVOKE_AGENT else metrics.record_tool
+                record(self._attributes, time.perf_counter() - self._started,
+                       error_type_of(error) if error is not None else None)
         try:
             if self._conversation_token is not None:
                 _conversation_id.reset(self._conversation_token)
@@ -319,7 +346,8 @@ def _agent_attributes(
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
     if provider:
         attributes[semconv.GEN_AI_PROVIDER_NAME] = provider
-        attributes[semconv.GEN_AI_SYSTEM] = provider
+        if not latest_conventions():  # the deprecated name Application Insights' agent views still key on
+            attributes[semconv.GEN_AI_SYSTEM] = provider
     return attributes
 
 

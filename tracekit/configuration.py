@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from tracekit import semconv
 from tracekit.content import ContentMode, get_content_settings, set_content_recording
 from tracekit.redaction import RedactionPolicy
+from tracekit.tracing import read_latest_conventions
 
 __all__ = ["configure", "ConfigureResult", "instrument", "uninstrument", "INSTRUMENTORS"]
 
@@ -116,15 +117,29 @@ def _azure_exporters(connection_string: str, options: Mapping[str, Any] | None =
 
 
 def genai_metric_views() -> list[Any]:
-    """Views giving the two GenAI client histograms the bucket boundaries the spec prescribes."""
+    """Views giving the GenAI client histograms (under either convention set's names) the bucket boundaries the
+    spec prescribes."""
     from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
-    return [
-        View(instrument_name=semconv.METRIC_TOKEN_USAGE,
-             aggregation=ExplicitBucketHistogramAggregation(semconv.TOKEN_USAGE_BUCKETS)),
-        View(instrument_name=semconv.METRIC_OPERATION_DURATION,
-             aggregation=ExplicitBucketHistogramAggregation(semconv.OPERATION_DURATION_BUCKETS)),
-    ]
+    tokens = ExplicitBucketHistogramAggregation(semconv.TOKEN_USAGE_BUCKETS)
+    durations = ExplicitBucketHistogramAggregation(semconv.OPERATION_DURATION_BUCKETS)
+    return [View(instrument_name=name, aggregation=tokens)
+            for name in (semconv.METRIC_TOKEN_USAGE, semconv.METRIC_INFERENCE_OPERATION_INPUT_TOKENS,
+                         semconv.METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS)] + \
+           [View(instrument_name=name, aggregation=durations)
+            for name in (semconv.METRIC_OPERATION_DURATION, semconv.METRIC_TIME_TO_FIRST_CHUNK,
+                         semconv.METRIC_INFERENCE_DURATION, semconv.METRIC_INFERENCE_TIME_TO_FIRST_CHUNK)]
+
+
+def exemplar_filter(exemplars: bool | None = None) -> Any:
+    """The exemplar filter configure() gives its MeterProvider: `trace_based` for True, `always_off` for False; for
+    None, None when OTEL_METRICS_EXEMPLAR_FILTER is set (the SDK then reads it), else `always_off`."""
+    from opentelemetry.sdk.environment_variables import OTEL_METRICS_EXEMPLAR_FILTER
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, TraceBasedExemplarFilter
+
+    if exemplars is None:
+        return None if os.environ.get(OTEL_METRICS_EXEMPLAR_FILTER) else AlwaysOffExemplarFilter()
+    return TraceBasedExemplarFilter() if exemplars else AlwaysOffExemplarFilter()
 
 
 def _azure_connection_string(connection_string: str | None, endpoint: str | None) -> str | None:
@@ -177,6 +192,7 @@ def configure(
     instrument: bool | Sequence[str] = False,
     set_global: bool = True,
     live: bool | None = None,
+    exemplars: bool | None = None,
 ) -> ConfigureResult:
     """Set up OpenTelemetry for GenAI telemetry and return what was built.
 
@@ -194,9 +210,16 @@ def configure(
       rules, or `TRACEKIT_REDACTION_FILE`).
     * `instrument=True` also calls `tracekit.instrument()` (or pass framework names).
     * `service_name` falls back to `OTEL_SERVICE_NAME`.
+    * `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental` makes tracekit emit the latest GenAI convention
+      names (docs/conventions.md); it is read here and by `instrument()`.
     * `live` (default on, `TRACEKIT_LIVE=false` turns it off): with OTLP export and logs on, every span that starts
       also sends a `tracekit.span.started` log record and a heartbeat runs while spans are open (tracekit.live), so
       the collector can show work in flight. Not added to an existing TracerProvider or for Azure Monitor.
+    * `exemplars`: whether metric points carry exemplars (the trace and span a measurement was taken in, linking a
+      latency histogram to the slow call's trace). Default: as `OTEL_METRICS_EXEMPLAR_FILTER` says when it is set,
+      else off: sampling one costs every record while a span is current, and the Azure Monitor exporter drops them
+      (docs/decisions/2026-12-07-exemplars-off-by-default.md). `True` samples them for spans being recorded
+      (`trace_based`).
     """
     from opentelemetry import _logs, metrics as otel_metrics, trace
     from opentelemetry.sdk.resources import Resource
@@ -206,6 +229,7 @@ def configure(
     from tracekit.live import LiveSpanProcessor, live_enabled
     from tracekit.redaction.sdk import RedactingLogRecordProcessor, RedactingSpanProcessor
 
+    read_latest_conventions()
     if content is not None:
         set_content_recording(content, redaction=redaction)
     elif redaction is not None:
@@ -268,7 +292,8 @@ def configure(
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
         reader = PeriodicExportingMetricReader(metric_exporter)
-        result.meter_provider = MeterProvider(resource=resource, metric_readers=[reader], views=genai_metric_views())
+        result.meter_provider = MeterProvider(resource=resource, metric_readers=[reader], views=genai_metric_views(),
+                                              exemplar_filter=exemplar_filter(exemplars))
 
     if set_global:
         trace.set_tracer_provider(tracer_provider)

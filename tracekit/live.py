@@ -22,18 +22,13 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
 
-__all__ = ["LiveSpanProcessor", "live_enabled", "heartbeat_interval", "SPAN_STARTED", "HEARTBEAT"]
+from tracekit.live_records import (ATTR_INTERVAL, ATTR_KIND, ATTR_NAME, ATTR_PARENT, DEFAULT_INTERVAL_S, HEARTBEAT,
+                                   SPAN_STARTED)
 
-SPAN_STARTED = "tracekit.span.started"
-HEARTBEAT = "tracekit.heartbeat"
-ATTR_NAME = "tracekit.span.name"
-ATTR_KIND = "tracekit.span.kind"
-ATTR_PARENT = "tracekit.span.parent_id"
-ATTR_INTERVAL = "tracekit.heartbeat.interval_s"  # how often this process promised to beat: the reader's stale window
+__all__ = ["LiveSpanProcessor", "live_enabled", "heartbeat_interval", "SPAN_STARTED", "HEARTBEAT"]
 
 ENV_LIVE = "TRACEKIT_LIVE"
 ENV_INTERVAL = "TRACEKIT_LIVE_HEARTBEAT_INTERVAL"
-DEFAULT_INTERVAL_S = 10.0
 _SCOPE = "tracekit.live"
 
 

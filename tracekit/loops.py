@@ -178,12 +178,20 @@ WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))
     HANDOFF_OPERATIONS | semconv.INFERENCE_OPERATIONS)))
 
 
-def trace_loops(reader: Any, trace_ids: list[str], threshold: int = DEFAULT_THRESHOLD) -> dict[str, list[Loop]]:
-    """Loops in each of these traces (only traces with loops are keys), reading only what detection needs."""
+def trace_loops(reader: Any, trace_ids: list[str], threshold: int = DEFAULT_THRESHOLD, *,
+                since_ns: int | None = None) -> dict[str, list[Loop]]:
+    """Loops in each of these traces (only traces with loops are keys), reading only what detection needs.
+
+    `since_ns`, when no span of these traces starts earlier (the trace list knows each trace's first span), lets
+    DuckDB skip the row groups of older spans instead of matching every span's trace id against the list.
+    """
     if not trace_ids:
         return {}
+    sql, params = _LOOP_SPANS_SQL, [trace_ids]
+    if since_ns is not None:
+        sql, params = f"{sql}  AND start_time_ns >= ?", [trace_ids, since_ns]
     spans: dict[str, dict[str, LoopSpan]] = {}
-    for row in reader.sql(_LOOP_SPANS_SQL, [trace_ids]).to_pylist():
+    for row in reader.sql(sql, params).to_pylist():
         attributes = {key: value for key, value in orjson.loads(row["attributes"]).items() if value is not None}
         reasons = attributes.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)
         if isinstance(reasons, str):

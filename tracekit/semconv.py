@@ -186,6 +186,23 @@ TOKEN_USAGE_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 26214
                               67108864)
 OPERATION_DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96,
                                      81.92)
+METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"  # streamed calls (v1.38-v1.40)
+# The same measurements as the latest semantic-conventions-genai names them (emitted with
+# OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental): client-inference.md, token-metrics.yaml (#374, #536),
+# and the agent/tool duration metrics (#322; #571 renamed gen_ai.invoke_agent.duration to gen_ai.invocation.duration).
+METRIC_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
+METRIC_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
+METRIC_INFERENCE_USAGE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.input_tokens"  # counter, by modality
+METRIC_INFERENCE_USAGE_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.output_tokens"
+METRIC_INFERENCE_USAGE_CACHE_READ_TOKENS: Final = "gen_ai.client.inference.usage.cache_read.input_tokens"
+METRIC_INFERENCE_USAGE_CACHE_WRITE_TOKENS: Final = "gen_ai.client.inference.usage.cache_write.input_tokens"
+METRIC_INFERENCE_USAGE_REASONING_TOKENS: Final = "gen_ai.client.inference.usage.reasoning.output_tokens"
+METRIC_INFERENCE_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"  # histogram
+METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
+METRIC_INVOCATION_DURATION: Final = "gen_ai.invocation.duration"  # invoke_agent (INTERNAL)
+METRIC_EXECUTE_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
+GEN_AI_TOKEN_MODALITY: Final = "gen_ai.token.modality"
+TOKEN_MODALITY_UNKNOWN: Final = "unknown"  # the providers we instrument do not split usage by modality
 
 # --- resource ----------------------------------------------------------------------------------------------------------------
 SERVICE_NAME: Final = "service.name"
@@ -206,12 +223,13 @@ OPENINFERENCE_INPUT_MESSAGES_PREFIX: Final = "llm.input_messages."
 OPENINFERENCE_OUTPUT_MESSAGES_PREFIX: Final = "llm.output_messages."
 OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
 OPENINFERENCE_INVOCATION_PARAMETERS: Final = "llm.invocation_parameters"  # the request's parameters as JSON
+OPENINFERENCE_PROVIDER: Final = ("llm.provider", "llm.system")  # e.g. "openai"; gen_ai.provider.name's counterpart
 
 # Attributes lifted into typed store columns, so queries filter and group on them without parsing JSON.
 # column name -> the attribute keys that feed it, first present wins.
 TYPED_ATTRIBUTE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "operation_name": (GEN_AI_OPERATION_NAME,),
-    "provider_name": (GEN_AI_PROVIDER_NAME, GEN_AI_SYSTEM),
+    "provider_name": (GEN_AI_PROVIDER_NAME, GEN_AI_SYSTEM, *OPENINFERENCE_PROVIDER),
     "request_model": (GEN_AI_REQUEST_MODEL,),
     "response_model": (GEN_AI_RESPONSE_MODEL,),
     "response_id": (GEN_AI_RESPONSE_ID,),
@@ -223,6 +241,6 @@ TYPED_ATTRIBUTE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "error_type": (ERROR_TYPE,),
 }
 TYPED_INTEGER_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
-    "input_tokens": (GEN_AI_USAGE_INPUT_TOKENS, GEN_AI_USAGE_PROMPT_TOKENS),
-    "output_tokens": (GEN_AI_USAGE_OUTPUT_TOKENS, GEN_AI_USAGE_COMPLETION_TOKENS),
+    "input_tokens": INPUT_TOKEN_KEYS,
+    "output_tokens": OUTPUT_TOKEN_KEYS,
 }

@@ -3,11 +3,15 @@ and the instrumentors, and not part of the public API.
 
 `using_tracer_provider(provider)` makes tracekit's helpers and instrumentors use `provider` in one context only
 (the demo and the tests use it so they never replace an application's global provider).
+
+`latest_conventions()` says which GenAI convention names to emit: the latest experimental ones when
+`OTEL_SEMCONV_STABILITY_OPT_IN` lists `gen_ai_latest_experimental`, else the shape Application Insights reads today.
 """
 
 from __future__ import annotations
 
 import contextvars
+import os
 import weakref
 from typing import Any
 
@@ -17,7 +21,8 @@ from opentelemetry.trace import Span, Status, StatusCode
 from tracekit import semconv
 from tracekit.content import get_content_settings
 
-__all__ = ["get_tracer", "using_tracer_provider", "record_error", "redacted_text", "error_type_of"]
+__all__ = ["get_tracer", "using_tracer_provider", "record_error", "redacted_text", "error_type_of",
+           "latest_conventions", "read_latest_conventions"]
 
 TRACER_NAME = "tracekit"
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"  # the semantic-conventions schema our attributes follow
@@ -46,6 +51,42 @@ def get_tracer(name: str = TRACER_NAME, tracer_provider: Any = None) -> trace.Tr
         tracer = trace.get_tracer(name, __version__, tracer_provider=provider, schema_url=SCHEMA_URL)
         cache[name] = tracer
     return tracer
+
+
+OPT_IN_VARIABLE = "OTEL_SEMCONV_STABILITY_OPT_IN"
+OPT_IN_GEN_AI_LATEST = "gen_ai_latest_experimental"
+_latest: bool | None = None  # read once: by read_latest_conventions() (instrument(), configure()) or at first use
+
+
+def _opt_in_requests_latest() -> bool:
+    """Whether OTEL_SEMCONV_STABILITY_OPT_IN asks for the latest GenAI conventions, decided as the OpenTelemetry
+    Python contrib instrumentations decide it: through opentelemetry-instrumentation's own parser when it has one
+    (so tracekit and, say, opentelemetry-instrumentation-openai-v2 in one process always agree; like them, it reads
+    the variable once per process), else the same rule: a comma-separated list holding `gen_ai_latest_experimental`."""
+    try:
+        from opentelemetry.instrumentation._semconv import (_OpenTelemetrySemanticConventionStability,
+                                                            _OpenTelemetryStabilitySignalType, _StabilityMode)
+
+        mode = _StabilityMode.GEN_AI_LATEST_EXPERIMENTAL
+        signal = _OpenTelemetryStabilitySignalType.GEN_AI
+    except (ImportError, AttributeError):  # an opentelemetry-instrumentation without the GenAI opt-in
+        return OPT_IN_GEN_AI_LATEST in (item.strip() for item in os.environ.get(OPT_IN_VARIABLE, "").split(","))
+    _OpenTelemetrySemanticConventionStability._initialize()
+    return _OpenTelemetrySemanticConventionStability._get_opentelemetry_stability_opt_in_mode(signal) is mode
+
+
+def read_latest_conventions() -> bool:
+    """Decide (again) which convention names tracekit emits; `instrument()` and `configure()` call this, so the
+    per-call code only reads a flag."""
+    global _latest
+    _latest = _opt_in_requests_latest()
+    return _latest
+
+
+def latest_conventions() -> bool:
+    """True: emit the latest semantic-conventions-genai names; False (default): the shape Application Insights'
+    agent views read today (gen_ai.system beside gen_ai.provider.name, gen_ai.client.operation.duration, ...)."""
+    return read_latest_conventions() if _latest is None else _latest
 
 
 class using_tracer_provider:  # noqa: N801 - used like a function: `with using_tracer_provider(p): ...`

@@ -24,6 +24,7 @@ from tracekit.store.reader import StoreReader
 from tracekit.tui.screens.trace_list import TraceListScreen
 
 if TYPE_CHECKING:  # the other screens are imported when first opened: the first paint needs only the list
+    from tracekit.tui.data import FirstPage
     from tracekit.tui.screens.trace_view import LoadedTrace, TraceViewScreen
 
 QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -44,9 +45,11 @@ class TracekitApp(App):
     ]
 
     def __init__(self, reader: StoreReader, *, live: bool = True, title: str | None = None,
-                 collector_status: Callable[[], dict[str, Any]] | None = None) -> None:
+                 collector_status: Callable[[], dict[str, Any]] | None = None,
+                 first_page: FirstPage | None = None) -> None:
         super().__init__()
         self.reader = reader
+        self.first_page = first_page  # the list's first page, already being queried (taken by the list once)
         # The collector's counters (alerts, continuous evaluation), when the UI runs beside or through a collector.
         self.collector_status = collector_status or getattr(reader, "collector_status", None)
         self.live = live
@@ -144,6 +147,8 @@ class TracekitApp(App):
 
 
 def run_app(reader: StoreReader, *, live: bool = True, title: str | None = None,
-            collector_status: Callable[[], dict[str, Any]] | None = None) -> None:
-    """Run the TUI on `reader` until the user quits (`live` polls the store for new spans)."""
-    TracekitApp(reader, live=live, title=title, collector_status=collector_status).run()
+            collector_status: Callable[[], dict[str, Any]] | None = None,
+            first_page: FirstPage | None = None) -> None:
+    """Run the TUI on `reader` until the user quits (`live` polls the store for new spans); `first_page`, started
+    before this module was imported, saves the list its first query."""
+    TracekitApp(reader, live=live, title=title, collector_status=collector_status, first_page=first_page).run()

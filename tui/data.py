@@ -6,19 +6,22 @@ first), long values are cut in SQL with `left()` so a 5 MB attribute never cross
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
 from tracekit import semconv
 from tracekit.cost import Price, has_cost_column, price_call
-from tracekit.lint.rules import UNREAD, Finding, check_span
 from tracekit.loops import configured_threshold, trace_loops
 from tracekit.store.open_spans import NOT_REPORTING, RUNNING, SPAN_STARTED, OpenSpan, open_spans
 from tracekit.store.reader import StoreReader
 from tracekit.tui.filters import TraceFilter
+
+if TYPE_CHECKING:  # the linter is imported with the first span's details, not before the trace list is painted
+    from tracekit.lint.rules import Finding
 
 PAGE_SIZE = 200
 VALUE_PREVIEW = 2_000  # characters of an attribute value loaded for the details panel
@@ -119,6 +122,8 @@ class SpanDetails:
 
     def attribute_map(self) -> dict[str, Any]:
         """The attributes loaded whole, as values (numbers as numbers): what pricing and the linter read."""
+        from tracekit.lint.rules import UNREAD
+
         values: dict[str, Any] = {}
         for item in self.attributes:
             if item.truncated:
@@ -144,14 +149,60 @@ def _keyset(cursor: tuple[int, str] | None) -> tuple[str, list[Any]]:
 
 
 def trace_page(reader: StoreReader, trace_filter: TraceFilter | None = None, *,
-               after: tuple[int, str] | None = None, limit: int = PAGE_SIZE) -> list[TraceSummary]:
-    """A page of traces, newest first, that have spans matching the filter; `after` is the last row's cursor."""
+               after: tuple[int, str] | None = None, limit: int = PAGE_SIZE,
+               with_loops: bool = True) -> list[TraceSummary]:
+    """A page of traces, newest first, that have spans matching the filter; `after` is the last row's cursor.
+
+    `with_loops=False` leaves `loops` empty: the trace list shows the rows first and adds the loop markers from
+    `trace_loop_messages` after (loop detection reads every tool and agent span of the page).
+    """
     trace_filter = trace_filter or TraceFilter()
     conditions = trace_filter.span_conditions + trace_filter.trace_conditions
     if after is None or trace_filter.running:
         # Traces in flight come first (and only those with `status:running`): their roots may not have ended yet.
-        return _with_running(reader, trace_filter, conditions, limit)
-    return _ended_trace_page(reader, trace_filter, conditions, after, limit)
+        traces = _with_running(reader, trace_filter, conditions, limit)
+    else:
+        traces = _ended_trace_page(reader, trace_filter, conditions, after, limit)
+    if not with_loops:
+        return traces
+    messages = trace_loop_messages(reader, traces)
+    return [replace(trace, loops=messages.get(trace.trace_id, ())) for trace in traces]
+
+
+class FirstPage:
+    """The trace list's first page (and the store's latest ingest sequence), queried in a thread from the moment the
+    store is open: started before Textual is imported, the query runs while the app loads and starts (DuckDB lets go
+    of the GIL while it executes), and the list shows its rows as soon as it is mounted."""
+
+    def __init__(self, reader: StoreReader) -> None:
+        self._answer: tuple[int, list[TraceSummary]] | None = None
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._query, args=(reader,), name="tracekit-first-page", daemon=True)
+        self._thread.start()
+
+    def _query(self, reader: StoreReader) -> None:
+        try:
+            seq = latest_seq(reader)  # before the page, so spans arriving meanwhile are seen by the next poll
+            self._answer = seq, trace_page(reader, with_loops=False)
+        except Exception as error:  # raised where the answer is taken, by the list's worker
+            self._error = error
+
+    def result(self) -> tuple[int, list[TraceSummary]]:
+        """The sequence number and the page (waits for the query; raises what the query raised)."""
+        self._thread.join()
+        if self._answer is None:
+            assert self._error is not None
+            raise self._error
+        return self._answer
+
+
+def trace_loop_messages(reader: StoreReader, traces: list[TraceSummary]) -> dict[str, tuple[str, ...]]:
+    """What goes in circles in each of these traces (tracekit.loops), as messages; traces without loops left out."""
+    if not traces:
+        return {}
+    found = trace_loops(reader, [trace.trace_id for trace in traces], configured_threshold(),
+                        since_ns=min(trace.start_ns for trace in traces))  # no span of a trace starts before it
+    return {trace_id: tuple(loop.message for loop in loops) for trace_id, loops in found.items()}
 
 
 def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions: list[str],
@@ -193,13 +244,12 @@ def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions
     params = [*trace_filter.params, *trace_filter.trace_params, *([only] if only is not None else []),
               *keyset_params, limit]
     rows = reader.sql(sql, params).to_pylist()
-    loops = trace_loops(reader, [row["trace_id"] for row in rows], configured_threshold())
     return [TraceSummary(
         trace_id=row["trace_id"], start_ns=row["first_ns"], duration_ns=row["duration_ns"] or 0,
         span_count=row["span_count"], root_name=row["root_name"] or "", has_root=bool(row["has_root"]),
         agents=row["agents"] or "", service=row["service"] or "", tokens=row["tokens"], errors=row["errors"],
-        conversation_id=row["conversation_id"], cost_usd=row["cost_usd"], cost_partial=bool(row["cost_partial"]),
-        loops=tuple(loop.message for loop in loops.get(row["trace_id"], ()))) for row in rows]
+        conversation_id=row["conversation_id"], cost_usd=row["cost_usd"], cost_partial=bool(row["cost_partial"]))
+        for row in rows]
 
 
 def _cost_columns(reader: StoreReader) -> str:
@@ -252,8 +302,7 @@ def _running_summary(trace_id: str, spans: list[OpenSpan], stored: TraceSummary 
         service=(stored.service if stored else "") or spans[0].service_name or "",
         tokens=stored.tokens if stored else None, errors=stored.errors if stored else 0,
         conversation_id=stored.conversation_id if stored else None, live_state=state,
-        cost_usd=stored.cost_usd if stored else None, cost_partial=bool(stored and stored.cost_partial),
-        loops=stored.loops if stored else ())
+        cost_usd=stored.cost_usd if stored else None, cost_partial=bool(stored and stored.cost_partial))
 
 
 def open_span_rows(reader: StoreReader, trace_id: str) -> list[SpanRow]:
@@ -354,6 +403,8 @@ def span_details(reader: StoreReader, span: SpanRow, *, preview: int = VALUE_PRE
     details.resource = _attributes(
         reader, "resources", "resource_id = (SELECT any_value(resource_id) FROM spans WHERE trace_id = ? "
         "AND span_id = ?)", key, preview)
+    from tracekit.lint.rules import check_span
+
     values = details.attribute_map()
     details.price = price_call(values, operation=span.operation_name, start_time_ns=span.start_ns)
     details.findings = check_span(values, kind=span.kind, event_names=[event["name"] for event in details.events])

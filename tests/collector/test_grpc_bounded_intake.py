@@ -27,7 +27,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tests.collector.test_bounded_intake import GIB, TRACE_METHOD, _small_request, _start_collector
 from tests.collector.raw_grpc import HostileCall, keep_attacking, retry_delay, run_hostile_connection
@@ -37,17 +37,36 @@ MIB = 1024 * 1024
 
 
 def _export_normal_span(endpoint: str) -> tuple[bool, float]:
-    """A span of the real OpenTelemetry SDK sent by its gRPC exporter (which retries what is retryable); (exported,
+    """A span of the real OpenTelemetry SDK sent by its gRPC exporter; (exported, seconds taken)."""
+    return export_one_span(OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=20), "normal-during-attack")
+
+
+def export_one_span(exporter: SpanExporter, name: str) -> tuple[bool, float]:
+    """A span of the real OpenTelemetry SDK sent by `exporter` (which retries what is retryable); (exported,
     seconds taken)."""
-    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=20)
     provider = TracerProvider(resource=Resource.create({"service.name": "normal-sender"}))
-    span = provider.get_tracer("test").start_span("normal-during-attack")
+    span = provider.get_tracer("test").start_span(name)
     span.end()
     started = time.monotonic()
     result = exporter.export([span])
     elapsed = time.monotonic() - started
     exporter.shutdown()
     return result is SpanExportResult.SUCCESS, elapsed
+
+
+def sample_rss(pid: int, samples: list[int]) -> threading.Event:
+    """Append the process's RSS to `samples` every 50 ms (from now) until the returned event is set."""
+    collector = psutil.Process(pid)
+    samples.append(collector.memory_info().rss)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append(collector.memory_info().rss)
+            time.sleep(0.05)
+
+    threading.Thread(target=sample, daemon=True).start()
+    return stop
 
 
 def _attack(address: tuple[str, int], seconds: float, answers: "multiprocessing.Queue[list[tuple]]") -> None:
@@ -85,18 +104,9 @@ def test_hostile_grpc_clients_keep_rss_under_1gb_and_a_normal_exporter_gets_thro
     context = multiprocessing.get_context("spawn")
     answers = context.Queue()
     attacker = context.Process(target=_attack, args=((host, int(port)), 9.0, answers), daemon=True)
-    collector = psutil.Process(process.pid)
-    samples: list[int] = [collector.memory_info().rss]
-    sampling = threading.Event()
-
-    def sample() -> None:
-        while not sampling.is_set():
-            samples.append(collector.memory_info().rss)
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
+    samples: list[int] = []
     try:
-        sampler.start()
+        sampling = sample_rss(process.pid, samples)
         attacker.start()
         time.sleep(5)  # the attack is under way: slots taken, windows filled, bombs inflating
         exported, elapsed = _export_normal_span(state["grpc"])
@@ -105,7 +115,6 @@ def test_hostile_grpc_clients_keep_rss_under_1gb_and_a_normal_exporter_gets_thro
     finally:
         attacker.kill()
         sampling.set()
-        sampler.join(timeout=5)
         process.terminate()
         process.wait(timeout=60)
     peak = max(samples)

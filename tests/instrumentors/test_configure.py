@@ -56,6 +56,32 @@ def test_configure_sends_redacted_spans_and_evaluations_to_the_collector(collect
         "gen_ai.evaluation.result", "tracekit.span.started", "tracekit.span.started"]
 
 
+@pytest.mark.parametrize("exemplars, variable, expected", [
+    (None, None, False),  # off unless asked for: a sampled exemplar costs every record made while a span is current
+    (None, "trace_based", True), (True, None, True), (False, "always_on", False)])
+def test_configure_samples_exemplars_only_when_asked(collector, content_off, monkeypatch, exemplars, variable,
+                                                      expected) -> None:
+    if variable is None:
+        monkeypatch.delenv("OTEL_METRICS_EXEMPLAR_FILTER", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_METRICS_EXEMPLAR_FILTER", variable)
+    result = configure("trip-planner", endpoint=f"http://{collector.grpc_endpoint}", set_global=False, logs=False,
+                       exemplars=exemplars)
+    try:
+        latency = result.meter_provider.get_meter("test").create_histogram("trip.latency", unit="s")
+        with result.tracer_provider.get_tracer("test").start_as_current_span("plan trip") as span:
+            latency.record(0.25, {"leg": "LIS-KIX"})
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        result.force_flush()
+    finally:
+        result.shutdown()
+    points = _rows(collector, "SELECT details FROM metric_points WHERE metric_name = 'trip.latency'")
+    assert points  # exported at the flush, and again at shutdown (cumulative)
+    traces_seen = {item["trace_id"] for point in points
+                   for item in json.loads(point["details"] or "{}").get("exemplars", [])}
+    assert traces_seen == ({trace_id} if expected else set())
+
+
 # The Azure exporter's own periodic self-telemetry would reach the fake ingestion endpoint too.
 _NO_AZURE_SELF_TELEMETRY = {"APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
                             "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true"}

@@ -249,6 +249,56 @@ def test_with_raw_response_still_records_the_response(instrumented, server, clie
     assert span.attributes["gen_ai.usage.input_tokens"] == 81
 
 
+def _assert_streamed_span(telemetry: Any, request: dict[str, Any]) -> None:
+    """What a streamed chat call's span carries (chat_tool_calls_streaming.json, content on)."""
+    span = telemetry.span("chat gpt-4o-mini")
+    assert span.end_time is not None
+    assert span.attributes["gen_ai.request.stream"] is True
+    assert span.attributes["gen_ai.response.id"].startswith("chatcmpl-")
+    assert span.attributes["gen_ai.response.time_to_first_chunk"] > 0
+    assert (span.attributes["gen_ai.usage.input_tokens"], span.attributes["gen_ai.usage.output_tokens"]) == (81, 49)
+    assert span.attributes["gen_ai.response.finish_reasons"] == ("tool_call",)
+    assert json.loads(span.attributes["gen_ai.input.messages"])[-1]["parts"][0]["content"] == \
+        request["messages"][-1]["content"]
+    (output,) = json.loads(span.attributes["gen_ai.output.messages"])
+    assert [part["arguments"] for part in output["parts"]] == [{"location": "Lisbon, Portugal"},
+                                                               {"location": "Oslo, Norway"}]
+    (duration,) = telemetry.metrics()["gen_ai.client.operation.duration"]
+    assert duration.count == 1
+    (first_chunk,) = telemetry.metrics()["gen_ai.client.operation.time_to_first_chunk"]
+    assert first_chunk.count == 1
+
+
+def test_with_streaming_response_stream_gets_the_streamed_span(instrumented, server, client, content_on) -> None:
+    ((request, response),) = load_exchanges("chat_tool_calls_streaming.json")
+    server.enqueue(response)
+    with client.chat.completions.with_streaming_response.create(**request) as raw:
+        assert instrumented.spans == []  # open until the stream is read
+        chunks = list(raw.parse())
+    assert chunks and all(chunk.object == "chat.completion.chunk" for chunk in chunks)
+    _assert_streamed_span(instrumented, request)
+
+
+async def test_async_with_streaming_response_stream_gets_the_streamed_span(instrumented, server, async_client,
+                                                                           content_on) -> None:
+    ((request, response),) = load_exchanges("chat_tool_calls_streaming.json")
+    server.enqueue(response)
+    async with async_client.chat.completions.with_streaming_response.create(**request) as raw:
+        chunks = [chunk async for chunk in await raw.parse()]
+    assert chunks
+    _assert_streamed_span(instrumented, request)
+
+
+def test_with_streaming_response_left_unread_ends_the_span_on_close(instrumented, server, client,
+                                                                    content_off) -> None:
+    ((request, response),) = load_exchanges("chat_tool_calls_streaming.json")
+    server.enqueue(response)
+    with client.chat.completions.with_streaming_response.create(**request) as raw:
+        assert raw.http_response.status_code == 200
+    span = instrumented.span("chat gpt-4o-mini")
+    assert span.end_time is not None and "gen_ai.usage.input_tokens" not in span.attributes
+
+
 def test_stream_closed_early_ends_the_span_with_what_arrived(instrumented, server, client, content_on) -> None:
     ((request, response),) = load_exchanges("chat_tool_calls_streaming.json")
     server.enqueue(response)

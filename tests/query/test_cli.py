@@ -11,6 +11,9 @@ import pytest
 
 from tests.query.spanfactory import collector_store
 from tracekit.cli import main
+from tracekit.commands.query import _write_rich_table, write_table
+from tracekit.store.reader import LocalReader
+from tracekit.store.rows import Rows
 from tests.query.workload import make_workload, server_span_workload
 
 
@@ -170,3 +173,35 @@ def test_help_explains(capsys):
     out = capsys.readouterr().out
     for word in ("AppDependencies", "--sql", "--param", "--since", "read-only"):
         assert word in out
+
+
+@pytest.mark.parametrize("header, body", [
+    (["tool", "calls"], [["search", "265"], ["", "0"], ["fetch_page", "12"]]),
+    (["x", ""], []),
+    (["a", "b"], [["line one\nline two", "x"]]),   # two lines in a cell
+    (["name"], [["caf\u00e9 \u2615 \u4e2d\u6587"]]),     # wide characters
+    (["w", "v"], [["x" * 70, "y" * 20]]),          # wider than the console: Rich folds the cells
+])
+def test_tables_are_drawn_as_rich_draws_them(header, body, monkeypatch):
+    """Simple tables are drawn without importing Rich; what is written is what Rich writes, piped."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    ours, theirs = io.StringIO(), io.StringIO()
+    write_table(Rows(header, frozenset(), [tuple(row) for row in body]), "table", ours)
+    _write_rich_table(header, body, f"{len(body)} row{'s' if len(body) != 1 else ''}", theirs)
+    assert ours.getvalue() == theirs.getvalue()
+
+
+def test_rows_are_the_values_arrow_gives(store_file):
+    """LocalReader.rows() fetches without Arrow when the types allow; the values are those of sql() either way."""
+    reader = LocalReader.open_file(store_file)
+    try:
+        for sql in ["SELECT * FROM spans ORDER BY span_id LIMIT 50",
+                    "SELECT operation_name, sum(input_tokens) AS t, avg(duration_ns) AS d, list(span_id) AS ids, "
+                    "max(start_time) AS last, any_value(attributes) AS a FROM spans GROUP BY 1 ORDER BY 1",
+                    "SELECT 1.5::DECIMAL(10, 2) AS d, 0.1::FLOAT AS f, 'x'::BLOB AS b, DATE '2026-01-02' AS day, "
+                    "NULL AS n, {'k': 1} AS s, MAP {'a': 1} AS m, INTERVAL 3 HOUR AS i"]:
+            assert reader.rows(sql) == Rows.from_arrow(reader.sql(sql)), sql
+    finally:
+        reader.close()

@@ -17,9 +17,10 @@ import pytest
 from tests.query.spanfactory import collector_store
 from tests.query.workload import make_workload
 from tracekit.query import translation_cache, views
-from tracekit.query.kql import _compiled_cache, compile_kql, run_kql
+from tracekit.query.kql import _compiled_cache, compile_kql, run_kql, run_kql_rows
 from tracekit.store.database import open_store
 from tracekit.store.reader import LocalReader
+from tracekit.store.rows import Rows
 
 ROOT = Path(__file__).resolve().parents[2]
 KQL = ('dependencies | where customDimensions["gen_ai.operation.name"] == "chat" '
@@ -91,16 +92,25 @@ def test_a_store_from_another_version_gets_temp_views_and_then_the_collector_rep
     con.close()
 
 
-def _run_query(args: list[str], cache: Path) -> tuple[str, bool]:
-    """`tracekit query ARGS` in a fresh process; its output and whether duckdb-kql was imported."""
+HEAVY_MODULES = ("duckdb_kql", "pyarrow", "rich")
+# Every plain type, NULLs and lists included (tracekit.store.rows), over real spans.
+TYPED_SQL = ("SELECT span_id, start_time, CAST(start_time AS DATE) AS day, CAST(start_time AS TIME) AS at, "
+             "duration_ns / 1e9 AS seconds, CAST(duration_ns AS DECIMAL(18, 3)) AS d, sum(input_tokens) OVER () AS t, "
+             "attributes, CAST(span_id AS BLOB) AS b, [start_time, NULL] AS times, parent_span_id, "
+             "'-inf'::DOUBLE AS low, status_code = 'ERROR' AS failed FROM spans ORDER BY span_id LIMIT 3")
+
+
+def _run_query(args: list[str], cache: Path) -> tuple[str, set[str]]:
+    """`tracekit query ARGS` in a fresh process; its output and which of HEAVY_MODULES it imported."""
     script = ("import sys\nfrom tracekit.cli import main\ncode = main(sys.argv[1:])\n"
-              "print('DUCKDB_KQL_IMPORTED' if 'duckdb_kql' in sys.modules else 'NOT_IMPORTED', file=sys.stderr)\n"
+              f"print('IMPORTED', *[name for name in {HEAVY_MODULES!r} if name in sys.modules], file=sys.stderr)\n"
               "sys.exit(code)\n")
     env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", script, "query", *args], env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    return done.stdout, "DUCKDB_KQL_IMPORTED" in done.stderr
+    imported = next(line for line in done.stderr.splitlines() if line.startswith("IMPORTED"))
+    return done.stdout, set(imported.split()[1:])
 
 
 def test_translations_are_cached_between_runs_owner_only(stopped_store, tmp_path, workload):
@@ -109,13 +119,34 @@ def test_translations_are_cached_between_runs_owner_only(stopped_store, tmp_path
     first, imported_first = _run_query(args, cache)
     second, imported_second = _run_query(args, cache)
     assert json.loads(first) == json.loads(second) == _expected(workload)
-    assert imported_first and not imported_second  # the second run read the translation back
+    assert "duckdb_kql" in imported_first and "duckdb_kql" not in imported_second  # the second read it back
     folder = cache / "tracekit" / "kql"
     assert folder.stat().st_mode & 0o777 == 0o700
     entries = list(folder.iterdir())
     assert len(entries) == 1 and entries[0].stat().st_mode & 0o777 == 0o600
     _, imported = _run_query(["--db", str(stopped_store), "--sql", "SELECT count(*) AS n FROM spans"], cache)
-    assert not imported
+    assert "duckdb_kql" not in imported
+
+
+def test_a_printed_result_needs_neither_arrow_nor_rich(stopped_store, tmp_path, workload):
+    """A simple result from a file is fetched without Arrow and drawn without Rich (their imports cost a short
+    command more than its query); the table is the one Rich would draw (tests/query/test_cli.py)."""
+    cache = tmp_path / "cache"
+    sql = "SELECT request_model AS m, count(*) AS n FROM spans WHERE operation_name = 'chat' GROUP BY 1 ORDER BY 1"
+    out, imported = _run_query(["--db", str(stopped_store), "--sql", sql], cache)
+    assert imported == set()
+    body = [line.split("│")[1:3] for line in out.splitlines() if line.startswith("│")]
+    assert [{"m": m.strip(), "n": int(n)} for m, n in body] == _expected(workload)
+    _run_query(["--db", str(stopped_store), KQL], cache)  # translates, and keeps the translation
+    out, imported = _run_query(["--db", str(stopped_store), KQL], cache)
+    assert imported == set()
+    body = [line.split("│")[1:3] for line in out.splitlines() if line.startswith("│")]
+    assert [{"m": m.strip(), "n": int(n)} for m, n in body] == _expected(workload)
+    # A type Arrow and DuckDB give Python differently (an interval) goes through Arrow, printed the same way.
+    out, imported = _run_query(["--db", str(stopped_store), "--format", "json", "--sql",
+                                "SELECT INTERVAL 90 SECOND AS i, 1 AS n"], cache)
+    assert "pyarrow" in imported and "rich" not in imported
+    assert json.loads(out)[0]["n"] == 1
 
 
 def test_an_entry_others_could_write_is_not_trusted(stopped_store, tmp_path, monkeypatch, workload):
@@ -150,10 +181,20 @@ def test_with_a_collector_the_read_api_translates(workload, tmp_path):
 
     with collector_store(tmp_path / "store", workload.spans) as collector:
         out, imported = _run_query(["--db", str(collector.db_path), "--format", "json", KQL], tmp_path / "cache")
-        assert json.loads(out) == _expected(workload) and not imported
+        assert json.loads(out) == _expected(workload) and imported == set()  # JSON rows: no pyarrow either
         assert not (tmp_path / "cache" / "tracekit").exists()  # nothing translated on this side
         reader = open_reader(collector.db_path)
         assert isinstance(reader, RemoteReader)
+        # SQL for printing comes back as JSON rows, equal to the Arrow answer, so the command imports no pyarrow.
+        out, imported = _run_query(["--db", str(collector.db_path), "--format", "json", "--sql", TYPED_SQL],
+                                   tmp_path / "cache")
+        assert imported == set() and len(json.loads(out)) == 3
+        assert reader.rows(TYPED_SQL) == Rows.from_arrow(reader.sql(TYPED_SQL))
+        assert reader.rows(TYPED_SQL).types is not None  # it did travel as JSON
+        interval = "SELECT INTERVAL 90 SECOND AS i"  # not a plain type: Arrow, as before
+        assert reader.rows(interval) == Rows.from_arrow(reader.sql(interval))
+        rows = run_kql_rows(reader, KQL)
+        assert rows == Rows.from_arrow(run_kql(reader, KQL)) and rows.types is not None
         with pytest.raises(QueryError) as refused:
             run_kql(reader, "dependencies\n| whre name == 'x'")
         assert (refused.value.line, refused.value.column) == (2, 3) and "`where`" in str(refused.value)

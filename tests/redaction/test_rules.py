@@ -113,3 +113,14 @@ def test_rows_matching_finds_each_row_of_a_chunked_column_with_nulls_and_empty_r
                                pa.array(["needle needle", "", "x"]).slice(1), pa.array([], pa.string()),
                                pa.array([None, "hay and a needle"])])
     assert rows_matching(regex, column) == [1, 4, 8]
+
+
+@pytest.mark.parametrize("escape", ["\n", "\t", "\r", "\x1f", "\\", "/"])
+@pytest.mark.parametrize("secret", ["555-123-4567", "+15551234567", "4111 1111 1111 1111", "078-05-1120",
+                                    "sk-proj-" + "a1B2" * 8, "ann@example.com"])
+def test_screen_flags_a_secret_right_after_a_json_escape(escape: str, secret: str) -> None:
+    # In JSON text a newline is the two characters \n: a guard that wants no word character before a phone number
+    # must still let it through there.
+    value = f"call{escape}{secret}"
+    assert POLICY.redact_value("note", value) != value
+    assert flag_rows(POLICY, pa.array([json.dumps({"note": value})])) == [0]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tracekit.cost import format_cost
 
 from textual.widgets import Input, Static
 
 from tests.conversation import scenarios
+from tests.tui.conftest import NamedReader
 from tests.tui.tui_helpers import plain, shown, wait_for
+from tracekit.tui.data import FirstPage
 from tracekit.tui.app import TracekitApp
 from tracekit.tui.screens.help import HelpScreen
 from tracekit.tui.screens.trace_list import TraceListScreen
@@ -98,6 +102,46 @@ async def test_live_tail_shows_new_traces_as_they_arrive(fresh_store):
         assert [row[1] for row in rows(app)] == ["chat gpt-5"] * 3 + ["answer_question"]
         await pilot.press("p")  # pause the live tail
         assert not app.screen.live
+
+
+async def test_loop_markers_follow_the_rows_and_survive_a_reload(fresh_store):
+    """Loop detection runs after the rows are shown; its markers are added to the rows and kept across reloads."""
+    from tests.lint.test_loops import _send
+
+    _send(fresh_store.collector)
+    roots = "SELECT count(*) AS n FROM spans WHERE name LIKE 'invoke_agent %'"
+    assert fresh_store.reader.sql(roots).to_pylist()[0]["n"] == 3  # the exporter returns once a span is stored
+    app = TracekitApp(fresh_store.reader, live=False)
+    async with app.run_test(size=(180, 40)) as pilot:
+        table = await loaded(pilot, app)
+        name = lambda root: next(row[1] for row in rows(app) if root in row[1])  # noqa: E731
+        await wait_for(pilot, lambda: name("stuck").startswith("↻ "))
+        assert name("ping-pong").startswith("↻ ") and not name("healthy").startswith("↻")
+        assert [t.loops for t in table.traces if "stuck" in t.root_name] == [
+            ('researcher called search({"q":"flights to Oslo"}) 3 times with the same arguments',)]
+        # A reload's rows come without loops (detection runs after them): the known markers are shown at once.
+        table.set_traces([replace(trace, loops=()) for trace in table.traces])
+        assert name("stuck").startswith("↻ ") and not name("healthy").startswith("↻")
+
+
+async def test_the_first_page_queried_before_the_app_starts_is_the_list(store):
+    """`tracekit tui` starts the first page's query before it imports Textual; the list shows that answer."""
+    queries: list[str] = []
+
+    class Recording(NamedReader):
+        def sql(self, query, params=None):
+            queries.append(query)
+            return super().sql(query, params)
+
+    reader = Recording(store.reader)
+    first_page = FirstPage(reader)
+    _, expected = first_page.result()
+    app = TracekitApp(reader, live=False, first_page=first_page)
+    async with app.run_test(size=(180, 40)) as pilot:
+        table = await loaded(pilot, app)
+        assert [trace.trace_id for trace in table.traces] == [trace.trace_id for trace in expected]
+        assert app.first_page is None  # taken once: a reload queries again
+        assert sum("WITH page AS" in query for query in queries) == 1
 
 
 async def test_keys_move_open_and_show_help(store):

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from tracekit.commands._options import add_db_argument, parse_duration
 from tracekit.errors import QueryError
 from tracekit.query.json_rows import json_value, rows_for_json
+from tracekit.store.rows import Rows
 from tracekit.terminal_text import clean, clean_json, is_terminal
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 HELP = "ask the store a question in KQL (Application Insights tables) or read-only SQL"
 
@@ -131,11 +134,11 @@ def run(args: argparse.Namespace) -> int:
         if args.sql:
             if since is not None:
                 raise QueryError("--since applies to KQL queries; in SQL write the time predicate yourself")
-            table = reader.sql(text, params or None)
+            table = reader.rows(text, params or None)
         else:
-            from tracekit.query.kql import run_kql  # not imported for --sql: it brings the KQL machinery
+            from tracekit.query.kql import run_kql_rows  # not imported for --sql: it brings the KQL machinery
 
-            table = run_kql(reader, text, params, since=since)
+            table = run_kql_rows(reader, text, params, since=since)
     finally:
         reader.close()
     write_table(table, args.format, sys.stdout, max_rows=args.max_rows)
@@ -151,41 +154,108 @@ def _cell_text(value: Any) -> str:
     return str(json_value(value))
 
 
-def write_table(table: pa.Table, fmt: str, out: Any, *, max_rows: int = 1000) -> None:
-    """Print `table` as a Rich table, a JSON array, JSON lines or CSV. Cell text is printed literally (no markup), with
-    control characters as visible escapes; JSON and CSV keep the data exact, except on a terminal (terminal_text.py)."""
+def write_table(table: pa.Table | Rows, fmt: str, out: Any, *, max_rows: int = 1000) -> None:
+    """Print `table` as a table for people, a JSON array, JSON lines or CSV. Cell text is printed literally (no
+    markup), with control characters as visible escapes; JSON and CSV keep the data exact, except on a terminal
+    (terminal_text.py)."""
+    result = table if isinstance(table, Rows) else Rows.from_arrow(table)
     on_terminal = is_terminal(out)
     if fmt == "json":
-        text = json.dumps(rows_for_json(table), ensure_ascii=False, indent=2)
+        text = json.dumps(rows_for_json(result), ensure_ascii=False, indent=2)
         out.write((clean_json(text) if on_terminal else text) + "\n")
         return
     if fmt == "jsonl":
-        for row in rows_for_json(table):
+        for row in rows_for_json(result):
             line = json.dumps(row, ensure_ascii=False)
             out.write((clean_json(line) if on_terminal else line) + "\n")
         return
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([clean(name) if on_terminal else name for name in table.column_names])
-        for row in table.to_pylist():
-            cells = [_cell_text(row[name]) for name in table.column_names]
+        writer.writerow([clean(name) if on_terminal else name for name in result.columns])
+        for row in result.rows:
+            cells = [_cell_text(value) for value in row]
             writer.writerow([clean(cell) for cell in cells] if on_terminal else cells)
         return
+    # Text() / clean(): span content is never read as markup, and cannot act on the terminal (a table is for people,
+    # whatever stdout is).
+    header = [clean(name) for name in result.columns]
+    body = [[clean(_cell_text(value)) for value in row] for row in result.rows[:max_rows]]
+    shown = len(body)
+    note = f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}"
+    if shown < len(result.rows):
+        note += f" ({shown} shown; use --max-rows or --format json/csv for all)"
+    if not _write_plain_table(header, body, note, out):
+        _write_rich_table(header, body, note, out)
+
+
+# The table drawn as Rich draws it (box.HEAVY_HEAD, one space of padding): top, header, head separator, bottom.
+_EDGES = (("┏", "━", "┳", "┓"), ("┃", " ", "┃", "┃"), ("┡", "━", "╇", "┩"), ("└", "─", "┴", "┘"))
+_BODY = ("│", " ", "│", "│")
+
+
+def _write_plain_table(header: list[str], body: list[list[str]], note: str, out: Any) -> bool:
+    """Write the table without importing Rich (a tenth of a short command's time) when it is simple: one line of
+    printable ASCII per cell, fitting the width Rich would use. Piped, the bytes are Rich's own; on a terminal the
+    header is bold and the note dim, as Rich shows them. False when Rich is needed (folding, wide characters)."""
+    terminal = _terminal_styles(out)
+    if terminal is None or not header:
+        return False
+    cells = [header, *body]
+    if any(not text.isascii() or not text.isprintable() for row in cells for text in row):
+        return False
+    widths = [max(len(row[index]) for row in cells) for index in range(len(header))]
+    if sum(widths) + 3 * len(widths) + 1 > _console_width() or len(note) > _console_width():
+        return False
+    bold, dim, reset = ("\x1b[1m", "\x1b[2m", "\x1b[0m") if terminal else ("", "", "")
+
+    def rule(left: str, fill: str, middle: str, right: str) -> str:
+        return left + middle.join(fill * (width + 2) for width in widths) + right
+
+    def line(texts: list[str], edge: tuple[str, str, str, str], style: str = "") -> str:
+        padded = [f" {style}{text}{reset if style else ''}{' ' * (width - len(text))} "
+                  for text, width in zip(texts, widths)]
+        return edge[0] + edge[2].join(padded) + edge[3]
+
+    lines = [rule(*_EDGES[0]), line(header, _EDGES[1], bold), rule(*_EDGES[2])]
+    lines += [line(row, _BODY) for row in body]
+    lines += [rule(*_EDGES[3]), f"{dim}{note}{reset}" if terminal else note]
+    out.write("\n".join(lines) + "\n")
+    return True
+
+
+def _terminal_styles(out: Any) -> bool | None:
+    """Whether to style the plain table (a terminal), False for plain text, None when Rich should decide (settings
+    that change what Rich writes)."""
+    if any(name in os.environ for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS")):
+        return None
+    if not is_terminal(out):
+        return False
+    return os.environ.get("TERM", "").lower() not in ("dumb", "unknown")
+
+
+def _console_width() -> int:
+    """The width Rich's Console uses: $COLUMNS, else the terminal's, else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        return int(columns) or 80
+    for descriptor in (0, 1, 2):
+        try:
+            return os.get_terminal_size(descriptor).columns or 80
+        except (AttributeError, ValueError, OSError):
+            continue
+    return 80
+
+
+def _write_rich_table(header: list[str], body: list[list[str]], note: str, out: Any) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     console = Console(file=out, highlight=False, soft_wrap=False)
     view = Table(show_lines=False, header_style="bold")
-    for name in table.column_names:
-        view.add_column(Text(clean(name)), overflow="fold")
-    for row in table.slice(0, max_rows).to_pylist():
-        # Text() renders its content literally: span content can never be read as Rich markup, and clean() keeps
-        # it from acting on the terminal (a table is for people, whatever stdout is).
-        view.add_row(*(Text(clean(_cell_text(row[name]))) for name in table.column_names))
+    for name in header:
+        view.add_column(Text(name), overflow="fold")
+    for row in body:
+        view.add_row(*(Text(cell) for cell in row))
     console.print(view)
-    shown = min(table.num_rows, max_rows)
-    note = f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}"
-    if shown < table.num_rows:
-        note += f" ({shown} shown; use --max-rows or --format json/csv for all)"
     console.print(Text(note, style="dim"))

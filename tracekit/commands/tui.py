@@ -38,12 +38,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Open the store and run the app until the user quits."""
     from tracekit.store.reader import open_reader
-    from tracekit.tui.app import run_app
+    from tracekit.tui.data import FirstPage
 
     reader = open_reader(args.db)
     try:
+        first_page = FirstPage(reader)  # queried while Textual is imported and starts
+        from tracekit.tui.app import run_app
+
         # `tracekit` (the run command) delegates here when a collector already owns the store; it has no --no-live.
-        run_app(reader, live=not getattr(args, "no_live", False), title=f"tracekit · {reader.location}")
+        run_app(reader, live=not getattr(args, "no_live", False), title=f"tracekit · {reader.location}",
+                first_page=first_page)
     finally:
         reader.close()
     return 0

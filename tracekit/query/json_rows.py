@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+from tracekit.store.rows import Rows
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def json_value(value: Any) -> Any:
@@ -33,17 +36,13 @@ DYNAMIC_COLUMNS = frozenset({"customDimensions", "customMeasurements", "Properti
                              "Details", "attributes", "body"})
 
 
-def _dynamic_columns(table: pa.Table) -> set[str]:
-    """Columns holding JSON: tagged by the reader (DuckDB JSON, KQL dynamic), or known by name."""
-    return {field.name for field in table.schema
-            if field.name in DYNAMIC_COLUMNS or (field.metadata or {}).get(b"tracekit.type") == b"json"}
-
-
-def rows_for_json(table: pa.Table) -> list[dict[str, Any]]:
-    """The table's rows as JSON-ready dicts (timestamps ISO 8601, dynamic columns parsed)."""
-    dynamic = _dynamic_columns(table)
+def rows_for_json(table: pa.Table | Rows) -> list[dict[str, Any]]:
+    """The table's rows as JSON-ready dicts (timestamps ISO 8601, dynamic columns parsed). Columns hold JSON when
+    the reader tagged them (DuckDB JSON, KQL dynamic) or are known by name."""
+    result = table if isinstance(table, Rows) else Rows.from_arrow(table)
+    dynamic = result.json_columns | (DYNAMIC_COLUMNS & set(result.columns))
     rows = []
-    for row in table.to_pylist():
+    for row in result.dicts():
         out = {}
         for key, value in row.items():
             if key in dynamic and isinstance(value, str):

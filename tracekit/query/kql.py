@@ -28,19 +28,21 @@ import difflib
 import re
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 from tracekit.errors import QueryError
 from tracekit.query import sql_tree, translation_cache, views
+from tracekit.store.rows import Rows
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from duckdb_kql.errors import KqlError
 
-    from tracekit.store.reader import StoreReader
+    from tracekit.store.reader import LocalReader, StoreReader
+
+T = TypeVar("T")
 
 # duckdb-kql (its ANTLR parser above all) is imported where a query is translated, not here: a translation found in
 # the cache (tracekit.query.translation_cache) needs neither.
@@ -85,24 +87,57 @@ def run_kql(reader: StoreReader, text: str, params: dict[str, Any] | None = None
     `since` limits every table the query reads to rows from the last `since` (relative to `now`, default the
     current UTC time). Raises QueryError (line, column, reason) for bad KQL and for queries the store refuses.
     """
+    return _run(reader, text, params, since, now, lambda sql, values: _as_kql_types(reader.sql(sql, values)),
+                _as_kql_types)
+
+
+def run_kql_rows(reader: StoreReader, text: str, params: dict[str, Any] | None = None, *,
+                 since: dt.timedelta | None = None, now: dt.datetime | None = None) -> Rows:
+    """run_kql() for printing: the result as plain rows, read without Arrow from a file (pyarrow's import costs a
+    short command more than its query). Values are the same: a HUGEINT sum reaches Python as an int either way."""
+    return _run(reader, text, params, since, now, lambda sql, values: fetch_rows(reader, sql, values),
+                lambda answer: answer if isinstance(answer, Rows) else Rows.from_arrow(_as_kql_types(answer)),
+                rows=True)
+
+
+def kql_answer(reader: LocalReader, text: str, params: dict[str, Any] | None = None, *,
+               since: dt.timedelta | None = None, now: dt.datetime | None = None) -> Rows | pa.Table:
+    """What the read API sends a client that only prints: plain rows when every column's type allows, else the
+    Arrow table run_kql() gives."""
+    def fetch(sql: str, values: dict[str, Any] | None) -> Rows | pa.Table:
+        answer = reader.answer(sql, values)
+        return answer if isinstance(answer, Rows) else _as_kql_types(answer)
+    return _run(reader, text, params, since, now, fetch, _as_kql_types)
+
+
+def fetch_rows(reader: StoreReader, sql: str, params: Any = None) -> Rows:
+    """`reader`'s answer to `sql` as plain rows (for readers that only give Arrow tables, converted)."""
+    rows = getattr(reader, "rows", None)
+    return rows(sql, params) if callable(rows) else Rows.from_arrow(reader.sql(sql, params))
+
+
+def _run(reader: StoreReader, text: str, params: dict[str, Any] | None, since: dt.timedelta | None,
+         now: dt.datetime | None, fetch: Callable[[str, dict[str, Any] | None], T],
+         from_remote: Callable[[Any], T], *, rows: bool = False) -> T:
     remote = getattr(reader, "kql", None)
     if callable(remote):  # a running collector's read API translates and runs it
         answer = remote(text, params, since.total_seconds() if since is not None else None,
-                        now.isoformat() if now is not None else None)
+                        now.isoformat() if now is not None else None, **({"rows": True} if rows else {}))
         if answer is not None:
-            return _as_kql_types(answer)
+            return from_remote(answer)
     compiled = compile_kql(reader, text, params, since=since, now=now)
     try:
-        table = reader.sql(compiled.sql, compiled.params or None)
+        return fetch(compiled.sql, compiled.params or None)
     except QueryError:
         if compiled.fallback_sql is None:
             raise
-        table = reader.sql(compiled.fallback_sql, compiled.params or None)
-    return _as_kql_types(table)
+        return fetch(compiled.fallback_sql, compiled.params or None)
 
 
 def _as_kql_types(table: pa.Table) -> pa.Table:
     """KQL's `sum()` of longs is a long; DuckDB widens it to HUGEINT, which reaches Arrow as decimal(38, 0)."""
+    import pyarrow as pa
+
     for index, column_field in enumerate(table.schema):
         if pa.types.is_decimal(column_field.type) and column_field.type.scale == 0:
             try:
@@ -369,12 +404,13 @@ def store_schema(reader: StoreReader) -> dict[str, list[str]]:
     cached = _schema_cache.get(reader)
     if cached is not None:
         return cached
-    rows = reader.sql(
+    rows = fetch_rows(
+        reader,
         "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
         "WHERE NOT starts_with(column_name, '__') AND NOT starts_with(table_name, 'tk_') "
         "AND NOT starts_with(table_name, 'sqlite_') AND table_name <> 'tracekit_meta' "
         "AND schema_name IN ('main', 'temp') ORDER BY table_name, schema_name, column_index"
-    ).to_pylist()
+    ).dicts()
     schema: dict[str, list[str]] = {}
     shadowed = {row["table_name"] for row in rows if row["schema_name"] == "temp"}
     for row in rows:

@@ -32,6 +32,7 @@ import socket
 
 import duckdb
 
+from tracekit.query.names import CLASSIC_TABLES, WORKSPACE_TABLES, view_names  # noqa: F401 (views.view_names())
 from tracekit.query.pystr import py_str_sql
 from tracekit.query.span_mapping import SPAN_DERIVED, SPAN_MAPPING_MACROS
 from tracekit.semconv import TRACEKIT_COST_USD as COST_MEASUREMENT
@@ -57,9 +58,6 @@ LONG_VALUE_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.sy
 MAX_KEY_LENGTH = 150
 SDK_VERSION = "tracekit"
 
-CLASSIC_TABLES = ("requests", "dependencies", "traces", "exceptions", "customEvents", "customMetrics")
-WORKSPACE_TABLES = {"AppRequests": "requests", "AppDependencies": "dependencies", "AppTraces": "traces",
-                    "AppExceptions": "exceptions", "AppEvents": "customEvents", "AppMetrics": "customMetrics"}
 HIDDEN_PREFIX = "__tk_"
 
 
@@ -724,9 +722,3 @@ def install_in_store(con: duckdb.DuckDBPyConnection) -> bool:
         con.execute("ROLLBACK")
         raise
     return True
-
-
-def view_names() -> list[str]:
-    """Every table name a query can use: the store's tables, the App Insights views and the helpers."""
-    return ["spans", "span_events", "span_links", "logs", "metric_points", "resources", *CLASSIC_TABLES,
-            *WORKSPACE_TABLES, "span_agents", "conversations"]

@@ -17,7 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracekit import semconv
+from tracekit.redaction.jsontext import json_text_masker
 from tracekit.redaction.policy import RedactionPolicy
+from tracekit.redaction.rules import mask_text
 from tracekit.redaction.screen import flag_rows
 from tracekit.redaction.screen import quote as screen_quote
 
@@ -49,6 +51,7 @@ TYPED_COPIES: dict[str, tuple[str, ...]] = {**semconv.TYPED_ATTRIBUTE_COLUMNS, *
                                             "agent_version": (semconv.GEN_AI_AGENT_VERSION,)}
 
 _RESOURCE_CACHE_SIZE = 1024
+_MASKED = mask_text("")[:-1]  # "[REDACTED:", the start of every placeholder
 
 
 class TableRedactor:
@@ -119,8 +122,8 @@ class TableRedactor:
         column = table.column(column_name)
         mask = self._masker(name, column_name, kind)
         changes: dict[int, Any] = {}
-        for index in rows:
-            old = column[index].as_py()
+        olds = column.take(pa.array(rows, pa.int64())).to_pylist()  # one conversion, not one scalar per row
+        for index, old in zip(rows, olds):
             if old is None:
                 continue
             new, count = mask(old)
@@ -174,7 +177,21 @@ class TableRedactor:
 
 
 def _redact_json(policy: RedactionPolicy, text: str, *, top_key: str | None = None) -> tuple[str, int]:
-    """A JSON text redacted: an attribute map key by key, any other value (a log body) under `top_key`."""
+    """A JSON text redacted: an attribute map key by key, any other value (a log body) under `top_key`. Masked in
+    the text itself where that is provably the same (tracekit.redaction.jsontext), else parsed and serialized."""
+    if policy._key_decision(top_key or "value") == _PLAIN_KEY:
+        masked = json_text_masker(policy).mask(text, text.encode("utf-8", "surrogatepass"))
+        if masked is not None:
+            return masked
+    return redact_json_parsed(policy, text, top_key=top_key)
+
+
+_PLAIN_KEY = (None, None, ())  # a key's decision when neither it nor its whole value is masked
+
+
+def redact_json_parsed(policy: RedactionPolicy, text: str, *, top_key: str | None = None) -> tuple[str, int]:
+    """`_redact_json` by parsing, masking the decoded values and serializing again (the reference for the text
+    form)."""
     value = orjson.loads(text)
     if isinstance(value, dict) and top_key is None:
         redacted, count = policy.redact_attributes(value)
@@ -197,11 +214,17 @@ def _replace_rows(table: pa.Table, name: str, changes: dict[int, Any]) -> pa.Tab
     position = table.schema.get_field_index(name)
     field = table.schema.field(name)
     column = table.column(name).combine_chunks()
-    selected = [False] * len(column)
-    for row in changes:
-        selected[row] = True
-    values = pa.array([changes[row] for row in sorted(changes)], field.type)
-    return table.set_column(position, field, pc.replace_with_mask(column, pa.array(selected, pa.bool_()), values))
+    rows = sorted(changes)
+    values = pa.array([changes[row] for row in rows], field.type)
+    # The unchanged stretches and the new values, joined with one copy of each buffer (about half the time of
+    # replace_with_mask on message columns).
+    pieces, last = [], 0
+    for index, row in enumerate(rows):
+        pieces.append(column.slice(last, row - last))
+        pieces.append(values.slice(index, 1))
+        last = row + 1
+    pieces.append(column.slice(last))
+    return table.set_column(position, field, pa.concat_arrays(pieces))
 
 
 def _refresh_typed_columns(table: pa.Table, changes: dict[int, str]) -> pa.Table:
@@ -210,20 +233,25 @@ def _refresh_typed_columns(table: pa.Table, changes: dict[int, str]) -> pa.Table
     present = [(name, keys) for name, keys in TYPED_COPIES.items() if name in table.column_names]
     if not present:
         return table
-    parsed = {row: orjson.loads(text) for row, text in changes.items()}
+    rows = sorted(changes)
+    parsed = [orjson.loads(changes[row]) for row in rows]
     for name, keys in present:
-        column = table.column(name)
-        updates: dict[int, Any] = {}
-        for row, attributes in parsed.items():
-            current = column[row].as_py()
-            if current is None:
-                continue
+        copies: list[tuple[int, Any]] = []
+        for row, attributes in zip(rows, parsed):
             value = next((attributes[key] for key in keys if attributes.get(key) is not None), None)
             if name in semconv.TYPED_INTEGER_COLUMNS:
                 value = value if isinstance(value, int) and not isinstance(value, bool) else None
             else:
                 value = value if value is None or isinstance(value, str) else orjson.dumps(value).decode()
-            if value != current:
+            copies.append((row, value))
+        if all(value is None or (isinstance(value, (str, int)) and _MASKED not in str(value)) for _, value in copies):
+            # Masking leaves a placeholder in every value it changes and never removes one: these attribute values
+            # are as the decoder copied them.
+            continue
+        current_values = table.column(name).take(pa.array(rows, pa.int64())).to_pylist()  # one conversion
+        updates: dict[int, Any] = {}
+        for (row, value), current in zip(copies, current_values):
+            if current is not None and value != current:
                 updates[row] = value
         if updates:
             table = _replace_rows(table, name, updates)

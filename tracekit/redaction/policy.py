@@ -409,14 +409,8 @@ class RedactionPolicy:
             if not parts:
                 self._text_screen = False
             else:
-                options = re2.Options()
-                options.max_mem = _RE2_MAX_MEM
-                screen = re2.Set.SearchSet(options)
-                for _, pattern in parts:
-                    screen.Add(pattern)
-                screen.Compile()
                 self._screen_owners = [index for index, _ in parts]
-                self._text_screen = screen
+                self._text_screen = compile_set([pattern for _, pattern in parts])
         return self._text_screen or None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -455,3 +449,14 @@ def compile_screen(pattern: str) -> Any:
     options = re2.Options()
     options.max_mem = _RE2_MAX_MEM
     return re2.compile(pattern.encode(), options)
+
+
+def compile_set(patterns: Sequence[str]) -> Any:
+    """RE2 screens as one set over UTF-8 byte texts: `Match(text)` lists the indices of those that match."""
+    options = re2.Options()
+    options.max_mem = _RE2_MAX_MEM
+    screen = re2.Set.SearchSet(options)
+    for pattern in patterns:
+        screen.Add(pattern)
+    screen.Compile()
+    return screen

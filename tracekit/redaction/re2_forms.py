@@ -29,19 +29,25 @@ def _accepted_by_re2(pattern: str) -> bool:
 _SINGLE_CLASS = re.compile(r"^\(\?(<?)!(\[(?:\\.|[^\]\\])+\])\)$")
 
 
-def _negated_class_guard(group: str) -> str:
+def _negated_class_guard(group: str, json_text: bool = False) -> str:
     r"""RE2 has no lookarounds. A negative one over a single character class, such as (?<![\w-]), becomes a
     consuming guard, (?:^|[^\w-]), which is just as strict for a screen (only whether a text matches counts);
-    any other lookaround is dropped, which only widens the match."""
+    any other lookaround is dropped, which only widens the match. In JSON text a guard behind also accepts an
+    escape: a newline before a phone number is the two characters \n there, and "n" is a word character."""
     match = _SINGLE_CLASS.match(group)
     if match is None:
         return ""
     behind, char_class = match.groups()
     negated = "[" + char_class[2:] if char_class.startswith("[^") else "[^" + char_class[1:]
-    return f"(?:^|{negated})" if behind else f"(?:$|{negated})"
+    if behind:
+        return f"(?:^|{negated}|{_JSON_ESCAPE})" if json_text else f"(?:^|{negated})"
+    return f"(?:$|{negated})"
 
 
-def _strip_lookarounds(pattern: str) -> str:
+_JSON_ESCAPE = r"\\[bfnrt\"/]|\\u[0-9a-fA-F]{4}"  # an escape sequence in JSON text, as an RE2 pattern
+
+
+def _strip_lookarounds(pattern: str, json_text: bool = False) -> str:
     """`pattern` in a form RE2 runs: lookarounds turned into guards or dropped (see _negated_class_guard)."""
     out: list[str] = []
     index = 0
@@ -64,7 +70,7 @@ def _strip_lookarounds(pattern: str) -> str:
                     if depth == 0:
                         break
                 cursor += 1
-            out.append(_negated_class_guard(pattern[index:cursor + 1]))
+            out.append(_negated_class_guard(pattern[index:cursor + 1], json_text))
             index = cursor + 1
             continue
         if pattern[index] == "\\":
@@ -120,7 +126,7 @@ def rule_screen(regex: "re.Pattern[str]", *, json_text: bool = False, unicode: b
     dropped; with `json_text`, also where the value sits inside JSON text, see json_text_form; with `unicode`, its
     \\d, \\w and \\s as wide as Python's); None when RE2 cannot run even that."""
     flags = ("i" if regex.flags & re.IGNORECASE else "") + ("s" if regex.flags & re.DOTALL else "")
-    candidate: str | None = _strip_lookarounds(regex.pattern)
+    candidate: str | None = _strip_lookarounds(regex.pattern, json_text)
     if json_text:
         candidate = json_text_form(candidate)
         if candidate is None:

@@ -67,6 +67,10 @@ class PatternRule:
     locator: re.Pattern[str] | None = None  # finds match starts (a pattern with a literal first character is fast)
     ends_with: str = ""  # every trigger ends with this character; see _apply_anchored
     screened: bool = False  # no cheap trigger: the rule's own RE2 form checks the text first (see _apply_scan)
+    # The characters a match consists of, when the rule decides from a run of them around a trigger and from whether
+    # the characters just outside the run are among them (and word characters): such a rule can run on JSON text
+    # directly (tracekit.redaction.jsontext). Empty: the rule needs the decoded value.
+    json_chars: str = ""
 
     def apply(self, text: str, folded: str | None = None) -> tuple[str, int]:
         """`text` with this rule's matches masked, and how many were masked. `folded` is `text.lower()` when the
@@ -158,9 +162,9 @@ class PatternRule:
 def _rule(name: str, pattern: str, *, category: str, group: int = 0, triggers: Sequence[str] = (),
           flags: int = 0, validate: Callable[[str], bool] | None = None, left_guard: str = "",
           anchored: bool = False, fold: bool = False, locator: str | None = None, ends_with: str = "",
-          screened: bool = False) -> PatternRule:
+          screened: bool = False, json_chars: str = "") -> PatternRule:
     return PatternRule(name, re.compile(pattern, flags), group, tuple(triggers), validate, category, left_guard,
-                       anchored, fold, re.compile(locator) if locator else None, ends_with, screened)
+                       anchored, fold, re.compile(locator) if locator else None, ends_with, screened, json_chars)
 
 
 @functools.lru_cache(maxsize=64)
@@ -253,11 +257,14 @@ _PATTERN_RULES: tuple[PatternRule, ...] = (
           r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)",
           category="secret", triggers=["-----BEGIN "], flags=re.DOTALL, anchored=True),
     _rule("jwt", r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}", category="secret",
-          triggers=["eyJ"], left_guard=_WORD, anchored=True),
+          triggers=["eyJ"], left_guard=_WORD, anchored=True,
+          json_chars=_WORD + "-."),
     _rule("openai_key", r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}", category="secret",
-          triggers=["sk-"], left_guard=_WORD + "-", anchored=True),
+          triggers=["sk-"], left_guard=_WORD + "-", anchored=True,
+          json_chars=_WORD + "-"),
     _rule("aws_access_key", r"(?:AKIA|ASIA)[0-9A-Z]{16}\b", category="secret", triggers=["AKIA", "ASIA"],
-          left_guard=_WORD, anchored=True, locator=r"A(?:KIA|SIA)"),
+          left_guard=_WORD, anchored=True,
+          json_chars=_WORD, locator=r"A(?:KIA|SIA)"),
     # A secret access key is 40 characters of base64 with nothing of its own to recognise it by: only next to
     # its name (AWS_SECRET_ACCESS_KEY=..., "aws_secret_access_key": "...", aws ... secret: ...).
     _rule("aws_secret_key",
@@ -265,15 +272,19 @@ _PATTERN_RULES: tuple[PatternRule, ...] = (
           r"(?![A-Za-z0-9/+=])",
           group=2, category="secret", triggers=["aws"], left_guard=_ALNUM, anchored=True, fold=True),
     _rule("github_token", r"(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})", category="secret",
-          triggers=["gh", "github_pat_"], left_guard=_WORD, anchored=True, locator=r"g(?:h[pousr]_|ithub_pat_)"),
+          triggers=["gh", "github_pat_"], left_guard=_WORD, anchored=True,
+          json_chars=_WORD, locator=r"g(?:h[pousr]_|ithub_pat_)"),
     _rule("gitlab_token", r"gl(?:pat|ptt|dt|rt|soat|cbt|imt|ft)-[A-Za-z0-9_-]{20,}", category="secret",
-          triggers=["gl"], left_guard=_WORD, anchored=True, locator=r"gl(?:pat|ptt|dt|rt|soat|cbt|imt|ft)-"),
+          triggers=["gl"], left_guard=_WORD, anchored=True,
+          json_chars=_WORD + "-", locator=r"gl(?:pat|ptt|dt|rt|soat|cbt|imt|ft)-"),
     _rule("slack_token", r"(?:xox[abposr]|xapp)-[A-Za-z0-9-]{10,}", category="secret", triggers=["xox", "xapp-"],
-          left_guard=_WORD, anchored=True, locator=r"x(?:ox[abposr]|app)-"),
+          left_guard=_WORD, anchored=True,
+          json_chars=_WORD + "-", locator=r"x(?:ox[abposr]|app)-"),
     _rule("slack_webhook", r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_-]{20,}",
           category="secret", triggers=["hooks.slack.com/"]),
     _rule("google_api_key", r"AIza[0-9A-Za-z_-]{35}", category="secret", triggers=["AIza"], left_guard=_WORD,
-          anchored=True),
+          anchored=True,
+          json_chars=_WORD + "-"),
     _rule("bearer_token", r"(?i)(bearer)\s+([A-Za-z0-9._~+/-]{8,}=*)", group=2, category="secret",
           triggers=["bearer"], left_guard=_WORD, anchored=True, fold=True),
     # Keys inside Azure-style connection strings and SAS URLs. InstrumentationKey is not a secret (it only
@@ -291,7 +302,7 @@ _PATTERN_RULES: tuple[PatternRule, ...] = (
           r'(?i)"(?:[\w.-]*[._-])?(?:' + "|".join(SECRET_KEY_NAMES) + r')"\s*:\s*"((?:[^"\\]|\\.)*)"',
           group=1, category="secret", triggers=['"'], validate=_not_masked, screened=True),
     EmailRule("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
-              triggers=("@",), category="personal"),
+              triggers=("@",), category="personal", json_chars="".join(sorted(_EMAIL_LOCAL)) + "@"),
     _rule("us_ssn", r"\d{3}-\d{2}-\d{4}(?![\w-])", category="personal", triggers=["-"], validate=_ssn_ok,
           left_guard=_WORD + "-", screened=True),
     _rule("iban", r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])", category="personal",

@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from tracekit.live import ATTR_INTERVAL, ATTR_KIND, ATTR_NAME, ATTR_PARENT, DEFAULT_INTERVAL_S, HEARTBEAT, SPAN_STARTED
+from tracekit.live_records import (ATTR_INTERVAL, ATTR_KIND, ATTR_NAME, ATTR_PARENT, DEFAULT_INTERVAL_S, HEARTBEAT,
+                                   SPAN_STARTED)
 from tracekit.store.reader import StoreReader
 
 __all__ = ["OpenSpan", "open_spans", "NOT_LIVE_RECORD", "RUNNING", "NOT_REPORTING"]

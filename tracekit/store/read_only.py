@@ -48,7 +48,7 @@ def check_read_only(sql: str, parser: duckdb.DuckDBPyConnection) -> None:
     `parser` is any connection; it only parses (json_serialize_sql), it runs nothing.
     """
     try:
-        statements = duckdb.extract_statements(sql)
+        statements = parser.extract_statements(sql)  # the module-level function would open a default database
     except duckdb.Error as error:
         raise QueryError(f"SQL syntax error: {str(error).strip()}") from None
     if len(statements) != 1:
@@ -56,7 +56,7 @@ def check_read_only(sql: str, parser: duckdb.DuckDBPyConnection) -> None:
     kind = _statement_type(statements[0])
     if kind == duckdb.StatementType.EXPLAIN:
         inner = _explained_statement(sql)
-        inner_statements = duckdb.extract_statements(inner) if inner else []
+        inner_statements = parser.extract_statements(inner) if inner else []
         inner_kind = _statement_type(inner_statements[0]) if len(inner_statements) == 1 else None
         if inner_kind != duckdb.StatementType.SELECT:
             name = inner_kind.name if inner_kind is not None else "non-SELECT"

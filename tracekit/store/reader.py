@@ -20,17 +20,24 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar
 
 import duckdb
-import pyarrow as pa
-import pyarrow.ipc
 
 from tracekit.errors import CollectorUnavailable, QueryError, StoreError
 from tracekit.files import read_trusted
+from tracekit.query import names as query_names
 from tracekit.store.database import open_store_readonly
 from tracekit.store.read_only import check_read_only, in_read_only_transaction
 from tracekit.store.paths import resolve_db_path, state_file_for
+from tracekit.store.rows import JSON_FIELD_METADATA, Rows, plain_type
+
+# pyarrow is imported where an Arrow table is made: printing a small result (`tracekit query`) needs none, and
+# importing it costs such a command more than its query.
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+T = TypeVar("T")
 
 Params = Sequence[Any] | dict[str, Any] | None
 
@@ -48,6 +55,9 @@ class StoreReader(Protocol):
         ...
 
 
+_CHECKED_TEXTS = 1_000  # query texts a reader remembers as checked (parameters vary, the texts repeat)
+
+
 class LocalReader:
     """Reads through a DuckDB connection in this process (the collector's own database, or a read-only open)."""
 
@@ -56,6 +66,7 @@ class LocalReader:
         self._lock = threading.Lock()  # a DuckDB connection object is not safe to share between threads
         self.location = location
         self._views_ready = False
+        self._checked: set[str] = set()  # query texts that passed check_read_only (it depends on the text alone)
 
     @classmethod
     def open_file(cls, db_path: Path) -> "LocalReader":
@@ -63,19 +74,41 @@ class LocalReader:
         return cls(open_store_readonly(db_path), str(db_path))
 
     def sql(self, query: str, params: Params = None) -> pa.Table:
+        return self._query(query, lambda: self._arrow(self._connection.sql(query, params=params)))
+
+    def rows(self, query: str, params: Params = None) -> Rows:
+        """Like sql(), as plain Python rows (fetched without Arrow when the column types allow)."""
+        result = self.answer(query, params)
+        return result if isinstance(result, Rows) else Rows.from_arrow(result)
+
+    def answer(self, query: str, params: Params = None) -> Rows | pa.Table:
+        """The result as plain rows, with their DuckDB types, when every column's type allows; else as Arrow."""
+        def fetch() -> Rows | pa.Table:
+            relation = self._connection.sql(query, params=params)
+            types = [str(kind) for kind in relation.types]
+            if not all(plain_type(kind) for kind in types):
+                return self._arrow(relation)
+            json_columns = frozenset(name for name, kind in zip(relation.columns, types) if kind == "JSON")
+            return Rows(list(relation.columns), json_columns, relation.fetchall(), tuple(types))
+        return self._query(query, fetch)
+
+    def _query(self, query: str, run: Callable[[], T]) -> T:
         with self._lock:
-            check_read_only(query, self._connection)
+            if query not in self._checked:  # the TUI and dashboards run the same texts again and again
+                check_read_only(query, self._connection)
+                if len(self._checked) < _CHECKED_TEXTS:
+                    self._checked.add(query)
             if not self._views_ready and _uses_views(query):
                 # Installing the views costs about a second per connection: paid only by queries that use them.
                 prepare_connection(self._connection)
                 self._views_ready = True
             try:
-                return in_read_only_transaction(self._connection, lambda: self._run(query, params))
+                return in_read_only_transaction(self._connection, run)
             except duckdb.Error as error:
                 raise QueryError(_clean_duckdb_message(error)) from None
 
-    def _run(self, query: str, params: Params) -> pa.Table:
-        relation = self._connection.sql(query, params=params)
+    @staticmethod
+    def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
         return mark_json_columns(relation.to_arrow_table(), [str(kind) for kind in relation.types])
 
     def close(self) -> None:
@@ -83,17 +116,17 @@ class LocalReader:
             self._connection.close()
 
 
-JSON_FIELD_METADATA = {b"tracekit.type": b"json"}
-
-
 def mark_json_columns(table: pa.Table, duckdb_types: list[str]) -> pa.Table:
     """Tag the Arrow fields of DuckDB JSON columns (KQL `dynamic`), which Arrow would otherwise carry as plain text,
     so printers can show them as JSON values. The tag survives the read API's Arrow IPC stream."""
     if "JSON" not in duckdb_types:
         return table
+    import pyarrow as pa
+
     fields = [field.with_metadata(JSON_FIELD_METADATA) if kind == "JSON" else field
               for field, kind in zip(table.schema, duckdb_types)]
-    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+    # The same columns under the tagged schema (Table.cast would import pyarrow.compute for no conversion).
+    return pa.Table.from_arrays(table.columns, schema=pa.schema(fields, metadata=table.schema.metadata))
 
 
 def _param_json(value: Any) -> Any:
@@ -120,18 +153,25 @@ class RemoteReader:
         assert table is not None
         return table
 
+    def rows(self, query: str, params: Params = None) -> Rows:
+        """The collector sends plain-typed results as JSON when asked (no pyarrow needed here), Arrow otherwise."""
+        answer = self._post("/v1/sql", {"sql": query, "params": params, "answer": "rows"})
+        return answer if isinstance(answer, Rows) else Rows.from_arrow(answer)
+
     def kql(self, text: str, params: dict[str, Any] | None = None, since_seconds: float | None = None,
-            now: str | None = None) -> pa.Table | None:
+            now: str | None = None, *, rows: bool = False) -> pa.Table | Rows | None:
         """Run KQL in the collector, which translates it (its parser warm, its translations cached) and runs the SQL
-        on its readers; None when the collector predates this endpoint (then the caller translates)."""
-        body = {"kql": text, "params": params, "since_seconds": since_seconds, "now": now}
+        on its readers; None when the collector predates this endpoint (then the caller translates). With `rows`,
+        plain-typed results come back as Rows (see rows())."""
+        body = {"kql": text, "params": params, "since_seconds": since_seconds, "now": now,
+                **({"answer": "rows"} if rows else {})}
         try:
             json.dumps(body, default=_param_json)
         except (TypeError, ValueError):
             return None  # parameter values JSON cannot carry: translated here, bound as values
         return self._post("/v1/kql", body, missing_ok=True)
 
-    def _post(self, path: str, body: dict[str, Any], *, missing_ok: bool = False) -> pa.Table | None:
+    def _post(self, path: str, body: dict[str, Any], *, missing_ok: bool = False) -> Any:
         import urllib.error  # here, not at the top: a reader of a file needs no HTTP client (nor its ssl import)
         import urllib.request
 
@@ -143,7 +183,12 @@ class RemoteReader:
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                return pyarrow.ipc.open_stream(response.read()).read_all()
+                data = response.read()
+                if response.headers.get_content_type() == "application/json":
+                    return Rows.from_wire(data)
+                import pyarrow.ipc
+
+                return pyarrow.ipc.open_stream(data).read_all()
         except urllib.error.HTTPError as error:
             if error.code == 404 and missing_ok:
                 return None
@@ -164,6 +209,9 @@ class RemoteReader:
 
     def collector_status(self) -> dict[str, Any]:
         """The collector's counters (GET /v1/status): intake, forwarders, alerts, continuous evaluation."""
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(self._url + "/v1/status",
                                          headers={"Authorization": f"Bearer {self._token}"})
         try:
@@ -173,8 +221,6 @@ class RemoteReader:
             raise CollectorUnavailable(f"the collector at {self._url} did not answer: {error}") from None
 
 
-_STORE_TABLES = {"spans", "span_events", "span_links", "logs", "metric_points", "resources", "tracekit_meta",
-                 "export_cursors"}
 _view_pattern: re.Pattern[str] | None = None
 
 
@@ -182,11 +228,7 @@ def _uses_views(query: str) -> bool:
     """Whether `query` may name a query-side view or macro (anything but the store's own tables)."""
     global _view_pattern
     if _view_pattern is None:
-        try:
-            from tracekit.query.views import view_names
-        except ImportError:
-            return False
-        names = sorted({name for name in view_names() if name not in _STORE_TABLES}, key=len, reverse=True)
+        names = sorted(set(query_names.view_names()) - set(query_names.STORE_TABLES), key=len, reverse=True)
         # catalog queries (duckdb_columns(), information_schema) must see the views too
         catalog = r"duckdb_\w+|information_schema|pragma_\w+|tk_\w+"
         _view_pattern = re.compile(r"(?i)\b(?:" + catalog + "|" + "|".join(re.escape(name) for name in names) + r")\b")

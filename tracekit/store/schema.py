@@ -188,15 +188,14 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int:
     """The schema version stamped in the store, or 0 for an empty database."""
-    # duckdb_tables(), not information_schema: binding information_schema costs tens of ms on every open.
-    has_meta = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'tracekit_meta' AND NOT temporary"
-    ).fetchall()[0]
-    if not has_meta or not has_meta[0]:
+    # The stamp is read straight: a catalog function (duckdb_tables()) costs tens of ms on a fresh connection, and
+    # every `tracekit query` opens one. The catalog is asked only when there is no tracekit_meta table.
+    try:
+        rows = con.execute("SELECT value FROM main.tracekit_meta WHERE key = 'schema_version'").fetchall()
+    except duckdb.CatalogException:
         if con.execute("SELECT count(*) FROM duckdb_tables() WHERE NOT temporary").fetchall()[0][0]:
             raise StoreError("this DuckDB file has tables but is not a tracekit store (no tracekit_meta table)")
         return 0
-    rows = con.execute("SELECT value FROM tracekit_meta WHERE key = 'schema_version'").fetchall()
     return int(rows[0][0]) if rows else 0
 
 

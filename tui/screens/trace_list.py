@@ -12,7 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 
 from tracekit.errors import TracekitError
-from tracekit.tui.data import PAGE_SIZE, TraceSummary, alert_states, latest_seq, trace_page
+from tracekit.tui.data import (PAGE_SIZE, FirstPage, TraceSummary, alert_states, latest_seq, trace_loop_messages,
+                               trace_page)
 from tracekit.tui.filters import TraceFilter
 from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.filter_bar import FilterBar
@@ -67,16 +68,20 @@ class TraceListScreen(Screen):
         """Load the first `rows` traces for the current filter (replacing the table)."""
         self.generation += 1
         self.loading_more = False
-        self.load_first_page(self.generation, rows)
+        first_page, self.app.first_page = self.app.first_page, None  # queried since the store was opened
+        self.load_first_page(self.generation, rows, first_page if self.trace_filter.empty else None)
 
     # --- loading -----------------------------------------------------------------------------------------------------
     @work(thread=True, group="trace-page", exit_on_error=False)
-    def load_first_page(self, generation: int, rows: int) -> None:
+    def load_first_page(self, generation: int, rows: int, first_page: FirstPage | None = None) -> None:
         reader = self.app.reader
         trace_filter = self.trace_filter
         try:
-            seq = latest_seq(reader)  # before the page, so spans arriving meanwhile are seen by the next poll
-            traces = trace_page(reader, trace_filter, limit=rows)
+            if first_page is not None and rows == PAGE_SIZE:
+                seq, traces = first_page.result()
+            else:
+                seq = latest_seq(reader)  # before the page, so spans arriving meanwhile are seen by the next poll
+                traces = trace_page(reader, trace_filter, limit=rows, with_loops=False)
         except TracekitError as error:
             self.app.call_from_thread(self.show_error, str(error))
             return
@@ -90,11 +95,25 @@ class TraceListScreen(Screen):
     @work(thread=True, group="trace-more", exit_on_error=False)
     def load_more(self, generation: int, after: tuple[int, str]) -> None:
         try:
-            traces = trace_page(self.app.reader, self.trace_filter, after=after)
+            traces = trace_page(self.app.reader, self.trace_filter, after=after, with_loops=False)
         except TracekitError as error:
             self.app.call_from_thread(self.show_error, str(error))
             return
         self.app.call_from_thread(self.show_page, generation, traces, None, True, PAGE_SIZE)
+
+    @work(thread=True, group="loops", exit_on_error=False)
+    def find_loops(self, generation: int, traces: list[TraceSummary]) -> None:
+        """Loop markers for rows just shown: detection reads every tool and agent span of the page, so the rows are
+        painted first and marked when it is done."""
+        try:
+            messages = trace_loop_messages(self.app.reader, traces)
+        except TracekitError:
+            return
+        self.app.call_from_thread(self.show_loops, generation, [trace.trace_id for trace in traces], messages)
+
+    def show_loops(self, generation: int, trace_ids: list[str], messages: dict[str, tuple[str, ...]]) -> None:
+        if generation == self.generation:
+            self.query_one(TraceTable).set_loops(trace_ids, messages)
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def poll_store(self, rows: int, in_flight: bool = False) -> None:
@@ -118,6 +137,8 @@ class TraceListScreen(Screen):
             return
         table = self.query_one(TraceTable)
         table.set_traces(traces, append=append)
+        if traces:
+            self.call_after_refresh(self.find_loops, generation, traces)
         self.focus_table()
         if seq is not None:
             self.last_seq = seq
@@ -176,7 +197,7 @@ class TraceListScreen(Screen):
     def focus_table(self) -> None:
         if self.focus_table_on_load:
             self.focus_table_on_load = False
-            self.query_one(TraceTable).focus()
+            self.set_focus(self.query_one(TraceTable))  # now, with the rows: focus() would wait for the next paint
 
     # --- actions -------------------------------------------------------------------------------------------------------
     def action_open_trace(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
@@ -53,6 +55,9 @@ class TraceTable(DataTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.traces: list[TraceSummary] = []
+        # Loop markers found so far, by trace id: rows arrive without them (detection runs after the rows are
+        # shown), so a reload shows the last known markers instead of blinking them off until detection is done.
+        self.known_loops: dict[str, tuple[str, ...]] = {}
 
     def on_mount(self) -> None:
         for label, width in COLUMNS:
@@ -65,11 +70,23 @@ class TraceTable(DataTable):
             self.clear()
             self.traces = []
         for trace in traces:
+            if not trace.loops and trace.trace_id in self.known_loops:
+                trace = replace(trace, loops=self.known_loops[trace.trace_id])
             self.traces.append(trace)
             self.add_row(*self._cells(trace), key=trace.trace_id)
         if current is not None and not append:
             index = next((i for i, t in enumerate(self.traces) if t.trace_id == current.trace_id), 0)
             self.move_cursor(row=index, animate=False)
+
+    def set_loops(self, trace_ids: list[str], messages: dict[str, tuple[str, ...]]) -> None:
+        """Loop detection has looked at `trace_ids`: mark the rows of those with loops (`messages`), unmark the rest."""
+        for trace_id in trace_ids:
+            self.known_loops[trace_id] = messages.get(trace_id, ())
+        for index, trace in enumerate(self.traces):
+            loops = self.known_loops.get(trace.trace_id, trace.loops)
+            if loops != trace.loops:
+                self.traces[index] = trace = replace(trace, loops=loops)
+                self.update_cell(trace.trace_id, "root span", self._cells(trace)[1])
 
     @staticmethod
     def _cells(trace: TraceSummary) -> list[Text]:

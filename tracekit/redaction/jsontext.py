@@ -1,0 +1,147 @@
+"""Masking a JSON text where it stands, without parsing it, when that provably gives what the policy gives.
+
+The policy masks decoded values: parse the attribute map, mask each string, serialize again. For a row of message
+JSON that is mostly parse, walk and serialize around one e-mail address. Many rules do not need the decoded value:
+a token or an address is a run of plain characters (`PatternRule.json_chars`) that JSON writes as they are, and the
+rule decides from the run around a trigger ("@", "sk-") and from whether the characters just outside it belong to
+the run's characters or are word characters. Running such a rule over the JSON text masks exactly the same values
+as running it over each decoded string, provided that for every trigger occurrence:
+
+* the run does not start right after an escaping backslash (`\\n` before an address reads as "n" in the text),
+  and does not end right before a `\\u` escape (which may stand for any character); any other escape stands for a
+  quote, backslash, slash or control character, none of them a run or word character, just like the backslash the
+  text has there;
+* the run is not inside a key (a masked key is counted once per key, and two keys masked alike merge in a map).
+
+and for the row as a whole:
+
+* the policy's RE2 set, run over the text once, finds no rule that cannot run on JSON text;
+* no key can be named like a secret (no secret-like name anywhere in the text, no escaping `\\u` that could spell
+  one) and the policy has no key globs, allowed keys or JSON paths (those need the keys, so the parsed path runs).
+
+The text the decoder writes is orjson's own form, so the result is byte for byte what parsing, masking and
+serializing again gives (tests/redaction/test_jsontext.py compares both on planted rows and near misses).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import orjson
+
+from tracekit.redaction.policy import RedactionPolicy, compile_screen
+from tracekit.redaction.rules import EmailRule, PatternRule
+
+class JsonTextMasker:
+    """Masks JSON texts (attribute maps, log bodies) for one policy when the text form is provably exact."""
+
+    def __init__(self, policy: RedactionPolicy) -> None:
+        self.policy = policy
+        self._rules: dict[int, tuple[PatternRule, re.Pattern[str], re.Pattern[bytes]]] = {}
+        self._scan: Any = None
+        screens = policy.rule_screens()
+        if screens is None or policy.json_paths:
+            return
+        for index, rule in enumerate(policy.rules):
+            if isinstance(rule, PatternRule) and rule.json_chars and not rule.fold and rule.group == 0:
+                where = rule.locator.pattern if rule.locator is not None else "|".join(map(re.escape, rule.triggers))
+                self._rules[index] = (rule, re.compile("[" + re.escape(rule.json_chars) + "]*"),
+                                      re.compile(where.encode()))
+        # Two RE2 searches: the screens of the other rules (a hit there: the text is parsed instead), and, one hit
+        # at a time, where a text-safe rule's trigger is. (Kept apart: a screen that can span any length, such as
+        # the private key's, would make each trigger hit search back to the start of the text for its start.)
+        others = "|".join(f"(?:{pattern})" for index, pattern in screens if index not in self._rules)
+        triggers = "|".join(f"(?:{rule[2].pattern.decode()})" for rule in self._rules.values())
+        if not triggers:
+            return
+        self._others = compile_screen(others) if others else None
+        self._scan = compile_screen(triggers)
+        self._plain: set[str] = set()  # keys the policy leaves alone (decisions are per key and never change)
+
+    def mask(self, text: str, data: bytes) -> tuple[str, int] | None:
+        """`text` (JSON; `data` its UTF-8 form) masked as the policy would mask its decoded values, and how many
+        values were masked; None when the text form cannot be shown exact here (the caller parses instead)."""
+        if self._scan is None or (self._others is not None and self._others.search(data) is not None):
+            return None
+        found: set[int] = set()
+        position = 0
+        while (hit := self._scan.search(data, position)) is not None:
+            trigger = data[hit.start():hit.end()]
+            found.update(index for index, (_, _, where) in self._rules.items() if where.match(trigger))
+            position = hit.start() + 1
+        if not self._plain_keys(orjson.loads(data)):
+            return None
+        total = 0
+        for index in sorted(found):
+            rule, run, _ = self._rules[index]
+            if not _faithful(rule, run, text):
+                return None
+            text, count = rule.apply(text)
+            total += count
+        return text, total
+
+    def _plain_keys(self, value: Any) -> bool:
+        """Whether every key in `value` (at any depth) is left alone: its text holds nothing to mask, it is not named
+        like a secret, not allowed or masked by a glob, and has no JSON-path rule."""
+        if isinstance(value, dict):
+            plain = self._plain
+            if not plain.issuperset(value):
+                for key in value:
+                    if key not in plain:
+                        if self.policy._key_decision(key) != _PLAIN_KEY:
+                            return False
+                        if len(plain) < 10_000:
+                            plain.add(key)
+            items: Any = value.values()
+        elif isinstance(value, list):
+            items = value
+        else:
+            return True
+        return all(self._plain_keys(item) for item in items if type(item) in _CONTAINERS)
+
+
+_CONTAINERS = (dict, list)
+_PLAIN_KEY = (None, None, ())  # a key's decision when neither it nor its value is masked as a whole
+
+
+def _escaping(text: str, position: int) -> bool:
+    """Whether the backslash at `position` begins an escape (an odd number of backslashes ends there)."""
+    start = position
+    while start > 0 and text[start - 1] == "\\":
+        start -= 1
+    return (position - start) % 2 == 0
+
+
+def _trigger_positions(rule: PatternRule, text: str) -> list[int]:
+    if isinstance(rule, EmailRule) or rule.locator is None:
+        positions = []
+        for trigger in rule.triggers:
+            position = text.find(trigger)
+            while position != -1:
+                positions.append(position)
+                position = text.find(trigger, position + 1)
+        return positions
+    return [match.start() for match in rule.locator.finditer(text)]
+
+
+def _faithful(rule: PatternRule, run: re.Pattern[str], text: str) -> bool:
+    """Whether every run of the rule's characters around a trigger reads the same in the text as in the value."""
+    chars = rule.json_chars
+    for position in _trigger_positions(rule, text):
+        start = position
+        while start > 0 and text[start - 1] in chars:
+            start -= 1
+        if start > 0 and text[start - 1] == "\\" and _escaping(text, start - 1):
+            return False
+        end = run.match(text, position).end()
+        if text.startswith("\\u", end):  # a backslash right after a run always begins an escape
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=8)
+def json_text_masker(policy: RedactionPolicy) -> JsonTextMasker:
+    """The masker for `policy`, built once per policy object."""
+    return JsonTextMasker(policy)
