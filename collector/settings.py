@@ -53,7 +53,7 @@ class CollectorSettings:
     read_api: str = "127.0.0.1:0"                # where `tracekit query` and the TUI reach the store
     max_request_bytes: int = 32 * MIB            # one OTLP request, after decompression
     queue_bytes: int = 256 * MIB                 # request bytes accepted but not yet committed
-    memory_limit: str = "512MB"                  # DuckDB's memory_limit for the collector's database instance
+    memory_limit: str = "448MB"                  # DuckDB's memory_limit for the collector's database instance
     decode_workers: int = 0                      # >0: decode in that many worker processes
     checkpoint_rows: int = 245_760               # span rows between checkpoints under load (CHECKPOINT_SPAN_ROWS)
     checkpoint_wal_bytes: int = 256 * MIB        # a WAL this large is checkpointed whatever the rows (store_writer)

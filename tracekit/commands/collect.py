@@ -49,7 +49,7 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
             "most SIZE / (2 x the request limit) messages at once ($TRACEKIT_QUEUE_SIZE; default 256MiB)")
     setting("--memory-limit", "memory_limit", str, "SIZE",
             "DuckDB memory_limit of the collector's database: its cache, the data not yet checkpointed and the read "
-            "API's queries share it, and DuckDB spills past it to <db>.tmp ($TRACEKIT_MEMORY_LIMIT; default 512MB)")
+            "API's queries share it, and DuckDB spills past it to <db>.tmp ($TRACEKIT_MEMORY_LIMIT; default 448MB)")
     setting("--decode-workers", "decode_workers", int, "N",
             "decode requests in N worker processes; 0 decodes in a thread ($TRACEKIT_DECODE_WORKERS; default 0)",
             type=int)
