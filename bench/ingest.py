@@ -499,7 +499,8 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         print(f"  {stage:<12} {micros:>8.2f} us/span   {size / micros:>8,.0f} MB/s")
     print(f"  store file   {store_bytes:>8,.0f} bytes/span after the checkpoint"
           f"{f' (attributes: {args.attributes_compression})' if args.attributes_compression else ''}")
-    return {"durable_spans_per_s": durable_rate, "collector_us_per_span": collector_us, "bytes_per_span": size,
+    return {"durable_spans_per_s": durable_rate, "collector_us_per_span": collector_us,
+            "peak_collector_rss_mib": peak_rss / 2**20, "bytes_per_span": size,
             **{f"{stage}_us_per_span": micros for stage, micros in by_stage.items()}, "store_bytes_per_span": store_bytes}
 
 

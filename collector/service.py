@@ -175,7 +175,8 @@ class Collector:
                              f"its OTLP endpoints: {existing.get('grpc')}, {existing.get('http')}")
         self._connection = open_store(self.db_path, memory_limit=settings.memory_limit,
                                       checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
-        self.writer = StoreWriter(self._connection, checkpoint_rows=settings.checkpoint_rows)
+        self.writer = StoreWriter(self._connection, checkpoint_rows=settings.checkpoint_rows,
+                                  checkpoint_wal_bytes=settings.checkpoint_wal_bytes)
         self.writer.start()
         self.views = ViewsInstaller(self._connection)
         self.views.start()

@@ -53,9 +53,10 @@ class CollectorSettings:
     read_api: str = "127.0.0.1:0"                # where `tracekit query` and the TUI reach the store
     max_request_bytes: int = 32 * MIB            # one OTLP request, after decompression
     queue_bytes: int = 256 * MIB                 # request bytes accepted but not yet committed
-    memory_limit: str = "2GB"                    # DuckDB's memory_limit
+    memory_limit: str = "448MB"                  # DuckDB's memory_limit for the collector's database instance
     decode_workers: int = 0                      # >0: decode in that many worker processes
     checkpoint_rows: int = 245_760               # span rows between checkpoints under load (CHECKPOINT_SPAN_ROWS)
+    checkpoint_wal_bytes: int = 256 * MIB        # a WAL this large is checkpointed whatever the rows (store_writer)
     retention_days: float | None = None
     max_db_bytes: int | None = None
     retention_interval_seconds: float = 60.0
@@ -101,6 +102,8 @@ class CollectorSettings:
             settings.decode_workers = int(env["TRACEKIT_DECODE_WORKERS"])
         if "TRACEKIT_CHECKPOINT_ROWS" in env:
             settings.checkpoint_rows = int(env["TRACEKIT_CHECKPOINT_ROWS"])
+        if "TRACEKIT_CHECKPOINT_WAL_SIZE" in env:
+            settings.checkpoint_wal_bytes = parse_size(env["TRACEKIT_CHECKPOINT_WAL_SIZE"])
         if "TRACEKIT_RETENTION_DAYS" in env:
             settings.retention_days = float(env["TRACEKIT_RETENTION_DAYS"])
         if "TRACEKIT_MAX_DB_SIZE" in env:

@@ -35,7 +35,11 @@ Done = Callable[[BaseException | None], None]
 DUCKDB_ROW_GROUP_ROWS = 122_880
 CHECKPOINT_SPAN_ROWS = 2 * DUCKDB_ROW_GROUP_ROWS  # CollectorSettings.checkpoint_rows
 # Whatever the row count, a WAL this large is folded in: it bounds restart replay time and memory when spans are big.
-CHECKPOINT_WAL_BYTES = 512 * 1024 * 1024
+# DuckDB keeps what the WAL holds in memory too (about 1.25x the WAL's size) until the checkpoint writes it out;
+# past the collector's memory_limit it spills that to <db>.tmp, so a smaller WAL means less spilled and read back.
+# Content-free spans (~1.1 KB of WAL each) reach it at about CHECKPOINT_SPAN_ROWS (CollectorSettings.checkpoint_wal_bytes;
+# docs/decisions/2026-12-07-collector-memory.md).
+CHECKPOINT_WAL_BYTES = 256 * 1024 * 1024
 
 
 @dataclass

@@ -72,7 +72,8 @@ def test_help_explains_every_command_and_the_environment(capsys):
         pass
     text = capsys.readouterr().out
     for option in ("--grpc", "--http", "--max-request-size", "--queue-size", "--retention-days", "--max-db-size",
-                   "--redaction", "TRACEKIT_GRPC"):
+                   "--redaction", "--memory-limit", "--checkpoint-wal-size", "TRACEKIT_CHECKPOINT_WAL_SIZE",
+                   "TRACEKIT_GRPC"):
         assert option in text
 
 

@@ -47,13 +47,19 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
     setting("--queue-size", "queue_bytes", parse_size, "SIZE",
             "request bytes accepted but not yet committed before senders are told to retry later; OTLP/gRPC reads at "
             "most SIZE / (2 x the request limit) messages at once ($TRACEKIT_QUEUE_SIZE; default 256MiB)")
-    setting("--memory-limit", "memory_limit", str, "SIZE", "DuckDB memory_limit ($TRACEKIT_MEMORY_LIMIT; default 2GB)")
+    setting("--memory-limit", "memory_limit", str, "SIZE",
+            "DuckDB memory_limit of the collector's database: its cache, the data not yet checkpointed and the read "
+            "API's queries share it, and DuckDB spills past it to <db>.tmp ($TRACEKIT_MEMORY_LIMIT; default 448MB)")
     setting("--decode-workers", "decode_workers", int, "N",
             "decode requests in N worker processes; 0 decodes in a thread ($TRACEKIT_DECODE_WORKERS; default 0)",
             type=int)
     setting("--checkpoint-rows", "checkpoint_rows", int, "N",
             "span rows between checkpoints under load; DuckDB writes row groups of 122,880 rows, so keep whole "
             "multiples ($TRACEKIT_CHECKPOINT_ROWS; default 245760)", type=int)
+    setting("--checkpoint-wal-size", "checkpoint_wal_bytes", parse_size, "SIZE",
+            "checkpoint once the WAL is this large, whatever the rows; DuckDB holds what the WAL holds in memory until "
+            "then, so this bounds the collector's memory under content-heavy load ($TRACEKIT_CHECKPOINT_WAL_SIZE; "
+            "default 256MiB)")
     setting("--retention-days", "retention_days", float, "DAYS",
             "delete telemetry older than this, in the background ($TRACEKIT_RETENTION_DAYS)", type=float)
     setting("--max-db-size", "max_db_bytes", parse_size, "SIZE",
