@@ -56,7 +56,7 @@ KQL = ('dependencies | where customDimensions["gen_ai.operation.name"] == "execu
        'by tool = tostring(customDimensions["gen_ai.tool.name"]) | order by calls desc')
 SQL = ("SELECT tool_name AS tool, count(*) AS calls, count(*) FILTER (WHERE status_code = 'ERROR') AS errors "
        "FROM spans WHERE operation_name = 'execute_tool' GROUP BY 1 ORDER BY 2 DESC")
-TILES = ("runs_by_agent", "models", "tools", "runs_over_time")
+TILES = ("runs_by_agent", "models", "tools", "runs_over_time", "cost_by_model", "cost_by_agent")
 
 # The floors: the same work with nothing of tracekit's. argv: db path, SQL, JSON parameters.
 FLOOR = """

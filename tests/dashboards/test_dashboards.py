@@ -321,6 +321,15 @@ def nested(tmp_path_factory):
     researcher.end(end_time=next(clock))
     planner.end(end_time=next(clock))
     chat(None, "gpt-4o", 6000)
+    deep = span("invoke_agent deep", **agent, **{"gen_ai.agent.name": "deep"})
+    for depth in (16, 17):  # a call 16 spans below its agent is the agent's; 17 below is beyond the walk
+        chain = [deep]
+        for _ in range(depth - 1):
+            chain.append(span("execute_tool step", chain[-1], **{"gen_ai.operation.name": "execute_tool"}))
+        chat(chain[-1], "gpt-4o", 100 * depth)
+        for link in reversed(chain[1:]):
+            link.end(end_time=next(clock))
+    deep.end(end_time=next(clock))
     directory = tmp_path_factory.mktemp("nested")
     with collector_store(directory, exporter.get_finished_spans()) as collector:
         yield collector.reader(), exporter.get_finished_spans()
@@ -330,11 +339,11 @@ def test_cost_goes_to_the_nearest_agent_and_unknown_prices_stay_out(nested):
     reader, spans = nested
     by_id = {span.context.span_id: span for span in spans}
 
-    def nearest_agent(span):
-        parent = span.parent and by_id.get(span.parent.span_id)
+    def nearest_agent(span):  # at most 16 spans up, as the tile's walk
+        parent, hops = span.parent and by_id.get(span.parent.span_id), 1
         while parent is not None and _op(parent) != "invoke_agent":
-            parent = parent.parent and by_id.get(parent.parent.span_id)
-        return parent.attributes["gen_ai.agent.name"] if parent is not None else None
+            parent, hops = parent.parent and by_id.get(parent.parent.span_id), hops + 1
+        return parent.attributes["gen_ai.agent.name"] if parent is not None and hops <= 16 else None
 
     by_model, by_agent = defaultdict(float), defaultdict(float)
     for span in spans:
@@ -345,7 +354,9 @@ def test_cost_goes_to_the_nearest_agent_and_unknown_prices_stay_out(nested):
         if nearest_agent(span) is not None:
             by_agent[(_hour(span), nearest_agent(span))] += weighted
     assert _price(next(s for s in spans if s.name == "chat no-such-model")) is None
-    assert {agent for _, agent in by_agent} == {"planner", "researcher"}
+    assert {agent for _, agent in by_agent} == {"planner", "researcher", "deep"}
+    assert [nearest_agent(s) for s in spans if s.attributes.get("gen_ai.usage.input_tokens") in (1600, 1700)] == \
+        ["deep", None]
     board = dashboards.load("agents")
     _close(dashboards.run_tile(reader, board.tile("cost_by_model"), None).to_pylist(), "Model", by_model)
     _close(dashboards.run_tile(reader, board.tile("cost_by_agent"), None).to_pylist(), "Agent", by_agent)
@@ -354,11 +365,12 @@ def test_cost_goes_to_the_nearest_agent_and_unknown_prices_stay_out(nested):
 
     rows = run_kql(reader, 'dependencies | project name, m = customMeasurements, '
                            'c = toreal(customMeasurements["tracekit.cost_usd"]) | order by name asc').to_pylist()
-    unpriced = [row for row in rows if row["name"] in ("chat no-such-model", "execute_tool search")]
+    unpriced = [row for row in rows
+                if row["name"] in ("chat no-such-model", "execute_tool search", "execute_tool step")]
     assert unpriced and all(row["m"] is None and row["c"] is None for row in unpriced)
     workspace = run_kql(reader, 'AppDependencies | where isnotnull(Measurements["tracekit.cost_usd"]) '
                                 '| summarize n = count()').to_pylist()
-    assert workspace == [{"n": sum(1 for row in rows if row["c"] is not None)}] and workspace[0]["n"] == 5
+    assert workspace == [{"n": sum(1 for row in rows if row["c"] is not None)}] and workspace[0]["n"] == 7
 
 
 def test_cost_lines_draw_one_sparkline_per_series(store, capsys):

@@ -9,6 +9,7 @@ from collections import defaultdict
 import pytest
 
 from tests.query.spanfactory import collector_store
+from tracekit import dashboards
 from tracekit.errors import QueryError
 from tracekit.query.kql import compile_kql, expand_percentiles, run_kql, translate
 from tests.query.workload import BASE_NS, make_workload, server_span_workload, token_edge_workload
@@ -188,6 +189,29 @@ def test_shortcut_gives_the_same_answer_as_the_full_customdimensions(mixed_reade
     priced = reader.sql("SELECT count(cost_usd) AS n, sum(cost_usd) AS c FROM spans WHERE kind <> 'SERVER'").to_pylist()[0]
     measured = run_kql(reader, queries[-1]).to_pylist()[0]
     assert priced["n"] > 0 and measured["n"] == priced["n"] and measured["c"] == pytest.approx(priced["c"])
+
+
+def test_let_and_graph_sources_read_typed_columns(mixed_reader):
+    """`let` sources and make-graph nodes (translated only with the schema) get the customDimensions shortcut too,
+    with the same answer as the full view; a `*` that stands for columns keeps it off."""
+    reader = mixed_reader
+    tile = dashboards.load("agents").tile("cost_by_agent").kql
+    joined = ('let ops = dependencies | project id, op = tostring(customDimensions["gen_ai.operation.name"]); '
+              'dependencies | project id, c = toreal(customMeasurements["tracekit.cost_usd"]) * itemCount '
+              '| join kind=inner (ops) on id | summarize n = count(), c = sum(c) by op | order by op asc')
+    for text in (tile, joined):
+        compiled = compile_kql(reader, text)
+        assert compiled.fallback_sql is not None, text  # the shortcut applied
+        assert "tk_span_properties" not in compiled.sql and "tk_span_measurements" not in compiled.sql
+        fast = reader.sql(compiled.sql).to_pylist()
+        full = reader.sql(compiled.fallback_sql).to_pylist()
+        assert fast and len(fast) == len(full), text
+        for got, want in zip(fast, full):
+            assert got == pytest.approx(want), text  # sums of floats, in whatever order the threads add them
+    starred = ('let latest = dependencies | summarize arg_max(timestamp, *) by operation_Id; '
+               'latest | join kind=inner (dependencies | project id) on id '
+               '| summarize n = count() by op = tostring(customDimensions["gen_ai.operation.name"]) | order by op asc')
+    assert compile_kql(reader, starred).fallback_sql is None
 
 
 def test_lean_sources_never_drop_result_columns(reader):

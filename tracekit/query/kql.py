@@ -739,9 +739,18 @@ def _narrow_join_sql(text: str, params: dict[str, Any] | None, schema: dict[str,
     """For joins, unions and lookups (which duckdb-kql translates only with the schema): when the main statement
     spells out its result and nothing reads columns by pattern, translate with the lean-capable tables narrowed to
     the columns the query names, and read those tables from lean sources. Columns a query never names cannot
-    change its answer, and every column it names is still there."""
+    change its answer, and every column it names is still there. customDimensions/customMeasurements that are only
+    ever indexed, on requests/dependencies alone, are read from typed columns as in _shortcut_sql (`let` sources and
+    make-graph nodes land here: duckdb-kql translates them only with the schema)."""
     tokens = _tokens(text)
-    if not _main_output_is_shaped(tokens) or any(token.text in _STAR_TOKENS for token in tokens):
+    indexed = _MEASUREMENT_COLUMNS + _DIMENSION_COLUMNS
+    if not _main_output_is_shaped(tokens) or any(
+            token.text in _STAR_TOKENS - set(indexed) and not _is_product(tokens, index)
+            for index, token in enumerate(tokens)):
+        return None
+    reads_dimensions = any(token.text in indexed for token in tokens)
+    dimension_tables = {table for table in sources if table in views.CLASSIC_TABLES or table in views.WORKSPACE_TABLES}
+    if reads_dimensions and not (dimension_tables <= set(_SHORTCUT_TABLES) and _accessors_only(tokens, indexed)):
         return None
     mentioned = {token.text for token in tokens}
     narrowed = {}
@@ -757,12 +766,31 @@ def _narrow_join_sql(text: str, params: dict[str, Any] | None, schema: dict[str,
         return None
     if tree is None:
         return None
+    if reads_dimensions:
+        tree = sql_tree.replace_expressions(tree, _Dimensions(views.span_key_excluded, views.TYPED_DIMENSIONS).replace)
     named = _named_columns(tree, time_filtered)
     lean = {table: views.lean_source(table, named) for table in sources if table in _LEAN_TABLES}
     if not lean or not all(lean.values()):
         return None
     rendered = _with_sources(tree, time_filtered, shortcut_sources=lean)  # type: ignore[arg-type]
     return f"SELECT {_PUBLIC_COLUMNS} FROM (\n{rendered}\n)"
+
+
+_OPERAND_NAMES = ("IDENTIFIER", "LONGLITERAL", "INTLITERAL", "REALLITERAL", "DECIMALLITERAL")
+
+
+def _is_product(tokens: list[Any], index: int) -> bool:
+    """Whether the `*` at `index` multiplies (`a.Cost * a.itemCount`) or bounds a graph path (`[path*1..16]`)
+    rather than standing for columns (`arg_max(x, *)`, `where * has`, `project-away a*`): it stands between two
+    operands."""
+    from duckdb_kql._antlr.KqlLexer import KqlLexer
+
+    if tokens[index].text != "*" or index == 0 or index + 1 >= len(tokens):
+        return False
+    names = KqlLexer.symbolicNames
+    before, after = tokens[index - 1], tokens[index + 1]
+    return ((names[before.type] in _OPERAND_NAMES or before.text in (")", "]"))
+            and (names[after.type] in _OPERAND_NAMES or after.text == "("))
 
 
 # --- toint()/tolong()/todouble() of token counts ----------------------------------------------------------------------
