@@ -210,18 +210,9 @@ def render_entry(transcript: Transcript, entry: Entry, *, limit: int | None = DE
         if entry.status == "ERROR":  # the conventions record a transfer that failed too
             text.append("  failed", style="bold red")
         return text
-    if entry.kind is EntryKind.STEP:
-        text = Text("◆ ", style=colour)
-        text.append_text(literal(entry.title, pretty=False, limit=300, style=f"bold {colour}"))
-        text.append_text(_agent_label(transcript, entry.agent))
-        if entry.status == "ERROR":
-            text.append("  ERROR", style="bold red")
-        if entry.detail and entry.detail not in entry.title:
-            text.append("\n")
-            text.append_text(_indent(literal(entry.detail, limit=limit, style="dim")))
-        return text
-    if entry.kind is EntryKind.PLAN:
-        text = Text("☰ plan step ", style=f"bold {colour}")
+    if entry.kind in (EntryKind.STEP, EntryKind.PLAN):
+        plan = entry.kind is EntryKind.PLAN
+        text = Text("☰ plan step ", style=f"bold {colour}") if plan else Text("◆ ", style=colour)
         text.append_text(literal(entry.title, pretty=False, limit=300, style=f"bold {colour}"))
         text.append_text(_agent_label(transcript, entry.agent))
         if entry.status == "ERROR":
