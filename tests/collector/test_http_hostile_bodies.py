@@ -77,8 +77,9 @@ def _read_api(state: dict, path: str, body: dict | None = None) -> tuple[bytes, 
 
 def test_gzip_bombs_being_inflated_do_not_hold_up_an_exporter_or_the_read_api(tmp_path: Path):
     """20 clients keep sending gzip bombs (each withholding its last byte, a new one as soon as one is refused). A
-    normal OTLP/HTTP export of the real SDK and a read API query are each answered within 2 s (the event loop
-    inflated every bomb itself before, and such answers waited for seconds), and RSS stays under 1 GB."""
+    normal OTLP/HTTP export of the real SDK is stored within 4 s (a retry after a 429 included) and a read API query
+    answered within 2 s (the event loop inflated every bomb itself before, and such answers waited for seconds), and
+    RSS stays under 1 GB."""
     process, state = _start_collector(tmp_path, "--body-timeout", "60")
     endpoint = state["http"].removeprefix("http://")
     context = multiprocessing.get_context("spawn")
@@ -114,7 +115,9 @@ def test_gzip_bombs_being_inflated_do_not_hold_up_an_exporter_or_the_read_api(tm
     # bombs filled the budget and were refused while inflated: the attack reached the collector
     assert seen.get("HTTP/1.1 429 Too Many Requests", 0) > 0 and json.loads(status)["refused_overloaded"] > 0, seen
     assert all(exported for exported, _ in exports)
-    assert slowest_export < 2, f"a normal export took {slowest_export:.1f} s beside the bombs"
+    # The bombs may fill the admission budget: the export is then refused with 429 and the SDK retries after the
+    # Retry-After second, which is the right answer to overload; the query shows whether the event loop stalls.
+    assert slowest_export < 4, f"a normal export took {slowest_export:.1f} s beside the bombs"
     assert len(queries) == 3 and max(queries) < 2, f"a read API query took {max(queries):.1f} s beside the bombs"
     assert peak < GIB, f"collector RSS reached {peak / MIB:.0f} MiB (from {samples[0] / MIB:.0f} MiB)"
     with duckdb.connect(str(tmp_path / "hostile.duckdb"), read_only=True) as store:
