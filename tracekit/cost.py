@@ -59,12 +59,11 @@ PROVIDER_IDS: dict[str, str] = {
 
 PRICED_OPERATIONS = semconv.INFERENCE_OPERATIONS | {semconv.OP_EMBEDDINGS}
 
-# Cache-write input tokens under the current name and the one before #440; cache reads under the current name and
-# OpenLLMetry's flat form.
-CACHE_READ_KEYS = (semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, "gen_ai.usage.cache_read_input_tokens")
-CACHE_WRITE_KEYS = (semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-                    "gen_ai.usage.cache_creation_input_tokens")
-REASONING_KEYS = (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,)
+# Cache and reasoning token counts under every name the read side knows (the conventions' own first), so a call is
+# priced from the same counts the replay shows.
+CACHE_READ_KEYS = semconv.CACHE_READ_TOKEN_KEYS
+CACHE_WRITE_KEYS = semconv.CACHE_WRITE_TOKEN_KEYS
+REASONING_KEYS = semconv.REASONING_TOKEN_KEYS
 
 PRICES_FILE_ENV = "TRACEKIT_PRICES_FILE"
 

@@ -31,9 +31,9 @@ _UNKNOWN = object()
 _DAY_NS = 86_400 * 10**9
 _EDGE_NS = 10**6
 # What makes a span's attributes worth parsing: the keys of cache and reasoning token counts (tracekit.cost's
-# CACHE_READ_KEYS, CACHE_WRITE_KEYS, REASONING_KEYS) all start so. With its literal prefix RE2 skips through a column
+# CACHE_READ_KEYS, CACHE_WRITE_KEYS, REASONING_KEYS) all start so. With literal prefixes RE2 skips through a column
 # of message JSON several times faster than with "cache|reasoning" alone.
-_DETAIL = re2.compile(b"gen_ai\\.usage\\.(?:cache|reasoning)")
+_DETAIL = re2.compile(b"gen_ai\\.usage\\.(?:cache|reasoning)|llm\\.token_count\\.(?:prompt|completion)_details")
 
 
 class CostProcessor:

@@ -66,3 +66,13 @@ def test_a_batch_without_tokens_gets_a_null_column():
     rows = [dict(row, input_tokens=None, output_tokens=None) for row in _spans(10, seed=1)]
     table = price_table(pa.Table.from_pylist(rows, SCHEMA))
     assert table.column("cost_usd").null_count == 10
+
+
+def test_the_pre_scan_finds_every_cache_and_reasoning_key():
+    """A span is parsed for its cache and reasoning counts only when the pre-scan finds one of their keys."""
+    from tracekit import cost
+    from tracekit.collector.processors.cost import _DETAIL
+
+    keys = (*cost.CACHE_READ_KEYS, *cost.CACHE_WRITE_KEYS, *cost.REASONING_KEYS)
+    assert "llm.token_count.prompt_details.cache_read" in keys
+    assert [key for key in keys if _DETAIL.search(f'{{"{key}": 1}}'.encode()) is None] == []
