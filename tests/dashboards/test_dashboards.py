@@ -283,7 +283,9 @@ def test_cost_by_agent_over_time(store, workload):
 def nested(tmp_path_factory):
     """Agents within agents and calls below other spans: planner -> chat; planner -> execute_tool -> chat;
     planner -> invoke_agent researcher -> chat (the researcher's); a chat under no agent; a model without a price
-    (absent from both tiles, not counted as 0); a call sampled at 25 % (itemCount 4)."""
+    (absent from both tiles, not counted as 0); a call sampled at 25 % (itemCount 4); hand-offs under a workflow
+    span that is no agent (triage hands off to billing, a sibling, whose call is below a step without an operation
+    name, and to escalation through its transfer tool); chains 16 and 17 spans deep."""
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -321,6 +323,22 @@ def nested(tmp_path_factory):
     researcher.end(end_time=next(clock))
     planner.end(end_time=next(clock))
     chat(None, "gpt-4o", 6000)
+    workflow = span("workflow support")  # a trace root that is no agent, as agent SDKs open one per run
+    triage = span("invoke_agent triage", workflow, **agent, **{"gen_ai.agent.name": "triage"})
+    chat(triage, "gpt-4o", 700)
+    transfer = span("execute_tool transfer_to_escalation", triage, **{"gen_ai.operation.name": "execute_tool"})
+    escalation = span("invoke_agent escalation", transfer, **agent, **{"gen_ai.agent.name": "escalation"})
+    chat(escalation, "gpt-4o-mini", 750)
+    escalation.end(end_time=next(clock))
+    transfer.end(end_time=next(clock))
+    triage.end(end_time=next(clock))
+    billing = span("invoke_agent billing", workflow, **agent, **{"gen_ai.agent.name": "billing"})
+    step = span("lookup invoice", billing)  # no gen_ai.operation.name
+    chat(step, "gpt-4o-mini", 800)
+    step.end(end_time=next(clock))
+    billing.end(end_time=next(clock))
+    chat(workflow, "gpt-4o", 900)  # between the hand-offs: under no agent
+    workflow.end(end_time=next(clock))
     deep = span("invoke_agent deep", **agent, **{"gen_ai.agent.name": "deep"})
     for depth in (16, 17):  # a call 16 spans below its agent is the agent's; 17 below is beyond the walk
         chain = [deep]
@@ -354,7 +372,7 @@ def test_cost_goes_to_the_nearest_agent_and_unknown_prices_stay_out(nested):
         if nearest_agent(span) is not None:
             by_agent[(_hour(span), nearest_agent(span))] += weighted
     assert _price(next(s for s in spans if s.name == "chat no-such-model")) is None
-    assert {agent for _, agent in by_agent} == {"planner", "researcher", "deep"}
+    assert {agent for _, agent in by_agent} == {"planner", "researcher", "deep", "triage", "escalation", "billing"}
     assert [nearest_agent(s) for s in spans if s.attributes.get("gen_ai.usage.input_tokens") in (1600, 1700)] == \
         ["deep", None]
     board = dashboards.load("agents")
@@ -370,7 +388,45 @@ def test_cost_goes_to_the_nearest_agent_and_unknown_prices_stay_out(nested):
     assert unpriced and all(row["m"] is None and row["c"] is None for row in unpriced)
     workspace = run_kql(reader, 'AppDependencies | where isnotnull(Measurements["tracekit.cost_usd"]) '
                                 '| summarize n = count()').to_pylist()
-    assert workspace == [{"n": sum(1 for row in rows if row["c"] is not None)}] and workspace[0]["n"] == 7
+    assert workspace == [{"n": sum(1 for row in rows if row["c"] is not None)}] and workspace[0]["n"] == 11
+
+
+# The tile as it was before 2026-12-07 (docs/decisions/2026-12-07-cost-by-agent-joins.md): the same question asked
+# with make-graph / graph-match over the spans that have children. The joins must give its answer.
+_COST_BY_AGENT_GRAPH_WALK = '''
+let items = dependencies
+    | project id, operation_ParentId, timestamp, itemCount,
+        Operation = tostring(customDimensions["gen_ai.operation.name"]),
+        AgentName = tostring(customDimensions["gen_ai.agent.name"]),
+        Cost = toreal(customMeasurements["tracekit.cost_usd"]);
+let parentIds = items | distinct operation_ParentId;
+let parents = items | where id in (parentIds);
+let owners = union
+    (parents | where Operation == "invoke_agent" | project id, Agent = AgentName),
+    (parents
+        | make-graph operation_ParentId --> id with parents on id
+        | graph-match (agent)-[path*1..15]->(owned)
+            where agent.Operation == "invoke_agent" and owned.Operation != "invoke_agent"
+                and all(inner_nodes(path), Operation != "invoke_agent")
+            project id = owned.id, Agent = agent.AgentName);
+items
+| where isnotnull(Cost)
+| join kind=inner owners on $left.operation_ParentId == $right.id
+| summarize CostUSD = sum(Cost * itemCount) by bin(timestamp, 1h), Agent
+| order by timestamp asc, Agent asc
+'''
+
+
+@pytest.mark.parametrize("which", ["store", "nested"])
+def test_cost_by_agent_gives_the_graph_walks_answer(which, request):
+    from tracekit.query.kql import run_kql
+
+    reader = request.getfixturevalue(which)[0]
+    tile = dashboards.load("agents").tile("cost_by_agent")
+    walked = run_kql(reader, _COST_BY_AGENT_GRAPH_WALK).to_pylist()
+    assert len(walked) > 1
+    _close(dashboards.run_tile(reader, tile, None).to_pylist(), "Agent",
+           {(row["timestamp"], row["Agent"]): row["CostUSD"] for row in walked})
 
 
 def test_cost_lines_draw_one_sparkline_per_series(store, capsys):
