@@ -1,6 +1,6 @@
 """Benchmark: `tracekit query` as a person runs it, a whole process each time, against floors timed in the same run.
 
-    python bench/cli.py [--runs 5] [--spans 5000] [--big] [--big-spans 1000000] [--big-db PATH]
+    python bench/cli.py [--runs 5] [--spans 5000] [--big] [--big-spans 1000000] [--big-shape flat|nested] [--big-db PATH]
 
 Each figure is the median wall time of `--runs` runs of a fresh process (after one warm-up run, so the page cache
 and the KQL translation cache are warm, as they are for someone at the prompt), each command run alternately with
@@ -14,7 +14,8 @@ its floor so that both see the same load. The floors are the least any Python to
 Targets (issue 19): KQL ≤ 1.3× its floor, SQL ≤ 1.3× its floor on a small store, file and collector alike; a
 dashboard tile's KQL on 1M spans ≤ the dashboard floor + 0.3 s. The small store is made in a temporary directory;
 with `--big` the 1M-span store is built once (about a minute) and kept in `$XDG_CACHE_HOME/tracekit-bench/`
-(else ~/.cache/tracekit-bench/) or at `--big-db`; a store kept from another version gets this version's schema and
+(else ~/.cache/tracekit-bench/) or at `--big-db`; `--big-shape nested` makes its runs agents within agents, hand-offs
+and calls below tools and steps (bench/query.py SHAPES), where the cost-by-agent tile has ancestors to walk; a store kept from another version gets this version's schema and
 views first, as a collector would give it (else every command would create TEMP views). The load average at the
 start and end of the run is printed under the table. The KQL translation cache is kept in a temporary directory, so
 the first (warm-up) run of each query pays the translation and the timed runs read it back.
@@ -151,6 +152,8 @@ def main() -> int:
     parser.add_argument("--spans", type=int, default=5000, help="spans in the small store")
     parser.add_argument("--big", action="store_true", help="also time dashboard tiles on a large store")
     parser.add_argument("--big-spans", type=int, default=1_000_000)
+    parser.add_argument("--big-shape", choices=("flat", "nested"), default="flat",
+                        help="the large store's runs: one agent and its calls, or nested agents and hand-offs")
     parser.add_argument("--big-db", type=Path, default=None, help="the large store (built there if missing)")
     args = parser.parse_args()
     console = Console(width=170)
@@ -186,11 +189,12 @@ def main() -> int:
 
         if args.big:
             cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tracekit-bench"
-            big = args.big_db or cache / f"spans-{args.big_spans}.duckdb"
+            suffix = "" if args.big_shape == "flat" else f"-{args.big_shape}"
+            big = args.big_db or cache / f"spans-{args.big_spans}{suffix}.duckdb"
             if not big.exists():
                 big.parent.mkdir(parents=True, exist_ok=True)
                 began = time.perf_counter()
-                generate(big, args.big_spans)
+                generate(big, args.big_spans, args.big_shape)
                 console.print(f"built {big} in {time.perf_counter() - began:.0f} s")
             else:  # built by another version: its schema and views brought up to date, as a collector would
                 con = open_store(big)

@@ -1,11 +1,11 @@
 """Benchmark: KQL dashboard tiles over 1,000,000 spans of agent traffic.
 
-    python bench/query.py [--spans 1000000] [--runs 5] [--db PATH] [--keep]
+    python bench/query.py [--spans 1000000] [--shape flat|nested] [--runs 5] [--db PATH] [--keep]
 
 Generates agent traffic straight into a store file (Arrow batches built vectorized by DuckDB, not sent through the
 collector, which would take too long for a million spans): runs of one `invoke_agent`, two `chat` and two
-`execute_tool` spans with realistic attributes, exception events on failed tools, evaluation log records, spread
-over 7 days. Then it opens the store as `tracekit query` does (read-only, views installed) and prints, per tile of
+`execute_tool` spans (`--shape nested`: agents within agents, hand-offs, calls below tools and steps) with realistic
+attributes, exception events on failed tools, evaluation log records, spread over 7 days. Then it opens the store as `tracekit query` does (read-only, views installed) and prints, per tile of
 the agents dashboard, the median of several runs over the default 24 h range and over all 7 days, plus:
 
 * translation overhead: the median time to turn each tile's KQL into SQL (duckdb-kql plus tracekit's rewrites);
@@ -43,15 +43,16 @@ DAY_NS = 86_400 * 1_000_000_000
 SPAN_DAYS = 7
 BATCH = 200_000
 
-# One generated span per row i: run = i // 5, and position i % 5 picks invoke_agent / chat / execute_tool.
+# One generated span per row i: run = i // $run_size, and position i % $run_size picks the span's operation, its
+# parent's position in the run and the agent name (SHAPES).
 _SPANS_SQL = """
 WITH base AS (
-    SELECT i, i // 5 AS run, i % 5 AS pos, CAST(hash(i) % 1000000007 AS BIGINT) AS h, CAST(hash(i // 5) % 1000000007 AS BIGINT) AS hr
+    SELECT i, i // $run_size AS run, i % $run_size AS pos, CAST(hash(i) % 1000000007 AS BIGINT) AS h, CAST(hash(i // $run_size) % 1000000007 AS BIGINT) AS hr
     FROM range($lo, $hi) t(i)
 ), shaped AS (
     SELECT *,
-        CASE pos WHEN 0 THEN 'invoke_agent' WHEN 1 THEN 'chat' WHEN 3 THEN 'chat' ELSE 'execute_tool' END AS op,
-        ['planner', 'researcher', 'writer', 'critic', 'router'][run % 5 + 1] AS agent,
+        $operations[pos + 1] AS op,
+        $agents[pos + 1][run % len($agents[pos + 1]) + 1] AS agent,
         ['gpt-4o', 'gpt-4o-mini', 'o3-mini'][h % 3 + 1] AS model,
         ['search', 'calculator', 'fetch_page', 'sql', 'email', 'calendar', 'weather', 'translate'][h % 8 + 1] AS tool,
         $start + run * $run_gap AS run_start
@@ -71,9 +72,11 @@ WITH base AS (
 SELECT
     lpad(to_hex(run + 1), 32, '0') AS trace_id,
     lpad(to_hex(i + 1), 16, '0') AS span_id,
-    CASE WHEN pos = 0 THEN NULL ELSE lpad(to_hex(run * 5 + 1), 16, '0') END AS parent_span_id,
+    CASE WHEN $parents[pos + 1] IS NULL THEN NULL
+         ELSE lpad(to_hex(run * $run_size + $parents[pos + 1] + 1), 16, '0') END AS parent_span_id,
     CAST(NULL AS VARCHAR) AS trace_state, CAST(1 AS UINTEGER) AS flags,
-    CASE op WHEN 'invoke_agent' THEN 'invoke_agent ' || agent WHEN 'chat' THEN 'chat ' || model
+    CASE coalesce(op, '') WHEN 'invoke_agent' THEN 'invoke_agent ' || agent WHEN 'chat' THEN 'chat ' || model
+            WHEN '' THEN 'workflow step'
             ELSE 'execute_tool ' || tool END AS name,
     CASE op WHEN 'chat' THEN 'CLIENT' ELSE 'INTERNAL' END AS kind,
     start_ns AS start_time_ns, start_ns + dur_ns AS end_time_ns, dur_ns AS duration_ns,
@@ -96,7 +99,8 @@ SELECT
     CASE WHEN op = 'chat' THEN output_tokens END AS output_tokens,
     -- roughly gpt-4o's list price: the cost tiles sum something real (tracekit.cost prices at ingest, not here)
     CASE WHEN op = 'chat' THEN input_tokens * 2.5e-6 + output_tokens * 1e-5 END AS cost_usd,
-    CAST(CASE op
+    CAST(CASE coalesce(op, '')
+        WHEN '' THEN json_object('gen_ai.conversation.id', 'conv-' || (run // 3))
         WHEN 'invoke_agent' THEN json_object('gen_ai.operation.name', op, 'gen_ai.agent.name', agent,
             'gen_ai.agent.id', 'asst_' || agent, 'gen_ai.system', 'openai', 'gen_ai.provider.name', 'openai',
             'gen_ai.conversation.id', 'conv-' || (run // 3))
@@ -115,12 +119,29 @@ SELECT
     CAST(0 AS UINTEGER) AS dropped_events_count, CAST(0 AS UINTEGER) AS dropped_links_count
 FROM timed
 """
+_AGENTS = ["planner", "researcher", "writer", "critic", "router"]
+# Per position in a run: the operation (None: a span without one), the parent's position (None: the root) and the
+# agent names an invoke_agent span there takes in turn.
+SHAPES = {
+    # invoke_agent -> chat, execute_tool, chat, execute_tool
+    "flat": (["invoke_agent", "chat", "execute_tool", "chat", "execute_tool"], [None, 0, 0, 0, 0], [_AGENTS] * 5),
+    # a workflow root (no operation) -> invoke_agent planner|router -> chat, execute_tool (a hand-off) ->
+    # invoke_agent researcher|writer|coder -> chat, execute_tool -> chat, a step without operation -> chat;
+    # a chat under the workflow, under no agent; a sibling invoke_agent critic -> chat
+    "nested": ([None, "invoke_agent", "chat", "execute_tool", "invoke_agent", "chat", "execute_tool", "chat", "chat",
+                None, "chat", "invoke_agent", "chat"],
+               [None, 0, 1, 1, 3, 4, 4, 6, 0, 6, 9, 0, 11],
+               [["-"], ["planner", "router"], ["-"], ["-"], ["researcher", "writer", "coder"], ["-"], ["-"], ["-"],
+                ["-"], ["-"], ["-"], ["critic"], ["-"]]),
+}
 
 
-def generate(path: Path, spans: int) -> None:
-    """Write `spans` spans (plus their exception events and evaluation records) into a new store at `path`."""
+def generate(path: Path, spans: int, shape: str = "flat") -> None:
+    """Write `spans` spans (plus their exception events and evaluation records) into a new store at `path`, as
+    runs of the given SHAPES entry."""
+    operations, parents, agents = SHAPES[shape]
     con = open_store(path)
-    runs = spans // 5
+    runs = spans // len(operations)
     start = time.time_ns() - SPAN_DAYS * DAY_NS
     gap = SPAN_DAYS * DAY_NS // max(runs, 1)
     con.execute("""INSERT INTO resources VALUES
@@ -131,7 +152,9 @@ def generate(path: Path, spans: int) -> None:
         task = progress.add_task(f"generating {spans:,} spans", total=spans)
         for seq, lo in enumerate(range(0, spans, BATCH), start=1):
             hi = min(spans, lo + BATCH)
-            batch = con.sql(_SPANS_SQL, params={"lo": lo, "hi": hi, "start": start, "run_gap": gap}).to_arrow_table()
+            batch = con.sql(_SPANS_SQL, params={"lo": lo, "hi": hi, "start": start, "run_gap": gap,
+                                                "run_size": len(operations), "operations": operations,
+                                                "parents": parents, "agents": agents}).to_arrow_table()
             con.register("batch", batch)
             con.execute(f"INSERT INTO spans BY NAME SELECT {seq} AS ingest_seq, * FROM batch")
             con.execute(f"""INSERT INTO span_events BY NAME
@@ -203,6 +226,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5, help="timed runs per measurement (median reported)")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="flat", help="runs of the generated store")
     parser.add_argument("--db", type=Path, default=None, help="store file to (re)use; default: a temporary file")
     parser.add_argument("--keep", action="store_true", help="keep the generated store")
     args = parser.parse_args()
@@ -212,7 +236,7 @@ def main() -> int:
     path = args.db or directory / "bench.duckdb"
     if not path.exists():
         began = time.perf_counter()
-        generate(path, args.spans)
+        generate(path, args.spans, args.shape)
         console.print(f"generated {args.spans:,} spans in {time.perf_counter() - began:.1f} s "
                       f"({path.stat().st_size / 1e6:.0f} MB) at {path}")
     began = time.perf_counter()
