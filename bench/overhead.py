@@ -48,7 +48,9 @@ if "--worker" not in sys.argv:  # the --against worker imports its own interpret
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from opentelemetry.metrics import NoOpMeterProvider  # noqa: E402
+from opentelemetry.sdk._logs.export import LogRecordExportResult, LogRecordExporter  # noqa: E402
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noqa: E402
 
 import tracekit  # noqa: E402
 from tracekit.content import ContentMode, ContentSettings, get_content_settings, using_content_settings  # noqa: E402
@@ -61,6 +63,26 @@ class Drop(SpanProcessor):
 
     def on_end(self, span: Any) -> None:
         return None
+
+
+class DropSpans(SpanExporter):
+    """An exporter whose batches go nowhere (configure()'s pipeline up to the wire)."""
+
+    def export(self, spans: Any) -> Any:
+        return SpanExportResult.SUCCESS
+
+
+class DropLogs(LogRecordExporter):
+    """DropSpans for log records."""
+
+    def export(self, batch: Any) -> Any:
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
 
 
 def timed(fn: Callable[[], Any], n: int) -> float:
@@ -162,10 +184,38 @@ def configured_meter_provider(exemplars: bool | None = None) -> Any:
                          exemplar_filter=exemplar_filter(exemplars))
 
 
+def configured_tracer_provider() -> tuple[Any, Callable[[], None]]:
+    """The span pipeline `tracekit.configure()` builds for OTLP export with logs on (redaction first, the batch
+    span processor, start records through a logger provider with redaction and batching) with exporters that drop
+    what they are given; and a function that shuts it down."""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from tracekit.live import LiveSpanProcessor
+    from tracekit.redaction.sdk import RedactingLogRecordProcessor, RedactingSpanProcessor
+
+    policy = RedactionPolicy.default()
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(RedactingLogRecordProcessor(policy))
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(DropLogs()))
+    provider = TracerProvider()
+    provider.add_span_processor(RedactingSpanProcessor(policy))
+    provider.add_span_processor(BatchSpanProcessor(DropSpans()))
+    provider.add_span_processor(LiveSpanProcessor(logger_provider))
+
+    def shutdown() -> None:
+        provider.shutdown()
+        logger_provider.shutdown()
+
+    return provider, shutdown
+
+
 def model_call_scenario(provider: Any, meter_providers: list[Any]) -> tuple[Callable[[], Any],
                                                                             list[Callable[[], Any]], Callable[[], None]]:
     """`model.invoke(messages)` without `LangChainInstrumentor`, with it for each of `meter_providers` (None: the
-    global one), and a function that leaves it off.
+    global one; a (tracer provider, meter provider) pair: that tracer provider instead of `provider`), and a
+    function that leaves it off.
 
     The model answers at once with a fresh message, as a provider's model builds one from each response; the
     callback managers LangChain makes for the call are the same on both sides except for our handler."""
@@ -213,17 +263,19 @@ def model_call_scenario(provider: Any, meter_providers: list[Any]) -> tuple[Call
 
     plain.model, plain.messages = model, messages  # type: ignore[attr-defined]  # for the floor's own handler
 
-    def instrumented_with(meter_provider: Any) -> Callable[[], Any]:
+    def instrumented_with(way: Any) -> Callable[[], Any]:
+        tracer_provider, meter_provider = way if isinstance(way, tuple) else (provider, way)
+
         def instrumented() -> Any:
-            if current != [meter_provider]:  # switching once per timed batch, outside the calls that count
+            if current != [way]:  # switching once per timed batch, outside the calls that count
                 off()
-                instrumentor.instrument(tracer_provider=provider, meter_provider=meter_provider)
-                current.append(meter_provider)
+                instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+                current.append(way)
             return model.invoke(messages, config=config)
 
         return instrumented
 
-    return plain, [instrumented_with(meter_provider) for meter_provider in meter_providers], off
+    return plain, [instrumented_with(way) for way in meter_providers], off
 
 
 def recorded_metrics(provider: Any, meter_provider: Any, reader: Any) -> list[tuple[str, str, Any, dict[str, Any]]]:
@@ -314,8 +366,10 @@ def headline_sides(provider: Any) -> tuple[list[str], list[Callable[[], Any]], C
 
     content_on = get_content_settings().enabled
     # "no MeterProvider": a no-op one, not the global one `--metrics` sets.
+    pipeline, shutdown = configured_tracer_provider()
     ways = {"no MeterProvider": NoOpMeterProvider(), "as configured": configured_meter_provider(),
-            "+ exemplars": configured_meter_provider(exemplars=True)}
+            "+ exemplars": configured_meter_provider(exemplars=True),
+            PIPELINE: (pipeline, configured_meter_provider())}
     plain, instrumented, off = model_call_scenario(provider, list(ways.values()))
     floor_call = floor_scenario(provider, content_on, configured_meter_provider())
 
@@ -323,10 +377,15 @@ def headline_sides(provider: Any) -> tuple[list[str], list[Callable[[], Any]], C
         off()  # as `plain` does: the instrumentation one of the other sides left on would add our handler too
         return floor_call()
 
-    return ["LangChain alone", *ways, FLOOR], [plain, *instrumented, floor], off
+    def done() -> None:
+        off()
+        shutdown()
+
+    return ["LangChain alone", *ways, FLOOR], [plain, *instrumented, floor], done
 
 
 FLOOR = "floor, configured"
+PIPELINE = "+ span pipeline"
 
 
 def chat_scenario(tracer: Any, provider: Any, content_on: bool) -> tuple[Callable[[], Any], Callable[[], Any]]:
@@ -373,20 +432,10 @@ def live_scenario(policy: RedactionPolicy) -> tuple[Callable[[], Any], Callable[
     """A span with three attributes on a provider without and with the LiveSpanProcessor (same other processors),
     and a function that shuts the live pipeline down."""
     from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExportResult, LogRecordExporter
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
     from tracekit.live import LiveSpanProcessor
     from tracekit.redaction.sdk import RedactingLogRecordProcessor
-
-    class DropLogs(LogRecordExporter):
-        def export(self, batch: Any) -> Any:
-            return LogRecordExportResult.SUCCESS
-
-        def shutdown(self) -> None:
-            return None
-
-        def force_flush(self, timeout_millis: int = 30_000) -> bool:
-            return True
 
     logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(RedactingLogRecordProcessor(policy))
@@ -617,6 +666,7 @@ def summary(added: dict[str, float], against: bool) -> None:
           f"{added['content off, as configured'] * 1e6:+.1f} us as tracekit.configure() sets it up (metrics on), "
           f"{added['content off, no MeterProvider'] * 1e6:+.1f} us without a MeterProvider, "
           f"{added['content off, + exemplars'] * 1e6:+.1f} us configured with exemplars=True; "
+          f"{added[f'content off, {PIPELINE}'] * 1e6:+.1f} us with configure()'s span pipeline too; "
           f"the floor (dispatch, span, metric records) {added[f'content off, {FLOOR}'] * 1e6:+.1f} us"
           + (f"; baseline as configured {added['baseline as configured'] * 1e6:+.1f} us" if against else ""))
     if hasattr(os, "getloadavg"):
