@@ -1,8 +1,11 @@
 """What tracekit's instrumentation costs per call.
 
-Run: `python bench/overhead.py [--quick] [--metrics]` (`--metrics`: the secondary figures with a global
-MeterProvider too, so the GenAI metrics are recorded there as well, under the names `OTEL_SEMCONV_STABILITY_OPT_IN`
-picks; without it they are skipped as they are when an application sets no MeterProvider). Everything is measured in this one process, interleaved (baseline,
+Run: `python bench/overhead.py [--quick] [--headline] [--metrics] [--against PYTHON]` (`--metrics`: the secondary
+figures with a global MeterProvider too, so the GenAI metrics are recorded there as well, under the names
+`OTEL_SEMCONV_STABILITY_OPT_IN` picks; without it they are skipped as they are when an application sets no
+MeterProvider; `--headline`: the model call's figures only; `--against PYTHON`: the content-off headline measured
+by that interpreter's tracekit too, its rounds interleaved with ours, with the ratios; `--only SIDE --calls N`: one
+side's calls and nothing else, for an instruction counter). Everything is measured in this one process, interleaved (baseline,
 ours, baseline, ours, ...), in CPU time of this process, and reported as the fastest round of each side (as timeit
 does: other work on the machine only ever adds time, so the minimum is the closest to what the code costs), so the
 figures hold on a busy machine where wall-clock figures drift. Spans go to a TracerProvider whose one processor
@@ -13,10 +16,13 @@ The headline: a LangChain chat model call
   call, an answer with usage and a finish reason), with `LangChainInstrumentor` off and on. Printed as
   microseconds per call for each side, LangChain's own cost being the side without instrumentation, and the
   difference, which is what instrumenting adds to every model call (target, content off: at most +150 us).
-  Three ways: without a MeterProvider (no metrics recorded); with the MeterProvider `tracekit.configure()` sets up
+  Five ways: without a MeterProvider (no metrics recorded); with the MeterProvider `tracekit.configure()` sets up
   (its views and exemplar filter; an in-memory reader in place of the exporting one, which works only at export),
-  which is what an application configured as the README says runs; and the same with exemplars on
-  (`configure(exemplars=True)`).
+  the side the target is judged on; the same with exemplars on (`configure(exemplars=True)`); the same with the
+  span processors `configure()` adds too (redaction, batching, start records; exporters that drop), which is all an
+  application configured as the README says runs; and the floor: langchain-core's dispatch to a handler of our
+  own that makes the same span and the same metric records with nothing to read, so that "as configured" minus
+  the floor is tracekit's own work.
 
 Secondary, each against a bare OpenTelemetry span with the same attributes, made current (as the handler's span
 is, so that spans made during the call nest under it, and as a span written by hand would be):
@@ -549,6 +555,24 @@ class Worker:
         self.process.wait(timeout=30)
 
 
+def run_one_side(name: str, calls: int) -> None:
+    """`--only`: `calls` calls of one content-off headline side, after a warm-up of the same side."""
+    provider = TracerProvider()
+    provider.add_span_processor(Drop())
+    with using_tracer_provider(provider), using_content_settings(ContentSettings()):
+        names, sides, off = headline_sides(provider)
+        if name not in names:
+            raise SystemExit(f"--only: no side named {name!r}; the sides are {', '.join(names)}")
+        side = sides[names.index(name)]
+        try:
+            for _ in range(200):
+                side()
+            for _ in range(calls):
+                side()
+        finally:
+            off()
+
+
 def serve_rounds(n: int) -> None:
     """`--worker`: the content-off headline of this interpreter's tracekit, one round per `round` line on stdin."""
     provider = TracerProvider()
@@ -577,11 +601,19 @@ def main() -> None:
                              "baseline checkout (e.g. main's), its rounds interleaved with ours, and print the ratios")
     parser.add_argument("--headline", action="store_true",
                         help="only the LangChain chat model call figures (content off and on)")
+    parser.add_argument("--only", metavar="SIDE",
+                        help="run --calls calls of one content-off headline side ('LangChain alone', 'as configured', "
+                             "...) and nothing else, for an instruction counter: under valgrind --tool=callgrind, "
+                             "two runs' difference over their difference in --calls is the side's count per call")
+    parser.add_argument("--calls", type=int, default=1_000, help="with --only: how many calls")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # the --against side
     args = parser.parse_args()
     n, rounds = (2_000, 3) if args.quick else (4_000, 15)
     if args.worker:
         serve_rounds(n // 8)
+        return
+    if args.only:
+        run_one_side(args.only, args.calls)
         return
     worker = Worker(args.against, args.quick) if args.against else None
     from tracekit.tracing import latest_conventions
