@@ -76,12 +76,16 @@ class IngestPipeline:
             self._process = run_installed
             self._json_executor = self._executor
         else:
-            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-decode")
-            self._process = functools.partial(run_processors, self.processors)
+            import os
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=int(os.environ.get("TRACEKIT_DECODE_THREADS", "1")), thread_name_prefix="tracekit-decode",
+                initializer=install, initargs=(self.processors,))
+            self._process = run_installed
             # OTLP/JSON takes far longer per byte than protobuf: its own thread, so it never queues protobuf
             # requests behind it (one at a time, which also bounds the memory its parse trees take).
-            self._json_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1,
-                                                                        thread_name_prefix="tracekit-decode-json")
+            self._json_executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="tracekit-decode-json", initializer=install,
+                initargs=(self.processors,))
         self.received = {"traces": 0, "logs": 0, "metrics": 0}
         self.rejected = {"traces": 0, "logs": 0, "metrics": 0}
         self.masked = 0
