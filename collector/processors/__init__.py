@@ -2,8 +2,9 @@
 
 A processor is an object with `process(signal, data)`. The first one, `decode.Decode`, takes the request bytes and
 returns a `Batch`; each later one takes that `Batch` and returns it (changed in place or replaced). The list runs in
-the decode workers, off the event loop, so a processor is picklable and keeps no state that the collector process
-must see: what it counts goes into the `Batch` (as redaction's `masked` does).
+the decode workers, off the event loop, each worker (thread or process) with its own copy, so a processor is
+picklable and keeps no state that the collector process must see: what it counts goes into the `Batch` (as
+redaction's `masked` does).
 """
 
 from __future__ import annotations
