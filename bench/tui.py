@@ -113,13 +113,12 @@ async def _paint_tracekit(db: str) -> None:
         options = {}
     else:
         options = {"first_page": FirstPage(reader)}
-    from textual.widgets import DataTable
-
     from tracekit.tui.app import TracekitApp
+    from tracekit.tui.widgets.trace_table import TraceTable
 
     app = TracekitApp(reader, live=False, **options)
     async with app.run_test(size=(160, 50)) as pilot:
-        table = app.screen.query_one(DataTable)
+        table = app.screen.query_one(TraceTable)
         while table.row_count == 0:
             await pilot.pause(0.002)
         await pilot.pause(0)
@@ -184,18 +183,20 @@ async def _settle(app, pilot) -> None:
 async def _measure_app(reader: LocalReader) -> dict[str, float]:
     """Open a small trace, back, a filter, then the big trace; seconds for each (wall, and `<name>_cpu`: the
     process's CPU time, every thread included, which a loaded machine distorts less)."""
-    from textual.widgets import DataTable, Input
+    from textual.widgets import Input
 
     from tracekit.tui.app import TracekitApp
     from tracekit.tui.screens.trace_list import TraceListScreen
     from tracekit.tui.screens.trace_view import TraceViewScreen
+    from tracekit.tui.widgets.trace_table import TraceTable
 
     times: dict[str, float] = {}
     app = TracekitApp(reader, live=False)
     async with app.run_test(size=(160, 50)) as pilot:
-        table = app.screen.query_one(DataTable)
+        table = app.screen.query_one(TraceTable)
         await _wait(pilot, lambda: table.row_count > 0)
         trace_list = app.screen
+        await _wait(pilot, lambda: trace_list.settled)  # the first page's loop markers are in: the app is up
 
         def trace_shown() -> bool:
             return isinstance(app.screen, TraceViewScreen) and app.screen.loaded
