@@ -173,7 +173,8 @@ class TraceListScreen(Screen):
     def update_status(self) -> None:
         table = self.query_one(TraceTable)
         shown = len(table.traces)
-        text = Text(f"{shown:,} trace{'s' if shown != 1 else ''}", style="bold")
+        # One line whatever its length (cut at the end), so a new status is a repaint of that line, not a layout.
+        text = Text(f"{shown:,} trace{'s' if shown != 1 else ''}", style="bold", no_wrap=True, overflow="ellipsis")
         if not self.exhausted:
             text.append(" loaded (more below)", style="dim")
         if not self.trace_filter.empty:
@@ -187,7 +188,7 @@ class TraceListScreen(Screen):
             text.append(f"  ·  ⚠ {len(self.firing)} alert{'s' if len(self.firing) != 1 else ''} firing (a)",
                         style="bold red")
         text.append(f"  ·  {self.app.reader.location}", style="dim")
-        self.query_one("#list-status", Static).update(text)
+        self.query_one("#list-status", Static).update(text, layout=False)
 
     # --- events --------------------------------------------------------------------------------------------------------
     def on_trace_table_need_more(self, event: TraceTable.NeedMore) -> None:
