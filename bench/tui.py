@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from tracekit.store.database import open_store
 from tracekit.store.reader import LocalReader
@@ -176,15 +177,39 @@ async def _wait(pilot, ready) -> None:
 
 
 class _Clock:
-    """Wall time, the process's CPU time (every thread, DuckDB's included) and the UI thread's CPU time of a move."""
+    """Times one move until its result is drawn: the end of the frame in which `widget` draws a line once `shown()`
+    holds, the frame that carries the move's new rows or tree (work started after that frame, such as the loop
+    markers or the span details, is not part of the move; without such a frame, until the pilot sees the move done).
+    Measures wall time, the process's CPU time (every thread, DuckDB's included) and the UI thread's CPU time (the
+    pilot runs on the app's thread, as does the drawing)."""
 
-    def __init__(self) -> None:
-        self.wall, self.cpu, self.ui = time.perf_counter(), time.process_time(), time.thread_time()
+    def __init__(self, widget: type, shown: Callable[[], bool]) -> None:
+        self.widget, self.shown = widget, shown
+        self.drawn: tuple[float, float, float] | None = None
+        self.drawing = False
+        self.own = "render_line" in vars(widget)
+        original = widget.render_line
+
+        def render_line(line_widget, y: int):
+            if not self.drawing and self.shown():
+                self.drawing = True
+                line_widget.app.call_next(self.stamp)  # once the frame being drawn is done
+            return original(line_widget, y)
+
+        self.original = original
+        widget.render_line = render_line
+        self.start = time.perf_counter(), time.process_time(), time.thread_time()
+
+    def stamp(self) -> None:
+        self.drawn = time.perf_counter(), time.process_time(), time.thread_time()
 
     def record(self, times: dict[str, float], name: str) -> None:
-        times[name] = time.perf_counter() - self.wall
-        times[name + "_cpu"] = time.process_time() - self.cpu
-        times[name + "_ui"] = time.thread_time() - self.ui  # the pilot runs on the app's (UI) thread
+        if self.own:
+            self.widget.render_line = self.original
+        else:
+            del self.widget.render_line
+        end = self.drawn or (time.perf_counter(), time.process_time(), time.thread_time())
+        times[name], times[name + "_cpu"], times[name + "_ui"] = (b - a for a, b in zip(self.start, end))
 
 
 async def _settle(app, pilot) -> None:
@@ -201,6 +226,7 @@ async def _measure_app(reader: LocalReader) -> dict[str, float]:
     from tracekit.tui.app import TracekitApp
     from tracekit.tui.screens.trace_list import TraceListScreen
     from tracekit.tui.screens.trace_view import TraceViewScreen
+    from tracekit.tui.widgets.span_tree import SpanTree
     from tracekit.tui.widgets.trace_table import TraceTable
 
     times: dict[str, float] = {}
@@ -216,18 +242,18 @@ async def _measure_app(reader: LocalReader) -> dict[str, float]:
 
         table.move_cursor(row=1)  # an ordinary 8-span trace (row 0 is the big one)
         await _settle(app, pilot)
-        clock = _Clock()
+        clock = _Clock(SpanTree, trace_shown)
         await pilot.press("enter")
         await _wait(pilot, trace_shown)
         clock.record(times, "open_small")
         await _settle(app, pilot)
-        clock = _Clock()
+        clock = _Clock(TraceTable, lambda: app.screen is trace_list)
         await pilot.press("escape")
         await _wait(pilot, lambda: app.screen is trace_list and table.has_focus)
         clock.record(times, "back")
         table.move_cursor(row=2)  # another one: the trace view exists now, as for every open after the first
         await _settle(app, pilot)
-        clock = _Clock()
+        clock = _Clock(SpanTree, trace_shown)
         await pilot.press("enter")
         await _wait(pilot, trace_shown)
         clock.record(times, "open_again")
@@ -239,7 +265,7 @@ async def _measure_app(reader: LocalReader) -> dict[str, float]:
         trace_list.query_one("#filter-input", Input).value = "agent:planner status:error"
         loaded_before = trace_list.loaded_at
         await _settle(app, pilot)
-        clock = _Clock()
+        clock = _Clock(TraceTable, lambda: trace_list.loaded_at != loaded_before)
         await pilot.press("enter")
         await _wait(pilot, lambda: trace_list.loaded_at != loaded_before)
         clock.record(times, "filter")
