@@ -18,6 +18,9 @@ The store is generated directly by DuckDB (fast; the collector is not what is me
   or span details, finished) until its screen is drawn; wall time, the process's CPU time (every thread) and the UI
   thread's CPU time. Target: each ≤ 100 ms.
 
+`--against PYTHON` also times the first paint and the moves of the tracekit that PYTHON imports (another checkout's
+venv), in the same run.
+
 Every figure is the median of --repeat runs; the floors are measured in the same run, interleaved, so a noisy
 machine moves both. The paged first page is also compared with loading every trace summary at once.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -169,6 +173,16 @@ def _process_paint(kind: str, db: Path, python: str = sys.executable) -> tuple[f
     return elapsed, float(cpu)
 
 
+def _process_moves(db: Path, python: str) -> dict[str, float]:
+    """The moves timed in a process of another interpreter (`--against`), as `_measure_app` times them."""
+    done = subprocess.run([python, __file__, "--child", "moves", "--keep", str(db)], capture_output=True, text=True,
+                          check=True)
+    word, _, answer = done.stdout.strip().splitlines()[-1].partition(" ")
+    if word != "moves":
+        raise SystemExit(f"the moves child did not answer: {done.stdout!r} {done.stderr[-2000:]}")
+    return json.loads(answer)
+
+
 # --- in one process, once the app is up ------------------------------------------------------------------------------
 async def _wait(pilot, ready) -> None:
     while not ready():
@@ -235,7 +249,7 @@ async def _measure_app(reader: LocalReader) -> dict[str, float]:
         table = app.screen.query_one(TraceTable)
         await _wait(pilot, lambda: table.row_count > 0)
         trace_list = app.screen
-        await _wait(pilot, lambda: trace_list.settled)  # the first page's loop markers are in: the app is up
+        await _wait(pilot, lambda: getattr(trace_list, "settled", True))  # the first page's loop markers are in
 
         def trace_shown() -> bool:
             return isinstance(app.screen, TraceViewScreen) and app.screen.loaded
@@ -321,9 +335,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="write the store here and keep it (reused if it exists)")
     parser.add_argument("--against", metavar="PYTHON",
-                        help="also time the first paint of the tracekit that PYTHON imports (e.g. main's venv)")
-    parser.add_argument("--child", choices=("tracekit", "bare"), help=argparse.SUPPRESS)
+                        help="also time the first paint and the moves of the tracekit that PYTHON imports (e.g. main's "
+                             "venv)")
+    parser.add_argument("--child", choices=("tracekit", "bare", "moves"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child == "moves":
+        reader = LocalReader.open_file(args.keep)
+        print("moves", json.dumps(asyncio.run(_measure_app(reader))), flush=True)
+        reader.close()
+        return 0
     if args.child:
         asyncio.run(_paint_tracekit(str(args.keep)) if args.child == "tracekit" else _paint_bare())
         return 0
@@ -349,6 +369,7 @@ def main() -> int:
             page, loops, bare_open = [], [], []
             baseline = _baseline_full_list(reader)  # seconds each time: once is enough for a 20x comparison
             app_times: dict[str, list[float]] = {}
+            against_times: dict[str, list[float]] = {}
             for _ in range(args.repeat):
                 started = time.perf_counter()
                 traces = trace_page(reader, with_loops=False)
@@ -359,6 +380,9 @@ def main() -> int:
                 bare_open.append(asyncio.run(_bare_open_trace(reader, big_trace_id)))
                 for name, value in asyncio.run(_measure_app(reader)).items():
                     app_times.setdefault(name, []).append(value)
+                if args.against:
+                    for name, value in _process_moves(path, args.against).items():
+                        against_times.setdefault(name, []).append(value)
         finally:
             reader.close()
     median = statistics.median
@@ -387,6 +411,9 @@ def main() -> int:
                        ("filter", "filter typed and submitted, list reloaded")):
         print(f"{label:46s}{ms(median(app_times[key]))}   (target <= 100 ms; CPU {ms(median(app_times[key + '_cpu']))}, "
               f"UI thread {ms(median(app_times[key + '_ui']))})")
+        if args.against:
+            print(f"  --against: {ms(median(against_times[key]))}   (CPU {ms(median(against_times[key + '_cpu']))}, "
+                  f"UI thread {ms(median(against_times[key + '_ui']))})")
     ok = (paint <= 1.2 * paint_floor and open_big <= open_floor + 0.3
           and all(median(app_times[k]) <= 0.1 for k in ("open_small", "open_again", "back", "filter")))
     print("result:", "every target met" if ok else "TARGET MISSED")
