@@ -15,7 +15,6 @@ import orjson
 
 from tracekit import semconv
 from tracekit.cost import Price, has_cost_column, price_call
-from tracekit.loops import configured_threshold, trace_loops
 from tracekit.store.open_spans import NOT_REPORTING, RUNNING, SPAN_STARTED, OpenSpan, open_spans
 from tracekit.store.reader import StoreReader
 from tracekit.tui.filters import TraceFilter
@@ -203,6 +202,8 @@ def trace_loop_messages(reader: StoreReader, traces: list[TraceSummary]) -> dict
     """What goes in circles in each of these traces (tracekit.loops), as messages; traces without loops left out."""
     if not traces:
         return {}
+    from tracekit.loops import configured_threshold, trace_loops  # after the first paint: it needs no loop rules
+
     found = trace_loops(reader, [trace.trace_id for trace in traces], configured_threshold(),
                         since_ns=min(trace.start_ns if trace.earliest_ns is None else trace.earliest_ns
                                      for trace in traces))  # no span of these traces starts before it
