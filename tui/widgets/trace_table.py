@@ -130,7 +130,8 @@ class TraceTable(ScrollView, can_focus=True):
         # Loop markers found so far, by trace id: rows arrive without them (detection runs after the rows are
         # shown), so a reload shows the last known markers instead of blinking them off until detection is done.
         self.known_loops: dict[str, tuple[str, ...]] = {}
-        self._lines: dict[int, Text] = {}  # row index -> its cells as one line, made when first drawn
+        self._lines: dict[int, list[Segment]] = {}  # row index -> its cells as one line, made when first drawn
+        self._pass: tuple = ()  # what every line of one drawing pass shares (render_lines)
 
     # --- rows ----------------------------------------------------------------------------------------------------------
     @property
@@ -200,30 +201,42 @@ class TraceTable(ScrollView, can_focus=True):
         return self.traces[self.cursor_row]
 
     # --- drawing -------------------------------------------------------------------------------------------------------
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The styles and the scroll offset are looked up once per pass, not once per line (each costs a walk of the
+        # node's styles).
+        self._pass = (self.scroll_offset, self.size.width, self.rich_style,
+                      *(self.get_component_rich_style(name) for name in (
+                          "trace-table--header", "trace-table--even-row", "trace-table--cursor")))
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass = ()
+
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        width = self.size.width
+        if not self._pass:  # called on its own, outside a drawing pass
+            return self.render_lines(Region(0, y, self.size.width, 1))[0]
+        (scroll_x, scroll_y), width, base, header, even, cursor = self._pass
         if y == 0:
-            line = Text(no_wrap=True, end="")
-            for label, column_width in COLUMNS:
-                line.append(" " * CELL_PADDING + label.ljust(column_width) + " " * CELL_PADDING)
-            style = self.get_component_rich_style("trace-table--header")
+            segments, style = self._header_segments(), header
         else:
             index = scroll_y + y - 1
             if index >= len(self.traces):
-                return Strip.blank(width, self.rich_style)
-            line = self._lines.get(index)
-            if line is None:
-                line = self._lines[index] = _line(self._cells(self.traces[index]))
-            style = self.rich_style
+                return Strip.blank(width, base)
+            segments = self._lines.get(index)
+            if segments is None:
+                segments = self._lines[index] = list(_line(self._cells(self.traces[index])).render(self.app.console))
+            style = base
             if index % 2:
-                style += self.get_component_rich_style("trace-table--even-row")
+                style += even
             if index == self.cursor_row:
-                style += self.get_component_rich_style("trace-table--cursor")
+                style += cursor
             style += Style.from_meta({"row": index})
-        segments = list(line.render(self.app.console))
-        strip = Strip(Segment.apply_style(segments, style), line.cell_len)
+        strip = Strip(Segment.apply_style(segments, style), ROW_WIDTH)
         return strip.crop_extend(scroll_x, scroll_x + width, style)
+
+    def _header_segments(self) -> list[Segment]:
+        pad = " " * CELL_PADDING
+        return [Segment("".join(pad + label.ljust(width) + pad for label, width in COLUMNS))]
 
     def refresh_row(self, index: int) -> None:
         y = index + 1 - self.scroll_offset.y
