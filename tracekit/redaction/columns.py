@@ -86,7 +86,7 @@ class TableRedactor:
         present = [(column, kind) for column, kind in SENDER_COLUMNS.get(name, {}).items() if column in names]
         json_columns = [(column, kind) for column, kind in present if kind in (MAP, ANY)]
         flagged = {column: flag_rows(self.policy, table.column(column)) for column, _ in json_columns}
-        flagged.update(self._flag_plain(table, [column for column, kind in present if kind not in (MAP, ANY)]))
+        flagged.update(_flag_plain(self.policy, table, [column for column, kind in present if kind not in (MAP, ANY)]))
         for column_name, kind in present:
             rows = flagged.get(column_name)
             if rows:
@@ -96,27 +96,6 @@ class TableRedactor:
         if name == "resources" and self.masked == masked_before and len(self._clean_resources) < _RESOURCE_CACHE_SIZE:
             self._clean_resources.add(seen)
         return table
-
-    def _flag_plain(self, table: pa.Table, columns: list[str]) -> dict[str, list[int]]:
-        """The flagged rows of each plain text column, all screened in one pass (the columns end to end, quoted:
-        one RE2 call for the lot instead of one per column)."""
-        chunks = [(column, chunk) for column in columns for chunk in table.column(column).chunks]
-        chunks = [(column, chunk) for column, chunk in chunks if not pa.types.is_null(chunk.type)]  # all empty
-        if not chunks:
-            return {}
-        owners: list[tuple[int, str, int]] = []  # (first row in the joined array, column, first row in the column)
-        position, seen = 0, {}
-        for column, chunk in chunks:
-            owners.append((position, column, seen.get(column, 0)))
-            seen[column] = seen.get(column, 0) + len(chunk)
-            position += len(chunk)
-        joined = pa.concat_arrays([chunk.cast(pa.string()) for _, chunk in chunks])
-        starts = [owner[0] for owner in owners]
-        result: dict[str, list[int]] = {}
-        for index in flag_rows(self.policy, screen_quote(joined), quoted=True):
-            first, column, column_first = owners[bisect.bisect_right(starts, index) - 1]
-            result.setdefault(column, []).append(column_first + index - first)
-        return result
 
     def _mask_rows(self, table: pa.Table, name: str, column_name: str, kind: Any, rows: list[int]) -> pa.Table:
         column = table.column(column_name)
@@ -134,7 +113,7 @@ class TableRedactor:
             return table
         table = _replace_rows(table, column_name, changes)
         if name == "spans" and column_name == "attributes":
-            table = _refresh_typed_columns(table, changes)
+            table = _refresh_typed_columns(self.policy, table, changes)
         return table
 
     def _masker(self, table_name: str, column_name: str, kind: Any) -> Callable[[str], tuple[Any, int]]:
@@ -174,6 +153,28 @@ class TableRedactor:
                     self.masked += count
             table = _replace_column(table, column_name, values)
         return table
+
+
+def _flag_plain(policy: RedactionPolicy, table: pa.Table, columns: list[str]) -> dict[str, list[int]]:
+    """The flagged rows of each plain text column, all screened in one pass (the columns end to end, quoted:
+    one RE2 call for the lot instead of one per column)."""
+    chunks = [(column, chunk) for column in columns for chunk in table.column(column).chunks]
+    chunks = [(column, chunk) for column, chunk in chunks if not pa.types.is_null(chunk.type)]  # all empty
+    if not chunks:
+        return {}
+    owners: list[tuple[int, str, int]] = []  # (first row in the joined array, column, first row in the column)
+    position, seen = 0, {}
+    for column, chunk in chunks:
+        owners.append((position, column, seen.get(column, 0)))
+        seen[column] = seen.get(column, 0) + len(chunk)
+        position += len(chunk)
+    joined = pa.concat_arrays([chunk.cast(pa.string()) for _, chunk in chunks])
+    starts = [owner[0] for owner in owners]
+    result: dict[str, list[int]] = {}
+    for index in flag_rows(policy, screen_quote(joined), quoted=True):
+        first, column, column_first = owners[bisect.bisect_right(starts, index) - 1]
+        result.setdefault(column, []).append(column_first + index - first)
+    return result
 
 
 def _redact_json(policy: RedactionPolicy, text: str, *, top_key: str | None = None) -> tuple[str, int]:
@@ -227,13 +228,15 @@ def _replace_rows(table: pa.Table, name: str, changes: dict[int, Any]) -> pa.Tab
     return table.set_column(position, field, pa.concat_arrays(pieces))
 
 
-def _refresh_typed_columns(table: pa.Table, changes: dict[int, str]) -> pa.Table:
+def _refresh_typed_columns(policy: RedactionPolicy, table: pa.Table, changes: dict[int, str]) -> pa.Table:
     """Typed columns copy attribute values: where a row's attributes were masked, its copies are taken again from
     the masked attributes (a column that was empty for the row stays empty)."""
     present = [(name, keys) for name, keys in TYPED_COPIES.items() if name in table.column_names]
     if not present:
         return table
     rows = sorted(changes)
+    if _copies_unchanged(policy, table, rows, [name for name, keys in present]):
+        return table
     parsed = [orjson.loads(changes[row]) for row in rows]
     for name, keys in present:
         copies: list[tuple[int, Any]] = []
@@ -256,3 +259,18 @@ def _refresh_typed_columns(table: pa.Table, changes: dict[int, str]) -> pa.Table
         if updates:
             table = _replace_rows(table, name, updates)
     return table
+
+
+def _copies_unchanged(policy: RedactionPolicy, table: pa.Table, rows: list[int], names: list[str]) -> bool:
+    """Whether masking the attributes of `rows` provably left every typed copy in `names` as it is, without parsing
+    the masked attributes (a row of message JSON is kilobytes).
+
+    A copy is the value of the first of its keys that is set, and masking never unsets a value; so when every such
+    key is one the policy neither masks whole nor names in a rule, the masked copy is the copy masked as the value it
+    copies. That changes nothing when the screen (a superset of the policy over text and JSON text alike) flags no
+    copy. Integer copies never change: masking leaves numbers alone."""
+    names = [name for name in names if name not in semconv.TYPED_INTEGER_COLUMNS]
+    if any(policy._key_decision(key) != _PLAIN_KEY for name in names for key in TYPED_COPIES[name]):
+        return False
+    copies = table.select(names).take(pa.array(rows, pa.int64()))
+    return not _flag_plain(policy, copies, names)
