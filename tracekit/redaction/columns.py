@@ -214,7 +214,9 @@ def _replace_rows(table: pa.Table, name: str, changes: dict[int, Any]) -> pa.Tab
     by Arrow, never turned into Python objects: a column of message JSON is megabytes)."""
     position = table.schema.get_field_index(name)
     field = table.schema.field(name)
-    column = table.column(name).combine_chunks()
+    chunked = table.column(name)
+    # (combine_chunks copies even a column of one chunk, as a decoded batch's are)
+    column = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
     rows = sorted(changes)
     values = pa.array([changes[row] for row in rows], field.type)
     # The unchanged stretches and the new values, joined with one copy of each buffer (about half the time of
