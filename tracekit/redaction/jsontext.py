@@ -49,8 +49,9 @@ class JsonTextMasker:
                 self._rules[index] = (rule, re.compile("[" + re.escape(rule.json_chars) + "]*"))
         if self._rules:
             # The policy's RE2 set of every rule's screen, run over the text once, says which rules can match it: a
-            # rule outside `_rules` sends the text to the parsed path, and only the rules found run on the text. (Two
-            # searches, one for the other rules' screens and one per trigger hit, read the text twice as slowly.)
+            # rule outside `_rules` sends the text to the parsed path, and only the rules found run on the text (a
+            # rule whose screen misses cannot match). One search for the other rules' screens plus one per trigger
+            # hit took about three times as long on message JSON.
             self._screen = policy.text_screen()
             self._owners = policy.screen_owners()
         self._plain: set[str] = set()  # keys the policy leaves alone (decisions are per key and never change)
