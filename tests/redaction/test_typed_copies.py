@@ -10,8 +10,9 @@ import random
 import pyarrow as pa
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from tests.redaction.planted import _any
 from tracekit import semconv
 from tracekit.collector.processors.decode import decode_payload
 from tracekit.redaction import RedactionPolicy
@@ -19,17 +20,6 @@ from tracekit.redaction.columns import TYPED_COPIES, TableRedactor
 
 EMAIL = "ann.lee@example.com"
 KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8J9k0" * 2
-
-
-def _value(value: object) -> AnyValue:
-    if isinstance(value, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=_value(v)) for k, v in value.items()]))
-    if isinstance(value, list):
-        return AnyValue(array_value=ArrayValue(values=[_value(item) for item in value]))
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    return AnyValue(string_value=value)
-
 
 # What a copied attribute may hold: clean ids, secrets the pattern rules find, structures with secrets inside
 # (a secret-named nested key, an address in a list), and numbers.
@@ -55,7 +45,7 @@ def _request(seed: int, spans: int = 300) -> bytes:
         message = rng.choice(_MESSAGES)
         if message is not None:
             attributes["gen_ai.input.messages"] = json.dumps([{"role": "user", "parts": [{"content": message}]}])
-        span.attributes.extend(KeyValue(key=key, value=_value(value)) for key, value in attributes.items())
+        span.attributes.extend(KeyValue(key=key, value=_any(value)) for key, value in attributes.items())
     return request.SerializeToString()
 
 
