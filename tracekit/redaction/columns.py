@@ -86,7 +86,7 @@ class TableRedactor:
         present = [(column, kind) for column, kind in SENDER_COLUMNS.get(name, {}).items() if column in names]
         json_columns = [(column, kind) for column, kind in present if kind in (MAP, ANY)]
         flagged = {column: flag_rows(self.policy, table.column(column)) for column, _ in json_columns}
-        flagged.update(_flag_plain(self.policy, table, [column for column, kind in present if kind not in (MAP, ANY)]))
+        flagged.update(self._flag_plain(table, [column for column, kind in present if kind not in (MAP, ANY)]))
         for column_name, kind in present:
             rows = flagged.get(column_name)
             if rows:
@@ -96,6 +96,27 @@ class TableRedactor:
         if name == "resources" and self.masked == masked_before and len(self._clean_resources) < _RESOURCE_CACHE_SIZE:
             self._clean_resources.add(seen)
         return table
+
+    def _flag_plain(self, table: pa.Table, columns: list[str]) -> dict[str, list[int]]:
+        """The flagged rows of each plain text column, all screened in one pass (the columns end to end, quoted:
+        one RE2 call for the lot instead of one per column)."""
+        chunks = [(column, chunk) for column in columns for chunk in table.column(column).chunks]
+        chunks = [(column, chunk) for column, chunk in chunks if not pa.types.is_null(chunk.type)]  # all empty
+        if not chunks:
+            return {}
+        owners: list[tuple[int, str, int]] = []  # (first row in the joined array, column, first row in the column)
+        position, seen = 0, {}
+        for column, chunk in chunks:
+            owners.append((position, column, seen.get(column, 0)))
+            seen[column] = seen.get(column, 0) + len(chunk)
+            position += len(chunk)
+        joined = pa.concat_arrays([chunk.cast(pa.string()) for _, chunk in chunks])
+        starts = [owner[0] for owner in owners]
+        result: dict[str, list[int]] = {}
+        for index in flag_rows(self.policy, screen_quote(joined), quoted=True):
+            first, column, column_first = owners[bisect.bisect_right(starts, index) - 1]
+            result.setdefault(column, []).append(column_first + index - first)
+        return result
 
     def _mask_rows(self, table: pa.Table, name: str, column_name: str, kind: Any, rows: list[int]) -> pa.Table:
         column = table.column(column_name)
@@ -153,28 +174,6 @@ class TableRedactor:
                     self.masked += count
             table = _replace_column(table, column_name, values)
         return table
-
-
-def _flag_plain(policy: RedactionPolicy, table: pa.Table, columns: list[str]) -> dict[str, list[int]]:
-    """The flagged rows of each plain text column, all screened in one pass (the columns end to end, quoted:
-    one RE2 call for the lot instead of one per column)."""
-    chunks = [(column, chunk) for column in columns for chunk in table.column(column).chunks]
-    chunks = [(column, chunk) for column, chunk in chunks if not pa.types.is_null(chunk.type)]  # all empty
-    if not chunks:
-        return {}
-    owners: list[tuple[int, str, int]] = []  # (first row in the joined array, column, first row in the column)
-    position, seen = 0, {}
-    for column, chunk in chunks:
-        owners.append((position, column, seen.get(column, 0)))
-        seen[column] = seen.get(column, 0) + len(chunk)
-        position += len(chunk)
-    joined = pa.concat_arrays([chunk.cast(pa.string()) for _, chunk in chunks])
-    starts = [owner[0] for owner in owners]
-    result: dict[str, list[int]] = {}
-    for index in flag_rows(policy, screen_quote(joined), quoted=True):
-        first, column, column_first = owners[bisect.bisect_right(starts, index) - 1]
-        result.setdefault(column, []).append(column_first + index - first)
-    return result
 
 
 def _redact_json(policy: RedactionPolicy, text: str, *, top_key: str | None = None) -> tuple[str, int]:
