@@ -141,8 +141,9 @@ def test_each_rule_that_changes_a_value_is_named_by_the_set_over_its_json_text()
     for value in values:
         for held in (value, json.dumps({"arguments": value}), json.dumps([{"content": value}], ensure_ascii=False)):
             changing = {index for index, rule in enumerate(policy.rules) if rule.apply(held)[1]}
-            named = {owners[match] for match in screen.Match(json.dumps({"k": held}, ensure_ascii=False).encode())
-                     or ()}
+            row = json.dumps({"k": held}, ensure_ascii=False)
+            named = {owners[match] for match in screen.Match(row.encode()) or ()}
             assert changing <= named, (held, changing, named)
+            assert not changing or flag_rows(policy, [row]) == [0], row  # and the column screen flags the row
             checked += len(changing)
     assert checked > 50  # the rules do change these values (the test's own premise)
