@@ -112,25 +112,17 @@ def _baseline_full_list(reader: LocalReader) -> float:
 
 # --- first paint, each in a fresh process ----------------------------------------------------------------------------
 async def _paint_tracekit(db: str) -> None:
-    """What `tracekit tui` does (tracekit/commands/tui.py): open the store and start the first page's query in a
-    thread while Textual is imported, then start the app; done when the trace list's rows are on screen."""
-    try:
-        from tracekit.tui.startup import Startup
-    except ImportError:  # --against an older tracekit: the store opened first, Textual imported after
-        from tracekit.store.reader import open_reader
+    """What `tracekit tui` does (tracekit/commands/tui.py): open the store, start the first page's query, then
+    import and start the app; done when the trace list's rows are on screen."""
+    from tracekit.store.reader import open_reader
 
-        reader = open_reader(db)
-        try:
-            from tracekit.tui.data import FirstPage
-        except ImportError:  # older still: the first page was queried from the mounted list
-            options = {}
-        else:
-            options = {"first_page": FirstPage(reader)}
+    reader = open_reader(db)
+    try:
+        from tracekit.tui.data import FirstPage
+    except ImportError:  # --against an older tracekit, which queried the first page from the mounted list
+        options = {}
     else:
-        startup = Startup(db)
-        import textual.app  # noqa: F401
-        reader, first_page = startup.result()
-        options = {"first_page": first_page}
+        options = {"first_page": FirstPage(reader)}
     from tracekit.tui.app import TracekitApp
     from tracekit.tui.widgets.trace_table import TraceTable
 

@@ -37,13 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Open the store and run the app until the user quits."""
-    from tracekit.tui.startup import Startup
+    from tracekit.store.reader import open_reader
+    from tracekit.tui.data import FirstPage
 
-    startup = Startup(args.db)  # duckdb's import, the store's open and the first page's query, in a thread
-    import textual.app  # noqa: F401  meanwhile: the bulk of the app's import
-
-    reader, first_page = startup.result()
+    reader = open_reader(args.db)
     try:
+        first_page = FirstPage(reader)  # queried while Textual is imported and starts
         from tracekit.tui.app import run_app
 
         # `tracekit` (the run command) delegates here when a collector already owns the store; it has no --no-live.
