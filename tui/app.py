@@ -25,7 +25,7 @@ from tracekit.store.reader import StoreReader
 from tracekit.tui.screens.trace_list import TraceListScreen
 
 if TYPE_CHECKING:  # the other screens are imported when first opened: the first paint needs only the list
-    from tracekit.tui.data import FirstPage
+    from tracekit.tui.data import FirstPage, KnownStart
     from tracekit.tui.screens.trace_view import LoadedTrace, TraceViewScreen
 
 QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -89,16 +89,17 @@ class TracekitApp(App):
         so that the first Enter does not wait for them."""
         import tracekit.tui.screens.trace_view  # noqa: F401
 
-    def open_trace(self, trace_id: str, *, select_span: str | None = None) -> None:
-        """Show one trace's span tree (optionally with a span selected), once its first frame's data is loaded."""
-        self.load_trace(trace_id, select_span)
+    def open_trace(self, trace_id: str, *, select_span: str | None = None, known: KnownStart | None = None) -> None:
+        """Show one trace's span tree (optionally with a span selected), once its first frame's data is loaded;
+        `known` (from a trace list row) bounds the span query (see `trace_spans`)."""
+        self.load_trace(trace_id, select_span, known)
 
     @work(thread=True, exclusive=True, group="open-trace", exit_on_error=False)
-    def load_trace(self, trace_id: str, select_span: str | None) -> None:
+    def load_trace(self, trace_id: str, select_span: str | None, known: KnownStart | None) -> None:
         from tracekit.tui.screens.trace_view import load_trace
 
         try:
-            trace = load_trace(self.reader, trace_id, select_span)
+            trace = load_trace(self.reader, trace_id, select_span, known)
         except TracekitError as error:
             self.call_from_thread(self.notify, str(error), severity="error", title="query failed")
             return

@@ -365,15 +365,32 @@ _SPAN_COLUMNS = """
 """
 
 
-def trace_spans(reader: StoreReader, trace_id: str, *, since_seq: int = 0) -> list[SpanRow]:
-    """The spans of one trace (those ingested after `since_seq` when given), oldest first, one row per span id."""
+class KnownStart(NamedTuple):
+    """What a trace list row knows of its trace: every span of it stored up to ingest sequence `seq` starts at or after
+    `start_ns` (the row's `earliest_ns`, from a page queried after `seq` was read)."""
+
+    start_ns: int
+    seq: int
+
+
+def trace_spans(reader: StoreReader, trace_id: str, *, since_seq: int = 0,
+                known: KnownStart | None = None) -> list[SpanRow]:
+    """The spans of one trace (those ingested after `since_seq` when given), oldest first, one row per span id.
+
+    With `known`, only spans that start at or after its start or arrived after its sequence are read: the same spans
+    (a span stored since, say a parent exported after its children, may start earlier), but DuckDB skips the row
+    groups that hold neither (zone maps) instead of matching the trace id of every span in the store.
+    """
+    bound, bound_params = "", []
+    if known is not None:
+        bound, bound_params = "AND (start_time_ns >= ? OR ingest_seq > ?)", [known.start_ns, known.seq]
     sql = f"""
         SELECT {_SPAN_COLUMNS} FROM spans
-        WHERE trace_id = ? AND ingest_seq > ?
+        WHERE trace_id = ? AND ingest_seq > ? {bound}
         QUALIFY row_number() OVER (PARTITION BY span_id ORDER BY ingest_seq DESC) = 1
         ORDER BY start_time_ns, span_id
     """
-    answer = reader.rows(sql, [trace_id, since_seq])
+    answer = reader.rows(sql, [trace_id, since_seq, *bound_params])
     assert tuple(answer.columns) == SpanRow._fields  # the tuples are SpanRows as they come
     ended = list(map(SpanRow._make, answer.rows))
     # Open spans come every time (their state and elapsed time change); an ended span with the same id replaces one.

@@ -211,3 +211,35 @@ async def test_details_show_convention_findings_and_the_price(store):
         text = await details_of(pilot, screen)
         assert "── conventions" not in text
         assert "cost $" in text and "openai gpt-4o: $" in text and "input MTok" in text
+
+
+async def test_a_parent_stored_after_the_list_was_read_is_in_the_opened_trace(fresh_store):
+    """Opening a trace from the list bounds its span query by the row's earliest span and the sequence read before
+    its page (`KnownStart`): a span stored later is read even when it starts earlier (a parent exported after its
+    children), and on a filtered row the spans before the matching one are read too."""
+    telemetry = scenarios.Telemetry(fresh_store.collector.grpc_endpoint, seed=11)
+    conv = {"gen_ai.conversation.id": "conv-late"}
+    try:
+        root = telemetry.open_span("late_parent", 100, conv)
+        telemetry.span("chat gpt-4o", 110, 120, {**conv, "gen_ai.operation.name": "chat"}, root)
+        telemetry.span("execute_tool lookup_late", 200, 210, {
+            **conv, "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup_late"}, root)
+        telemetry.flush()
+        app = TracekitApp(fresh_store.reader, live=False)  # no reload: the row stays as read before the parent
+        async with app.run_test(size=(200, 40)) as pilot:
+            await wait_for(pilot, lambda: app.screen.query_one(TraceTable).row_count > 0)
+            await pilot.press("slash")
+            app.screen.query_one("#filter-input", Input).value = "tool:lookup_late"
+            await pilot.press("enter")
+            table = app.screen.query_one(TraceTable)
+            await wait_for(pilot, lambda: table.row_count == 1 and table.traces[0].root_name == "chat gpt-4o")
+            row = table.traces[0]
+            assert row.earliest_ns < row.start_ns  # the row starts at the matching span, the trace before it
+            scenarios.end(root, 300)
+            telemetry.flush()  # acknowledged once stored: the parent starts before everything the row knows
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, TraceViewScreen) and app.screen.loaded)
+            assert outline(app.screen.query_one(SpanTree)) == [
+                "0:late_parent", "1:chat gpt-4o", "1:execute_tool lookup_late"]
+    finally:
+        telemetry.shutdown()

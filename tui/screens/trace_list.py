@@ -12,8 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 
 from tracekit.errors import TracekitError
-from tracekit.tui.data import (PAGE_SIZE, FirstPage, TraceSummary, alert_states, latest_seq, trace_loop_messages,
-                               trace_page)
+from tracekit.tui.data import (PAGE_SIZE, FirstPage, KnownStart, TraceSummary, alert_states, latest_seq,
+                               trace_loop_messages, trace_page)
 from tracekit.tui.filters import TraceFilter
 from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.filter_bar import FilterBar
@@ -200,7 +200,7 @@ class TraceListScreen(Screen):
         self.load_more(self.generation, (last.start_ns, last.trace_id))
 
     def on_trace_table_opened(self, event: TraceTable.Opened) -> None:
-        self.app.open_trace(event.trace.trace_id)
+        self.open_trace(event.trace)
 
     def on_filter_bar_applied(self, event: FilterBar.Applied) -> None:
         self.trace_filter = event.trace_filter
@@ -216,7 +216,14 @@ class TraceListScreen(Screen):
     def action_open_trace(self) -> None:
         trace = self.query_one(TraceTable).current_trace
         if trace is not None:
-            self.app.open_trace(trace.trace_id)
+            self.open_trace(trace)
+
+    def open_trace(self, trace: TraceSummary) -> None:
+        # Every row shown came from a page queried after `last_seq` was read: its earliest span bounds the span query.
+        known = None
+        if trace.earliest_ns is not None and self.last_seq >= 0:
+            known = KnownStart(trace.earliest_ns, self.last_seq)
+        self.app.open_trace(trace.trace_id, known=known)
 
     def apply_filter(self, text: str) -> None:
         """Show `text` in the filter bar and apply it (the alerts screen jumps here with what fired)."""

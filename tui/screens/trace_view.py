@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 
 from tracekit.errors import TracekitError
-from tracekit.tui.data import SpanDetails, SpanRow, attribute_value, span_details, trace_spans
+from tracekit.tui.data import KnownStart, SpanDetails, SpanRow, attribute_value, span_details, trace_spans
 from tracekit.tui.format import count, format_duration
 from tracekit.tui.span_forest import SpanNode, build_forest
 from tracekit.tui.widgets.key_bar import KeyBar
@@ -40,9 +40,9 @@ class LoadedTrace:
     select_span: str | None  # the span to put the cursor on (None: the first line)
 
 
-def load_trace(reader, trace_id: str, select_span: str | None = None) -> LoadedTrace:
-    """Query a trace for the trace view (in a worker): its spans and their forest."""
-    rows = trace_spans(reader, trace_id)
+def load_trace(reader, trace_id: str, select_span: str | None = None, known: KnownStart | None = None) -> LoadedTrace:
+    """Query a trace for the trace view (in a worker): its spans and their forest (`known`: see `trace_spans`)."""
+    rows = trace_spans(reader, trace_id, known=known)
     conversation = next((row.conversation_id for row in rows if row.conversation_id), None)
     return LoadedTrace(trace_id, rows, build_forest(rows), conversation, select_span)
 
