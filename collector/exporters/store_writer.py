@@ -21,6 +21,8 @@ import pyarrow.compute as pc
 
 from tracekit.collector.exporters import dedup
 from tracekit.collector.processors.normalize import Batch
+from tracekit.store.database import store_cursor
+from tracekit.store.schema import JSON_COLUMNS
 
 log = logging.getLogger("tracekit.collector.exporters.store_writer")
 
@@ -29,11 +31,12 @@ SEQUENCED_TABLES = ("spans", "span_events", "span_links", "logs", "metric_points
 
 Done = Callable[[BaseException | None], None]
 
-# DuckDB stores a table in row groups of 122,880 rows and a checkpoint rewrites the last, partly filled one. Folding
-# the WAL in every ~60k spans (64 MB of WAL) so wrote each row group about twice: 19-28 us of CPU per span against
-# 16-21 us when checkpointing every two row groups, and a 30 % larger file (this writer, docs/performance.md).
-DUCKDB_ROW_GROUP_ROWS = 122_880
-CHECKPOINT_SPAN_ROWS = 2 * DUCKDB_ROW_GROUP_ROWS  # CollectorSettings.checkpoint_rows
+# A commit group of at least one row group (tracekit/store/database.py ROW_GROUP_ROWS) is written into the file at
+# commit; what reaches the WAL is the smaller groups, which the checkpoint folds in. With DuckDB's default
+# 122,880-row groups a checkpoint rewrote the last, partly filled group, and checkpointing every ~60k spans wrote
+# each group about twice; every 245,760 span rows cost 16-21 us of CPU a span against 19-28
+# (docs/decisions/2026-11-22-checkpoint-every-two-row-groups.md). The trigger counts every span row that arrived.
+CHECKPOINT_SPAN_ROWS = 245_760  # CollectorSettings.checkpoint_rows
 # Whatever the row count, a WAL this large is folded in: it bounds restart replay time and memory when spans are big.
 # DuckDB keeps what the WAL holds in memory too (about 1.25x the WAL's size) until the checkpoint writes it out;
 # past the collector's memory_limit it spills that to <db>.tmp, so a smaller WAL means less spilled and read back.
@@ -97,7 +100,7 @@ def write_batches(
         if table.num_rows == 0:
             continue
         view = f"_tk_{name}"
-        con.register(view, table)
+        con.register(view, _json_typed(table, JSON_COLUMNS.get(name, ())))
         try:
             if name in SEQUENCED_TABLES:
                 con.execute(f"INSERT INTO {name} BY NAME SELECT {int(sequence)} AS ingest_seq, * FROM {view}")
@@ -111,6 +114,21 @@ def write_batches(
         for name, count in duplicates.items():
             stats.duplicates[name] = stats.duplicates.get(name, 0) + count
     return new_resources
+
+
+def _json_typed(table: pa.Table, names: Iterable[str]) -> pa.Table:
+    """`table` with its JSON text columns typed as Arrow's JSON extension type. DuckDB takes such a column into a
+    JSON column as it is, where plain text is parsed to validate it (about 8 us a span of recorded content): the
+    collector wrote that JSON itself (the decoders and redaction's masking, both parity- and fuzz-tested)."""
+    for name in names:
+        index = table.schema.get_field_index(name)
+        if index < 0:
+            continue
+        column = table.column(index)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            json_type = pa.json_(column.type)
+            table = table.set_column(index, pa.field(name, json_type), column.cast(json_type))
+    return table
 
 
 def _unseen_resources(table: pa.Table, known: set[int]) -> pa.Table:
@@ -143,7 +161,7 @@ class StoreWriter:
         self._queue: queue.Queue[tuple[Batch, Done] | None] = queue.Queue()
         self._max_group_rows = max_group_rows
         self._thread = threading.Thread(target=self._run, name="tracekit-store-writer", daemon=True)
-        self._checkpointer = Checkpointer(connection.cursor(), checkpoint_wal_bytes,
+        self._checkpointer = Checkpointer(store_cursor(connection), checkpoint_wal_bytes,
                                           rows_written=lambda: self.stats.rows.get("spans", 0),
                                           rows_per_checkpoint=checkpoint_rows)
         self._sequence = next_sequence(connection)
@@ -263,7 +281,8 @@ class Checkpointer:
         self._cursor.close()
 
     def wal_size(self) -> int:
-        row = self._cursor.execute("SELECT wal_size FROM pragma_database_size()").fetchall()
+        row = self._cursor.execute(
+            "SELECT wal_size FROM pragma_database_size() WHERE database_name = current_database()").fetchall()
         return duckdb_size_bytes(row[0][0]) if row else 0
 
     def checkpoint(self) -> None:
