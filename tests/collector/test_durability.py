@@ -185,13 +185,13 @@ con = open_store(Path(sys.argv[1]), checkpoint_threshold=COLLECTOR_CHECKPOINT_TH
 writer = StoreWriter(con)
 committed = threading.Event()
 writer._checkpointer.start = lambda: None  # no checkpoint: what is stored is what the commits wrote
-writer.start()
 batches = [decode_payload("traces", _request(number, size)[0]) for number, size in enumerate((2000, 2000, 396))]
 errors = []
 done = lambda error: (errors.append(error), len(errors) == len(batches) and committed.set())
 for batch in batches:
-    writer._queue.put((batch, done))  # queued before the writer takes them: one commit group
-committed.wait(60)
+    writer.submit(batch, done)  # queued before the writer starts: one commit group
+writer.start()
+committed.wait(300)
 print(repr(errors), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -202,7 +202,7 @@ def test_whole_row_groups_written_at_commit_survive_kill_9(tmp_path):
     after the acknowledgement, before any checkpoint, keeps it."""
     db = tmp_path / "whole.duckdb"
     died = subprocess.run([sys.executable, "-c", _COMMIT_AND_DIE, str(db)], capture_output=True, text=True,
-                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+                          timeout=360, cwd=Path(__file__).resolve().parents[2])
     assert died.returncode == -signal.SIGKILL, died.stderr
     assert died.stdout.strip() == "[None, None, None]", died.stdout + died.stderr
     wal = db.with_name(db.name + ".wal")

@@ -328,3 +328,36 @@ def test_status_names_the_collectors_threads_by_os_thread_id(collector):
     assert {"tracekit-store-writer", "tracekit-checkpointer"} <= set(by_name)
     native = {thread.name: thread.native_id for thread in threading.enumerate()}
     assert by_name["tracekit-store-writer"] == native["tracekit-store-writer"]
+
+
+def _groups(con) -> list[tuple[int, int]]:
+    return con.execute("SELECT ingest_seq, count(*) FROM spans GROUP BY 1 ORDER BY 1").fetchall()
+
+
+def test_the_writer_waits_for_requests_being_decoded_until_a_row_group_fills(tmp_path):
+    """A group smaller than a row group waits for requests still being decoded (so that it is written into the file
+    at commit); with nothing being decoded it commits at once."""
+    import threading
+
+    from tracekit.collector.exporters.store_writer import StoreWriter
+
+    con = open_store(tmp_path / "s.duckdb")
+    writer = StoreWriter(con, group_wait_seconds=30)
+    writer.start()
+    now = time.time_ns()
+    try:
+        first_done, second_done = threading.Event(), threading.Event()
+        writer.incoming = lambda: 0
+        writer.submit(_batch(now, 500, first_id=1), lambda error: first_done.set())
+        assert first_done.wait(60)
+        writer.incoming = lambda: 1  # another request is being decoded: the next small group waits for it
+        writer.submit(_batch(now, 500, first_id=1_000), lambda error: first_done.clear())
+        time.sleep(0.5)
+        assert first_done.is_set(), "committed without waiting for the request being decoded"
+        writer.submit(_batch(now, database.ROW_GROUP_ROWS - 500, first_id=10_000), lambda error: second_done.set())
+        assert second_done.wait(60)
+        assert not first_done.is_set()
+    finally:
+        writer.stop()
+    assert _groups(con) == [(1, 500), (2, database.ROW_GROUP_ROWS)]
+    con.close()
