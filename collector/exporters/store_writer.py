@@ -47,7 +47,7 @@ CHECKPOINT_WAL_BYTES = 256 * 1024 * 1024
 # of a row group or more is written into the file at commit, about half the store's CPU a span of a smaller one
 # (WAL, then checkpoint). Without waiting, a writer faster than decoding commits each request alone (512 spans from
 # an OpenTelemetry SDK). Only senders with other requests in flight wait, never a lone one.
-GROUP_WAIT_SECONDS = 0.1
+GROUP_WAIT_SECONDS = 0.2
 
 
 @dataclass

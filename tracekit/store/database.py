@@ -21,8 +21,8 @@ COLLECTOR_CHECKPOINT_THRESHOLD = "1GB"
 # optimistic write: no WAL, nothing left for the checkpoint), about half the CPU a span of the WAL-and-checkpoint
 # path; with small row groups most of the collector's commit groups qualify. DuckDB does not keep this in the file:
 # every read-write open must give it (else a checkpoint of an appended table merges its small row groups into
-# default-sized ones). Read-only opens read any size. Why 2048: docs/decisions/2026-12-07-small-row-groups.md.
-ROW_GROUP_ROWS = 2048
+# default-sized ones). Read-only opens read any size. Why 4096: docs/decisions/2026-12-07-small-row-groups.md.
+ROW_GROUP_ROWS = 4096
 # A checkpoint's vacuum merges neighbouring row groups that would fit in fewer, rewriting them: with small row groups
 # and commit groups of one to two row groups (each leaving a part-filled group) it rewrote almost everything once
 # more. Off, a part-filled group stays as written. Row groups whose rows were all deleted are dropped either way.
