@@ -15,7 +15,11 @@ The store is generated directly by DuckDB (fast; the collector is not what is me
 - what a user does most once the app is up: Enter on a small trace until its tree is shown (the app's first open,
   which composes the trace view, and another one), Escape back to the list, and a filter typed and submitted
   until the list is reloaded. Each is timed from rest (the previous move's background work, such as loop markers
-  or span details, finished) until its screen is drawn; wall time and the process's CPU time. Target: each ≤ 100 ms.
+  or span details, finished) until its screen is drawn; wall time, the process's CPU time (every thread) and the UI
+  thread's CPU time. Target: each ≤ 100 ms.
+
+`--against PYTHON` also times the first paint and the moves of the tracekit that PYTHON imports (another checkout's
+venv), in the same run.
 
 Every figure is the median of --repeat runs; the floors are measured in the same run, interleaved, so a noisy
 machine moves both. The paged first page is also compared with loading every trace summary at once.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -32,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from tracekit.store.database import open_store
 from tracekit.store.reader import LocalReader
@@ -113,13 +119,12 @@ async def _paint_tracekit(db: str) -> None:
         options = {}
     else:
         options = {"first_page": FirstPage(reader)}
-    from textual.widgets import DataTable
-
     from tracekit.tui.app import TracekitApp
+    from tracekit.tui.widgets.trace_table import TraceTable
 
     app = TracekitApp(reader, live=False, **options)
     async with app.run_test(size=(160, 50)) as pilot:
-        table = app.screen.query_one(DataTable)
+        table = app.screen.query_one(TraceTable)
         while table.row_count == 0:
             await pilot.pause(0.002)
         await pilot.pause(0)
@@ -168,11 +173,57 @@ def _process_paint(kind: str, db: Path, python: str = sys.executable) -> tuple[f
     return elapsed, float(cpu)
 
 
+def _process_moves(db: Path, python: str) -> dict[str, float]:
+    """The moves timed in a process of another interpreter (`--against`), as `_measure_app` times them."""
+    done = subprocess.run([python, __file__, "--child", "moves", "--keep", str(db)], capture_output=True, text=True,
+                          check=True)
+    word, _, answer = done.stdout.strip().splitlines()[-1].partition(" ")
+    if word != "moves":
+        raise SystemExit(f"the moves child did not answer: {done.stdout!r} {done.stderr[-2000:]}")
+    return json.loads(answer)
+
+
 # --- in one process, once the app is up ------------------------------------------------------------------------------
 async def _wait(pilot, ready) -> None:
     while not ready():
         await pilot.pause(0.002)
     await pilot.pause(0)
+
+
+class _Clock:
+    """Times one move until its result is drawn: the end of the frame in which `widget` draws a line once `shown()`
+    holds, the frame that carries the move's new rows or tree (work started after that frame, such as the loop
+    markers or the span details, is not part of the move; without such a frame, until the pilot sees the move done).
+    Measures wall time, the process's CPU time (every thread, DuckDB's included) and the UI thread's CPU time (the
+    pilot runs on the app's thread, as does the drawing)."""
+
+    def __init__(self, widget: type, shown: Callable[[], bool]) -> None:
+        self.widget, self.shown = widget, shown
+        self.drawn: tuple[float, float, float] | None = None
+        self.drawing = False
+        self.own = "render_line" in vars(widget)
+        original = widget.render_line
+
+        def render_line(line_widget, y: int):
+            if not self.drawing and self.shown():
+                self.drawing = True
+                line_widget.app.call_next(self.stamp)  # once the frame being drawn is done
+            return original(line_widget, y)
+
+        self.original = original
+        widget.render_line = render_line
+        self.start = time.perf_counter(), time.process_time(), time.thread_time()
+
+    def stamp(self) -> None:
+        self.drawn = time.perf_counter(), time.process_time(), time.thread_time()
+
+    def record(self, times: dict[str, float], name: str) -> None:
+        if self.own:
+            self.widget.render_line = self.original
+        else:
+            del self.widget.render_line
+        end = self.drawn or (time.perf_counter(), time.process_time(), time.thread_time())
+        times[name], times[name + "_cpu"], times[name + "_ui"] = (b - a for a, b in zip(self.start, end))
 
 
 async def _settle(app, pilot) -> None:
@@ -182,41 +233,44 @@ async def _settle(app, pilot) -> None:
 
 
 async def _measure_app(reader: LocalReader) -> dict[str, float]:
-    """Open a small trace, back, a filter, then the big trace; seconds for each (wall, and `<name>_cpu`: the
-    process's CPU time, every thread included, which a loaded machine distorts less)."""
-    from textual.widgets import DataTable, Input
+    """Open a small trace, back, a filter, then the big trace; seconds for each (wall; `<name>_cpu`: the process's
+    CPU time, every thread included, which a loaded machine distorts less; `<name>_ui`: the UI thread's alone)."""
+    from textual.widgets import Input
 
     from tracekit.tui.app import TracekitApp
     from tracekit.tui.screens.trace_list import TraceListScreen
     from tracekit.tui.screens.trace_view import TraceViewScreen
+    from tracekit.tui.widgets.span_tree import SpanTree
+    from tracekit.tui.widgets.trace_table import TraceTable
 
     times: dict[str, float] = {}
     app = TracekitApp(reader, live=False)
     async with app.run_test(size=(160, 50)) as pilot:
-        table = app.screen.query_one(DataTable)
+        table = app.screen.query_one(TraceTable)
         await _wait(pilot, lambda: table.row_count > 0)
         trace_list = app.screen
+        await _wait(pilot, lambda: getattr(trace_list, "settled", True))  # the first page's loop markers are in
 
         def trace_shown() -> bool:
             return isinstance(app.screen, TraceViewScreen) and app.screen.loaded
 
         table.move_cursor(row=1)  # an ordinary 8-span trace (row 0 is the big one)
         await _settle(app, pilot)
-        started, cpu = time.perf_counter(), time.process_time()
+        clock = _Clock(SpanTree, trace_shown)
         await pilot.press("enter")
         await _wait(pilot, trace_shown)
-        times["open_small"], times["open_small_cpu"] = time.perf_counter() - started, time.process_time() - cpu
+        clock.record(times, "open_small")
         await _settle(app, pilot)
-        started, cpu = time.perf_counter(), time.process_time()
+        clock = _Clock(TraceTable, lambda: app.screen is trace_list)
         await pilot.press("escape")
         await _wait(pilot, lambda: app.screen is trace_list and table.has_focus)
-        times["back"], times["back_cpu"] = time.perf_counter() - started, time.process_time() - cpu
+        clock.record(times, "back")
         table.move_cursor(row=2)  # another one: the trace view exists now, as for every open after the first
         await _settle(app, pilot)
-        started, cpu = time.perf_counter(), time.process_time()
+        clock = _Clock(SpanTree, trace_shown)
         await pilot.press("enter")
         await _wait(pilot, trace_shown)
-        times["open_again"], times["open_again_cpu"] = time.perf_counter() - started, time.process_time() - cpu
+        clock.record(times, "open_again")
         await pilot.press("escape")
         await _wait(pilot, lambda: app.screen is trace_list and table.has_focus)
 
@@ -225,10 +279,10 @@ async def _measure_app(reader: LocalReader) -> dict[str, float]:
         trace_list.query_one("#filter-input", Input).value = "agent:planner status:error"
         loaded_before = trace_list.loaded_at
         await _settle(app, pilot)
-        started, cpu = time.perf_counter(), time.process_time()
+        clock = _Clock(TraceTable, lambda: trace_list.loaded_at != loaded_before)
         await pilot.press("enter")
         await _wait(pilot, lambda: trace_list.loaded_at != loaded_before)
-        times["filter"], times["filter_cpu"] = time.perf_counter() - started, time.process_time() - cpu
+        clock.record(times, "filter")
         assert table.row_count > 0, "the filter matched nothing"
 
         loaded_before = trace_list.loaded_at
@@ -281,9 +335,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="write the store here and keep it (reused if it exists)")
     parser.add_argument("--against", metavar="PYTHON",
-                        help="also time the first paint of the tracekit that PYTHON imports (e.g. main's venv)")
-    parser.add_argument("--child", choices=("tracekit", "bare"), help=argparse.SUPPRESS)
+                        help="also time the first paint and the moves of the tracekit that PYTHON imports (e.g. main's "
+                             "venv)")
+    parser.add_argument("--child", choices=("tracekit", "bare", "moves"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child == "moves":
+        reader = LocalReader.open_file(args.keep)
+        print("moves", json.dumps(asyncio.run(_measure_app(reader))), flush=True)
+        reader.close()
+        return 0
     if args.child:
         asyncio.run(_paint_tracekit(str(args.keep)) if args.child == "tracekit" else _paint_bare())
         return 0
@@ -309,6 +369,7 @@ def main() -> int:
             page, loops, bare_open = [], [], []
             baseline = _baseline_full_list(reader)  # seconds each time: once is enough for a 20x comparison
             app_times: dict[str, list[float]] = {}
+            against_times: dict[str, list[float]] = {}
             for _ in range(args.repeat):
                 started = time.perf_counter()
                 traces = trace_page(reader, with_loops=False)
@@ -319,6 +380,9 @@ def main() -> int:
                 bare_open.append(asyncio.run(_bare_open_trace(reader, big_trace_id)))
                 for name, value in asyncio.run(_measure_app(reader)).items():
                     app_times.setdefault(name, []).append(value)
+                if args.against:
+                    for name, value in _process_moves(path, args.against).items():
+                        against_times.setdefault(name, []).append(value)
         finally:
             reader.close()
     median = statistics.median
@@ -345,7 +409,11 @@ def main() -> int:
                        ("open_again", "open another 8-span trace"),
                        ("back", "back to the trace list"),
                        ("filter", "filter typed and submitted, list reloaded")):
-        print(f"{label:46s}{ms(median(app_times[key]))}   (target <= 100 ms; CPU {ms(median(app_times[key + '_cpu']))})")
+        print(f"{label:46s}{ms(median(app_times[key]))}   (target <= 100 ms; CPU {ms(median(app_times[key + '_cpu']))}, "
+              f"UI thread {ms(median(app_times[key + '_ui']))})")
+        if args.against:
+            print(f"  --against: {ms(median(against_times[key]))}   (CPU {ms(median(against_times[key + '_cpu']))}, "
+                  f"UI thread {ms(median(against_times[key + '_ui']))})")
     ok = (paint <= 1.2 * paint_floor and open_big <= open_floor + 0.3
           and all(median(app_times[k]) <= 0.1 for k in ("open_small", "open_again", "back", "filter")))
     print("result:", "every target met" if ok else "TARGET MISSED")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
 import logging
 import multiprocessing
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Sequence
 
 from tracekit.collector.admission import Admission
 from tracekit.collector.exporters.store_writer import StoreWriter
-from tracekit.collector.processors import Processor, install, run_installed, run_processors
+from tracekit.collector.processors import Processor, install, run_installed
 from tracekit.collector.processors.cost import CostProcessor
 from tracekit.collector.processors.decode import Decode, InvalidRequest, Received
 from tracekit.collector.processors.normalize import Batch
@@ -76,12 +75,16 @@ class IngestPipeline:
             self._process = run_installed
             self._json_executor = self._executor
         else:
-            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-decode")
-            self._process = functools.partial(run_processors, self.processors)
+            # One thread: the processors hold the GIL for about half their time, and a second thread gained nothing
+            # on 2 cores (docs/decisions/2026-12-07-one-decode-thread.md). Each thread runs its own copy of the list.
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="tracekit-decode", initializer=install, initargs=(self.processors,))
+            self._process = run_installed
             # OTLP/JSON takes far longer per byte than protobuf: its own thread, so it never queues protobuf
             # requests behind it (one at a time, which also bounds the memory its parse trees take).
-            self._json_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1,
-                                                                        thread_name_prefix="tracekit-decode-json")
+            self._json_executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="tracekit-decode-json", initializer=install,
+                initargs=(self.processors,))
         self.received = {"traces": 0, "logs": 0, "metrics": 0}
         self.rejected = {"traces": 0, "logs": 0, "metrics": 0}
         self.masked = 0

@@ -11,6 +11,7 @@ replay, dashboards (KQL tiles), the KQL console, the key help. Data comes only t
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -73,6 +74,20 @@ class TracekitApp(App):
         loop = asyncio.get_running_loop()
         for signum in QUIT_SIGNALS:
             loop.remove_signal_handler(signum)
+        gc.unfreeze()  # what freeze_long_lived() kept from the collector becomes collectable again
+
+    def freeze_long_lived(self) -> None:
+        """Keep the objects made so far (modules, classes, the screens' widgets and styles) out of the cyclic garbage
+        collector's full passes: they live as long as the app, and a full pass, which a move's allocations trigger
+        every so often, walked all of them on the UI thread (tens of milliseconds in the middle of a move). Called
+        once the trace list and once the trace view are first shown."""
+        gc.freeze()
+
+    @work(thread=True, exclusive=True, group="warm-up", exit_on_error=False)
+    def warm_up(self) -> None:
+        """Import the trace view's modules while the user reads the list (called once the first page is settled),
+        so that the first Enter does not wait for them."""
+        import tracekit.tui.screens.trace_view  # noqa: F401
 
     def open_trace(self, trace_id: str, *, select_span: str | None = None) -> None:
         """Show one trace's span tree (optionally with a span selected), once its first frame's data is loaded."""
@@ -99,6 +114,7 @@ class TracekitApp(App):
         if screen is None:
             screen = self.trace_view = TraceViewScreen(live=self.live)
             self.install_screen(screen, "trace-view")
+            self.call_after_refresh(self.freeze_long_lived)  # the kept trace view and its widgets
         elif screen in self.screen_stack:
             screen = TraceViewScreen(live=self.live)
         screen.show_trace(trace)

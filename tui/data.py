@@ -15,7 +15,6 @@ import orjson
 
 from tracekit import semconv
 from tracekit.cost import Price, has_cost_column, price_call
-from tracekit.loops import configured_threshold, trace_loops
 from tracekit.store.open_spans import NOT_REPORTING, RUNNING, SPAN_STARTED, OpenSpan, open_spans
 from tracekit.store.reader import StoreReader
 from tracekit.tui.filters import TraceFilter
@@ -203,6 +202,8 @@ def trace_loop_messages(reader: StoreReader, traces: list[TraceSummary]) -> dict
     """What goes in circles in each of these traces (tracekit.loops), as messages; traces without loops left out."""
     if not traces:
         return {}
+    from tracekit.loops import configured_threshold, trace_loops  # after the first paint: it needs no loop rules
+
     found = trace_loops(reader, [trace.trace_id for trace in traces], configured_threshold(),
                         since_ns=min(trace.start_ns if trace.earliest_ns is None else trace.earliest_ns
                                      for trace in traces))  # no span of these traces starts before it
@@ -215,9 +216,13 @@ def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions
         conditions = [*conditions, "trace_id IN (SELECT unnest(?::VARCHAR[]))"]
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     having, keyset_params = _keyset(after)
-    # Without a filter, page.first_ns is each trace's earliest span, so no span of the page starts before the
-    # page's oldest first_ns: bounding the join by it lets DuckDB skip older row groups (zone maps).
-    lower_bound = "" if conditions else "AND s.start_time_ns >= (SELECT min(first_ns) FROM page)"
+    # The join reads every column the row needs; bounded below by the page's earliest span, DuckDB skips the older
+    # row groups (zone maps). Without a filter, page.first_ns is each trace's earliest span; with one it is the first
+    # matching span, so the bound comes from a scan of the trace id and start columns alone (cheaper than reading
+    # every column of every span in the join).
+    lower_bound = ("AND s.start_time_ns >= (SELECT min(first_ns) FROM page)" if not conditions else
+                   "AND s.start_time_ns >= (SELECT min(start_time_ns) FROM spans "
+                   "WHERE trace_id IN (SELECT trace_id FROM page))")
     sql = f"""
         WITH page AS (
             SELECT trace_id, min(start_time_ns) AS first_ns

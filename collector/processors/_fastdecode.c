@@ -682,67 +682,96 @@ static int check_utf8(const uint8_t *s, size_t n)
     return 0;
 }
 
-/* 1 for the ASCII bytes a JSON string must escape. */
-static uint8_t NEEDS_ESCAPE[256];
+/* What each byte becomes inside a JSON string as orjson writes it: JSON_PLAIN (itself), JSON_UTF8 (a byte of a
+ * multibyte UTF-8 sequence: itself, once the sequence is checked), or the letter after the backslash of its
+ * escape: '"', '\\', the short forms b t n f r, and 'u' for \u00XX (the other control characters). */
+enum { JSON_PLAIN = 0, JSON_UTF8 = 1 };
+static uint8_t JSON_ESCAPE[256];
 
-/* A JSON string literal, escaped as orjson does (short forms for \b \t \n \f \r, \u00XX for other controls). */
+/* Input bytes escaped per buffer reservation: each reservation is for the worst case (six bytes out per byte in),
+ * so the loop writes without checks, and a long string never reserves more than six times this. */
+#define ESCAPE_CHUNK 4096
+
+/* The high bit of each byte of `w` that needs a look of its own: a control character, '"', '\\' or a byte of a
+ * multibyte UTF-8 sequence. The first flagged byte in memory order is such a byte on a little-endian machine;
+ * elsewhere a flagged byte may be a plain one, which costs time, not correctness (see plain_prefix). */
+static inline uint64_t special_bytes(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+    return ((w - ones * 0x20) | (quote - ones) | (backslash - ones) | w) & highs;
+}
+
+/* How many bytes of the word in front of the first flagged one are plain: counted with GCC's and Clang's
+ * count-trailing-zeros on a little-endian machine; elsewhere 0, and put_json_string looks at the bytes one by one. */
+static inline size_t plain_prefix(uint64_t flags)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (size_t)__builtin_ctzll(flags) / 8;
+#else
+    (void)flags;
+    return 0;
+#endif
+}
+
+/* A JSON string literal, escaped as orjson does (short forms for \b \t \n \f \r, \u00XX for other controls),
+ * checking that the text is well-formed UTF-8. Plain bytes are copied a word at a time, so the cost is in the
+ * escapes (a quote every few bytes in message JSON recorded as a string). */
 static int put_json_string(Buf *b, const uint8_t *s, size_t n)
 {
     if (buf_byte(b, '"') < 0)
         return ERR;
-    size_t run = 0, i = 0;
+    size_t i = 0;
     while (i < n) {
-        /* Skip 8 plain bytes at a time: printable ASCII other than '"' and '\\'. */
-        while (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-            uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
-            uint64_t special = ((w - ones * 0x20) | (quote - ones) | (backslash - ones) | w) & highs;
-            if (special)
-                break;
-            i += 8;
-        }
-        if (i >= n)
-            break;
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            if (!NEEDS_ESCAPE[c]) {
+        size_t end = n - i > ESCAPE_CHUNK ? i + ESCAPE_CHUNK : n;
+        if (buf_reserve(b, 6 * (end - i)) < 0)
+            return ERR;
+        char *o = b->ptr + b->len;
+        while (i < end) {
+            if (end - i >= 8) {
+                uint64_t w;
+                memcpy(&w, s + i, 8);
+                memcpy(o, &w, 8); /* in the reserved room; whatever follows the plain prefix is written over */
+                uint64_t flags = special_bytes(w);
+                if (flags == 0) {
+                    i += 8;
+                    o += 8;
+                    continue;
+                }
+                size_t plain = plain_prefix(flags);
+                i += plain;
+                o += plain;
+            }
+            uint8_t c = s[i], e = JSON_ESCAPE[c];
+            if (e == JSON_PLAIN) {
+                *o++ = (char)c;
                 i++;
-                continue;
             }
-            if (buf_put(b, s + run, i - run) < 0)
-                return ERR;
-            char esc[6] = {'\\', 0, 0, 0, 0, 0};
-            size_t len = 2;
-            switch (c) {
-            case '"': esc[1] = '"'; break;
-            case '\\': esc[1] = '\\'; break;
-            case '\b': esc[1] = 'b'; break;
-            case '\t': esc[1] = 't'; break;
-            case '\n': esc[1] = 'n'; break;
-            case '\f': esc[1] = 'f'; break;
-            case '\r': esc[1] = 'r'; break;
-            default:
-                esc[1] = 'u';
-                esc[2] = '0';
-                esc[3] = '0';
-                esc[4] = HEX[c >> 4];
-                esc[5] = HEX[c & 15];
-                len = 6;
+            else if (e == JSON_UTF8) {
+                /* A sequence may run past `end` (not past n): at most 4 bytes out for the 6 reserved at s[i]. */
+                size_t k = utf8_sequence(s + i, n - i);
+                if (k == 0)
+                    return fail("malformed protobuf: string field is not valid UTF-8");
+                memcpy(o, s + i, k);
+                o += k;
+                i += k;
             }
-            if (buf_put(b, esc, len) < 0)
-                return ERR;
-            run = ++i;
-            continue;
+            else if (e == 'u') {
+                memcpy(o, "\\u00", 4);
+                o[4] = HEX[c >> 4];
+                o[5] = HEX[c & 15];
+                o += 6;
+                i++;
+            }
+            else {
+                o[0] = '\\';
+                o[1] = (char)e;
+                o += 2;
+                i++;
+            }
         }
-        size_t k = utf8_sequence(s + i, n - i);
-        if (k == 0)
-            return fail("malformed protobuf: string field is not valid UTF-8");
-        i += k;
+        b->len = (size_t)(o - b->ptr);
     }
-    if (buf_put(b, s + run, n - run) < 0)
-        return ERR;
     return buf_byte(b, '"');
 }
 
@@ -2032,8 +2061,16 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__fastdecode(void)
 {
     for (int c = 0; c < 0x20; c++)
-        NEEDS_ESCAPE[c] = 1;
-    NEEDS_ESCAPE['"'] = NEEDS_ESCAPE['\\'] = 1;
+        JSON_ESCAPE[c] = 'u';
+    for (int c = 0x80; c < 0x100; c++)
+        JSON_ESCAPE[c] = JSON_UTF8;
+    JSON_ESCAPE['"'] = '"';
+    JSON_ESCAPE['\\'] = '\\';
+    JSON_ESCAPE['\b'] = 'b';
+    JSON_ESCAPE['\t'] = 't';
+    JSON_ESCAPE['\n'] = 'n';
+    JSON_ESCAPE['\f'] = 'f';
+    JSON_ESCAPE['\r'] = 'r';
     PyObject *os = PyImport_ImportModule("os");
     PyObject *seed = os ? PyObject_CallMethod(os, "urandom", "i", 16) : NULL;
     Py_XDECREF(os);

@@ -84,6 +84,7 @@ async def test_tui_shows_firing_alerts_and_jumps_to_their_traces(tmp_path) -> No
     from tracekit.tui.app import TracekitApp
     from tracekit.tui.screens.alerts import AlertsScreen
     from tracekit.tui.screens.trace_list import TraceListScreen
+    from tracekit.tui.widgets.trace_table import TraceTable
 
     with Collector(_settings(tmp_path, "1h")).running() as collector:
         run_demo(f"http://{collector.grpc_endpoint}", conversations=1)
@@ -108,7 +109,7 @@ async def test_tui_shows_firing_alerts_and_jumps_to_their_traces(tmp_path) -> No
                 await pilot.pause(0.02)
             assert app.screen is trace_list
             assert trace_list.query_one("#filter-input", Input).value == "tool:search_hotels since:1h"
-            shown = trace_list.query_one(DataTable).traces
+            shown = trace_list.query_one(TraceTable).traces
             expected = collector.reader().sql(
                 "SELECT count(DISTINCT trace_id) AS n FROM spans WHERE tool_name = 'search_hotels'")
             assert len(shown) == expected.column("n")[0].as_py() >= 1

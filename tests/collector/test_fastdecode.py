@@ -683,6 +683,95 @@ def test_random_requests_decode_the_same_on_both_paths(payload: bytes) -> None:
     check(payload)
 
 
+# --- strings: JSON escapes and UTF-8 -----------------------------------------------------------------------------
+
+# The compiled decoder copies plain text 8 bytes at a time and reserves output room for 4096 bytes of input at a
+# time: special characters are placed on each side of both boundaries. Multibyte ones also straddle them.
+SPECIAL = ['"', "\\", "\n", "\t", "\b", "\f", "\r", "\x00", "\x01", "\x1f", "\x7f", "/", "é", "€", "🎉", "\u2028"]
+CHUNK = 4096
+OFFSETS = [*range(0, 18), *range(CHUNK - 10, CHUNK + 10), 2 * CHUNK - 1, 2 * CHUNK]
+
+
+def test_long_strings_with_escapes_at_word_and_chunk_boundaries_are_written_as_orjson_writes_them(
+        implementation: str) -> None:
+    for special in SPECIAL:
+        attributes = [(f"at{offset}", "a" * offset + special + "z" * 9) for offset in OFFSETS]
+        attributes += [(f"{special * 9}key", special), (f"run{special}", special * (CHUNK + 5)),
+                       (f"end{special}", "q" * (CHUNK - 1) + special), ("gen_ai.request.model", "m" * 20 + special)]
+        batch = check(request_of(proto_span(attributes=attributes)), NO_LIMITS)
+        row = spans_rows(batch)[0]
+        assert row["attributes"] == orjson.dumps(dict(attributes)).decode(), repr(special)
+        assert row["request_model"] == "m" * 20 + special
+
+
+def test_message_json_recorded_as_a_string_is_written_as_orjson_writes_it(implementation: str) -> None:
+    """What content recording sends: JSON text inside a string, so a quote every few bytes, nested JSON escaped
+    twice, non-ASCII text, over several of the decoder's 4 KiB chunks."""
+    rng = random.Random(5)
+    words = ["Zürich", "東京", "naïve", "emoji 🎉", 'say "hi"', "C:\\path\\x", "tab\there", "line\nbreak", "plain"]
+    tool = orjson.dumps({"results": [{"city": rng.choice(words), "n": i} for i in range(40)]}).decode()
+    messages = [{"role": "user", "parts": [{"type": "text", "content": " ".join(rng.choices(words, k=60))}]},
+                {"role": "tool", "parts": [{"type": "tool_call_response", "response": tool}]}] * 8
+    text = orjson.dumps(messages).decode()
+    assert len(text.encode()) > 3 * CHUNK  # several chunks
+    attributes = [("gen_ai.input.messages", text), ("gen_ai.tool.call.result", tool)]
+    batch = check(request_of(proto_span(attributes=attributes)))
+    assert spans_rows(batch)[0]["attributes"] == orjson.dumps(dict(attributes)).decode()
+
+
+def test_long_strings_of_multibyte_characters_and_controls_only(implementation: str) -> None:
+    attributes = [(f"{prefix}{character}", "a" * prefix + character * (2 * CHUNK // len(character.encode()) + 3))
+                  for character in ["é", "€", "🎉", "\x00", '"'] for prefix in range(4)]
+    batch = check(request_of(proto_span(attributes=attributes)), NO_LIMITS)
+    assert spans_rows(batch)[0]["attributes"] == orjson.dumps(dict(attributes)).decode()
+
+
+strings = st.builds(lambda padding, text: "x" * padding + text, st.sampled_from([0, 3, 8, 13, CHUNK - 5]),
+                    st.lists(st.sampled_from(SPECIAL) | st.text(max_size=9), max_size=24).map("".join))
+
+
+@compiled_only
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(strings, strings), min_size=1, max_size=4))
+def test_random_strings_are_written_as_orjson_writes_them(pairs: list[tuple[str, str]]) -> None:
+    batch = check(request_of(proto_span(attributes=pairs)), NO_LIMITS)
+    assert spans_rows(batch)[0]["attributes"] == orjson.dumps(dict(pairs)).decode()
+
+
+@compiled_only
+def test_a_long_string_does_not_make_the_decoder_reserve_room_for_its_worst_case() -> None:
+    """Output room is reserved for the worst case (six bytes out for each byte in) one 4 KiB chunk at a time: a
+    16 MB message costs its own size in the attributes column, not six times it."""
+    text = "plain words " * (16 * 2**20 // 12)
+    payload = request_of(proto_span(attributes=[("gen_ai.input.messages", text)]))
+    tracemalloc.start()
+    try:
+        spans, _, _, _ = call_c(payload, resources=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert spans[0] == 1
+    assert peak < 3 * len(text), f"peak {peak / 2**20:.0f} MiB decoding a {len(text) / 2**20:.0f} MiB string"
+
+
+NOT_UTF8 = [b"\x80", b"\xbf", b"\xc3", b"\xc3\x28", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
+            b"\xf8\x88\x80\x80\x80", b"\xff", b"\xe2\x82", b"\xf0\x9f\x8e"]
+
+
+@compiled_only
+@pytest.mark.parametrize("bad", NOT_UTF8, ids=range(len(NOT_UTF8)))
+def test_attribute_text_that_is_not_utf8_is_refused_wherever_it_sits(bad: bytes) -> None:
+    """upb refuses these first in the collector; the compiled decoder checks on its own too (any input gives a
+    result or a ValueError), in keys and values, inside plain runs, at word and chunk boundaries and at the end."""
+    for offset in [0, 5, 7, 8, 9, CHUNK - 1, CHUNK, CHUNK + 1]:
+        for text in (b"a" * offset + bad + b"z" * 20, b"a" * offset + bad):
+            for key, value in ((b"k", text), (text, b"v")):
+                keyvalue = field(1, key) + field(2, field(1, value))
+                span = Span(trace_id=TRACE_ID, span_id=b"\x01" * 8).SerializeToString() + field(9, keyvalue)
+                with pytest.raises(ValueError, match="not valid UTF-8"):
+                    call_c(field(1, field(2, field(2, span))), resources=1)
+
+
 # --- hostile bytes straight into the C function ------------------------------------------------------------------
 
 HOSTILE = [

@@ -236,17 +236,18 @@ async def test_tui_mark_and_compare(two_runs) -> None:
 
     from tracekit.tui.app import TracekitApp
     from tracekit.tui.screens.run_diff import RunDiffScreen
+    from tracekit.tui.widgets.trace_table import TraceTable
 
     reader = two_runs.reader()
     traces = {row["conversation_id"]: row["trace_id"] for row in reader.sql(
         "SELECT DISTINCT conversation_id, trace_id FROM spans WHERE conversation_id IS NOT NULL").to_pylist()}
     app = TracekitApp(reader, live=False)
     async with app.run_test(size=(180, 50)) as pilot:
-        table = app.screen.query_one(DataTable)
+        table = app.screen.query_one(TraceTable)
         while table.row_count < 2:
             await pilot.pause(0.02)
         screen = app.screen
-        rows = {trace.trace_id: index for index, trace in enumerate(screen.query_one(DataTable).traces)}
+        rows = {trace.trace_id: index for index, trace in enumerate(screen.query_one(TraceTable).traces)}
         table.move_cursor(row=rows[traces["conv-good"]])
         await pilot.press("m")
         table.move_cursor(row=rows[traces["conv-bad"]])

@@ -18,12 +18,12 @@ _CHILD = textwrap.dedent("""
 
     async def main(db):
         reader = open_reader(db)
-        from textual.widgets import DataTable
         from tracekit.tui.app import TracekitApp
+        from tracekit.tui.widgets.trace_table import TraceTable
 
         app = TracekitApp(reader, live=False, first_page=FirstPage(reader))
         async with app.run_test(size=(160, 40)) as pilot:
-            table = app.screen.query_one(DataTable)
+            table = app.screen.query_one(TraceTable)
             while table.row_count == 0:
                 await pilot.pause(0.01)
             await pilot.pause(0)

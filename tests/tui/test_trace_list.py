@@ -224,3 +224,59 @@ def test_a_filtered_page_still_finds_loops_that_precede_the_matching_span(fresh_
     assert page[0].earliest_ns < page[0].start_ns  # the row starts at the matching span, the trace before it
     assert list(trace_loop_messages(fresh_store.reader, page).values()) == [
         ('researcher called search({"q":"flights to Oslo"}) 3 times with the same arguments',)]
+
+
+async def test_the_table_draws_the_rows_in_view_and_keys_and_clicks_move_through_them(store):
+    """The table draws only the lines on screen (header first); keys page and jump, a click moves the cursor and a
+    click on the cursor's row opens the trace."""
+    app = TracekitApp(store.reader, live=False)
+    async with app.run_test(size=(180, 12)) as pilot:
+        table = await loaded(pilot, app)
+        rows_in_view = table.scrollable_content_region.height - 1  # below the header line
+        assert 1 < rows_in_view < table.row_count
+        line = lambda y: table.render_line(y).text  # noqa: E731
+        assert line(0).split()[:3] == ["time", "root", "span"]
+        assert "chat [bold red]pwned[/bold red]" in line(1)  # the newest, its markup shown as text
+        await pilot.press("pagedown")
+        assert table.cursor_row == rows_in_view and table.scroll_offset.y > 0
+        await pilot.press("G")
+        assert table.cursor_row == table.row_count - 1
+        assert "invoke_workflow travel_planner" in line(rows_in_view)  # the oldest, on the last line
+        assert "chat [bold red]pwned" not in " ".join(line(y) for y in range(rows_in_view + 1))
+        await pilot.press("g")
+        assert table.cursor_row == 0 and table.scroll_offset.y == 0
+        await pilot.click(TraceTable, offset=(5, 3))
+        assert table.cursor_row == 2
+        await pilot.click(TraceTable, offset=(5, 3))
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "TraceViewScreen" and app.screen.loaded)
+        assert app.screen.trace_id == table.traces[2].trace_id
+
+
+def test_a_filtered_row_sums_up_the_whole_trace(store):
+    """A filtered page is ordered by each trace's first matching span, but its columns count every span of the trace
+    (the second step is bounded by the page's earliest span, not by the matching ones)."""
+    from tui.data import trace_page
+    from tui.filters import parse_filter
+
+    whole = {trace.trace_id: trace for trace in trace_page(store.reader, with_loops=False)}
+    starting_later = 0
+    for text in ("tool:search_flights", "status:error", "agent:triage", "model:gpt-4o-mini", "chat"):
+        page = trace_page(store.reader, parse_filter(text), with_loops=False)
+        assert page, text
+        for trace in page:
+            assert replace(trace, start_ns=whole[trace.trace_id].start_ns) == whole[trace.trace_id], text
+            starting_later += trace.earliest_ns < trace.start_ns
+    assert starting_later  # some matching span is not its trace's first
+
+
+async def test_the_started_app_keeps_its_objects_out_of_full_collections(store):
+    """Once the first page is settled the app freezes what exists (the garbage collector's full passes skip it);
+    leaving the app unfreezes it."""
+    import gc
+
+    app = TracekitApp(store.reader, live=False)
+    async with app.run_test(size=(180, 40)) as pilot:
+        await loaded(pilot, app)
+        await wait_for(pilot, lambda: app.screen.settled)
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

@@ -51,6 +51,7 @@ class TraceListScreen(Screen):
         self.marked: str | None = None  # a trace marked with `m`, compared with another by `D`
         self.firing: list[str] = []     # alert rules firing at the last look (status line)
         self.focus_table_on_load = False  # a filter was submitted: focus goes back to the table with its rows
+        self.settled = False  # the first page and its loop markers have been shown
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -108,12 +109,21 @@ class TraceListScreen(Screen):
         try:
             messages = trace_loop_messages(self.app.reader, traces)
         except TracekitError:
+            self.app.call_from_thread(self.settle)
             return
         self.app.call_from_thread(self.show_loops, generation, [trace.trace_id for trace in traces], messages)
 
     def show_loops(self, generation: int, trace_ids: list[str], messages: dict[str, tuple[str, ...]]) -> None:
         if generation == self.generation:
             self.query_one(TraceTable).set_loops(trace_ids, messages)
+        self.settle()
+
+    def settle(self) -> None:
+        """The first page and its loop markers are shown: the app is up (see TracekitApp.freeze_long_lived)."""
+        if not self.settled:
+            self.settled = True
+            self.app.freeze_long_lived()
+            self.app.warm_up()
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def poll_store(self, rows: int, in_flight: bool = False) -> None:
@@ -139,6 +149,8 @@ class TraceListScreen(Screen):
         table.set_traces(traces, append=append)
         if traces:
             self.call_after_refresh(self.find_loops, generation, traces)
+        else:
+            self.call_after_refresh(self.settle)
         self.focus_table()
         if seq is not None:
             self.last_seq = seq
@@ -161,7 +173,8 @@ class TraceListScreen(Screen):
     def update_status(self) -> None:
         table = self.query_one(TraceTable)
         shown = len(table.traces)
-        text = Text(f"{shown:,} trace{'s' if shown != 1 else ''}", style="bold")
+        # One line whatever its length (cut at the end), so a new status is a repaint of that line, not a layout.
+        text = Text(f"{shown:,} trace{'s' if shown != 1 else ''}", style="bold", no_wrap=True, overflow="ellipsis")
         if not self.exhausted:
             text.append(" loaded (more below)", style="dim")
         if not self.trace_filter.empty:
@@ -175,7 +188,7 @@ class TraceListScreen(Screen):
             text.append(f"  ·  ⚠ {len(self.firing)} alert{'s' if len(self.firing) != 1 else ''} firing (a)",
                         style="bold red")
         text.append(f"  ·  {self.app.reader.location}", style="dim")
-        self.query_one("#list-status", Static).update(text)
+        self.query_one("#list-status", Static).update(text, layout=False)
 
     # --- events --------------------------------------------------------------------------------------------------------
     def on_trace_table_need_more(self, event: TraceTable.NeedMore) -> None:

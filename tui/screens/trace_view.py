@@ -197,7 +197,8 @@ class TraceViewScreen(Screen):
         if event.span.span_id == self.details_for:
             return
         self.details_for = event.span.span_id
-        self.load_details(event.span)
+        # After the frame that shows the cursor there: the queries and the linter do not compete with its paint.
+        self.call_after_refresh(self.load_details, event.span)
 
     def action_back(self) -> None:
         search = self.query_one("#span-search", Input)

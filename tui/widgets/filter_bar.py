@@ -43,8 +43,9 @@ class FilterBar(Vertical):
             error.update(message)
             error.add_class("visible")
             return
-        error.update("")
-        error.remove_class("visible")
+        if error.has_class("visible"):  # only then: hiding it changes the layout
+            error.update("")
+            error.remove_class("visible")
         self.post_message(self.Applied(trace_filter))
 
     def set_text(self, text: str) -> None:
