@@ -1,8 +1,11 @@
 """What tracekit's instrumentation costs per call.
 
-Run: `python bench/overhead.py [--quick] [--metrics]` (`--metrics`: the secondary figures with a global
-MeterProvider too, so the GenAI metrics are recorded there as well, under the names `OTEL_SEMCONV_STABILITY_OPT_IN`
-picks; without it they are skipped as they are when an application sets no MeterProvider). Everything is measured in this one process, interleaved (baseline,
+Run: `python bench/overhead.py [--quick] [--headline] [--metrics] [--against PYTHON]` (`--metrics`: the secondary
+figures with a global MeterProvider too, so the GenAI metrics are recorded there as well, under the names
+`OTEL_SEMCONV_STABILITY_OPT_IN` picks; without it they are skipped as they are when an application sets no
+MeterProvider; `--headline`: the model call's figures only; `--against PYTHON`: the content-off headline measured
+by that interpreter's tracekit too, its rounds interleaved with ours, with the ratios; `--only SIDE --calls N`: one
+side's calls and nothing else, for an instruction counter). Everything is measured in this one process, interleaved (baseline,
 ours, baseline, ours, ...), in CPU time of this process, and reported as the fastest round of each side (as timeit
 does: other work on the machine only ever adds time, so the minimum is the closest to what the code costs), so the
 figures hold on a busy machine where wall-clock figures drift. Spans go to a TracerProvider whose one processor
@@ -13,10 +16,13 @@ The headline: a LangChain chat model call
   call, an answer with usage and a finish reason), with `LangChainInstrumentor` off and on. Printed as
   microseconds per call for each side, LangChain's own cost being the side without instrumentation, and the
   difference, which is what instrumenting adds to every model call (target, content off: at most +150 us).
-  Three ways: without a MeterProvider (no metrics recorded); with the MeterProvider `tracekit.configure()` sets up
+  Five ways: without a MeterProvider (no metrics recorded); with the MeterProvider `tracekit.configure()` sets up
   (its views and exemplar filter; an in-memory reader in place of the exporting one, which works only at export),
-  which is what an application configured as the README says runs; and the same with exemplars on
-  (`configure(exemplars=True)`).
+  the side the target is judged on; the same with exemplars on (`configure(exemplars=True)`); the same with the
+  span processors `configure()` adds too (redaction, batching, start records; exporters that drop), which is all an
+  application configured as the README says runs; and the floor: langchain-core's dispatch to a handler of our
+  own that makes the same span and the same metric records with nothing to read, so that "as configured" minus
+  the floor is tracekit's own work.
 
 Secondary, each against a bare OpenTelemetry span with the same attributes, made current (as the handler's span
 is, so that spans made during the call nest under it, and as a span written by hand would be):
@@ -37,19 +43,23 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if "--worker" not in sys.argv:  # the --against worker imports its own interpreter's tracekit, not this checkout's
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from opentelemetry.metrics import NoOpMeterProvider  # noqa: E402
+from opentelemetry.sdk._logs.export import LogRecordExportResult, LogRecordExporter  # noqa: E402
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noqa: E402
 
 import tracekit  # noqa: E402
-from tracekit.content import ContentMode, ContentSettings, using_content_settings  # noqa: E402
+from tracekit.content import ContentMode, ContentSettings, get_content_settings, using_content_settings  # noqa: E402
 from tracekit.redaction import RedactionPolicy  # noqa: E402
 from tracekit.tracing import using_tracer_provider  # noqa: E402
 
@@ -59,6 +69,26 @@ class Drop(SpanProcessor):
 
     def on_end(self, span: Any) -> None:
         return None
+
+
+class DropSpans(SpanExporter):
+    """An exporter whose batches go nowhere (configure()'s pipeline up to the wire)."""
+
+    def export(self, spans: Any) -> Any:
+        return SpanExportResult.SUCCESS
+
+
+class DropLogs(LogRecordExporter):
+    """DropSpans for log records."""
+
+    def export(self, batch: Any) -> Any:
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
 
 
 def timed(fn: Callable[[], Any], n: int) -> float:
@@ -160,10 +190,38 @@ def configured_meter_provider(exemplars: bool | None = None) -> Any:
                          exemplar_filter=exemplar_filter(exemplars))
 
 
+def configured_tracer_provider() -> tuple[Any, Callable[[], None]]:
+    """The span pipeline `tracekit.configure()` builds for OTLP export with logs on (redaction first, the batch
+    span processor, start records through a logger provider with redaction and batching) with exporters that drop
+    what they are given; and a function that shuts it down."""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from tracekit.live import LiveSpanProcessor
+    from tracekit.redaction.sdk import RedactingLogRecordProcessor, RedactingSpanProcessor
+
+    policy = RedactionPolicy.default()
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(RedactingLogRecordProcessor(policy))
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(DropLogs()))
+    provider = TracerProvider()
+    provider.add_span_processor(RedactingSpanProcessor(policy))
+    provider.add_span_processor(BatchSpanProcessor(DropSpans()))
+    provider.add_span_processor(LiveSpanProcessor(logger_provider))
+
+    def shutdown() -> None:
+        provider.shutdown()
+        logger_provider.shutdown()
+
+    return provider, shutdown
+
+
 def model_call_scenario(provider: Any, meter_providers: list[Any]) -> tuple[Callable[[], Any],
                                                                             list[Callable[[], Any]], Callable[[], None]]:
     """`model.invoke(messages)` without `LangChainInstrumentor`, with it for each of `meter_providers` (None: the
-    global one), and a function that leaves it off.
+    global one; a (tracer provider, meter provider) pair: that tracer provider instead of `provider`), and a
+    function that leaves it off.
 
     The model answers at once with a fresh message, as a provider's model builds one from each response; the
     callback managers LangChain makes for the call are the same on both sides except for our handler."""
@@ -209,17 +267,131 @@ def model_call_scenario(provider: Any, meter_providers: list[Any]) -> tuple[Call
             off()
         return model.invoke(messages, config=config)
 
-    def instrumented_with(meter_provider: Any) -> Callable[[], Any]:
+    plain.model, plain.messages = model, messages  # type: ignore[attr-defined]  # for the floor's own handler
+
+    def instrumented_with(way: Any) -> Callable[[], Any]:
+        tracer_provider, meter_provider = way if isinstance(way, tuple) else (provider, way)
+
         def instrumented() -> Any:
-            if current != [meter_provider]:  # switching once per timed batch, outside the calls that count
+            if current != [way]:  # switching once per timed batch, outside the calls that count
                 off()
-                instrumentor.instrument(tracer_provider=provider, meter_provider=meter_provider)
-                current.append(meter_provider)
+                instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+                current.append(way)
             return model.invoke(messages, config=config)
 
         return instrumented
 
-    return plain, [instrumented_with(meter_provider) for meter_provider in meter_providers], off
+    return plain, [instrumented_with(way) for way in meter_providers], off
+
+
+def recorded_metrics(provider: Any, meter_provider: Any, reader: Any) -> list[tuple[str, str, Any, dict[str, Any]]]:
+    """The metric records one instrumented model call makes, read back from `reader` (of `meter_provider`):
+    (instrument kind, name, value, attributes) for each data point, whichever convention names are in force."""
+    plain, (instrumented,), off = model_call_scenario(provider, [meter_provider])
+    try:
+        instrumented()
+    finally:
+        off()
+    records = []
+    for resource_metrics in reader.get_metrics_data().resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = "counter" if type(metric.data).__name__ == "Sum" else "histogram"
+                for point in metric.data.data_points:
+                    value = point.sum if kind == "histogram" else point.value
+                    records.append((kind, metric.name, value, dict(point.attributes)))
+    return records
+
+
+def floor_scenario(provider: Any, content_on: bool, meter_provider: Any) -> Callable[[], Any]:
+    """`model.invoke(messages)` with the least any OpenTelemetry handler of this call pays: langchain-core's
+    dispatch to a handler, the span with the attributes the real handler produces (request attributes at start,
+    the rest at the end, made current), and the same metric records as the real handler with attribute dicts built
+    once. What the real handler adds on top of this is its own work: reading LangChain's objects."""
+    from langchain_core.callbacks import BaseCallbackHandler
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from tracekit.configuration import genai_metric_views
+
+    probe = TracerProvider()
+    memory = InMemorySpanExporter()
+    probe.add_span_processor(SimpleSpanProcessor(memory))
+    reader = InMemoryMetricReader()
+    records = recorded_metrics(probe, MeterProvider(metric_readers=[reader], views=genai_metric_views()), reader)
+    finished = memory.get_finished_spans()[0]
+    assert content_on == ("Lisbon" in str(finished.attributes.get("gen_ai.input.messages")))
+    response_keys = ("gen_ai.response.", "gen_ai.usage.", "gen_ai.input.messages", "gen_ai.output.messages")
+    at_start = {k: v for k, v in finished.attributes.items() if not k.startswith(response_keys)}
+    at_end = {k: v for k, v in finished.attributes.items() if k.startswith(response_keys)}
+    meter = meter_provider.get_meter("bench.floor")
+    instruments = {}
+    for kind, name, _value, _attributes in records:
+        if name not in instruments:
+            instruments[name] = (meter.create_counter(name) if kind == "counter" else meter.create_histogram(name))
+    calls = [(getattr(instruments[name], "add" if kind == "counter" else "record"), value, attributes)
+             for kind, name, value, attributes in records]
+    tracer = provider.get_tracer("bench.floor")
+
+    class FloorHandler(BaseCallbackHandler):  # type: ignore[misc]
+        run_inline = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.runs: dict[Any, Any] = {}
+
+        def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: Any, **kwargs: Any) -> None:
+            parent = otel_context.get_current()
+            span = tracer.start_span(finished.name, context=parent, kind=SpanKind.CLIENT, attributes=at_start)
+            self.runs[run_id] = (span, otel_context.attach(trace.set_span_in_context(span, parent)))
+
+        def on_llm_end(self, response: Any, *, run_id: Any, **kwargs: Any) -> None:
+            span, token = self.runs.pop(run_id)
+            span.set_attributes(at_end)
+            for record, value, attributes in calls:
+                record(value, attributes)
+            otel_context.detach(token)
+            span.end()
+
+    plain, _, _ = model_call_scenario(provider, [])
+    model, messages = plain.model, plain.messages  # type: ignore[attr-defined]
+    config = {"configurable": {"thread_id": "t-1"}, "callbacks": [FloorHandler()]}
+    return lambda: model.invoke(messages, config=config)
+
+
+def headline_sides(provider: Any) -> tuple[list[str], list[Callable[[], Any]], Callable[[], None]]:
+    """The headline's sides for the content settings in force: LangChain alone, instrumented three ways, and the
+    floor; and a function that leaves the instrumentation off."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    content_on = get_content_settings().enabled
+    # "no MeterProvider": a no-op one, not the global one `--metrics` sets.
+    pipeline, shutdown = configured_tracer_provider()
+    ways = {"no MeterProvider": NoOpMeterProvider(), "as configured": configured_meter_provider(),
+            "+ exemplars": configured_meter_provider(exemplars=True),
+            PIPELINE: (pipeline, configured_meter_provider())}
+    plain, instrumented, off = model_call_scenario(provider, list(ways.values()))
+    floor_call = floor_scenario(provider, content_on, configured_meter_provider())
+
+    def floor() -> Any:
+        off()  # as `plain` does: the instrumentation one of the other sides left on would add our handler too
+        return floor_call()
+
+    def done() -> None:
+        off()
+        shutdown()
+
+    return ["LangChain alone", *ways, FLOOR], [plain, *instrumented, floor], done
+
+
+FLOOR = "floor, configured"
+PIPELINE = "+ span pipeline"
 
 
 def chat_scenario(tracer: Any, provider: Any, content_on: bool) -> tuple[Callable[[], Any], Callable[[], Any]]:
@@ -266,20 +438,10 @@ def live_scenario(policy: RedactionPolicy) -> tuple[Callable[[], Any], Callable[
     """A span with three attributes on a provider without and with the LiveSpanProcessor (same other processors),
     and a function that shuts the live pipeline down."""
     from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExportResult, LogRecordExporter
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
     from tracekit.live import LiveSpanProcessor
     from tracekit.redaction.sdk import RedactingLogRecordProcessor
-
-    class DropLogs(LogRecordExporter):
-        def export(self, batch: Any) -> Any:
-            return LogRecordExportResult.SUCCESS
-
-        def shutdown(self) -> None:
-            return None
-
-        def force_flush(self, timeout_millis: int = 30_000) -> bool:
-            return True
 
     logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(RedactingLogRecordProcessor(policy))
@@ -348,14 +510,112 @@ def adversarial_text(size_bytes: int) -> str:
     return " ".join(rng.choice(words) for _ in range(size_bytes // 5))
 
 
+def headline(provider: Any, n: int, rounds: int, worker: Worker | None = None) -> tuple[list[str], list[float],
+                                                                                        list[float] | None]:
+    """The headline's sides (`headline_sides`), fastest of `rounds` rounds of `n` calls each; with `worker`, its
+    rounds of the same sides interleaved with ours. Returns the names and both sides' CPU seconds per call."""
+    names, sides, off = headline_sides(provider)
+    ours: list[list[float]] = [[] for _ in sides]
+    theirs: list[list[float]] = [[] for _ in sides]
+    try:
+        for side in sides:
+            timed(side, n // 10)
+        for _ in range(rounds):
+            if worker is not None:
+                for times, value in zip(theirs, worker.round()):
+                    times.append(value)
+            for side, times in zip(sides, ours):
+                times.append(timed(side, n))
+    finally:
+        off()
+    return names, [min(times) for times in ours], [min(times) for times in theirs] if worker is not None else None
+
+
+class Worker:
+    """This script's headline in another interpreter (`--against`), one round at a time on request, so that its
+    rounds interleave with ours: `PYTHON bench/overhead.py --worker` reads `round` lines and answers each with the
+    CPU seconds per call of its sides, as JSON."""
+
+    def __init__(self, python: str, quick: bool) -> None:
+        command = [python, __file__, "--worker"] + (["--quick"] if quick else [])
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = self.process.stdout.readline().split()  # type: ignore[union-attr]
+        if ready[:1] != ["READY"]:
+            self.process.kill()
+            raise SystemExit(f"the --against interpreter did not start the bench: {ready}")
+        self.tracekit_path = ready[1]
+
+    def round(self) -> list[float]:
+        self.process.stdin.write("round\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        return json.loads(self.process.stdout.readline())  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        self.process.stdin.close()  # type: ignore[union-attr]
+        self.process.wait(timeout=30)
+
+
+def run_one_side(name: str, calls: int) -> None:
+    """`--only`: `calls` calls of one content-off headline side, after a warm-up of the same side."""
+    provider = TracerProvider()
+    provider.add_span_processor(Drop())
+    with using_tracer_provider(provider), using_content_settings(ContentSettings()):
+        names, sides, off = headline_sides(provider)
+        if name not in names:
+            raise SystemExit(f"--only: no side named {name!r}; the sides are {', '.join(names)}")
+        side = sides[names.index(name)]
+        try:
+            for _ in range(200):
+                side()
+            for _ in range(calls):
+                side()
+        finally:
+            off()
+
+
+def serve_rounds(n: int) -> None:
+    """`--worker`: the content-off headline of this interpreter's tracekit, one round per `round` line on stdin."""
+    provider = TracerProvider()
+    provider.add_span_processor(Drop())
+    with using_tracer_provider(provider), using_content_settings(ContentSettings()):
+        names, sides, off = headline_sides(provider)
+        try:
+            for side in sides:
+                timed(side, n // 10)
+            print("READY", Path(tracekit.__file__).parent, flush=True)
+            for line in sys.stdin:
+                if line.strip() == "round":
+                    print(json.dumps([timed(side, n) for side in sides]), flush=True)
+        finally:
+            off()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (for a smoke run)")
     parser.add_argument("--metrics", action="store_true",
                         help="with a MeterProvider (an in-memory reader), so the GenAI metrics are recorded too; "
                              "OTEL_SEMCONV_STABILITY_OPT_IN picks which names")
+    parser.add_argument("--against", metavar="PYTHON",
+                        help="also measure the content-off headline with another interpreter whose tracekit is a "
+                             "baseline checkout (e.g. main's), its rounds interleaved with ours, and print the ratios")
+    parser.add_argument("--headline", action="store_true",
+                        help="only the LangChain chat model call figures (content off and on)")
+    parser.add_argument("--only", metavar="SIDE",
+                        help="run --calls calls of one content-off headline side ('LangChain alone', 'as configured', "
+                             "...) and nothing else, for an instruction counter: under valgrind --tool=callgrind, "
+                             "two runs' difference over their difference in --calls is the side's count per call")
+    parser.add_argument("--calls", type=int, default=1_000, help="with --only: how many calls")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # the --against side
     args = parser.parse_args()
     n, rounds = (2_000, 3) if args.quick else (4_000, 15)
+    if args.worker:
+        serve_rounds(n // 8)
+        return
+    if args.only:
+        run_one_side(args.only, args.calls)
+        return
+    worker = Worker(args.against, args.quick) if args.against else None
     from tracekit.tracing import latest_conventions
 
     print(f"metrics, where recorded: {'latest' if latest_conventions() else 'default'} convention names")
@@ -376,18 +636,26 @@ def main() -> None:
                                 ("content on + redaction", ContentSettings(ContentMode.SPAN_ONLY, policy))):
             with using_content_settings(settings):
                 print(f"{label}:")
-                # "no MeterProvider": a no-op one, not the global one `--metrics` sets.
-                ways = {"no MeterProvider": NoOpMeterProvider(), "as configured": configured_meter_provider(),
-                        "+ exemplars": configured_meter_provider(exemplars=True)}
-                plain, instrumented, off = model_call_scenario(provider, list(ways.values()))
-                try:
-                    b, *ours = fastest_rounds_of([plain, *instrumented], n // 8, rounds)
-                finally:
-                    off()
+                # --against: the baseline interpreter's rounds interleaved with ours (the target's mode only)
+                compared = worker if label == "content off" else None
+                names, ours, theirs = headline(provider, n // 8, rounds, compared)
+                b = ours[0]
                 print(f"  LangChain chat model call: LangChain alone {b * 1e6:7.1f} us; instrumented:")
-                for how, o in zip(ways, ours):
+                for how, o in zip(names[1:], ours[1:]):
                     added[f"{label}, {how}"] = o - b
                     print(f"    {how:<18} {o * 1e6:7.1f} us   added {(o - b) * 1e6:+7.1f} us per call")
+                print(f"    tracekit's own work (as configured minus the floor): "
+                      f"{(added[f'{label}, as configured'] - added[f'{label}, {FLOOR}']) * 1e6:+.1f} us per call")
+                if theirs is not None:
+                    print(f"  against {args.against} (tracekit from {worker.tracekit_path}), its rounds interleaved:")
+                    print(f"    LangChain alone    this run {b * 1e6:7.1f} us   baseline {theirs[0] * 1e6:7.1f} us")
+                    for how, o, t in zip(names[1:], ours[1:], theirs[1:]):
+                        ratio = (o - b) / (t - theirs[0])
+                        added[f"baseline {how}"] = t - theirs[0]
+                        print(f"    {how:<18} added {(o - b) * 1e6:+7.1f} us   baseline {(t - theirs[0]) * 1e6:+7.1f} us"
+                              f"   ratio {ratio:.2f}x")
+                if args.headline:
+                    continue
                 print("  against a bare span with the same attributes:")
                 for name, (bare, ours) in (("tool (decorator)", tool_scenario(tracer)),
                                            ("agent (context manager)", agent_scenario(tracer)),
@@ -395,6 +663,15 @@ def main() -> None:
                                             chat_scenario(tracer, provider, settings.enabled))):
                     compare(name, bare, ours, n if not name.startswith("chat") else n // 4, rounds)
 
+    if worker is not None:
+        worker.close()
+    if not args.headline:
+        secondary(n, rounds, policy, args.quick)
+    summary(added, worker is not None)
+
+
+def secondary(n: int, rounds: int, policy: RedactionPolicy, quick: bool) -> None:
+    """Start records and redaction throughput."""
     print("agents in flight (a start record per span start):")
     for label, live_policy in (("default redaction", policy), ("redaction disabled", RedactionPolicy.disabled())):
         bare, live, stop = live_scenario(live_policy)
@@ -411,12 +688,19 @@ def main() -> None:
                         ("the same with non-ASCII, 1 MB",
                          realistic_messages(1_000_000).replace("Kyoto", "Kyōto").replace("EUR", "€")),
                         ("digit-dense adversarial text, 1 MB", adversarial_text(1_000_000))):
-        wall, cpu = redaction_throughput(policy, text, 0.5 if args.quick else 2.0)
+        wall, cpu = redaction_throughput(policy, text, 0.5 if quick else 2.0)
         print(f"  {label:<36} {wall:7.1f} MB/s wall clock   {cpu:7.1f} MB/s per CPU second")
+
+
+def summary(added: dict[str, float], against: bool) -> None:
+    """The line the target is read from, and the load."""
     print(f"added to a LangChain chat model call, content off (target <= +150 us): "
           f"{added['content off, as configured'] * 1e6:+.1f} us as tracekit.configure() sets it up (metrics on), "
           f"{added['content off, no MeterProvider'] * 1e6:+.1f} us without a MeterProvider, "
-          f"{added['content off, + exemplars'] * 1e6:+.1f} us configured with exemplars=True")
+          f"{added['content off, + exemplars'] * 1e6:+.1f} us configured with exemplars=True; "
+          f"{added[f'content off, {PIPELINE}'] * 1e6:+.1f} us with configure()'s span pipeline too; "
+          f"the floor (dispatch, span, metric records) {added[f'content off, {FLOOR}'] * 1e6:+.1f} us"
+          + (f"; baseline as configured {added['baseline as configured'] * 1e6:+.1f} us" if against else ""))
     if hasattr(os, "getloadavg"):
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 

@@ -519,7 +519,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             _int_or_none(output_tokens), cache_read=found.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
             cache_write=found.get(semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
             reasoning=found.get(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
-            time_to_first_chunk=run.first_token - run.started if run.first_token is not None else None)
+            time_to_first_chunk=run.first_token - run.started if run.first_token is not None else None,
+            context=run.parent_context)
         self._close(run)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -535,7 +536,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
                 span.set_attributes(found)
                 add_masked_count(span, run.attributes, masked)
             self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started, None, None,
-                                             error_type_of(error))
+                                             error_type_of(error), context=run.parent_context)
         self._finish(run_id, error)
 
     # -- tools -----------------------------------------------------------------------------------------------------------

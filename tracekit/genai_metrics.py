@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from opentelemetry import metrics
+from opentelemetry.context import Context
 from opentelemetry.metrics import NoOpHistogram
 
 from tracekit import semconv
@@ -121,33 +122,36 @@ class GenAIMetrics:
         cache_write: int | None = None,
         reasoning: int | None = None,
         time_to_first_chunk: float | None = None,
+        context: Context | None = None,
     ) -> None:
-        """The duration, token and (streamed) time-to-first-chunk metrics of one model call."""
+        """The duration, token and (streamed) time-to-first-chunk metrics of one model call. `context`: the one
+        holding the call's span, where the caller has it (exemplars then link to that span whichever context the
+        call ends in, and the SDK does not look the current one up for every record); else the current one."""
         if self.records_nowhere():
             return
         sets = self._inference_sets(span_attributes, error_type)
-        self.duration.record(duration_s, sets.with_error)
+        self.duration.record(duration_s, sets.with_error, context)
         if time_to_first_chunk is not None:
-            self.time_to_first_chunk.record(time_to_first_chunk, sets.plain)
+            self.time_to_first_chunk.record(time_to_first_chunk, sets.plain, context)
         if not self.latest:
             if input_tokens is not None:
-                self.token_usage.record(input_tokens, sets.input_tokens)
+                self.token_usage.record(input_tokens, sets.input_tokens, context)
             if output_tokens is not None:
-                self.token_usage.record(output_tokens, sets.output_tokens)
+                self.token_usage.record(output_tokens, sets.output_tokens, context)
             return
         # Input and output counters for every call, failed ones included, 0 where the provider reported nothing
         # (token-metrics.yaml); none of the providers here splits usage by modality, hence `unknown`. The cache and
         # reasoning subsets only when there are some: adding 0 to a counter changes no sum and costs a record.
         usage = self.usage
-        usage[semconv.METRIC_INFERENCE_USAGE_INPUT_TOKENS].add(int(input_tokens or 0), sets.by_modality)
-        usage[semconv.METRIC_INFERENCE_USAGE_OUTPUT_TOKENS].add(int(output_tokens or 0), sets.by_modality)
+        usage[semconv.METRIC_INFERENCE_USAGE_INPUT_TOKENS].add(int(input_tokens or 0), sets.by_modality, context)
+        usage[semconv.METRIC_INFERENCE_USAGE_OUTPUT_TOKENS].add(int(output_tokens or 0), sets.by_modality, context)
         for name, value in ((semconv.METRIC_INFERENCE_USAGE_CACHE_READ_TOKENS, cache_read),
                             (semconv.METRIC_INFERENCE_USAGE_CACHE_WRITE_TOKENS, cache_write),
                             (semconv.METRIC_INFERENCE_USAGE_REASONING_TOKENS, reasoning)):
             if value:
-                usage[name].add(int(value), sets.by_modality)
-        self.operation_input_tokens.record(int(input_tokens or 0), sets.with_error)
-        self.operation_output_tokens.record(int(output_tokens or 0), sets.with_error)
+                usage[name].add(int(value), sets.by_modality, context)
+        self.operation_input_tokens.record(int(input_tokens or 0), sets.with_error, context)
+        self.operation_output_tokens.record(int(output_tokens or 0), sets.with_error, context)
 
     def _inference_sets(self, span_attributes: Mapping[str, Any], error_type: str | None) -> _InferenceSets:
         """The attribute sets of one (operation, provider, models, server, error type), built on first use: an

@@ -39,9 +39,13 @@ def _spans(count: int, seed: int) -> list[dict]:
                             0])
         attributes: dict = {"gen_ai.tool.name": "search"}
         if rng.random() < 0.1:
-            attributes["gen_ai.usage.cache_read.input_tokens"] = rng.choice([40, 90_000, "55", -3])
+            attributes[rng.choice(cost.CACHE_READ_KEYS)] = rng.choice([40, 90_000, "55", -3])
         if rng.random() < 0.05:
-            attributes["gen_ai.usage.reasoning.output_tokens"] = rng.randrange(0, 500)
+            attributes[rng.choice(cost.CACHE_WRITE_KEYS)] = rng.choice([70, 12_000])
+        if rng.random() < 0.05:
+            attributes[rng.choice(cost.REASONING_KEYS)] = rng.randrange(0, 500)
+        if rng.random() < 0.05:  # the pre-scan's literals in message text: parsed, found to hold no counts
+            attributes["gen_ai.input.messages"] = '[{"content": "see docs.reasoning and x.cache_hits"}]'
         rows.append({"operation_name": rng.choice(["chat", "embeddings", "text_completion", "invoke_agent", None, ""]),
                      "provider_name": rng.choice(providers), "response_model": rng.choice(models),
                      "request_model": rng.choice(models), "start_time_ns": max(start, 0),

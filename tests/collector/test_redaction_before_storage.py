@@ -29,6 +29,8 @@ def _send_planted(collector) -> None:
     with tracer.start_as_current_span("chat gpt-4o", attributes={
         "gen_ai.input.messages": messages, "gen_ai.conversation.id": EMAIL, "db.password": "hunter2-hunter2",
         "http.request.header.authorization": f"Bearer {JWT}", "gen_ai.usage.input_tokens": 12,
+        # JSON text in a string: its fields' quotes are escaped in the stored attribute map
+        "gen_ai.tool.call.arguments": json.dumps({"password": "hunter3-hunter3", "cc": EMAIL}),
     }) as span:
         span.add_event("gen_ai.user.message", {"content": f"write to {EMAIL}"})
         logger_provider = LoggerProvider()
@@ -51,7 +53,7 @@ def _everything_stored(collector) -> str:
 def test_the_default_policy_masks_before_storage(collector):
     _send_planted(collector)
     stored = _everything_stored(collector)
-    for secret in (API_KEY, JWT, EMAIL, "hunter2-hunter2"):
+    for secret in (API_KEY, JWT, EMAIL, "hunter2-hunter2", "hunter3-hunter3"):
         assert secret not in stored
     span = collector.reader().sql("SELECT * FROM spans").to_pylist()[0]
     attributes = json.loads(span["attributes"])

@@ -126,3 +126,24 @@ def test_every_pair_of_neighbouring_rows_is_screened_as_each_row_alone():
             assert alone <= flagged, (first, second)
             if first.startswith("{") and second.startswith("{"):
                 assert flagged == alone, (first, second)
+
+
+def test_each_rule_that_changes_a_value_is_named_by_the_set_over_its_json_text():
+    """The per-row RE2 set decides which rules run on a flagged row (and whether it can be masked in its text): for
+    every planted value, also held as JSON text in a string (a tool call's arguments, where quotes read \\"), each
+    rule that changes the value must be named by the set searched over the attribute map's JSON text."""
+    policy = RedactionPolicy.default()
+    screen, owners = policy.text_screen(), policy.screen_owners()
+    aws_secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    values = PLANTED + ['{"password": "hunter2"}', json.dumps({"aws_secret_access_key": aws_secret}),
+                        f"AWS_SECRET_ACCESS_KEY='{aws_secret}'"]
+    checked = 0
+    for value in values:
+        for held in (value, json.dumps({"arguments": value}), json.dumps([{"content": value}], ensure_ascii=False)):
+            changing = {index for index, rule in enumerate(policy.rules) if rule.apply(held)[1]}
+            row = json.dumps({"k": held}, ensure_ascii=False)
+            named = {owners[match] for match in screen.Match(row.encode()) or ()}
+            assert changing <= named, (held, changing, named)
+            assert not changing or flag_rows(policy, [row]) == [0], row  # and the column screen flags the row
+            checked += len(changing)
+    assert checked > 50  # the rules do change these values (the test's own premise)

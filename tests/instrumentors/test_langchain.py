@@ -440,3 +440,35 @@ def test_request_parameters_and_a_text_completion_run(instrumented, content_off)
     assert json.loads(completion.attributes["gen_ai.output.messages"]) == [
         {"role": "assistant", "parts": [{"type": "text"}], "finish_reason": "stop"}]
     assert "a prompt" not in instrumented.everything_exported()
+
+
+def test_metric_exemplars_link_to_the_chat_span_when_the_call_ends_in_another_thread(telemetry, content_off) -> None:
+    """The metrics are recorded in the context holding the call's span, not whatever is current when LangChain
+    reports the end: a run that starts in one thread and ends in another still links its exemplars to its span."""
+    import uuid
+
+    from langchain_core.outputs import ChatGeneration, LLMResult
+    from opentelemetry.sdk.metrics import MeterProvider, TraceBasedExemplarFilter
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from tracekit.configuration import genai_metric_views
+
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader], views=genai_metric_views(),
+                                   exemplar_filter=TraceBasedExemplarFilter())
+    handler = TracekitCallbackHandler(telemetry.tracer_provider, meter_provider)
+    run_id = uuid.uuid4()
+    answer = AIMessage("ok", usage_metadata={"input_tokens": 5, "output_tokens": 2, "total_tokens": 7})
+    for callback in (lambda: handler.on_chat_model_start({}, [[HumanMessage("hi")]], run_id=run_id,
+                                                         invocation_params={"model": "gpt-4o"}),
+                     lambda: handler.on_llm_end(LLMResult(generations=[[ChatGeneration(message=answer)]]),
+                                                run_id=run_id)):
+        thread = threading.Thread(target=callback)  # a new thread starts with an empty context: no span current
+        thread.start()
+        thread.join()
+    chat = telemetry.span("chat gpt-4o")
+    points = [point for resource_metrics in reader.get_metrics_data().resource_metrics
+              for scope_metrics in resource_metrics.scope_metrics for metric in scope_metrics.metrics
+              for point in metric.data.data_points]
+    assert len(points) == 3  # the duration, and the input and output token usage
+    assert {exemplar.span_id for point in points for exemplar in point.exemplars} == {chat.context.span_id}

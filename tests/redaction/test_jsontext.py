@@ -19,6 +19,9 @@ _WORDS = ("flight", "night", "hotel", "Lisbon", "task-force", "desk-side", "weig
           "fare 1240 USD", "gate B12", "é", "日本", "naïve", "C:\\new\\table", "50%")
 
 
+_AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
 def _secret(rng: random.Random) -> str:
     alnum = string.ascii_letters + string.digits
     pick = rng.randrange(11)
@@ -73,7 +76,7 @@ def _row(rng: random.Random) -> dict:
         "gen_ai.usage.input_tokens": rng.randrange(10, 5000),
         "score": round(rng.random(), 3),
     }
-    extra = rng.randrange(8)
+    extra = rng.randrange(10)
     if extra == 0:
         row[_text(rng, True)] = "a key holding a secret"
     elif extra == 1:
@@ -87,6 +90,11 @@ def _row(rng: random.Random) -> dict:
         row["bob@example.com"] = 2
     elif extra == 5:
         row["plain"] = _text(rng, True)
+    elif extra == 6:  # JSON text held in a string: its fields' quotes are escaped in the row
+        row["gen_ai.tool.call.arguments"] = json.dumps({rng.choice(["password", "api_key", "to"]): _text(rng, True),
+                                                        "cc": _text(rng, rng.random() < 0.5)})
+    elif extra == 7:
+        row["gen_ai.tool.call.arguments"] = json.dumps({"aws_secret_access_key": _AWS_SECRET, "note": _text(rng, True)})
     return row
 
 
@@ -135,3 +143,16 @@ def test_other_policies_fall_back_to_the_reference() -> None:
                                            "keys": ["*.internal"], "allow_keys": ["safe.*"]})
     for row in _rows(200, seed=3):
         assert _redact_json(custom, row) == redact_json_parsed(custom, row)
+
+
+def test_secret_fields_of_json_text_held_in_a_string_are_masked() -> None:
+    """A tool call's arguments are JSON text in a string: in the row their quotes read \\", which the secret-field
+    and AWS secret rules' screens must still see, else the row would be masked in its text without those rules."""
+    policy = RedactionPolicy.default()
+    for arguments in ({"password": "hunter2"}, {"api_key": "hunter2", "to": "ann@example.com"},
+                      {"db": {"client_secret": "hunter2"}}, {"aws_secret_access_key": _AWS_SECRET},
+                      [{"content": "mail ann@example.com", "args": {"password": "hunter2"}}]):
+        row = orjson.dumps({"gen_ai.tool.call.arguments": json.dumps(arguments), "n": 1}).decode()
+        masked, count = _redact_json(policy, row)
+        assert (masked, count) == redact_json_parsed(policy, row)
+        assert "hunter2" not in masked and _AWS_SECRET not in masked and "ann@" not in masked, masked

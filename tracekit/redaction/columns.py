@@ -134,7 +134,7 @@ class TableRedactor:
             return table
         table = _replace_rows(table, column_name, changes)
         if name == "spans" and column_name == "attributes":
-            table = _refresh_typed_columns(table, changes)
+            table = _refresh_typed_columns(self.policy, table, changes)
         return table
 
     def _masker(self, table_name: str, column_name: str, kind: Any) -> Callable[[str], tuple[Any, int]]:
@@ -213,7 +213,9 @@ def _replace_rows(table: pa.Table, name: str, changes: dict[int, Any]) -> pa.Tab
     by Arrow, never turned into Python objects: a column of message JSON is megabytes)."""
     position = table.schema.get_field_index(name)
     field = table.schema.field(name)
-    column = table.column(name).combine_chunks()
+    chunked = table.column(name)
+    # (combine_chunks copies even a column of one chunk, as a decoded batch's are)
+    column = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
     rows = sorted(changes)
     values = pa.array([changes[row] for row in rows], field.type)
     # The unchanged stretches and the new values, joined with one copy of each buffer (about half the time of
@@ -227,13 +229,15 @@ def _replace_rows(table: pa.Table, name: str, changes: dict[int, Any]) -> pa.Tab
     return table.set_column(position, field, pa.concat_arrays(pieces))
 
 
-def _refresh_typed_columns(table: pa.Table, changes: dict[int, str]) -> pa.Table:
+def _refresh_typed_columns(policy: RedactionPolicy, table: pa.Table, changes: dict[int, str]) -> pa.Table:
     """Typed columns copy attribute values: where a row's attributes were masked, its copies are taken again from
     the masked attributes (a column that was empty for the row stays empty)."""
     present = [(name, keys) for name, keys in TYPED_COPIES.items() if name in table.column_names]
     if not present:
         return table
     rows = sorted(changes)
+    if _copies_unchanged(policy, table, rows, [name for name, keys in present]):
+        return table
     parsed = [orjson.loads(changes[row]) for row in rows]
     for name, keys in present:
         copies: list[tuple[int, Any]] = []
@@ -256,3 +260,20 @@ def _refresh_typed_columns(table: pa.Table, changes: dict[int, str]) -> pa.Table
         if updates:
             table = _replace_rows(table, name, updates)
     return table
+
+
+def _copies_unchanged(policy: RedactionPolicy, table: pa.Table, rows: list[int], names: list[str]) -> bool:
+    """Whether masking the attributes of `rows` provably left every typed copy in `names` as it is, without parsing
+    the masked attributes (a row of message JSON is kilobytes).
+
+    A copy is the value of the first of its keys that is set, and masking never unsets a value; so when every such
+    key is one the policy neither masks whole nor names in a rule, the masked copy is the copy masked as the value it
+    copies. That changes nothing when the screen (a superset of the policy over text and JSON text alike) flags no
+    copy. Integer copies never change: masking leaves numbers alone."""
+    names = [name for name in names if name not in semconv.TYPED_INTEGER_COLUMNS]
+    if any(policy._key_decision(key) != _PLAIN_KEY for name in names for key in TYPED_COPIES[name]):
+        return False
+    copies = table.select(names).take(pa.array(rows, pa.int64()))
+    # A few hundred short values: screened as one list of quoted texts (one RE2 call), cheaper than Arrow's kernels.
+    quoted = [f'"{value}"' for column in copies.columns for value in column.to_pylist() if value is not None]
+    return not flag_rows(policy, quoted)

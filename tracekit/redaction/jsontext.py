@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from tracekit.redaction.policy import RedactionPolicy, compile_screen
+from tracekit.redaction.policy import RedactionPolicy
 from tracekit.redaction.rules import EmailRule, PatternRule
 
 class JsonTextMasker:
@@ -39,43 +39,34 @@ class JsonTextMasker:
 
     def __init__(self, policy: RedactionPolicy) -> None:
         self.policy = policy
-        self._rules: dict[int, tuple[PatternRule, re.Pattern[str], re.Pattern[bytes]]] = {}
-        self._scan: Any = None
+        self._rules: dict[int, tuple[PatternRule, re.Pattern[str]]] = {}
+        self._screen: Any = None
         screens = policy.rule_screens()
         if screens is None or policy.json_paths:
             return
         for index, rule in enumerate(policy.rules):
             if isinstance(rule, PatternRule) and rule.json_chars and not rule.fold and rule.group == 0:
-                where = rule.locator.pattern if rule.locator is not None else "|".join(map(re.escape, rule.triggers))
-                self._rules[index] = (rule, re.compile("[" + re.escape(rule.json_chars) + "]*"),
-                                      re.compile(where.encode()))
-        # Two RE2 searches: the screens of the other rules (a hit there: the text is parsed instead), and, one hit
-        # at a time, where a text-safe rule's trigger is. (Kept apart: a screen that can span any length, such as
-        # the private key's, would make each trigger hit search back to the start of the text for its start.)
-        others = "|".join(f"(?:{pattern})" for index, pattern in screens if index not in self._rules)
-        triggers = "|".join(f"(?:{rule[2].pattern.decode()})" for rule in self._rules.values())
-        if not triggers:
-            return
-        self._others = compile_screen(others) if others else None
-        self._scan = compile_screen(triggers)
+                self._rules[index] = (rule, re.compile("[" + re.escape(rule.json_chars) + "]*"))
+        if self._rules:
+            # The policy's RE2 set of every rule's screen, run over the text once, says which rules can match it: a
+            # rule outside `_rules` sends the text to the parsed path, and only the rules found run on the text (a
+            # rule whose screen misses cannot match). One search for the other rules' screens plus one per trigger
+            # hit took about three times as long on message JSON.
+            self._screen = policy.text_screen()
+            self._owners = policy.screen_owners()
         self._plain: set[str] = set()  # keys the policy leaves alone (decisions are per key and never change)
 
     def mask(self, text: str, data: bytes) -> tuple[str, int] | None:
         """`text` (JSON; `data` its UTF-8 form) masked as the policy would mask its decoded values, and how many
         values were masked; None when the text form cannot be shown exact here (the caller parses instead)."""
-        if self._scan is None or (self._others is not None and self._others.search(data) is not None):
+        if self._screen is None:
             return None
-        found: set[int] = set()
-        position = 0
-        while (hit := self._scan.search(data, position)) is not None:
-            trigger = data[hit.start():hit.end()]
-            found.update(index for index, (_, _, where) in self._rules.items() if where.match(trigger))
-            position = hit.start() + 1
-        if not self._plain_keys(orjson.loads(data)):
+        found = {self._owners[screen] for screen in self._screen.Match(data) or ()}
+        if not found.issubset(self._rules) or not self._plain_keys(orjson.loads(data)):
             return None
         total = 0
         for index in sorted(found):
-            rule, run, _ = self._rules[index]
+            rule, run = self._rules[index]
             if not _faithful(rule, run, text):
                 return None
             text, count = rule.apply(text)

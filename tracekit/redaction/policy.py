@@ -413,6 +413,11 @@ class RedactionPolicy:
                 self._text_screen = compile_set([pattern for _, pattern in parts])
         return self._text_screen or None
 
+    def screen_owners(self) -> list[int]:
+        """The index of the rule each screen of `text_screen()`'s set belongs to, in the set's order."""
+        self.text_screen()
+        return getattr(self, "_screen_owners", [])
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_text_screen"] = None  # compiled RE2 objects do not pickle (worker processes build their own)

@@ -143,14 +143,19 @@ def rule_screen(regex: "re.Pattern[str]", *, json_text: bool = False, unicode: b
 _JSON_SPACE = r'(?:\s|\\[bfnrt]|\\u00[0-9a-fA-F]{2})'
 _JSON_START = '(?:^|")'
 _JSON_END = '(?:$|")'
+# A quote inside a JSON string is written \" (a field of JSON text held in a string, such as a tool call's
+# arguments), and \\\" one level deeper: a pattern's quote matches after any run of backslashes.
+_JSON_QUOTE = r'\\*"'
 
 
 def json_text_form(pattern: str) -> str | None:
     r"""An RE2 `pattern` written for a string value, widened to match where the value appears inside JSON text:
-    \s also matches JSON's escapes, ^ and $ (and \A, \Z) also match next to a quote. None when a character class
-    holds \s (a value's whitespace is two characters in JSON; no class can stand for that)."""
+    \s also matches JSON's escapes, ^ and $ (and \A, \Z) also match next to a quote, a quote (or a class that
+    takes one) also matches escaped, as in JSON text held in a string. None when a character class holds \s (a
+    value's whitespace is two characters in JSON; no class can stand for that)."""
     out: list[str] = []
     index, in_class = 0, False
+    class_start, negated, quoted = 0, False, False
     while index < len(pattern):
         char = pattern[index]
         if char == "\\" and index + 1 < len(pattern):
@@ -166,17 +171,26 @@ def json_text_form(pattern: str) -> str | None:
                 out.append(_JSON_START)
             elif pair in ("\\Z", "\\z") and not in_class:  # Python's end of text is \Z, RE2's \z
                 out.append(_JSON_END)
+            elif pair == '\\"' and not in_class:
+                out.append(_JSON_QUOTE)
             else:
+                quoted = quoted or pair == '\\"'
                 out.append(pair)
             index += 2
             continue
         if in_class:
             if char == "]" and not out[-1].endswith("[") and not "".join(out).endswith("[^"):
                 in_class = False
+            quoted = quoted or char == '"'
             out.append(char)
+            if not in_class and quoted and not negated:  # [\"'] becomes (?:\\*[\"'])
+                out[class_start:] = ["(?:\\\\*" + "".join(out[class_start:]) + ")"]
         elif char == "[":
-            in_class = True
+            in_class, class_start, quoted = True, len(out), False
+            negated = pattern.startswith("^", index + 1)
             out.append(char)
+        elif char == '"':
+            out.append(_JSON_QUOTE)
         elif char == "^":
             out.append(_JSON_START)
         elif char == "$":
