@@ -17,7 +17,10 @@
 5. Samples the collector's RSS throughout, and measures in this process the decode-only ceiling (protobuf parse of the
    same bytes) and the normalize ceiling (parse + Arrow columns), printed as ratios to the durable rate, and the
    time by stage for the same requests (decode, the redaction processor with the default policy, store insert,
-   checkpoint), each in microseconds a span and MB/s.
+   checkpoint), each in microseconds a span and MB/s; the insert and checkpoint for all the requests in one commit
+   group (as under load: larger than a row group, so written into the file at commit) and, as `_small`, for one
+   commit group per request (a lighter load: through the WAL, then the checkpoint). The store's commit groups
+   during the load are printed too: how many, and the share of spans in groups of a row group or more.
 """
 
 from __future__ import annotations
@@ -336,11 +339,17 @@ def start_collector(db: Path, decode_workers: int, checkpoint_rows: int | None =
     raise SystemExit("collector did not start")
 
 
-def count_spans(state: dict) -> int:
+def count_spans(state: dict) -> tuple[int, int, float]:
+    """Spans stored, commit groups, and the share of the spans whose commit group filled at least one row group of
+    the store (written into the file at commit rather than through the WAL; tracekit/store/database.py)."""
+    from tracekit.store import database
     from tracekit.store.reader import RemoteReader
 
+    row_group = getattr(database, "ROW_GROUP_ROWS", 122_880)  # a checkout from before small row groups
     reader = RemoteReader(state["read_api"], state["token"], "bench")
-    return int(reader.sql("SELECT count(*) AS n FROM spans").column("n")[0].as_py())
+    row = reader.sql(f"SELECT sum(n) AS n, count(*) AS groups, sum(n) FILTER (WHERE n >= {row_group}) AS whole "
+                     "FROM (SELECT count(*) AS n FROM spans GROUP BY ingest_seq)").to_pylist()[0]
+    return int(row["n"] or 0), int(row["groups"] or 0), (row["whole"] or 0) / max(row["n"] or 0, 1)
 
 
 def ceilings(payloads: list[bytes]) -> tuple[float, float, float | None]:
@@ -370,8 +379,8 @@ def stages(payloads: list[bytes], attributes_compression: str | None = None) -> 
     """Microseconds a span for each stage the collector runs on these requests, in this process: decode (parse +
     Arrow columns), the redaction processor with the default policy and cost in CPU time of this thread (steadier
     than wall time on a shared machine), the store insert and the checkpoint in CPU time of the whole process (DuckDB
-    works on its own threads too), on a store opened as the collector opens it; and the store's bytes a span after
-    the checkpoint. `attributes_compression`: store spans.attributes with that DuckDB compression (an experiment)."""
+    works on its own threads too), on a store opened as the collector opens it, for one commit group of all the
+    requests and (`_small`) one commit group per request; and the store's bytes a span after the checkpoint. `attributes_compression`: store spans.attributes with that DuckDB compression (an experiment)."""
     from tracekit.collector.exporters.store_writer import next_sequence, write_batches
     from tracekit.collector.processors.cost import CostProcessor
     from tracekit.collector.processors.decode import decode_payload
@@ -380,7 +389,8 @@ def stages(payloads: list[bytes], attributes_compression: str | None = None) -> 
     from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store
 
     spans = len(payloads) * SPANS_PER_REQUEST
-    timings: dict[str, list[float]] = {"decode": [], "redaction": [], "cost": [], "insert": [], "checkpoint": []}
+    timings: dict[str, list[float]] = {"decode": [], "redaction": [], "cost": [], "insert": [], "checkpoint": [],
+                                       "insert_small": [], "checkpoint_small": []}
     sizes = []
     redactor, pricer = BatchRedactor(RedactionPolicy.default()), CostProcessor()
     # Outside the timing: compiling the screen, loading prices (and pandas, which pyarrow loads on first use).
@@ -394,21 +404,25 @@ def stages(payloads: list[bytes], attributes_compression: str | None = None) -> 
             for batch in batches:
                 processor.process("traces", batch)
             timings[stage].append(time.thread_time() - started)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "stages.duckdb"
-            con = open_store(path, checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
-            if attributes_compression:
-                _compress_attributes(con, attributes_compression)
-            started = time.process_time()
-            con.execute("BEGIN TRANSACTION")
-            write_batches(con, batches, next_sequence(con), set())
-            con.execute("COMMIT")
-            timings["insert"].append(time.process_time() - started)
-            started = time.process_time()
-            con.execute("CHECKPOINT")
-            timings["checkpoint"].append(time.process_time() - started)
-            con.close()
-            sizes.append(path.stat().st_size / spans)
+        # One commit group of all the requests (as under load), then one commit group per request (a light load).
+        for suffix, groups in (("", [batches]), ("_small", [[batch] for batch in batches])):
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "stages.duckdb"
+                con = open_store(path, checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
+                if attributes_compression:
+                    _compress_attributes(con, attributes_compression)
+                started = time.process_time()
+                for group in groups:
+                    con.execute("BEGIN TRANSACTION")
+                    write_batches(con, group, next_sequence(con), set())
+                    con.execute("COMMIT")
+                timings["insert" + suffix].append(time.process_time() - started)
+                started = time.process_time()
+                con.execute("CHECKPOINT")
+                timings["checkpoint" + suffix].append(time.process_time() - started)
+                con.close()
+                if not suffix:
+                    sizes.append(path.stat().st_size / spans)
     figures = {stage: 1e6 * statistics.median(values) / spans for stage, values in timings.items()}
     return {**figures, "store_bytes": statistics.median(sizes)}
 
@@ -464,7 +478,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         collector_cpu = _cpu_seconds(collector_proc) - cpu_before
         threads_after = thread_cpu(collector_proc)
         load.join()
-        stored = count_spans(state)
+        stored, groups, whole_share = count_spans(state)
         names = thread_names(state)  # after the load: the decode thread starts with the first request
         stop.set()
         collector.terminate()
@@ -476,6 +490,8 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     print(f"acknowledged spans      {acknowledged:>12,}   (refused requests, retried: {refused})")
     print(f"stored spans            {stored:>12,}   (must be >= acknowledged: {stored >= acknowledged})")
     print(f"durable spans/s         {durable_rate:>12,.0f}   ({durable_rate * size / 1e6:,.1f} MB/s of OTLP)")
+    print(f"commit groups           {groups:>12,}   ({stored / max(groups, 1):,.0f} spans each on average; "
+          f"{100 * whole_share:.0f} % of the spans in groups of a row group or more)")
     print(f"peak collector RSS      {peak_rss / 2**20:>12,.0f} MiB")
     # CPU per span is steadier than wall-clock rates when other work shares the cores.
     collector_us, load_us = 1e6 * collector_cpu / stored, 1e6 * load_cpu / max(acknowledged, 1)
@@ -493,8 +509,9 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
               f"{compiled_rate / normalize_rate:.1f}x the Python path)")
     by_stage = stages(payloads, args.attributes_compression)
     store_bytes = by_stage.pop("store_bytes")
-    print("time by stage (decode, redaction, cost: CPU of one thread; insert and checkpoint: CPU of the process; "
-          "median of 3):")
+    print(f"time by stage (decode, redaction, cost: CPU of one thread; insert and checkpoint: CPU of the process, "
+          f"for one commit group of {args.requests * SPANS_PER_REQUEST:,} spans, and _small for commit groups of "
+          f"{SPANS_PER_REQUEST}; median of 3):")
     for stage, micros in by_stage.items():
         print(f"  {stage:<12} {micros:>8.2f} us/span   {size / micros:>8,.0f} MB/s")
     print(f"  store file   {store_bytes:>8,.0f} bytes/span after the checkpoint"

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tracekit import dashboards  # noqa: E402
 from tracekit.query import views  # noqa: E402
 from tracekit.query.kql import _compiled_cache, compile_kql, run_kql  # noqa: E402
+from tracekit.store import database  # noqa: E402
 from tracekit.store.database import open_store  # noqa: E402
 from tracekit.store.reader import LocalReader  # noqa: E402
 
@@ -229,7 +230,12 @@ def main() -> int:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="flat", help="runs of the generated store")
     parser.add_argument("--db", type=Path, default=None, help="store file to (re)use; default: a temporary file")
     parser.add_argument("--keep", action="store_true", help="keep the generated store")
+    parser.add_argument("--row-group-rows", type=int, default=None,
+                        help="generate the store with DuckDB row groups of this many rows (a multiple of 2048; "
+                             "default: the collector's, tracekit.store.database.ROW_GROUP_ROWS)")
     args = parser.parse_args()
+    if args.row_group_rows:
+        database.ROW_GROUP_ROWS = args.row_group_rows
     console = Console()
 
     directory = Path(tempfile.mkdtemp(prefix="tracekit-bench-"))

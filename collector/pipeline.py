@@ -88,6 +88,8 @@ class IngestPipeline:
         self.received = {"traces": 0, "logs": 0, "metrics": 0}
         self.rejected = {"traces": 0, "logs": 0, "metrics": 0}
         self.masked = 0
+        self._decoding = 0  # requests admitted and not yet handed to the store writer
+        exporter.incoming = lambda: self._decoding
 
     @property
     def admission(self) -> Admission:
@@ -105,6 +107,8 @@ class IngestPipeline:
             size = reserved
         elif not self._admission.try_acquire(size):
             raise Overloaded(self._admission.retry_after_seconds())
+        self._decoding += 1
+        decoding = True
         try:
             loop = asyncio.get_running_loop()
             executor = self._json_executor if json else self._executor
@@ -116,6 +120,8 @@ class IngestPipeline:
                 # The same bytes would fail the same way again: a permanent error for the sender, never a retry.
                 log.exception("could not decode a %s request", signal)
                 raise InvalidRequest(f"the request could not be decoded: {type(error).__name__}: {error}") from None
+            self._decoding -= 1
+            decoding = False
             if batch.accepted:
                 await self._commit(loop, batch)
             self.received[signal] += batch.accepted
@@ -125,6 +131,8 @@ class IngestPipeline:
                 log.warning("%s: rejected %d items: %s", signal, batch.rejected, batch.error_message)
             return ExportResult(batch.accepted, batch.rejected, batch.error_message)
         finally:
+            if decoding:
+                self._decoding -= 1
             self._admission.release(size)
 
     async def _commit(self, loop: asyncio.AbstractEventLoop, batch: Batch) -> None:

@@ -15,6 +15,7 @@ import threading
 import duckdb
 
 from tracekit.query.views import install_in_store
+from tracekit.store.database import store_cursor
 
 log = logging.getLogger("tracekit.collector")
 
@@ -42,7 +43,7 @@ class ViewsInstaller:
         with self._lock:
             if self._stopping.is_set():
                 return
-            self._cursor = self._connection.cursor()
+            self._cursor = store_cursor(self._connection)
         try:
             install_in_store(self._cursor)
             self.installed.set()

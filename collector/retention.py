@@ -30,7 +30,8 @@ class RetentionResult:
 
 def used_bytes(con: duckdb.DuckDBPyConnection) -> int:
     """Bytes of the database blocks in use, plus the WAL not yet checkpointed."""
-    row = con.execute("SELECT used_blocks * block_size, wal_size FROM pragma_database_size()").fetchall()[0]
+    row = con.execute("SELECT used_blocks * block_size, wal_size FROM pragma_database_size() "
+                      "WHERE database_name = current_database()").fetchall()[0]
     return int(row[0] or 0) + duckdb_size_bytes(row[1])
 
 

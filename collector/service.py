@@ -35,7 +35,7 @@ from tracekit.collector.receivers.http import HTTP_COUNTS, build_http_app, site_
 from tracekit.collector.settings import CollectorSettings, parse_address
 from tracekit.errors import ListenError, StoreError
 from tracekit.files import write_private_atomically
-from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store
+from tracekit.store.database import COLLECTOR_CHECKPOINT_THRESHOLD, open_store, store_cursor
 from tracekit.store.paths import state_file_for
 from tracekit.store.reader import LocalReader, process_start, read_state
 
@@ -95,7 +95,7 @@ class Collector:
         """A reader on its own connection (for a thread that queries in parallel with others)."""
         if self._connection is None:
             raise StoreError("the collector is not running")
-        return LocalReader(self._connection.cursor(), str(self.db_path))
+        return LocalReader(store_cursor(self._connection), str(self.db_path))
 
     def status(self) -> dict[str, Any]:
         """Counters for the read API's /v1/status and for `tracekit collect` logs."""

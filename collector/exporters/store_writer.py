@@ -21,6 +21,8 @@ import pyarrow.compute as pc
 
 from tracekit.collector.exporters import dedup
 from tracekit.collector.processors.normalize import Batch
+from tracekit.store.database import ROW_GROUP_ROWS, store_cursor
+from tracekit.store.schema import JSON_COLUMNS
 
 log = logging.getLogger("tracekit.collector.exporters.store_writer")
 
@@ -29,17 +31,23 @@ SEQUENCED_TABLES = ("spans", "span_events", "span_links", "logs", "metric_points
 
 Done = Callable[[BaseException | None], None]
 
-# DuckDB stores a table in row groups of 122,880 rows and a checkpoint rewrites the last, partly filled one. Folding
-# the WAL in every ~60k spans (64 MB of WAL) so wrote each row group about twice: 19-28 us of CPU per span against
-# 16-21 us when checkpointing every two row groups, and a 30 % larger file (this writer, docs/performance.md).
-DUCKDB_ROW_GROUP_ROWS = 122_880
-CHECKPOINT_SPAN_ROWS = 2 * DUCKDB_ROW_GROUP_ROWS  # CollectorSettings.checkpoint_rows
+# A commit group of at least one row group (tracekit/store/database.py ROW_GROUP_ROWS) is written into the file at
+# commit; what reaches the WAL is the smaller groups, which the checkpoint folds in. With DuckDB's default
+# 122,880-row groups a checkpoint rewrote the last, partly filled group, and checkpointing every ~60k spans wrote
+# each group about twice; every 245,760 span rows cost 16-21 us of CPU a span against 19-28
+# (docs/decisions/2026-11-22-checkpoint-every-two-row-groups.md). The trigger counts every span row that arrived.
+CHECKPOINT_SPAN_ROWS = 245_760  # CollectorSettings.checkpoint_rows
 # Whatever the row count, a WAL this large is folded in: it bounds restart replay time and memory when spans are big.
 # DuckDB keeps what the WAL holds in memory too (about 1.25x the WAL's size) until the checkpoint writes it out;
 # past the collector's memory_limit it spills that to <db>.tmp, so a smaller WAL means less spilled and read back.
 # Content-free spans (~1.1 KB of WAL each) reach it at about CHECKPOINT_SPAN_ROWS (CollectorSettings.checkpoint_wal_bytes;
 # docs/decisions/2026-12-07-collector-memory.md).
 CHECKPOINT_WAL_BYTES = 256 * 1024 * 1024
+# How long the writer may hold a commit group smaller than a row group while more requests are being decoded: a group
+# of a row group or more is written into the file at commit, about half the store's CPU a span of a smaller one
+# (WAL, then checkpoint). Without waiting, a writer faster than decoding commits each request alone (512 spans from
+# an OpenTelemetry SDK). Only senders with other requests in flight wait, never a lone one.
+GROUP_WAIT_SECONDS = 0.2
 
 
 @dataclass
@@ -97,7 +105,7 @@ def write_batches(
         if table.num_rows == 0:
             continue
         view = f"_tk_{name}"
-        con.register(view, table)
+        con.register(view, _json_typed(table, JSON_COLUMNS.get(name, ())))
         try:
             if name in SEQUENCED_TABLES:
                 con.execute(f"INSERT INTO {name} BY NAME SELECT {int(sequence)} AS ingest_seq, * FROM {view}")
@@ -111,6 +119,21 @@ def write_batches(
         for name, count in duplicates.items():
             stats.duplicates[name] = stats.duplicates.get(name, 0) + count
     return new_resources
+
+
+def _json_typed(table: pa.Table, names: Iterable[str]) -> pa.Table:
+    """`table` with its JSON text columns typed as Arrow's JSON extension type. DuckDB takes such a column into a
+    JSON column as it is, where plain text is parsed to validate it (about 8 us a span of recorded content): the
+    collector wrote that JSON itself (the decoders and redaction's masking, both parity- and fuzz-tested)."""
+    for name in names:
+        index = table.schema.get_field_index(name)
+        if index < 0:
+            continue
+        column = table.column(index)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            json_type = pa.json_(column.type)
+            table = table.set_column(index, pa.field(name, json_type), column.cast(json_type))
+    return table
 
 
 def _unseen_resources(table: pa.Table, known: set[int]) -> pa.Table:
@@ -138,12 +161,18 @@ class StoreWriter:
         max_group_rows: int = 65_536,
         checkpoint_rows: int = CHECKPOINT_SPAN_ROWS,
         checkpoint_wal_bytes: int = CHECKPOINT_WAL_BYTES,
+        row_group_rows: int = ROW_GROUP_ROWS,
+        group_wait_seconds: float = GROUP_WAIT_SECONDS,
     ) -> None:
         self._con = connection
+        self._row_group_rows = row_group_rows
+        self._group_wait = group_wait_seconds
+        # How many requests are on their way (decoding): set by the pipeline that submits them.
+        self.incoming: Callable[[], int] = lambda: 0
         self._queue: queue.Queue[tuple[Batch, Done] | None] = queue.Queue()
         self._max_group_rows = max_group_rows
         self._thread = threading.Thread(target=self._run, name="tracekit-store-writer", daemon=True)
-        self._checkpointer = Checkpointer(connection.cursor(), checkpoint_wal_bytes,
+        self._checkpointer = Checkpointer(store_cursor(connection), checkpoint_wal_bytes,
                                           rows_written=lambda: self.stats.rows.get("spans", 0),
                                           rows_per_checkpoint=checkpoint_rows)
         self._sequence = next_sequence(connection)
@@ -180,14 +209,23 @@ class StoreWriter:
         self._checkpointer.stop()
 
     def _take_group(self, first: tuple[Batch, Done]) -> tuple[list[tuple[Batch, Done]], bool]:
+        """What queued up, and, while that is less than a row group and more requests are being decoded, what
+        arrives within GROUP_WAIT_SECONDS."""
         group = [first]
         rows = first[0].accepted
         stopping = False
+        deadline = time.monotonic() + self._group_wait
         while rows < self._max_group_rows:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                remaining = deadline - time.monotonic()
+                if rows >= self._row_group_rows or remaining <= 0 or not self.incoming():
+                    break
+                try:  # polled, so that a group stops waiting once nothing more is being decoded
+                    item = self._queue.get(timeout=min(remaining, 0.002))
+                except queue.Empty:
+                    continue
             if item is None:
                 stopping = True
                 break
@@ -263,7 +301,8 @@ class Checkpointer:
         self._cursor.close()
 
     def wal_size(self) -> int:
-        row = self._cursor.execute("SELECT wal_size FROM pragma_database_size()").fetchall()
+        row = self._cursor.execute(
+            "SELECT wal_size FROM pragma_database_size() WHERE database_name = current_database()").fetchall()
         return duckdb_size_bytes(row[0][0]) if row else 0
 
     def checkpoint(self) -> None:

@@ -16,6 +16,7 @@ from tracekit.collector.processors.normalize import decode_traces
 from tracekit.collector.exporters.store_writer import write_batches
 from tracekit.errors import QueryError, StoreError
 from tracekit.store import schema
+from tracekit.store import database
 from tracekit.store.database import open_store, open_store_readonly
 from tracekit.store.paths import state_file_for
 from tracekit.store.reader import RemoteReader, open_reader, process_start, read_state
@@ -46,6 +47,55 @@ def _write(con, *batches) -> None:
 def test_a_new_store_is_stamped_with_the_schema_version(tmp_path):
     con = open_store(tmp_path / "s.duckdb")
     assert schema.stored_version(con) == schema.SCHEMA_VERSION
+    con.close()
+
+
+def test_the_json_columns_the_writer_types_are_the_stores(tmp_path):
+    con = open_store(tmp_path / "s.duckdb")
+    found: dict[str, list[str]] = {}
+    for table, column in con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE data_type = 'JSON' "
+                                     "AND database_name = current_database() ORDER BY column_index").fetchall():
+        found.setdefault(table, []).append(column)
+    con.close()
+    assert {table: tuple(columns) for table, columns in found.items()} == schema.JSON_COLUMNS
+
+
+def _row_groups(con) -> list[int]:
+    return [count for (count,) in con.execute(
+        "SELECT max(count) FROM pragma_storage_info('spans') WHERE column_name = 'span_id' GROUP BY row_group_id "
+        "ORDER BY row_group_id").fetchall()]
+
+
+def test_every_read_write_open_keeps_small_row_groups_and_does_not_merge_them(tmp_path):
+    """DuckDB does not keep the row group size in the file: each open gives it, and a checkpoint after a reopen
+    neither merges the stored groups into default-sized ones nor rewrites a part-filled one."""
+    path = tmp_path / "s.duckdb"
+    size = database.ROW_GROUP_ROWS
+    for round_number, count in enumerate((size + 100, size + 100)):
+        con = open_store(path)
+        _write(con, _batch(time.time_ns(), count, first_id=1 + round_number * 10_000))
+        con.execute("CHECKPOINT")
+        con.close()
+    con = open_store(path)
+    assert _row_groups(con) == [size, 100, size, 100]
+    assert con.execute("SELECT count(*) FROM spans").fetchall()[0][0] == 2 * (size + 100)
+    con.close()
+    reader = open_store_readonly(path)
+    assert reader.execute("SELECT count(DISTINCT span_id) FROM spans").fetchall()[0][0] == 2 * (size + 100)
+    reader.close()
+
+
+def test_a_store_of_default_sized_row_groups_keeps_them_and_appends_small_ones(tmp_path):
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))  # as tracekit opened stores before
+    schema.migrate(con)
+    _write(con, _batch(time.time_ns(), 3000))
+    con.execute("CHECKPOINT")
+    con.close()
+    con = open_store(path)
+    _write(con, _batch(time.time_ns(), database.ROW_GROUP_ROWS, first_id=10_000))
+    con.execute("CHECKPOINT")
+    assert _row_groups(con) == [3000, database.ROW_GROUP_ROWS]
     con.close()
 
 
@@ -278,3 +328,36 @@ def test_status_names_the_collectors_threads_by_os_thread_id(collector):
     assert {"tracekit-store-writer", "tracekit-checkpointer"} <= set(by_name)
     native = {thread.name: thread.native_id for thread in threading.enumerate()}
     assert by_name["tracekit-store-writer"] == native["tracekit-store-writer"]
+
+
+def _groups(con) -> list[tuple[int, int]]:
+    return con.execute("SELECT ingest_seq, count(*) FROM spans GROUP BY 1 ORDER BY 1").fetchall()
+
+
+def test_the_writer_waits_for_requests_being_decoded_until_a_row_group_fills(tmp_path):
+    """A group smaller than a row group waits for requests still being decoded (so that it is written into the file
+    at commit); with nothing being decoded it commits at once."""
+    import threading
+
+    from tracekit.collector.exporters.store_writer import StoreWriter
+
+    con = open_store(tmp_path / "s.duckdb")
+    writer = StoreWriter(con, group_wait_seconds=30)
+    writer.start()
+    now = time.time_ns()
+    try:
+        first_done, second_done = threading.Event(), threading.Event()
+        writer.incoming = lambda: 0
+        writer.submit(_batch(now, 500, first_id=1), lambda error: first_done.set())
+        assert first_done.wait(60)
+        writer.incoming = lambda: 1  # another request is being decoded: the next small group waits for it
+        writer.submit(_batch(now, 500, first_id=1_000), lambda error: first_done.clear())
+        time.sleep(0.5)
+        assert first_done.is_set(), "committed without waiting for the request being decoded"
+        writer.submit(_batch(now, database.ROW_GROUP_ROWS - 500, first_id=10_000), lambda error: second_done.set())
+        assert second_done.wait(60)
+        assert not first_done.is_set()
+    finally:
+        writer.stop()
+    assert _groups(con) == [(1, 500), (2, database.ROW_GROUP_ROWS)]
+    con.close()

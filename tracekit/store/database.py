@@ -16,6 +16,18 @@ DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's own default is 80 % of RAM; a local too
 # stalling that commit for seconds on a large table. The collector raises the threshold and checkpoints from a
 # background thread instead (collector/exporters/store_writer.py, Checkpointer); the threshold stays as a backstop.
 COLLECTOR_CHECKPOINT_THRESHOLD = "1GB"
+# Rows per DuckDB row group for what a read-write open appends (DuckDB's default: 122,880). A transaction that
+# appends at least a row group's worth of rows to a table has them compressed straight into the file at commit (an
+# optimistic write: no WAL, nothing left for the checkpoint), about half the CPU a span of the WAL-and-checkpoint
+# path; with small row groups most of the collector's commit groups qualify. DuckDB does not keep this in the file:
+# every read-write open must give it (else a checkpoint of an appended table merges its small row groups into
+# default-sized ones). Read-only opens read any size. Why 4096: docs/decisions/2026-12-07-small-row-groups.md.
+ROW_GROUP_ROWS = 4096
+# A checkpoint's vacuum merges neighbouring row groups that would fit in fewer, rewriting them: with small row groups
+# and commit groups of one to two row groups (each leaving a part-filled group) it rewrote almost everything once
+# more. Off, a part-filled group stays as written. Row groups whose rows were all deleted are dropped either way.
+VACUUM_TASKS = 0
+_RESERVED_CATALOGS = {"memory", "system", "temp", "main"}
 
 
 def _describe_lock_error(path: Path, error: duckdb.Error) -> StoreError:
@@ -48,21 +60,42 @@ def open_store(
     """
     private_dir(path.parent)
     created = not path.exists()
-    config: dict[str, str | int | bool] = {"memory_limit": memory_limit, **QUERY_SETTINGS}
+    # Spills go beside the store, as they do for a database opened as the main one.
+    config: dict[str, str | int | bool] = {"memory_limit": memory_limit, "temp_directory": f"{path}.tmp",
+                                           "max_vacuum_tasks": VACUUM_TASKS, **QUERY_SETTINGS}
     if threads:
         config["threads"] = threads
     if checkpoint_threshold:
         config["checkpoint_threshold"] = checkpoint_threshold
+    # The row group size is an ATTACH option only, so the store is attached to an in-memory instance and made the
+    # default catalog, under the name a plain open would give it (the file's stem).
+    catalog = path.stem if path.stem.lower() not in _RESERVED_CATALOGS else "store"
+    con = duckdb.connect(config=config)
     try:
-        con = duckdb.connect(str(path), config=config)
+        con.execute(f"ATTACH ? AS {_quoted(catalog)} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})", [str(path)])
     except duckdb.Error as error:
+        con.close()
         raise _describe_lock_error(path, error) from error
+    con.execute(f"USE {_quoted(catalog)}")
     if created:
         os.chmod(path, FILE_MODE)  # DuckDB creates the file with the umask's mode; the store is the user's alone
     schema.migrate(con)
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
+
+
+def store_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A new cursor of an `open_store` connection, reading and writing the store (a bare cursor starts in the
+    instance's in-memory catalog, where unqualified names would not find the store's tables)."""
+    cursor = con.cursor()  # asked on the cursor: `con` may be running a statement on another thread
+    catalog = cursor.execute("SELECT database_name FROM duckdb_databases() WHERE path IS NOT NULL").fetchall()[0][0]
+    cursor.execute(f"USE {_quoted(catalog)}")
+    return cursor
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def open_store_readonly(path: Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:

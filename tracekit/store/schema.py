@@ -185,6 +185,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
+# The JSON columns of each table, as the migrations above leave them (a test compares this with a migrated store):
+# the store writer hands their text to DuckDB typed as JSON (collector/exporters/store_writer.py).
+JSON_COLUMNS: dict[str, tuple[str, ...]] = {
+    "resources": ("attributes",),
+    "spans": ("attributes",),
+    "span_events": ("attributes",),
+    "span_links": ("attributes",),
+    "logs": ("body", "attributes"),
+    "metric_points": ("details", "attributes"),
+    "export_cursors": ("state",),
+}
+
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int:
     """The schema version stamped in the store, or 0 for an empty database."""
