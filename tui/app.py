@@ -58,6 +58,7 @@ class TracekitApp(App):
             self.title = title
         self.sub_title = reader.location
         self.trace_view: TraceViewScreen | None = None  # kept (installed) and reused for every trace opened
+        self.warmed_up = False  # the trace view has been built ahead of the first open (or that was not needed)
 
     def on_mount(self) -> None:
         # SIGTERM, or SIGHUP when the terminal is closed, end the app as `q` does: whoever started it (the collector
@@ -89,19 +90,24 @@ class TracekitApp(App):
         the first page is settled), so that the first Enter costs what every later one does."""
         import tracekit.tui.screens.trace_view  # noqa: F401
 
-        self.call_from_thread(self.prepare_trace_view)
+        # A callback in the app's message queue: keys pressed while it runs wait behind it, so they reach the list
+        # and never the trace view while that is (unseen) on top.
+        self.call_later(self.prepare_trace_view)
 
     async def prepare_trace_view(self) -> None:
         """Compose and mount the kept trace view unseen: pushed and popped again within one batch update, so nothing
-        reaches the terminal. The app handles no other message meanwhile (key presses wait for it)."""
+        reaches the terminal."""
         from tracekit.tui.screens.trace_list import TraceListScreen
 
-        if self.trace_view is not None or not isinstance(self.screen, TraceListScreen):
-            return  # a trace was opened already, or another screen is up: the first open builds it
-        screen = self.kept_trace_view()
-        with self.batch_update():
-            await self.push_screen(screen)
-            await self.pop_screen()
+        try:
+            if self.trace_view is not None or not isinstance(self.screen, TraceListScreen):
+                return  # a trace was opened already, or another screen is up: the first open builds it
+            screen = self.kept_trace_view()
+            with self.batch_update():
+                await self.push_screen(screen)
+                await self.pop_screen()
+        finally:
+            self.warmed_up = True
 
     def kept_trace_view(self) -> TraceViewScreen:
         """The trace view kept (installed) for every trace opened, made on first use."""
