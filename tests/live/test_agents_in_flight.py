@@ -89,7 +89,8 @@ async def test_a_held_tool_call_is_open_under_its_agent_then_stored_when_release
     assert {agent.state, tool.state} == {RUNNING}
     assert "invoke_agent researcher" not in ended_names(collector)
     # Start records and heartbeats are plumbing: stored as log rows, kept out of the Application Insights views.
-    assert reader.sql("SELECT count(*) AS n FROM logs").to_pylist()[0]["n"] >= 5
+    # They travel through the log pipeline, batched apart from the spans, so the last may land a moment later.
+    until(lambda: reader.sql("SELECT count(*) AS n FROM logs").to_pylist()[0]["n"] >= 5, what="five plumbing records")
     assert run_kql(reader, "union traces, customEvents | count").to_pylist()[0]["Count"] == 0
 
     app = TracekitApp(reader, live=True)
