@@ -254,6 +254,7 @@ async def _measure_app(reader: LocalReader) -> dict[str, float]:
         await _wait(pilot, lambda: table.row_count > 0)
         trace_list = app.screen
         await _wait(pilot, lambda: getattr(trace_list, "settled", True))  # the first page's loop markers are in
+        await _wait(pilot, lambda: getattr(app, "warmed_up", True))  # the trace view built ahead, where it is
 
         def trace_shown() -> bool:
             return isinstance(app.screen, TraceViewScreen) and app.screen.loaded

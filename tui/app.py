@@ -58,6 +58,7 @@ class TracekitApp(App):
             self.title = title
         self.sub_title = reader.location
         self.trace_view: TraceViewScreen | None = None  # kept (installed) and reused for every trace opened
+        self.warmed_up = False  # the trace view has been built ahead of the first open (or that was not needed)
 
     def on_mount(self) -> None:
         # SIGTERM, or SIGHUP when the terminal is closed, end the app as `q` does: whoever started it (the collector
@@ -85,9 +86,38 @@ class TracekitApp(App):
 
     @work(thread=True, exclusive=True, group="warm-up", exit_on_error=False)
     def warm_up(self) -> None:
-        """Import the trace view's modules while the user reads the list (called once the first page is settled),
-        so that the first Enter does not wait for them."""
+        """Import the trace view's modules and build the kept trace view while the user reads the list (called once
+        the first page is settled), so that the first Enter costs what every later one does."""
         import tracekit.tui.screens.trace_view  # noqa: F401
+
+        # A callback in the app's message queue: keys pressed while it runs wait behind it, so they reach the list
+        # and never the trace view while that is (unseen) on top.
+        self.call_later(self.prepare_trace_view)
+
+    async def prepare_trace_view(self) -> None:
+        """Compose and mount the kept trace view unseen: pushed and popped again within one batch update, so nothing
+        reaches the terminal."""
+        from tracekit.tui.screens.trace_list import TraceListScreen
+
+        try:
+            if self.trace_view is not None or not isinstance(self.screen, TraceListScreen):
+                return  # a trace was opened already, or another screen is up: the first open builds it
+            screen = self.kept_trace_view()
+            with self.batch_update():
+                await self.push_screen(screen)
+                await self.pop_screen()
+        finally:
+            self.warmed_up = True
+
+    def kept_trace_view(self) -> TraceViewScreen:
+        """The trace view kept (installed) for every trace opened, made on first use."""
+        from tracekit.tui.screens.trace_view import TraceViewScreen
+
+        if self.trace_view is None:
+            self.trace_view = TraceViewScreen(live=self.live)
+            self.install_screen(self.trace_view, "trace-view")
+            self.call_after_refresh(self.freeze_long_lived)  # the kept trace view and its widgets
+        return self.trace_view
 
     def open_trace(self, trace_id: str, *, select_span: str | None = None, known: KnownStart | None = None) -> None:
         """Show one trace's span tree (optionally with a span selected), once its first frame's data is loaded;
@@ -111,12 +141,8 @@ class TracekitApp(App):
         opened from a conversation opened from a trace), then a new one."""
         from tracekit.tui.screens.trace_view import TraceViewScreen
 
-        screen = self.trace_view
-        if screen is None:
-            screen = self.trace_view = TraceViewScreen(live=self.live)
-            self.install_screen(screen, "trace-view")
-            self.call_after_refresh(self.freeze_long_lived)  # the kept trace view and its widgets
-        elif screen in self.screen_stack:
+        screen = self.kept_trace_view()
+        if screen in self.screen_stack:
             screen = TraceViewScreen(live=self.live)
         screen.show_trace(trace)
         self.push_screen(screen)

@@ -4,7 +4,7 @@ unbounded query, on a store of interleaved traces over several row groups with s
 
 from __future__ import annotations
 
-from tracekit.store.database import open_store
+from tracekit.store.database import open_store, store_cursor
 from tracekit.store.reader import LocalReader
 from tracekit.tui.data import KnownStart, latest_seq, trace_page, trace_spans
 from tracekit.tui.filters import parse_filter
@@ -47,7 +47,7 @@ def test_bounded_span_query_reads_the_same_spans_as_the_unbounded_one(tmp_path):
     for seq, first in enumerate(range(0, 600, 100), start=1):
         con.execute(_SPANS, {"seq": seq, "base": BASE_NS, "first": first, "last": first + 100, "per": 233})
     con.execute("CHECKPOINT")
-    reader = LocalReader(con.cursor(), "traces.duckdb")
+    reader = LocalReader(store_cursor(con), "traces.duckdb")
     seq = latest_seq(reader)
     pages = {"all": trace_page(reader, with_loops=False, limit=50),
              "filtered": trace_page(reader, parse_filter("tool:search"), with_loops=False, limit=50)}

@@ -243,3 +243,31 @@ async def test_a_parent_stored_after_the_list_was_read_is_in_the_opened_trace(fr
                 "0:late_parent", "1:chat gpt-4o", "1:execute_tool lookup_late"]
     finally:
         telemetry.shutdown()
+
+
+async def test_the_trace_view_is_built_unseen_once_the_list_is_up_and_reused_by_the_first_open(store):
+    app = TracekitApp(store.reader, live=False)
+    async with app.run_test(size=(200, 50)) as pilot:
+        trace_list = app.screen
+        await wait_for(pilot, lambda: app.warmed_up)
+        kept = app.trace_view
+        # composed and mounted, yet never left on the stack: the list is still shown, its table focused
+        assert app.screen is trace_list and kept not in app.screen_stack
+        assert trace_list.query_one(TraceTable).has_focus
+        assert kept.query_one(SpanTree).is_mounted and not kept.loaded
+        screen = await open_trace(pilot, app, "agent:triage")
+        assert screen is kept and outline(screen.query_one(SpanTree))[0] == "0:invoke_workflow travel_planner"
+
+
+async def test_keys_pressed_while_the_trace_view_is_built_reach_the_list(store):
+    app = TracekitApp(store.reader, live=False)
+    app.warm_up = lambda: None  # the test builds the view itself, with keys queued right behind it
+    async with app.run_test(size=(200, 50)) as pilot:
+        trace_list = app.screen
+        table = trace_list.query_one(TraceTable)
+        await wait_for(pilot, lambda: trace_list.settled and table.row_count > 2)
+        app.call_later(app.prepare_trace_view)
+        await pilot.press("j", "j")  # queued behind the build: the hidden trace view must not take them
+        await wait_for(pilot, lambda: app.warmed_up)
+        assert app.trace_view is not None and app.trace_view.is_mounted
+        assert app.screen is trace_list and table.cursor_row == 2

@@ -87,8 +87,12 @@ class TraceListScreen(Screen):
             self.app.call_from_thread(self.show_error, str(error))
             return
         self.app.call_from_thread(self.show_page, generation, traces, seq, False, rows)
-        try:  # after the rows are on screen: only the status line waits for it
-            firing = [alert.name for alert in alert_states(reader) if alert.firing]
+
+    @work(thread=True, exclusive=True, group="alerts", exit_on_error=False)
+    def load_firing(self) -> None:
+        """The alert rules firing now, for the status line (looked for after the frame with a page's rows)."""
+        try:
+            firing = [alert.name for alert in alert_states(self.app.reader) if alert.firing]
         except TracekitError:
             return
         self.app.call_from_thread(self.show_firing, firing)
@@ -147,6 +151,8 @@ class TraceListScreen(Screen):
             return
         table = self.query_one(TraceTable)
         table.set_traces(traces, append=append)
+        if seq is not None:  # a reload (not the next page): after its frame, so the query does not compete with it
+            self.call_after_refresh(self.load_firing)
         if traces:
             self.call_after_refresh(self.find_loops, generation, traces)
         else:
