@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -187,6 +188,20 @@ def test_a_v3_store_is_upgraded_to_zstd_with_its_rows_in_ingest_order(tmp_path, 
     con.close()
     assert os.stat(path).st_mode & 0o077 == 0  # still the owner's alone
     open_store(path).close()  # migrated once
+
+
+def test_the_upgrade_reports_its_progress_in_the_log_or_else_on_stderr(capsys, caplog):
+    schema.log.setLevel(logging.WARNING)
+    try:
+        report = schema._log_progress(every_seconds=0.0)
+        report(4096, 9000)
+        assert "4,096 of 9,000 span rows copied (46 %)" in capsys.readouterr().err
+        caplog.set_level(logging.INFO, logger="tracekit.store")
+        report(9000, 9000)
+        assert "9,000 of 9,000 span rows copied (100 %)" in caplog.text
+        assert capsys.readouterr().err == ""
+    finally:
+        schema.log.setLevel(logging.NOTSET)
 
 
 _KILLED_UPGRADE = """

@@ -11,6 +11,7 @@ than this code knows is refused with a clear message instead of being silently m
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Callable
 
@@ -226,7 +227,8 @@ def _recreate_spans_with_zstd(con: duckdb.DuckDBPyConnection, progress: Progress
 
 
 def _log_progress(every_seconds: float = 2.0) -> ProgressCallback:
-    """A progress reporter for the copy: a log line every few seconds (the collector logs to its terminal)."""
+    """A progress reporter for the copy: a line every few seconds, logged where logging is set up to show it (the
+    collector's terminal), else on stderr (commands that open the store read-write and log nothing)."""
     started = last = time.monotonic()
 
     def report(done: int, total: int) -> None:
@@ -235,8 +237,12 @@ def _log_progress(every_seconds: float = 2.0) -> ProgressCallback:
         if done < total and now - last < every_seconds:
             return
         if done < total or now - started >= every_seconds:
-            log.info("upgrading the store (spans.attributes to ZSTD): %d of %d span rows copied (%.0f %%)",
-                     done, total, 100 * done / max(total, 1))
+            line = (f"upgrading the store (spans.attributes to ZSTD): {done:,} of {total:,} span rows copied "
+                    f"({100 * done / max(total, 1):.0f} %)")
+            if log.isEnabledFor(logging.INFO):
+                log.info("%s", line)
+            else:
+                print(f"tracekit: {line}", file=sys.stderr, flush=True)
         last = now
     return report
 
