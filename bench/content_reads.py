@@ -14,7 +14,7 @@ median process CPU of `--runs` runs, and each method's ratio to the first:
 * the TUI opening a trace (`trace_spans`, no attributes), a span's details (its attributes as key/value rows);
 * `get_trace` (the read API's and MCP's trace, every span with its attributes) and replay's `load_spans`;
 * one span by (trace id, span id), and a span id whose copies sit in every row group (each commit group reuses
-  the requests' span ids);
+  the requests' span ids), also late materialized (row ids first, then the attributes of those rows);
 * a full scan: `attributes LIKE '%Lisbon%'`, and a value by key grouped over every span;
 * KQL over the App Insights-shaped views: 20 chat dependencies with their customDimensions.
 """
@@ -114,12 +114,19 @@ def read_cases(reader: Any) -> list[tuple[str, Callable[[], Any]]]:
             "SELECT attributes FROM spans WHERE trace_id = ? AND span_id = ?", [trace_id, chat])),
         ("span id in every row group", lambda: reader.rows(
             "SELECT attributes FROM spans WHERE span_id = ?", [spread])),
+        ("the same, late materialized", lambda: _by_rowid(reader, spread)),
         ("scan: attributes LIKE", lambda: reader.rows(
             "SELECT count(*) FROM spans WHERE attributes LIKE '%Lisbon%'")),
         ("scan: a value by key, grouped", lambda: reader.rows(
             "SELECT attributes->>'$.\"gen_ai.request.model\"' AS m, count(*) FROM spans GROUP BY 1")),
         ("KQL: 20 chat dependencies", lambda: run_kql(reader, kql)),
     ]
+
+
+def _by_rowid(reader: Any, span_id: str) -> Any:
+    """Late materialization by hand: the row ids of the matches from a narrow pass, then their attributes."""
+    ids = [row[0] for row in reader.rows("SELECT rowid FROM spans WHERE span_id = ?", [span_id]).rows]
+    return reader.rows("SELECT attributes FROM spans WHERE rowid IN (SELECT unnest(?::BIGINT[]))", [ids])
 
 
 def main() -> None:
