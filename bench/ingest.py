@@ -380,7 +380,8 @@ def stages(payloads: list[bytes], attributes_compression: str | None = None) -> 
     Arrow columns), the redaction processor with the default policy and cost in CPU time of this thread (steadier
     than wall time on a shared machine), the store insert and the checkpoint in CPU time of the whole process (DuckDB
     works on its own threads too), on a store opened as the collector opens it, for one commit group of all the
-    requests and (`_small`) one commit group per request; and the store's bytes a span after the checkpoint. `attributes_compression`: store spans.attributes with that DuckDB compression instead of the schema's (an experiment)."""
+    requests and (`_small`) one commit group per request; and the store's bytes a span after the checkpoint.
+    `attributes_compression`: store spans.attributes with that DuckDB compression instead of the schema's."""
     from tracekit.collector.exporters.store_writer import next_sequence, write_batches
     from tracekit.collector.processors.cost import CostProcessor
     from tracekit.collector.processors.decode import decode_payload

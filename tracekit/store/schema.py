@@ -191,7 +191,7 @@ _V4_SPANS = "spans_v4"
 _ZSTD_STORAGE = (1, 2)
 COPY_CHUNK_ROWS = 30 * 4096  # rows copied per INSERT: the unit of progress, whole row groups
 
-ProgressCallback = Callable[[int, int], None]  # (span rows copied, span rows to copy)
+ProgressCallback = Callable[[int, int], None]  # (row ids copied, row ids in all: rows deleted leave gaps)
 log = logging.getLogger("tracekit.store")
 
 
@@ -237,8 +237,8 @@ def _log_progress(every_seconds: float = 2.0) -> ProgressCallback:
         if done < total and now - last < every_seconds:
             return
         if done < total or now - started >= every_seconds:
-            line = (f"upgrading the store (spans.attributes to ZSTD): {done:,} of {total:,} span rows copied "
-                    f"({100 * done / max(total, 1):.0f} %)")
+            share = 100 * done / max(total, 1)
+            line = f"upgrading the store (spans.attributes to ZSTD): {share:.0f} % of the spans copied"
             if log.isEnabledFor(logging.INFO):
                 log.info("%s", line)
             else:
