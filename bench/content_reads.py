@@ -32,20 +32,9 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import SPANS_PER_REQUEST, build_request, stamp_plan, stamped  # noqa: E402
+from ingest import SPANS_PER_REQUEST, _compress_attributes, build_request, stamp_plan, stamped  # noqa: E402
 
 GROUP_REQUESTS = 16  # 8,192 spans a commit group, as the collector's groups under load
-
-
-def _recreate_spans(con: Any, method: str) -> None:
-    """spans created again (empty) with its attributes column stored with `method` (`auto`: DuckDB's choice)."""
-    columns = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'spans' "
-                          "AND database_name = current_database() ORDER BY column_index").fetchall()
-    using = "" if method == "auto" else f" USING COMPRESSION {method}"
-    ddl = ", ".join(f'"{name}" {kind}{" NOT NULL" if name == "attributes" else ""}'
-                    f'{using if name == "attributes" else ""}' for name, kind in columns)
-    con.execute("DROP TABLE spans")
-    con.execute(f"CREATE TABLE spans ({ddl})")
 
 
 def build(paths: dict[str, Path], spans: int) -> dict[str, dict[str, float]]:
@@ -63,7 +52,7 @@ def build(paths: dict[str, Path], spans: int) -> dict[str, dict[str, float]]:
     for method, path in paths.items():
         con = open_store(path, checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
         if method != "keep":
-            _recreate_spans(con, method)
+            _compress_attributes(con, method)
         stores[method] = con
     cpu = dict.fromkeys(paths, 0.0)
     groups = max(1, spans // (GROUP_REQUESTS * SPANS_PER_REQUEST))
