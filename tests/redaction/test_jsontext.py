@@ -166,3 +166,14 @@ def test_keys_spelled_with_escapes_are_read_from_the_parsed_text() -> None:
     masked, count = _redact_json(policy, row)
     assert (masked, count) == redact_json_parsed(policy, row)
     assert "hunter2" not in masked and count == 2, masked
+
+
+def test_secret_named_keys_of_any_value_are_masked_beside_text_masking() -> None:
+    """A secret-named key masks its whole value whatever its shape; a number or a list there gives no "key": "value"
+    for the secret-field rule's screen, so the masker must still see the name."""
+    policy = RedactionPolicy.default()
+    for value in (12345, ["hunter2"], {"inner": "hunter2"}, 1.5):
+        row = orjson.dumps({"db.password": value, "m": "mail ann@example.com"}).decode()
+        masked, count = _redact_json(policy, row)
+        assert (masked, count) == redact_json_parsed(policy, row)
+        assert "hunter2" not in masked and "12345" not in masked and "1.5" not in masked and count == 2, masked
