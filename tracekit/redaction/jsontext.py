@@ -125,7 +125,7 @@ def _in_key(index: int) -> int:
     return -3 - index
 
 
-_REST_OF_KEY = r'(?:[^"\\]|\\.)*":'  # the rest of a JSON string, its closing quote, a colon: the string is a key
+_REST_OF_KEY = r'(?:[^"\\]|\\.)*"\s*:'  # the rest of a JSON string, its closing quote, a colon: the string is a key
 _PLAIN_KEY = (None, None, ())  # a key's decision when neither it nor its value is masked as a whole
 
 
