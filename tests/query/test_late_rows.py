@@ -160,28 +160,3 @@ def test_time_range_and_other_shapes(content_reader):
                   "dependencies | take 5 | where success"):
         assert "__tk_rowid" not in compile_kql(reader, other).sql, other
 
-
-def test_a_store_from_before_prices_fetches_rows_late_too(tmp_path):
-    """A schema v2 store opened read-only reads spans through a TEMP view (no cost_usd column): the row id passes
-    through it, so the late path still answers as the plain view does."""
-    import duckdb
-
-    from tracekit.store.reader import LocalReader
-
-    with collector_store(tmp_path, _content_spans()[:12]):
-        pass
-    con = duckdb.connect(str(tmp_path / "traces.duckdb"))
-    con.execute("DELETE FROM tracekit_meta WHERE key = 'views_version'")
-    con.execute("ALTER TABLE spans DROP COLUMN cost_usd")
-    con.execute("UPDATE tracekit_meta SET value = '2' WHERE key = 'schema_version'")
-    con.close()
-    reader = LocalReader.open_file(tmp_path / "traces.duckdb")
-    try:
-        compiled = compile_kql(reader, "dependencies | top 4 by duration desc")
-        assert "__tk_rowid" in compiled.sql
-        fast = reader.sql(compiled.sql).to_pylist()
-        assert len(fast) == 4 and [row["duration"] for row in fast] == [
-            row["duration"] for row in reader.sql(compiled.fallback_sql).to_pylist()]
-        assert {_key(row) for row in fast} <= {_key(row) for row in reader.sql("SELECT * FROM dependencies").to_pylist()}
-    finally:
-        reader.close()

@@ -660,8 +660,7 @@ def _top_rows_shape(tree: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]
         return None
     main = statements[0]["node"]
     steps = [(entry["key"], entry["value"].get("query_node", {})) for entry in main.get("cte_map", {}).get("map", [])]
-    if not steps or not _whole_rows(main) or main["modifiers"] or main["cte_map"] is None \
-            or _reads(main) != steps[-1][0]:
+    if not steps or not _whole_rows(main) or main["modifiers"] or _reads(main) != steps[-1][0]:
         return None
     names = [name for name, _ in steps]
     for index, (name, node) in enumerate(steps):
@@ -671,8 +670,6 @@ def _top_rows_shape(tree: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]
             return None
         if any(modifier["type"] not in ("ORDER_MODIFIER", "LIMIT_MODIFIER") for modifier in node["modifiers"]):
             return None
-        if index and not node["modifiers"] and node["where_clause"] is None:
-            continue
     table = _reads(steps[0][1])
     last = steps[-1][1]
     kinds = [modifier["type"] for modifier in last["modifiers"]]
