@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import duckdb
-
 from tracekit.errors import StoreError
 from tracekit.files import FILE_MODE, private_dir
 from tracekit.store import schema
+from tracekit.store.engine import duckdb
 
 DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's own default is 80 % of RAM; a local tool should not take that much
 # DuckDB checkpoints inside the committing transaction once the WAL passes checkpoint_threshold (16 MB by default),

@@ -10,9 +10,8 @@ than this code knows is refused with a clear message instead of being silently m
 
 from __future__ import annotations
 
-import duckdb
-
 from tracekit.errors import StoreError
+from tracekit.store.engine import duckdb
 
 SPAN_COLUMNS_DDL = """
     ingest_seq BIGINT NOT NULL,          -- commit group sequence: the live tail polls `ingest_seq > last`
