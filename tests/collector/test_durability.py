@@ -167,7 +167,13 @@ def test_kill_9_under_load_loses_no_acknowledged_span(tmp_path):
                    for i in range(3)]
         for sender in senders:
             sender.start()
-        time.sleep(1.5 + round_number * 0.7)  # kill at different points of the commit/checkpoint cycle
+        # Kill once this round's requests are being acknowledged (however slowly this machine starts them), at a
+        # different point of the commit/checkpoint cycle each round.
+        enough = len(acknowledged) + 3 * 200 * (round_number + 1)
+        deadline = time.monotonic() + 60
+        while len(acknowledged) < enough and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2 * round_number)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         stop.set()
