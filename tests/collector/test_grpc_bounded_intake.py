@@ -105,7 +105,7 @@ def test_hostile_grpc_clients_keep_rss_under_1gb_and_a_normal_exporter_gets_thro
     """Against a real `tracekit collect` with default limits (32 MiB requests, 256 MiB queue): streams that send
     30 MiB of a 32 MiB message and stall, gzip bombs inflating to 31 MiB, whole 24 MiB messages, all at once and
     renewed as they are answered. The collector's RSS stays under 1 GB and a normal exporter's span is stored within
-    seconds."""
+    seconds (10 s plus five times what it takes without the attack on this machine)."""
     process, state = _start_collector(tmp_path, "--grpc", "127.0.0.1:0", "--http", "off")
     host, port = state["grpc"].rsplit(":", 1)
     context = multiprocessing.get_context("spawn")
@@ -113,6 +113,7 @@ def test_hostile_grpc_clients_keep_rss_under_1gb_and_a_normal_exporter_gets_thro
     attacker = context.Process(target=_attack, args=((host, int(port)), done, 90.0, answers), daemon=True)
     samples: list[int] = []
     try:
+        calm = max(_export_normal_span(state["grpc"])[1] for _ in range(2))  # this machine's pace, without the attack
         sampling = sample_rss(process.pid, samples)
         attacker.start()
         started = time.monotonic()
@@ -135,10 +136,11 @@ def test_hostile_grpc_clients_keep_rss_under_1gb_and_a_normal_exporter_gets_thro
     statuses = collections.Counter(status for status, _ in hostile)
     # the figures, for `pytest -s` (docs/decisions/2026-12-07-grpc-read-slots.md)
     print(f"\ncollector RSS peak {peak / MIB:.0f} MiB (from {samples[0] / MIB:.0f} MiB); "
-          f"attack under way after {under_way:.1f} s; normal export {elapsed:.1f} s; "
+          f"attack under way after {under_way:.1f} s; normal export {elapsed:.1f} s (without the attack {calm:.2f} s); "
           f"hostile calls answered by status: {dict(statuses)}")
     assert exported, "the normal exporter's span was not acknowledged"
-    assert elapsed < 10, f"the normal export took {elapsed:.1f} s beside the hostile clients"
+    assert elapsed < 10 + 5 * calm, \
+        f"the normal export took {elapsed:.1f} s beside the hostile clients ({calm:.2f} s without)"
     assert peak < GIB, f"collector RSS reached {peak / MIB:.0f} MiB (from {samples[0] / MIB:.0f} MiB)"
     # the attack reached the collector: whole messages were read and refused as malformed (not retryable), busy
     # and stalled calls were told to retry later, with a delay
@@ -146,7 +148,7 @@ def test_hostile_grpc_clients_keep_rss_under_1gb_and_a_normal_exporter_gets_thro
     assert statuses[str(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])] > 0, statuses
     assert all(retry_delay(retry) > 0 for status, retry in hostile if status == "8")
     with duckdb.connect(str(tmp_path / "hostile.duckdb"), read_only=True) as store:
-        assert store.sql("SELECT name FROM spans").fetchall() == [("normal-during-attack",)]
+        assert store.sql("SELECT name FROM spans").fetchall() == [("normal-during-attack",)] * 3
 
 
 def collector_status(state: dict) -> dict:
