@@ -44,7 +44,8 @@ from tracekit.content import ContentSettings, get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event, inference_recorded_by,
                                             merge_silenced_request, normalize_finish_reason, set_messages, set_opt_in,
                                             silenced_request, token_detail_attributes)
-from tracekit.instrumentors._langchain_messages import message_parts, message_role, to_otel_messages
+from tracekit.instrumentors._langchain_messages import (message_parts, message_role, output_structure_json,
+                                                        structure_json, to_otel_messages)
 from tracekit.messages import function_tool_definition, output_message, render, text_part
 from tracekit.tracing import error_type_of, record_error
 
@@ -191,14 +192,14 @@ def _finish_reason(generation: Any, msg: Any, metadata: Mapping[str, Any]) -> st
     return semconv.FINISH_TOOL_CALL if getattr(msg, "tool_calls", None) else semconv.FINISH_STOP
 
 
-def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], list[dict[str, Any]], Any, Any]:
-    """From an LLMResult: the response attributes (id, model, finish reasons, token usage), the output messages
-    (structure only with content off), and the input and output token counts as reported."""
+def _read_response(response: Any) -> tuple[dict[str, Any], list[tuple[Any, str]], Any, Any]:
+    """From an LLMResult: the response attributes (id, model, finish reasons, token usage), the answers (each
+    generation's message, or a text LLM's text, with its finish reason), and the input and output token counts as
+    reported."""
     llm_output = response.llm_output or {}
     response_id = llm_output.get("id")
     response_model = llm_output.get("model_name") or llm_output.get("model")
-    outputs: list[dict[str, Any]] = []
-    reasons = []
+    answers: list[tuple[Any, str]] = []
     usage: Mapping[str, Any] = {}
     for batch in response.generations or ():
         for generation in batch:
@@ -206,14 +207,12 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
             metadata = getattr(msg, "response_metadata", None) or {}
             reason = _finish_reason(generation, msg, metadata)
             if msg is not None:
-                outputs.append(output_message("assistant", message_parts(msg, with_content), reason))
+                answers.append((msg, reason))
                 usage = getattr(msg, "usage_metadata", None) or usage
                 response_id = response_id or metadata.get("id")
                 response_model = response_model or metadata.get("model_name") or metadata.get("model")
             else:
-                parts = [text_part(generation.text) if with_content else {"type": "text"}]
-                outputs.append(output_message("assistant", parts, reason))
-            reasons.append(reason)
+                answers.append((generation.text, reason))
     if not usage:
         token_usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
         usage = {"input_tokens": token_usage.get("prompt_tokens", token_usage.get("input_tokens")),
@@ -225,8 +224,8 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
         found[semconv.GEN_AI_RESPONSE_ID] = str(response_id)
     if response_model:
         found[semconv.GEN_AI_RESPONSE_MODEL] = str(response_model)
-    if reasons:
-        found[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    if answers:
+        found[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = [reason for _, reason in answers]
     if input_tokens is not None:
         found[semconv.GEN_AI_USAGE_INPUT_TOKENS] = int(input_tokens)
     if output_tokens is not None:
@@ -237,17 +236,46 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
         inputs, outputs_details = inputs or {}, outputs_details or {}
         found.update(token_detail_attributes(inputs.get("cache_read"), inputs.get("cache_creation"),
                                              outputs_details.get("reasoning")))
-    return found, outputs, input_tokens, output_tokens
+    return found, answers, input_tokens, output_tokens
+
+
+def _output_messages(answers: Sequence[tuple[Any, str]]) -> list[dict[str, Any]]:
+    """The answers as OTel output messages with their content."""
+    return [output_message("assistant", [text_part(answer)] if isinstance(answer, str) else message_parts(answer),
+                           reason) for answer, reason in answers]
 
 
 def _add_messages(attributes: dict[str, Any], key: str, messages: list[dict[str, Any]],
                   settings: ContentSettings) -> int:
-    """Put messages built by `convert_message` (structure only when content is off) into `attributes` under the
-    content policy; returns how many values redaction masked."""
-    value, masked = render(key, messages, settings, structure_ready=not settings.enabled)
+    """Put messages built with their content into `attributes` under the content policy; returns how many values
+    redaction masked."""
+    value, masked = render(key, messages, settings)
     if value is not None:
         attributes[key] = value
     return masked
+
+
+def _set_input_messages(span: Span, attributes: dict[str, Any], messages: Sequence[Any]) -> None:
+    """`gen_ai.input.messages` on `span` under the content policy (`attributes`: what the span has, for the masked
+    count); with content off the structure, written straight as JSON."""
+    if not messages:
+        return
+    settings = get_content_settings()
+    if not settings.enabled:
+        span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, structure_json(messages))
+        return
+    add_masked_count(span, attributes, set_messages(span, semconv.GEN_AI_INPUT_MESSAGES, to_otel_messages(messages),
+                                                    settings))
+
+
+def _set_output_messages(span: Span, attributes: dict[str, Any], answers: Sequence[tuple[Any, str]]) -> None:
+    """`gen_ai.output.messages` on `span` from (answer, finish reason) pairs, as `_set_input_messages` does."""
+    settings = get_content_settings()
+    if not settings.enabled:
+        span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, output_structure_json(answers))
+        return
+    add_masked_count(span, attributes, set_messages(span, semconv.GEN_AI_OUTPUT_MESSAGES, _output_messages(answers),
+                                                    settings))
 
 
 class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
@@ -381,10 +409,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
     def _set_agent_input(self, run: _Run, inputs: Any) -> None:
         messages = inputs.get("messages") if isinstance(inputs, Mapping) else None
         if messages and run.span is not None and isinstance(messages, (list, tuple)):
-            settings = get_content_settings()
-            otel_messages = to_otel_messages([m for m in messages if hasattr(m, "content")], settings.enabled)
-            add_masked_count(run.span, run.attributes, set_messages(
-                run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages, settings, structure_ready=not settings.enabled))
+            _set_input_messages(run.span, run.attributes, [m for m in messages if hasattr(m, "content")])
 
     def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -429,10 +454,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             if isinstance(messages, (list, tuple)) and messages and message_role(messages[-1]) == "assistant":
                 last = messages[-1]
                 reason = semconv.FINISH_TOOL_CALL if getattr(last, "tool_calls", None) else semconv.FINISH_STOP
-                settings = get_content_settings()
-                outputs = [output_message("assistant", message_parts(last, settings.enabled), reason)]
-                add_masked_count(run.span, run.attributes, set_messages(
-                    run.span, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings, structure_ready=not settings.enabled))
+                _set_output_messages(run.span, run.attributes, [(last, reason)])
         self._finish(run_id)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -499,21 +521,28 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         run = self._runs.pop(run_id, None)
         if run is None:
             return
-        settings = get_content_settings()
-        found, outputs, input_tokens, output_tokens = _read_response(response, settings.enabled)
+        found, answers, input_tokens, output_tokens = _read_response(response)
         if semconv.GEN_AI_RESPONSE_MODEL in found:  # the metrics carry it too
             run.attributes[semconv.GEN_AI_RESPONSE_MODEL] = found[semconv.GEN_AI_RESPONSE_MODEL]
         span = run.span
         if span is not None and span.is_recording():
-            inputs = to_otel_messages(run.inputs, settings.enabled)
-            masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES, inputs, settings)
-            masked += _add_messages(found, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings)
+            settings = get_content_settings()
+            masked = 0
+            if not settings.enabled:  # structure only, written straight as JSON
+                if run.inputs:
+                    found[semconv.GEN_AI_INPUT_MESSAGES] = structure_json(run.inputs)
+                if answers:
+                    found[semconv.GEN_AI_OUTPUT_MESSAGES] = output_structure_json(answers)
+            else:
+                inputs, outputs = to_otel_messages(run.inputs), _output_messages(answers)
+                masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES, inputs, settings)
+                masked += _add_messages(found, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings)
+                if settings.on_events:
+                    emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: inputs,
+                                              semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
             span.set_attributes(found)
             merge_silenced_request(span, run.attributes)
             add_masked_count(span, run.attributes, masked)
-            if settings.on_events:
-                emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: inputs,
-                                          semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
         self._instruments.record_metrics(
             run.attributes, time.perf_counter() - run.started, _int_or_none(input_tokens),
             _int_or_none(output_tokens), cache_read=found.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
@@ -529,12 +558,7 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         if run is not None:
             span = run.span
             if span is not None and span.is_recording():
-                settings = get_content_settings()
-                found: dict[str, Any] = {}
-                masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES,
-                                       to_otel_messages(run.inputs, settings.enabled), settings)
-                span.set_attributes(found)
-                add_masked_count(span, run.attributes, masked)
+                _set_input_messages(span, run.attributes, run.inputs)
             self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started, None, None,
                                              error_type_of(error), context=run.parent_context)
         self._finish(run_id, error)
