@@ -7,6 +7,7 @@ copied or parsed, and no dicts are built only to be serialized, on a path every 
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Mapping, Sequence
 
 from tracekit.messages import (reasoning_part, structure_only, text_part, to_json, tool_call_part,
@@ -154,9 +155,35 @@ def _message_structure_json(msg: Any) -> str:
     return '{"role":' + _quoted(role) + ',"parts":' + parts + "}"
 
 
+# An agent sends its whole history with every call, so most messages have been rendered before: the text is kept
+# per message object while it lives (a weak reference: nothing is kept alive), and taken again while the object
+# still holds the same content object (a message given new content is rendered anew).
+_remembered: dict[int, tuple[Any, Any, str]] = {}  # id(message) -> (weak reference, its content, text)
+
+
+def _forget(key: int, ref: Any) -> None:
+    entry = _remembered.get(key)
+    if entry is not None and entry[0] is ref:
+        del _remembered[key]
+
+
+def _remembered_structure_json(msg: Any) -> str:
+    key = id(msg)
+    entry = _remembered.get(key)
+    if entry is not None and entry[0]() is msg and entry[1] is getattr(msg, "content", None):
+        return entry[2]
+    text = _message_structure_json(msg)
+    try:
+        ref = weakref.ref(msg, lambda ref, key=key: _forget(key, ref))
+    except TypeError:  # a prompt string, or an object without weak references: rendered every time
+        return text
+    _remembered[key] = (ref, getattr(msg, "content", None), text)
+    return text
+
+
 def structure_json(messages: Sequence[Any]) -> str:
     """`to_otel_messages(messages, with_content=False)` as compact JSON (`tracekit.messages.to_json`)."""
-    return "[" + ",".join([_message_structure_json(msg) for msg in messages]) + "]"
+    return "[" + ",".join([_remembered_structure_json(msg) for msg in messages]) + "]"
 
 
 def output_structure_json(answers: Sequence[tuple[Any, str]]) -> str:

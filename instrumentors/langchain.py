@@ -162,13 +162,13 @@ def _request_attributes(instruments: Instruments, operation: str, model: str | N
                                   **instruments.provider_attributes(provider)}
     if model:
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-    for param, key in _REQUEST_NUMBERS.items():
-        value = params.get(param)
-        if _is_number(value):
+    for param, value in params.items():  # the few params given, not every known one
+        key = _REQUEST_NUMBERS.get(param)
+        if key is not None and _is_number(value):
             attributes[key] = value
     for ls_key, (param, key) in _REQUEST_NUMBERS_FROM_METADATA.items():
         value = metadata.get(ls_key)
-        if param not in params and _is_number(value):
+        if value is not None and param not in params and _is_number(value):
             attributes[key] = value
     choices = params.get("n")
     if isinstance(choices, int) and choices != 1:

@@ -494,3 +494,23 @@ def test_metric_exemplars_link_to_the_chat_span_when_the_call_ends_in_another_th
               for point in metric.data.data_points]
     assert len(points) == 3  # the duration, and the input and output token usage
     assert {exemplar.span_id for point in points for exemplar in point.exemplars} == {chat.context.span_id}
+
+
+def test_structure_is_remembered_per_message_while_it_lives_and_follows_new_content() -> None:
+    """A history sent again is rendered from what was remembered for each message object; a message given new
+    content is rendered anew, and a message that is gone is forgotten (the table does not grow with traffic)."""
+    import gc
+
+    from langchain_core.messages import AIMessage
+
+    history = [HumanMessage("hi"), AIMessage("", tool_calls=[{"name": "search", "args": {}, "id": "call_1"}])]
+    first = lcm.structure_json(history)
+    assert all(id(message) in lcm._remembered for message in history)
+    assert lcm.structure_json(history) == first
+    history[0].content = ""  # new content: no text part any more
+    assert json.loads(lcm.structure_json(history))[0] == {"role": "user", "parts": []}
+    before = len(lcm._remembered)
+    for turn in range(200):
+        lcm.structure_json([HumanMessage(f"turn {turn}")])
+    gc.collect()
+    assert len(lcm._remembered) <= before
