@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 from uuid import UUID
 
 from opentelemetry import context as otel_context
@@ -255,27 +255,19 @@ def _add_messages(attributes: dict[str, Any], key: str, messages: list[dict[str,
     return masked
 
 
-def _set_input_messages(span: Span, attributes: dict[str, Any], messages: Sequence[Any]) -> None:
-    """`gen_ai.input.messages` on `span` under the content policy (`attributes`: what the span has, for the masked
-    count); with content off the structure, written straight as JSON."""
-    if not messages:
+def _set_message_attribute(span: Span, attributes: dict[str, Any], key: str, items: Sequence[Any],
+                           structure_of: Callable[[Any], str], messages_of: Callable[[Any], list[dict[str, Any]]]
+                           ) -> None:
+    """Input or output messages (`key`) on `span` from `items` under the content policy (`attributes`: what the
+    span has, for the masked count): with content off `structure_of(items)`, the structure written straight as
+    JSON; else the messages `messages_of(items)` builds, rendered."""
+    if not items:
         return
     settings = get_content_settings()
     if not settings.enabled:
-        span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, structure_json(messages))
+        span.set_attribute(key, structure_of(items))
         return
-    add_masked_count(span, attributes, set_messages(span, semconv.GEN_AI_INPUT_MESSAGES, to_otel_messages(messages),
-                                                    settings))
-
-
-def _set_output_messages(span: Span, attributes: dict[str, Any], answers: Sequence[tuple[Any, str]]) -> None:
-    """`gen_ai.output.messages` on `span` from (answer, finish reason) pairs, as `_set_input_messages` does."""
-    settings = get_content_settings()
-    if not settings.enabled:
-        span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, output_structure_json(answers))
-        return
-    add_masked_count(span, attributes, set_messages(span, semconv.GEN_AI_OUTPUT_MESSAGES, _output_messages(answers),
-                                                    settings))
+    add_masked_count(span, attributes, set_messages(span, key, messages_of(items), settings))
 
 
 class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
@@ -409,7 +401,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
     def _set_agent_input(self, run: _Run, inputs: Any) -> None:
         messages = inputs.get("messages") if isinstance(inputs, Mapping) else None
         if messages and run.span is not None and isinstance(messages, (list, tuple)):
-            _set_input_messages(run.span, run.attributes, [m for m in messages if hasattr(m, "content")])
+            _set_message_attribute(run.span, run.attributes, semconv.GEN_AI_INPUT_MESSAGES,
+                                   [m for m in messages if hasattr(m, "content")], structure_json, to_otel_messages)
 
     def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -454,7 +447,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             if isinstance(messages, (list, tuple)) and messages and message_role(messages[-1]) == "assistant":
                 last = messages[-1]
                 reason = semconv.FINISH_TOOL_CALL if getattr(last, "tool_calls", None) else semconv.FINISH_STOP
-                _set_output_messages(run.span, run.attributes, [(last, reason)])
+                _set_message_attribute(run.span, run.attributes, semconv.GEN_AI_OUTPUT_MESSAGES, [(last, reason)],
+                                       output_structure_json, _output_messages)
         self._finish(run_id)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -558,7 +552,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         if run is not None:
             span = run.span
             if span is not None and span.is_recording():
-                _set_input_messages(span, run.attributes, run.inputs)
+                _set_message_attribute(span, run.attributes, semconv.GEN_AI_INPUT_MESSAGES, run.inputs,
+                                       structure_json, to_otel_messages)
             self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started, None, None,
                                              error_type_of(error), context=run.parent_context)
         self._finish(run_id, error)
