@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import duckdb
-
 from tracekit.errors import StoreError
 from tracekit.files import FILE_MODE, private_dir
 from tracekit.store import schema
+from tracekit.store.engine import duckdb
 
 DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's own default is 80 % of RAM; a local tool should not take that much
 # DuckDB checkpoints inside the committing transaction once the WAL passes checkpoint_threshold (16 MB by default),
@@ -51,8 +50,10 @@ def open_store(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     threads: int | None = None,
     checkpoint_threshold: str | None = None,
+    progress: schema.ProgressCallback | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the store read-write and migrate it to the current schema.
+    """Open (creating if needed) the store read-write and migrate it to the current schema (`progress`: see
+    schema.migrate).
 
     Only the collector should call this: DuckDB lets one process hold a file read-write.
     External file access is switched off for the whole database so that queries served from it cannot read or write
@@ -79,7 +80,7 @@ def open_store(
     con.execute(f"USE {_quoted(catalog)}")
     if created:
         os.chmod(path, FILE_MODE)  # DuckDB creates the file with the umask's mode; the store is the user's alone
-    schema.migrate(con)
+    schema.migrate(con, progress)
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
