@@ -4,9 +4,8 @@ Every request passes through short-lived buffers a few MB large: the message byt
 compiled decoder's columns, redaction's and cost's Arrow arrays, the writer's concatenation of a commit group. With
 glibc's defaults the heap's free top goes back to the kernel once it passes a few MB (and allocations over a
 dynamic threshold are mmapped and unmapped one by one); Arrow's default pool (mimalloc) returns freed pages as well.
-Each following request then faults its pages in again and the kernel zeroes them: with recorded content, page faults
-took about a fifth of the collector's CPU (kernel time ~20 us a span of ~100;
-docs/decisions/2026-12-07-allocator-reuse.md).
+Each following request then faulted its pages in again and the kernel zeroed them, in every thread of the collector
+(docs/decisions/2026-12-07-allocator-reuse.md).
 
 So the collector keeps freed memory: glibc trims a heap only past ALLOCATOR_TRIM_BYTES of free space and serves
 every allocation under glibc's mmap ceiling from its heaps, and Arrow allocates through glibc (its system pool), so
