@@ -1,6 +1,7 @@
 """Benchmark: `tracekit query` as a person runs it, a whole process each time, against floors timed in the same run.
 
     python bench/cli.py [--runs 5] [--spans 5000] [--big] [--big-spans 1000000] [--big-shape flat|nested] [--big-db PATH]
+                        [--tiles ID,ID] [--big-only] [--against PYTHON]
 
 Each figure is the median wall time of `--runs` runs of a fresh process (after one warm-up run, so the page cache
 and the KQL translation cache are warm, as they are for someone at the prompt), each command run alternately with
@@ -22,6 +23,12 @@ the first (warm-up) run of each query pays the translation and the timed runs re
 
 Beside each wall time the table gives the process's CPU time (user + system, all threads): steadier than wall time
 while other work shares the cores, though the targets are wall times.
+
+`--against PYTHON` (with `--big`) times each tile a second time as that interpreter's tracekit runs it (its own
+tile KQL, e.g. /work/venv/bin/python for main's checkout), in the same alternation as this one and the floor, and
+adds a row for it: a change to a tile is judged against the tile before it under the same load. The baseline reads
+the store's views as they are; when its tracekit's views differ from this one's, it builds TEMP views on every run
+and its figures say so by being slower. `--tiles` picks the tiles, `--big-only` skips the small-store rows.
 """
 
 from __future__ import annotations
@@ -96,11 +103,25 @@ def paired_medians(command: list[str], baseline: list[str], runs: int,
                    env: dict[str, str]) -> tuple[float, float, float, float]:
     """Median wall and CPU times of `command` and `baseline` as processes, run alternately (so both see the same
     load on a shared machine), after one warm-up run of each: (wall, baseline wall, CPU, baseline CPU)."""
-    _timed(command, env)
-    _timed(baseline, env)
-    timings = [(_timed(command, env), _timed(baseline, env)) for _ in range(runs)]
-    return (statistics.median(c[0] for c, _ in timings), statistics.median(b[0] for _, b in timings),
-            statistics.median(c[1] for c, _ in timings), statistics.median(b[1] for _, b in timings))
+    (took, cpu), (base, base_cpu) = interleaved_medians([(command, env), (baseline, env)], runs)
+    return took, base, cpu, base_cpu
+
+
+def interleaved_medians(commands: list[tuple[list[str], dict[str, str]]], runs: int) -> list[tuple[float, float]]:
+    """Median (wall, CPU) of each command as a process, the commands run in turn `runs` times after one warm-up run
+    of each, so that all see the same load."""
+    for argv, env in commands:
+        _timed(argv, env)
+    timings = [[_timed(argv, env) for argv, env in commands] for _ in range(runs)]
+    return [(statistics.median(run[i][0] for run in timings), statistics.median(run[i][1] for run in timings))
+            for i in range(len(commands))]
+
+
+def baseline_tile_kql(python: str, tile_id: str, env: dict[str, str]) -> str:
+    """The agents dashboard tile's KQL as the tracekit of another interpreter defines it."""
+    script = "import sys; from tracekit import dashboards; print(dashboards.load('agents').tile(sys.argv[1]).kql)"
+    return subprocess.run([python, "-c", script, tile_id], env=env, check=True, capture_output=True,
+                          text=True).stdout
 
 
 def tracekit(*args: str) -> list[str]:
@@ -155,6 +176,10 @@ def main() -> int:
     parser.add_argument("--big-shape", choices=("flat", "nested"), default="flat",
                         help="the large store's runs: one agent and its calls, or nested agents and hand-offs")
     parser.add_argument("--big-db", type=Path, default=None, help="the large store (built there if missing)")
+    parser.add_argument("--tiles", default=",".join(TILES), help="the tiles to time on the large store, by id")
+    parser.add_argument("--big-only", action="store_true", help="skip the small-store rows")
+    parser.add_argument("--against", metavar="PYTHON", default=None,
+                        help="with --big, also time each tile as this interpreter's tracekit runs it (a baseline)")
     args = parser.parse_args()
     console = Console(width=170)
     started_load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
@@ -163,29 +188,30 @@ def main() -> int:
     generate = _generator()
     rows: list[tuple[str, float, float, str, float, float, str, str, bool]] = []
     try:
-        small = work / "small.duckdb"
-        generate(small, args.spans)
-        kql_sql, kql_params = compiled_sql(small, KQL)
-        kql_floor = floor(small, kql_sql, kql_params, kql=True)
-        sql_floor = floor(small, SQL, None, kql=False)
+        if not args.big_only:
+            small = work / "small.duckdb"
+            generate(small, args.spans)
+            kql_sql, kql_params = compiled_sql(small, KQL)
+            kql_floor = floor(small, kql_sql, kql_params, kql=True)
+            sql_floor = floor(small, SQL, None, kql=False)
 
-        def ratio_row(label: str, argv: list[str], baseline: list[str], base_label: str) -> None:
-            took, base, cpu, base_cpu = paired_medians(argv, baseline, args.runs, env)
-            rows.append((label, took, cpu, base_label, base, base_cpu, f"{took / base:.2f}× (≤ 1.30×)",
-                         f"{cpu / base_cpu:.2f}×", took <= 1.3 * base))
+            def ratio_row(label: str, argv: list[str], baseline: list[str], base_label: str) -> None:
+                took, base, cpu, base_cpu = paired_medians(argv, baseline, args.runs, env)
+                rows.append((label, took, cpu, base_label, base, base_cpu, f"{took / base:.2f}× (≤ 1.30×)",
+                             f"{cpu / base_cpu:.2f}×", took <= 1.3 * base))
 
-        ratio_row("query KQL, file", tracekit("query", "--db", str(small), KQL), kql_floor, "duckdb+duckdb_kql")
-        ratio_row("query --sql, file", tracekit("query", "--db", str(small), "--sql", SQL), sql_floor, "duckdb")
-        served = work / "served.duckdb"
-        shutil.copy(small, served)
-        collector = Collector(served, env)
-        try:
-            ratio_row("query KQL, collector", tracekit("query", "--db", str(served), KQL), kql_floor,
-                      "duckdb+duckdb_kql")
-            ratio_row("query --sql, collector", tracekit("query", "--db", str(served), "--sql", SQL), sql_floor,
-                      "duckdb")
-        finally:
-            collector.stop()
+            ratio_row("query KQL, file", tracekit("query", "--db", str(small), KQL), kql_floor, "duckdb+duckdb_kql")
+            ratio_row("query --sql, file", tracekit("query", "--db", str(small), "--sql", SQL), sql_floor, "duckdb")
+            served = work / "served.duckdb"
+            shutil.copy(small, served)
+            collector = Collector(served, env)
+            try:
+                ratio_row("query KQL, collector", tracekit("query", "--db", str(served), KQL), kql_floor,
+                          "duckdb+duckdb_kql")
+                ratio_row("query --sql, collector", tracekit("query", "--db", str(served), "--sql", SQL), sql_floor,
+                          "duckdb")
+            finally:
+                collector.stop()
 
         if args.big:
             cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tracekit-bench"
@@ -204,12 +230,17 @@ def main() -> int:
                     con.close()
             count_floor = floor(big, "SELECT count(*) FROM spans", None, kql=True)
             board = dashboards.load("agents")
-            for tile_id in TILES:
-                took, base, cpu, base_cpu = paired_medians(
-                    tracekit("query", "--db", str(big), board.tile(tile_id).kql), count_floor, args.runs, env)
-                rows.append((f"tile {tile_id}, {args.big_spans:,} spans", took, cpu,
-                             "count(*) with duckdb+duckdb_kql", base, base_cpu, f"{took - base:+.2f} s (≤ +0.30 s)",
-                             f"{cpu - base_cpu:+.2f} s", took <= base + 0.3))
+            against_env = {key: value for key, value in env.items() if key != "PYTHONPATH"}
+            for tile_id in args.tiles.split(","):
+                commands = [(tracekit("query", "--db", str(big), board.tile(tile_id).kql), env), (count_floor, env)]
+                if args.against:
+                    commands.append(([args.against, "-m", "tracekit.cli", "query", "--db", str(big),
+                                      baseline_tile_kql(args.against, tile_id, against_env)], against_env))
+                (took, cpu), (base, base_cpu), *against = interleaved_medians(commands, args.runs)
+                for label, (t, c) in [(f"tile {tile_id}, {args.big_spans:,} spans", (took, cpu)),
+                                      *[(f"  the same, {args.against}", timing) for timing in against]]:
+                    rows.append((label, t, c, "count(*) with duckdb+duckdb_kql", base, base_cpu,
+                                 f"{t - base:+.2f} s (≤ +0.30 s)", f"{c - base_cpu:+.2f} s", t <= base + 0.3))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

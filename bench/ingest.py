@@ -380,7 +380,8 @@ def stages(payloads: list[bytes], attributes_compression: str | None = None) -> 
     Arrow columns), the redaction processor with the default policy and cost in CPU time of this thread (steadier
     than wall time on a shared machine), the store insert and the checkpoint in CPU time of the whole process (DuckDB
     works on its own threads too), on a store opened as the collector opens it, for one commit group of all the
-    requests and (`_small`) one commit group per request; and the store's bytes a span after the checkpoint. `attributes_compression`: store spans.attributes with that DuckDB compression (an experiment)."""
+    requests and (`_small`) one commit group per request; and the store's bytes a span after the checkpoint.
+    `attributes_compression`: store spans.attributes with that DuckDB compression instead of the schema's."""
     from tracekit.collector.exporters.store_writer import next_sequence, write_batches
     from tracekit.collector.processors.cost import CostProcessor
     from tracekit.collector.processors.decode import decode_payload
@@ -428,14 +429,16 @@ def stages(payloads: list[bytes], attributes_compression: str | None = None) -> 
 
 
 def _compress_attributes(con, method: str) -> None:
-    """The spans table created again with its attributes column stored with DuckDB compression `method`."""
+    """The spans table created again with its attributes column stored with DuckDB compression `method` (`auto`:
+    DuckDB's own choice, dictionary + FSST for this JSON; the store's schema says ZSTD)."""
     from tracekit.store.schema import SPAN_COLUMNS_DDL
 
-    columns = SPAN_COLUMNS_DDL.replace("attributes JSON NOT NULL,",
-                                       f"attributes JSON NOT NULL USING COMPRESSION {method},")
+    using = "" if method == "auto" else f" USING COMPRESSION {method}"
+    columns = SPAN_COLUMNS_DDL.replace("attributes JSON NOT NULL,", f"attributes JSON NOT NULL{using},")
     named = {line.split()[0] for line in SPAN_COLUMNS_DDL.strip().splitlines()}
     extra = [f"{name} {kind}" for name, kind in con.execute(  # what later schema steps added (cost_usd)
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'spans' ORDER BY column_index"
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'spans' "
+        "AND database_name = current_database() ORDER BY column_index"
     ).fetchall() if name not in named]
     con.execute("DROP TABLE spans")
     con.execute(f"CREATE TABLE spans ({', '.join([columns, *extra])})")
@@ -533,7 +536,8 @@ def main() -> None:
                         help="spans with recorded message content (~3 KB a span), as agents with content on send")
     parser.add_argument("--attributes-compression", metavar="METHOD",
                         help="time the insert and checkpoint stages with spans.attributes stored with this DuckDB "
-                             "compression (zstd, uncompressed, ...) instead of DuckDB's choice")
+                             "compression (auto for DuckDB's own choice, uncompressed, ...) instead of the "
+                             "schema's (ZSTD)")
     parser.add_argument("--against", metavar="PYTHON",
                         help="also run the same measurement with another interpreter whose tracekit is a baseline "
                              "checkout (e.g. main's), in this run, and print the ratios")

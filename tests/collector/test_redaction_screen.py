@@ -147,3 +147,47 @@ def test_each_rule_that_changes_a_value_is_named_by_the_set_over_its_json_text()
             assert not changing or flag_rows(policy, [row]) == [0], row  # and the column screen flags the row
             checked += len(changing)
     assert checked > 50  # the rules do change these values (the test's own premise)
+
+
+# User rules that match what JSON text holds escaped (control characters, quotes, backslashes), and values they match.
+ESCAPED_RULES = [r"[\x00-\x1f]", r"a\nb", r"^.{3}$", r"a\Wb", r"C:\\Users", r"(?m)^tok$", r"tok$", r"k\x00",
+                 r"\t\t\t", r"^[ -~]{4}$", r"\bfoo\b", r"[\s\S]{5}secret", r"x\u0007y", r'say "hi"', r"[^a-z]{3}"]
+ESCAPED_HITS = ["bell\x07here", "xa\nby", "x\ty", "a\nb", "path C:\\Users\\ann", "a\ntok\nb", "tok\n", "k\x00",
+                "\t\t\t", 'a"bc', "\nfoo", "\n\n\n\n\nsecret", "x\x07y", 'say "hi"', "\\\n\x1f"]
+
+
+def _stored(policy: RedactionPolicy, value: str) -> str:
+    """`value` as the collector stores it under an attribute: redacted from its JSON text."""
+    from tracekit.redaction.columns import TableRedactor
+
+    row = json.dumps({"message_text": value}, ensure_ascii=False)
+    table = TableRedactor(policy).redact_table("spans", pa.table({"attributes": [row]}))
+    return json.loads(table.column("attributes")[0].as_py())["message_text"]
+
+
+def test_user_rules_match_what_json_text_holds_escaped():
+    """A rule is written for the value a user sees (a newline is a newline); in the JSON text the screen reads, it is
+    the two characters \\n, a quote is \\" and a control character \\u00XX. Each of these rules masks its value in the
+    store as the policy masks the value itself (before the screen took escapes into account, 9 of them were stored
+    unmasked)."""
+    for regex, value in zip(ESCAPED_RULES, ESCAPED_HITS):
+        policy = RedactionPolicy.from_mapping({"builtin": False, "patterns": [{"name": "u", "regex": regex}]})
+        masked = policy.redact_value("message_text", value)
+        assert masked == _masked_by_re(regex, value) and "[REDACTED:u]" in masked, (regex, value)  # premise
+        assert _stored(policy, value) == masked, (regex, value)
+
+
+def _masked_by_re(regex: str, value: str) -> str:
+    import re
+
+    return re.sub(regex, "[REDACTED:u]", value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(regex=st.sampled_from(ESCAPED_RULES),
+       value=st.one_of(st.sampled_from(ESCAPED_HITS), st.text(alphabet='aktofxyC:\\U"\n\t\x00\x07\x1f -~', max_size=10)))
+def test_user_rules_are_screened_wherever_they_match_escaped_characters(regex, value):
+    policy = RedactionPolicy.from_mapping({"builtin": False, "patterns": [{"name": "u", "regex": regex}]})
+    masked = policy.redact_value("message_text", value)
+    assert masked == _masked_by_re(regex, value)  # the policy's own screen hides no match
+    assert _stored(policy, value) == masked

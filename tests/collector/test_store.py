@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -130,6 +133,110 @@ def test_migrations_apply_in_order_and_only_once(tmp_path, monkeypatch):
     assert schema.stored_version(con) == extra[0]
     con.close()
     open_store(path).close()  # a second open must not re-run the step (CREATE TABLE would fail)
+
+
+def _attributes_compression(con) -> set[str]:
+    return {method for (method,) in con.execute(
+        "SELECT DISTINCT compression FROM pragma_storage_info('spans') WHERE column_name = 'attributes' "
+        "AND segment_type <> 'VALIDITY'").fetchall()}
+
+
+def _v3_store(path, monkeypatch, *groups) -> list[tuple]:
+    """A store as tracekit wrote it before schema v4 (spans.attributes in DuckDB's own compression), holding
+    `groups` (each a list of batches, one commit group); its span rows in row order."""
+    with monkeypatch.context() as patch:
+        patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:3])
+        patch.setattr(schema, "SCHEMA_VERSION", 3)
+        con = open_store(path)
+        for sequence, batches in enumerate(groups, start=1):
+            con.execute("BEGIN")
+            write_batches(con, batches, sequence, set())
+            con.execute("COMMIT")
+        con.execute("UPDATE spans SET cost_usd = 0.25 WHERE span_id = ?", [(7).to_bytes(8, "big").hex()])
+        con.execute("CHECKPOINT")
+        assert schema.stored_version(con) == 3 and "ZSTD" not in _attributes_compression(con)
+        rows = con.execute("SELECT * FROM spans ORDER BY rowid").fetchall()
+        con.close()
+    return rows
+
+
+def test_spans_attributes_are_stored_with_zstd(tmp_path):
+    con = open_store(tmp_path / "s.duckdb")
+    _write(con, _batch(time.time_ns(), database.ROW_GROUP_ROWS + 10, pad=3000))
+    con.execute("CHECKPOINT")
+    assert _attributes_compression(con) == {"ZSTD"}
+    con.close()
+
+
+def test_a_v3_store_is_upgraded_to_zstd_with_its_rows_in_ingest_order(tmp_path, monkeypatch):
+    path = tmp_path / "s.duckdb"
+    monkeypatch.setattr(schema, "COPY_CHUNK_ROWS", database.ROW_GROUP_ROWS)
+    now = time.time_ns()
+    # a whole-row-group commit group (written at commit), then small ones (through the WAL and the checkpoint)
+    rows = _v3_store(path, monkeypatch, [_batch(now, 5000, first_id=1)], [_batch(now - 10**12, 300, first_id=9000)],
+                     [_batch(now, 4000, first_id=20_000)])
+    heard: list[tuple[int, int]] = []
+    con = open_store(path, progress=lambda done, total: heard.append((done, total)))
+    assert schema.stored_version(con) == schema.SCHEMA_VERSION == 4
+    assert con.execute("SELECT * FROM spans ORDER BY rowid").fetchall() == rows
+    assert [column for (column,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'spans' "
+                                                "AND database_name = current_database() ORDER BY column_index"
+                                                ).fetchall()][-1] == "cost_usd"
+    assert _attributes_compression(con) == {"ZSTD"}
+    assert heard == [(4096, 9300), (8192, 9300), (9300, 9300)]
+    assert not con.execute("SELECT * FROM duckdb_tables() WHERE table_name LIKE 'spans_%'").fetchall()
+    con.close()
+    assert os.stat(path).st_mode & 0o077 == 0  # still the owner's alone
+    open_store(path).close()  # migrated once
+
+
+def test_the_upgrade_reports_its_progress_in_the_log_or_else_on_stderr(capsys, caplog):
+    schema.log.setLevel(logging.WARNING)
+    try:
+        report = schema._log_progress(every_seconds=0.0)
+        report(4096, 9000)
+        assert "46 % of the spans copied" in capsys.readouterr().err
+        caplog.set_level(logging.INFO, logger="tracekit.store")
+        report(9000, 9000)
+        assert "100 % of the spans copied" in caplog.text
+        assert capsys.readouterr().err == ""
+    finally:
+        schema.log.setLevel(logging.NOTSET)
+
+
+_KILLED_UPGRADE = """
+import sys, time
+from pathlib import Path
+from tracekit.store import database, schema
+schema.COPY_CHUNK_ROWS = 4096
+
+def stop_here(done, total):
+    print("copied", done, total, flush=True)
+    time.sleep(120)  # killed here, the transaction open and some rows already copied
+
+database.open_store(Path(sys.argv[1]), progress=stop_here)
+"""
+
+
+def test_a_kill_during_the_upgrade_leaves_the_old_table_and_the_next_open_upgrades(tmp_path, monkeypatch):
+    path = tmp_path / "s.duckdb"
+    rows = _v3_store(path, monkeypatch, [_batch(time.time_ns(), 9000, first_id=1)])
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_UPGRADE, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().split() == ["copied", "4096", "9000"]
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    reader = open_store_readonly(path)
+    assert schema.stored_version(reader) == 3
+    assert reader.execute("SELECT * FROM spans ORDER BY rowid").fetchall() == rows
+    assert "ZSTD" not in _attributes_compression(reader)
+    reader.close()
+    con = open_store(path)
+    assert schema.stored_version(con) == 4
+    assert con.execute("SELECT * FROM spans ORDER BY rowid").fetchall() == rows
+    assert _attributes_compression(con) == {"ZSTD"}
+    con.close()
 
 
 def test_readers_refuse_anything_but_one_select(tmp_path):

@@ -156,3 +156,24 @@ def test_secret_fields_of_json_text_held_in_a_string_are_masked() -> None:
         masked, count = _redact_json(policy, row)
         assert (masked, count) == redact_json_parsed(policy, row)
         assert "hunter2" not in masked and _AWS_SECRET not in masked and "ann@" not in masked, masked
+
+
+def test_keys_spelled_with_escapes_are_read_from_the_parsed_text() -> None:
+    """A key written with \\u escapes ("pass\\u0077ord" is "password") shows no secret-like name in the text, so the
+    text form must read the keys from the parsed text (orjson never escapes a letter; other JSON writers may)."""
+    policy = RedactionPolicy.default()
+    row = '{"pass\\u0077ord":"hunter2","m":"mail ann@example.com"}'
+    masked, count = _redact_json(policy, row)
+    assert (masked, count) == redact_json_parsed(policy, row)
+    assert "hunter2" not in masked and count == 2, masked
+
+
+def test_secret_named_keys_of_any_value_are_masked_beside_text_masking() -> None:
+    """A secret-named key masks its whole value whatever its shape; a number or a list there gives no "key": "value"
+    for the secret-field rule's screen, so the masker must still see the name."""
+    policy = RedactionPolicy.default()
+    for value in (12345, ["hunter2"], {"inner": "hunter2"}, 1.5):
+        row = orjson.dumps({"db.password": value, "m": "mail ann@example.com"}).decode()
+        masked, count = _redact_json(policy, row)
+        assert (masked, count) == redact_json_parsed(policy, row)
+        assert "hunter2" not in masked and "12345" not in masked and "1.5" not in masked and count == 2, masked

@@ -109,7 +109,7 @@ def store_column_notes() -> dict[str, dict[str, str]]:
     notes: dict[str, dict[str, str]] = {}
     for _, statements in store_schema.MIGRATIONS:
         for statement in statements:
-            created = _CREATE.search(statement)
+            created = _CREATE.search(statement) if isinstance(statement, str) else None  # not a step in code
             if not created:
                 continue
             columns = notes.setdefault(created.group(1), {})

@@ -20,7 +20,7 @@ from tracekit import semconv
 from tracekit.redaction.jsontext import json_text_masker
 from tracekit.redaction.policy import RedactionPolicy
 from tracekit.redaction.rules import mask_text
-from tracekit.redaction.screen import flag_rows
+from tracekit.redaction.screen import compiled_screen, flag_rows
 from tracekit.redaction.screen import quote as screen_quote
 
 # How a column holds sender text:
@@ -159,8 +159,9 @@ class TableRedactor:
         return cached
 
     def _mask_typed_copies(self, table: pa.Table) -> pa.Table:
+        columns = set(table.column_names)
         for column_name, keys in TYPED_COPIES.items():
-            if (column_name not in table.column_names or column_name in semconv.TYPED_INTEGER_COLUMNS
+            if (column_name not in columns or column_name in semconv.TYPED_INTEGER_COLUMNS
                     or pa.types.is_null(table.column(column_name).type)):
                 continue
             column = table.column(column_name)
@@ -232,7 +233,8 @@ def _replace_rows(table: pa.Table, name: str, changes: dict[int, Any]) -> pa.Tab
 def _refresh_typed_columns(policy: RedactionPolicy, table: pa.Table, changes: dict[int, str]) -> pa.Table:
     """Typed columns copy attribute values: where a row's attributes were masked, its copies are taken again from
     the masked attributes (a column that was empty for the row stays empty)."""
-    present = [(name, keys) for name, keys in TYPED_COPIES.items() if name in table.column_names]
+    columns = set(table.column_names)  # (a list Arrow builds anew on every access)
+    present = [(name, keys) for name, keys in TYPED_COPIES.items() if name in columns]
     if not present:
         return table
     rows = sorted(changes)
@@ -273,7 +275,27 @@ def _copies_unchanged(policy: RedactionPolicy, table: pa.Table, rows: list[int],
     names = [name for name in names if name not in semconv.TYPED_INTEGER_COLUMNS]
     if any(policy._key_decision(key) != _PLAIN_KEY for name in names for key in TYPED_COPIES[name]):
         return False
-    copies = table.select(names).take(pa.array(rows, pa.int64()))
-    # A few hundred short values: screened as one list of quoted texts (one RE2 call), cheaper than Arrow's kernels.
-    quoted = [f'"{value}"' for column in copies.columns for value in column.to_pylist() if value is not None]
-    return not flag_rows(policy, quoted)
+    screen = compiled_screen(policy)
+    if screen is None:
+        return False
+    # A few hundred short values, each in quotes, end to end: one RE2 search for them all (a match can only run
+    # across two values by flagging too much, never hide one inside a value).
+    values = [value for name in names for value in _string_values(table.column(name), rows)]
+    return screen.search(b'"' + b'""'.join(values) + b'"') is None
+
+
+def _string_values(column: pa.ChunkedArray, rows: list[int]) -> list[bytes | memoryview]:
+    """The UTF-8 values of `rows` in a string column, as slices of its data buffer where it has one chunk (a null
+    row gives whatever bytes its offsets span: at most a few, screened for nothing but a false alarm)."""
+    if pa.types.is_null(column.type):
+        return []
+    if column.num_chunks != 1 or not pa.types.is_string(column.type):
+        taken = column.take(pa.array(rows, pa.int64())).to_pylist()
+        return [value.encode("utf-8", "surrogatepass") for value in taken if value is not None]
+    chunk = column.chunk(0)
+    _, offsets_buffer, data_buffer = chunk.buffers()
+    if data_buffer is None:
+        return []
+    offsets = memoryview(offsets_buffer).cast("i")[chunk.offset:chunk.offset + len(chunk) + 1]
+    data = memoryview(data_buffer)
+    return [data[offsets[row]:offsets[row + 1]] for row in rows]

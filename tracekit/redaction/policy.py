@@ -450,9 +450,11 @@ _RE2_MAX_MEM = 64 << 20
 
 
 def compile_screen(pattern: str) -> Any:
-    """An RE2 screen compiled for UTF-8 byte texts."""
+    """An RE2 screen compiled for UTF-8 byte texts. It reports where a match is, never its groups: the rules' groups
+    would make RE2 run its slower engines over every match to fill them (~6 % of the screen on message JSON)."""
     options = re2.Options()
     options.max_mem = _RE2_MAX_MEM
+    options.never_capture = True
     return re2.compile(pattern.encode(), options)
 
 

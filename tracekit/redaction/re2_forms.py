@@ -7,6 +7,7 @@ so each translation only ever widens a pattern. Used by the rules (the number sc
 from __future__ import annotations
 
 import re
+import warnings
 
 import re2
 
@@ -129,8 +130,6 @@ def rule_screen(regex: "re.Pattern[str]", *, json_text: bool = False, unicode: b
     candidate: str | None = _strip_lookarounds(regex.pattern, json_text)
     if json_text:
         candidate = json_text_form(candidate)
-        if candidate is None:
-            return None
     if unicode:
         candidate = unicode_shorthands(candidate)
     if flags:
@@ -139,54 +138,88 @@ def rule_screen(regex: "re.Pattern[str]", *, json_text: bool = False, unicode: b
 
 
 # In JSON text a value's whitespace is escaped (a newline is the two characters \n, other control characters
-# \u00XX) and its start and end sit next to a quote. Screens run on JSON text, so these stand in for \s, ^ and $.
+# \u00XX) and its start and end sit next to a quote. Screens run on JSON text, so these stand in for \s, ^ and $ (a
+# line's start and end, for (?m) and for $ before a final newline, may also sit next to a newline, escaped in JSON
+# text, as it is in a plain text screened in quotes).
 _JSON_SPACE = r'(?:\s|\\[bfnrt]|\\u00[0-9a-fA-F]{2})'
-_JSON_START = '(?:^|")'
-_JSON_END = '(?:$|")'
+_JSON_START = r'(?:^|"|\\n|\n)'
+_JSON_END = r'(?:$|"|\\n|\n)'
 # A quote inside a JSON string is written \" (a field of JSON text held in a string, such as a tool call's
 # arguments), and \\\" one level deeper: a pattern's quote matches after any run of backslashes.
 _JSON_QUOTE = r'\\*"'
+# The characters JSON text holds escaped (control characters, quote, backslash), and any escape sequence.
+_ESCAPED_CHARS = tuple(chr(code) for code in range(0x20)) + ('"', "\\")
+_ANY_ESCAPE = r'\\(?:[bfnrt"\\/]|u[0-9a-fA-F]{4})'
+# One escape of a Python pattern: \xHH, \uHHHH, \UHHHHHHHH, \N{name}, an octal escape, or a backslash and a character.
+_ESCAPE_TOKEN = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|N\{[^}]*\}|0[0-7]{0,2}|[1-3][0-7]{2}|.)",
+                           re.DOTALL)
 
 
-def json_text_form(pattern: str) -> str | None:
-    r"""An RE2 `pattern` written for a string value, widened to match where the value appears inside JSON text:
-    \s also matches JSON's escapes, ^ and $ (and \A, \Z) also match next to a quote, a quote (or a class that
-    takes one) also matches escaped, as in JSON text held in a string. None when a character class holds \s (a
-    value's whitespace is two characters in JSON; no class can stand for that)."""
+def _matches_escaped(element: str) -> bool:
+    """Whether a pattern element (an escape, a character class) can match a character JSON text holds escaped."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "possible nested set" and the like: the element is only tried
+            compiled = re.compile(element)
+    except re.error:
+        return True  # cannot tell: widen
+    return any(compiled.fullmatch(char) for char in _ESCAPED_CHARS)
+
+
+def _re2_escape(token: str) -> str:
+    r"""A Python escape as RE2 writes it (\uHHHH and \UHHHHHHHH are \x{H...} there)."""
+    if token[1:2] in ("u", "U") and len(token) > 2:
+        return f"\\x{{{int(token[2:], 16):x}}}"
+    return token
+
+
+def json_text_form(pattern: str) -> str:
+    r"""An RE2 `pattern` written for a string value, widened to match where the value appears inside JSON text,
+    where control characters, quotes and backslashes are escaped: ^ and $ (and \A, \Z) also match next to a quote
+    or an escaped newline, \s also matches JSON's escapes, a quote (or a class that takes one) also matches after
+    backslashes, as in JSON text held in a string, and every other element that can match an escaped character (a
+    class such as [\x00-\x1f] or [^a-z], ., \n, \W, a literal control character) also matches any escape sequence.
+    A word boundary (\b) is dropped: the letter of an escape (\n) sits where the value has a non-word character."""
     out: list[str] = []
     index, in_class = 0, False
-    class_start, negated, quoted = 0, False, False
+    class_start, class_origin, negated, quoted = 0, 0, False, False
     while index < len(pattern):
         char = pattern[index]
         if char == "\\" and index + 1 < len(pattern):
-            pair = pattern[index:index + 2]
-            if pair == "\\s" and in_class:
-                negated_class = "".join(out).rsplit("[", 1)[-1].startswith("^")
-                if not negated_class:
-                    return None
-                out.append(pair)  # excluding whitespace from a negated class: JSON's escapes are excluded by nothing
-            elif pair == "\\s":
+            token = _ESCAPE_TOKEN.match(pattern, index).group()  # type: ignore[union-attr]
+            index += len(token)
+            if in_class:
+                quoted = quoted or token == '\\"'
+                out.append(_re2_escape(token))
+            elif token == "\\s":
                 out.append(_JSON_SPACE)
-            elif pair == "\\A" and not in_class:
+            elif token == "\\A":
                 out.append(_JSON_START)
-            elif pair in ("\\Z", "\\z") and not in_class:  # Python's end of text is \Z, RE2's \z
+            elif token in ("\\Z", "\\z"):  # Python's end of text is \Z, RE2's \z
                 out.append(_JSON_END)
-            elif pair == '\\"' and not in_class:
+            elif token == '\\"':
                 out.append(_JSON_QUOTE)
+            elif token == "\\b":
+                pass
+            elif _matches_escaped(token):
+                out.append(f"(?:{_re2_escape(token)}|{_ANY_ESCAPE})")
             else:
-                quoted = quoted or pair == '\\"'
-                out.append(pair)
-            index += 2
+                out.append(_re2_escape(token))
             continue
         if in_class:
             if char == "]" and not out[-1].endswith("[") and not "".join(out).endswith("[^"):
                 in_class = False
             quoted = quoted or char == '"'
             out.append(char)
-            if not in_class and quoted and not negated:  # [\"'] becomes (?:\\*[\"'])
-                out[class_start:] = ["(?:\\\\*" + "".join(out[class_start:]) + ")"]
+            if not in_class:
+                body = "".join(out[class_start:])
+                if quoted and not negated:  # [\"'] becomes (?:\\*[\"'])
+                    body = "\\\\*" + body
+                if _matches_escaped(pattern[class_origin:index + 1]):
+                    body += "|" + _ANY_ESCAPE
+                out[class_start:] = [f"(?:{body})"]
         elif char == "[":
-            in_class, class_start, quoted = True, len(out), False
+            in_class, class_start, class_origin, quoted = True, len(out), index, False
             negated = pattern.startswith("^", index + 1)
             out.append(char)
         elif char == '"':
@@ -195,8 +228,10 @@ def json_text_form(pattern: str) -> str | None:
             out.append(_JSON_START)
         elif char == "$":
             out.append(_JSON_END)
+        elif char == "." or char in _ESCAPED_CHARS:
+            literal = "." if char == "." else f"\\x{{{ord(char):x}}}"
+            out.append(f"(?:{literal}|{_ANY_ESCAPE})")
         else:
             out.append(char)
         index += 1
     return "".join(out)
-

@@ -51,8 +51,10 @@ def open_store(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     threads: int | None = None,
     checkpoint_threshold: str | None = None,
+    progress: schema.ProgressCallback | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the store read-write and migrate it to the current schema.
+    """Open (creating if needed) the store read-write and migrate it to the current schema (`progress`: see
+    schema.migrate).
 
     Only the collector should call this: DuckDB lets one process hold a file read-write.
     External file access is switched off for the whole database so that queries served from it cannot read or write
@@ -79,7 +81,7 @@ def open_store(
     con.execute(f"USE {_quoted(catalog)}")
     if created:
         os.chmod(path, FILE_MODE)  # DuckDB creates the file with the umask's mode; the store is the user's alone
-    schema.migrate(con)
+    schema.migrate(con, progress)
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con

@@ -10,6 +10,11 @@ than this code knows is refused with a clear message instead of being silently m
 
 from __future__ import annotations
 
+import logging
+import sys
+import time
+from typing import Callable
+
 import duckdb
 
 from tracekit.errors import StoreError
@@ -176,11 +181,80 @@ _V3_COST = [
     "ALTER TABLE spans ADD COLUMN IF NOT EXISTS cost_usd DOUBLE",
 ]
 
-# (version, statements) in order. The store's version is the last step applied.
-MIGRATIONS: list[tuple[int, list[str]]] = [
+# v4: spans.attributes (recorded message content lives there) compressed with ZSTD: half the CPU of DuckDB's own
+# choice (dictionary + FSST) to write and a third of the bytes (docs/decisions/2026-12-07-attributes-zstd.md).
+# DuckDB sets a column's compression only in CREATE TABLE, so the step creates the table again and copies the rows.
+_ATTRIBUTES = "attributes JSON NOT NULL,"
+_V4_SPANS = "spans_v4"
+# ZSTD needs a file in DuckDB's storage format 1.2 or later: a store a DuckDB 1.x created in an older format keeps
+# DuckDB's choice (the copy still happens, so the version stamp means one schema).
+_ZSTD_STORAGE = (1, 2)
+COPY_CHUNK_ROWS = 30 * 4096  # rows copied per INSERT: the unit of progress, whole row groups
+
+ProgressCallback = Callable[[int, int], None]  # (row ids copied, row ids in all: rows deleted leave gaps)
+log = logging.getLogger("tracekit.store")
+
+
+def _spans_v4_ddl(zstd: bool) -> str:
+    attributes = _ATTRIBUTES.replace(",", " USING COMPRESSION zstd,") if zstd else _ATTRIBUTES
+    return f"CREATE TABLE {_V4_SPANS} ({SPAN_COLUMNS_DDL.replace(_ATTRIBUTES, attributes)}, cost_usd DOUBLE)"
+
+
+def _storage_allows_zstd(con: duckdb.DuckDBPyConnection) -> bool:
+    tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    version = (tags[0][0] or {}).get("storage_version", "") if tags else ""
+    digits = version.lstrip("v").rstrip("+").split(".")
+    try:
+        return tuple(int(part) for part in digits[:2]) >= _ZSTD_STORAGE
+    except ValueError:
+        return True  # a format this code cannot read the version of is newer than it knows
+
+
+def _recreate_spans_with_zstd(con: duckdb.DuckDBPyConnection, progress: ProgressCallback | None) -> None:
+    """spans created again with ZSTD on attributes, its rows copied in ingest (row) order, inside the step's
+    transaction: killed half way, the store still holds the old table and version 3, and the next open starts over."""
+    con.execute(_spans_v4_ddl(_storage_allows_zstd(con)))
+    last_row = con.execute("SELECT max(rowid) FROM spans").fetchall()[0][0]
+    total = 0 if last_row is None else last_row + 1
+    report = progress or _log_progress()
+    for start in range(0, total, COPY_CHUNK_ROWS):
+        # A rowid range is read from its row groups alone; INSERT ... SELECT keeps the order it reads in.
+        con.execute(f"INSERT INTO {_V4_SPANS} BY NAME SELECT * FROM spans WHERE rowid >= ? AND rowid < ?",
+                    [start, start + COPY_CHUNK_ROWS])
+        report(min(start + COPY_CHUNK_ROWS, total), total)
+    con.execute("DROP TABLE spans")
+    con.execute(f"ALTER TABLE {_V4_SPANS} RENAME TO spans")
+
+
+def _log_progress(every_seconds: float = 2.0) -> ProgressCallback:
+    """A progress reporter for the copy: a line every few seconds, logged where logging is set up to show it (the
+    collector's terminal), else on stderr (commands that open the store read-write and log nothing)."""
+    started = last = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done < total and now - last < every_seconds:
+            return
+        if done < total or now - started >= every_seconds:
+            share = 100 * done / max(total, 1)
+            line = f"upgrading the store (spans.attributes to ZSTD): {share:.0f} % of the spans copied"
+            if log.isEnabledFor(logging.INFO):
+                log.info("%s", line)
+            else:
+                print(f"tracekit: {line}", file=sys.stderr, flush=True)
+        last = now
+    return report
+
+
+Step = str | Callable[[duckdb.DuckDBPyConnection, ProgressCallback | None], None]
+
+# (version, steps) in order. The store's version is the last step applied.
+MIGRATIONS: list[tuple[int, list[Step]]] = [
     (1, _V1),
     (2, _V2),
     (3, _V3_COST),
+    (4, [_recreate_spans_with_zstd]),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -211,9 +285,11 @@ def stored_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Bring the store up to SCHEMA_VERSION, each step in its own transaction; return the version now stamped."""
-    current = stored_version(con)
+def migrate(con: duckdb.DuckDBPyConnection, progress: ProgressCallback | None = None) -> int:
+    """Bring the store up to SCHEMA_VERSION, each step in its own transaction; return the version now stamped.
+
+    `progress` hears how far a step that copies rows has got (by default it is logged every few seconds)."""
+    current = started = stored_version(con)
     if current > SCHEMA_VERSION:
         raise StoreError(
             f"the store has schema version {current}, newer than this tracekit understands ({SCHEMA_VERSION}); "
@@ -225,7 +301,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         con.execute("BEGIN TRANSACTION")
         try:
             for statement in statements:
-                con.execute(statement)
+                if callable(statement):
+                    statement(con, progress)
+                else:
+                    con.execute(statement)
             con.execute(
                 "INSERT OR REPLACE INTO tracekit_meta VALUES ('schema_version', ?)", [str(version)]
             )
@@ -234,6 +313,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             con.execute("ROLLBACK")
             raise
         current = version
+    if 0 < started < current:
+        con.execute("CHECKPOINT")  # the replaced table's blocks free for reuse now, not at the next checkpoint
     return current
 
 
