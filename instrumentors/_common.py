@@ -98,6 +98,7 @@ class Instruments:
         self._tracer = get_tracer(scope, tracer_provider) if tracer_provider is not None else None
         self.metrics = GenAIMetrics(scope, meter_provider, latest=self.latest)
         self.record_metrics = self.metrics.record_inference
+        self._provider_attributes: dict[str, dict[str, str]] = {}
 
     @property
     def tracer(self) -> Any:
@@ -109,10 +110,16 @@ class Instruments:
 
     def provider_attributes(self, provider: str) -> dict[str, str]:
         """`gen_ai.provider.name`, and beside it the deprecated `gen_ai.system` that Application Insights' agent
-        views still key on, unless the latest conventions were asked for."""
-        if self.latest:
-            return {semconv.GEN_AI_PROVIDER_NAME: provider}
-        return {semconv.GEN_AI_PROVIDER_NAME: provider, semconv.GEN_AI_SYSTEM: provider}
+        views still key on, unless the latest conventions were asked for. Made once per provider; not to be changed
+        (callers copy it)."""
+        attributes = self._provider_attributes.get(provider)
+        if attributes is None:
+            attributes = {semconv.GEN_AI_PROVIDER_NAME: provider}
+            if not self.latest:
+                attributes[semconv.GEN_AI_SYSTEM] = provider
+            if len(self._provider_attributes) < 64:  # a handful of providers; never grows with odd values
+                self._provider_attributes[provider] = attributes
+        return attributes
 
 
 def set_messages(span: Span, key: str, items: Sequence[Mapping[str, Any]], settings: ContentSettings | None = None,

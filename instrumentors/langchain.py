@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 from uuid import UUID
 
 from opentelemetry import context as otel_context
@@ -44,7 +44,8 @@ from tracekit.content import ContentSettings, get_content_settings
 from tracekit.instrumentors._common import (Instruments, add_masked_count, emit_content_event, inference_recorded_by,
                                             merge_silenced_request, normalize_finish_reason, set_messages, set_opt_in,
                                             silenced_request, token_detail_attributes)
-from tracekit.instrumentors._langchain_messages import message_parts, message_role, to_otel_messages
+from tracekit.instrumentors._langchain_messages import (message_parts, message_role, output_structure_json,
+                                                        structure_json, to_otel_messages)
 from tracekit.messages import function_tool_definition, output_message, render, text_part
 from tracekit.tracing import error_type_of, record_error
 
@@ -161,13 +162,13 @@ def _request_attributes(instruments: Instruments, operation: str, model: str | N
                                   **instruments.provider_attributes(provider)}
     if model:
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-    for param, key in _REQUEST_NUMBERS.items():
-        value = params.get(param)
-        if _is_number(value):
+    for param, value in params.items():  # the few params given, not every known one
+        key = _REQUEST_NUMBERS.get(param)
+        if key is not None and _is_number(value):
             attributes[key] = value
     for ls_key, (param, key) in _REQUEST_NUMBERS_FROM_METADATA.items():
         value = metadata.get(ls_key)
-        if param not in params and _is_number(value):
+        if value is not None and param not in params and _is_number(value):
             attributes[key] = value
     choices = params.get("n")
     if isinstance(choices, int) and choices != 1:
@@ -191,14 +192,14 @@ def _finish_reason(generation: Any, msg: Any, metadata: Mapping[str, Any]) -> st
     return semconv.FINISH_TOOL_CALL if getattr(msg, "tool_calls", None) else semconv.FINISH_STOP
 
 
-def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], list[dict[str, Any]], Any, Any]:
-    """From an LLMResult: the response attributes (id, model, finish reasons, token usage), the output messages
-    (structure only with content off), and the input and output token counts as reported."""
+def _read_response(response: Any) -> tuple[dict[str, Any], list[tuple[Any, str]], Any, Any]:
+    """From an LLMResult: the response attributes (id, model, finish reasons, token usage), the answers (each
+    generation's message, or a text LLM's text, with its finish reason), and the input and output token counts as
+    reported."""
     llm_output = response.llm_output or {}
     response_id = llm_output.get("id")
     response_model = llm_output.get("model_name") or llm_output.get("model")
-    outputs: list[dict[str, Any]] = []
-    reasons = []
+    answers: list[tuple[Any, str]] = []
     usage: Mapping[str, Any] = {}
     for batch in response.generations or ():
         for generation in batch:
@@ -206,14 +207,12 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
             metadata = getattr(msg, "response_metadata", None) or {}
             reason = _finish_reason(generation, msg, metadata)
             if msg is not None:
-                outputs.append(output_message("assistant", message_parts(msg, with_content), reason))
+                answers.append((msg, reason))
                 usage = getattr(msg, "usage_metadata", None) or usage
                 response_id = response_id or metadata.get("id")
                 response_model = response_model or metadata.get("model_name") or metadata.get("model")
             else:
-                parts = [text_part(generation.text) if with_content else {"type": "text"}]
-                outputs.append(output_message("assistant", parts, reason))
-            reasons.append(reason)
+                answers.append((generation.text, reason))
     if not usage:
         token_usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
         usage = {"input_tokens": token_usage.get("prompt_tokens", token_usage.get("input_tokens")),
@@ -225,8 +224,8 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
         found[semconv.GEN_AI_RESPONSE_ID] = str(response_id)
     if response_model:
         found[semconv.GEN_AI_RESPONSE_MODEL] = str(response_model)
-    if reasons:
-        found[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    if answers:
+        found[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = [reason for _, reason in answers]
     if input_tokens is not None:
         found[semconv.GEN_AI_USAGE_INPUT_TOKENS] = int(input_tokens)
     if output_tokens is not None:
@@ -237,17 +236,38 @@ def _read_response(response: Any, with_content: bool) -> tuple[dict[str, Any], l
         inputs, outputs_details = inputs or {}, outputs_details or {}
         found.update(token_detail_attributes(inputs.get("cache_read"), inputs.get("cache_creation"),
                                              outputs_details.get("reasoning")))
-    return found, outputs, input_tokens, output_tokens
+    return found, answers, input_tokens, output_tokens
+
+
+def _output_messages(answers: Sequence[tuple[Any, str]]) -> list[dict[str, Any]]:
+    """The answers as OTel output messages with their content."""
+    return [output_message("assistant", [text_part(answer)] if isinstance(answer, str) else message_parts(answer),
+                           reason) for answer, reason in answers]
 
 
 def _add_messages(attributes: dict[str, Any], key: str, messages: list[dict[str, Any]],
                   settings: ContentSettings) -> int:
-    """Put messages built by `convert_message` (structure only when content is off) into `attributes` under the
-    content policy; returns how many values redaction masked."""
-    value, masked = render(key, messages, settings, structure_ready=not settings.enabled)
+    """Put messages built with their content into `attributes` under the content policy; returns how many values
+    redaction masked."""
+    value, masked = render(key, messages, settings)
     if value is not None:
         attributes[key] = value
     return masked
+
+
+def _set_message_attribute(span: Span, attributes: dict[str, Any], key: str, items: Sequence[Any],
+                           structure_of: Callable[[Any], str], messages_of: Callable[[Any], list[dict[str, Any]]]
+                           ) -> None:
+    """Input or output messages (`key`) on `span` from `items` under the content policy (`attributes`: what the
+    span has, for the masked count): with content off `structure_of(items)`, the structure written straight as
+    JSON; else the messages `messages_of(items)` builds, rendered."""
+    if not items:
+        return
+    settings = get_content_settings()
+    if not settings.enabled:
+        span.set_attribute(key, structure_of(items))
+        return
+    add_masked_count(span, attributes, set_messages(span, key, messages_of(items), settings))
 
 
 class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
@@ -381,10 +401,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
     def _set_agent_input(self, run: _Run, inputs: Any) -> None:
         messages = inputs.get("messages") if isinstance(inputs, Mapping) else None
         if messages and run.span is not None and isinstance(messages, (list, tuple)):
-            settings = get_content_settings()
-            otel_messages = to_otel_messages([m for m in messages if hasattr(m, "content")], settings.enabled)
-            add_masked_count(run.span, run.attributes, set_messages(
-                run.span, semconv.GEN_AI_INPUT_MESSAGES, otel_messages, settings, structure_ready=not settings.enabled))
+            _set_message_attribute(run.span, run.attributes, semconv.GEN_AI_INPUT_MESSAGES,
+                                   [m for m in messages if hasattr(m, "content")], structure_json, to_otel_messages)
 
     def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -429,10 +447,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             if isinstance(messages, (list, tuple)) and messages and message_role(messages[-1]) == "assistant":
                 last = messages[-1]
                 reason = semconv.FINISH_TOOL_CALL if getattr(last, "tool_calls", None) else semconv.FINISH_STOP
-                settings = get_content_settings()
-                outputs = [output_message("assistant", message_parts(last, settings.enabled), reason)]
-                add_masked_count(run.span, run.attributes, set_messages(
-                    run.span, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings, structure_ready=not settings.enabled))
+                _set_message_attribute(run.span, run.attributes, semconv.GEN_AI_OUTPUT_MESSAGES, [(last, reason)],
+                                       output_structure_json, _output_messages)
         self._finish(run_id)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -499,21 +515,28 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         run = self._runs.pop(run_id, None)
         if run is None:
             return
-        settings = get_content_settings()
-        found, outputs, input_tokens, output_tokens = _read_response(response, settings.enabled)
+        found, answers, input_tokens, output_tokens = _read_response(response)
         if semconv.GEN_AI_RESPONSE_MODEL in found:  # the metrics carry it too
             run.attributes[semconv.GEN_AI_RESPONSE_MODEL] = found[semconv.GEN_AI_RESPONSE_MODEL]
         span = run.span
         if span is not None and span.is_recording():
-            inputs = to_otel_messages(run.inputs, settings.enabled)
-            masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES, inputs, settings)
-            masked += _add_messages(found, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings)
+            settings = get_content_settings()
+            masked = 0
+            if not settings.enabled:  # structure only, written straight as JSON
+                if run.inputs:
+                    found[semconv.GEN_AI_INPUT_MESSAGES] = structure_json(run.inputs)
+                if answers:
+                    found[semconv.GEN_AI_OUTPUT_MESSAGES] = output_structure_json(answers)
+            else:
+                inputs, outputs = to_otel_messages(run.inputs), _output_messages(answers)
+                masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES, inputs, settings)
+                masked += _add_messages(found, semconv.GEN_AI_OUTPUT_MESSAGES, outputs, settings)
+                if settings.on_events:
+                    emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: inputs,
+                                              semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
             span.set_attributes(found)
             merge_silenced_request(span, run.attributes)
             add_masked_count(span, run.attributes, masked)
-            if settings.on_events:
-                emit_content_event(span, {semconv.GEN_AI_INPUT_MESSAGES: inputs,
-                                          semconv.GEN_AI_OUTPUT_MESSAGES: outputs}, settings)
         self._instruments.record_metrics(
             run.attributes, time.perf_counter() - run.started, _int_or_none(input_tokens),
             _int_or_none(output_tokens), cache_read=found.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
@@ -529,12 +552,8 @@ class TracekitCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         if run is not None:
             span = run.span
             if span is not None and span.is_recording():
-                settings = get_content_settings()
-                found: dict[str, Any] = {}
-                masked = _add_messages(found, semconv.GEN_AI_INPUT_MESSAGES,
-                                       to_otel_messages(run.inputs, settings.enabled), settings)
-                span.set_attributes(found)
-                add_masked_count(span, run.attributes, masked)
+                _set_message_attribute(span, run.attributes, semconv.GEN_AI_INPUT_MESSAGES, run.inputs,
+                                       structure_json, to_otel_messages)
             self._instruments.record_metrics(run.attributes, time.perf_counter() - run.started, None, None,
                                              error_type_of(error), context=run.parent_context)
         self._finish(run_id, error)

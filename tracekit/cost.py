@@ -22,12 +22,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
-
-import platformdirs
 
 from tracekit import semconv
 
@@ -86,6 +85,8 @@ def prices_file() -> Path:
     override = os.environ.get(PRICES_FILE_ENV)
     if override:
         return Path(override).expanduser()
+    import platformdirs  # here: the TUI imports this module before its first paint, which prices nothing
+
     return Path(platformdirs.user_data_dir("tracekit", appauthor=False)) / "genai-prices.json"
 
 
@@ -335,8 +336,15 @@ def _rates(provider_id: str | None, model: str, day: str) -> _Rates | None:
 
 def has_cost_column(reader: Any) -> bool:
     """Whether the store prices model calls: a store of schema v3+ has a `cost_usd` column on spans (an older one
-    opened read-only has not)."""
-    return "cost_usd" in reader.rows("SELECT * FROM spans LIMIT 0").columns
+    opened read-only has not). Asked once per reader: a reader's store keeps its schema while it is open (a collector
+    migrates before it serves reads, and a store opened read-only is not migrated), and the TUI asks on every page."""
+    known = _COST_COLUMN.get(reader)
+    if known is None:
+        known = _COST_COLUMN[reader] = "cost_usd" in reader.rows("SELECT * FROM spans LIMIT 0").columns
+    return known
+
+
+_COST_COLUMN: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
 def format_cost(value: float | None) -> str:

@@ -28,7 +28,8 @@ try:  # the API's stand-in until a MeterProvider is set; private, so only its ab
 except ImportError:  # pragma: no cover
     _PROXY_HISTOGRAM = ()  # type: ignore[assignment,misc]
 
-# Attributes every inference metric carries (metric_attributes.gen_ai), when the span has them.
+# Attributes every inference metric carries (metric_attributes.gen_ai), when the span has them; `_inference_sets`
+# spells them out again for its key.
 _INFERENCE_KEYS = (semconv.GEN_AI_OPERATION_NAME, semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_REQUEST_MODEL,
                    semconv.GEN_AI_RESPONSE_MODEL, semconv.SERVER_ADDRESS, semconv.SERVER_PORT)
 _AGENT_KEYS = (semconv.GEN_AI_OPERATION_NAME, semconv.GEN_AI_AGENT_NAME, semconv.GEN_AI_AGENT_ID,
@@ -157,7 +158,8 @@ class GenAIMetrics:
         """The attribute sets of one (operation, provider, models, server, error type), built on first use: an
         application calls a handful of models, so per call this is one tuple and one dict lookup."""
         get = span_attributes.get
-        key = tuple(get(name) for name in _INFERENCE_KEYS) + (error_type,)
+        key = (get(semconv.GEN_AI_OPERATION_NAME), get(semconv.GEN_AI_PROVIDER_NAME), get(semconv.GEN_AI_REQUEST_MODEL),
+               get(semconv.GEN_AI_RESPONSE_MODEL), get(semconv.SERVER_ADDRESS), get(semconv.SERVER_PORT), error_type)
         try:
             sets = self._sets.get(key)
         except TypeError:  # an unhashable value where a string belongs: recorded as given, not kept

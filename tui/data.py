@@ -210,27 +210,81 @@ def trace_loop_messages(reader: StoreReader, traces: list[TraceSummary]) -> dict
     return {trace_id: tuple(loop.message for loop in loops) for trace_id, loops in found.items()}
 
 
+# The newest page without a filter is found among the newest spans instead of grouping every span by trace: the traces
+# with spans in a window of the newest spans, less those with a span that starts before the window, are exactly the
+# traces whose first span starts in it, so when a page of them remains those are the newest traces of all. The window
+# starts at this many spans per trace of the page (agent traces have tens), four times more while it holds too few
+# traces; past _WINDOW_MAX_SPANS the page groups every span.
+_WINDOW_SPANS_PER_TRACE = 64
+_WINDOW_MAX_SPANS = 4_000_000
+
+
+def _newest_window(reader: StoreReader, limit: int) -> int | None:
+    """The start of a window of the newest spans that holds spans of at least 1.25 `limit` traces; None when the store
+    has no such window (then the whole store is grouped)."""
+    spans = limit * _WINDOW_SPANS_PER_TRACE
+    while spans <= _WINDOW_MAX_SPANS:
+        answer = reader.rows("SELECT min(start_time_ns) AS start_ns, count(DISTINCT trace_id) AS trace_count, "
+                             "count(*) AS span_count FROM (SELECT trace_id, start_time_ns FROM spans "
+                             "ORDER BY start_time_ns DESC LIMIT ?)", [spans])  # top-N: only the newest row groups
+        start_ns, trace_count, span_count = answer.rows[0]
+        if span_count < spans:
+            return None  # the whole store: no cheaper than grouping it
+        if trace_count >= limit + limit // 4:
+            return start_ns
+        spans *= 4
+    return None
+
+
 def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions: list[str],
                       after: tuple[int, str] | None, limit: int, only: list[str] | None = None) -> list[TraceSummary]:
+    if not conditions and after is None and only is None:
+        window = _newest_window(reader, limit)
+        if window is not None:
+            traces = _summaries(reader, _WINDOW_PAGE, [window, window, limit], bounded=True)
+            if len(traces) == limit:  # else too many of the window's traces started before it: the full scan
+                return traces
     if only is not None:
         conditions = [*conditions, "trace_id IN (SELECT unnest(?::VARCHAR[]))"]
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     having, keyset_params = _keyset(after)
+    page = f"""
+        SELECT trace_id, min(start_time_ns) AS first_ns
+        FROM spans {where}
+        GROUP BY trace_id {having}
+        ORDER BY first_ns DESC, trace_id DESC
+        LIMIT ?
+    """
+    params = [*trace_filter.params, *trace_filter.trace_params, *([only] if only is not None else []),
+              *keyset_params, limit]
+    return _summaries(reader, page, params, bounded=not conditions)
+
+
+# The first spans of the traces that have spans starting at or after $1, less the traces with a span before it.
+_WINDOW_PAGE = """
+    WITH recent AS (
+        SELECT trace_id, min(start_time_ns) AS first_ns FROM spans WHERE start_time_ns >= ? GROUP BY trace_id
+    )
+    SELECT trace_id, first_ns FROM recent
+    WHERE trace_id NOT IN (SELECT trace_id FROM spans
+                           WHERE start_time_ns < ? AND trace_id IN (SELECT trace_id FROM recent))
+    ORDER BY first_ns DESC, trace_id DESC
+    LIMIT ?
+"""
+
+
+def _summaries(reader: StoreReader, page: str, params: list[Any], *, bounded: bool) -> list[TraceSummary]:
+    """The trace list rows of the page `page` selects (trace_id and first_ns, in the list's order); `bounded`: each
+    row's first_ns is its trace's earliest span."""
     # The join reads every column the row needs; bounded below by the page's earliest span, DuckDB skips the older
     # row groups (zone maps). Without a filter, page.first_ns is each trace's earliest span; with one it is the first
     # matching span, so the bound comes from a scan of the trace id and start columns alone (cheaper than reading
     # every column of every span in the join).
-    lower_bound = ("AND s.start_time_ns >= (SELECT min(first_ns) FROM page)" if not conditions else
+    lower_bound = ("AND s.start_time_ns >= (SELECT min(first_ns) FROM page)" if bounded else
                    "AND s.start_time_ns >= (SELECT min(start_time_ns) FROM spans "
                    "WHERE trace_id IN (SELECT trace_id FROM page))")
     sql = f"""
-        WITH page AS (
-            SELECT trace_id, min(start_time_ns) AS first_ns
-            FROM spans {where}
-            GROUP BY trace_id {having}
-            ORDER BY first_ns DESC, trace_id DESC
-            LIMIT ?
-        )
+        WITH page AS ({page})
         SELECT page.trace_id, page.first_ns, min(s.start_time_ns) AS earliest_ns,
                max(s.end_time_ns) - min(s.start_time_ns) AS duration_ns,
                count(DISTINCT s.span_id) AS span_count,
@@ -250,8 +304,6 @@ def _ended_trace_page(reader: StoreReader, trace_filter: TraceFilter, conditions
         GROUP BY page.trace_id, page.first_ns
         ORDER BY page.first_ns DESC, page.trace_id DESC
     """
-    params = [*trace_filter.params, *trace_filter.trace_params, *([only] if only is not None else []),
-              *keyset_params, limit]
     rows = reader.rows(sql, params).dicts()  # plain rows: the first page imports no pyarrow
     return [TraceSummary(
         trace_id=row["trace_id"], start_ns=row["first_ns"], earliest_ns=row["earliest_ns"],

@@ -3,14 +3,17 @@ SIGTERM drains what was accepted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import grpc
 import pytest
@@ -38,30 +41,61 @@ def _recorded_spans(count: int) -> list:
     return list(memory.get_finished_spans())
 
 
+@contextlib.contextmanager
+def _budget_held(collector: Collector) -> Iterator[socket.socket]:
+    """An HTTP body that arrives in part and then stalls, holding more than the whole admission budget until the
+    block ends (its connection is closed: the client is gone and its bytes are returned)."""
+    capacity = collector.pipeline.admission.capacity
+    host, port = collector.http_endpoint.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as holder:
+        holder.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
+                       + f"Content-Length: {2 * capacity}\r\n\r\n".encode() + bytes(capacity + 1))
+        deadline = time.monotonic() + 60
+        while collector.pipeline.admission.used <= capacity:
+            assert time.monotonic() < deadline, "the stalled body never took the budget"
+            time.sleep(0.02)
+        yield holder
+
+
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_a_full_queue_makes_the_standard_exporters_retry_and_everything_lands(collector_settings, protocol):
-    collector_settings.queue_bytes = 1  # one request in flight at a time: every concurrent one is refused
+    """Six exporters of the OpenTelemetry SDK send at once while the queue is full: each is refused with a retryable
+    answer, retries after the delay the collector gave, and every span lands once. The queue is full because a
+    stalled body holds the budget until the refusals are seen (not because the exporters race each other for one
+    slot: a sender that loses six races in a row on a busy machine gives up, which is the SDK's limit, not a fault)."""
+    collector_settings.queue_bytes = 1024 * 1024  # room for all six exporters' requests once the stalled body is gone
     spans = _recorded_spans(1200)
     chunks = [spans[i:i + 100] for i in range(0, len(spans), 100)]
+    senders = 6
     with Collector(collector_settings).running() as collector:
+        admission = collector.pipeline.admission
         results: list[SpanExportResult] = []
+        ready = threading.Barrier(senders + 1)
 
         def send(my_chunks: list) -> None:
             exporter = (OTLPSpanExporter(endpoint=collector.grpc_endpoint, insecure=True, timeout=60)
                         if protocol == "grpc" else
                         HttpSpanExporter(endpoint=collector.http_endpoint + "/v1/traces", timeout=60))
+            ready.wait(60)
             for chunk in my_chunks:
                 results.append(exporter.export(chunk))
             exporter.shutdown()
 
-        threads = [threading.Thread(target=send, args=(chunks[i::6],)) for i in range(6)]
-        for thread in threads:
-            thread.start()
+        threads = [threading.Thread(target=send, args=(chunks[i::senders],)) for i in range(senders)]
+        with _budget_held(collector):
+            for thread in threads:
+                thread.start()
+            ready.wait(60)
+            # Hold the budget until every exporter was refused once; a refused one asks again after the collector's
+            # delay (1 s here), up to six times, so a few seconds do not make it give up.
+            deadline = time.monotonic() + 3
+            while admission.refused < senders and time.monotonic() < deadline:
+                time.sleep(0.01)
+            refused_while_full = admission.refused
         for thread in threads:
             thread.join()
-        refused = collector.pipeline.admission.refused
         stored = collector.reader().sql("SELECT count(*) AS n, count(DISTINCT span_id) AS d FROM spans").to_pylist()
-    assert refused > 0, "the burst never filled the queue, so nothing was tested"
+    assert refused_while_full > 0, "no exporter met the full queue, so nothing was tested"
     assert results == [SpanExportResult.SUCCESS] * len(chunks)
     assert stored == [{"n": len(spans), "d": len(spans)}]
 
@@ -133,7 +167,13 @@ def test_kill_9_under_load_loses_no_acknowledged_span(tmp_path):
                    for i in range(3)]
         for sender in senders:
             sender.start()
-        time.sleep(1.5 + round_number * 0.7)  # kill at different points of the commit/checkpoint cycle
+        # Kill once this round's requests are being acknowledged (however slowly this machine starts them), at a
+        # different point of the commit/checkpoint cycle each round.
+        enough = len(acknowledged) + 3 * 200 * (round_number + 1)
+        deadline = time.monotonic() + 60
+        while len(acknowledged) < enough and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2 * round_number)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         stop.set()

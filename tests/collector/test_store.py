@@ -468,3 +468,17 @@ def test_the_writer_waits_for_requests_being_decoded_until_a_row_group_fills(tmp
         writer.stop()
     assert _groups(con) == [(1, 500), (2, database.ROW_GROUP_ROWS)]
     con.close()
+
+
+def test_a_read_write_store_in_a_fresh_process_has_the_relational_api(tmp_path):
+    """The store modules import only DuckDB's engine (tracekit/store/engine.py); a process that opens the store
+    read-write (the collector, `tracekit prices`, `alerts`) uses `.sql()` and Arrow on it, which come with the duckdb
+    package: open_store must load it, or such a command fails in a process that imported nothing else."""
+    child = ("import sys; from pathlib import Path; from tracekit.store.database import open_store; "
+             "con = open_store(Path(sys.argv[1])); "
+             "print(con.sql('SELECT count(*) FROM spans').fetchall()[0][0], "
+             "con.execute('SELECT 1 AS x').fetch_arrow_table().num_rows)")
+    done = subprocess.run([sys.executable, "-c", child, str(tmp_path / "fresh.duckdb")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "1"]

@@ -54,7 +54,7 @@ def _export(db: Path, sender: OtlpSender, **options):
 
 
 def _wait_for_rows(reader, table: str, count: int) -> int:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # returns once stored; a busy machine commits slowly
     found = 0
     while time.monotonic() < deadline:
         found = reader.sql(f"SELECT count(*) FROM {table}").column(0)[0].as_py()

@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import tracekit
 from tracekit.instrumentors import _langchain_messages as lcm
 from tracekit.instrumentors.langchain import LangChainInstrumentor, TracekitCallbackHandler
+from tracekit.messages import to_json
 
 USER_TEXT = "What is the weather in Reykjavik-Q7?"
 TOOL_RESULT = "sleet, 2 degrees, gusty-XQ"
@@ -410,6 +411,27 @@ def test_structure_only_messages_of_every_kind() -> None:
         {"role": "user", "parts": [{"type": "text"}]},
     ]
     assert lcm.to_otel_messages(messages, False) == structure_only(lcm.to_otel_messages(messages, True))
+    # What the handler records with content off is that structure written straight as JSON: the same text.
+    assert lcm.structure_json(messages) == to_json(lcm.to_otel_messages(messages, False))
+
+
+def test_output_structure_written_as_json_is_the_structure_of_the_answers() -> None:
+    """Content off, the output messages are each answer's structure-only parts as an assistant message's with its
+    finish reason, whatever the answer holds (text, tool calls, content blocks, a text LLM's string, odd ids)."""
+    from langchain_core.messages import AIMessage
+
+    from tracekit.messages import output_message
+
+    answers = [(AIMessage("done"), "stop"), (AIMessage(""), "stop"),
+               (AIMessage("", tool_calls=[{"name": 'se"arch\\', "args": {}, "id": "c\u00e9\u2028"},
+                                          {"name": "b", "args": {}, "id": None}]), "tool_call"),
+               (AIMessage([{"type": "text", "text": "x"}, {"type": "reasoning", "reasoning": "r"}]), "length"),
+               (AIMessage("named", name="bob"), "stop"), ("a text LLM's answer", "stop")]
+    expected = [output_message("assistant", lcm.message_parts(answer, False) if not isinstance(answer, str)
+                               else [{"type": "text"}], reason) for answer, reason in answers]
+    assert lcm.output_structure_json(answers) == to_json(expected)
+    assert json.loads(lcm.output_structure_json(answers))[2]["parts"] == [
+        {"type": "tool_call", "id": "c\u00e9\u2028", "name": 'se"arch\\'}, {"type": "tool_call", "id": None, "name": "b"}]
 
 
 def test_request_parameters_and_a_text_completion_run(instrumented, content_off) -> None:
@@ -472,3 +494,23 @@ def test_metric_exemplars_link_to_the_chat_span_when_the_call_ends_in_another_th
               for point in metric.data.data_points]
     assert len(points) == 3  # the duration, and the input and output token usage
     assert {exemplar.span_id for point in points for exemplar in point.exemplars} == {chat.context.span_id}
+
+
+def test_structure_is_remembered_per_message_while_it_lives_and_follows_new_content() -> None:
+    """A history sent again is rendered from what was remembered for each message object; a message given new
+    content is rendered anew, and a message that is gone is forgotten (the table does not grow with traffic)."""
+    import gc
+
+    from langchain_core.messages import AIMessage
+
+    history = [HumanMessage("hi"), AIMessage("", tool_calls=[{"name": "search", "args": {}, "id": "call_1"}])]
+    first = lcm.structure_json(history)
+    assert all(id(message) in lcm._remembered for message in history)
+    assert lcm.structure_json(history) == first
+    history[0].content = ""  # new content: no text part any more
+    assert json.loads(lcm.structure_json(history))[0] == {"role": "user", "parts": []}
+    before = len(lcm._remembered)
+    for turn in range(200):
+        lcm.structure_json([HumanMessage(f"turn {turn}")])
+    gc.collect()
+    assert len(lcm._remembered) <= before

@@ -2,15 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
+from typing import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from mcp import ClientSession
 
 import tracekit.dashboards as dashboards
 from tests.mcp.conftest import CONVERSATIONS, file_digest, mcp_session
 from tracekit.readout.budget import is_cut
 
+# One event loop and one `tracekit mcp` for the module: the tests only read, and starting the server took most of
+# each short test.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
 TOOLS = {"search_traces", "get_trace", "get_span", "get_conversation", "run_query", "list_errors", "get_dashboard",
          "get_schema"}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def mcp_server(demo_store) -> AsyncIterator[ClientSession]:
+    """The module's MCP client session, entered and left in a task of its own (the SDK's streams must be closed by
+    the task that opened them)."""
+    ready: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+
+    async def own() -> None:
+        try:
+            async with mcp_session(demo_store) as session:
+                ready.set_result(session)
+                await stop.wait()
+        except BaseException as error:
+            if not ready.done():
+                ready.set_exception(error)
+            raise
+
+    task = asyncio.create_task(own())
+    yield await ready
+    stop.set()
+    await task
+
+
+@contextlib.asynccontextmanager
+async def in_session(session: ClientSession) -> AsyncIterator[ClientSession]:
+    yield session
 
 
 def _data(result) -> dict:
@@ -18,8 +57,8 @@ def _data(result) -> dict:
     return result.structured_content
 
 
-async def test_tools_and_resources_are_listed_read_only_with_described_parameters(demo_store):
-    async with mcp_session(demo_store) as session:
+async def test_tools_and_resources_are_listed_read_only_with_described_parameters(mcp_server, demo_store):
+    async with in_session(mcp_server) as session:
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
         resources = {str(resource.uri) for resource in (await session.list_resources()).resources}
     assert set(tools) == TOOLS
@@ -33,7 +72,7 @@ async def test_tools_and_resources_are_listed_read_only_with_described_parameter
     assert resources == {"tracekit://schema", "tracekit://examples"}
 
 
-async def test_search_traces_summarises_every_trace_and_filters(demo_store, store_sql):
+async def test_search_traces_summarises_every_trace_and_filters(mcp_server, demo_store, store_sql):
     expected = {row["trace_id"]: row for row in store_sql(
         "SELECT trace_id, count(*) AS spans, count(*) FILTER (WHERE status_code = 'ERROR') AS errors, "
         "list(DISTINCT agent_name ORDER BY agent_name) FILTER (WHERE agent_name IS NOT NULL) AS agents, "
@@ -43,7 +82,7 @@ async def test_search_traces_summarises_every_trace_and_filters(demo_store, stor
     booked = {row["trace_id"] for row in store_sql("SELECT DISTINCT trace_id FROM spans WHERE tool_name = 'book_flight'")}
     lisbon = {row["trace_id"] for row in store_sql(
         "SELECT DISTINCT trace_id FROM spans WHERE contains(lower(attributes::VARCHAR), 'lisbon')")}
-    async with mcp_session(demo_store) as session:
+    async with in_session(mcp_server) as session:
         everything = _data(await session.call_tool("search_traces", {}))
         first = _data(await session.call_tool("search_traces", {"limit": 1}))
         second = _data(await session.call_tool("search_traces", {"limit": 1, "offset": 1}))
@@ -75,12 +114,12 @@ async def test_search_traces_summarises_every_trace_and_filters(demo_store, stor
     assert bad_time.is_error and "since='yesterday-ish'" in bad_time.content[0].text
 
 
-async def test_get_trace_is_the_span_tree_and_get_span_returns_cut_values_whole(demo_store, store_sql):
+async def test_get_trace_is_the_span_tree_and_get_span_returns_cut_values_whole(mcp_server, demo_store, store_sql):
     trace_id = store_sql("SELECT trace_id FROM spans WHERE conversation_id = 'demo-session-001' LIMIT 1")[0]["trace_id"]
     spans = {row["span_id"]: row for row in store_sql(
         "SELECT span_id, parent_span_id, name, status_code, attributes::VARCHAR AS attributes FROM spans "
         "WHERE trace_id = ?", [trace_id])}
-    async with mcp_session(demo_store) as session:
+    async with in_session(mcp_server) as session:
         tree = _data(await session.call_tool("get_trace", {"trace_id": trace_id, "value_chars": 40}))
         paged = _data(await session.call_tool("get_trace", {"trace_id": trace_id, "limit": 5}))
         cut_span = next(span for span in tree["spans"] if any(is_cut(v) for v in span["attributes"].values()))
@@ -119,7 +158,7 @@ async def test_get_trace_is_the_span_tree_and_get_span_returns_cut_values_whole(
     assert malformed.is_error and "expected 32 hex digits" in malformed.content[0].text
 
 
-async def test_get_conversation_by_conversation_response_and_trace_id(demo_store, store_sql):
+async def test_get_conversation_by_conversation_response_and_trace_id(mcp_server, demo_store, store_sql):
     trace_id = store_sql("SELECT trace_id FROM spans WHERE conversation_id = 'demo-session-001' LIMIT 1")[0]["trace_id"]
     response_id = store_sql("SELECT response_id FROM spans WHERE trace_id = ? AND operation_name = 'chat' "
                             "AND response_id IS NOT NULL ORDER BY start_time_ns LIMIT 1", [trace_id])[0]["response_id"]
@@ -127,7 +166,7 @@ async def test_get_conversation_by_conversation_response_and_trace_id(demo_store
         "SELECT attributes->>'$.\"gen_ai.tool.call.result\"' AS result FROM spans WHERE trace_id = ? "
         "AND tool_name = 'search_hotels' AND status_code <> 'ERROR'", [trace_id])[0]["result"]
     chats = store_sql("SELECT count(*) AS n FROM spans WHERE trace_id = ? AND operation_name = 'chat'", [trace_id])
-    async with mcp_session(demo_store) as session:
+    async with in_session(mcp_server) as session:
         markdown = await session.call_tool("get_conversation", {"id": "demo-session-001"})
         by_trace = _data(await session.call_tool("get_conversation", {"id": trace_id, "format": "json"}))
         by_response = _data(await session.call_tool("get_conversation", {"id": response_id}))
@@ -152,7 +191,7 @@ async def test_get_conversation_by_conversation_response_and_trace_id(demo_store
     assert unknown.is_error and "no conversation, response or trace" in unknown.content[0].text
 
 
-async def test_run_query_answers_kql_and_sql_and_refuses_to_write(demo_store, store_sql):
+async def test_run_query_answers_kql_and_sql_and_refuses_to_write(mcp_server, demo_store, store_sql):
     before = file_digest(demo_store)
     spans = store_sql("SELECT count(*) AS n FROM spans")[0]["n"]
     tools = store_sql("SELECT tool_name, count(*) AS n FROM spans WHERE operation_name = 'execute_tool' "
@@ -160,7 +199,7 @@ async def test_run_query_answers_kql_and_sql_and_refuses_to_write(demo_store, st
     writes = ["DELETE FROM spans", "DROP TABLE spans", "UPDATE spans SET name = 'x'",
               "SELECT 1; DELETE FROM spans", "CREATE TABLE stolen AS SELECT * FROM spans",
               "COPY spans TO '/tmp/tracekit-mcp-leak.csv'", "INSERT INTO spans SELECT * FROM spans"]
-    async with mcp_session(demo_store) as session:
+    async with in_session(mcp_server) as session:
         kql = _data(await session.call_tool("run_query", {"query": (
             'dependencies | where customDimensions["gen_ai.operation.name"] == "execute_tool" '
             '| summarize calls = count() by tool = tostring(customDimensions["gen_ai.tool.name"]) '
@@ -190,10 +229,10 @@ async def test_run_query_answers_kql_and_sql_and_refuses_to_write(demo_store, st
     assert file_digest(demo_store) == before
 
 
-async def test_list_errors_dashboard_schema_and_examples(demo_store, store_sql):
+async def test_list_errors_dashboard_schema_and_examples(mcp_server, demo_store, store_sql):
     runs = store_sql("SELECT count(*) AS n FROM spans WHERE operation_name = 'invoke_agent'")[0]["n"]
     failed = store_sql("SELECT trace_id FROM spans WHERE status_code = 'ERROR'")
-    async with mcp_session(demo_store) as session:
+    async with in_session(mcp_server) as session:
         errors = _data(await session.call_tool("list_errors", {"since": "all"}))
         board = _data(await session.call_tool("get_dashboard", {"name": "agents", "since": "all"}))
         no_board = await session.call_tool("get_dashboard", {"name": "nope"})
@@ -222,8 +261,8 @@ async def test_list_errors_dashboard_schema_and_examples(demo_store, store_sql):
         assert result.structured_content["rows"], "every example finds rows in the demo store"
 
 
-async def test_a_large_answer_is_cut_to_the_character_budget(demo_store):
-    async with mcp_session(demo_store) as session:
+async def test_a_large_answer_is_cut_to_the_character_budget(mcp_server, demo_store):
+    async with in_session(mcp_server) as session:
         small = _data(await session.call_tool("run_query", {"query": "spans | project attributes", "max_chars": 1000,
                                                             "limit": 1000}))
         whole = await session.call_tool("run_query", {"query": "spans | project attributes", "limit": 1000,

@@ -335,6 +335,12 @@ def test_a_store_from_before_prices_reads_as_unpriced(workload, tmp_path):
         rows = run_kql(reader, 'dependencies | summarize n = count(), '
                                'priced = countif(isnotnull(customMeasurements["tracekit.cost_usd"]))').to_pylist()
         assert rows == [{"n": sum(1 for s in workload.spans if s.kind.name != "SERVER"), "priced": 0}]
+        # Whole rows chosen late read the row id through the TEMP spans view (tests/query/test_late_rows.py).
+        compiled = compile_kql(reader, "dependencies | top 4 by duration desc")
+        assert "__tk_rowid" in compiled.sql
+        late, plain = reader.sql(compiled.sql).to_pylist(), reader.sql(compiled.fallback_sql).to_pylist()
+        assert len(late) == 4 and [r["duration"] for r in late] == [r["duration"] for r in plain]
+        assert all(row in reader.sql("SELECT * FROM dependencies").to_pylist() for row in late)
         board = dashboards.load("agents")
         for tile_id in ("cost_by_model", "cost_by_agent", "models"):
             table = dashboards.run_tile(reader, board.tile(tile_id), None)

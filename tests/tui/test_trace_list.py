@@ -77,6 +77,32 @@ async def test_filters_narrow_the_list(store):
         await wait_for(pilot, lambda: table.row_count == total)
 
 
+async def test_a_filter_reuses_the_sequence_read_before_the_page_shown(store):
+    """A submitted filter does not ask the store's latest ingest sequence before its page (the one read before the
+    page on screen bounds the new rows as well); a refresh (`r`) reads it again."""
+    queries: list[str] = []
+
+    class Recording(NamedReader):
+        def rows(self, query, params=None):
+            queries.append(query)
+            return super().rows(query, params)
+
+    app = TracekitApp(Recording(store.reader), live=False)
+    async with app.run_test(size=(180, 40)) as pilot:
+        table = await loaded(pilot, app)
+        await wait_for(pilot, lambda: app.screen.settled)
+        queries.clear()
+        await pilot.press("slash")
+        app.screen.query_one("#filter-input", Input).value = "agent:booker"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: table.row_count == 2)
+        assert any("WITH page AS" in query for query in queries)
+        assert not any("max(ingest_seq)" in query for query in queries)
+        queries.clear()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: any("max(ingest_seq)" in query for query in queries))
+
+
 async def test_a_bad_filter_is_shown_at_its_position(store):
     app = TracekitApp(store.reader, live=False)
     async with app.run_test(size=(180, 40)) as pilot:

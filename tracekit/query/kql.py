@@ -269,7 +269,8 @@ def _compile(text: str, params: dict[str, Any] | None, schema: dict[str, list[st
             schemaless = None
         schemaless_tree = _parse(schemaless.sql_text) if schemaless is not None else None
         if schemaless_tree is not None:
-            shortcut = _shortcut_sql(text, schemaless_tree, sources, time_filtered)
+            shortcut = (_late_rows_sql(text, schemaless_tree, time_filtered)
+                        or _shortcut_sql(text, schemaless_tree, sources, time_filtered))
         elif schema is not None:
             shortcut = _narrow_join_sql(text, params, schema, sources, time_filtered)
     if shortcut is None:
@@ -608,6 +609,104 @@ def _shortcut_sql(text: str, tree: dict[str, Any], sources: set[str], time_filte
         return None
     rendered = _with_sources(rewritten, time_filtered, shortcut_sources=shortcut_sources)
     return f"SELECT {_PUBLIC_COLUMNS} FROM (\n{rendered}\n)"
+
+
+# --- whole rows of a top-N / take: late materialization -------------------------------------------------------------
+_ROWID = f"{views.HIDDEN_PREFIX}rowid"
+_LATE_TABLES = set(_SHORTCUT_TABLES)  # the span views: tk_<name>_wide() carries the spans row id
+
+
+def _late_rows_sql(text: str, tree: dict[str, Any], time_filtered: bool) -> str | None:
+    """`dependencies | top 20 by timestamp desc` (or `take 20`, `sort by x | take 20`, after `where`s), which
+    returns whole rows: choose the rows on a lean source that computes only the columns the pipeline names plus the
+    spans row id, then compute the view's columns (customDimensions above all, tens of µs a row with recorded
+    content) for those rows only, fetched back by row id, and order and limit them again as the query does. Same
+    rows (the chosen ones are exactly the N a top-N over the view may give, ties included), same columns, same
+    order. None when the query has another shape.
+
+    DuckDB's own late materialization does not reach through the views (a join with the resources, and it is off on
+    store connections, tracekit/store/database.py): this is the same plan, written out."""
+    shape = _top_rows_shape(tree)
+    if shape is None or shape[0] not in _LATE_TABLES:
+        return None
+    table, last, modifiers = shape
+    narrow_tree = tree
+    tokens = _tokens(text)
+    indexed = _DIMENSION_COLUMNS + _MEASUREMENT_COLUMNS
+    if any(token.text in indexed for token in tokens) and _accessors_only(tokens, indexed):
+        narrow_tree = sql_tree.replace_expressions(
+            tree, _Dimensions(views.span_key_excluded, views.TYPED_DIMENSIONS).replace)
+    narrow = views.lean_source(table, _named_columns(narrow_tree, time_filtered) | {_ROWID})
+    if narrow is None:
+        return None
+    # The view's rows with those ids, ordered and limited as the query's last step does (n rows in, n rows out).
+    main = sql_tree.parse(f'SELECT * FROM {views.wide_source(table)} AS {table}_rows '
+                          f'WHERE "{_ROWID}" IN (SELECT "{_ROWID}" FROM "{last}")')["statements"][0]["node"]
+    main["modifiers"] = copy.deepcopy(modifiers)
+    main["cte_map"] = copy.deepcopy(narrow_tree["statements"][0]["node"]["cte_map"])
+    late = copy.deepcopy(narrow_tree)
+    late["statements"][0]["node"] = main
+    rendered = _with_sources(late, time_filtered, shortcut_sources={table: narrow})
+    return f"SELECT {_PUBLIC_COLUMNS} FROM (\n{rendered}\n)"
+
+
+def _top_rows_shape(tree: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]]] | None:
+    """(table, last step's CTE, its ORDER BY + LIMIT modifiers) when the SQL is duckdb-kql's chain of whole-row steps
+    over one table ending in a limit: `WITH _s0 AS (SELECT * FROM t), _s1 AS (SELECT * FROM _s0 WHERE ...), ...,
+    _sN AS (SELECT * FROM _sN-1 [ORDER BY ...] LIMIT n) SELECT * FROM _sN`. A `sort by` step right before a `take`
+    lends the take its ORDER BY; any other step (extend, project, summarize, a join...) is another shape."""
+    statements = tree.get("statements", [])
+    if len(statements) != 1:
+        return None
+    main = statements[0]["node"]
+    steps = [(entry["key"], entry["value"].get("query_node", {})) for entry in main.get("cte_map", {}).get("map", [])]
+    if not steps or not _whole_rows(main) or main["modifiers"] or _reads(main) != steps[-1][0]:
+        return None
+    names = [name for name, _ in steps]
+    for index, (name, node) in enumerate(steps):
+        source = _reads(node)
+        if not _whole_rows(node) or source is None or (index and source != names[index - 1]) \
+                or (not index and source in names) or node.get("cte_map", {}).get("map"):
+            return None
+        if any(modifier["type"] not in ("ORDER_MODIFIER", "LIMIT_MODIFIER") for modifier in node["modifiers"]):
+            return None
+    table = _reads(steps[0][1])
+    last = steps[-1][1]
+    kinds = [modifier["type"] for modifier in last["modifiers"]]
+    if table is None or "LIMIT_MODIFIER" not in kinds or last["modifiers"][-1]["type"] != "LIMIT_MODIFIER" \
+            or last["modifiers"][-1].get("offset") is not None:
+        return None
+    modifiers = last["modifiers"]
+    if "ORDER_MODIFIER" not in kinds and len(steps) > 1:
+        before = steps[-2][1]
+        if last["where_clause"] is not None:
+            return None
+        if before["modifiers"] and [m["type"] for m in before["modifiers"]] == ["ORDER_MODIFIER"] \
+                and before["where_clause"] is None:
+            modifiers = before["modifiers"] + modifiers
+    if "ORDER_MODIFIER" not in [m["type"] for m in modifiers] and any(
+            m["type"] == "ORDER_MODIFIER" for _, node in steps for m in node["modifiers"]):
+        return None  # a sort further up, then a where: which rows a take keeps depends on an order not kept here
+    return table, steps[-1][0], modifiers
+
+
+def _whole_rows(node: dict[str, Any]) -> bool:
+    """A plain SELECT * (no EXCLUDE/REPLACE/COLUMNS, grouping, DISTINCT, QUALIFY, SAMPLE) from one table."""
+    select = node.get("select_list") or []
+    return (node.get("type") == "SELECT_NODE" and len(select) == 1 and select[0].get("class") == "STAR"
+            and not select[0].get("exclude_list") and not select[0].get("replace_list")
+            and not select[0].get("columns") and not select[0].get("relation_name")
+            and not select[0].get("qualified_exclude_list") and not select[0].get("rename_list")
+            and not node.get("group_expressions") and not node.get("group_sets") and node.get("having") is None
+            and node.get("qualify") is None and node.get("sample") is None)
+
+
+def _reads(node: dict[str, Any]) -> str | None:
+    """The table a SELECT node reads, when it reads exactly one plain table or CTE."""
+    source = node.get("from_table") or {}
+    if source.get("type") != "BASE_TABLE" or source.get("schema_name") or source.get("catalog_name"):
+        return None
+    return source["table_name"]
 
 
 def _named_columns(tree: dict[str, Any], time_filtered: bool) -> set[str]:

@@ -277,6 +277,9 @@ SELECT *, {_select(_LAYER_C2)} FROM (
 SELECT *, {_select(_LAYER_C1)} FROM (
 SELECT *, {_LAYER_B} FROM (
 SELECT s.*,
+    -- the row's id under the name spans gives it, so `s.rowid` reads the same over spans and over this macro:
+    -- tracekit.query.kql computes a few rows' expensive columns late, fetched back by it
+    s.rowid AS rowid,
     -- one parse of the attributes for the few spans with such keys: a list of their values (NULL when absent)
     CASE WHEN regexp_matches(CAST(s.attributes AS VARCHAR), '{_GATE}')
          THEN json_extract(s.attributes, {_PATHS}) END AS __j,

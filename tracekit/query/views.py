@@ -189,7 +189,8 @@ TYPED_INTEGER_DIMENSIONS = {
 TYPED_MEASUREMENTS = {COST_MEASUREMENT: "cost_usd"}
 _TYPED_COLUMNS = [*TYPED_DIMENSIONS.values(), *TYPED_INTEGER_DIMENSIONS.values(), *TYPED_MEASUREMENTS.values()]
 _HIDDEN_SPAN_COLUMNS = ", ".join(
-    [f"s.attributes AS {HIDDEN_PREFIX}attributes", f"s.start_time AS {HIDDEN_PREFIX}time"]
+    [f"s.attributes AS {HIDDEN_PREFIX}attributes", f"s.start_time AS {HIDDEN_PREFIX}time",
+     f"s.rowid AS {HIDDEN_PREFIX}rowid"]
     + [f"s.{column} AS {HIDDEN_PREFIX}{column}" for column in _TYPED_COLUMNS]
 )
 
@@ -228,7 +229,8 @@ _CONTEXT_COLUMNS = ("operation_Name, operation_Id, operation_ParentId, operation
                     "client_Browser, cloud_RoleName, cloud_RoleInstance, appId, appName, iKey, sdkVersion, itemId, "
                     "itemCount")
 _HIDDEN_SPAN_SELECT = ", ".join(
-    [f"{HIDDEN_PREFIX}attributes", f"{HIDDEN_PREFIX}time"] + [f"{HIDDEN_PREFIX}{column}" for column in _TYPED_COLUMNS]
+    [f"{HIDDEN_PREFIX}attributes", f"{HIDDEN_PREFIX}time", f"{HIDDEN_PREFIX}rowid"]
+    + [f"{HIDDEN_PREFIX}{column}" for column in _TYPED_COLUMNS]
 )
 
 _SPAN_TABLES = f"""
@@ -510,6 +512,7 @@ _LEAN_SPAN_COLUMNS: dict[str, str] = {
     "application_Version": "coalesce(r.application_Version, '')",
     f"{HIDDEN_PREFIX}attributes": "s.attributes",
     f"{HIDDEN_PREFIX}time": "s.start_time",
+    f"{HIDDEN_PREFIX}rowid": "s.rowid",  # the spans row, over spans and tk_span_facts() alike
     **{f"{HIDDEN_PREFIX}{column}": f"s.{column}" for column in _TYPED_COLUMNS},
     **SPAN_DERIVED,
 }
@@ -692,7 +695,8 @@ def _price_column_shim(con: duckdb.DuckDBPyConnection) -> None:
     if "cost_usd" in [column[0] for column in con.execute("SELECT * FROM spans LIMIT 0").description]:
         return
     catalog = con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
-    con.execute(f'CREATE OR REPLACE TEMP VIEW spans AS SELECT *, CAST(NULL AS DOUBLE) AS cost_usd '
+    # `rowid` passes the table's row id on: the views and lean sources read `s.rowid` (a view has none of its own).
+    con.execute(f'CREATE OR REPLACE TEMP VIEW spans AS SELECT *, rowid AS rowid, CAST(NULL AS DOUBLE) AS cost_usd '
                 f'FROM "{catalog}".main.spans')
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import duckdb
-
 from tracekit.errors import StoreError
 from tracekit.files import FILE_MODE, private_dir
 from tracekit.store import schema
+from tracekit.store.engine import duckdb, relational
 
 DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's own default is 80 % of RAM; a local tool should not take that much
 # DuckDB checkpoints inside the committing transaction once the WAL passes checkpoint_threshold (16 MB by default),
@@ -60,6 +59,9 @@ def open_store(
     External file access is switched off for the whole database so that queries served from it cannot read or write
     files beside it (the query surface is read-only by construction, not by filtering alone).
     """
+    # The writers (collector, commands) use the relational API and Arrow on this connection: load the package
+    # layer now rather than fail later in a process that has only the engine (see tracekit/store/engine.py).
+    relational()
     private_dir(path.parent)
     created = not path.exists()
     # Spills go beside the store, as they do for a database opened as the main one.

@@ -21,9 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, TypeVar
 
-import duckdb
-
 from tracekit.errors import QueryError
+from tracekit.store.engine import duckdb
 
 T = TypeVar("T")
 

@@ -12,29 +12,28 @@ external file access switched off, so a query can neither write nor reach files 
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import importlib.util
 import json
 import logging
 import os
 import re
 import threading
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar
-
-import duckdb
 
 from tracekit.errors import CollectorUnavailable, QueryError, StoreError
 from tracekit.files import read_trusted
 from tracekit.query import names as query_names
-from tracekit.store.database import open_store_readonly
-from tracekit.store.read_only import check_read_only, in_read_only_transaction
 from tracekit.store.paths import resolve_db_path, state_file_for
 from tracekit.store.rows import JSON_FIELD_METADATA, Rows, plain_type
 
 # pyarrow is imported where an Arrow table is made: printing a small result (`tracekit query`) needs none, and
-# importing it costs such a command more than its query.
+# importing it costs such a command more than its query. DuckDB is imported by LocalReader alone (a RemoteReader, the
+# TUI's reader while a collector runs, needs none of it), and then only its engine (tracekit/store/engine.py) unless a
+# caller asks for Arrow.
 if TYPE_CHECKING:
+    import duckdb
     import pyarrow as pa
 
 T = TypeVar("T")
@@ -75,18 +74,35 @@ class LocalReader:
     @classmethod
     def open_file(cls, db_path: Path) -> "LocalReader":
         """Open a store file read-only (fails with StoreError if a collector holds it)."""
+        from tracekit.store.database import open_store_readonly
+
         return cls(open_store_readonly(db_path), str(db_path))
 
     def sql(self, query: str, params: Params = None) -> pa.Table:
+        _relational()  # the connection's .sql() and Arrow output come with the duckdb package
         return self._query(query, lambda: self._arrow(self._connection.sql(query, params=params)))
 
     def rows(self, query: str, params: Params = None) -> Rows:
-        """Like sql(), as plain Python rows (fetched without Arrow when the column types allow)."""
-        result = self.answer(query, params)
+        """Like sql(), as plain Python rows: fetched by the engine alone (DB-API) when every column's type allows,
+        else through Arrow."""
+        def fetch() -> Rows | pa.Table:
+            cursor = self._connection.execute(query, params)
+            names = [column[0] for column in cursor.description]
+            types = tuple(str(column[1]) for column in cursor.description)
+            if all(plain_type(kind) for kind in types):
+                json_columns = frozenset(name for name, kind in zip(names, types) if kind == "JSON")
+                return Rows(names, json_columns, cursor.fetchall(), types)
+            _relational()
+            with warnings.catch_warnings():  # "an extra copy of the rows": cheaper than running the query again
+                warnings.simplefilter("ignore", UserWarning)
+                return mark_json_columns(cursor.to_arrow_table(), list(types))
+        result = self._query(query, fetch)
         return result if isinstance(result, Rows) else Rows.from_arrow(result)
 
     def answer(self, query: str, params: Params = None) -> Rows | pa.Table:
         """The result as plain rows, with their DuckDB types, when every column's type allows; else as Arrow."""
+        _relational()
+
         def fetch() -> Rows | pa.Table:
             relation = self._connection.sql(query, params=params)
             types = [str(kind) for kind in relation.types]
@@ -97,6 +113,8 @@ class LocalReader:
         return self._query(query, fetch)
 
     def _query(self, query: str, run: Callable[[], T]) -> T:
+        from tracekit.store.read_only import check_read_only, in_read_only_transaction
+
         with self._lock:
             if query not in self._checked:  # the TUI and dashboards run the same texts again and again
                 check_read_only(query, self._connection)
@@ -108,7 +126,7 @@ class LocalReader:
                 self._views_ready = True
             try:
                 return in_read_only_transaction(self._connection, run)
-            except duckdb.Error as error:
+            except _engine().Error as error:
                 raise QueryError(_clean_duckdb_message(error)) from None
 
     @staticmethod
@@ -138,6 +156,8 @@ def _param_json(value: Any) -> Any:
     where they are compared with a timestamp column."""
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    import decimal
+
     if isinstance(value, decimal.Decimal):
         return str(value)
     raise TypeError(f"a query parameter of type {type(value).__name__} cannot be sent to the read API")
@@ -223,6 +243,20 @@ class RemoteReader:
                 return json.loads(response.read())
         except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError) as error:
             raise CollectorUnavailable(f"the collector at {self._url} did not answer: {error}") from None
+
+
+def _engine() -> Any:
+    """DuckDB's engine module (tracekit/store/engine.py), imported on first use."""
+    from tracekit.store.engine import duckdb
+
+    return duckdb
+
+
+def _relational() -> Any:
+    """The duckdb package, whose Python layer adds `.sql()` and Arrow output to connections (imported on first use)."""
+    from tracekit.store.engine import relational
+
+    return relational()
 
 
 _view_pattern: re.Pattern[str] | None = None

@@ -15,9 +15,8 @@ import sys
 import time
 from typing import Callable
 
-import duckdb
-
 from tracekit.errors import StoreError
+from tracekit.store.engine import duckdb
 
 SPAN_COLUMNS_DDL = """
     ingest_seq BIGINT NOT NULL,          -- commit group sequence: the live tail polls `ingest_seq > last`

@@ -65,23 +65,27 @@ class TraceListScreen(Screen):
         self.reload()
         self.set_interval(LIVE_INTERVAL, self.poll)
 
-    def reload(self, rows: int = PAGE_SIZE) -> None:
-        """Load the first `rows` traces for the current filter (replacing the table)."""
+    def reload(self, rows: int = PAGE_SIZE, seq: int | None = None) -> None:
+        """Load the first `rows` traces for the current filter (replacing the table). `seq`: the store's ingest
+        sequence read before this call (by the poll, or before the page shown now), so the page need not read it."""
         self.generation += 1
         self.loading_more = False
         first_page, self.app.first_page = self.app.first_page, None  # queried since the store was opened
-        self.load_first_page(self.generation, rows, first_page if self.trace_filter.empty else None)
+        self.load_first_page(self.generation, rows, first_page if self.trace_filter.empty else None, seq)
 
     # --- loading -----------------------------------------------------------------------------------------------------
     @work(thread=True, group="trace-page", exit_on_error=False)
-    def load_first_page(self, generation: int, rows: int, first_page: FirstPage | None = None) -> None:
+    def load_first_page(self, generation: int, rows: int, first_page: FirstPage | None = None,
+                        seq: int | None = None) -> None:
         reader = self.app.reader
         trace_filter = self.trace_filter
         try:
             if first_page is not None and rows == PAGE_SIZE:
                 seq, traces = first_page.result()
             else:
-                seq = latest_seq(reader)  # before the page, so spans arriving meanwhile are seen by the next poll
+                # Read before the page, so spans arriving meanwhile are seen by the next poll. An older one will do:
+                # every span stored up to it is in the page all the same (what KnownStart relies on).
+                seq = latest_seq(reader) if seq is None else seq
                 traces = trace_page(reader, trace_filter, limit=rows, with_loops=False)
         except TracekitError as error:
             self.app.call_from_thread(self.show_error, str(error))
@@ -136,7 +140,7 @@ class TraceListScreen(Screen):
         except TracekitError:
             return  # the next poll tries again; a collector restarting is not an error worth a popup
         if seq != self.last_seq or in_flight:  # a running trace's elapsed time ticks
-            self.app.call_from_thread(self.reload, rows)
+            self.app.call_from_thread(self.reload, rows, seq)
 
     def poll(self) -> None:
         """Timer callback: look for new spans while live and on screen."""
@@ -211,7 +215,7 @@ class TraceListScreen(Screen):
     def on_filter_bar_applied(self, event: FilterBar.Applied) -> None:
         self.trace_filter = event.trace_filter
         self.focus_table_on_load = True  # with the new rows: a focus change repaints every cell, so paint once
-        self.reload()
+        self.reload(seq=self.last_seq if self.last_seq >= 0 else None)  # one query less before the rows
 
     def focus_table(self) -> None:
         if self.focus_table_on_load:
