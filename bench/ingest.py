@@ -321,13 +321,15 @@ def print_thread_cpu(before: dict[int, float], after: dict[int, float], names: d
             print(f"  {names.get(tid, f'(unnamed, thread id {tid})'):<32} {100 * share:5.1f} %")
 
 
-def start_collector(db: Path, decode_workers: int, checkpoint_rows: int | None = None) -> tuple[subprocess.Popen, dict]:
+def start_collector(db: Path, decode_workers: int, checkpoint_rows: int | None = None,
+                    python: str = sys.executable) -> tuple[subprocess.Popen, dict]:
+    """`tracekit collect` of `python`'s tracekit on `db`, and its state file once it listens."""
     state_path = db.with_name(db.name + ".collector.json")
     env = dict(os.environ)
     if checkpoint_rows is not None:
         env["TRACEKIT_CHECKPOINT_ROWS"] = str(checkpoint_rows)
     process = subprocess.Popen(
-        [sys.executable, "-m", "tracekit.cli", "collect", "--db", str(db), "--grpc", "127.0.0.1:0", "--http", "off",
+        [python, "-m", "tracekit.cli", "collect", "--db", str(db), "--grpc", "127.0.0.1:0", "--http", "off",
          "--decode-workers", str(decode_workers)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     for _ in range(1200):  # up to a minute: a collector starts slowly on a loaded machine

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from tracekit.collector import retention
 from tracekit.collector.admission import Admission
+from tracekit.collector.allocators import keep_freed_memory
 from tracekit.collector.host_check import allowed_hosts, host_check_middleware
 from tracekit.collector.exporters.store_writer import StoreWriter
 from tracekit.collector.pipeline import IngestPipeline, build_processors
@@ -173,6 +174,7 @@ class Collector:
         if existing:
             raise StoreError(f"a collector (pid {existing.get('pid')}) already runs for {self.db_path}; "
                              f"its OTLP endpoints: {existing.get('grpc')}, {existing.get('http')}")
+        keep_freed_memory()  # before the first request: buffers freed under load are reused, not faulted in again
         self._connection = open_store(self.db_path, memory_limit=settings.memory_limit,
                                       checkpoint_threshold=COLLECTOR_CHECKPOINT_THRESHOLD)
         self.writer = StoreWriter(self._connection, checkpoint_rows=settings.checkpoint_rows,
