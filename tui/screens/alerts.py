@@ -8,13 +8,14 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
 
 from tracekit.conversation.literal import literal
 from tracekit.errors import TracekitError
 from tracekit.tui.data import AlertState, alert_states
 from tracekit.tui.format import clock
 from tracekit.tui.screens.table_screen import TableScreen
+from tracekit.tui.widgets.header import Header
 from tracekit.tui.widgets.key_bar import KeyBar
 
 STATE_STYLE = {"fired": "bold red", "resolved": "green", "error": "bold yellow"}

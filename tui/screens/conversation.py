@@ -9,7 +9,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Header, Static
+from textual.widgets import Static
 
 from tracekit.conversation import load_transcript
 from tracekit.conversation.literal import DEFAULT_LIMIT, literal
@@ -18,6 +18,7 @@ from tracekit.errors import TracekitError
 from tracekit.store.open_spans import OpenSpan
 from tracekit.tui.data import conversation_seq, in_flight
 from tracekit.tui.format import format_duration
+from tracekit.tui.widgets.header import Header
 from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.transcript_view import TranscriptView
 

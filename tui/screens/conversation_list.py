@@ -5,13 +5,14 @@ from __future__ import annotations
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
 
 from tracekit.conversation.literal import literal
 from tracekit.errors import TracekitError
 from tracekit.tui.data import conversations_page
 from tracekit.tui.format import clock, count
 from tracekit.tui.screens.table_screen import TableScreen
+from tracekit.tui.widgets.header import Header
 from tracekit.tui.widgets.key_bar import KeyBar
 
 

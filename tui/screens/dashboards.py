@@ -13,9 +13,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Header, Static
+from textual.widgets import Static
 
 from tracekit.errors import TracekitError
+from tracekit.tui.widgets.header import Header
 from tracekit.tui.widgets.key_bar import KeyBar
 
 RANGES: dict[str, dt.timedelta | None] = {

@@ -10,10 +10,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Static, TextArea
+from textual.widgets import DataTable, Static, TextArea
 
 from tracekit.conversation.literal import literal
 from tracekit.errors import QueryError, TracekitError
+from tracekit.tui.widgets.header import Header
 from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.query_error import QueryErrorView
 

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
 
 from tracekit.conversation.literal import literal
 from tracekit.diff import RunDiff, diff_runs
@@ -16,6 +16,7 @@ from tracekit.diff.steps import Step
 from tracekit.errors import TracekitError
 from tracekit.tui.format import format_duration
 from tracekit.tui.screens.table_screen import TableScreen
+from tracekit.tui.widgets.header import Header
 from tracekit.tui.widgets.key_bar import KeyBar
 
 

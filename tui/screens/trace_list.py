@@ -9,12 +9,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Header, Input, Static
+from textual.widgets import Input, Static
 
 from tracekit.errors import TracekitError
 from tracekit.tui.data import (PAGE_SIZE, FirstPage, KnownStart, TraceSummary, alert_states, latest_seq,
                                trace_loop_messages, trace_page)
 from tracekit.tui.filters import TraceFilter
+from tracekit.tui.widgets.header import Header
 from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.filter_bar import FilterBar
 from tracekit.tui.widgets.trace_table import TraceTable

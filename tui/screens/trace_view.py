@@ -16,12 +16,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Header, Input, Static
+from textual.widgets import Input, Static
 
 from tracekit.errors import TracekitError
 from tracekit.tui.data import KnownStart, SpanDetails, SpanRow, attribute_value, span_details, trace_spans
 from tracekit.tui.format import count, format_duration
 from tracekit.tui.span_forest import SpanNode, build_forest
+from tracekit.tui.widgets.header import Header
 from tracekit.tui.widgets.key_bar import KeyBar
 from tracekit.tui.widgets.span_details import SpanDetailsView
 from tracekit.tui.widgets.span_tree import SpanTree
